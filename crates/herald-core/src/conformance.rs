@@ -1,0 +1,437 @@
+//! The store conformance suite: behaviour every `Store` must have, written once and run
+//! by each backend's tests through [`conformance_tests!`](crate::conformance_tests).
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::IdKind;
+use crate::model::*;
+use crate::signing::EndpointSecret;
+use crate::store::*;
+
+/// Generates one `#[tokio::test]` per conformance check, each on a store made by
+/// `$factory().await`, which returns `(store, guard)`; the guard lives until the test ends.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:path) => {
+        $crate::conformance_tests!(@each $factory;
+            apps_round_trip_and_uids_are_unique,
+            pagination_visits_every_item_once_in_both_directions,
+            publishing_creates_one_delivery_per_matching_endpoint,
+            idempotency_key_returns_the_first_message,
+            event_id_is_unique_per_application,
+            claimed_deliveries_are_leased_and_finished_atomically,
+            expired_lease_is_claimed_again_and_stale_finish_changes_nothing,
+            resend_and_recover_queue_deliveries_again,
+            full_lanes_are_skipped_when_claiming,
+            message_filters_select_by_type_and_channel
+        );
+    };
+    (@each $factory:path; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (store, _guard) = $factory().await;
+                $crate::conformance::$name(&store).await;
+            }
+        )*
+    };
+}
+
+fn t0() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000, 0).expect("valid time")
+}
+
+fn secs(n: i64) -> chrono::Duration {
+    chrono::Duration::seconds(n)
+}
+
+/// An application with the given uid.
+pub fn app(uid: Option<&str>) -> Application {
+    Application {
+        id: IdKind::Application.new_id(),
+        uid: uid.map(str::to_owned),
+        name: "Acme".into(),
+        rate_limit: None,
+        metadata: [("tier".to_string(), "gold".to_string())].into(),
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+/// An endpoint of `app_id` with optional event-type filter.
+pub fn endpoint(app_id: &str, types: Option<&[&str]>) -> Endpoint {
+    Endpoint {
+        id: IdKind::Endpoint.new_id(),
+        app_id: app_id.into(),
+        uid: None,
+        url: "https://example.com/hook".into(),
+        description: String::new(),
+        version: 1,
+        rate_limit: None,
+        disabled: false,
+        filter_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
+        channels: None,
+        metadata: Default::default(),
+        headers: [("x-team".to_string(), "a".to_string())].into(),
+        secret: EndpointSecret::generate(),
+        previous_secret: None,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+/// A message of `event_type` for `app_id`.
+pub fn message(app_id: &str, event_type: &str) -> NewMessage {
+    NewMessage {
+        message: Message {
+            id: IdKind::Message.new_id(),
+            app_id: app_id.into(),
+            event_type: event_type.into(),
+            event_id: None,
+            channels: None,
+            tags: None,
+            payload: Some(r#"{"n": 1}"#.into()),
+            created_at: t0(),
+        },
+        idempotency_key: None,
+    }
+}
+
+fn page(limit: u32) -> PageRequest {
+    PageRequest {
+        limit,
+        cursor: None,
+        order: Order::Ascending,
+    }
+}
+
+fn claim_at(now: DateTime<Utc>) -> ClaimRequest {
+    ClaimRequest {
+        now,
+        lease_until: now + secs(60),
+        limit: 100,
+        skip_endpoints: vec![],
+    }
+}
+
+fn attempt_of(c: &ClaimedDelivery, at: DateTime<Utc>, ok: bool) -> Attempt {
+    Attempt {
+        id: IdKind::Attempt.new_id(),
+        delivery_id: c.delivery.id.clone(),
+        msg_id: c.message.id.clone(),
+        endpoint_id: c.endpoint.id.clone(),
+        app_id: c.message.app_id.clone(),
+        url: c.endpoint.url.clone(),
+        status: if ok {
+            DeliveryStatus::Success
+        } else {
+            DeliveryStatus::Failed
+        },
+        response_status_code: if ok { 200 } else { 500 },
+        response_headers: Default::default(),
+        response: "ok".into(),
+        response_duration_ms: 3,
+        error_kind: (!ok).then_some(AttemptErrorKind::HttpStatus),
+        error_detail: None,
+        trigger: c.delivery.trigger,
+        created_at: at,
+    }
+}
+
+async fn setup_app_with(store: &dyn Store, endpoints: usize) -> (Application, Vec<Endpoint>) {
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let mut eps = Vec::new();
+    for _ in 0..endpoints {
+        let e = endpoint(&a.id, None);
+        store.create_endpoint(&e).await.unwrap();
+        eps.push(e);
+    }
+    (a, eps)
+}
+
+pub async fn apps_round_trip_and_uids_are_unique(store: &dyn Store) {
+    let a = app(Some("customer-1"));
+    store.create_app(&a).await.unwrap();
+    assert_eq!(store.get_app(&a.id).await.unwrap(), a);
+    assert_eq!(store.get_app("customer-1").await.unwrap(), a);
+    let dup = store.create_app(&app(Some("customer-1"))).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let e = endpoint(&a.id, Some(&["a.b"]));
+    store.create_endpoint(&e).await.unwrap();
+    assert_eq!(store.get_endpoint(&a.id, &e.id).await.unwrap(), e);
+    store.delete_app(&a.id).await.unwrap();
+    assert!(matches!(
+        store.get_app(&a.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.get_endpoint(&a.id, &e.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn pagination_visits_every_item_once_in_both_directions(store: &dyn Store) {
+    let mut ids = Vec::new();
+    for _ in 0..35 {
+        let a = app(None);
+        store.create_app(&a).await.unwrap();
+        ids.push(a.id);
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut request = page(10);
+    loop {
+        let p = store.list_apps(&request).await.unwrap();
+        seen.extend(p.items.iter().map(|a| a.id.clone()));
+        if p.done {
+            break;
+        }
+        request.cursor = Some(Cursor::After(p.items.last().unwrap().id.clone()));
+    }
+    assert_eq!(seen, ids);
+    // Going back from the last item gives the 10 before it, in list order.
+    request.cursor = Some(Cursor::Before(ids[34].clone()));
+    let back = store.list_apps(&request).await.unwrap();
+    let back_ids: Vec<_> = back.items.iter().map(|a| a.id.clone()).collect();
+    assert_eq!(back_ids, ids[24..34]);
+}
+
+pub async fn publishing_creates_one_delivery_per_matching_endpoint(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 2).await;
+    let filtered = endpoint(&a.id, Some(&["other.type"]));
+    store.create_endpoint(&filtered).await.unwrap();
+    let mut disabled = endpoint(&a.id, None);
+    disabled.disabled = true;
+    store.create_endpoint(&disabled).await.unwrap();
+
+    let published = store
+        .create_message(&message(&a.id, "user.created"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        published,
+        Published::Created { deliveries: 2, .. }
+    ));
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed
+        .iter()
+        .all(|c| c.message.payload.as_deref() == Some(r#"{"n": 1}"#)));
+}
+
+pub async fn idempotency_key_returns_the_first_message(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 1).await;
+    let mut first = message(&a.id, "x");
+    first.idempotency_key = Some("key-1".into());
+    let mut second = message(&a.id, "x");
+    second.idempotency_key = Some("key-1".into());
+    store.create_message(&first).await.unwrap();
+    match store.create_message(&second).await.unwrap() {
+        Published::Existing(m) => assert_eq!(m.id, first.message.id),
+        other => panic!("expected the existing message, got {other:?}"),
+    }
+    assert_eq!(store.claim_due(&claim_at(t0())).await.unwrap().len(), 1);
+}
+
+pub async fn event_id_is_unique_per_application(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 0).await;
+    let (b, _) = setup_app_with(store, 0).await;
+    let with_event_id = |app_id: &str| {
+        let mut m = message(app_id, "x");
+        m.message.event_id = Some("evt-1".into());
+        m
+    };
+    store.create_message(&with_event_id(&a.id)).await.unwrap();
+    let again = store.create_message(&with_event_id(&a.id)).await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict("eventId"))),
+        "{again:?}"
+    );
+    store.create_message(&with_event_id(&b.id)).await.unwrap();
+    assert_eq!(
+        store
+            .get_message(&a.id, "evt-1")
+            .await
+            .unwrap()
+            .event_id
+            .as_deref(),
+        Some("evt-1")
+    );
+}
+
+pub async fn claimed_deliveries_are_leased_and_finished_atomically(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 1).await;
+    let m = message(&a.id, "x");
+    store.create_message(&m).await.unwrap();
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store.claim_due(&claim_at(t0())).await.unwrap().is_empty(),
+        "leased rows stay leased"
+    );
+
+    let c = &claimed[0];
+    let retry_at = t0() + secs(5);
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: c.lease_token.clone(),
+            attempt: attempt_of(c, t0(), false),
+            next: NextState::RetryAt(retry_at),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.next_due_at().await.unwrap(), Some(retry_at));
+    assert!(store
+        .claim_due(&claim_at(t0() + secs(4)))
+        .await
+        .unwrap()
+        .is_empty());
+    let again = store.claim_due(&claim_at(retry_at)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].delivery.attempt_count, 1);
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: again[0].lease_token.clone(),
+            attempt: attempt_of(&again[0], retry_at, true),
+            next: NextState::Succeeded,
+        })
+        .await
+        .unwrap();
+    let attempts = store
+        .list_attempts_by_message(&a.id, &m.message.id, &AttemptFilter::default(), &page(10))
+        .await
+        .unwrap();
+    assert_eq!(attempts.items.len(), 2);
+    let deliveries = store
+        .list_message_deliveries(&a.id, &m.message.id, &page(10))
+        .await
+        .unwrap();
+    assert_eq!(deliveries.items[0].delivery.status, DeliveryStatus::Success);
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+}
+
+pub async fn expired_lease_is_claimed_again_and_stale_finish_changes_nothing(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 1).await;
+    store.create_message(&message(&a.id, "x")).await.unwrap();
+    let first = store.claim_due(&claim_at(t0())).await.unwrap();
+    // The first claimer "dies"; after its lease ends another takes the row.
+    let later = t0() + secs(61);
+    let second = store.claim_due(&claim_at(later)).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(first[0].lease_token, second[0].lease_token);
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: first[0].lease_token.clone(),
+            attempt: attempt_of(&first[0], later, true),
+            next: NextState::Succeeded,
+        })
+        .await
+        .unwrap();
+    let d = store
+        .list_message_deliveries(&a.id, &first[0].message.id, &page(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.items[0].delivery.status,
+        DeliveryStatus::Sending,
+        "stale lease changed nothing"
+    );
+}
+
+pub async fn resend_and_recover_queue_deliveries_again(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 1).await;
+    let m = message(&a.id, "x");
+    store.create_message(&m).await.unwrap();
+    let c = store.claim_due(&claim_at(t0())).await.unwrap().remove(0);
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: c.lease_token.clone(),
+            attempt: attempt_of(&c, t0(), false),
+            next: NextState::Failed,
+        })
+        .await
+        .unwrap();
+    assert!(store
+        .claim_due(&claim_at(t0() + secs(3600)))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let n = store
+        .recover_failed(&a.id, &eps[0].id, t0() - secs(1), None, t0() + secs(10))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let c = store
+        .claim_due(&claim_at(t0() + secs(10)))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(c.delivery.trigger, TriggerType::Manual);
+    assert_eq!(c.delivery.attempt_count, 0);
+
+    store
+        .resend(&a.id, &m.message.id, &eps[0].id, t0() + secs(20))
+        .await
+        .unwrap();
+    let again = store.claim_due(&claim_at(t0() + secs(20))).await.unwrap();
+    assert_eq!(
+        again.len(),
+        1,
+        "resend queues the delivery even while it was leased"
+    );
+    let missing = store.resend(&a.id, "msg_nope", &eps[0].id, t0()).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+pub async fn full_lanes_are_skipped_when_claiming(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 2).await;
+    store.create_message(&message(&a.id, "x")).await.unwrap();
+    let mut request = claim_at(t0());
+    request.skip_endpoints = vec![eps[0].id.clone()];
+    let claimed = store.claim_due(&request).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].endpoint.id, eps[1].id);
+    store
+        .release(
+            &claimed[0].delivery.id,
+            &claimed[0].lease_token,
+            t0() + secs(1),
+        )
+        .await
+        .unwrap();
+    let later = store.claim_due(&claim_at(t0() + secs(1))).await.unwrap();
+    assert_eq!(later.len(), 2);
+}
+
+pub async fn message_filters_select_by_type_and_channel(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 0).await;
+    let mut eu = message(&a.id, "user.created");
+    eu.message.channels = Some(vec!["eu".into()]);
+    store.create_message(&eu).await.unwrap();
+    store
+        .create_message(&message(&a.id, "user.deleted"))
+        .await
+        .unwrap();
+    let by_type = MessageFilter {
+        event_types: Some(vec!["user.deleted".into()]),
+        ..Default::default()
+    };
+    let found = store
+        .list_messages(&a.id, &by_type, &page(10))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].event_type, "user.deleted");
+    let by_channel = MessageFilter {
+        channel: Some("eu".into()),
+        ..Default::default()
+    };
+    let found = store
+        .list_messages(&a.id, &by_channel, &page(10))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].id, eu.message.id);
+}

@@ -1,0 +1,19 @@
+//! Herald's domain, free of I/O frameworks: what an application, endpoint, message and
+//! attempt are, the rules that govern them (validation, filters, retries, signatures), and
+//! the traits the server is built on (`Store`, `Destination`, `Clock`).
+
+pub mod clock;
+pub mod destination;
+pub mod filter;
+pub mod ids;
+pub mod model;
+pub mod retry;
+pub mod signing;
+pub mod store;
+pub mod validation;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use store::{Store, StoreError};

@@ -1,0 +1,239 @@
+//! The domain objects Herald stores. API shapes (Svix's `…In`/`…Out`) live in the server
+//! and convert to and from these.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::signing::EndpointSecret;
+
+/// Free-form string labels a user attaches to an object.
+pub type Metadata = BTreeMap<String, String>;
+
+/// One customer of the provider (a tenant): the owner of endpoints and messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub rate_limit: Option<u32>,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A named kind of event, optionally with JSON Schemas (by version, e.g. `"1"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    pub schemas: Option<Value>,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub feature_flag: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A destination of an application: where matching messages are delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub id: String,
+    pub app_id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub version: i32,
+    pub rate_limit: Option<u32>,
+    pub disabled: bool,
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub metadata: Metadata,
+    /// Extra headers sent with every delivery to this endpoint.
+    pub headers: BTreeMap<String, String>,
+    pub secret: EndpointSecret,
+    /// The secret that was current before the last rotation, still signing until it expires.
+    pub previous_secret: Option<PreviousSecret>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A rotated-out secret that keeps signing beside the new one for a while.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousSecret {
+    pub secret: EndpointSecret,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Endpoint {
+    /// The secrets that sign a delivery made at `now`: the current one, and the previous one
+    /// while its overlap lasts.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&EndpointSecret> {
+        let mut secrets = vec![&self.secret];
+        if let Some(prev) = &self.previous_secret {
+            if prev.expires_at > now {
+                secrets.push(&prev.secret);
+            }
+        }
+        secrets
+    }
+}
+
+/// An event published for an application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub app_id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    /// The payload exactly as the publisher sent it (raw JSON text); `None` once deleted.
+    pub payload: Option<Arc<str>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The state of one message's delivery to one endpoint. The numbers are Svix's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    Success = 0,
+    Pending = 1,
+    Failed = 2,
+    Sending = 3,
+}
+
+impl DeliveryStatus {
+    /// From the stored/wire number.
+    pub fn from_i64(n: i64) -> Option<Self> {
+        Some(match n {
+            0 => Self::Success,
+            1 => Self::Pending,
+            2 => Self::Failed,
+            3 => Self::Sending,
+            _ => return None,
+        })
+    }
+}
+
+/// Why an attempt was made. The numbers are Svix's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerType {
+    Scheduled = 0,
+    Manual = 1,
+}
+
+impl TriggerType {
+    /// From the stored/wire number.
+    pub fn from_i64(n: i64) -> Self {
+        if n == 1 {
+            Self::Manual
+        } else {
+            Self::Scheduled
+        }
+    }
+}
+
+/// One message's delivery to one endpoint, with its current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub trigger: TriggerType,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What kind of failure an attempt met, in terms a human understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptErrorKind {
+    /// The endpoint answered with a non-2xx status.
+    HttpStatus,
+    Timeout,
+    ConnectionRefused,
+    Dns,
+    Tls,
+    /// Could not connect for another reason (reset, unreachable…).
+    Connection,
+    /// The response was not valid HTTP, or its body could not be read.
+    InvalidResponse,
+    /// The destination address is not allowed (private, loopback…).
+    Blocked,
+    /// Anything else; the detail says what.
+    Other,
+}
+
+impl AttemptErrorKind {
+    /// The stable name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpStatus => "http_status",
+            Self::Timeout => "timeout",
+            Self::ConnectionRefused => "connection_refused",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+            Self::Connection => "connection",
+            Self::InvalidResponse => "invalid_response",
+            Self::Blocked => "blocked",
+            Self::Other => "other",
+        }
+    }
+
+    /// From the stable name; unknown names map to `Other`.
+    pub fn parse(s: &str) -> Self {
+        [
+            Self::HttpStatus,
+            Self::Timeout,
+            Self::ConnectionRefused,
+            Self::Dns,
+            Self::Tls,
+            Self::Connection,
+            Self::InvalidResponse,
+            Self::Blocked,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .unwrap_or(Self::Other)
+    }
+}
+
+/// One try at delivering a message to an endpoint, as recorded in the attempt log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub id: String,
+    pub delivery_id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub url: String,
+    /// `Success` or `Failed`.
+    pub status: DeliveryStatus,
+    /// 0 when no HTTP response was received.
+    pub response_status_code: i32,
+    pub response_headers: BTreeMap<String, String>,
+    /// The response body, cut at the configured limit; emptied by content deletion.
+    pub response: String,
+    pub response_duration_ms: i64,
+    pub error_kind: Option<AttemptErrorKind>,
+    pub error_detail: Option<String>,
+    pub trigger: TriggerType,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API token record; only the hash of the token is ever stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    pub id: String,
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// `None` for an admin token; the application an app-scoped token is limited to.
+    pub app_id: Option<String>,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}

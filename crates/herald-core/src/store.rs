@@ -1,0 +1,305 @@
+//! The `Store` trait: every durable thing Herald does, one atomic use case per method.
+//!
+//! Shaped by use cases, not tables: `create_message` commits the message and its
+//! deliveries together; `claim_due` leases work to a dispatcher; `finish_attempt` records an
+//! attempt with the delivery's next state. Each backend (SQLite, PostgreSQL) implements it
+//! and passes the same conformance suite.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::model::{
+    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message, Token,
+};
+
+/// What a store can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken; the string names what was duplicated.
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    /// The database failed; never shown to API clients.
+    #[error(transparent)]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which way a list runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Newest first (Svix's default for messages and attempts).
+    #[default]
+    Descending,
+    Ascending,
+}
+
+/// Where a page starts, relative to an item id of a previous page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    /// The items that come after this id in the list's order.
+    After(String),
+    /// The items that come before this id (the previous page).
+    Before(String),
+}
+
+/// One page request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub cursor: Option<Cursor>,
+    pub order: Order,
+}
+
+/// One page of results, in the requested order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// No more items in the direction the page was read.
+    pub done: bool,
+}
+
+/// Filters on message lists.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageFilter {
+    pub event_types: Option<Vec<String>>,
+    pub channel: Option<String>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+}
+
+/// Filters on attempt lists.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptFilter {
+    pub status: Option<DeliveryStatus>,
+    /// e.g. 200 for 2xx, 0 for "no response".
+    pub status_code_class: Option<i32>,
+    pub event_types: Option<Vec<String>>,
+    pub channel: Option<String>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+    /// Restrict to one endpoint (when listing by message).
+    pub endpoint_id: Option<String>,
+}
+
+/// A message to publish, with what makes publishing idempotent.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub message: Message,
+    /// A repeated key returns the first message instead of creating another.
+    pub idempotency_key: Option<String>,
+}
+
+/// The result of publishing.
+#[derive(Debug, Clone)]
+pub enum Published {
+    /// Committed, with this many deliveries.
+    Created { message: Message, deliveries: usize },
+    /// The idempotency key was seen before: the message it created.
+    Existing(Message),
+}
+
+/// The delivery state of a message to one endpoint, for the "endpoints of a message" list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointDelivery {
+    pub endpoint: Endpoint,
+    pub delivery: Delivery,
+}
+
+/// A message and its delivery state to one endpoint, for the "messages of an endpoint" list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageDelivery {
+    pub message: Message,
+    pub delivery: Delivery,
+}
+
+/// Counts of an endpoint's deliveries by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    pub success: u64,
+    pub pending: u64,
+    pub sending: u64,
+    pub failed: u64,
+}
+
+/// A request for due work.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub now: DateTime<Utc>,
+    /// Until when the claimed rows belong to the claimer; after that anyone may claim them.
+    pub lease_until: DateTime<Utc>,
+    pub limit: u32,
+    /// Endpoints whose lanes are full: their rows are left for later.
+    pub skip_endpoints: Vec<String>,
+}
+
+/// A delivery leased to a dispatcher, with all it needs to make the attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery: Delivery,
+    /// Proves the lease when finishing; a finish with a stale token changes nothing.
+    pub lease_token: String,
+    pub message: Message,
+    pub endpoint: Arc<Endpoint>,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextState {
+    Succeeded,
+    RetryAt(DateTime<Utc>),
+    Failed,
+}
+
+/// An attempt to record together with the delivery's next state.
+#[derive(Debug, Clone)]
+pub struct FinishedAttempt {
+    pub lease_token: String,
+    pub attempt: Attempt,
+    pub next: NextState,
+}
+
+/// Durable storage of everything Herald knows, and the delivery queue.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Signalled whenever new work may be due (a publish, a resend, a recover).
+    fn work_signal(&self) -> Arc<Notify>;
+
+    // --- tokens
+    async fn insert_token(&self, token: &Token) -> StoreResult<()>;
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<Token>>;
+    async fn delete_token(&self, hash: &str) -> StoreResult<()>;
+    async fn has_admin_token(&self) -> StoreResult<bool>;
+
+    // --- event types
+    async fn create_event_type(&self, event_type: &EventType) -> StoreResult<()>;
+    async fn get_event_type(&self, name: &str) -> StoreResult<EventType>;
+    async fn list_event_types(
+        &self,
+        page: &PageRequest,
+        include_archived: bool,
+    ) -> StoreResult<Page<EventType>>;
+    /// Replaces the event type of the same name (archived or not).
+    async fn update_event_type(&self, event_type: &EventType) -> StoreResult<()>;
+    async fn expunge_event_type(&self, name: &str) -> StoreResult<()>;
+
+    // --- applications
+    async fn create_app(&self, app: &Application) -> StoreResult<()>;
+    /// By id or by the user's uid.
+    async fn get_app(&self, id_or_uid: &str) -> StoreResult<Application>;
+    async fn list_apps(&self, page: &PageRequest) -> StoreResult<Page<Application>>;
+    async fn update_app(&self, app: &Application) -> StoreResult<()>;
+    /// Deletes the application and everything it owns.
+    async fn delete_app(&self, id: &str) -> StoreResult<()>;
+
+    // --- endpoints
+    async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Endpoint>;
+    async fn list_endpoints(&self, app_id: &str, page: &PageRequest)
+        -> StoreResult<Page<Endpoint>>;
+    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;
+    async fn endpoint_stats(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> StoreResult<DeliveryStats>;
+
+    // --- messages
+    /// Commits the message and one pending delivery per endpoint that accepts it, in one
+    /// transaction. Nothing is visible to dispatchers before the commit.
+    async fn create_message(&self, new: &NewMessage) -> StoreResult<Published>;
+    /// By id or by the publisher's event id.
+    async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> StoreResult<Message>;
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>>;
+    async fn delete_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()>;
+
+    // --- deliveries and attempts
+    async fn list_message_deliveries(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EndpointDelivery>>;
+    async fn list_endpoint_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &MessageFilter,
+        status: Option<DeliveryStatus>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<MessageDelivery>>;
+    async fn list_attempts_by_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Attempt>>;
+    async fn list_attempts_by_message(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Attempt>>;
+    async fn get_attempt(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> StoreResult<Attempt>;
+    async fn delete_attempt_content(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> StoreResult<()>;
+    /// Queues the message for the endpoint again, now, as a manual attempt.
+    async fn resend(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Queues again every failed delivery to the endpoint of a message created in
+    /// `[since, until)`; returns how many.
+    async fn recover_failed(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+
+    // --- dispatch
+    /// Leases up to `limit` due deliveries: pending ones whose time has come, and sending
+    /// ones whose lease has expired (their claimer died).
+    async fn claim_due(&self, request: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records the attempt and moves the delivery to its next state, atomically. The attempt
+    /// is always recorded; the state moves only if the lease token still matches.
+    async fn finish_attempt(&self, finished: &FinishedAttempt) -> StoreResult<()>;
+    /// Gives a claimed delivery back unattempted, due again at `due_at`.
+    async fn release(
+        &self,
+        delivery_id: &str,
+        lease_token: &str,
+        due_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// When the earliest pending delivery falls due, if any.
+    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
+}

@@ -1,0 +1,325 @@
+//! Tokens, event types, applications and endpoints.
+
+use chrono::{DateTime, Utc};
+use herald_core::model::{Application, Endpoint, EventType, Token};
+use herald_core::store::{DeliveryStats, Page, PageRequest, StoreResult};
+use herald_core::StoreError;
+use sqlx::{QueryBuilder, Row};
+
+use crate::page::push_page;
+use crate::rows::{self, json, ms};
+use crate::{conflict_on, internal, not_found, SqliteStore};
+
+/// Fails with `NotFound` when a write touched no row.
+fn touched(result: sqlx::sqlite::SqliteQueryResult) -> StoreResult<()> {
+    if result.rows_affected() == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+pub async fn insert_token(s: &SqliteStore, t: &Token) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO tokens (id, hash, app_id, description, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&t.id)
+    .bind(&t.hash)
+    .bind(&t.app_id)
+    .bind(&t.description)
+    .bind(ms(t.created_at))
+    .bind(t.expires_at.map(ms))
+    .execute(&s.writer)
+    .await
+    .map_err(conflict_on("token"))?;
+    Ok(())
+}
+
+pub async fn find_token(s: &SqliteStore, hash: &str) -> StoreResult<Option<Token>> {
+    let row = sqlx::query("SELECT * FROM tokens WHERE hash = ?")
+        .bind(hash)
+        .fetch_optional(&s.reader)
+        .await
+        .map_err(internal)?;
+    row.as_ref().map(rows::token).transpose()
+}
+
+pub async fn delete_token(s: &SqliteStore, hash: &str) -> StoreResult<()> {
+    let r = sqlx::query("DELETE FROM tokens WHERE hash = ?")
+        .bind(hash)
+        .execute(&s.writer)
+        .await
+        .map_err(internal)?;
+    touched(r)
+}
+
+pub async fn has_admin_token(s: &SqliteStore) -> StoreResult<bool> {
+    let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM tokens WHERE app_id IS NULL) AS found")
+        .fetch_one(&s.reader)
+        .await
+        .map_err(internal)?;
+    row.try_get("found").map_err(internal)
+}
+
+pub async fn create_event_type(s: &SqliteStore, e: &EventType) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO event_types (name, description, schemas, archived, deprecated, \
+         feature_flag, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&e.name)
+    .bind(&e.description)
+    .bind(e.schemas.as_ref().map(json))
+    .bind(e.archived)
+    .bind(e.deprecated)
+    .bind(&e.feature_flag)
+    .bind(ms(e.created_at))
+    .bind(ms(e.updated_at))
+    .execute(&s.writer)
+    .await
+    .map_err(conflict_on("name"))?;
+    Ok(())
+}
+
+pub async fn get_event_type(s: &SqliteStore, name: &str) -> StoreResult<EventType> {
+    let row = sqlx::query("SELECT * FROM event_types WHERE name = ?")
+        .bind(name)
+        .fetch_one(&s.reader)
+        .await
+        .map_err(not_found)?;
+    rows::event_type(&row)
+}
+
+pub async fn list_event_types(
+    s: &SqliteStore,
+    page: &PageRequest,
+    include_archived: bool,
+) -> StoreResult<Page<EventType>> {
+    let mut qb = QueryBuilder::new("SELECT * FROM event_types WHERE 1 = 1");
+    if !include_archived {
+        qb.push(" AND archived = 0");
+    }
+    let shape = push_page(&mut qb, "name", page);
+    let found = qb.build().fetch_all(&s.reader).await.map_err(internal)?;
+    let items = found
+        .iter()
+        .map(rows::event_type)
+        .collect::<StoreResult<_>>()?;
+    Ok(shape.finish(items))
+}
+
+pub async fn update_event_type(s: &SqliteStore, e: &EventType) -> StoreResult<()> {
+    let r = sqlx::query(
+        "UPDATE event_types SET description = ?, schemas = ?, archived = ?, deprecated = ?, \
+         feature_flag = ?, updated_at = ? WHERE name = ?",
+    )
+    .bind(&e.description)
+    .bind(e.schemas.as_ref().map(json))
+    .bind(e.archived)
+    .bind(e.deprecated)
+    .bind(&e.feature_flag)
+    .bind(ms(e.updated_at))
+    .bind(&e.name)
+    .execute(&s.writer)
+    .await
+    .map_err(internal)?;
+    touched(r)
+}
+
+pub async fn expunge_event_type(s: &SqliteStore, name: &str) -> StoreResult<()> {
+    let r = sqlx::query("DELETE FROM event_types WHERE name = ?")
+        .bind(name)
+        .execute(&s.writer)
+        .await
+        .map_err(internal)?;
+    touched(r)
+}
+
+pub async fn create_app(s: &SqliteStore, a: &Application) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO applications (id, uid, name, rate_limit, metadata, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&a.id)
+    .bind(&a.uid)
+    .bind(&a.name)
+    .bind(a.rate_limit.map(i64::from))
+    .bind(json(&a.metadata))
+    .bind(ms(a.created_at))
+    .bind(ms(a.updated_at))
+    .execute(&s.writer)
+    .await
+    .map_err(conflict_on("uid"))?;
+    Ok(())
+}
+
+pub async fn get_app(s: &SqliteStore, id_or_uid: &str) -> StoreResult<Application> {
+    // An id wins over a uid that happens to look like one.
+    let row = sqlx::query(
+        "SELECT * FROM applications WHERE id = ?1 OR uid = ?1 ORDER BY id = ?1 DESC LIMIT 1",
+    )
+    .bind(id_or_uid)
+    .fetch_one(&s.reader)
+    .await
+    .map_err(not_found)?;
+    rows::application(&row)
+}
+
+pub async fn list_apps(s: &SqliteStore, page: &PageRequest) -> StoreResult<Page<Application>> {
+    let mut qb = QueryBuilder::new("SELECT * FROM applications WHERE 1 = 1");
+    let shape = push_page(&mut qb, "id", page);
+    let found = qb.build().fetch_all(&s.reader).await.map_err(internal)?;
+    let items = found
+        .iter()
+        .map(rows::application)
+        .collect::<StoreResult<_>>()?;
+    Ok(shape.finish(items))
+}
+
+pub async fn update_app(s: &SqliteStore, a: &Application) -> StoreResult<()> {
+    let r = sqlx::query(
+        "UPDATE applications SET uid = ?, name = ?, rate_limit = ?, metadata = ?, \
+         updated_at = ? WHERE id = ?",
+    )
+    .bind(&a.uid)
+    .bind(&a.name)
+    .bind(a.rate_limit.map(i64::from))
+    .bind(json(&a.metadata))
+    .bind(ms(a.updated_at))
+    .bind(&a.id)
+    .execute(&s.writer)
+    .await
+    .map_err(conflict_on("uid"))?;
+    touched(r)
+}
+
+pub async fn delete_app(s: &SqliteStore, id: &str) -> StoreResult<()> {
+    let r = sqlx::query("DELETE FROM applications WHERE id = ?")
+        .bind(id)
+        .execute(&s.writer)
+        .await
+        .map_err(internal)?;
+    touched(r)
+}
+
+pub async fn create_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
+    let q = sqlx::query(
+        "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
+         disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
+         previous_secret_expires_at, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&e.id)
+    .bind(&e.app_id);
+    bind_endpoint_fields(q, e)
+        .bind(ms(e.created_at))
+        .bind(ms(e.updated_at))
+        .execute(&s.writer)
+        .await
+        .map_err(conflict_on("uid"))?;
+    Ok(())
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds the mutable fields of an endpoint, in the order `uid … previous_secret_expires_at`.
+fn bind_endpoint_fields<'q>(q: SqliteQuery<'q>, e: &'q Endpoint) -> SqliteQuery<'q> {
+    q.bind(&e.uid)
+        .bind(&e.url)
+        .bind(&e.description)
+        .bind(e.version)
+        .bind(e.rate_limit.map(i64::from))
+        .bind(e.disabled)
+        .bind(e.filter_types.as_ref().map(json))
+        .bind(e.channels.as_ref().map(json))
+        .bind(json(&e.metadata))
+        .bind(json(&e.headers))
+        .bind(e.secret.expose())
+        .bind(e.previous_secret.as_ref().map(|p| p.secret.expose()))
+        .bind(e.previous_secret.as_ref().map(|p| ms(p.expires_at)))
+}
+
+pub async fn get_endpoint(s: &SqliteStore, app_id: &str, id_or_uid: &str) -> StoreResult<Endpoint> {
+    let row = sqlx::query(
+        "SELECT * FROM endpoints WHERE app_id = ?1 AND (id = ?2 OR uid = ?2) \
+         ORDER BY id = ?2 DESC LIMIT 1",
+    )
+    .bind(app_id)
+    .bind(id_or_uid)
+    .fetch_one(&s.reader)
+    .await
+    .map_err(not_found)?;
+    rows::endpoint(&row)
+}
+
+pub async fn list_endpoints(
+    s: &SqliteStore,
+    app_id: &str,
+    page: &PageRequest,
+) -> StoreResult<Page<Endpoint>> {
+    let mut qb = QueryBuilder::new("SELECT * FROM endpoints WHERE app_id = ");
+    qb.push_bind(app_id);
+    let shape = push_page(&mut qb, "id", page);
+    let found = qb.build().fetch_all(&s.reader).await.map_err(internal)?;
+    let items = found
+        .iter()
+        .map(rows::endpoint)
+        .collect::<StoreResult<_>>()?;
+    Ok(shape.finish(items))
+}
+
+pub async fn update_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
+    let q = sqlx::query(
+        "UPDATE endpoints SET uid = ?, url = ?, description = ?, version = ?, rate_limit = ?, \
+         disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
+         previous_secret = ?, previous_secret_expires_at = ?, updated_at = ? \
+         WHERE app_id = ? AND id = ?",
+    );
+    let r = bind_endpoint_fields(q, e)
+        .bind(ms(e.updated_at))
+        .bind(&e.app_id)
+        .bind(&e.id)
+        .execute(&s.writer)
+        .await
+        .map_err(conflict_on("uid"))?;
+    touched(r)
+}
+
+pub async fn delete_endpoint(s: &SqliteStore, app_id: &str, id: &str) -> StoreResult<()> {
+    let r = sqlx::query("DELETE FROM endpoints WHERE app_id = ? AND id = ?")
+        .bind(app_id)
+        .bind(id)
+        .execute(&s.writer)
+        .await
+        .map_err(internal)?;
+    touched(r)
+}
+
+pub async fn endpoint_stats(
+    s: &SqliteStore,
+    app_id: &str,
+    endpoint_id: &str,
+    since: Option<DateTime<Utc>>,
+) -> StoreResult<DeliveryStats> {
+    let found = sqlx::query(
+        "SELECT status, COUNT(*) AS n FROM deliveries \
+         WHERE app_id = ? AND endpoint_id = ? AND updated_at >= ? GROUP BY status",
+    )
+    .bind(app_id)
+    .bind(endpoint_id)
+    .bind(since.map(ms).unwrap_or(i64::MIN))
+    .fetch_all(&s.reader)
+    .await
+    .map_err(internal)?;
+    let mut stats = DeliveryStats::default();
+    for row in found {
+        let n = row.try_get::<i64, _>("n").map_err(internal)? as u64;
+        match row.try_get::<i64, _>("status").map_err(internal)? {
+            0 => stats.success = n,
+            1 => stats.pending = n,
+            2 => stats.failed = n,
+            _ => stats.sending = n,
+        }
+    }
+    Ok(stats)
+}

@@ -1,0 +1,105 @@
+//! Herald's embedded store: [`herald_core::Store`] on SQLite.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of exactly one
+//! connection (no "database is locked" upgrades), while reads use a separate pool that WAL
+//! mode lets run beside the writer. Every commit is fsynced (`synchronous = FULL`) before a
+//! caller is told it succeeded.
+
+mod catalog;
+mod dispatch;
+mod messages;
+mod page;
+mod rows;
+mod store_impl;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::StoreError;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use tokio::sync::Notify;
+
+/// The SQLite-backed store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    work: Arc<Notify>,
+}
+
+/// The migrations of this store, applied by [`SqliteStore::migrate`].
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`
+    /// is refused: a queue must survive restarts).
+    pub async fn connect(url: &str, readers: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(internal)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(internal)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(readers.max(1))
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(internal)?;
+        Ok(Self {
+            writer,
+            reader,
+            work: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Opens `herald.db` in `dir`, creating the directory if needed.
+    pub async fn open_dir(dir: &Path, readers: u32) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(internal)?;
+        let url = format!("sqlite://{}", dir.join("herald.db").display());
+        Self::connect(&url, readers).await
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.writer).await.map_err(internal)
+    }
+
+    /// Closes both pools, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// Wraps any database error as an internal store error.
+pub(crate) fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Internal(Box::new(e))
+}
+
+/// Maps a unique-constraint violation to `Conflict(what)`, anything else to `Internal`.
+pub(crate) fn conflict_on(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => internal(e),
+    }
+}
+
+/// Maps "no row" to `NotFound`.
+pub(crate) fn not_found(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        e => internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;

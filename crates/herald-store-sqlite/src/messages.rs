@@ -1,0 +1,402 @@
+//! Publishing, message and attempt queries, resend and recover.
+
+use chrono::{DateTime, Utc};
+use herald_core::filter::endpoint_accepts;
+use herald_core::ids::IdKind;
+use herald_core::model::{Attempt, DeliveryStatus, Message, TriggerType};
+use herald_core::store::{
+    AttemptFilter, EndpointDelivery, MessageDelivery, MessageFilter, NewMessage, Page, PageRequest,
+    Published, StoreResult,
+};
+use herald_core::StoreError;
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::page::push_page;
+use crate::rows::{self, json, ms, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
+use crate::{internal, not_found, SqliteStore};
+
+pub async fn create_message(s: &SqliteStore, new: &NewMessage) -> StoreResult<Published> {
+    let m = &new.message;
+    let mut tx = s.writer.begin().await.map_err(internal)?;
+    if let Some(key) = &new.idempotency_key {
+        let existing =
+            sqlx::query("SELECT * FROM messages WHERE app_id = ? AND idempotency_key = ?")
+                .bind(&m.app_id)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(internal)?;
+        if let Some(row) = existing {
+            return Ok(Published::Existing(rows::message(&row)?));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
+         idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&m.id)
+    .bind(&m.app_id)
+    .bind(&m.event_type)
+    .bind(&m.event_id)
+    .bind(m.channels.as_ref().map(json))
+    .bind(m.tags.as_ref().map(json))
+    .bind(m.payload.as_deref())
+    .bind(&new.idempotency_key)
+    .bind(ms(m.created_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict("eventId"),
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        _ => internal(e),
+    })?;
+
+    let endpoints = sqlx::query("SELECT * FROM endpoints WHERE app_id = ? AND disabled = 0")
+        .bind(&m.app_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(internal)?;
+    let mut deliveries = 0;
+    for row in &endpoints {
+        let endpoint = rows::endpoint(row)?;
+        if !endpoint_accepts(&endpoint, &m.event_type, m.channels.as_deref()) {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
+             next_attempt_at, trigger_type, updated_at) VALUES (?, ?, ?, ?, 1, 0, ?, 0, ?)",
+        )
+        .bind(IdKind::Delivery.new_id())
+        .bind(&m.id)
+        .bind(&endpoint.id)
+        .bind(&m.app_id)
+        .bind(ms(m.created_at))
+        .bind(ms(m.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+        deliveries += 1;
+    }
+    tx.commit().await.map_err(internal)?;
+    if deliveries > 0 {
+        s.work.notify_one();
+    }
+    Ok(Published::Created {
+        message: m.clone(),
+        deliveries,
+    })
+}
+
+pub async fn get_message(
+    s: &SqliteStore,
+    app_id: &str,
+    id_or_event_id: &str,
+) -> StoreResult<Message> {
+    let row = sqlx::query(
+        "SELECT * FROM messages WHERE app_id = ?1 AND (id = ?2 OR event_id = ?2) \
+         ORDER BY id = ?2 DESC LIMIT 1",
+    )
+    .bind(app_id)
+    .bind(id_or_event_id)
+    .fetch_one(&s.reader)
+    .await
+    .map_err(not_found)?;
+    rows::message(&row)
+}
+
+/// Appends the message filter conditions on the `messages` table aliased `m`.
+fn push_message_filter(qb: &mut QueryBuilder<'_, Sqlite>, f: &MessageFilter) {
+    if let Some(types) = f.event_types.as_ref().filter(|t| !t.is_empty()) {
+        qb.push(" AND m.event_type IN (");
+        let mut list = qb.separated(", ");
+        for t in types {
+            list.push_bind(t.clone());
+        }
+        qb.push(")");
+    }
+    if let Some(channel) = &f.channel {
+        qb.push(" AND EXISTS (SELECT 1 FROM json_each(m.channels) WHERE value = ")
+            .push_bind(channel.clone())
+            .push(")");
+    }
+    if let Some(before) = f.before {
+        qb.push(" AND m.created_at < ").push_bind(ms(before));
+    }
+    if let Some(after) = f.after {
+        qb.push(" AND m.created_at > ").push_bind(ms(after));
+    }
+}
+
+pub async fn list_messages(
+    s: &SqliteStore,
+    app_id: &str,
+    filter: &MessageFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<Message>> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.app_id = "
+    ));
+    qb.push_bind(app_id.to_owned());
+    push_message_filter(&mut qb, filter);
+    let shape = push_page(&mut qb, "m.id", page);
+    let found = qb.build().fetch_all(&s.reader).await.map_err(internal)?;
+    let items = found
+        .iter()
+        .map(rows::message)
+        .collect::<StoreResult<_>>()?;
+    Ok(shape.finish(items))
+}
+
+pub async fn delete_message_content(
+    s: &SqliteStore,
+    app_id: &str,
+    msg_id: &str,
+) -> StoreResult<()> {
+    let r = sqlx::query("UPDATE messages SET payload = NULL WHERE app_id = ? AND id = ?")
+        .bind(app_id)
+        .bind(msg_id)
+        .execute(&s.writer)
+        .await
+        .map_err(internal)?;
+    if r.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn list_message_deliveries(
+    s: &SqliteStore,
+    app_id: &str,
+    msg_id: &str,
+    page: &PageRequest,
+) -> StoreResult<Page<EndpointDelivery>> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT e.*, {DELIVERY_COLUMNS} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
+         WHERE d.app_id = "
+    ));
+    qb.push_bind(app_id.to_owned())
+        .push(" AND d.msg_id = ")
+        .push_bind(msg_id.to_owned());
+    let shape = push_page(&mut qb, "d.endpoint_id", page);
+    let found = qb.build().fetch_all(&s.reader).await.map_err(internal)?;
+    let items = found
+        .iter()
+        .map(|row| {
+            Ok(EndpointDelivery {
+                endpoint: rows::endpoint(row)?,
+                delivery: rows::delivery(row)?,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(shape.finish(items))
+}
+
+pub async fn list_endpoint_messages(
+    s: &SqliteStore,
+    app_id: &str,
+    endpoint_id: &str,
+    filter: &MessageFilter,
+    status: Option<DeliveryStatus>,
+    page: &PageRequest,
+) -> StoreResult<Page<MessageDelivery>> {
+    let mut qb = QueryBuilder::new(format!(
+        "SELECT {MESSAGE_COLUMNS}, {DELIVERY_COLUMNS} FROM deliveries d \
+         JOIN messages m ON m.id = d.msg_id WHERE d.app_id = "
+    ));
+    qb.push_bind(app_id.to_owned())
+        .push(" AND d.endpoint_id = ")
+        .push_bind(endpoint_id.to_owned());
+    if let Some(status) = status {
+        qb.push(" AND d.status = ").push_bind(status as i64);
+    }
+    push_message_filter(&mut qb, filter);
+    let shape = push_page(&mut qb, "d.msg_id", page);
+    let found = qb.build().fetch_all(&s.reader).await.map_err(internal)?;
+    let items = found
+        .iter()
+        .map(|row| {
+            Ok(MessageDelivery {
+                message: rows::message(row)?,
+                delivery: rows::delivery(row)?,
+            })
+        })
+        .collect::<StoreResult<_>>()?;
+    Ok(shape.finish(items))
+}
+
+/// Lists attempts restricted by `column = value` and the filter.
+async fn list_attempts(
+    s: &SqliteStore,
+    app_id: &str,
+    column: &str,
+    value: &str,
+    f: &AttemptFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<Attempt>> {
+    let mut qb = QueryBuilder::new(
+        "SELECT a.* FROM attempts a JOIN messages m ON m.id = a.msg_id WHERE a.app_id = ",
+    );
+    qb.push_bind(app_id.to_owned())
+        .push(format!(" AND a.{column} = "))
+        .push_bind(value.to_owned());
+    if let Some(endpoint_id) = &f.endpoint_id {
+        qb.push(" AND a.endpoint_id = ")
+            .push_bind(endpoint_id.clone());
+    }
+    if let Some(status) = f.status {
+        qb.push(" AND a.status = ").push_bind(status as i64);
+    }
+    if let Some(class) = f.status_code_class {
+        qb.push(" AND a.response_status_code >= ")
+            .push_bind(i64::from(class))
+            .push(" AND a.response_status_code < ")
+            .push_bind(i64::from(class) + 100);
+    }
+    let message_filter = MessageFilter {
+        event_types: f.event_types.clone(),
+        channel: f.channel.clone(),
+        ..MessageFilter::default()
+    };
+    push_message_filter(&mut qb, &message_filter);
+    if let Some(before) = f.before {
+        qb.push(" AND a.created_at < ").push_bind(ms(before));
+    }
+    if let Some(after) = f.after {
+        qb.push(" AND a.created_at > ").push_bind(ms(after));
+    }
+    let shape = push_page(&mut qb, "a.id", page);
+    let found = qb.build().fetch_all(&s.reader).await.map_err(internal)?;
+    let items = found
+        .iter()
+        .map(rows::attempt)
+        .collect::<StoreResult<_>>()?;
+    Ok(shape.finish(items))
+}
+
+pub async fn list_attempts_by_endpoint(
+    s: &SqliteStore,
+    app_id: &str,
+    endpoint_id: &str,
+    f: &AttemptFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<Attempt>> {
+    list_attempts(s, app_id, "endpoint_id", endpoint_id, f, page).await
+}
+
+pub async fn list_attempts_by_message(
+    s: &SqliteStore,
+    app_id: &str,
+    msg_id: &str,
+    f: &AttemptFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<Attempt>> {
+    list_attempts(s, app_id, "msg_id", msg_id, f, page).await
+}
+
+pub async fn get_attempt(
+    s: &SqliteStore,
+    app_id: &str,
+    msg_id: &str,
+    id: &str,
+) -> StoreResult<Attempt> {
+    let row = sqlx::query("SELECT * FROM attempts WHERE app_id = ? AND msg_id = ? AND id = ?")
+        .bind(app_id)
+        .bind(msg_id)
+        .bind(id)
+        .fetch_one(&s.reader)
+        .await
+        .map_err(not_found)?;
+    rows::attempt(&row)
+}
+
+pub async fn delete_attempt_content(
+    s: &SqliteStore,
+    app_id: &str,
+    msg_id: &str,
+    id: &str,
+) -> StoreResult<()> {
+    let r = sqlx::query(
+        "UPDATE attempts SET response = '', response_headers = '{}' \
+         WHERE app_id = ? AND msg_id = ? AND id = ?",
+    )
+    .bind(app_id)
+    .bind(msg_id)
+    .bind(id)
+    .execute(&s.writer)
+    .await
+    .map_err(internal)?;
+    if r.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn resend(
+    s: &SqliteStore,
+    app_id: &str,
+    msg_id: &str,
+    endpoint_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut tx = s.writer.begin().await.map_err(internal)?;
+    for (table, id) in [("messages", msg_id), ("endpoints", endpoint_id)] {
+        sqlx::query(&format!(
+            "SELECT 1 FROM {table} WHERE app_id = ? AND id = ?"
+        ))
+        .bind(app_id)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(not_found)?;
+    }
+    // Resetting the row (and its lease token) makes any attempt still in flight unable to
+    // overwrite the new state when it finishes.
+    sqlx::query(
+        "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
+         next_attempt_at, trigger_type, updated_at) VALUES (?, ?, ?, ?, 1, 0, ?, 1, ?) \
+         ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempt_count = 0, \
+         next_attempt_at = excluded.next_attempt_at, lease_token = NULL, trigger_type = 1, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(IdKind::Delivery.new_id())
+    .bind(msg_id)
+    .bind(endpoint_id)
+    .bind(app_id)
+    .bind(ms(now))
+    .bind(ms(now))
+    .execute(&mut *tx)
+    .await
+    .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    s.work.notify_one();
+    Ok(())
+}
+
+pub async fn recover_failed(
+    s: &SqliteStore,
+    app_id: &str,
+    endpoint_id: &str,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let r = sqlx::query(
+        "UPDATE deliveries SET status = 1, attempt_count = 0, next_attempt_at = ?1, \
+         lease_token = NULL, trigger_type = ?2, updated_at = ?1 \
+         WHERE app_id = ?3 AND endpoint_id = ?4 AND status = 2 AND msg_id IN \
+         (SELECT id FROM messages WHERE app_id = ?3 AND created_at >= ?5 AND created_at < ?6)",
+    )
+    .bind(ms(now))
+    .bind(TriggerType::Manual as i64)
+    .bind(app_id)
+    .bind(endpoint_id)
+    .bind(ms(since))
+    .bind(until.map(ms).unwrap_or(i64::MAX))
+    .execute(&s.writer)
+    .await
+    .map_err(internal)?;
+    if r.rows_affected() > 0 {
+        s.work.notify_one();
+    }
+    Ok(r.rows_affected())
+}
