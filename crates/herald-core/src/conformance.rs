@@ -94,6 +94,7 @@ pub fn message(app_id: &str, event_type: &str) -> NewMessage {
             created_at: t0(),
         },
         idempotency_key: None,
+        only_endpoint: None,
     }
 }
 

@@ -7,6 +7,7 @@ pub mod destination;
 pub mod filter;
 pub mod ids;
 pub mod model;
+pub mod network;
 pub mod retry;
 pub mod signing;
 pub mod store;

@@ -94,6 +94,8 @@ pub struct NewMessage {
     pub message: Message,
     /// A repeated key returns the first message instead of creating another.
     pub idempotency_key: Option<String>,
+    /// Deliver to this endpoint only, whatever its filters (an example sent to one endpoint).
+    pub only_endpoint: Option<String>,
 }
 
 /// The result of publishing.

@@ -38,11 +38,11 @@ pub async fn claim_due(s: &SqliteStore, req: &ClaimRequest) -> StoreResult<Vec<C
     }
     qb.push(" ORDER BY next_attempt_at LIMIT ")
         .push_bind(i64::from(req.limit))
-        .push(format!(
+        .push(
             ") RETURNING id AS d_id, msg_id AS d_msg_id, endpoint_id AS d_endpoint_id, \
              app_id AS d_app_id, status AS d_status, attempt_count AS d_attempt_count, \
-             NULL AS d_next_attempt_at, trigger_type AS d_trigger_type, updated_at AS d_updated_at"
-        ));
+             NULL AS d_next_attempt_at, trigger_type AS d_trigger_type, updated_at AS d_updated_at",
+        );
     let claimed = qb.build().fetch_all(&mut *tx).await.map_err(internal)?;
     let deliveries = claimed
         .iter()

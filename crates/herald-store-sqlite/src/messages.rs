@@ -59,7 +59,11 @@ pub async fn create_message(s: &SqliteStore, new: &NewMessage) -> StoreResult<Pu
     let mut deliveries = 0;
     for row in &endpoints {
         let endpoint = rows::endpoint(row)?;
-        if !endpoint_accepts(&endpoint, &m.event_type, m.channels.as_deref()) {
+        let wanted = match &new.only_endpoint {
+            Some(only) => *only == endpoint.id,
+            None => endpoint_accepts(&endpoint, &m.event_type, m.channels.as_deref()),
+        };
+        if !wanted {
             continue;
         }
         sqlx::query(

@@ -1,1 +1,202 @@
-fn main() {}
+//! `herald`: run the webhooks server and manage it from the command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use herald_core::SystemClock;
+use herald_server::config::{Config, DatabaseOverride, DeliveryOverride, Overrides};
+use herald_server::server::open_store;
+use ipnet::IpNet;
+
+const CONFIG_HELP: &str = "Configuration is layered: built-in defaults, then the file given with \
+--config (TOML), then HERALD_* environment variables (`__` between levels, e.g. \
+HERALD_DELIVERY__TIMEOUT=5s, HERALD_DATABASE__URL=sqlite://herald.db), then these flags. \
+Unknown keys are errors. HERALD_ADMIN_TOKEN sets the admin token; without it one is generated \
+at the first start and printed once. `herald config` prints every key with its default.";
+
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "A webhooks server with a Svix-compatible API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: the API and the dispatcher.
+    #[command(long_about = CONFIG_HELP)]
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(CommonArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the built-in configuration, every key with its default.
+    Config,
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// A TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the embedded database lives [default: ./herald-data] (data_dir, HERALD_DATA_DIR).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The database, e.g. sqlite://herald-data/herald.db (database.url, HERALD_DATABASE__URL).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The API address [default: 127.0.0.1:8071]; port 0 picks one (listen, HERALD_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Also deliver to this network, e.g. 127.0.0.0/8 for local receivers; repeatable
+    /// (delivery.allowed_networks).
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    allow_network: Vec<IpNet>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (it is shown only once).
+    Create {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Limit the token to this application (id or uid); without it, an admin token.
+        #[arg(long)]
+        app: Option<String>,
+        /// What the token is for.
+        #[arg(long, default_value = "created with herald token create")]
+        description: String,
+    },
+}
+
+impl CommonArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            database: self
+                .database_url
+                .clone()
+                .map(|url| DatabaseOverride { url }),
+            ..Overrides::default()
+        }
+    }
+
+    fn load(&self, overrides: Overrides) -> anyhow::Result<Config> {
+        Ok(Config::load(self.config.as_deref(), &overrides)?)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => {
+            let config = args.load(args.overrides())?;
+            open_store(&config).await?;
+            println!("migrations applied to {}", config.database_url());
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create {
+            common,
+            app,
+            description,
+        }) => {
+            let config = common.load(common.overrides())?;
+            let store = open_store(&config).await?;
+            let app_id = match app {
+                Some(app) => Some(
+                    store
+                        .get_app(&app)
+                        .await
+                        .with_context(|| format!("application {app}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let token = herald_server::auth::generate_token();
+            let now = chrono_now();
+            herald_server::auth::store_token(
+                store.as_ref(),
+                &token,
+                app_id,
+                &description,
+                now,
+                None,
+            )
+            .await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Config => {
+            print!("{}", herald_server::config::DEFAULT_CONFIG);
+            Ok(())
+        }
+    }
+}
+
+fn chrono_now() -> chrono::DateTime<chrono::Utc> {
+    use herald_core::Clock;
+    SystemClock.now()
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut overrides = args.common.overrides();
+    overrides.listen = args.listen;
+    if !args.allow_network.is_empty() {
+        overrides.delivery = Some(DeliveryOverride {
+            allowed_networks: args.allow_network.clone(),
+        });
+    }
+    let config = args.common.load(overrides)?;
+    let server = herald_server::start(config, Arc::new(SystemClock)).await?;
+    match &server.generated_admin_token {
+        Some(token) => println!(
+            "\nNo admin token existed, so one was generated. It is shown only this once:\n\n    {token}\n\n\
+             Use it as `Authorization: Bearer <token>`. Set HERALD_ADMIN_TOKEN to choose your own, or \
+             run `herald token create` for more.\n"
+        ),
+        None => tracing::info!("admin token: the one set by HERALD_ADMIN_TOKEN or generated at the first start (`herald token create` makes another)"),
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new work, finishing attempts in flight");
+    server.shutdown();
+    server.wait().await
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or_default(),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or_default();
+}

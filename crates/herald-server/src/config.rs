@@ -1,0 +1,245 @@
+//! Configuration: the embedded defaults (`default.toml`), then a `--config` file, then
+//! `HERALD_*` environment variables, then command-line flags. Unknown keys are errors, so a
+//! typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The built-in defaults, also the documented reference of every key.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// Environment variables that share the `HERALD_` prefix but are not configuration.
+const NON_CONFIG_ENV: &[&str] = &["log", "test_"];
+
+/// Everything Herald can be configured with.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    pub database: DatabaseConfig,
+    pub api: ApiConfig,
+    pub delivery: DeliveryConfig,
+}
+
+/// Where data lives.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub readers: u32,
+}
+
+/// Limits of the HTTP API.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub max_payload_bytes: usize,
+}
+
+/// How deliveries are made and retried.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub retry_schedule: Vec<humantime_serde::Serde<Duration>>,
+    pub jitter: f64,
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
+    pub max_response_bytes: usize,
+    pub svix_headers: bool,
+    pub allowed_networks: Vec<IpNet>,
+    pub max_in_flight: u32,
+    pub endpoint_concurrency: u32,
+    #[serde(with = "humantime_serde")]
+    pub secret_rotation_overlap: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+/// A string that never appears in `Debug` output or logs.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself; call only where it is needed.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Values given on the command line; each wins over every other source.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseOverride>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryOverride>,
+}
+
+/// `--database-url`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseOverride {
+    pub url: String,
+}
+
+/// `--allow-network`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryOverride {
+    pub allowed_networks: Vec<IpNet>,
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} not found")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the layered configuration.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_owned()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let env = Env::prefixed("HERALD_").split("__").filter(|key| {
+            !NON_CONFIG_ENV
+                .iter()
+                .any(|skip| key.as_str().starts_with(skip))
+        });
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The built-in defaults alone (tests start from these).
+    pub fn defaults() -> Self {
+        Figment::from(Toml::string(DEFAULT_CONFIG))
+            .extract()
+            .expect("the embedded default configuration is valid")
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.delivery;
+        let problem = if !(0.0..1.0).contains(&d.jitter) {
+            Some("delivery.jitter must be in [0, 1)")
+        } else if d.timeout.is_zero() || d.connect_timeout.is_zero() {
+            Some("delivery timeouts must be positive")
+        } else if d.max_in_flight == 0 || d.endpoint_concurrency == 0 {
+            Some("delivery.max_in_flight and delivery.endpoint_concurrency must be at least 1")
+        } else if self.api.max_payload_bytes == 0 {
+            Some("api.max_payload_bytes must be positive")
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => Err(ConfigError::Invalid(p.into())),
+            None => Ok(()),
+        }
+    }
+
+    /// The retry policy described by `[delivery]`.
+    pub fn retry_policy(&self) -> herald_core::retry::RetryPolicy {
+        herald_core::retry::RetryPolicy {
+            schedule: self.delivery.retry_schedule.iter().map(|d| **d).collect(),
+            jitter: self.delivery.jitter,
+            max_retry_after: self.delivery.max_retry_after,
+        }
+    }
+
+    /// The database URL in effect: `database.url`, or SQLite under `data_dir`.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("herald.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_contract() {
+        let c = Config::defaults();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8071");
+        assert_eq!(c.delivery.timeout, Duration::from_secs(15));
+        assert_eq!(c.delivery.retry_schedule.len(), 7);
+        assert!(c.database_url().ends_with("herald-data/herald.db"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(&file, "[delivery]\ntimeuot = \"5s\"\n").unwrap();
+        let err = Config::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("timeuot"), "{err}");
+    }
+
+    #[test]
+    fn file_then_flags_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("herald.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\n[delivery]\ntimeout = \"3s\"\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(&file), &flags).unwrap();
+        assert_eq!(c.listen.port(), 0);
+        assert_eq!(c.delivery.timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let mut c = Config::defaults();
+        c.admin_token = Some(Secret::new("super-secret"));
+        assert!(!format!("{c:?}").contains("super-secret"));
+    }
+}

@@ -1,0 +1,260 @@
+//! HTTP webhooks: a signed POST of the payload to the endpoint's URL.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
+use herald_core::model::AttemptErrorKind;
+use herald_core::network::AddressPolicy;
+use herald_core::signing::signature_header;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::redirect::Policy;
+use reqwest::Url;
+
+use super::resolver::{BlockedAddress, GuardedResolver};
+use crate::config::DeliveryConfig;
+
+/// At most this many response headers are recorded.
+const MAX_RECORDED_HEADERS: usize = 64;
+
+/// Delivers over HTTP(S) with a shared keep-alive connection pool.
+pub struct HttpDestination {
+    client: reqwest::Client,
+    policy: Arc<AddressPolicy>,
+    max_response_bytes: usize,
+    svix_headers: bool,
+}
+
+impl HttpDestination {
+    /// A destination configured by `[delivery]`.
+    pub fn new(config: &DeliveryConfig) -> anyhow::Result<Self> {
+        let policy = Arc::new(AddressPolicy::new(config.allowed_networks.clone()));
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.timeout)
+            // A redirect could lead to an internal address; receivers must answer directly.
+            .redirect(Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
+            .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            policy,
+            max_response_bytes: config.max_response_bytes,
+            svix_headers: config.svix_headers,
+        })
+    }
+
+    fn headers(&self, req: &DeliveryRequest) -> HeaderMap {
+        let timestamp = req.attempted_at.timestamp();
+        let secrets = req.endpoint.signing_secrets(req.attempted_at);
+        let signature = signature_header(secrets, &req.msg_id, timestamp, req.payload.as_bytes());
+        let mut headers = HeaderMap::new();
+        // Custom headers first, so that the ones Herald sets always win.
+        for (name, value) in &req.endpoint.headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        };
+        let timestamp = timestamp.to_string();
+        set("webhook-id", &req.msg_id);
+        set("webhook-timestamp", &timestamp);
+        set("webhook-signature", &signature);
+        if self.svix_headers {
+            set("svix-id", &req.msg_id);
+            set("svix-timestamp", &timestamp);
+            set("svix-signature", &signature);
+        }
+        headers
+    }
+
+    async fn send(&self, req: &DeliveryRequest) -> Result<DeliveryOutcome, DeliveryError> {
+        let url = Url::parse(&req.endpoint.url).map_err(|e| DeliveryError {
+            kind: AttemptErrorKind::Other,
+            detail: format!("invalid URL: {e}"),
+        })?;
+        // The resolver guards host names; an address written in the URL is checked here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal.filter(|ip| !self.policy.permits(*ip)) {
+            return Err(DeliveryError {
+                kind: AttemptErrorKind::Blocked,
+                detail: format!(
+                    "{ip} is not an address deliveries may reach (private, loopback, link-local…)"
+                ),
+            });
+        }
+        let mut response = self
+            .client
+            .post(url)
+            .headers(self.headers(req))
+            .body(req.payload.as_bytes().to_vec())
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let status = response.status();
+        let headers = recorded_headers(response.headers());
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, req.attempted_at));
+        let mut body = Vec::new();
+        // A body that fails midway still leaves the status, which decides the outcome.
+        while body.len() < self.max_response_bytes {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(self.max_response_bytes);
+        let error = (!status.is_success()).then(|| DeliveryError {
+            kind: AttemptErrorKind::HttpStatus,
+            detail: format!("the endpoint answered {status}"),
+        });
+        Ok(DeliveryOutcome {
+            status_code: Some(status.as_u16()),
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            duration: Duration::ZERO,
+            error,
+            retry_after,
+        })
+    }
+}
+
+#[async_trait]
+impl Destination for HttpDestination {
+    async fn deliver(&self, req: &DeliveryRequest) -> DeliveryOutcome {
+        let started = Instant::now();
+        let mut outcome = self
+            .send(req)
+            .await
+            .unwrap_or_else(|error| DeliveryOutcome {
+                error: Some(error),
+                ..DeliveryOutcome::default()
+            });
+        outcome.duration = started.elapsed();
+        outcome
+    }
+}
+
+fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .take(MAX_RECORDED_HEADERS)
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&chrono::Utc) - now).to_std().ok()
+}
+
+/// Names what went wrong, for people reading the attempt log. The URL is left out of the
+/// detail: it may carry credentials.
+fn classify(e: &reqwest::Error) -> DeliveryError {
+    let chain = source_chain(e);
+    let kind = if find_source::<BlockedAddress>(e).is_some() {
+        AttemptErrorKind::Blocked
+    } else if e.is_timeout() {
+        AttemptErrorKind::Timeout
+    } else if find_source::<std::io::Error>(e)
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+    {
+        AttemptErrorKind::ConnectionRefused
+    } else if chain.contains("dns error") || chain.contains("failed to lookup address") {
+        AttemptErrorKind::Dns
+    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake")
+    {
+        AttemptErrorKind::Tls
+    } else if e.is_connect() {
+        AttemptErrorKind::Connection
+    } else if e.is_body() || e.is_decode() || chain.contains("parse") || chain.contains("invalid") {
+        AttemptErrorKind::InvalidResponse
+    } else {
+        AttemptErrorKind::Other
+    };
+    DeliveryError {
+        kind,
+        detail: chain,
+    }
+}
+
+fn source_chain(e: &reqwest::Error) -> String {
+    let mut parts = vec![e.to_string().replace(&url_text(e), "")];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.retain(|p| !p.trim().is_empty());
+    parts.join(": ")
+}
+
+fn url_text(e: &reqwest::Error) -> String {
+    e.url()
+        .map(|u| format!(" for url ({u})"))
+        .unwrap_or_default()
+}
+
+fn find_source<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

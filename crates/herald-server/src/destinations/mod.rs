@@ -1,0 +1,4 @@
+//! Destination kinds. Each implements [`herald_core::destination::Destination`].
+
+pub mod http;
+mod resolver;

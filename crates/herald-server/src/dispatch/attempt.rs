@@ -1,0 +1,118 @@
+//! One attempt: wait for a slot in the endpoint's lane, deliver, record.
+
+use std::sync::Arc;
+
+use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest};
+use herald_core::ids::IdKind;
+use herald_core::model::{Attempt, AttemptErrorKind, DeliveryStatus};
+use herald_core::store::{ClaimedDelivery, FinishedAttempt, NextState};
+use tokio_util::sync::CancellationToken;
+
+use super::lanes::LaneTicket;
+use super::Context;
+
+/// Makes one attempt of a claimed delivery and records it.
+pub(crate) async fn run(
+    ctx: Arc<Context>,
+    claimed: ClaimedDelivery,
+    ticket: LaneTicket,
+    shutdown: CancellationToken,
+) {
+    let _slot = tokio::select! {
+        slot = ticket.slot() => slot,
+        _ = shutdown.cancelled() => return give_back(&ctx, &claimed).await,
+    };
+    if shutdown.is_cancelled() {
+        return give_back(&ctx, &claimed).await;
+    }
+    let started_at = ctx.clock.now();
+    let outcome = match &claimed.message.payload {
+        Some(payload) => {
+            let request = DeliveryRequest {
+                msg_id: claimed.message.id.clone(),
+                event_type: claimed.message.event_type.clone(),
+                payload: payload.clone(),
+                endpoint: claimed.endpoint.clone(),
+                attempted_at: started_at,
+            };
+            ctx.destination.deliver(&request).await
+        }
+        None => DeliveryOutcome {
+            error: Some(DeliveryError {
+                kind: AttemptErrorKind::Other,
+                detail: "the message's payload was deleted before it could be delivered".into(),
+            }),
+            ..DeliveryOutcome::default()
+        },
+    };
+    let next = next_state(&ctx, &claimed, &outcome);
+    let finished = FinishedAttempt {
+        lease_token: claimed.lease_token.clone(),
+        attempt: record(&claimed, &outcome, started_at),
+        next,
+    };
+    if let Err(e) = ctx.store.finish_attempt(&finished).await {
+        // The lease will expire and the delivery will be attempted again: at least once.
+        tracing::error!(error = %e, delivery = %claimed.delivery.id, "recording an attempt failed");
+    }
+    tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = outcome.succeeded(), "attempt");
+}
+
+fn next_state(ctx: &Context, claimed: &ClaimedDelivery, outcome: &DeliveryOutcome) -> NextState {
+    if outcome.succeeded() {
+        return NextState::Succeeded;
+    }
+    if claimed.message.payload.is_none() {
+        return NextState::Failed;
+    }
+    let attempts_made = claimed.delivery.attempt_count + 1;
+    let delay = ctx
+        .policy
+        .next_delay(attempts_made, outcome.retry_after, &mut rand::thread_rng());
+    match delay {
+        Some(delay) => NextState::RetryAt(
+            ctx.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+        ),
+        None => NextState::Failed,
+    }
+}
+
+fn record(
+    claimed: &ClaimedDelivery,
+    outcome: &DeliveryOutcome,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Attempt {
+    Attempt {
+        id: IdKind::Attempt.new_id(),
+        delivery_id: claimed.delivery.id.clone(),
+        msg_id: claimed.message.id.clone(),
+        endpoint_id: claimed.endpoint.id.clone(),
+        app_id: claimed.message.app_id.clone(),
+        url: claimed.endpoint.url.clone(),
+        status: if outcome.succeeded() {
+            DeliveryStatus::Success
+        } else {
+            DeliveryStatus::Failed
+        },
+        response_status_code: outcome.status_code.map_or(0, i32::from),
+        response_headers: outcome.headers.clone(),
+        response: outcome.body.clone(),
+        response_duration_ms: outcome.duration.as_millis().try_into().unwrap_or(i64::MAX),
+        error_kind: outcome.error.as_ref().map(|e| e.kind),
+        error_detail: outcome.error.as_ref().map(|e| e.detail.clone()),
+        trigger: claimed.delivery.trigger,
+        created_at: at,
+    }
+}
+
+/// Returns an unattempted delivery to the queue, due now, so another run takes it at once.
+async fn give_back(ctx: &Context, claimed: &ClaimedDelivery) {
+    let now = ctx.clock.now();
+    if let Err(e) = ctx
+        .store
+        .release(&claimed.delivery.id, &claimed.lease_token, now)
+        .await
+    {
+        tracing::warn!(error = %e, "giving a delivery back failed; its lease will expire");
+    }
+}

@@ -1,0 +1,118 @@
+//! Per-endpoint lanes: each endpoint has its own concurrency limit and a bounded number of
+//! claimed deliveries waiting, so a slow or dead endpoint fills only its own lane.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The lanes of all endpoints with work in flight.
+#[derive(Debug, Clone)]
+pub struct Lanes {
+    inner: Arc<Mutex<HashMap<String, Lane>>>,
+    concurrency: usize,
+    depth: usize,
+}
+
+#[derive(Debug)]
+struct Lane {
+    slots: Arc<Semaphore>,
+    /// Deliveries assigned to the lane: running plus waiting.
+    assigned: usize,
+}
+
+/// A delivery's place in its endpoint's lane; leaving is automatic on drop.
+#[derive(Debug)]
+pub struct LaneTicket {
+    lanes: Lanes,
+    endpoint_id: String,
+    slots: Arc<Semaphore>,
+}
+
+impl Lanes {
+    /// Lanes running up to `concurrency` attempts each, holding up to `depth` deliveries.
+    pub fn new(concurrency: usize, depth: usize) -> Self {
+        Self {
+            inner: Arc::default(),
+            concurrency: concurrency.max(1),
+            depth: depth.max(concurrency).max(1),
+        }
+    }
+
+    /// Endpoints whose lanes hold all they may: the claimer leaves their rows in the queue.
+    pub fn full(&self) -> Vec<String> {
+        let lanes = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        lanes
+            .iter()
+            .filter(|(_, lane)| lane.assigned >= self.depth)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Assigns a delivery to the endpoint's lane.
+    pub fn enter(&self, endpoint_id: &str) -> LaneTicket {
+        let mut lanes = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let lane = lanes.entry(endpoint_id.to_owned()).or_insert_with(|| Lane {
+            slots: Arc::new(Semaphore::new(self.concurrency)),
+            assigned: 0,
+        });
+        lane.assigned += 1;
+        LaneTicket {
+            lanes: self.clone(),
+            endpoint_id: endpoint_id.to_owned(),
+            slots: lane.slots.clone(),
+        }
+    }
+}
+
+impl LaneTicket {
+    /// Waits for one of the lane's concurrency slots.
+    pub async fn slot(&self) -> OwnedSemaphorePermit {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("lane semaphores are never closed")
+    }
+}
+
+impl Drop for LaneTicket {
+    fn drop(&mut self) {
+        let mut lanes = self.lanes.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lane) = lanes.get_mut(&self.endpoint_id) {
+            lane.assigned -= 1;
+            if lane.assigned == 0 {
+                lanes.remove(&self.endpoint_id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_is_full_at_its_depth_and_frees_on_drop() {
+        let lanes = Lanes::new(1, 2);
+        let a = lanes.enter("ep_a");
+        assert!(lanes.full().is_empty());
+        let b = lanes.enter("ep_a");
+        let _other = lanes.enter("ep_b");
+        assert_eq!(lanes.full(), ["ep_a"]);
+        drop(a);
+        assert!(lanes.full().is_empty());
+        drop(b);
+        assert!(lanes.inner.lock().unwrap().get("ep_a").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_lane_runs_at_most_its_concurrency() {
+        let lanes = Lanes::new(1, 4);
+        let (a, b) = (lanes.enter("ep"), lanes.enter("ep"));
+        let held = a.slot().await;
+        assert!(b.slots.clone().try_acquire_owned().is_err());
+        drop(held);
+        assert!(b.slots.clone().try_acquire_owned().is_ok());
+    }
+}

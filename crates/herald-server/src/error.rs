@@ -1,0 +1,128 @@
+//! The one error type of the API. Every failure a client can cause maps to a 4xx with a
+//! stable `code` and a `detail` meant for humans; internal failures become a bare 500 whose
+//! cause is logged, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use herald_core::validation::FieldError;
+use herald_core::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An error answered to an API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("missing or invalid token")]
+    Unauthorized,
+    #[error("insufficient access")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("not implemented")]
+    NotImplemented,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Shorthand for handler results.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The body of every non-validation error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpErrorOut {
+    pub code: String,
+    pub detail: String,
+}
+
+/// One invalid field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationError {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// The body of a 422: every invalid field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpValidationError {
+    pub code: String,
+    pub detail: Vec<ValidationError>,
+}
+
+impl ApiError {
+    /// A 422 for one field of the body.
+    pub fn invalid(field: &str, msg: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::body(field, msg, "value_error")])
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "authentication_failed"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "insufficient_access"),
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::NotImplemented => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict(what) => Self::Conflict(format!("{what} is already in use")),
+            StoreError::Internal(e) => Self::Internal(anyhow::anyhow!(e)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let detail = match self {
+            Self::Validation(errors) => {
+                let detail = errors
+                    .into_iter()
+                    .map(|e| ValidationError {
+                        loc: e.loc,
+                        msg: e.msg,
+                        kind: e.kind.to_owned(),
+                    })
+                    .collect();
+                let body = HttpValidationError {
+                    code: code.into(),
+                    detail,
+                };
+                return (status, Json(body)).into_response();
+            }
+            Self::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                "Internal server error".to_owned()
+            }
+            Self::NotFound => "Entity not found".to_owned(),
+            Self::Unauthorized => "Incorrect authentication credentials.".to_owned(),
+            Self::Forbidden => "Insufficient access for the given operation.".to_owned(),
+            Self::NotImplemented => "This operation is not supported by Herald.".to_owned(),
+            other => other.to_string(),
+        };
+        let body = HttpErrorOut {
+            code: code.into(),
+            detail,
+        };
+        (status, Json(body)).into_response()
+    }
+}

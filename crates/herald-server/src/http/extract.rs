@@ -1,0 +1,88 @@
+//! Request extractors whose failures are API errors with `{code, detail}` bodies, never
+//! axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use herald_core::validation::FieldError;
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::error::ApiError;
+
+/// A JSON body: malformed JSON is a 400, a well-formed body with wrong fields a 422 naming
+/// the field, and a body over the limit a 413. The content type is not required.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge("The request body is too large.".into())
+            } else {
+                ApiError::BadRequest {
+                    code: "invalid_body",
+                    detail: "The request body could not be read.".into(),
+                }
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON document, locating data errors by their path in the body.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let invalid_json = |e: serde_json::Error| ApiError::BadRequest {
+        code: "invalid_json",
+        detail: format!("The request body is not valid JSON: {e}"),
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.classify() != Category::Data {
+            return invalid_json(inner);
+        }
+        let mut loc = vec!["body".to_owned()];
+        loc.extend(
+            path.split('.')
+                .filter(|p| !p.is_empty() && *p != "?")
+                .map(str::to_owned),
+        );
+        ApiError::Validation(vec![FieldError {
+            loc,
+            msg: strip_position(&inner.to_string()),
+            kind: "value_error.jsondecode",
+        }])
+    })?;
+    de.end().map_err(invalid_json)?;
+    Ok(value)
+}
+
+/// serde's messages end with " at line 1 column 42"; the field path says more.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// Query parameters; repeated keys fill lists. Malformed values are a 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_html_form::from_str(query)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::BadRequest {
+                code: "invalid_query",
+                detail: format!("Invalid query parameters: {e}"),
+            })
+    }
+}

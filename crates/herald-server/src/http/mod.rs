@@ -1,0 +1,83 @@
+//! The HTTP face of Herald: the `/api/v1` router, its OpenAPI document, and the layers
+//! every request goes through.
+
+pub mod extract;
+pub mod list;
+pub mod patch;
+pub mod v1;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::routing::get;
+use axum::Router;
+use tower::Layer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Herald", description = "A webhooks server with a Svix-compatible API."),
+    modifiers(&BearerAuth),
+    security(("HTTPBearer" = [])),
+    tags(
+        (name = "Application", description = "One per customer (tenant)."),
+        (name = "Endpoint", description = "Where an application's messages are delivered."),
+        (name = "Message", description = "Events published for an application."),
+        (name = "Message Attempt", description = "Deliveries and their attempts."),
+        (name = "Event Type", description = "The catalog of event types."),
+        (name = "Authentication", description = "App-scoped tokens."),
+        (name = "Health", description = "Liveness."),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "HTTPBearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The OpenAPI document of the API, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1::router())
+        .into_openapi()
+}
+
+/// The application: every route, ready to serve. Trailing slashes are trimmed before
+/// routing, so `/api/v1/app/` and `/api/v1/app` are the same route (Svix clients use both).
+pub fn app(state: AppState) -> NormalizePath<Router> {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1::router())
+        .split_for_parts();
+    let document = api.to_pretty_json().unwrap_or_default();
+    // The body limit leaves room around the largest payload for the rest of the message.
+    let body_limit = state
+        .config
+        .api
+        .max_payload_bytes
+        .saturating_mul(2)
+        .saturating_add(64 * 1024);
+    let router = router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state);
+    NormalizePathLayer::trim_trailing_slash().layer(router)
+}

@@ -1,0 +1,335 @@
+//! Delivery attempts, and the per-endpoint state of a message: listing, resending.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use herald_core::model::{Attempt, DeliveryStatus};
+use herald_core::store::{AttemptFilter, EndpointDelivery, Order};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, HttpErrorOut};
+use crate::http::extract::ApiQuery;
+use crate::http::list::{comma_list, ListResponse, Pagination};
+use crate::http::v1::endpoint::endpoint_for;
+use crate::state::AppState;
+
+/// Svix's name of a delivery status.
+pub fn status_text(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Success => "success",
+        DeliveryStatus::Pending => "pending",
+        DeliveryStatus::Failed => "fail",
+        DeliveryStatus::Sending => "sending",
+    }
+}
+
+/// One attempt to deliver a message to an endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageAttemptOut {
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    /// The URL the attempt was made to.
+    pub url: String,
+    /// The response body, cut at the configured limit.
+    pub response: String,
+    /// 0 when no response arrived.
+    pub response_status_code: i32,
+    pub response_duration_ms: i64,
+    /// 0 success, 2 failure.
+    pub status: i64,
+    pub status_text: &'static str,
+    /// 0 scheduled, 1 manual.
+    pub trigger_type: i64,
+    /// When the attempt was made.
+    pub timestamp: DateTime<Utc>,
+    /// Why the attempt failed: `http_status`, `timeout`, `connection_refused`, `dns`, `tls`,
+    /// `connection`, `invalid_response`, `blocked`, `other`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<String>,
+    pub response_headers: BTreeMap<String, String>,
+}
+
+impl MessageAttemptOut {
+    fn new(a: Attempt, with_content: bool) -> Self {
+        Self {
+            id: a.id,
+            msg_id: a.msg_id,
+            endpoint_id: a.endpoint_id,
+            url: a.url,
+            response: if with_content {
+                a.response
+            } else {
+                "{}".into()
+            },
+            response_status_code: a.response_status_code,
+            response_duration_ms: a.response_duration_ms,
+            status: a.status as i64,
+            status_text: status_text(a.status),
+            trigger_type: a.trigger as i64,
+            timestamp: a.created_at,
+            error_kind: a.error_kind.map(|k| k.as_str()),
+            error_detail: a.error_detail,
+            response_headers: if with_content {
+                a.response_headers
+            } else {
+                BTreeMap::new()
+            },
+        }
+    }
+}
+
+/// Filters of attempt lists.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptListQuery {
+    /// 0 success, 1 pending, 2 failure, 3 sending.
+    pub status: Option<i64>,
+    /// 0 (no response), 100, 200, 300, 400 or 500.
+    pub status_code_class: Option<i32>,
+    pub channel: Option<String>,
+    pub before: Option<DateTime<Utc>>,
+    pub after: Option<DateTime<Utc>>,
+    /// Only attempts of these event types (comma-separated or repeated).
+    pub event_types: Option<Vec<String>>,
+    /// Only attempts to this endpoint (when listing by message).
+    pub endpoint_id: Option<String>,
+    /// Include response bodies (default true).
+    pub with_content: Option<bool>,
+}
+
+/// Parses a Svix status number, or a 422 naming `field`.
+pub fn parse_status(field: &str, status: Option<i64>) -> ApiResult<Option<DeliveryStatus>> {
+    status
+        .map(|n| {
+            DeliveryStatus::from_i64(n).ok_or_else(|| {
+                ApiError::Validation(vec![herald_core::validation::FieldError {
+                    loc: vec!["query".into(), field.into()],
+                    msg: "must be 0, 1, 2 or 3".into(),
+                    kind: "value_error",
+                }])
+            })
+        })
+        .transpose()
+}
+
+impl AttemptListQuery {
+    fn filter(&self, endpoint_id: Option<String>) -> ApiResult<AttemptFilter> {
+        Ok(AttemptFilter {
+            status: parse_status("status", self.status)?,
+            status_code_class: self.status_code_class,
+            event_types: comma_list(self.event_types.clone()),
+            channel: self.channel.clone(),
+            before: self.before,
+            after: self.after,
+            endpoint_id,
+        })
+    }
+}
+
+/// List the attempts made to an endpoint, newest first.
+#[utoipa::path(get, path = "/app/{app_id}/attempt/endpoint/{endpoint_id}", tag = "Message Attempt",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path), Pagination, AttemptListQuery),
+    responses((status = 200, body = ListResponse<MessageAttemptOut>), (status = 404, body = HttpErrorOut)))]
+async fn list_attempts_by_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    ApiQuery(page): ApiQuery<Pagination>,
+    ApiQuery(query): ApiQuery<AttemptListQuery>,
+) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let request = page.to_request(Order::Descending)?;
+    let page = state
+        .store
+        .list_attempts_by_endpoint(&app.id, &endpoint.id, &query.filter(None)?, &request)
+        .await?;
+    let with_content = query.with_content.unwrap_or(true);
+    Ok(Json(ListResponse::from_page(
+        page,
+        |a| &a.id,
+        |a| MessageAttemptOut::new(a, with_content),
+    )))
+}
+
+/// List the attempts made for a message, newest first.
+#[utoipa::path(get, path = "/app/{app_id}/attempt/msg/{msg_id}", tag = "Message Attempt",
+    params(("app_id" = String, Path), ("msg_id" = String, Path), Pagination, AttemptListQuery),
+    responses((status = 200, body = ListResponse<MessageAttemptOut>), (status = 404, body = HttpErrorOut)))]
+async fn list_attempts_by_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    ApiQuery(page): ApiQuery<Pagination>,
+    ApiQuery(query): ApiQuery<AttemptListQuery>,
+) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    let app = state.app_for(&caller, &app_id).await?;
+    let message = state.store.get_message(&app.id, &msg_id).await?;
+    let endpoint_id = match &query.endpoint_id {
+        Some(id) => Some(state.store.get_endpoint(&app.id, id).await?.id),
+        None => None,
+    };
+    let request = page.to_request(Order::Descending)?;
+    let page = state
+        .store
+        .list_attempts_by_message(&app.id, &message.id, &query.filter(endpoint_id)?, &request)
+        .await?;
+    let with_content = query.with_content.unwrap_or(true);
+    Ok(Json(ListResponse::from_page(
+        page,
+        |a| &a.id,
+        |a| MessageAttemptOut::new(a, with_content),
+    )))
+}
+
+/// Get one attempt.
+#[utoipa::path(get, path = "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", tag = "Message Attempt",
+    params(("app_id" = String, Path), ("msg_id" = String, Path), ("attempt_id" = String, Path)),
+    responses((status = 200, body = MessageAttemptOut), (status = 404, body = HttpErrorOut)))]
+async fn get_attempt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<MessageAttemptOut>> {
+    let app = state.app_for(&caller, &app_id).await?;
+    let message = state.store.get_message(&app.id, &msg_id).await?;
+    let attempt = state
+        .store
+        .get_attempt(&app.id, &message.id, &attempt_id)
+        .await?;
+    Ok(Json(MessageAttemptOut::new(attempt, true)))
+}
+
+/// Delete the stored response of an attempt.
+#[utoipa::path(delete, path = "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content", tag = "Message Attempt",
+    params(("app_id" = String, Path), ("msg_id" = String, Path), ("attempt_id" = String, Path)),
+    responses((status = 204), (status = 404, body = HttpErrorOut)))]
+async fn delete_attempt_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let app = state.app_for(&caller, &app_id).await?;
+    let message = state.store.get_message(&app.id, &msg_id).await?;
+    state
+        .store
+        .delete_attempt_content(&app.id, &message.id, &attempt_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An endpoint a message is delivered to, with the delivery's state.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEndpointOut {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub disabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// 0 success, 1 pending, 2 failure, 3 sending.
+    pub status: i64,
+    pub status_text: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<DateTime<Utc>>,
+}
+
+impl From<EndpointDelivery> for MessageEndpointOut {
+    fn from(d: EndpointDelivery) -> Self {
+        let (e, delivery) = (d.endpoint, d.delivery);
+        Self {
+            id: e.id,
+            uid: e.uid,
+            url: e.url,
+            description: e.description,
+            disabled: e.disabled,
+            event_types: e.filter_types,
+            channels: e.channels,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+            status: delivery.status as i64,
+            status_text: status_text(delivery.status),
+            next_attempt: delivery.next_attempt_at,
+        }
+    }
+}
+
+/// List the endpoints a message is delivered to.
+#[utoipa::path(get, path = "/app/{app_id}/msg/{msg_id}/endpoint", tag = "Message Attempt",
+    params(("app_id" = String, Path), ("msg_id" = String, Path), Pagination),
+    responses((status = 200, body = ListResponse<MessageEndpointOut>), (status = 404, body = HttpErrorOut)))]
+async fn list_message_endpoints(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> ApiResult<Json<ListResponse<MessageEndpointOut>>> {
+    let app = state.app_for(&caller, &app_id).await?;
+    let message = state.store.get_message(&app.id, &msg_id).await?;
+    let request = page.to_request(Order::Ascending)?;
+    let page = state
+        .store
+        .list_message_deliveries(&app.id, &message.id, &request)
+        .await?;
+    Ok(Json(ListResponse::from_page(
+        page,
+        |d| &d.endpoint.id,
+        MessageEndpointOut::from,
+    )))
+}
+
+/// An empty JSON object, the body of accepted background operations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmptyResponse {}
+
+/// Send the message to the endpoint again, now.
+#[utoipa::path(post, path = "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", tag = "Message Attempt",
+    params(("app_id" = String, Path), ("msg_id" = String, Path), ("endpoint_id" = String, Path)),
+    responses((status = 202, body = EmptyResponse), (status = 400, body = HttpErrorOut), (status = 404, body = HttpErrorOut)))]
+async fn resend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
+) -> ApiResult<(StatusCode, Json<EmptyResponse>)> {
+    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let message = state.store.get_message(&app.id, &msg_id).await?;
+    if message.payload.is_none() {
+        return Err(ApiError::BadRequest {
+            code: "missing_payload",
+            detail: "The message's payload was deleted, so it cannot be sent again.".into(),
+        });
+    }
+    state
+        .store
+        .resend(&app.id, &message.id, &endpoint.id, state.clock.now())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(EmptyResponse {})))
+}
+
+/// The attempt routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_attempts_by_endpoint))
+        .routes(routes!(list_attempts_by_message))
+        .routes(routes!(get_attempt))
+        .routes(routes!(delete_attempt_content))
+        .routes(routes!(list_message_endpoints))
+        .routes(routes!(resend))
+}

@@ -1,0 +1,398 @@
+//! Endpoint sub-resources: custom headers, stats, the messages sent to it, recover and
+//! send-example.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use herald_core::ids::IdKind;
+use herald_core::model::Message;
+use herald_core::store::{MessageDelivery, NewMessage, Order, Published};
+use herald_core::validation::FieldError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::list::{ListResponse, Pagination};
+use crate::http::v1::attempt::{parse_status, status_text};
+use crate::http::v1::endpoint::endpoint_for;
+use crate::http::v1::message::{MessageListQuery, MessageOut};
+use crate::schema;
+use crate::state::AppState;
+
+/// Headers whose values are not shown back (only their names, as `sensitive`).
+const SENSITIVE: &[&str] = &[
+    "authorization",
+    "x-auth-token",
+    "www-authenticate",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Headers an endpoint may not set: Herald sets them, or they would break HTTP.
+const FORBIDDEN: &[&str] = &[
+    "host",
+    "user-agent",
+    "keep-alive",
+    "connection",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "content-type",
+    "content-encoding",
+];
+const FORBIDDEN_PREFIXES: &[&str] = &["webhook-", "svix-", "x-svix-", "x-herald-"];
+const MAX_HEADER_VALUE: usize = 4096;
+const MAX_HEADERS: usize = 64;
+
+/// Checks custom headers: valid HTTP, not one Herald sets, bounded.
+pub fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    if headers.len() > MAX_HEADERS {
+        errors.push(FieldError::body(
+            "headers",
+            format!("at most {MAX_HEADERS} headers"),
+            "value_error",
+        ));
+    }
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        let problem = if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            Some("is not a valid header name")
+        } else if HeaderValue::from_str(value).is_err() || value.len() > MAX_HEADER_VALUE {
+            Some("has an invalid or too long value")
+        } else if FORBIDDEN.contains(&lower.as_str())
+            || FORBIDDEN_PREFIXES.iter().any(|p| lower.starts_with(p))
+        {
+            Some("is set by Herald and cannot be overridden")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            errors.push(FieldError {
+                loc: vec!["body".into(), "headers".into(), name.clone()],
+                msg: format!("`{name}` {problem}"),
+                kind: "value_error",
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// An endpoint's custom headers; sensitive values are listed by name only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointHeadersOut {
+    pub headers: BTreeMap<String, String>,
+    pub sensitive: Vec<String>,
+}
+
+/// The full set of custom headers.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EndpointHeadersIn {
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Changes to custom headers: `headers` are set (a `null` value removes), `deleteHeaders`
+/// are removed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointHeadersPatchIn {
+    #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Option<String>>)]
+    pub headers: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub delete_headers: Vec<String>,
+}
+
+type EndpointPath = Path<(String, String)>;
+
+/// Get the custom headers.
+#[utoipa::path(get, path = "/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    responses((status = 200, body = EndpointHeadersOut), (status = 404, body = HttpErrorOut)))]
+async fn get_headers(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): EndpointPath,
+) -> ApiResult<Json<EndpointHeadersOut>> {
+    let (_, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (sensitive, headers): (BTreeMap<_, _>, BTreeMap<_, _>) = endpoint
+        .headers
+        .into_iter()
+        .partition(|(name, _)| SENSITIVE.contains(&name.to_ascii_lowercase().as_str()));
+    Ok(Json(EndpointHeadersOut {
+        headers,
+        sensitive: sensitive.into_keys().collect(),
+    }))
+}
+
+/// Replace the custom headers.
+#[utoipa::path(put, path = "/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EndpointHeadersIn,
+    responses((status = 204), (status = 422, body = HttpValidationError)))]
+async fn update_headers(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): EndpointPath,
+    ApiJson(body): ApiJson<EndpointHeadersIn>,
+) -> ApiResult<StatusCode> {
+    check_headers(&body.headers)?;
+    let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    endpoint.headers = body.headers;
+    endpoint.updated_at = state.clock.now();
+    state.store.update_endpoint(&endpoint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Add, change or remove some custom headers.
+#[utoipa::path(patch, path = "/app/{app_id}/endpoint/{endpoint_id}/headers", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EndpointHeadersPatchIn,
+    responses((status = 204), (status = 422, body = HttpValidationError)))]
+async fn patch_headers(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): EndpointPath,
+    ApiJson(body): ApiJson<EndpointHeadersPatchIn>,
+) -> ApiResult<StatusCode> {
+    let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    for (name, value) in body.headers {
+        match value {
+            Some(value) => endpoint.headers.insert(name, value),
+            None => endpoint.headers.remove(&name),
+        };
+    }
+    for name in &body.delete_headers {
+        endpoint
+            .headers
+            .retain(|k, _| !k.eq_ignore_ascii_case(name));
+    }
+    check_headers(&endpoint.headers)?;
+    endpoint.updated_at = state.clock.now();
+    state.store.update_endpoint(&endpoint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Counts of an endpoint's deliveries by state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointStats {
+    pub success: u64,
+    pub pending: u64,
+    pub sending: u64,
+    pub fail: u64,
+    pub canceled: u64,
+}
+
+/// `stats` options.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// Count deliveries updated since this time (default: all).
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Count the endpoint's deliveries by state.
+#[utoipa::path(get, path = "/app/{app_id}/endpoint/{endpoint_id}/stats", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path), StatsQuery),
+    responses((status = 200, body = EndpointStats), (status = 404, body = HttpErrorOut)))]
+async fn endpoint_stats(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): EndpointPath,
+    ApiQuery(query): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<EndpointStats>> {
+    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let s = state
+        .store
+        .endpoint_stats(&app.id, &endpoint.id, query.since)
+        .await?;
+    Ok(Json(EndpointStats {
+        success: s.success,
+        pending: s.pending,
+        sending: s.sending,
+        fail: s.failed,
+        canceled: 0,
+    }))
+}
+
+/// A message as delivered to one endpoint.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointMessageOut {
+    #[serde(flatten)]
+    pub message: MessageOut,
+    /// 0 success, 1 pending, 2 failure, 3 sending.
+    pub status: i64,
+    pub status_text: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<DateTime<Utc>>,
+}
+
+/// `endpoint/{id}/msg` options beyond the message filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EndpointMessagesQuery {
+    /// Only deliveries in this state: 0 success, 1 pending, 2 failure, 3 sending.
+    pub status: Option<i64>,
+}
+
+/// List the messages sent to an endpoint, with their delivery state, newest first.
+#[utoipa::path(get, path = "/app/{app_id}/endpoint/{endpoint_id}/msg", tag = "Message Attempt",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path), Pagination, MessageListQuery, EndpointMessagesQuery),
+    responses((status = 200, body = ListResponse<EndpointMessageOut>), (status = 404, body = HttpErrorOut)))]
+async fn list_endpoint_messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): EndpointPath,
+    ApiQuery(page): ApiQuery<Pagination>,
+    ApiQuery(filter): ApiQuery<MessageListQuery>,
+    ApiQuery(query): ApiQuery<EndpointMessagesQuery>,
+) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
+    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let status = parse_status("status", query.status)?;
+    let request = page.to_request(Order::Descending)?;
+    let page = state
+        .store
+        .list_endpoint_messages(&app.id, &endpoint.id, &filter.filter(), status, &request)
+        .await?;
+    let with_content = filter.with_content.unwrap_or(true);
+    Ok(Json(ListResponse::from_page(
+        page,
+        |d| &d.message.id,
+        |d: MessageDelivery| EndpointMessageOut {
+            message: MessageOut::new(d.message, with_content),
+            status: d.delivery.status as i64,
+            status_text: status_text(d.delivery.status),
+            next_attempt: d.delivery.next_attempt_at,
+        },
+    )))
+}
+
+/// A time range of messages to recover.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RecoverIn {
+    pub since: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The (already finished) recover task.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverOut {
+    pub id: String,
+    /// `finished`: the failed deliveries are queued again when this is returned.
+    pub status: &'static str,
+    pub task: &'static str,
+    pub updated_at: DateTime<Utc>,
+    /// How many deliveries were queued again.
+    pub recovered: u64,
+}
+
+/// Send again every failed message of a time range to the endpoint.
+#[utoipa::path(post, path = "/app/{app_id}/endpoint/{endpoint_id}/recover", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = RecoverIn,
+    responses((status = 202, body = RecoverOut), (status = 404, body = HttpErrorOut), (status = 422, body = HttpValidationError)))]
+async fn recover(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): EndpointPath,
+    ApiJson(body): ApiJson<RecoverIn>,
+) -> ApiResult<(StatusCode, Json<RecoverOut>)> {
+    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let now = state.clock.now();
+    if body.until.is_some_and(|until| until <= body.since) {
+        return Err(ApiError::invalid("until", "must be after `since`"));
+    }
+    let recovered = state
+        .store
+        .recover_failed(&app.id, &endpoint.id, body.since, body.until, now)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RecoverOut {
+            id: IdKind::Task.new_id(),
+            status: "finished",
+            task: "endpoint.recover",
+            updated_at: now,
+            recovered,
+        }),
+    ))
+}
+
+/// Which example to send.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventExampleIn {
+    /// An event type with an example in its schema, or `svix.ping`.
+    pub event_type: String,
+    /// Which of the schema's `examples` (default 0).
+    #[serde(default)]
+    pub example_index: usize,
+}
+
+const PING_EVENT: &str = "svix.ping";
+
+/// Send an example event (from the event type's schema) to this endpoint only.
+#[utoipa::path(post, path = "/app/{app_id}/endpoint/{endpoint_id}/send-example", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EventExampleIn,
+    responses((status = 202, body = MessageOut), (status = 400, body = HttpErrorOut), (status = 404, body = HttpErrorOut)))]
+async fn send_example(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): EndpointPath,
+    ApiJson(body): ApiJson<EventExampleIn>,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let payload = if body.event_type == PING_EVENT {
+        serde_json::json!({ "success": true })
+    } else {
+        let event_type = state.store.get_event_type(&body.event_type).await?;
+        schema::example(&event_type, body.example_index)
+            .filter(Value::is_object)
+            .ok_or_else(|| ApiError::BadRequest {
+                code: "invalid_scheme",
+                detail: "The event type's schema has no example object to send.".into(),
+            })?
+    };
+    let new = NewMessage {
+        message: Message {
+            id: IdKind::Message.new_id(),
+            app_id: app.id,
+            event_type: body.event_type,
+            event_id: None,
+            channels: None,
+            tags: None,
+            payload: Some(payload.to_string().into()),
+            created_at: state.clock.now(),
+        },
+        idempotency_key: None,
+        only_endpoint: Some(endpoint.id),
+    };
+    let message = match state.store.create_message(&new).await? {
+        Published::Created { message, .. } | Published::Existing(message) => message,
+    };
+    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(message, true))))
+}
+
+/// The endpoint sub-resource routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_headers, update_headers, patch_headers))
+        .routes(routes!(endpoint_stats))
+        .routes(routes!(list_endpoint_messages))
+        .routes(routes!(recover))
+        .routes(routes!(send_example))
+}

@@ -1,0 +1,351 @@
+//! `/api/v1/app/{app_id}/msg`: publishing events and reading them back.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use herald_core::ids::IdKind;
+use herald_core::model::{Application, Message};
+use herald_core::store::{MessageFilter, NewMessage, Order, Published};
+use herald_core::validation::{self, FieldError, Validator};
+use herald_core::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::list::{comma_list, ListResponse, Pagination};
+use crate::http::v1::application::{create_or_get, ApplicationIn};
+use crate::schema;
+use crate::state::AppState;
+
+const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+/// An event to publish.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    /// e.g. `user.created`.
+    pub event_type: String,
+    /// The JSON object delivered as the webhook body, byte for byte.
+    #[serde(alias = "data")]
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    /// Your own unique id for the event (unique per application).
+    pub event_id: Option<String>,
+    /// Only endpoints subscribed to one of these channels (or to none) receive it.
+    pub channels: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    /// Creates the application alongside the message when the path names none.
+    pub application: Option<ApplicationIn>,
+    /// Days to keep the payload (accepted; retention is global for now).
+    pub payload_retention_period: Option<i64>,
+    /// Hours to keep the payload (accepted; retention is global for now).
+    pub payload_retention_hours: Option<i64>,
+}
+
+/// A published message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut {
+    pub id: String,
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// When the message was published.
+    pub timestamp: DateTime<Utc>,
+}
+
+impl MessageOut {
+    /// The API form of `m`; the payload is `{}` without content and `{"expired": true}` once
+    /// deleted.
+    pub fn new(m: Message, with_content: bool) -> Self {
+        let payload = match (&m.payload, with_content) {
+            (Some(p), true) => RawValue::from_string(p.to_string()),
+            (None, true) => RawValue::from_string(r#"{"expired":true}"#.into()),
+            (_, false) => RawValue::from_string("{}".into()),
+        }
+        .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("valid JSON"));
+        Self {
+            id: m.id,
+            event_type: m.event_type,
+            payload,
+            event_id: m.event_id,
+            channels: m.channels,
+            tags: m.tags,
+            timestamp: m.created_at,
+        }
+    }
+}
+
+/// Whether to include payloads.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContentQuery {
+    /// Include the payload (default true).
+    pub with_content: Option<bool>,
+}
+
+/// Filters of message lists.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageListQuery {
+    /// Only messages on this channel.
+    pub channel: Option<String>,
+    /// Only messages published before this time.
+    pub before: Option<DateTime<Utc>>,
+    /// Only messages published after this time.
+    pub after: Option<DateTime<Utc>>,
+    /// Only these event types (comma-separated or repeated).
+    pub event_types: Option<Vec<String>>,
+    /// Include payloads (default true).
+    pub with_content: Option<bool>,
+}
+
+impl MessageListQuery {
+    /// The store filter these parameters describe.
+    pub fn filter(&self) -> MessageFilter {
+        MessageFilter {
+            event_types: comma_list(self.event_types.clone()),
+            channel: self.channel.clone(),
+            before: self.before,
+            after: self.after,
+        }
+    }
+}
+
+fn validate(body: &MessageIn, max_payload: usize) -> ApiResult<()> {
+    let size = body.payload.get().len();
+    if size > max_payload {
+        return Err(ApiError::TooLarge(format!(
+            "The payload is {size} bytes; the limit is {max_payload} bytes."
+        )));
+    }
+    let mut v = Validator::default();
+    v.check(validation::event_type_name("eventType", &body.event_type));
+    if !body.payload.get().trim_start().starts_with('{') {
+        v.check(Err(FieldError::body(
+            "payload",
+            "must be a JSON object",
+            "type_error.dict",
+        )));
+    }
+    if let Some(event_id) = &body.event_id {
+        v.check(validation::uid("eventId", event_id));
+    }
+    if let Some(channels) = &body.channels {
+        if channels.is_empty() || channels.len() > 5 {
+            v.check(Err(FieldError::body(
+                "channels",
+                "must list 1 to 5 channels",
+                "value_error.list",
+            )));
+        }
+        for c in channels {
+            v.check(
+                validation::length("channels", c, 1, 128)
+                    .and(validation::event_type_name("channels", c)),
+            );
+        }
+    }
+    for tag in body.tags.iter().flatten() {
+        v.check(validation::length("tags", tag, 1, 128));
+    }
+    if let Some(days) = body.payload_retention_period {
+        if !(1..=90).contains(&days) {
+            v.check(Err(FieldError::body(
+                "payloadRetentionPeriod",
+                "must be 1 to 90 days",
+                "value_error.number",
+            )));
+        }
+    }
+    v.finish().map_err(ApiError::Validation)
+}
+
+/// Refuses a payload that breaks its event type's schema.
+async fn check_schema(state: &AppState, body: &MessageIn) -> ApiResult<()> {
+    let event_type = match state.store.get_event_type(&body.event_type).await {
+        Ok(e) if e.schemas.is_some() => e,
+        Ok(_) | Err(StoreError::NotFound) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let payload: Value = serde_json::from_str(body.payload.get())
+        .map_err(|e| ApiError::invalid("payload", e.to_string()))?;
+    let problems = schema::payload_problems(&event_type, &payload);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Validation(
+        problems
+            .into_iter()
+            .map(|p| {
+                FieldError::body(
+                    "payload",
+                    format!("does not match the schema of `{}`: {p}", body.event_type),
+                    "value_error.jsonschema",
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// The application of the path, created from `application` when it does not exist yet.
+async fn target_app(
+    state: &AppState,
+    caller: &Caller,
+    app_id: &str,
+    body: &mut MessageIn,
+) -> ApiResult<Application> {
+    match state.app_for(caller, app_id).await {
+        Err(ApiError::NotFound) if body.application.is_some() => {
+            caller.require_admin()?;
+            let mut app_in = body.application.take().expect("checked above");
+            if app_in.uid.is_none() && !IdKind::Application.is_id(app_id) {
+                app_in.uid = Some(app_id.to_owned());
+            }
+            Ok(create_or_get(state, app_in, true).await?.1)
+        }
+        other => other,
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => Ok(Some(key.to_owned())),
+        _ => Err(ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            detail: format!("The idempotency-key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters."),
+        }),
+    }
+}
+
+/// Publish a message: committed with one delivery per subscribed endpoint before the 202.
+#[utoipa::path(post, path = "/app/{app_id}/msg", tag = "Message",
+    params(("app_id" = String, Path), ContentQuery, ("idempotency-key" = Option<String>, Header, description = "The same key returns the same message")),
+    request_body = MessageIn,
+    responses((status = 202, body = MessageOut), (status = 404, body = HttpErrorOut), (status = 409, body = HttpErrorOut),
+        (status = 413, body = HttpErrorOut), (status = 422, body = HttpValidationError)))]
+async fn create_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    ApiQuery(query): ApiQuery<ContentQuery>,
+    headers: HeaderMap,
+    ApiJson(mut body): ApiJson<MessageIn>,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    validate(&body, state.config.api.max_payload_bytes)?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let app = target_app(&state, &caller, &app_id, &mut body).await?;
+    check_schema(&state, &body).await?;
+    let new = NewMessage {
+        message: Message {
+            id: IdKind::Message.new_id(),
+            app_id: app.id,
+            event_type: body.event_type,
+            event_id: body.event_id,
+            channels: body.channels,
+            tags: body.tags,
+            payload: Some(body.payload.get().into()),
+            created_at: state.clock.now(),
+        },
+        idempotency_key,
+        only_endpoint: None,
+    };
+    let message = match state.store.create_message(&new).await {
+        Ok(Published::Created { message, .. }) | Ok(Published::Existing(message)) => message,
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::Conflict(
+                "A message with this eventId already exists.".into(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let with_content = query.with_content.unwrap_or(true);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageOut::new(message, with_content)),
+    ))
+}
+
+/// List an application's messages, newest first.
+#[utoipa::path(get, path = "/app/{app_id}/msg", tag = "Message", params(("app_id" = String, Path), Pagination, MessageListQuery),
+    responses((status = 200, body = ListResponse<MessageOut>), (status = 404, body = HttpErrorOut)))]
+async fn list_messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    ApiQuery(page): ApiQuery<Pagination>,
+    ApiQuery(query): ApiQuery<MessageListQuery>,
+) -> ApiResult<Json<ListResponse<MessageOut>>> {
+    let app = state.app_for(&caller, &app_id).await?;
+    let request = page.to_request(Order::Descending)?;
+    let page = state
+        .store
+        .list_messages(&app.id, &query.filter(), &request)
+        .await?;
+    let with_content = query.with_content.unwrap_or(true);
+    Ok(Json(ListResponse::from_page(
+        page,
+        |m| &m.id,
+        |m| MessageOut::new(m, with_content),
+    )))
+}
+
+/// Get a message by id or by its `eventId`.
+#[utoipa::path(get, path = "/app/{app_id}/msg/{msg_id}", tag = "Message",
+    params(("app_id" = String, Path), ("msg_id" = String, Path), ContentQuery),
+    responses((status = 200, body = MessageOut), (status = 404, body = HttpErrorOut)))]
+async fn get_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<ContentQuery>,
+) -> ApiResult<Json<MessageOut>> {
+    let app = state.app_for(&caller, &app_id).await?;
+    let message = state.store.get_message(&app.id, &msg_id).await?;
+    Ok(Json(MessageOut::new(
+        message,
+        query.with_content.unwrap_or(true),
+    )))
+}
+
+/// Delete a message's payload, keeping its metadata and attempts.
+#[utoipa::path(delete, path = "/app/{app_id}/msg/{msg_id}/content", tag = "Message",
+    params(("app_id" = String, Path), ("msg_id" = String, Path)),
+    responses((status = 204), (status = 404, body = HttpErrorOut)))]
+async fn delete_message_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let app = state.app_for(&caller, &app_id).await?;
+    let message = state.store.get_message(&app.id, &msg_id).await?;
+    state
+        .store
+        .delete_message_content(&app.id, &message.id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The message routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_messages, create_message))
+        .routes(routes!(get_message))
+        .routes(routes!(delete_message_content))
+}

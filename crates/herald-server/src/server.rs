@@ -1,0 +1,137 @@
+//! Starting and stopping a Herald process: store, API listener and dispatcher.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use herald_core::{Clock, Store};
+use herald_store_sqlite::SqliteStore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{generate_token, store_token};
+use crate::config::Config;
+use crate::destinations::http::HttpDestination;
+use crate::dispatch::{DispatchSettings, Dispatcher};
+use crate::state::AppState;
+
+/// A running Herald.
+pub struct Server {
+    /// The address the API listens on (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    /// The admin token generated at this start, if one was (it is shown only now).
+    pub generated_admin_token: Option<String>,
+    /// The store, for callers that need it directly (tests, the CLI).
+    pub store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+    tasks: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Begins a graceful shutdown: stop accepting and claiming, finish attempts in flight.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.tasks.await.context("server task panicked")?
+    }
+}
+
+/// Opens the database the configuration names, applying migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    if !url.starts_with("sqlite:") {
+        anyhow::bail!("unsupported database URL `{url}`: use sqlite://path/to/herald.db");
+    }
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .and_then(|p| std::path::Path::new(p).parent())
+    {
+        if !path.as_os_str().is_empty() {
+            std::fs::create_dir_all(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
+    }
+    let store = SqliteStore::connect(&url, config.database.readers)
+        .await
+        .with_context(|| format!("opening {url}"))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(Arc::new(store))
+}
+
+/// Makes sure an admin token exists: the configured one, or a new one returned for showing.
+async fn ensure_admin_token(
+    store: &dyn Store,
+    config: &Config,
+    clock: &dyn Clock,
+) -> anyhow::Result<Option<String>> {
+    let now = clock.now();
+    if let Some(token) = &config.admin_token {
+        store_token(store, token.expose(), None, "HERALD_ADMIN_TOKEN", now, None).await?;
+        return Ok(None);
+    }
+    if store.has_admin_token().await? {
+        return Ok(None);
+    }
+    let token = generate_token();
+    store_token(store, &token, None, "generated at first start", now, None).await?;
+    Ok(Some(token))
+}
+
+/// Starts Herald: opens the store, binds the API, starts the dispatcher.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
+    let store = open_store(&config).await?;
+    let generated_admin_token = ensure_admin_token(store.as_ref(), &config, clock.as_ref()).await?;
+    let destination =
+        Arc::new(HttpDestination::new(&config.delivery).context("building the HTTP client")?);
+    let settings = DispatchSettings {
+        max_in_flight: config.delivery.max_in_flight as usize,
+        endpoint_concurrency: config.delivery.endpoint_concurrency as usize,
+        attempt_timeout: config.delivery.timeout,
+        shutdown_grace: config.delivery.shutdown_grace,
+    };
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        clock.clone(),
+        destination,
+        config.retry_policy(),
+        settings,
+    );
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        database = %config.database_url(),
+        api = %format!("http://{addr}/api/v1"),
+        openapi = %format!("http://{addr}/api/v1/openapi.json"),
+        "Herald is running"
+    );
+
+    let state = AppState {
+        store: store.clone(),
+        clock,
+        config: Arc::new(config),
+    };
+    let shutdown = CancellationToken::new();
+    let app =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(crate::http::app(state));
+    let api = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let dispatch = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let tasks = tokio::spawn(async move {
+        api.await.context("serving the API")?;
+        dispatch.await.context("dispatcher panicked")?;
+        tracing::info!("Herald stopped");
+        Ok(())
+    });
+    Ok(Server {
+        addr,
+        generated_admin_token,
+        store,
+        shutdown,
+        tasks,
+    })
+}
