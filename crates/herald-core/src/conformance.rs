@@ -23,7 +23,7 @@ macro_rules! conformance_tests {
             expired_lease_is_claimed_again_and_stale_finish_changes_nothing,
             resend_and_recover_queue_deliveries_again,
             full_lanes_are_skipped_when_claiming,
-            message_filters_select_by_type_and_channel
+            message_filters_select_by_type_channel_and_tag
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -406,7 +406,7 @@ pub async fn full_lanes_are_skipped_when_claiming(store: &dyn Store) {
     assert_eq!(later.len(), 2);
 }
 
-pub async fn message_filters_select_by_type_and_channel(store: &dyn Store) {
+pub async fn message_filters_select_by_type_channel_and_tag(store: &dyn Store) {
     let (a, _) = setup_app_with(store, 0).await;
     let mut eu = message(&a.id, "user.created");
     eu.message.channels = Some(vec!["eu".into()]);
@@ -435,4 +435,17 @@ pub async fn message_filters_select_by_type_and_channel(store: &dyn Store) {
         .unwrap();
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].id, eu.message.id);
+    let mut tagged = message(&a.id, "user.updated");
+    tagged.message.tags = Some(vec!["vip".into()]);
+    store.create_message(&tagged).await.unwrap();
+    let by_tag = MessageFilter {
+        tag: Some("vip".into()),
+        ..Default::default()
+    };
+    let found = store
+        .list_messages(&a.id, &by_tag, &page(10))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].id, tagged.message.id);
 }

@@ -32,7 +32,8 @@ pub struct EventType {
     pub schemas: Option<Value>,
     pub archived: bool,
     pub deprecated: bool,
-    pub feature_flag: Option<String>,
+    pub feature_flags: Option<Vec<String>>,
+    pub group_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

@@ -70,6 +70,8 @@ pub struct Page<T> {
 pub struct MessageFilter {
     pub event_types: Option<Vec<String>>,
     pub channel: Option<String>,
+    /// Only messages carrying this tag.
+    pub tag: Option<String>,
     pub before: Option<DateTime<Utc>>,
     pub after: Option<DateTime<Utc>>,
 }
@@ -82,6 +84,8 @@ pub struct AttemptFilter {
     pub status_code_class: Option<i32>,
     pub event_types: Option<Vec<String>>,
     pub channel: Option<String>,
+    /// Only attempts of messages carrying this tag.
+    pub tag: Option<String>,
     pub before: Option<DateTime<Utc>>,
     pub after: Option<DateTime<Utc>>,
     /// Restrict to one endpoint (when listing by message).

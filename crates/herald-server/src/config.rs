@@ -138,9 +138,8 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let env = Env::prefixed("HERALD_").split("__").filter(|key| {
-            !NON_CONFIG_ENV
-                .iter()
-                .any(|skip| key.as_str().starts_with(skip))
+            let key = key.as_str().to_ascii_lowercase();
+            !NON_CONFIG_ENV.iter().any(|skip| key.starts_with(skip))
         });
         let config: Config = figment
             .merge(env)
@@ -209,31 +208,55 @@ mod tests {
         assert!(c.database_url().ends_with("herald-data/herald.db"));
     }
 
+    // Tests that load configuration run inside `figment::Jail`: it serialises them, so the
+    // environment one sets is never seen by another.
+
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns its own error type
     fn unknown_keys_are_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("herald.toml");
-        std::fs::write(&file, "[delivery]\ntimeuot = \"5s\"\n").unwrap();
-        let err = Config::load(Some(&file), &Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("timeuot"), "{err}");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("herald.toml", "[delivery]\ntimeuot = \"5s\"\n")?;
+            let err =
+                Config::load(Some(Path::new("herald.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("timeuot"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn file_then_flags_override_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("herald.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:9000\"\n[delivery]\ntimeout = \"3s\"\n",
-        )
-        .unwrap();
-        let flags = Overrides {
-            listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..Default::default()
-        };
-        let c = Config::load(Some(&file), &flags).unwrap();
-        assert_eq!(c.listen.port(), 0);
-        assert_eq!(c.delivery.timeout, Duration::from_secs(3));
+        figment::Jail::expect_with(|jail| {
+            let file = "listen = \"127.0.0.1:9000\"\n[delivery]\ntimeout = \"3s\"\n";
+            jail.create_file("herald.toml", file)?;
+            let flags = Overrides {
+                listen: Some("127.0.0.1:0".parse().unwrap()),
+                ..Default::default()
+            };
+            let c = Config::load(Some(Path::new("herald.toml")), &flags).unwrap();
+            assert_eq!(c.listen.port(), 0);
+            assert_eq!(c.delivery.timeout, Duration::from_secs(3));
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns its own error type
+    fn environment_overrides_and_typos_in_it_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HERALD_DELIVERY__TIMEOUT", "3s");
+            jail.set_env("HERALD_DATABASE__URL", "sqlite://elsewhere.db");
+            // Not configuration: the log filter and the test suites' own variables.
+            jail.set_env("HERALD_LOG", "debug");
+            jail.set_env("HERALD_TEST_POSTGRES_URL", "postgres://localhost/test");
+            let c = Config::load(None, &Overrides::default()).expect("valid");
+            assert_eq!(c.delivery.timeout, Duration::from_secs(3));
+            assert_eq!(c.database_url(), "sqlite://elsewhere.db");
+            jail.set_env("HERALD_LISTN", "127.0.0.1:1");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("listn"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use herald_core::{Clock, Store};
 use herald_store_sqlite::SqliteStore;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,8 @@ pub struct Server {
     pub generated_admin_token: Option<String>,
     /// The store, for callers that need it directly (tests, the CLI).
     pub store: Arc<dyn Store>,
+    /// The number of delivery attempts recorded by this process, updated as they are.
+    pub recorded_attempts: watch::Receiver<u64>,
     shutdown: CancellationToken,
     tasks: JoinHandle<anyhow::Result<()>>,
 }
@@ -99,6 +102,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         config.retry_policy(),
         settings,
     );
+    let recorded_attempts = dispatcher.recorded_attempts();
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -131,6 +135,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         addr,
         generated_admin_token,
         store,
+        recorded_attempts,
         shutdown,
         tasks,
     })

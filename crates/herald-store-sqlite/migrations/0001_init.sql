@@ -26,7 +26,8 @@ CREATE TABLE event_types (
     schemas      TEXT,
     archived     INTEGER NOT NULL DEFAULT 0,
     deprecated   INTEGER NOT NULL DEFAULT 0,
-    feature_flag TEXT,
+    feature_flags TEXT,
+    group_name   TEXT,
     created_at   INTEGER NOT NULL,
     updated_at   INTEGER NOT NULL
 );

@@ -65,14 +65,15 @@ pub async fn has_admin_token(s: &SqliteStore) -> StoreResult<bool> {
 pub async fn create_event_type(s: &SqliteStore, e: &EventType) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO event_types (name, description, schemas, archived, deprecated, \
-         feature_flag, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         feature_flags, group_name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&e.name)
     .bind(&e.description)
     .bind(e.schemas.as_ref().map(json))
     .bind(e.archived)
     .bind(e.deprecated)
-    .bind(&e.feature_flag)
+    .bind(e.feature_flags.as_ref().map(json))
+    .bind(&e.group_name)
     .bind(ms(e.created_at))
     .bind(ms(e.updated_at))
     .execute(&s.writer)
@@ -111,13 +112,14 @@ pub async fn list_event_types(
 pub async fn update_event_type(s: &SqliteStore, e: &EventType) -> StoreResult<()> {
     let r = sqlx::query(
         "UPDATE event_types SET description = ?, schemas = ?, archived = ?, deprecated = ?, \
-         feature_flag = ?, updated_at = ? WHERE name = ?",
+         feature_flags = ?, group_name = ?, updated_at = ? WHERE name = ?",
     )
     .bind(&e.description)
     .bind(e.schemas.as_ref().map(json))
     .bind(e.archived)
     .bind(e.deprecated)
-    .bind(&e.feature_flag)
+    .bind(e.feature_flags.as_ref().map(json))
+    .bind(&e.group_name)
     .bind(ms(e.updated_at))
     .bind(&e.name)
     .execute(&s.writer)

@@ -123,6 +123,11 @@ fn push_message_filter(qb: &mut QueryBuilder<'_, Sqlite>, f: &MessageFilter) {
             .push_bind(channel.clone())
             .push(")");
     }
+    if let Some(tag) = &f.tag {
+        qb.push(" AND EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = ")
+            .push_bind(tag.clone())
+            .push(")");
+    }
     if let Some(before) = f.before {
         qb.push(" AND m.created_at < ").push_bind(ms(before));
     }
@@ -259,6 +264,7 @@ async fn list_attempts(
     let message_filter = MessageFilter {
         event_types: f.event_types.clone(),
         channel: f.channel.clone(),
+        tag: f.tag.clone(),
         ..MessageFilter::default()
     };
     push_message_filter(&mut qb, &message_filter);
@@ -320,7 +326,7 @@ pub async fn delete_attempt_content(
     id: &str,
 ) -> StoreResult<()> {
     let r = sqlx::query(
-        "UPDATE attempts SET response = '', response_headers = '{}' \
+        "UPDATE attempts SET response = 'EXPUNGED', response_headers = '{}' \
          WHERE app_id = ? AND msg_id = ? AND id = ?",
     )
     .bind(app_id)

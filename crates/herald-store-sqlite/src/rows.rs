@@ -88,7 +88,8 @@ pub fn event_type(row: &SqliteRow) -> Result<EventType, StoreError> {
         schemas: opt_json(get(row, "schemas")?)?,
         archived: get(row, "archived")?,
         deprecated: get(row, "deprecated")?,
-        feature_flag: get(row, "feature_flag")?,
+        feature_flags: opt_json(get(row, "feature_flags")?)?,
+        group_name: get(row, "group_name")?,
         created_at: time(get(row, "created_at")?),
         updated_at: time(get(row, "updated_at")?),
     })

@@ -1,5 +1,7 @@
 //! `herald`: run the webhooks server and manage it from the command line.
 
+mod listen;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +42,18 @@ enum Command {
     Token(TokenCommand),
     /// Print the built-in configuration, every key with its default.
     Config,
+    /// Run a local webhook receiver that prints what arrives and checks signatures.
+    Listen {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// The endpoint's secret (`whsec_…`), to verify signatures.
+        #[arg(long)]
+        secret: Option<String>,
+        /// The status to answer with (try 500 to watch retries).
+        #[arg(long, default_value_t = 200)]
+        status: u16,
+    },
 }
 
 #[derive(Args)]
@@ -102,7 +116,9 @@ impl CommonArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr; stdout carries what a command prints for the user (a token…).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
                 .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
@@ -147,6 +163,11 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Listen {
+            listen,
+            secret,
+            status,
+        } => listen::run(listen, secret, status).await,
         Command::Config => {
             print!("{}", herald_server::config::DEFAULT_CONFIG);
             Ok(())

@@ -55,6 +55,7 @@ pub(crate) async fn run(
         // The lease will expire and the delivery will be attempted again: at least once.
         tracing::error!(error = %e, delivery = %claimed.delivery.id, "recording an attempt failed");
     }
+    ctx.recorded.send_modify(|n| *n += 1);
     tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = outcome.succeeded(), "attempt");
 }
 

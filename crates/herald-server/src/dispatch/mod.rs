@@ -15,6 +15,7 @@ use herald_core::destination::Destination;
 use herald_core::retry::RetryPolicy;
 use herald_core::store::ClaimRequest;
 use herald_core::{Clock, Store};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +61,8 @@ pub(crate) struct Context {
     pub clock: Arc<dyn Clock>,
     pub destination: Arc<dyn Destination>,
     pub policy: RetryPolicy,
+    /// Counts attempts recorded, for whoever watches progress (tests, metrics).
+    pub recorded: watch::Sender<u64>,
 }
 
 /// The delivery loop of one Herald process.
@@ -82,8 +85,14 @@ impl Dispatcher {
             clock,
             destination,
             policy,
+            recorded: watch::Sender::new(0),
         });
         Self { ctx, settings }
+    }
+
+    /// The number of attempts recorded so far, updated as they are.
+    pub fn recorded_attempts(&self) -> watch::Receiver<u64> {
+        self.ctx.recorded.subscribe()
     }
 
     /// Runs until `shutdown` is cancelled, then lets attempts in flight finish within the

@@ -8,7 +8,7 @@ pub mod v1;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::header;
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
@@ -56,6 +56,27 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .into_openapi()
 }
 
+/// Routes the Svix SDKs know that Herald does not offer (yet): a clear 501 rather than a
+/// 404 that reads as "no such application". Left out of the OpenAPI document.
+fn not_implemented() -> Router<AppState> {
+    const PATHS: &[&str] = &[
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/attempt-stats",
+        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation",
+        "/api/v1/app/{app_id}/msg/precheck/active",
+        "/api/v1/app/{app_id}/msg/bulk-expunge",
+        "/api/v1/app/{app_id}/msg/expunge-all-contents",
+        "/api/v1/app/{app_id}/events",
+        "/api/v1/auth/whoami",
+        "/api/v1/auth/app/{app_id}/expire-all",
+        "/api/v1/event-type/import/openapi",
+    ];
+    PATHS.iter().fold(Router::new(), |router, path| {
+        router.route(path, any(|| async { ApiError::NotImplemented }))
+    })
+}
+
 /// The application: every route, ready to serve. Trailing slashes are trimmed before
 /// routing, so `/api/v1/app/` and `/api/v1/app` are the same route (Svix clients use both).
 pub fn app(state: AppState) -> NormalizePath<Router> {
@@ -75,6 +96,7 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
             "/api/v1/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
         )
+        .merge(not_implemented())
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())

@@ -98,6 +98,8 @@ pub struct AttemptListQuery {
     /// 0 (no response), 100, 200, 300, 400 or 500.
     pub status_code_class: Option<i32>,
     pub channel: Option<String>,
+    /// Only attempts of messages carrying this tag.
+    pub tag: Option<String>,
     pub before: Option<DateTime<Utc>>,
     pub after: Option<DateTime<Utc>>,
     /// Only attempts of these event types (comma-separated or repeated).
@@ -130,6 +132,7 @@ impl AttemptListQuery {
             status_code_class: self.status_code_class,
             event_types: comma_list(self.event_types.clone()),
             channel: self.channel.clone(),
+            tag: self.tag.clone(),
             before: self.before,
             after: self.after,
             endpoint_id,

@@ -35,7 +35,12 @@ pub struct EventTypeIn {
     pub deprecated: bool,
     /// JSON Schemas by version, e.g. `{"1": {"type": "object", …}}`.
     pub schemas: Option<Value>,
+    /// Only users with one of these flags see the type in the portal.
+    pub feature_flags: Option<Vec<String>>,
+    /// The older, single-flag form of `featureFlags`.
     pub feature_flag: Option<String>,
+    /// Groups related types in listings.
+    pub group_name: Option<String>,
 }
 
 /// The full replacement of an event type (the name comes from the path).
@@ -48,7 +53,9 @@ pub struct EventTypeUpdate {
     #[serde(default)]
     pub deprecated: bool,
     pub schemas: Option<Value>,
+    pub feature_flags: Option<Vec<String>>,
     pub feature_flag: Option<String>,
+    pub group_name: Option<String>,
 }
 
 /// Changes to an event type; absent fields are kept, `null` clears.
@@ -62,8 +69,14 @@ pub struct EventTypePatch {
     #[schema(value_type = Option<Object>)]
     pub schemas: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub feature_flags: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub feature_flag: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub group_name: Option<Option<String>>,
 }
 
 /// An event type.
@@ -77,7 +90,12 @@ pub struct EventTypeOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schemas: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_flags: Option<Vec<String>>,
+    /// The first of `featureFlags`, for older clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub feature_flag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -90,7 +108,9 @@ impl From<EventType> for EventTypeOut {
             archived: e.archived,
             deprecated: e.deprecated,
             schemas: e.schemas,
-            feature_flag: e.feature_flag,
+            feature_flag: e.feature_flags.as_ref().and_then(|f| f.first().cloned()),
+            feature_flags: e.feature_flags,
+            group_name: e.group_name,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -117,11 +137,20 @@ pub struct DeleteEventTypeQuery {
     pub expunge: bool,
 }
 
-fn check_fields(v: &mut Validator, description: &str, schemas: Option<&Value>, flag: Option<&str>) {
-    v.check(validation::length("description", description, 0, 8192));
-    if let Some(flag) = flag {
-        v.check(validation::event_type_name("featureFlag", flag));
+/// `featureFlags`, or the single `featureFlag` of older clients.
+fn flags(many: Option<Vec<String>>, one: Option<String>) -> Option<Vec<String>> {
+    many.or_else(|| one.map(|f| vec![f]))
+}
+
+fn check_fields(v: &mut Validator, e: &EventType) {
+    v.check(validation::length("description", &e.description, 0, 8192));
+    for flag in e.feature_flags.iter().flatten() {
+        v.check(validation::event_type_name("featureFlags", flag));
     }
+    if let Some(group) = &e.group_name {
+        v.check(validation::length("groupName", group, 1, 256));
+    }
+    let schemas = e.schemas.as_ref();
     for (version, problem) in schemas.map(check_schemas).unwrap_or_default() {
         v.errors.push(FieldError {
             loc: vec!["body".into(), "schemas".into(), version],
@@ -168,15 +197,6 @@ async fn create_event_type(
     ApiJson(body): ApiJson<EventTypeIn>,
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
     caller.require_admin()?;
-    let mut v = Validator::default();
-    v.check(validation::event_type_name("name", &body.name));
-    check_fields(
-        &mut v,
-        &body.description,
-        body.schemas.as_ref(),
-        body.feature_flag.as_deref(),
-    );
-    v.finish().map_err(ApiError::Validation)?;
     let now = state.clock.now();
     let mut event_type = EventType {
         name: body.name,
@@ -184,10 +204,15 @@ async fn create_event_type(
         schemas: body.schemas,
         archived: body.archived,
         deprecated: body.deprecated,
-        feature_flag: body.feature_flag,
+        feature_flags: flags(body.feature_flags, body.feature_flag),
+        group_name: body.group_name,
         created_at: now,
         updated_at: now,
     };
+    let mut v = Validator::default();
+    v.check(validation::event_type_name("name", &event_type.name));
+    check_fields(&mut v, &event_type);
+    v.finish().map_err(ApiError::Validation)?;
     match state.store.create_event_type(&event_type).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
@@ -229,12 +254,6 @@ async fn update_event_type(
     caller.require_admin()?;
     let mut v = Validator::default();
     v.check(validation::event_type_name("name", &name));
-    check_fields(
-        &mut v,
-        &body.description,
-        body.schemas.as_ref(),
-        body.feature_flag.as_deref(),
-    );
     v.finish().map_err(ApiError::Validation)?;
     let now = state.clock.now();
     let existing = match state.store.get_event_type(&name).await {
@@ -248,10 +267,14 @@ async fn update_event_type(
         schemas: body.schemas,
         archived: body.archived,
         deprecated: body.deprecated,
-        feature_flag: body.feature_flag,
+        feature_flags: flags(body.feature_flags, body.feature_flag),
+        group_name: body.group_name,
         created_at: existing.as_ref().map_or(now, |e| e.created_at),
         updated_at: now,
     };
+    let mut v = Validator::default();
+    check_fields(&mut v, &event_type);
+    v.finish().map_err(ApiError::Validation)?;
     if existing.is_some() {
         state.store.update_event_type(&event_type).await?;
         Ok((StatusCode::OK, Json(event_type.into())))
@@ -283,14 +306,14 @@ async fn patch_event_type(
         event_type.deprecated = deprecated;
     }
     patch::apply(&mut event_type.schemas, body.schemas);
-    patch::apply(&mut event_type.feature_flag, body.feature_flag);
-    let mut v = Validator::default();
-    check_fields(
-        &mut v,
-        &event_type.description,
-        event_type.schemas.as_ref(),
-        event_type.feature_flag.as_deref(),
+    patch::apply(&mut event_type.feature_flags, body.feature_flags);
+    patch::apply(
+        &mut event_type.feature_flags,
+        body.feature_flag.map(|f| f.map(|f| vec![f])),
     );
+    patch::apply(&mut event_type.group_name, body.group_name);
+    let mut v = Validator::default();
+    check_fields(&mut v, &event_type);
     v.finish().map_err(ApiError::Validation)?;
     event_type.updated_at = state.clock.now();
     state.store.update_event_type(&event_type).await?;

@@ -103,6 +103,8 @@ pub struct ContentQuery {
 pub struct MessageListQuery {
     /// Only messages on this channel.
     pub channel: Option<String>,
+    /// Only messages carrying this tag.
+    pub tag: Option<String>,
     /// Only messages published before this time.
     pub before: Option<DateTime<Utc>>,
     /// Only messages published after this time.
@@ -119,6 +121,7 @@ impl MessageListQuery {
         MessageFilter {
             event_types: comma_list(self.event_types.clone()),
             channel: self.channel.clone(),
+            tag: self.tag.clone(),
             before: self.before,
             after: self.after,
         }

@@ -1,0 +1,524 @@
+//! Delivery end to end: fan-out, filters, signatures, retries, resend, recover, rotation,
+//! idempotency and payload fidelity, against real receivers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::{Clock, SystemClock};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{Receiver, Reply, TestHerald};
+
+/// Verifies a delivery with the independent `standardwebhooks` crate.
+fn verify(secret: &str, got: &crate::helpers::Received) -> bool {
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, got.header(name).parse().unwrap());
+    }
+    standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(&got.body, &headers)
+        .is_ok()
+}
+
+async fn secret_of(herald: &TestHerald, app: &str, endpoint: &Value) -> String {
+    let (_, secret) = herald
+        .get(&format!(
+            "/app/{app}/endpoint/{}/secret",
+            endpoint["id"].as_str().unwrap()
+        ))
+        .await;
+    secret["key"].as_str().unwrap().to_owned()
+}
+
+async fn deliveries_of(herald: &TestHerald, app: &str, msg: &str) -> Vec<Value> {
+    let (_, list) = herald.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
+    list["data"].as_array().cloned().unwrap()
+}
+
+#[tokio::test]
+async fn fan_out_reaches_three_endpoints_each_signed_with_its_own_secret() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receivers = [
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    ];
+    let mut secrets = Vec::new();
+    for r in &receivers {
+        let endpoint = herald.endpoint(&app, json!({"url": r.url})).await;
+        secrets.push(secret_of(&herald, &app, &endpoint).await);
+    }
+    assert_eq!(secrets.len(), 3);
+    assert!(secrets[0] != secrets[1] && secrets[1] != secrets[2]);
+
+    let msg = herald
+        .publish(
+            &app,
+            json!({"eventType": "contact.created", "payload": {"email": "a@example.com"}}),
+        )
+        .await;
+    for (r, secret) in receivers.iter().zip(&secrets) {
+        let got = r.wait_for(1).await;
+        assert_eq!(got[0].header("webhook-id"), msg);
+        assert_eq!(got[0].header("svix-id"), msg);
+        assert_eq!(got[0].header("content-type"), "application/json");
+        assert_eq!(&got[0].body[..], br#"{"email":"a@example.com"}"#);
+        assert!(
+            verify(secret, &got[0]),
+            "signed with the endpoint's own secret"
+        );
+        let other = secrets.iter().find(|s| *s != secret).unwrap();
+        assert!(
+            !verify(other, &got[0]),
+            "not verifiable with another endpoint's secret"
+        );
+    }
+    herald.stop().await;
+}
+
+#[tokio::test]
+async fn event_type_and_channel_filters_choose_the_endpoints() {
+    let herald = TestHerald::start().await;
+    herald.event_type("user.created").await;
+    let app = herald.app("acme").await;
+    let (typed, eu, all) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
+    herald
+        .endpoint(
+            &app,
+            json!({"url": typed.url, "filterTypes": ["user.created"]}),
+        )
+        .await;
+    herald
+        .endpoint(&app, json!({"url": eu.url, "channels": ["eu"]}))
+        .await;
+    herald.endpoint(&app, json!({"url": all.url})).await;
+
+    let created_us = herald
+        .publish(
+            &app,
+            json!({"eventType": "user.created", "channels": ["us"], "payload": {}}),
+        )
+        .await;
+    let deleted_eu = herald
+        .publish(
+            &app,
+            json!({"eventType": "user.deleted", "channels": ["eu"], "payload": {}}),
+        )
+        .await;
+
+    let ids = |got: Vec<crate::helpers::Received>| -> Vec<String> {
+        let mut ids: Vec<_> = got
+            .iter()
+            .map(|r| r.header("webhook-id").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(typed.wait_for(1).await), [created_us.as_str()]);
+    assert_eq!(ids(eu.wait_for(1).await), [deleted_eu.as_str()]);
+    let mut both = vec![created_us.clone(), deleted_eu.clone()];
+    both.sort();
+    assert_eq!(ids(all.wait_for(2).await), both);
+    // Deliveries exist only for matching endpoints, so nothing else can arrive later.
+    assert_eq!(deliveries_of(&herald, &app, &created_us).await.len(), 2);
+    assert_eq!(deliveries_of(&herald, &app, &deleted_eu).await.len(), 2);
+}
+
+#[tokio::test]
+async fn disabled_endpoint_receives_nothing() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let (on, off) = (Receiver::start().await, Receiver::start().await);
+    herald.endpoint(&app, json!({"url": on.url})).await;
+    let disabled = herald
+        .endpoint(&app, json!({"url": off.url, "disabled": true}))
+        .await;
+
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    on.wait_for(1).await;
+    herald.wait_recorded(1).await;
+    let deliveries = deliveries_of(&herald, &app, &msg).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_ne!(deliveries[0]["id"], disabled["id"]);
+    assert!(off.received().is_empty());
+}
+
+#[tokio::test]
+async fn failed_attempt_is_retried_on_schedule_and_both_are_logged() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.statuses([500]);
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 1}}))
+        .await;
+
+    herald.wait_recorded(1).await;
+    let deliveries = deliveries_of(&herald, &app, &msg).await;
+    assert_eq!(deliveries[0]["status"], 1, "pending a retry");
+    assert_eq!(deliveries[0]["statusText"], "pending");
+    let next: chrono::DateTime<chrono::Utc> = deliveries[0]["nextAttempt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let wait = (next - clock.now()).num_milliseconds();
+    assert!(
+        (3_900..=6_100).contains(&wait),
+        "second attempt 5 s ± 20 % later, got {wait} ms"
+    );
+
+    clock.advance(Duration::from_secs(6));
+    receiver.wait_for(2).await;
+    herald.wait_recorded(2).await;
+    let attempts = herald.attempts(&app, &msg).await;
+    let codes: Vec<_> = attempts
+        .iter()
+        .map(|a| a["responseStatusCode"].as_i64().unwrap())
+        .collect();
+    assert_eq!(codes, [200, 500], "newest first");
+    assert_eq!(attempts[1]["status"], 2);
+    assert_eq!(attempts[1]["errorKind"], "http_status");
+    assert_eq!(attempts[0]["status"], 0);
+    assert_eq!(attempts[0]["response"], "received");
+    assert_eq!(
+        deliveries_of(&herald, &app, &msg).await[0]["statusText"],
+        "success"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_postpones_the_next_attempt() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply {
+        status: 429,
+        retry_after: Some(120),
+    }]);
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    herald.wait_recorded(1).await;
+    let next: chrono::DateTime<chrono::Utc> = deliveries_of(&herald, &app, &msg).await[0]
+        ["nextAttempt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (next - clock.now()).num_seconds() >= 119,
+        "Retry-After: 120 honoured"
+    );
+}
+
+#[tokio::test]
+async fn exhausted_delivery_is_failed_then_resent_by_hand() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.delivery.retry_schedule = vec![]
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.statuses([503]);
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    herald.wait_recorded(1).await;
+    assert_eq!(
+        deliveries_of(&herald, &app, &msg).await[0]["statusText"],
+        "fail"
+    );
+
+    let ep = endpoint["id"].as_str().unwrap();
+    let (status, body) = herald
+        .post(
+            &format!("/app/{app}/msg/{msg}/endpoint/{ep}/resend"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(body, json!({}));
+    receiver.wait_for(2).await;
+    herald.wait_recorded(2).await;
+    let attempts = herald.attempts(&app, &msg).await;
+    assert_eq!(attempts[0]["triggerType"], 1, "manual");
+    assert_eq!(attempts[0]["status"], 0);
+    assert_eq!(
+        deliveries_of(&herald, &app, &msg).await[0]["statusText"],
+        "success"
+    );
+}
+
+#[tokio::test]
+async fn recover_sends_failed_messages_since_a_time_again() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.delivery.retry_schedule = vec![]
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.statuses([500, 500]);
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let first = herald
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 1}}))
+        .await;
+    let second = herald
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 2}}))
+        .await;
+    herald.wait_recorded(2).await;
+
+    let ep = endpoint["id"].as_str().unwrap();
+    let (status, task) = herald
+        .post(
+            &format!("/app/{app}/endpoint/{ep}/recover"),
+            json!({"since": since}),
+        )
+        .await;
+    assert_eq!(status, 202, "{task}");
+    assert_eq!(task["task"], "endpoint.recover");
+    assert_eq!(task["recovered"], 2);
+    let got = receiver.wait_for(4).await;
+    let mut ids: Vec<_> = got[2..]
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    ids.sort();
+    let mut expected = vec![first, second];
+    expected.sort();
+    assert_eq!(ids, expected);
+}
+
+#[tokio::test]
+async fn rotated_secret_signs_beside_the_old_one_during_the_overlap() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let old = secret_of(&herald, &app, &endpoint).await;
+    let ep = endpoint["id"].as_str().unwrap();
+    let (status, rotated) = herald
+        .post(
+            &format!("/app/{app}/endpoint/{ep}/secret/rotate"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let new = rotated["key"].as_str().unwrap().to_owned();
+    assert_ne!(old, new);
+    assert_eq!(secret_of(&herald, &app, &endpoint).await, new);
+
+    herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2);
+    assert!(verify(&new, &got[0]), "verifies with the new secret");
+    assert!(
+        verify(&old, &got[0]),
+        "and with the old one during the overlap"
+    );
+}
+
+#[tokio::test]
+async fn old_secret_stops_signing_after_the_overlap() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let ep = endpoint["id"].as_str().unwrap();
+    let (_, rotated) = herald
+        .post(
+            &format!("/app/{app}/endpoint/{ep}/secret/rotate"),
+            json!({"gracePeriodSeconds": 60}),
+        )
+        .await;
+    clock.advance(Duration::from_secs(61));
+    herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].header("webhook-signature").split(' ').count(), 1);
+    assert!(got[0].header("webhook-signature").starts_with("v1,"));
+    assert!(!rotated["key"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn same_idempotency_key_publishes_once() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let resp = herald
+            .request(Method::POST, &format!("/app/{app}/msg"))
+            .header("idempotency-key", "order-42")
+            .json(&json!({"eventType": "a", "payload": {"order": 42}}))
+            .send()
+            .await
+            .unwrap();
+        let (status, msg) = crate::helpers::read(resp).await;
+        assert_eq!(status, 202);
+        ids.push(msg["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids[0], ids[1]);
+    let (_, list) = herald.get(&format!("/app/{app}/msg")).await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "one message, so one delivery"
+    );
+    assert_eq!(receiver.wait_for(1).await[0].header("webhook-id"), ids[0]);
+}
+
+#[tokio::test]
+async fn unicode_and_large_payloads_arrive_byte_for_byte() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let text = "Zoë → 東京 🚀 \\\"quoted\\\" ".repeat(20_000);
+    // Raw JSON with unusual spacing: it must reach the receiver exactly as sent.
+    let payload = format!("{{ \"note\" :  \"{text}\",\n \"n\": 1.50 }}");
+    assert!(payload.len() > 512 * 1024, "{}", payload.len());
+    let body = format!(r#"{{"eventType": "a", "payload": {payload}}}"#);
+    let resp = herald
+        .request(Method::POST, &format!("/app/{app}/msg"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].body.len(), payload.len());
+    assert!(
+        got[0].body == payload.as_bytes(),
+        "payload changed in transit"
+    );
+}
+
+#[tokio::test]
+async fn attempt_log_names_connection_refused_and_stores_a_capped_response() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.delivery.retry_schedule = vec![];
+        c.delivery.max_response_bytes = 4;
+    })
+    .await;
+    let app = herald.app("acme").await;
+    // A port that was just free: nothing listens there, so the connection is refused.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    herald
+        .endpoint(&app, json!({"url": format!("http://{closed}/hook")}))
+        .await;
+    let receiver = Receiver::start().await;
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    herald.wait_recorded(2).await;
+    let attempts = herald.attempts(&app, &msg).await;
+    let refused = attempts
+        .iter()
+        .find(|a| a["responseStatusCode"] == 0)
+        .expect("refused attempt");
+    assert_eq!(refused["errorKind"], "connection_refused", "{refused}");
+    assert_eq!(refused["status"], 2);
+    let ok = attempts
+        .iter()
+        .find(|a| a["responseStatusCode"] == 200)
+        .expect("good attempt");
+    assert_eq!(ok["response"], "rece", "cut at max_response_bytes");
+}
+
+#[tokio::test]
+async fn slow_endpoint_attempt_times_out() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.delivery.retry_schedule = vec![];
+        c.delivery.timeout = Duration::from_millis(300);
+    })
+    .await;
+    let app = herald.app("acme").await;
+    // Accepts connections but never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let _keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    herald
+        .endpoint(&app, json!({"url": format!("http://{addr}/hook")}))
+        .await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    herald.wait_recorded(1).await;
+    let attempts = herald.attempts(&app, &msg).await;
+    assert_eq!(attempts[0]["errorKind"], "timeout", "{}", attempts[0]);
+}
+
+#[tokio::test]
+async fn loopback_is_refused_unless_allowed() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.delivery.retry_schedule = vec![];
+        c.delivery.allowed_networks = vec![];
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    let by_name = receiver.url.replace("127.0.0.1", "localhost");
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    herald.endpoint(&app, json!({"url": by_name})).await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    herald.wait_recorded(2).await;
+    let attempts = herald.attempts(&app, &msg).await;
+    assert_eq!(attempts.len(), 2);
+    for a in &attempts {
+        assert_eq!(a["errorKind"], "blocked", "{a}");
+    }
+    assert!(receiver.received().is_empty());
+}
+
+#[tokio::test]
+async fn custom_headers_are_sent_but_cannot_override_signatures() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    herald
+        .endpoint(&app, json!({"url": receiver.url, "headers": {"X-Team": "billing", "Authorization": "Bearer abc"}}))
+        .await;
+    let (status, refused) = herald
+        .post(
+            &format!("/app/{app}/endpoint"),
+            json!({"url": receiver.url, "headers": {"webhook-signature": "x"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].header("x-team"), "billing");
+    assert_eq!(got[0].header("authorization"), "Bearer abc");
+}

@@ -1,0 +1,334 @@
+//! Bad input gets a clear `{code, detail}` error with the right status, and loses nothing;
+//! lists page through everything exactly once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use herald_core::SystemClock;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{read, TestHerald};
+
+async fn raw(herald: &TestHerald, method: Method, path: &str, body: &str) -> (u16, Value) {
+    let resp = herald
+        .request(method, path)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(resp).await;
+    (status.as_u16(), body)
+}
+
+fn locs(body: &Value) -> Vec<String> {
+    body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["loc"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400() {
+    let herald = TestHerald::start().await;
+    let (status, body) = raw(&herald, Method::POST, "/app", r#"{"name": "#).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "invalid_json");
+    let (status, _) = raw(&herald, Method::POST, "/app", r#"{"name": "a"} trailing"#).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn invalid_fields_are_a_422_listing_every_field() {
+    let herald = TestHerald::start().await;
+    let (status, body) = herald
+        .post("/app", json!({"name": "", "uid": "not valid!"}))
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["code"], "validation");
+    assert_eq!(locs(&body), ["body.name", "body.uid"]);
+
+    let app = herald.app("acme").await;
+    let (status, body) = herald
+        .post(
+            &format!("/app/{app}/endpoint"),
+            json!({"url": "ftp://x", "filterTypes": ["no.such.type"]}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(locs(&body), ["body.url", "body.filterTypes"]);
+
+    let (status, body) = herald
+        .post(&format!("/app/{app}/endpoint"), json!({"url": 42}))
+        .await;
+    assert_eq!(status, 422, "wrong type");
+    assert_eq!(locs(&body), ["body.url"]);
+    let (status, body) = herald
+        .post(&format!("/app/{app}/msg"), json!({"payload": {}}))
+        .await;
+    assert_eq!(status, 422, "missing field: {body}");
+}
+
+#[tokio::test]
+async fn unknown_resources_are_a_404() {
+    let herald = TestHerald::start().await;
+    for path in [
+        "/app/app_nope",
+        "/app/nope/endpoint",
+        "/event-type/nope",
+        "/no/such/route",
+    ] {
+        let (status, body) = herald.get(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(body["code"], "not_found", "{path}");
+    }
+    let app = herald.app("acme").await;
+    let (status, _) = herald.get(&format!("/app/{app}/msg/msg_nope")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn routes_herald_does_not_offer_are_a_501() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let (status, body) = herald
+        .post(&format!("/app/{app}/msg/expunge-all-contents"), json!({}))
+        .await;
+    assert_eq!(status, 501);
+    assert_eq!(body["code"], "not_implemented");
+}
+
+#[tokio::test]
+async fn duplicate_uid_and_event_id_are_a_409() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let (status, body) = herald
+        .post("/app", json!({"name": "again", "uid": "acme"}))
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["code"], "conflict");
+    let (status, existing) = herald
+        .post(
+            "/app?get_if_exists=true",
+            json!({"name": "again", "uid": "acme"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(existing["id"], app.as_str());
+
+    let msg = json!({"eventType": "a", "eventId": "evt-1", "payload": {}});
+    herald.publish(&app, msg.clone()).await;
+    let (status, _) = herald.post(&format!("/app/{app}/msg"), msg).await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn payload_over_the_limit_is_a_413() {
+    let herald =
+        TestHerald::start_with(Arc::new(SystemClock), |c| c.api.max_payload_bytes = 1024).await;
+    let app = herald.app("acme").await;
+    let big = "x".repeat(2000);
+    let (status, body) = herald
+        .post(
+            &format!("/app/{app}/msg"),
+            json!({"eventType": "a", "payload": {"big": big}}),
+        )
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(body["code"], "payload_too_large");
+    // A body far beyond the limit is refused before it is read whole.
+    let huge = "y".repeat(1024 * 1024);
+    let (status, _) = herald
+        .post(
+            &format!("/app/{app}/msg"),
+            json!({"eventType": "a", "payload": {"huge": huge}}),
+        )
+        .await;
+    assert_eq!(status, 413);
+    let (_, list) = herald.get(&format!("/app/{app}/msg")).await;
+    assert!(list["data"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn missing_or_wrong_token_is_a_401() {
+    let herald = TestHerald::start().await;
+    let url = format!("{}/api/v1/app", herald.base);
+    let (status, body) = read(herald.http.get(&url).send().await.unwrap()).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "authentication_failed");
+    let (status, _) = read(
+        herald
+            .http
+            .get(&url)
+            .bearer_auth("hrld_wrong")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _) = read(
+        herald
+            .http
+            .get(format!("{}/api/v1/health", herald.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 204, "health needs no token");
+}
+
+#[tokio::test]
+async fn app_scoped_token_sees_only_its_application() {
+    let herald = TestHerald::start().await;
+    let mine = herald.app("mine").await;
+    let theirs = herald.app("theirs").await;
+    let (status, access) = herald
+        .post(&format!("/auth/app-portal-access/{mine}"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert!(access["url"].as_str().unwrap().contains("#token="));
+    let token = access["token"].as_str().unwrap();
+    let as_portal = |path: String| {
+        herald
+            .http
+            .get(format!("{}/api/v1{path}", herald.base))
+            .bearer_auth(token)
+            .send()
+    };
+
+    let (status, body) = read(as_portal(format!("/app/{mine}")).await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["id"], mine.as_str());
+    for path in [
+        format!("/app/{theirs}"),
+        format!("/app/{theirs}/endpoint"),
+        format!("/app/{theirs}/msg"),
+    ] {
+        let (status, body) = read(as_portal(path.clone()).await.unwrap()).await;
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+    let (status, _) = read(as_portal("/app".into()).await.unwrap()).await;
+    assert_eq!(status, 403, "listing every application is for admins");
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_refused() {
+    let herald = TestHerald::start().await;
+    let (status, body) = herald.get("/app?limit=1000").await;
+    assert_eq!(status, 422);
+    assert_eq!(locs(&body), ["query.limit"]);
+    let (status, body) = herald.get("/app?limit=ten").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "invalid_query");
+}
+
+#[tokio::test]
+async fn payload_breaking_the_event_type_schema_is_a_422() {
+    let herald = TestHerald::start().await;
+    let schema = json!({"1": {"type": "object", "required": ["email"], "properties": {"email": {"type": "string"}}}});
+    let (status, body) = herald
+        .post(
+            "/event-type",
+            json!({"name": "contact.created", "description": "", "schemas": schema}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let app = herald.app("acme").await;
+    let (status, body) = herald
+        .post(
+            &format!("/app/{app}/msg"),
+            json!({"eventType": "contact.created", "payload": {"email": 5}}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["detail"][0]["msg"].as_str().unwrap().contains("email"),
+        "{body}"
+    );
+    herald
+        .publish(
+            &app,
+            json!({"eventType": "contact.created", "payload": {"email": "a@b.c"}}),
+        )
+        .await;
+    let (status, _) = herald
+        .post(
+            "/event-type",
+            json!({"name": "bad.schema", "description": "", "schemas": {"1": {"type": 12}}}),
+        )
+        .await;
+    assert_eq!(status, 422, "an invalid schema is refused");
+}
+
+/// Reads every page of `path` with `limit`, forward, returning the ids in order.
+async fn page_through(herald: &TestHerald, path: &str, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut iterator: Option<String> = None;
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = match &iterator {
+            Some(it) => format!("{path}{sep}limit={limit}&iterator={it}"),
+            None => format!("{path}{sep}limit={limit}"),
+        };
+        let (status, page) = herald.get(&url).await;
+        assert_eq!(status, 200, "{page}");
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= limit);
+        ids.extend(data.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        if page["done"] == true {
+            return ids;
+        }
+        iterator = Some(page["iterator"].as_str().unwrap().to_owned());
+    }
+}
+
+#[tokio::test]
+async fn pagination_visits_every_item_exactly_once() {
+    let herald = TestHerald::start().await;
+    let mut apps = Vec::new();
+    for i in 0..33 {
+        apps.push(herald.app(&format!("app-{i}")).await);
+    }
+    let seen = page_through(&herald, "/app", 10).await;
+    assert_eq!(seen, apps, "oldest first, none missing or repeated");
+
+    let app = &apps[0];
+    let mut msgs = Vec::new();
+    for i in 0..31 {
+        msgs.push(
+            herald
+                .publish(app, json!({"eventType": "a", "payload": {"i": i}}))
+                .await,
+        );
+    }
+    let seen = page_through(&herald, &format!("/app/{app}/msg"), 7).await;
+    assert_eq!(seen.len(), 31);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 31);
+    msgs.reverse();
+    assert_eq!(seen, msgs, "newest first");
+
+    // The previous-page iterator leads back to the page before.
+    let (_, first) = herald.get(&format!("/app/{app}/msg?limit=5")).await;
+    let next = first["iterator"].as_str().unwrap();
+    let (_, second) = herald
+        .get(&format!("/app/{app}/msg?limit=5&iterator={next}"))
+        .await;
+    let prev = second["prevIterator"].as_str().unwrap();
+    let (_, back) = herald
+        .get(&format!("/app/{app}/msg?limit=5&iterator={prev}"))
+        .await;
+    assert_eq!(back["data"], first["data"]);
+}

@@ -1,0 +1,299 @@
+//! Test fixtures: a running Herald and programmable webhook receivers.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use herald_core::{Clock, ManualClock, SystemClock};
+use herald_server::config::{Config, Secret};
+use herald_server::Server;
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// How long a test waits for something that should happen before failing.
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+/// A Herald running for one test.
+pub struct TestHerald {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    server: Option<Server>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestHerald {
+    /// Herald with the defaults, loopback deliveries allowed, on the wall clock.
+    pub async fn start() -> Self {
+        Self::start_with(Arc::new(SystemClock), |_| {}).await
+    }
+
+    /// Herald with a clock of the test's choosing and configuration changes.
+    pub async fn start_with(clock: Arc<dyn Clock>, configure: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let token = herald_server::auth::generate_token();
+        let mut config = Config::defaults();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = dir.path().to_owned();
+        config.admin_token = Some(Secret::new(token.clone()));
+        config.delivery.allowed_networks = vec!["127.0.0.0/8".parse().unwrap()];
+        configure(&mut config);
+        let server = herald_server::start(config, clock)
+            .await
+            .expect("Herald starts");
+        Self {
+            base: format!("http://{}", server.addr),
+            token,
+            http: reqwest::Client::new(),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    /// Herald on a manual clock that only the test moves.
+    pub async fn start_manual() -> (Self, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        (Self::start_with(clock.clone(), |_| {}).await, clock)
+    }
+
+    /// The official Svix SDK, pointed at this Herald.
+    pub fn svix(&self) -> svix::api::Svix {
+        svix::api::Svix::new(
+            self.token.clone(),
+            Some(svix::api::SvixOptions {
+                server_url: Some(self.base.clone()),
+                ..Default::default()
+            }),
+        )
+    }
+
+    /// A request to `path` (below `/api/v1`) with the admin token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// Sends `body` and returns the status and the JSON answer (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.request(method, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Creates an application and returns its id.
+    pub async fn app(&self, uid: &str) -> String {
+        let (status, app) = self
+            .post("/app", serde_json::json!({"name": uid, "uid": uid}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{app}");
+        app["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an event type.
+    pub async fn event_type(&self, name: &str) {
+        let (status, body) = self
+            .post(
+                "/event-type",
+                serde_json::json!({"name": name, "description": name}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    /// Creates an endpoint from `body` and returns it.
+    pub async fn endpoint(&self, app: &str, body: Value) -> Value {
+        let (status, endpoint) = self.post(&format!("/app/{app}/endpoint"), body).await;
+        assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+        endpoint
+    }
+
+    /// Publishes and returns the message id.
+    pub async fn publish(&self, app: &str, body: Value) -> String {
+        let (status, msg) = self.post(&format!("/app/{app}/msg"), body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{msg}");
+        msg["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until this Herald has recorded `n` attempts in all.
+    pub async fn wait_recorded(&self, n: u64) {
+        let mut rx = self
+            .server
+            .as_ref()
+            .expect("running")
+            .recorded_attempts
+            .clone();
+        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
+            .await
+            .is_ok();
+        assert!(got, "expected {n} attempts recorded, saw {}", *rx.borrow());
+    }
+
+    /// The attempts of a message, newest first.
+    pub async fn attempts(&self, app: &str, msg: &str) -> Vec<Value> {
+        let (status, list) = self.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+            server.wait().await.expect("clean shutdown");
+        }
+    }
+}
+
+impl Drop for TestHerald {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            server.shutdown();
+        }
+    }
+}
+
+/// Splits a response into its status and JSON body.
+pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+    let bytes = resp.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, body)
+}
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// A reply a receiver is told to give.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    got: Mutex<Vec<Received>>,
+    script: Mutex<VecDeque<Reply>>,
+    count: Option<watch::Sender<usize>>,
+}
+
+/// A webhook receiver on port 0 that records requests and answers as scripted (200 when
+/// the script is empty).
+pub struct Receiver {
+    pub url: String,
+    state: Arc<ReceiverState>,
+    count: watch::Receiver<usize>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let (tx, rx) = watch::channel(0);
+        let state = Arc::new(ReceiverState {
+            count: Some(tx),
+            ..Default::default()
+        });
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url,
+            state,
+            count: rx,
+        }
+    }
+
+    /// The next replies, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.script.lock().unwrap().extend(replies);
+    }
+
+    /// Answer the next requests with these statuses.
+    pub fn statuses(&self, statuses: impl IntoIterator<Item = u16>) {
+        self.script(statuses.into_iter().map(|status| Reply {
+            status,
+            retry_after: None,
+        }));
+    }
+
+    /// Waits until `n` requests have arrived; returns all so far.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let mut rx = self.count.clone();
+        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n)).await;
+        assert!(
+            got.is_ok(),
+            "expected {n} requests at {}, got {}",
+            self.url,
+            self.received().len()
+        );
+        self.received()
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.got.lock().unwrap().clone()
+    }
+}
+
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let reply = state.script.lock().unwrap().pop_front().unwrap_or(Reply {
+        status: 200,
+        retry_after: None,
+    });
+    state.got.lock().unwrap().push(Received { headers, body });
+    if let Some(tx) = &state.count {
+        tx.send_modify(|c| *c += 1);
+    }
+    let mut response_headers = HeaderMap::new();
+    if let Some(secs) = reply.retry_after {
+        response_headers.insert("retry-after", secs.to_string().parse().unwrap());
+    }
+    (
+        StatusCode::from_u16(reply.status).unwrap(),
+        response_headers,
+        "received",
+    )
+}
