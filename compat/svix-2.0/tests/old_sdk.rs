@@ -29,7 +29,7 @@ impl HeraldProcess {
         let bin = std::env::var("HERALD_TEST_BIN")
             .expect("HERALD_TEST_BIN must name a built `herald` binary (.ci/run sets it)");
         let dir = tempfile::tempdir().unwrap();
-        let token = "hrld_compat_test_token".to_string();
+        let token = "hrld_compat_test_token_0123456789abcdef".to_string();
         let mut child = Command::new(bin)
             .args([
                 "serve",

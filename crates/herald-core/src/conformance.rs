@@ -23,7 +23,11 @@ macro_rules! conformance_tests {
             expired_lease_is_claimed_again_and_stale_finish_changes_nothing,
             resend_and_recover_queue_deliveries_again,
             full_lanes_are_skipped_when_claiming,
-            message_filters_select_by_type_channel_and_tag
+            message_filters_select_by_type_channel_and_tag,
+            one_endpoint_gets_at_most_its_share_of_a_claim,
+            canceled_delivery_leaves_the_queue,
+            tokens_are_listed_and_deleted,
+            attempts_after_a_manual_one_are_scheduled_again
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -111,6 +115,7 @@ fn claim_at(now: DateTime<Utc>) -> ClaimRequest {
         now,
         lease_until: now + secs(60),
         limit: 100,
+        per_endpoint_limit: 100,
         skip_endpoints: vec![],
     }
 }
@@ -282,7 +287,7 @@ pub async fn claimed_deliveries_are_leased_and_finished_atomically(store: &dyn S
         })
         .await
         .unwrap();
-    assert_eq!(store.next_due_at().await.unwrap(), Some(retry_at));
+    assert_eq!(store.next_due_at(&[]).await.unwrap(), Some(retry_at));
     assert!(store
         .claim_due(&claim_at(t0() + secs(4)))
         .await
@@ -309,7 +314,7 @@ pub async fn claimed_deliveries_are_leased_and_finished_atomically(store: &dyn S
         .await
         .unwrap();
     assert_eq!(deliveries.items[0].delivery.status, DeliveryStatus::Success);
-    assert_eq!(store.next_due_at().await.unwrap(), None);
+    assert_eq!(store.next_due_at(&[]).await.unwrap(), None);
 }
 
 pub async fn expired_lease_is_claimed_again_and_stale_finish_changes_nothing(store: &dyn Store) {
@@ -448,4 +453,105 @@ pub async fn message_filters_select_by_type_channel_and_tag(store: &dyn Store) {
         .unwrap();
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].id, tagged.message.id);
+}
+
+pub async fn one_endpoint_gets_at_most_its_share_of_a_claim(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 2).await;
+    let b = app(None);
+    store.create_app(&b).await.unwrap();
+    for _ in 0..5 {
+        store.create_message(&message(&a.id, "x")).await.unwrap();
+    }
+    let mut request = claim_at(t0());
+    request.per_endpoint_limit = 2;
+    let claimed = store.claim_due(&request).await.unwrap();
+    assert_eq!(claimed.len(), 4, "two endpoints, two rows each");
+    for ep in &eps {
+        assert_eq!(claimed.iter().filter(|c| c.endpoint.id == ep.id).count(), 2);
+    }
+    let skip = vec![eps[0].id.clone(), eps[1].id.clone()];
+    assert_eq!(store.next_due_at(&skip).await.unwrap(), None);
+    assert_eq!(store.next_due_at(&[]).await.unwrap(), Some(t0()));
+}
+
+pub async fn canceled_delivery_leaves_the_queue(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 1).await;
+    let m = message(&a.id, "x");
+    store.create_message(&m).await.unwrap();
+    let c = store.claim_due(&claim_at(t0())).await.unwrap().remove(0);
+    store
+        .cancel(&c.delivery.id, &c.lease_token, t0())
+        .await
+        .unwrap();
+    assert!(store
+        .claim_due(&claim_at(t0() + secs(3600)))
+        .await
+        .unwrap()
+        .is_empty());
+    let stats = store.endpoint_stats(&a.id, &eps[0].id, None).await.unwrap();
+    assert_eq!(stats.canceled, 1);
+    let d = store
+        .list_message_deliveries(&a.id, &m.message.id, &page(10))
+        .await
+        .unwrap();
+    assert_eq!(d.items[0].delivery.status, DeliveryStatus::Canceled);
+}
+
+pub async fn tokens_are_listed_and_deleted(store: &dyn Store) {
+    let token = Token {
+        id: IdKind::Token.new_id(),
+        hash: "ab".repeat(32),
+        app_id: None,
+        description: "ci".into(),
+        created_at: t0(),
+        expires_at: None,
+    };
+    store.insert_token(&token).await.unwrap();
+    assert!(store.has_admin_token().await.unwrap());
+    assert_eq!(store.list_tokens().await.unwrap(), vec![token.clone()]);
+    assert_eq!(
+        store.find_token(&token.hash).await.unwrap(),
+        Some(token.clone())
+    );
+    store.delete_token_by_id(&token.id).await.unwrap();
+    assert!(store.list_tokens().await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_token_by_id(&token.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+pub async fn attempts_after_a_manual_one_are_scheduled_again(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 1).await;
+    let m = message(&a.id, "x");
+    store.create_message(&m).await.unwrap();
+    let first = store.claim_due(&claim_at(t0())).await.unwrap().remove(0);
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: first.lease_token.clone(),
+            attempt: attempt_of(&first, t0(), true),
+            next: NextState::Succeeded,
+        })
+        .await
+        .unwrap();
+    store
+        .resend(&a.id, &m.message.id, &eps[0].id, t0())
+        .await
+        .unwrap();
+    let manual = store.claim_due(&claim_at(t0())).await.unwrap().remove(0);
+    assert_eq!(manual.delivery.trigger, TriggerType::Manual);
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: manual.lease_token.clone(),
+            attempt: attempt_of(&manual, t0(), false),
+            next: NextState::RetryAt(t0() + secs(5)),
+        })
+        .await
+        .unwrap();
+    let retry = store
+        .claim_due(&claim_at(t0() + secs(5)))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(retry.delivery.trigger, TriggerType::Scheduled);
 }

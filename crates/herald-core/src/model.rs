@@ -103,6 +103,8 @@ pub enum DeliveryStatus {
     Pending = 1,
     Failed = 2,
     Sending = 3,
+    /// Not attempted because the endpoint was disabled before its turn came.
+    Canceled = 4,
 }
 
 impl DeliveryStatus {
@@ -113,6 +115,7 @@ impl DeliveryStatus {
             1 => Self::Pending,
             2 => Self::Failed,
             3 => Self::Sending,
+            4 => Self::Canceled,
             _ => return None,
         })
     }

@@ -56,6 +56,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
         || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast
         || a >= 240) // reserved
 }
 
@@ -74,6 +75,10 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (seg[0] & 0xffc0) == 0xfe80 // link local
         || (seg[0] & 0xffc0) == 0xfec0 // site local (deprecated)
         || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+        || (seg[0] == 0x2001 && seg[1] == 0) // Teredo tunnels
+        || seg[0] == 0x2002 // 6to4, which embeds an IPv4 address
+        || seg[..3] == [0x64, 0xff9b, 1] // local-use NAT64
+        || seg[..4] == [0x100, 0, 0, 0] // discard-only
         || seg[..5] == [0, 0, 0, 0, 0]) // IPv4-compatible and other ::/80 forms
 }
 
@@ -116,6 +121,11 @@ mod tests {
             "::ffff:169.254.169.254",
             "::127.0.0.1",
             "64:ff9b::10.0.0.1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378::1",
+            "64:ff9b:1::1",
+            "100::1",
+            "192.88.99.1",
         ] {
             assert!(!policy.permits(ip(addr)), "{addr} must be refused");
         }

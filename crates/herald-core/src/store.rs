@@ -132,6 +132,7 @@ pub struct DeliveryStats {
     pub pending: u64,
     pub sending: u64,
     pub failed: u64,
+    pub canceled: u64,
 }
 
 /// A request for due work.
@@ -141,6 +142,9 @@ pub struct ClaimRequest {
     /// Until when the claimed rows belong to the claimer; after that anyone may claim them.
     pub lease_until: DateTime<Utc>,
     pub limit: u32,
+    /// At most this many rows of any one endpoint, so one endpoint's backlog cannot fill a
+    /// whole batch.
+    pub per_endpoint_limit: u32,
     /// Endpoints whose lanes are full: their rows are left for later.
     pub skip_endpoints: Vec<String>,
 }
@@ -182,6 +186,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_token(&self, hash: &str) -> StoreResult<Option<Token>>;
     async fn delete_token(&self, hash: &str) -> StoreResult<()>;
     async fn has_admin_token(&self) -> StoreResult<bool>;
+    /// Every token (hashes only), oldest first.
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>>;
+    async fn delete_token_by_id(&self, id: &str) -> StoreResult<()>;
 
     // --- event types
     async fn create_event_type(&self, event_type: &EventType) -> StoreResult<()>;
@@ -299,6 +306,13 @@ pub trait Store: Send + Sync + 'static {
     /// Records the attempt and moves the delivery to its next state, atomically. The attempt
     /// is always recorded; the state moves only if the lease token still matches.
     async fn finish_attempt(&self, finished: &FinishedAttempt) -> StoreResult<()>;
+    /// Ends a claimed delivery unattempted, as canceled (its endpoint was disabled).
+    async fn cancel(
+        &self,
+        delivery_id: &str,
+        lease_token: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Gives a claimed delivery back unattempted, due again at `due_at`.
     async fn release(
         &self,
@@ -306,6 +320,6 @@ pub trait Store: Send + Sync + 'static {
         lease_token: &str,
         due_at: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// When the earliest pending delivery falls due, if any.
-    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    /// When the earliest pending delivery, other than those of `skip_endpoints`, falls due.
+    async fn next_due_at(&self, skip_endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
 }

@@ -5,6 +5,9 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::ids::IdKind;
+use crate::model::Metadata;
+
 /// One invalid field: where it is, what is wrong, and a stable error type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -57,9 +60,18 @@ pub fn uid(field: &str, value: &str) -> Result<(), FieldError> {
     id_like(field, value, 256)
 }
 
-/// An event-type name (and a channel, an event id): 1–256 of `a-zA-Z0-9-_.`.
+/// An event-type name (and a channel, an event id): 1–256 of `a-zA-Z0-9-_.`, not starting
+/// with `-` (a leading `-` marks a previous-page iterator).
 pub fn event_type_name(field: &str, value: &str) -> Result<(), FieldError> {
-    id_like(field, value, 256)
+    id_like(field, value, 256)?;
+    if value.starts_with('-') {
+        return Err(FieldError::body(
+            field,
+            "must not start with '-'",
+            "value_error.str.regex",
+        ));
+    }
+    Ok(())
 }
 
 fn id_like(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
@@ -93,22 +105,71 @@ pub fn length(field: &str, value: &str, min: usize, max: usize) -> Result<(), Fi
     Ok(())
 }
 
-/// An endpoint URL: absolute `http` or `https` with a host, at most 65,536 bytes.
+/// An endpoint URL: absolute `http` or `https` with a host, at most 65,536 bytes. Parsed
+/// with the same parser the HTTP client uses, so what is accepted here can be delivered to.
 pub fn endpoint_url(field: &str, value: &str) -> Result<(), FieldError> {
-    let bad = |msg: &str| FieldError::body(field, msg, "value_error.url");
+    let bad = |msg: String| FieldError::body(field, msg, "value_error.url");
     if value.len() > 65_536 {
-        return Err(bad("is too long"));
+        return Err(bad("is too long".into()));
     }
-    let (scheme, rest) = value
-        .split_once("://")
-        .ok_or_else(|| bad("must be an absolute http:// or https:// URL"))?;
-    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
-        return Err(bad("must use the http or https scheme"));
+    if value.trim() != value {
+        return Err(bad("must not start or end with spaces".into()));
     }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or_default();
-    if host.is_empty() || host.starts_with(':') || value.chars().any(char::is_whitespace) {
-        return Err(bad("must name a host and contain no spaces"));
+    let url = url::Url::parse(value).map_err(|e| bad(format!("is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must use the http or https scheme".into()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("must name a host".into()));
+    }
+    Ok(())
+}
+
+/// A user's own id for an object of `kind`: a valid [`uid`] that cannot be mistaken for an
+/// id Herald made (which would let one object be reached by another's name).
+pub fn own_uid(field: &str, value: &str, kind: IdKind) -> Result<(), FieldError> {
+    uid(field, value)?;
+    if kind.is_id(value) {
+        return Err(FieldError::body(
+            field,
+            format!("must not look like a Herald id (`{}…`)", kind.prefix()),
+            "value_error",
+        ));
+    }
+    Ok(())
+}
+
+/// Most entries a metadata map may hold, and the longest key and value.
+const METADATA_ENTRIES: usize = 64;
+const METADATA_KEY: usize = 256;
+const METADATA_VALUE: usize = 4096;
+
+/// A metadata map: bounded in entries and sizes.
+pub fn metadata(field: &str, value: &Metadata) -> Result<(), FieldError> {
+    let too_big = value.len() > METADATA_ENTRIES
+        || value
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > METADATA_KEY || v.len() > METADATA_VALUE);
+    if too_big {
+        return Err(FieldError::body(
+            field,
+            format!(
+                "at most {METADATA_ENTRIES} entries, keys of 1 to {METADATA_KEY} bytes, values up to {METADATA_VALUE} bytes"
+            ),
+            "value_error",
+        ));
+    }
+    Ok(())
+}
+
+/// A list of at most `max` items.
+pub fn list_len<T>(field: &str, items: &[T], min: usize, max: usize) -> Result<(), FieldError> {
+    if items.len() < min || items.len() > max {
+        return Err(FieldError::body(
+            field,
+            format!("must hold {min} to {max} items"),
+            "value_error.list",
+        ));
     }
     Ok(())
 }
@@ -131,8 +192,29 @@ mod tests {
         assert!(endpoint_url("url", "http://127.0.0.1:8080").is_ok());
         assert!(endpoint_url("url", "ftp://example.com").is_err());
         assert!(endpoint_url("url", "example.com").is_err());
-        assert!(endpoint_url("url", "https:///path").is_err());
+        assert!(endpoint_url("url", "https://").is_err());
         assert!(endpoint_url("url", "https://exa mple.com").is_err());
+        assert!(endpoint_url("url", "http://exa%mple.com").is_err());
+        assert!(endpoint_url("url", "http://[::1").is_err());
+        assert!(endpoint_url("url", " https://example.com").is_err());
+    }
+
+    #[test]
+    fn uids_cannot_pose_as_ids() {
+        let id = IdKind::Application.new_id();
+        assert!(own_uid("uid", &id, IdKind::Application).is_err());
+        assert!(own_uid("uid", "app_mine", IdKind::Application).is_ok());
+        assert!(own_uid("uid", &id, IdKind::Endpoint).is_ok());
+    }
+
+    #[test]
+    fn metadata_is_bounded() {
+        let small: Metadata = [("k".to_string(), "v".to_string())].into();
+        assert!(metadata("metadata", &small).is_ok());
+        let big: Metadata = (0..65).map(|i| (i.to_string(), String::new())).collect();
+        assert!(metadata("metadata", &big).is_err());
+        let long: Metadata = [("k".to_string(), "v".repeat(5000))].into();
+        assert!(metadata("metadata", &long).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{generate_token, store_token};
+use crate::auth::{generate_token, hash_token, store_token};
 use crate::config::Config;
 use crate::destinations::http::HttpDestination;
 use crate::dispatch::{DispatchSettings, Dispatcher};
@@ -24,8 +24,9 @@ pub struct Server {
     pub generated_admin_token: Option<String>,
     /// The store, for callers that need it directly (tests, the CLI).
     pub store: Arc<dyn Store>,
-    /// The number of delivery attempts recorded by this process, updated as they are.
-    pub recorded_attempts: watch::Receiver<u64>,
+    /// How many deliveries this process has settled (an attempt recorded, or the delivery
+    /// canceled unattempted), updated as they are.
+    pub settled: watch::Receiver<u64>,
     shutdown: CancellationToken,
     tasks: JoinHandle<anyhow::Result<()>>,
 }
@@ -64,7 +65,14 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
-/// Makes sure an admin token exists: the configured one, or a new one returned for showing.
+/// The description of the token set by configuration (`HERALD_ADMIN_TOKEN`).
+const CONFIGURED_TOKEN: &str = "HERALD_ADMIN_TOKEN";
+/// A chosen admin token must be at least this long: tokens are hashed without salt, which is
+/// safe only for values too long to guess.
+const MIN_CONFIGURED_TOKEN_LEN: usize = 32;
+
+/// Makes sure an admin token exists: the configured one (replacing a previously configured
+/// one, so changing the variable revokes the old value), or a new one returned for showing.
 async fn ensure_admin_token(
     store: &dyn Store,
     config: &Config,
@@ -72,7 +80,18 @@ async fn ensure_admin_token(
 ) -> anyhow::Result<Option<String>> {
     let now = clock.now();
     if let Some(token) = &config.admin_token {
-        store_token(store, token.expose(), None, "HERALD_ADMIN_TOKEN", now, None).await?;
+        if token.expose().len() < MIN_CONFIGURED_TOKEN_LEN {
+            anyhow::bail!(
+                "HERALD_ADMIN_TOKEN (admin_token) must be at least {MIN_CONFIGURED_TOKEN_LEN} characters long"
+            );
+        }
+        store_token(store, token.expose(), None, CONFIGURED_TOKEN, now, None).await?;
+        let current = hash_token(token.expose());
+        for old in store.list_tokens().await? {
+            if old.description == CONFIGURED_TOKEN && old.hash != current {
+                store.delete_token_by_id(&old.id).await?;
+            }
+        }
         return Ok(None);
     }
     if store.has_admin_token().await? {
@@ -102,7 +121,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         config.retry_policy(),
         settings,
     );
-    let recorded_attempts = dispatcher.recorded_attempts();
+    let settled = dispatcher.settled();
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -135,7 +154,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         addr,
         generated_admin_token,
         store,
-        recorded_attempts,
+        settled,
         shutdown,
         tasks,
     })

@@ -54,6 +54,23 @@ pub async fn delete_token(s: &SqliteStore, hash: &str) -> StoreResult<()> {
     touched(r)
 }
 
+pub async fn list_tokens(s: &SqliteStore) -> StoreResult<Vec<Token>> {
+    let found = sqlx::query("SELECT * FROM tokens ORDER BY id")
+        .fetch_all(&s.reader)
+        .await
+        .map_err(internal)?;
+    found.iter().map(rows::token).collect()
+}
+
+pub async fn delete_token_by_id(s: &SqliteStore, id: &str) -> StoreResult<()> {
+    let r = sqlx::query("DELETE FROM tokens WHERE id = ?")
+        .bind(id)
+        .execute(&s.writer)
+        .await
+        .map_err(internal)?;
+    touched(r)
+}
+
 pub async fn has_admin_token(s: &SqliteStore) -> StoreResult<bool> {
     let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM tokens WHERE app_id IS NULL) AS found")
         .fetch_one(&s.reader)
@@ -320,7 +337,8 @@ pub async fn endpoint_stats(
             0 => stats.success = n,
             1 => stats.pending = n,
             2 => stats.failed = n,
-            _ => stats.sending = n,
+            3 => stats.sending = n,
+            _ => stats.canceled = n,
         }
     }
     Ok(stats)

@@ -4,18 +4,55 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use herald_core::model::{DeliveryStatus, Endpoint, Message};
+use herald_core::model::{Delivery, DeliveryStatus, Endpoint, Message};
 use herald_core::store::{ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, StoreResult};
 use rand::distributions::{Alphanumeric, DistString};
+use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::rows::{self, json, ms, time};
 use crate::{internal, SqliteStore};
 
+/// A claim looks at no more than this many times its limit of due rows, so a huge backlog
+/// does not make every claim slow; endpoints it leaves out are reached once their lanes
+/// fill and are skipped.
+const SCAN_FACTOR: u32 = 10;
+
+/// Appends `AND endpoint_id NOT IN (…)` when there are endpoints to skip.
+fn push_skip(qb: &mut QueryBuilder<'_, Sqlite>, skip: &[String]) {
+    if skip.is_empty() {
+        return;
+    }
+    qb.push(" AND endpoint_id NOT IN (");
+    let mut list = qb.separated(", ");
+    for id in skip {
+        list.push_bind(id.clone());
+    }
+    qb.push(")");
+}
+
+/// The ids of the deliveries to lease: due, not of a skipped endpoint, earliest first, and
+/// at most `per_endpoint_limit` of any one endpoint.
+fn push_due_ids(qb: &mut QueryBuilder<'_, Sqlite>, req: &ClaimRequest) {
+    qb.push(
+        "SELECT id FROM (SELECT id, next_attempt_at, ROW_NUMBER() OVER \
+         (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS nth FROM \
+         (SELECT id, endpoint_id, next_attempt_at FROM deliveries \
+         WHERE status IN (1, 3) AND next_attempt_at <= ",
+    )
+    .push_bind(ms(req.now));
+    push_skip(qb, &req.skip_endpoints);
+    qb.push(" ORDER BY next_attempt_at LIMIT ")
+        .push_bind(i64::from(req.limit.saturating_mul(SCAN_FACTOR)))
+        .push(")) WHERE nth <= ")
+        .push_bind(i64::from(req.per_endpoint_limit))
+        .push(" ORDER BY next_attempt_at LIMIT ")
+        .push_bind(i64::from(req.limit));
+}
+
 pub async fn claim_due(s: &SqliteStore, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
     let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 20);
     let mut tx = s.writer.begin().await.map_err(internal)?;
-
     // A sending row's `next_attempt_at` is its lease end, so one condition finds both due
     // rows and rows whose claimer died.
     let mut qb =
@@ -23,70 +60,67 @@ pub async fn claim_due(s: &SqliteStore, req: &ClaimRequest) -> StoreResult<Vec<C
     qb.push_bind(ms(req.lease_until))
         .push(", lease_token = ")
         .push_bind(token.clone())
-        .push(
-            " WHERE id IN (SELECT id FROM deliveries WHERE status IN (1, 3) \
-             AND next_attempt_at <= ",
-        )
-        .push_bind(ms(req.now));
-    if !req.skip_endpoints.is_empty() {
-        qb.push(" AND endpoint_id NOT IN (");
-        let mut list = qb.separated(", ");
-        for id in &req.skip_endpoints {
-            list.push_bind(id.clone());
-        }
-        qb.push(")");
-    }
-    qb.push(" ORDER BY next_attempt_at LIMIT ")
-        .push_bind(i64::from(req.limit))
-        .push(
-            ") RETURNING id AS d_id, msg_id AS d_msg_id, endpoint_id AS d_endpoint_id, \
-             app_id AS d_app_id, status AS d_status, attempt_count AS d_attempt_count, \
-             NULL AS d_next_attempt_at, trigger_type AS d_trigger_type, updated_at AS d_updated_at",
-        );
+        .push(" WHERE id IN (");
+    push_due_ids(&mut qb, req);
+    qb.push(
+        ") RETURNING id AS d_id, msg_id AS d_msg_id, endpoint_id AS d_endpoint_id, \
+         app_id AS d_app_id, status AS d_status, attempt_count AS d_attempt_count, \
+         NULL AS d_next_attempt_at, trigger_type AS d_trigger_type, updated_at AS d_updated_at",
+    );
     let claimed = qb.build().fetch_all(&mut *tx).await.map_err(internal)?;
-    let deliveries = claimed
-        .iter()
-        .map(rows::delivery)
-        .collect::<StoreResult<Vec<_>>>()?;
+    let deliveries: Vec<Delivery> = decode_each(&claimed, rows::delivery);
     if deliveries.is_empty() {
         tx.commit().await.map_err(internal)?;
         return Ok(Vec::new());
     }
-
-    let messages = fetch_by_ids(
-        &mut tx,
-        "messages",
-        deliveries.iter().map(|d| &d.msg_id),
-        rows::message,
-    )
-    .await?;
-    let endpoints = fetch_by_ids(
-        &mut tx,
-        "endpoints",
-        deliveries.iter().map(|d| &d.endpoint_id),
-        rows::endpoint,
-    )
-    .await?;
+    let msg_ids = deliveries.iter().map(|d| &d.msg_id);
+    let messages = fetch_by_ids(&mut tx, "messages", msg_ids, rows::message).await?;
+    let endpoint_ids = deliveries.iter().map(|d| &d.endpoint_id);
+    let endpoints = fetch_by_ids(&mut tx, "endpoints", endpoint_ids, rows::endpoint).await?;
     tx.commit().await.map_err(internal)?;
+    Ok(assemble(deliveries, messages, endpoints, &token))
+}
 
+/// Decodes rows one by one: a row that cannot be read is logged and left out, so one bad
+/// row never stops the delivery of all the others. (It stays leased and is retried when
+/// its lease ends, logged again each time.)
+fn decode_each<T>(found: &[SqliteRow], decode: fn(&SqliteRow) -> StoreResult<T>) -> Vec<T> {
+    found
+        .iter()
+        .filter_map(|row| match decode(row) {
+            Ok(item) => Some(item),
+            Err(e) => {
+                tracing::error!(error = %e, "a stored row could not be read; skipping it");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Joins claimed deliveries to their message and endpoint.
+fn assemble(
+    deliveries: Vec<Delivery>,
+    messages: Vec<Message>,
+    endpoints: Vec<Endpoint>,
+    token: &str,
+) -> Vec<ClaimedDelivery> {
     let messages: HashMap<String, Message> =
         messages.into_iter().map(|m| (m.id.clone(), m)).collect();
     let endpoints: HashMap<String, Arc<Endpoint>> = endpoints
         .into_iter()
         .map(|e| (e.id.clone(), Arc::new(e)))
         .collect();
-    // Rows are joined to their message and endpoint by the foreign keys, so both exist.
-    Ok(deliveries
+    deliveries
         .into_iter()
         .filter_map(|delivery| {
             Some(ClaimedDelivery {
                 message: messages.get(&delivery.msg_id)?.clone(),
                 endpoint: endpoints.get(&delivery.endpoint_id)?.clone(),
-                lease_token: token.clone(),
+                lease_token: token.to_owned(),
                 delivery,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Loads the rows of `table` with the given ids (duplicates are fine).
@@ -94,7 +128,7 @@ async fn fetch_by_ids<'a, T>(
     conn: &mut SqliteConnection,
     table: &str,
     ids: impl Iterator<Item = &'a String>,
-    decode: fn(&sqlx::sqlite::SqliteRow) -> StoreResult<T>,
+    decode: fn(&SqliteRow) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     let mut unique: Vec<&String> = ids.collect();
     unique.sort();
@@ -106,7 +140,7 @@ async fn fetch_by_ids<'a, T>(
     }
     qb.push(")");
     let found = qb.build().fetch_all(&mut *conn).await.map_err(internal)?;
-    found.iter().map(decode).collect()
+    Ok(decode_each(&found, decode))
 }
 
 pub async fn finish_attempt(s: &SqliteStore, f: &FinishedAttempt) -> StoreResult<()> {
@@ -117,7 +151,7 @@ pub async fn finish_attempt(s: &SqliteStore, f: &FinishedAttempt) -> StoreResult
         NextState::Failed => (DeliveryStatus::Failed, None),
     };
     let mut tx = s.writer.begin().await.map_err(internal)?;
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
          error_detail, trigger_type, created_at) \
@@ -139,13 +173,18 @@ pub async fn finish_attempt(s: &SqliteStore, f: &FinishedAttempt) -> StoreResult
     .bind(a.trigger as i64)
     .bind(ms(a.created_at))
     .execute(&mut *tx)
-    .await
-    .map_err(internal)?;
-    // The message or endpoint may have been deleted while the attempt was in flight: the
-    // foreign keys then refuse the attempt row, and there is nothing left to update.
+    .await;
+    match inserted {
+        Ok(_) => {}
+        // The message or endpoint was deleted while the attempt was in flight: there is
+        // nothing left to record it against.
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => return Ok(()),
+        Err(e) => return Err(internal(e)),
+    }
+    // Later attempts are scheduled ones, whatever triggered this one.
     sqlx::query(
         "UPDATE deliveries SET status = ?, attempt_count = attempt_count + 1, \
-         next_attempt_at = ?, lease_token = NULL, updated_at = ? \
+         next_attempt_at = ?, lease_token = NULL, trigger_type = 0, updated_at = ? \
          WHERE id = ? AND lease_token = ?",
     )
     .bind(status as i64)
@@ -163,31 +202,75 @@ pub async fn finish_attempt(s: &SqliteStore, f: &FinishedAttempt) -> StoreResult
     Ok(())
 }
 
+/// Moves a leased delivery to `status`, due at `due_at`, if the lease still holds.
+async fn end_lease(
+    s: &SqliteStore,
+    delivery_id: &str,
+    lease_token: &str,
+    status: DeliveryStatus,
+    due_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE deliveries SET status = ?, next_attempt_at = ?, lease_token = NULL, updated_at = ? \
+         WHERE id = ? AND lease_token = ?",
+    )
+    .bind(status as i64)
+    .bind(due_at.map(ms))
+    .bind(ms(now))
+    .bind(delivery_id)
+    .bind(lease_token)
+    .execute(&s.writer)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
 pub async fn release(
     s: &SqliteStore,
     delivery_id: &str,
     lease_token: &str,
     due_at: DateTime<Utc>,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE deliveries SET status = 1, next_attempt_at = ?, lease_token = NULL \
-         WHERE id = ? AND lease_token = ?",
+    end_lease(
+        s,
+        delivery_id,
+        lease_token,
+        DeliveryStatus::Pending,
+        Some(due_at),
+        due_at,
     )
-    .bind(ms(due_at))
-    .bind(delivery_id)
-    .bind(lease_token)
-    .execute(&s.writer)
-    .await
-    .map_err(internal)?;
+    .await?;
     s.work.notify_one();
     Ok(())
 }
 
-pub async fn next_due_at(s: &SqliteStore) -> StoreResult<Option<DateTime<Utc>>> {
-    let next: Option<i64> =
-        sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN (1, 3)")
-            .fetch_one(&s.reader)
-            .await
-            .map_err(internal)?;
+pub async fn cancel(
+    s: &SqliteStore,
+    delivery_id: &str,
+    lease_token: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    end_lease(
+        s,
+        delivery_id,
+        lease_token,
+        DeliveryStatus::Canceled,
+        None,
+        at,
+    )
+    .await
+}
+
+pub async fn next_due_at(s: &SqliteStore, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN (1, 3)",
+    );
+    push_skip(&mut qb, skip);
+    let next: Option<i64> = qb
+        .build_query_scalar()
+        .fetch_one(&s.reader)
+        .await
+        .map_err(internal)?;
     Ok(next.map(time))
 }

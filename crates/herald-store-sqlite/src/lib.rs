@@ -37,6 +37,12 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`
     /// is refused: a queue must survive restarts).
     pub async fn connect(url: &str, readers: u32) -> Result<Self, StoreError> {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Internal(
+                "an in-memory SQLite database would lose the queue at every restart; use a file"
+                    .into(),
+            ));
+        }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(internal)?
             .create_if_missing(true)

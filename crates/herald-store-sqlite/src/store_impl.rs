@@ -30,6 +30,12 @@ impl Store for SqliteStore {
     async fn has_admin_token(&self) -> StoreResult<bool> {
         catalog::has_admin_token(self).await
     }
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
+        catalog::list_tokens(self).await
+    }
+    async fn delete_token_by_id(&self, id: &str) -> StoreResult<()> {
+        catalog::delete_token_by_id(self, id).await
+    }
 
     async fn create_event_type(&self, event_type: &EventType) -> StoreResult<()> {
         catalog::create_event_type(self, event_type).await
@@ -199,7 +205,15 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         dispatch::release(self, delivery_id, lease_token, due_at).await
     }
-    async fn next_due_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
-        dispatch::next_due_at(self).await
+    async fn cancel(
+        &self,
+        delivery_id: &str,
+        lease_token: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        dispatch::cancel(self, delivery_id, lease_token, at).await
+    }
+    async fn next_due_at(&self, skip_endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+        dispatch::next_due_at(self, skip_endpoints).await
     }
 }

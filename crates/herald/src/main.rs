@@ -95,6 +95,18 @@ enum TokenCommand {
         #[arg(long, default_value = "created with herald token create")]
         description: String,
     },
+    /// List tokens (never their values: only hashes are stored).
+    List {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Revoke a token by its id (as shown by `herald token list`).
+    Revoke {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The token's id, `tok_…`.
+        id: String,
+    },
 }
 
 impl CommonArgs {
@@ -130,6 +142,28 @@ async fn main() -> anyhow::Result<()> {
             let config = args.load(args.overrides())?;
             open_store(&config).await?;
             println!("migrations applied to {}", config.database_url());
+            Ok(())
+        }
+        Command::Token(TokenCommand::List { common }) => {
+            let store = open_store(&common.load(common.overrides())?).await?;
+            for t in store.list_tokens().await? {
+                let scope = t.app_id.as_deref().unwrap_or("admin");
+                let expires = t.expires_at.map_or("never".into(), |at| at.to_rfc3339());
+                let created = t.created_at.to_rfc3339();
+                println!(
+                    "{}\t{scope}\t{}\tcreated {created}\texpires {expires}",
+                    t.id, t.description
+                );
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { common, id }) => {
+            let store = open_store(&common.load(common.overrides())?).await?;
+            store
+                .delete_token_by_id(&id)
+                .await
+                .with_context(|| format!("token {id}"))?;
+            println!("revoked {id}");
             Ok(())
         }
         Command::Token(TokenCommand::Create {

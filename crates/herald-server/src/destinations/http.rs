@@ -38,6 +38,8 @@ impl HttpDestination {
             .timeout(config.timeout)
             // A redirect could lead to an internal address; receivers must answer directly.
             .redirect(Policy::none())
+            // A proxy would resolve the tenant's host itself, out of the guard's reach.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: policy.clone(),
             }))

@@ -1,6 +1,7 @@
 //! One attempt: wait for a slot in the endpoint's lane, deliver, record.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest};
 use herald_core::ids::IdKind;
@@ -10,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::lanes::LaneTicket;
 use super::Context;
+
+/// Recording an attempt is tried this many times before the lease is left to expire.
+const RECORD_TRIES: u32 = 3;
 
 /// Makes one attempt of a claimed delivery and records it.
 pub(crate) async fn run(
@@ -25,38 +29,75 @@ pub(crate) async fn run(
     if shutdown.is_cancelled() {
         return give_back(&ctx, &claimed).await;
     }
-    let started_at = ctx.clock.now();
-    let outcome = match &claimed.message.payload {
-        Some(payload) => {
-            let request = DeliveryRequest {
-                msg_id: claimed.message.id.clone(),
-                event_type: claimed.message.event_type.clone(),
-                payload: payload.clone(),
-                endpoint: claimed.endpoint.clone(),
-                attempted_at: started_at,
-            };
-            ctx.destination.deliver(&request).await
+    if claimed.endpoint.disabled {
+        // Disabled after the message was published: the customer wants nothing sent there.
+        let now = ctx.clock.now();
+        if let Err(e) = ctx
+            .store
+            .cancel(&claimed.delivery.id, &claimed.lease_token, now)
+            .await
+        {
+            tracing::warn!(error = %e, "canceling a delivery to a disabled endpoint failed");
         }
-        None => DeliveryOutcome {
+        ctx.settled.send_modify(|n| *n += 1);
+        ctx.let_go(&claimed.delivery.id);
+        return;
+    }
+    let started_at = ctx.clock.now();
+    let outcome = deliver(&ctx, &claimed, started_at).await;
+    let finished = FinishedAttempt {
+        lease_token: claimed.lease_token.clone(),
+        attempt: record(&claimed, &outcome, started_at),
+        next: next_state(&ctx, &claimed, &outcome),
+    };
+    store_attempt(&ctx, &finished).await;
+    ctx.let_go(&claimed.delivery.id);
+    tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = outcome.succeeded(), "attempt");
+}
+
+async fn deliver(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    at: chrono::DateTime<chrono::Utc>,
+) -> DeliveryOutcome {
+    let Some(payload) = &claimed.message.payload else {
+        return DeliveryOutcome {
             error: Some(DeliveryError {
                 kind: AttemptErrorKind::Other,
                 detail: "the message's payload was deleted before it could be delivered".into(),
             }),
             ..DeliveryOutcome::default()
-        },
+        };
     };
-    let next = next_state(&ctx, &claimed, &outcome);
-    let finished = FinishedAttempt {
-        lease_token: claimed.lease_token.clone(),
-        attempt: record(&claimed, &outcome, started_at),
-        next,
+    let request = DeliveryRequest {
+        msg_id: claimed.message.id.clone(),
+        event_type: claimed.message.event_type.clone(),
+        payload: payload.clone(),
+        endpoint: claimed.endpoint.clone(),
+        attempted_at: at,
     };
-    if let Err(e) = ctx.store.finish_attempt(&finished).await {
-        // The lease will expire and the delivery will be attempted again: at least once.
-        tracing::error!(error = %e, delivery = %claimed.delivery.id, "recording an attempt failed");
+    ctx.destination.deliver(&request).await
+}
+
+/// Records the attempt, trying again briefly if the store fails: after a delivered
+/// message, a lost record means a duplicate delivery once the lease ends.
+async fn store_attempt(ctx: &Context, finished: &FinishedAttempt) {
+    for try_number in 1..=RECORD_TRIES {
+        match ctx.store.finish_attempt(finished).await {
+            Ok(()) => {
+                ctx.settled.send_modify(|n| *n += 1);
+                return;
+            }
+            Err(e) if try_number < RECORD_TRIES => {
+                tracing::warn!(error = %e, try_number, "recording an attempt failed; trying again");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(try_number))).await;
+            }
+            Err(e) => {
+                // The lease will expire and the delivery will be attempted again: at least once.
+                tracing::error!(error = %e, delivery = %finished.attempt.delivery_id, "recording an attempt failed");
+            }
+        }
     }
-    ctx.recorded.send_modify(|n| *n += 1);
-    tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = outcome.succeeded(), "attempt");
 }
 
 fn next_state(ctx: &Context, claimed: &ClaimedDelivery, outcome: &DeliveryOutcome) -> NextState {
@@ -116,4 +157,5 @@ async fn give_back(ctx: &Context, claimed: &ClaimedDelivery) {
     {
         tracing::warn!(error = %e, "giving a delivery back failed; its lease will expire");
     }
+    ctx.let_go(&claimed.delivery.id);
 }

@@ -8,7 +8,8 @@
 mod attempt;
 mod lanes;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald_core::destination::Destination;
@@ -25,8 +26,8 @@ use self::lanes::Lanes;
 const CLAIM_BATCH: usize = 100;
 /// The longest the loop sleeps without a signal.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// Wait after the store failed before claiming again.
-const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+/// Wait after the store failed, or when due rows could not be claimed, before trying again.
+const BACKOFF: Duration = Duration::from_millis(200);
 
 /// How the dispatcher runs.
 #[derive(Debug, Clone)]
@@ -40,17 +41,19 @@ pub struct DispatchSettings {
 }
 
 impl DispatchSettings {
-    /// Deliveries a lane may hold before its endpoint is skipped by the claimer.
+    /// Deliveries a lane may hold before its endpoint is skipped by the claimer. One claim
+    /// adds at most this many to a lane that is not full, so a lane never holds more than
+    /// twice this.
     fn lane_depth(&self) -> usize {
         self.endpoint_concurrency * 2
     }
 
-    /// A lease outlives the worst wait of a claimed delivery: a full lane plus one batch,
-    /// worked through `endpoint_concurrency` at a time, each attempt up to its timeout.
-    /// Only then may another dispatcher take it over, so a live one is never raced.
+    /// A lease outlives the worst wait of a claimed delivery: a lane at its most
+    /// (`2 × lane_depth`), worked through `endpoint_concurrency` at a time, each attempt up to
+    /// its timeout, plus the attempt's own. Only then may another dispatcher take a
+    /// delivery over, so a live one is never raced.
     pub fn lease(&self) -> Duration {
-        let waiting = self.lane_depth() + CLAIM_BATCH;
-        let rounds = waiting.div_ceil(self.endpoint_concurrency) as u32 + 1;
+        let rounds = (2 * self.lane_depth()).div_ceil(self.endpoint_concurrency) as u32 + 1;
         self.attempt_timeout * rounds + Duration::from_secs(30)
     }
 }
@@ -61,8 +64,11 @@ pub(crate) struct Context {
     pub clock: Arc<dyn Clock>,
     pub destination: Arc<dyn Destination>,
     pub policy: RetryPolicy,
-    /// Counts attempts recorded, for whoever watches progress (tests, metrics).
-    pub recorded: watch::Sender<u64>,
+    /// Counts deliveries settled (attempt recorded, or canceled), for whoever watches
+    /// progress (tests, metrics).
+    pub settled: watch::Sender<u64>,
+    /// The leases held by running tasks (delivery id → lease token), given back on shutdown.
+    pub leases: Mutex<HashMap<String, String>>,
 }
 
 /// The delivery loop of one Herald process.
@@ -85,67 +91,62 @@ impl Dispatcher {
             clock,
             destination,
             policy,
-            recorded: watch::Sender::new(0),
+            settled: watch::Sender::new(0),
+            leases: Mutex::default(),
         });
         Self { ctx, settings }
     }
 
-    /// The number of attempts recorded so far, updated as they are.
-    pub fn recorded_attempts(&self) -> watch::Receiver<u64> {
-        self.ctx.recorded.subscribe()
+    /// How many deliveries were settled so far (attempts recorded, cancellations).
+    pub fn settled(&self) -> watch::Receiver<u64> {
+        self.ctx.settled.subscribe()
     }
 
     /// Runs until `shutdown` is cancelled, then lets attempts in flight finish within the
-    /// grace period; waiting deliveries are given back to the queue.
+    /// grace period; deliveries not finished by then are given back to the queue.
     pub async fn run(self, shutdown: CancellationToken) {
         let lanes = Lanes::new(
             self.settings.endpoint_concurrency,
             self.settings.lane_depth(),
         );
-        let lease = chrono::Duration::from_std(self.settings.lease())
-            .unwrap_or(chrono::Duration::minutes(5));
         let work = self.ctx.store.work_signal();
         let mut tasks = JoinSet::new();
         loop {
-            while tasks.try_join_next().is_some() {}
+            reap(&mut tasks);
             let room = self.settings.max_in_flight.saturating_sub(tasks.len());
             let skip = lanes.full();
-            let constrained = room == 0 || !skip.is_empty();
+            let mut claimed = 0;
             if room > 0 {
-                let now = self.ctx.clock.now();
-                let limit = room.min(CLAIM_BATCH);
-                let request = ClaimRequest {
-                    now,
-                    lease_until: now + lease,
-                    limit: limit as u32,
-                    skip_endpoints: skip,
-                };
-                match self.ctx.store.claim_due(&request).await {
-                    Ok(claimed) => {
-                        let count = claimed.len();
-                        for delivery in claimed {
-                            let ticket = lanes.enter(&delivery.endpoint.id);
-                            tasks.spawn(attempt::run(
-                                self.ctx.clone(),
-                                delivery,
-                                ticket,
-                                shutdown.clone(),
-                            ));
+                match self.claim(room, &skip, &lanes, &mut tasks, &shutdown).await {
+                    Ok((count, limit)) if count == limit => continue, // probably more due now
+                    Ok((count, _)) => claimed = count,
+                    Err(()) => {
+                        if pause(BACKOFF, &shutdown).await {
+                            break;
                         }
-                        if count == limit {
-                            continue; // probably more due right now
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "claiming deliveries failed");
-                        tokio::select! {
-                            _ = tokio::time::sleep(ERROR_BACKOFF) => continue,
-                            _ = shutdown.cancelled() => break,
-                        }
+                        continue;
                     }
                 }
             }
-            let wake_at = self.next_wake().await;
+            let now = self.ctx.clock.now();
+            let next_due = self
+                .ctx
+                .store
+                .next_due_at(&lanes.full())
+                .await
+                .ok()
+                .flatten();
+            if room > 0 && next_due.is_some_and(|due| due <= now) {
+                // Work fell due since the claim (or other nodes hold it briefly): go again,
+                // pausing only if this round claimed nothing, so the loop never spins.
+                if claimed == 0 && pause(BACKOFF, &shutdown).await {
+                    break;
+                }
+                continue;
+            }
+            let sweep = now + chrono::Duration::from_std(SWEEP_INTERVAL).unwrap_or_default();
+            let wake_at = next_due.map_or(sweep, |due| due.min(sweep));
+            let constrained = room == 0 || !skip.is_empty();
             tokio::select! {
                 _ = work.notified() => {}
                 _ = tasks.join_next(), if constrained && !tasks.is_empty() => {}
@@ -156,14 +157,41 @@ impl Dispatcher {
         self.drain(tasks).await;
     }
 
-    /// When to look for due work again without a signal.
-    async fn next_wake(&self) -> chrono::DateTime<chrono::Utc> {
+    /// Claims up to `room` due deliveries and starts their attempts: `(claimed, asked)`.
+    async fn claim(
+        &self,
+        room: usize,
+        skip: &[String],
+        lanes: &Lanes,
+        tasks: &mut JoinSet<()>,
+        shutdown: &CancellationToken,
+    ) -> Result<(usize, usize), ()> {
         let now = self.ctx.clock.now();
-        let sweep = now + chrono::Duration::from_std(SWEEP_INTERVAL).unwrap_or_default();
-        match self.ctx.store.next_due_at().await {
-            Ok(Some(due)) if due > now => due.min(sweep),
-            _ => sweep,
+        let lease = chrono::Duration::from_std(self.settings.lease())
+            .unwrap_or(chrono::Duration::minutes(5));
+        let limit = room.min(CLAIM_BATCH);
+        let request = ClaimRequest {
+            now,
+            lease_until: now + lease,
+            limit: limit as u32,
+            per_endpoint_limit: self.settings.lane_depth() as u32,
+            skip_endpoints: skip.to_vec(),
+        };
+        let claimed = self.ctx.store.claim_due(&request).await.map_err(|e| {
+            tracing::error!(error = %e, "claiming deliveries failed");
+        })?;
+        let count = claimed.len();
+        for delivery in claimed {
+            let ticket = lanes.enter(&delivery.endpoint.id);
+            self.ctx.hold(&delivery.delivery.id, &delivery.lease_token);
+            tasks.spawn(attempt::run(
+                self.ctx.clone(),
+                delivery,
+                ticket,
+                shutdown.clone(),
+            ));
         }
+        Ok((count, limit))
     }
 
     async fn drain(&self, mut tasks: JoinSet<()>) {
@@ -172,15 +200,71 @@ impl Dispatcher {
             tracing::info!(in_flight, grace = ?self.settings.shutdown_grace, "waiting for attempts in flight");
         }
         let finished = tokio::time::timeout(self.settings.shutdown_grace, async {
-            while tasks.join_next().await.is_some() {}
+            while let Some(result) = tasks.join_next().await {
+                log_panic(result);
+            }
         })
         .await;
         if finished.is_err() {
-            tracing::warn!(
-                left = tasks.len(),
-                "shutdown grace ended; unfinished deliveries are retried after their lease"
-            );
             tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
         }
+        // Whatever did not finish goes back to the queue now, not when its lease ends.
+        let unfinished: Vec<(String, String)> = self
+            .ctx
+            .leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        if !unfinished.is_empty() {
+            tracing::warn!(
+                count = unfinished.len(),
+                "shutdown grace ended; giving unfinished deliveries back"
+            );
+        }
+        let now = self.ctx.clock.now();
+        for (delivery_id, token) in unfinished {
+            if let Err(e) = self.ctx.store.release(&delivery_id, &token, now).await {
+                tracing::warn!(error = %e, "giving a delivery back failed; its lease will expire");
+            }
+        }
+    }
+}
+
+impl Context {
+    /// Notes a lease held by a running task.
+    fn hold(&self, delivery_id: &str, token: &str) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        leases.insert(delivery_id.to_owned(), token.to_owned());
+    }
+
+    /// Forgets a lease once its delivery is finished or given back.
+    pub(crate) fn let_go(&self, delivery_id: &str) {
+        let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        leases.remove(delivery_id);
+    }
+}
+
+/// Collects finished tasks, logging any that panicked.
+fn reap(tasks: &mut JoinSet<()>) {
+    while let Some(result) = tasks.try_join_next() {
+        log_panic(result);
+    }
+}
+
+fn log_panic(result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result {
+        if e.is_panic() {
+            tracing::error!(error = %e, "an attempt task panicked; its delivery is retried after its lease");
+        }
+    }
+}
+
+/// Waits `how_long` (real time); `true` if shutdown began meanwhile.
+async fn pause(how_long: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(how_long) => false,
+        _ = shutdown.cancelled() => true,
     }
 }

@@ -90,14 +90,28 @@ impl<T> ListResponse<T> {
     }
 }
 
-/// Splits `a,b` and repeated keys into one list (the Svix SDK joins with commas).
-pub fn comma_list(values: Option<Vec<String>>) -> Option<Vec<String>> {
-    let list: Vec<String> = values?
+/// Most values a list filter may hold.
+const MAX_FILTER_VALUES: usize = 100;
+
+/// Splits `a,b` and repeated keys into one list (the Svix SDK joins with commas); a 422
+/// naming `param` past [`MAX_FILTER_VALUES`].
+pub fn comma_list(param: &str, values: Option<&[String]>) -> ApiResult<Option<Vec<String>>> {
+    let Some(values) = values else {
+        return Ok(None);
+    };
+    let list: Vec<String> = values
         .iter()
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
         .collect();
-    (!list.is_empty()).then_some(list)
+    if list.len() > MAX_FILTER_VALUES {
+        return Err(ApiError::Validation(vec![FieldError {
+            loc: vec!["query".into(), param.into()],
+            msg: format!("at most {MAX_FILTER_VALUES} values"),
+            kind: "value_error.list",
+        }]));
+    }
+    Ok((!list.is_empty()).then_some(list))
 }

@@ -522,3 +522,40 @@ async fn custom_headers_are_sent_but_cannot_override_signatures() {
     assert_eq!(got[0].header("x-team"), "billing");
     assert_eq!(got[0].header("authorization"), "Bearer abc");
 }
+
+#[tokio::test]
+async fn endpoint_disabled_after_publishing_gets_nothing_more() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.statuses([500]);
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    herald.wait_recorded(1).await;
+
+    let ep = endpoint["id"].as_str().unwrap();
+    let (status, _) = herald
+        .call(
+            Method::PATCH,
+            &format!("/app/{app}/endpoint/{ep}"),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    clock.advance(Duration::from_secs(7));
+    herald.wait_recorded(2).await; // the retry is settled by canceling it
+    assert_eq!(receiver.received().len(), 1, "no attempt after disabling");
+    let delivery = &deliveries_of(&herald, &app, &msg).await[0];
+    assert_eq!(delivery["statusText"], "canceled");
+    assert_eq!(delivery["status"], 4);
+    let (status, body) = herald
+        .post(
+            &format!("/app/{app}/msg/{msg}/endpoint/{ep}/resend"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "endpoint_disabled");
+}

@@ -222,6 +222,72 @@ async fn app_scoped_token_sees_only_its_application() {
     }
     let (status, _) = read(as_portal("/app".into()).await.unwrap()).await;
     assert_eq!(status, 403, "listing every application is for admins");
+
+    // What only the provider may do: rename its application (a uid could be taken from a
+    // tenant not yet created), or publish (messages are signed with the customer's secrets).
+    let portal = |method: Method, path: String, body: Value| {
+        herald
+            .http
+            .request(method, format!("{}/api/v1{path}", herald.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let forbidden = [
+        (
+            Method::PATCH,
+            format!("/app/{mine}"),
+            json!({"uid": "victim-corp"}),
+        ),
+        (
+            Method::PUT,
+            format!("/app/{mine}"),
+            json!({"name": "x", "uid": "victim-corp"}),
+        ),
+        (
+            Method::POST,
+            format!("/app/{mine}/msg"),
+            json!({"eventType": "a", "payload": {}}),
+        ),
+    ];
+    for (method, path, body) in forbidden {
+        let (status, _) = read(portal(method.clone(), path.clone(), body).await.unwrap()).await;
+        assert_eq!(status, 403, "{method} {path}");
+    }
+    let (_, app) = herald.get(&format!("/app/{mine}")).await;
+    assert_eq!(app["uid"], "mine");
+}
+
+#[tokio::test]
+async fn changing_the_configured_admin_token_revokes_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |token: &str| {
+        let mut config = herald_server::Config::defaults();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = dir.path().to_owned();
+        config.admin_token = Some(herald_server::config::Secret::new(token));
+        herald_server::start(config, Arc::new(SystemClock))
+    };
+    let (old, new) = (
+        "hrld_old_token_0123456789abcdef0123",
+        "hrld_new_token_0123456789abcdef0123",
+    );
+    let first = start(old).await.unwrap();
+    first.shutdown();
+    first.wait().await.unwrap();
+    let second = start(new).await.unwrap();
+    let url = format!("http://{}/api/v1/app", second.addr);
+    let client = reqwest::Client::new();
+    let status = |token: &'static str| {
+        let req = client.get(&url).bearer_auth(token).send();
+        async move { req.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(new).await, 200);
+    assert_eq!(status(old).await, 401, "the replaced token no longer works");
+    second.shutdown();
+
+    let short = start("too-short").await;
+    assert!(short.is_err(), "a guessable admin token is refused");
 }
 
 #[tokio::test]

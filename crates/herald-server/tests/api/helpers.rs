@@ -134,18 +134,14 @@ impl TestHerald {
         msg["id"].as_str().unwrap().to_owned()
     }
 
-    /// Waits until this Herald has recorded `n` attempts in all.
+    /// Waits until this Herald has settled `n` deliveries in all: each recorded attempt and
+    /// each delivery canceled unattempted counts one.
     pub async fn wait_recorded(&self, n: u64) {
-        let mut rx = self
-            .server
-            .as_ref()
-            .expect("running")
-            .recorded_attempts
-            .clone();
+        let mut rx = self.server.as_ref().expect("running").settled.clone();
         let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
             .await
             .is_ok();
-        assert!(got, "expected {n} attempts recorded, saw {}", *rx.borrow());
+        assert!(got, "expected {n} deliveries settled, saw {}", *rx.borrow());
     }
 
     /// The attempts of a message, newest first.

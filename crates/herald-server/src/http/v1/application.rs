@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
 use crate::http::patch::{self, nullable};
+use crate::http::v1::{check_rate, rate_out};
 use crate::state::AppState;
 
 /// A new application, or the full replacement of one.
@@ -78,7 +79,7 @@ pub struct CreateAppQuery {
 
 impl From<Application> for ApplicationOut {
     fn from(a: Application) -> Self {
-        let rate = a.rate_limit.map(|r| r.min(u32::from(u16::MAX)) as u16);
+        let rate = rate_out(a.rate_limit);
         Self {
             id: a.id,
             uid: a.uid,
@@ -98,17 +99,7 @@ fn check_name(v: &mut Validator, name: &str) {
 
 fn check_uid(v: &mut Validator, uid: Option<&str>) {
     if let Some(uid) = uid {
-        v.check(validation::uid("uid", uid));
-    }
-}
-
-fn check_rate(v: &mut Validator, rate: Option<u16>) {
-    if rate == Some(0) {
-        v.check(Err(validation::FieldError::body(
-            "throttleRate",
-            "must be at least 1",
-            "value_error.number",
-        )));
+        v.check(validation::own_uid("uid", uid, IdKind::Application));
     }
 }
 
@@ -119,6 +110,7 @@ impl ApplicationIn {
         check_name(&mut v, &self.name);
         check_uid(&mut v, self.uid.as_deref());
         check_rate(&mut v, self.throttle_rate);
+        v.check(validation::metadata("metadata", &self.metadata));
         v.finish().map_err(ApiError::Validation)
     }
 
@@ -223,11 +215,13 @@ async fn update_app(
     Path(app_id): Path<String>,
     ApiJson(mut body): ApiJson<ApplicationIn>,
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
+    // An application's identity (uid) and limits are the provider's to set, not its
+    // customer's: a portal token changing its uid could take over another tenant's name.
+    caller.require_admin()?;
     body.validate()?;
     let mut app = match state.app_for(&caller, &app_id).await {
         Ok(app) => app,
         Err(ApiError::NotFound) => {
-            caller.require_admin()?;
             if body.uid.is_none() && !IdKind::Application.is_id(&app_id) {
                 body.uid = Some(app_id);
             }
@@ -255,6 +249,7 @@ async fn patch_app(
     Path(app_id): Path<String>,
     ApiJson(body): ApiJson<ApplicationPatch>,
 ) -> ApiResult<Json<ApplicationOut>> {
+    caller.require_admin()?;
     let mut app = state.app_for(&caller, &app_id).await?;
     let mut v = Validator::default();
     if let Some(name) = &body.name {
@@ -262,6 +257,9 @@ async fn patch_app(
     }
     check_uid(&mut v, body.uid.as_ref().and_then(|u| u.as_deref()));
     check_rate(&mut v, body.throttle_rate.flatten());
+    if let Some(metadata) = &body.metadata {
+        v.check(validation::metadata("metadata", metadata));
+    }
     v.finish().map_err(ApiError::Validation)?;
     if let Some(name) = body.name {
         app.name = name;

@@ -27,6 +27,7 @@ pub fn status_text(status: DeliveryStatus) -> &'static str {
         DeliveryStatus::Pending => "pending",
         DeliveryStatus::Failed => "fail",
         DeliveryStatus::Sending => "sending",
+        DeliveryStatus::Canceled => "canceled",
     }
 }
 
@@ -93,7 +94,7 @@ impl MessageAttemptOut {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AttemptListQuery {
-    /// 0 success, 1 pending, 2 failure, 3 sending.
+    /// 0 success, 1 pending, 2 failure, 3 sending, 4 canceled.
     pub status: Option<i64>,
     /// 0 (no response), 100, 200, 300, 400 or 500.
     pub status_code_class: Option<i32>,
@@ -117,7 +118,7 @@ pub fn parse_status(field: &str, status: Option<i64>) -> ApiResult<Option<Delive
             DeliveryStatus::from_i64(n).ok_or_else(|| {
                 ApiError::Validation(vec![herald_core::validation::FieldError {
                     loc: vec!["query".into(), field.into()],
-                    msg: "must be 0, 1, 2 or 3".into(),
+                    msg: "must be 0, 1, 2, 3 or 4".into(),
                     kind: "value_error",
                 }])
             })
@@ -130,7 +131,7 @@ impl AttemptListQuery {
         Ok(AttemptFilter {
             status: parse_status("status", self.status)?,
             status_code_class: self.status_code_class,
-            event_types: comma_list(self.event_types.clone()),
+            event_types: comma_list("event_types", self.event_types.as_deref())?,
             channel: self.channel.clone(),
             tag: self.tag.clone(),
             before: self.before,
@@ -313,6 +314,12 @@ async fn resend(
 ) -> ApiResult<(StatusCode, Json<EmptyResponse>)> {
     let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
     let message = state.store.get_message(&app.id, &msg_id).await?;
+    if endpoint.disabled {
+        return Err(ApiError::BadRequest {
+            code: "endpoint_disabled",
+            detail: "The endpoint is disabled; enable it before sending to it.".into(),
+        });
+    }
     if message.payload.is_none() {
         return Err(ApiError::BadRequest {
             code: "missing_payload",

@@ -42,6 +42,10 @@ async fn portal_access(
     body: AppPortalAccessIn,
 ) -> ApiResult<AppPortalAccessOut> {
     caller.require_admin()?;
+    let expiry = body.expiry.unwrap_or(DEFAULT_EXPIRY_SECONDS);
+    if !(MIN_EXPIRY_SECONDS..=DEFAULT_EXPIRY_SECONDS).contains(&expiry) {
+        return Err(ApiError::invalid("expiry", "must be 60 to 604800 seconds"));
+    }
     let app = match (state.app_for(caller, app_id).await, body.application) {
         (Ok(app), _) => app,
         (Err(ApiError::NotFound), Some(mut app_in)) => {
@@ -50,10 +54,6 @@ async fn portal_access(
         }
         (Err(e), _) => return Err(e),
     };
-    let expiry = body.expiry.unwrap_or(DEFAULT_EXPIRY_SECONDS);
-    if !(MIN_EXPIRY_SECONDS..=DEFAULT_EXPIRY_SECONDS).contains(&expiry) {
-        return Err(ApiError::invalid("expiry", "must be 60 to 604800 seconds"));
-    }
     let now = state.clock.now();
     let token = generate_token();
     let expires_at = now + chrono::Duration::seconds(expiry as i64);

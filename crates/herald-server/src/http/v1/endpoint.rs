@@ -1,20 +1,14 @@
 //! `/api/v1/app/{app_id}/endpoint`: where an application's messages are delivered.
 
-use std::collections::BTreeMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
-use herald_core::model::{Application, Endpoint, Metadata};
+use herald_core::model::{Application, Endpoint};
 use herald_core::signing::EndpointSecret;
 use herald_core::store::Order;
-use herald_core::validation::{self, FieldError, Validator};
 use herald_core::StoreError;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -22,199 +16,12 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{parse_json, ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
-use crate::http::patch::{self, nullable};
 use crate::http::v1::endpoint_extras;
+use crate::http::v1::endpoint_types::{
+    parse_secret, validate, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretOut,
+    EndpointSecretRotateIn,
+};
 use crate::state::AppState;
-
-/// A new endpoint, or the full replacement of one.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointIn {
-    pub url: String,
-    #[serde(default)]
-    pub description: String,
-    /// Deliveries per second (`rateLimit` also accepted).
-    #[serde(alias = "rateLimit")]
-    pub throttle_rate: Option<u16>,
-    pub uid: Option<String>,
-    #[serde(default)]
-    pub disabled: bool,
-    /// Only these event types are delivered (`filterTypes` also accepted).
-    #[serde(alias = "filterTypes")]
-    pub event_types: Option<Vec<String>>,
-    /// Only messages on one of these channels are delivered.
-    pub channels: Option<Vec<String>>,
-    /// `whsec_…`; generated when absent.
-    pub secret: Option<String>,
-    #[serde(default)]
-    pub metadata: Metadata,
-    /// Extra headers sent with every delivery.
-    pub headers: Option<BTreeMap<String, String>>,
-    /// Accepted for compatibility; Herald does not use it.
-    pub version: Option<i32>,
-}
-
-/// An endpoint. Both the current field names and older aliases are sent.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointOut {
-    pub id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
-    pub url: String,
-    pub description: String,
-    pub version: i32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub throttle_rate: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<u16>,
-    pub disabled: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_types: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub filter_types: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channels: Option<Vec<String>>,
-    pub metadata: Metadata,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// Changes to an endpoint; absent fields are kept, `null` clears.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointPatch {
-    pub url: Option<String>,
-    pub description: Option<String>,
-    pub disabled: Option<bool>,
-    pub metadata: Option<Metadata>,
-    pub secret: Option<String>,
-    #[serde(default, deserialize_with = "nullable", alias = "rateLimit")]
-    #[schema(value_type = Option<u16>)]
-    pub throttle_rate: Option<Option<u16>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
-    pub uid: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable", alias = "filterTypes")]
-    #[schema(value_type = Option<Vec<String>>)]
-    pub event_types: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
-    pub channels: Option<Option<Vec<String>>>,
-}
-
-/// An endpoint's signing secret.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EndpointSecretOut {
-    /// `whsec_…`
-    pub key: String,
-}
-
-/// A secret rotation; the old secret keeps signing for the grace period.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointSecretRotateIn {
-    /// The new secret; generated when absent.
-    pub key: Option<String>,
-    /// How long the old secret keeps signing (0 to 604800; default from the config, 24 h).
-    pub grace_period_seconds: Option<u32>,
-}
-
-impl From<Endpoint> for EndpointOut {
-    fn from(e: Endpoint) -> Self {
-        let rate = e.rate_limit.map(|r| r.min(u32::from(u16::MAX)) as u16);
-        Self {
-            id: e.id,
-            uid: e.uid,
-            url: e.url,
-            description: e.description,
-            version: e.version,
-            throttle_rate: rate,
-            rate_limit: rate,
-            disabled: e.disabled,
-            event_types: e.filter_types.clone(),
-            filter_types: e.filter_types,
-            channels: e.channels,
-            metadata: e.metadata,
-            created_at: e.created_at,
-            updated_at: e.updated_at,
-        }
-    }
-}
-
-/// Parses a secret given as `whsec_<base64>` or bare base64.
-pub fn parse_secret(field: &str, text: &str) -> Result<EndpointSecret, FieldError> {
-    let full = if text.starts_with("whsec_") {
-        text.to_owned()
-    } else {
-        format!("whsec_{text}")
-    };
-    EndpointSecret::parse(&full).map_err(|e| FieldError::body(field, e.to_string(), "value_error"))
-}
-
-/// The settings of an endpoint that requests may set, validated together.
-struct Settings<'a> {
-    url: &'a str,
-    description: &'a str,
-    uid: Option<&'a str>,
-    rate: Option<u16>,
-    event_types: Option<&'a [String]>,
-    channels: Option<&'a [String]>,
-}
-
-async fn validate(state: &AppState, s: Settings<'_>) -> ApiResult<()> {
-    let mut v = Validator::default();
-    v.check(validation::endpoint_url("url", s.url));
-    v.check(validation::length("description", s.description, 0, 8192));
-    if let Some(uid) = s.uid {
-        v.check(validation::uid("uid", uid));
-    }
-    if s.rate == Some(0) {
-        v.check(Err(FieldError::body(
-            "throttleRate",
-            "must be at least 1",
-            "value_error.number",
-        )));
-    }
-    if let Some(channels) = s.channels {
-        if channels.is_empty() || channels.len() > 10 {
-            v.check(Err(FieldError::body(
-                "channels",
-                "must list 1 to 10 channels",
-                "value_error.list",
-            )));
-        }
-        for c in channels {
-            v.check(
-                validation::length("channels", c, 1, 128)
-                    .and(validation::event_type_name("channels", c)),
-            );
-        }
-    }
-    for name in s.event_types.unwrap_or_default() {
-        if let Err(e) = validation::event_type_name("filterTypes", name) {
-            v.check(Err(e));
-            continue;
-        }
-        match state.store.get_event_type(name).await {
-            Ok(_) => {}
-            Err(StoreError::NotFound) => v.check(Err(FieldError::body(
-                "filterTypes",
-                format!("event type `{name}` does not exist"),
-                "value_error",
-            ))),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if s.event_types.is_some_and(<[String]>::is_empty) {
-        v.check(Err(FieldError::body(
-            "filterTypes",
-            "must list at least one event type",
-            "value_error.list",
-        )));
-    }
-    v.finish().map_err(ApiError::Validation)
-}
 
 /// The application and one of its endpoints, if `caller` may see them.
 pub async fn endpoint_for(
@@ -233,43 +40,8 @@ async fn new_endpoint(
     app: &Application,
     body: EndpointIn,
 ) -> ApiResult<Endpoint> {
-    validate(
-        state,
-        Settings {
-            url: &body.url,
-            description: &body.description,
-            uid: body.uid.as_deref(),
-            rate: body.throttle_rate,
-            event_types: body.event_types.as_deref(),
-            channels: body.channels.as_deref(),
-        },
-    )
-    .await?;
-    let secret = match &body.secret {
-        Some(text) => parse_secret("secret", text).map_err(|e| ApiError::Validation(vec![e]))?,
-        None => EndpointSecret::generate(),
-    };
-    let headers = body.headers.unwrap_or_default();
-    endpoint_extras::check_headers(&headers)?;
-    let now = state.clock.now();
-    let endpoint = Endpoint {
-        id: IdKind::Endpoint.new_id(),
-        app_id: app.id.clone(),
-        uid: body.uid,
-        url: body.url,
-        description: body.description,
-        version: body.version.unwrap_or(1),
-        rate_limit: body.throttle_rate.map(u32::from),
-        disabled: body.disabled,
-        filter_types: body.event_types,
-        channels: body.channels,
-        metadata: body.metadata,
-        headers,
-        secret,
-        previous_secret: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let endpoint = body.into_new(&app.id, state.clock.now())?;
+    validate(state, &endpoint).await?;
     state
         .store
         .create_endpoint(&endpoint)
@@ -358,34 +130,8 @@ async fn update_endpoint(
         }
         Err(e) => return Err(e.into()),
     };
-    validate(
-        &state,
-        Settings {
-            url: &body.url,
-            description: &body.description,
-            uid: body.uid.as_deref(),
-            rate: body.throttle_rate,
-            event_types: body.event_types.as_deref(),
-            channels: body.channels.as_deref(),
-        },
-    )
-    .await?;
-    if let Some(text) = &body.secret {
-        endpoint.secret =
-            parse_secret("secret", text).map_err(|e| ApiError::Validation(vec![e]))?;
-    }
-    if let Some(headers) = body.headers {
-        endpoint_extras::check_headers(&headers)?;
-        endpoint.headers = headers;
-    }
-    endpoint.url = body.url;
-    endpoint.description = body.description;
-    endpoint.uid = body.uid;
-    endpoint.rate_limit = body.throttle_rate.map(u32::from);
-    endpoint.disabled = body.disabled;
-    endpoint.filter_types = body.event_types;
-    endpoint.channels = body.channels;
-    endpoint.metadata = body.metadata;
+    body.replace(&mut endpoint)?;
+    validate(&state, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
     state
         .store
@@ -406,43 +152,8 @@ async fn patch_endpoint(
     ApiJson(body): ApiJson<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
     let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
-    if let Some(url) = body.url {
-        endpoint.url = url;
-    }
-    if let Some(description) = body.description {
-        endpoint.description = description;
-    }
-    if let Some(disabled) = body.disabled {
-        endpoint.disabled = disabled;
-    }
-    if let Some(metadata) = body.metadata {
-        endpoint.metadata = metadata;
-    }
-    if let Some(text) = &body.secret {
-        endpoint.secret =
-            parse_secret("secret", text).map_err(|e| ApiError::Validation(vec![e]))?;
-    }
-    patch::apply(
-        &mut endpoint.rate_limit,
-        body.throttle_rate.map(|r| r.map(u32::from)),
-    );
-    patch::apply(&mut endpoint.uid, body.uid);
-    patch::apply(&mut endpoint.filter_types, body.event_types);
-    patch::apply(&mut endpoint.channels, body.channels);
-    validate(
-        &state,
-        Settings {
-            url: &endpoint.url,
-            description: &endpoint.description,
-            uid: endpoint.uid.as_deref(),
-            rate: endpoint
-                .rate_limit
-                .map(|r| r.min(u32::from(u16::MAX)) as u16),
-            event_types: endpoint.filter_types.as_deref(),
-            channels: endpoint.channels.as_deref(),
-        },
-    )
-    .await?;
+    body.apply(&mut endpoint)?;
+    validate(&state, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
     state
         .store

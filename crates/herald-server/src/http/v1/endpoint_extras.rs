@@ -224,7 +224,7 @@ async fn endpoint_stats(
         pending: s.pending,
         sending: s.sending,
         fail: s.failed,
-        canceled: 0,
+        canceled: s.canceled,
     }))
 }
 
@@ -266,7 +266,7 @@ async fn list_endpoint_messages(
     let request = page.to_request(Order::Descending)?;
     let page = state
         .store
-        .list_endpoint_messages(&app.id, &endpoint.id, &filter.filter(), status, &request)
+        .list_endpoint_messages(&app.id, &endpoint.id, &filter.filter()?, status, &request)
         .await?;
     let with_content = filter.with_content.unwrap_or(true);
     Ok(Json(ListResponse::from_page(

@@ -144,6 +144,9 @@ fn flags(many: Option<Vec<String>>, one: Option<String>) -> Option<Vec<String>> 
 
 fn check_fields(v: &mut Validator, e: &EventType) {
     v.check(validation::length("description", &e.description, 0, 8192));
+    if let Some(flags) = &e.feature_flags {
+        v.check(validation::list_len("featureFlags", flags, 0, 16));
+    }
     for flag in e.feature_flags.iter().flatten() {
         v.check(validation::event_type_name("featureFlags", flag));
     }

@@ -12,7 +12,7 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/health", tag = "Health", security(()),
     responses((status = 204, description = "Healthy"), (status = 500, description = "The database does not answer")))]
 async fn health(State(state): State<AppState>) -> ApiResult<StatusCode> {
-    state.store.next_due_at().await?;
+    state.store.next_due_at(&[]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -117,14 +117,14 @@ pub struct MessageListQuery {
 
 impl MessageListQuery {
     /// The store filter these parameters describe.
-    pub fn filter(&self) -> MessageFilter {
-        MessageFilter {
-            event_types: comma_list(self.event_types.clone()),
+    pub fn filter(&self) -> ApiResult<MessageFilter> {
+        Ok(MessageFilter {
+            event_types: comma_list("event_types", self.event_types.as_deref())?,
             channel: self.channel.clone(),
             tag: self.tag.clone(),
             before: self.before,
             after: self.after,
-        }
+        })
     }
 }
 
@@ -162,8 +162,11 @@ fn validate(body: &MessageIn, max_payload: usize) -> ApiResult<()> {
             );
         }
     }
-    for tag in body.tags.iter().flatten() {
-        v.check(validation::length("tags", tag, 1, 128));
+    if let Some(tags) = &body.tags {
+        v.check(validation::list_len("tags", tags, 1, 5));
+        for tag in tags {
+            v.check(validation::length("tags", tag, 1, 128));
+        }
     }
     if let Some(days) = body.payload_retention_period {
         if !(1..=90).contains(&days) {
@@ -211,16 +214,14 @@ async fn target_app(
     app_id: &str,
     body: &mut MessageIn,
 ) -> ApiResult<Application> {
-    match state.app_for(caller, app_id).await {
-        Err(ApiError::NotFound) if body.application.is_some() => {
-            caller.require_admin()?;
-            let mut app_in = body.application.take().expect("checked above");
+    match (state.app_for(caller, app_id).await, body.application.take()) {
+        (Err(ApiError::NotFound), Some(mut app_in)) => {
             if app_in.uid.is_none() && !IdKind::Application.is_id(app_id) {
                 app_in.uid = Some(app_id.to_owned());
             }
             Ok(create_or_get(state, app_in, true).await?.1)
         }
-        other => other,
+        (found, _) => found,
     }
 }
 
@@ -251,6 +252,9 @@ async fn create_message(
     headers: HeaderMap,
     ApiJson(mut body): ApiJson<MessageIn>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    // Messages are signed with the customer's own secrets: only the provider may publish,
+    // or a portal user could forge authentic webhooks into the customer's systems.
+    caller.require_admin()?;
     validate(&body, state.config.api.max_payload_bytes)?;
     let idempotency_key = idempotency_key(&headers)?;
     let app = target_app(&state, &caller, &app_id, &mut body).await?;
@@ -299,7 +303,7 @@ async fn list_messages(
     let request = page.to_request(Order::Descending)?;
     let page = state
         .store
-        .list_messages(&app.id, &query.filter(), &request)
+        .list_messages(&app.id, &query.filter()?, &request)
         .await?;
     let with_content = query.with_content.unwrap_or(true);
     Ok(Json(ListResponse::from_page(

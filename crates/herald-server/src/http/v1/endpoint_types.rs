@@ -1,0 +1,289 @@
+//! The JSON shapes of endpoints (Svix's `EndpointIn`/`Out`/`Patch`, secrets) and the rules
+//! an endpoint must follow, checked on the endpoint a request would produce.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use herald_core::ids::IdKind;
+use herald_core::model::{Endpoint, Metadata};
+use herald_core::signing::EndpointSecret;
+use herald_core::validation::{self, FieldError, Validator};
+use herald_core::StoreError;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::patch::{self, nullable};
+use crate::http::v1::endpoint_extras::check_headers;
+use crate::http::v1::{check_rate, rate_out};
+use crate::state::AppState;
+
+/// Most event types one endpoint may filter on, and most channels it may follow.
+const MAX_FILTER_TYPES: usize = 256;
+const MAX_CHANNELS: usize = 10;
+
+/// A new endpoint, or the full replacement of one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointIn {
+    pub url: String,
+    #[serde(default)]
+    pub description: String,
+    /// Deliveries per second (`rateLimit` also accepted).
+    #[serde(alias = "rateLimit")]
+    pub throttle_rate: Option<u16>,
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+    /// Only these event types are delivered (`filterTypes` also accepted).
+    #[serde(alias = "filterTypes")]
+    pub event_types: Option<Vec<String>>,
+    /// Only messages on one of these channels are delivered.
+    pub channels: Option<Vec<String>>,
+    /// `whsec_…`; generated when absent.
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Extra headers sent with every delivery.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// Accepted for compatibility; Herald does not use it.
+    pub version: Option<i32>,
+}
+
+/// An endpoint. Both the current field names and older aliases are sent.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointOut {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub version: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle_rate: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u16>,
+    pub disabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filter_types: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Changes to an endpoint; absent fields are kept, `null` clears.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPatch {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub disabled: Option<bool>,
+    pub metadata: Option<Metadata>,
+    pub secret: Option<String>,
+    #[serde(default, deserialize_with = "nullable", alias = "rateLimit")]
+    #[schema(value_type = Option<u16>)]
+    pub throttle_rate: Option<Option<u16>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub uid: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable", alias = "filterTypes")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub event_types: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub channels: Option<Option<Vec<String>>>,
+}
+
+/// An endpoint's signing secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointSecretOut {
+    /// `whsec_…`
+    pub key: String,
+}
+
+/// A secret rotation; the old secret keeps signing for the grace period.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSecretRotateIn {
+    /// The new secret; generated when absent.
+    pub key: Option<String>,
+    /// How long the old secret keeps signing (0 to 604800; default from the config, 24 h).
+    pub grace_period_seconds: Option<u32>,
+}
+
+impl From<Endpoint> for EndpointOut {
+    fn from(e: Endpoint) -> Self {
+        let rate = rate_out(e.rate_limit);
+        Self {
+            id: e.id,
+            uid: e.uid,
+            url: e.url,
+            description: e.description,
+            version: e.version,
+            throttle_rate: rate,
+            rate_limit: rate,
+            disabled: e.disabled,
+            event_types: e.filter_types.clone(),
+            filter_types: e.filter_types,
+            channels: e.channels,
+            metadata: e.metadata,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// Parses a secret given as `whsec_<base64>` or bare base64.
+pub fn parse_secret(field: &str, text: &str) -> Result<EndpointSecret, FieldError> {
+    let full = if text.starts_with("whsec_") {
+        text.to_owned()
+    } else {
+        format!("whsec_{text}")
+    };
+    EndpointSecret::parse(&full).map_err(|e| FieldError::body(field, e.to_string(), "value_error"))
+}
+
+/// A secret from a request body, or a 422 naming `field`.
+fn secret_field(field: &str, text: &str) -> ApiResult<EndpointSecret> {
+    parse_secret(field, text).map_err(|e| ApiError::Validation(vec![e]))
+}
+
+impl EndpointIn {
+    /// A new endpoint of `app_id` made of this body (not yet validated).
+    pub fn into_new(self, app_id: &str, now: DateTime<Utc>) -> ApiResult<Endpoint> {
+        let secret = match &self.secret {
+            Some(text) => secret_field("secret", text)?,
+            None => EndpointSecret::generate(),
+        };
+        let mut endpoint = Endpoint {
+            id: IdKind::Endpoint.new_id(),
+            app_id: app_id.to_owned(),
+            uid: None,
+            url: String::new(),
+            description: String::new(),
+            version: self.version.unwrap_or(1),
+            rate_limit: None,
+            disabled: false,
+            filter_types: None,
+            channels: None,
+            metadata: Metadata::new(),
+            headers: BTreeMap::new(),
+            secret,
+            previous_secret: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.replace(&mut endpoint)?;
+        Ok(endpoint)
+    }
+
+    /// Replaces every setting of `endpoint` with this body's; the secret and headers only
+    /// when the body has them.
+    pub fn replace(self, endpoint: &mut Endpoint) -> ApiResult<()> {
+        if let Some(text) = &self.secret {
+            endpoint.secret = secret_field("secret", text)?;
+        }
+        if let Some(headers) = self.headers {
+            endpoint.headers = headers;
+        }
+        endpoint.url = self.url;
+        endpoint.description = self.description;
+        endpoint.uid = self.uid;
+        endpoint.rate_limit = self.throttle_rate.map(u32::from);
+        endpoint.disabled = self.disabled;
+        endpoint.filter_types = self.event_types;
+        endpoint.channels = self.channels;
+        endpoint.metadata = self.metadata;
+        Ok(())
+    }
+}
+
+impl EndpointPatch {
+    /// Applies the fields present in the patch.
+    pub fn apply(self, endpoint: &mut Endpoint) -> ApiResult<()> {
+        if let Some(text) = &self.secret {
+            endpoint.secret = secret_field("secret", text)?;
+        }
+        if let Some(url) = self.url {
+            endpoint.url = url;
+        }
+        if let Some(description) = self.description {
+            endpoint.description = description;
+        }
+        if let Some(disabled) = self.disabled {
+            endpoint.disabled = disabled;
+        }
+        if let Some(metadata) = self.metadata {
+            endpoint.metadata = metadata;
+        }
+        patch::apply(
+            &mut endpoint.rate_limit,
+            self.throttle_rate.map(|r| r.map(u32::from)),
+        );
+        patch::apply(&mut endpoint.uid, self.uid);
+        patch::apply(&mut endpoint.filter_types, self.event_types);
+        patch::apply(&mut endpoint.channels, self.channels);
+        Ok(())
+    }
+}
+
+/// Checks everything a request can set on an endpoint; filter types must name existing
+/// event types.
+pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
+    let mut v = Validator::default();
+    v.check(validation::endpoint_url("url", &e.url));
+    v.check(validation::length("description", &e.description, 0, 8192));
+    if let Some(uid) = &e.uid {
+        v.check(validation::own_uid("uid", uid, IdKind::Endpoint));
+    }
+    check_rate(&mut v, rate_out(e.rate_limit));
+    v.check(validation::metadata("metadata", &e.metadata));
+    if let Some(channels) = &e.channels {
+        v.check(validation::list_len("channels", channels, 1, MAX_CHANNELS));
+        for c in channels {
+            v.check(
+                validation::length("channels", c, 1, 128)
+                    .and(validation::event_type_name("channels", c)),
+            );
+        }
+    }
+    if let Some(types) = &e.filter_types {
+        v.check(validation::list_len(
+            "filterTypes",
+            types,
+            1,
+            MAX_FILTER_TYPES,
+        ));
+        if types.len() <= MAX_FILTER_TYPES {
+            check_types_exist(state, &mut v, types).await?;
+        }
+    }
+    if let Err(ApiError::Validation(errors)) = check_headers(&e.headers) {
+        v.errors.extend(errors);
+    }
+    v.finish().map_err(ApiError::Validation)
+}
+
+async fn check_types_exist(state: &AppState, v: &mut Validator, types: &[String]) -> ApiResult<()> {
+    for name in types {
+        if let Err(e) = validation::event_type_name("filterTypes", name) {
+            v.check(Err(e));
+            continue;
+        }
+        match state.store.get_event_type(name).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => v.check(Err(FieldError::body(
+                "filterTypes",
+                format!("event type `{name}` does not exist"),
+                "value_error",
+            ))),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
