@@ -37,7 +37,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     pub url: String,
+    pub migrate: bool,
     pub readers: u32,
+    pub max_connections: u32,
 }
 
 /// Limits of the HTTP API.
@@ -68,6 +70,7 @@ pub struct DeliveryConfig {
     pub secret_rotation_overlap: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    pub dispatch: bool,
 }
 
 /// A string that never appears in `Debug` output or logs.
@@ -106,10 +109,13 @@ pub struct Overrides {
     pub delivery: Option<DeliveryOverride>,
 }
 
-/// `--database-url`.
-#[derive(Debug, Clone, Serialize)]
+/// `--database-url`, `--no-migrate`.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DatabaseOverride {
-    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<bool>,
 }
 
 /// `--allow-network`.
@@ -185,6 +191,18 @@ impl Config {
         }
     }
 
+    /// The database URL without its password, for logs.
+    pub fn database_display(&self) -> String {
+        let url = self.database_url();
+        match url::Url::parse(&url) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                let _ = parsed.set_password(Some("***"));
+                parsed.to_string()
+            }
+            _ => url,
+        }
+    }
+
     /// The database URL in effect: `database.url`, or SQLite under `data_dir`.
     pub fn database_url(&self) -> String {
         if self.database.url.is_empty() {
@@ -257,6 +275,16 @@ mod tests {
             assert!(err.to_string().contains("listn"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn database_passwords_stay_out_of_logs() {
+        let mut c = Config::defaults();
+        c.database.url = "postgres://herald:hunter2@db.internal/herald".into();
+        assert_eq!(
+            c.database_display(),
+            "postgres://herald:***@db.internal/herald"
+        );
     }
 
     #[test]

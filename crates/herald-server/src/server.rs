@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use herald_core::{Clock, Store};
+use herald_store_postgres::PgStore;
 use herald_store_sqlite::SqliteStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -43,25 +44,38 @@ impl Server {
     }
 }
 
-/// Opens the database the configuration names, applying migrations.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the database the configuration names: SQLite or PostgreSQL, by the URL's scheme.
+/// Migrations are applied when `migrate` is true.
+pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url();
-    if !url.starts_with("sqlite:") {
-        anyhow::bail!("unsupported database URL `{url}`: use sqlite://path/to/herald.db");
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PgStore::connect(&url, config.database.max_connections)
+            .await
+            .context("connecting to PostgreSQL")?;
+        if migrate {
+            store.migrate().await.context("applying migrations")?;
+        }
+        return Ok(Arc::new(store));
     }
-    if let Some(path) = url
+    if !url.starts_with("sqlite:") {
+        anyhow::bail!(
+            "unsupported database URL: use sqlite://path/to/herald.db or postgres://user@host/db"
+        );
+    }
+    if let Some(dir) = url
         .strip_prefix("sqlite://")
         .and_then(|p| std::path::Path::new(p).parent())
     {
-        if !path.as_os_str().is_empty() {
-            std::fs::create_dir_all(path)
-                .with_context(|| format!("creating {}", path.display()))?;
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
     let store = SqliteStore::connect(&url, config.database.readers)
         .await
         .with_context(|| format!("opening {url}"))?;
-    store.migrate().await.context("applying migrations")?;
+    if migrate {
+        store.migrate().await.context("applying migrations")?;
+    }
     Ok(Arc::new(store))
 }
 
@@ -104,7 +118,7 @@ async fn ensure_admin_token(
 
 /// Starts Herald: opens the store, binds the API, starts the dispatcher.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
-    let store = open_store(&config).await?;
+    let store = open_store(&config, config.database.migrate).await?;
     let generated_admin_token = ensure_admin_token(store.as_ref(), &config, clock.as_ref()).await?;
     let destination =
         Arc::new(HttpDestination::new(&config.delivery).context("building the HTTP client")?);
@@ -128,12 +142,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(
-        database = %config.database_url(),
+        database = %config.database_display(),
         api = %format!("http://{addr}/api/v1"),
         openapi = %format!("http://{addr}/api/v1/openapi.json"),
         "Herald is running"
     );
 
+    let dispatching = config.delivery.dispatch;
+    if !dispatching {
+        tracing::info!("delivery.dispatch is off: this node serves the API only");
+    }
     let state = AppState {
         store: store.clone(),
         clock,
@@ -143,10 +161,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     let app =
         axum::ServiceExt::<axum::extract::Request>::into_make_service(crate::http::app(state));
     let api = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let dispatch = tokio::spawn(dispatcher.run(shutdown.clone()));
+    let dispatch = dispatching.then(|| tokio::spawn(dispatcher.run(shutdown.clone())));
     let tasks = tokio::spawn(async move {
         api.await.context("serving the API")?;
-        dispatch.await.context("dispatcher panicked")?;
+        if let Some(dispatch) = dispatch {
+            dispatch.await.context("dispatcher panicked")?;
+        }
         tracing::info!("Herald stopped");
         Ok(())
     });

@@ -80,6 +80,9 @@ struct ServeArgs {
     /// (delivery.allowed_networks).
     #[arg(long = "allow-network", value_name = "CIDR")]
     allow_network: Vec<IpNet>,
+    /// Do not apply migrations at start; run `herald migrate` yourself (database.migrate).
+    #[arg(long)]
+    no_migrate: bool,
 }
 
 #[derive(Subcommand)]
@@ -113,10 +116,10 @@ impl CommonArgs {
     fn overrides(&self) -> Overrides {
         Overrides {
             data_dir: self.data_dir.clone(),
-            database: self
-                .database_url
-                .clone()
-                .map(|url| DatabaseOverride { url }),
+            database: self.database_url.clone().map(|url| DatabaseOverride {
+                url: Some(url),
+                migrate: None,
+            }),
             ..Overrides::default()
         }
     }
@@ -140,12 +143,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => {
             let config = args.load(args.overrides())?;
-            open_store(&config).await?;
-            println!("migrations applied to {}", config.database_url());
+            open_store(&config, true).await?;
+            println!("migrations applied to {}", config.database_display());
             Ok(())
         }
         Command::Token(TokenCommand::List { common }) => {
-            let store = open_store(&common.load(common.overrides())?).await?;
+            let store = open_store_for(&common.load(common.overrides())?).await?;
             for t in store.list_tokens().await? {
                 let scope = t.app_id.as_deref().unwrap_or("admin");
                 let expires = t.expires_at.map_or("never".into(), |at| at.to_rfc3339());
@@ -158,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(TokenCommand::Revoke { common, id }) => {
-            let store = open_store(&common.load(common.overrides())?).await?;
+            let store = open_store_for(&common.load(common.overrides())?).await?;
             store
                 .delete_token_by_id(&id)
                 .await
@@ -172,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
             description,
         }) => {
             let config = common.load(common.overrides())?;
-            let store = open_store(&config).await?;
+            let store = open_store_for(&config).await?;
             let app_id = match app {
                 Some(app) => Some(
                     store
@@ -209,6 +212,11 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Opens the store for a command, migrating it unless the configuration says not to.
+async fn open_store_for(config: &Config) -> anyhow::Result<std::sync::Arc<dyn herald_core::Store>> {
+    open_store(config, config.database.migrate).await
+}
+
 fn chrono_now() -> chrono::DateTime<chrono::Utc> {
     use herald_core::Clock;
     SystemClock.now()
@@ -217,6 +225,12 @@ fn chrono_now() -> chrono::DateTime<chrono::Utc> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut overrides = args.common.overrides();
     overrides.listen = args.listen;
+    if args.no_migrate {
+        overrides
+            .database
+            .get_or_insert_with(Default::default)
+            .migrate = Some(false);
+    }
     if !args.allow_network.is_empty() {
         overrides.delivery = Some(DeliveryOverride {
             allowed_networks: args.allow_network.clone(),

@@ -50,11 +50,11 @@ impl DispatchSettings {
 
     /// A lease outlives the worst wait of a claimed delivery: a lane at its most
     /// (`2 × lane_depth`), worked through `endpoint_concurrency` at a time, each attempt up to
-    /// its timeout, plus the attempt's own. Only then may another dispatcher take a
-    /// delivery over, so a live one is never raced.
+    /// its timeout, plus the attempt's own, plus one more timeout of slack for recording.
+    /// Only then may another dispatcher take a delivery over, so a live one is never raced.
     pub fn lease(&self) -> Duration {
-        let rounds = (2 * self.lane_depth()).div_ceil(self.endpoint_concurrency) as u32 + 1;
-        self.attempt_timeout * rounds + Duration::from_secs(30)
+        let rounds = (2 * self.lane_depth()).div_ceil(self.endpoint_concurrency) as u32 + 2;
+        self.attempt_timeout * rounds
     }
 }
 

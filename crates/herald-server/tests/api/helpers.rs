@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use herald_core::{Clock, ManualClock, SystemClock};
 use herald_server::config::{Config, Secret};
 use herald_server::Server;
+use herald_store_postgres::testing::TestDatabase;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -24,6 +25,22 @@ pub struct TestHerald {
     pub http: reqwest::Client,
     server: Option<Server>,
     _dir: tempfile::TempDir,
+    _database: Option<TestDatabase>,
+}
+
+/// The store these tests run on: SQLite by default, PostgreSQL with
+/// `HERALD_TEST_STORE=postgres` (and `HERALD_TEST_POSTGRES_URL`), so the same end-to-end
+/// suite covers both backends.
+async fn test_database() -> Option<TestDatabase> {
+    match std::env::var("HERALD_TEST_STORE").as_deref() {
+        Ok("postgres") => Some(
+            TestDatabase::create()
+                .await
+                .expect("HERALD_TEST_STORE=postgres needs HERALD_TEST_POSTGRES_URL"),
+        ),
+        Ok("sqlite") | Err(_) => None,
+        Ok(other) => panic!("unknown HERALD_TEST_STORE `{other}`: use sqlite or postgres"),
+    }
 }
 
 impl TestHerald {
@@ -41,6 +58,10 @@ impl TestHerald {
         config.data_dir = dir.path().to_owned();
         config.admin_token = Some(Secret::new(token.clone()));
         config.delivery.allowed_networks = vec!["127.0.0.0/8".parse().unwrap()];
+        let database = test_database().await;
+        if let Some(db) = &database {
+            config.database.url = db.url.clone();
+        }
         configure(&mut config);
         let server = herald_server::start(config, clock)
             .await
@@ -51,6 +72,7 @@ impl TestHerald {
             http: reqwest::Client::new(),
             server: Some(server),
             _dir: dir,
+            _database: database,
         }
     }
 

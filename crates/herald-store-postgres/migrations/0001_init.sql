@@ -1,0 +1,112 @@
+-- Herald's first PostgreSQL schema. A released migration is never edited: add a new file.
+--
+-- Ids and names use the "C" collation: lists page by comparing them, and byte order is
+-- what makes time-sortable ids sort by time (and matches the SQLite store).
+
+CREATE TABLE applications (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    uid         TEXT UNIQUE,
+    name        TEXT NOT NULL,
+    rate_limit  INTEGER,
+    metadata    JSONB NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE tokens (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    hash        TEXT NOT NULL UNIQUE,
+    app_id      TEXT COLLATE "C" REFERENCES applications(id) ON DELETE CASCADE,
+    description TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    expires_at  TIMESTAMPTZ
+);
+
+CREATE TABLE event_types (
+    name          TEXT COLLATE "C" PRIMARY KEY,
+    description   TEXT NOT NULL,
+    schemas       JSONB,
+    archived      BOOLEAN NOT NULL DEFAULT FALSE,
+    deprecated    BOOLEAN NOT NULL DEFAULT FALSE,
+    feature_flags TEXT[],
+    group_name    TEXT,
+    created_at    TIMESTAMPTZ NOT NULL,
+    updated_at    TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE endpoints (
+    id                          TEXT COLLATE "C" PRIMARY KEY,
+    app_id                      TEXT COLLATE "C" NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+    uid                         TEXT,
+    url                         TEXT NOT NULL,
+    description                 TEXT NOT NULL,
+    version                     INTEGER NOT NULL,
+    rate_limit                  INTEGER,
+    disabled                    BOOLEAN NOT NULL,
+    filter_types                TEXT[],
+    channels                    TEXT[],
+    metadata                    JSONB NOT NULL,
+    headers                     JSONB NOT NULL,
+    secret                      TEXT NOT NULL,
+    previous_secret             TEXT,
+    previous_secret_expires_at  TIMESTAMPTZ,
+    created_at                  TIMESTAMPTZ NOT NULL,
+    updated_at                  TIMESTAMPTZ NOT NULL,
+    UNIQUE (app_id, uid)
+);
+CREATE INDEX endpoints_app ON endpoints (app_id, id);
+
+-- The payload is TEXT, not JSONB: it is delivered byte for byte as it was published.
+CREATE TABLE messages (
+    id              TEXT COLLATE "C" PRIMARY KEY,
+    app_id          TEXT COLLATE "C" NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+    event_type      TEXT NOT NULL,
+    event_id        TEXT,
+    channels        TEXT[],
+    tags            TEXT[],
+    payload         TEXT,
+    idempotency_key TEXT,
+    created_at      TIMESTAMPTZ NOT NULL,
+    UNIQUE (app_id, event_id),
+    UNIQUE (app_id, idempotency_key)
+);
+CREATE INDEX messages_app ON messages (app_id, id);
+
+-- One row per (message, endpoint): the queue. `next_attempt_at` is when the row is next
+-- due: for a pending row its scheduled time, for a sending row the end of its lease, so one
+-- index serves both "due" and "lease expired".
+CREATE TABLE deliveries (
+    id              TEXT COLLATE "C" PRIMARY KEY,
+    msg_id          TEXT COLLATE "C" NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    endpoint_id     TEXT COLLATE "C" NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    app_id          TEXT COLLATE "C" NOT NULL,
+    status          SMALLINT NOT NULL,
+    attempt_count   INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMPTZ,
+    lease_token     TEXT,
+    trigger_type    SMALLINT NOT NULL DEFAULT 0,
+    updated_at      TIMESTAMPTZ NOT NULL,
+    UNIQUE (msg_id, endpoint_id)
+);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN (1, 3);
+CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, msg_id);
+
+CREATE TABLE attempts (
+    id                   TEXT COLLATE "C" PRIMARY KEY,
+    delivery_id          TEXT COLLATE "C" NOT NULL,
+    msg_id               TEXT COLLATE "C" NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    endpoint_id          TEXT COLLATE "C" NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    app_id               TEXT COLLATE "C" NOT NULL,
+    url                  TEXT NOT NULL,
+    status               SMALLINT NOT NULL,
+    response_status_code INTEGER NOT NULL,
+    response_headers     JSONB NOT NULL,
+    response             TEXT NOT NULL,
+    response_duration_ms BIGINT NOT NULL,
+    error_kind           TEXT,
+    error_detail         TEXT,
+    trigger_type         SMALLINT NOT NULL,
+    created_at           TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX attempts_endpoint ON attempts (endpoint_id, id);
+CREATE INDEX attempts_msg ON attempts (msg_id, id);

@@ -1,0 +1,258 @@
+//! The queue side of the store: leasing due deliveries and recording attempts. Nodes claim
+//! with `FOR UPDATE SKIP LOCKED`, so concurrent claims never return the same row.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use herald_core::model::{Delivery, DeliveryStatus, Endpoint, Message};
+use herald_core::store::{ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, StoreResult};
+use rand::distributions::{Alphanumeric, DistString};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+
+use crate::rows;
+use crate::{internal, notify_work, PgStore};
+
+/// A claim looks at no more than this many times its limit of due rows, so a huge backlog
+/// does not make every claim slow; endpoints it leaves out are reached once their lanes
+/// fill and are skipped.
+const SCAN_FACTOR: i64 = 10;
+
+/// Leases due rows: the scan locks candidates (skipping rows another node is claiming),
+/// the window keeps at most `per_endpoint_limit` per endpoint, and the update takes the
+/// earliest `limit` of those.
+const CLAIM: &str = "
+WITH scan AS (
+    SELECT id, endpoint_id, next_attempt_at FROM deliveries
+    WHERE status IN (1, 3) AND next_attempt_at <= $1 AND NOT (endpoint_id = ANY($2))
+    ORDER BY next_attempt_at LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT id, next_attempt_at,
+           ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS nth
+    FROM scan
+), chosen AS (
+    SELECT id FROM ranked WHERE nth <= $4 ORDER BY next_attempt_at LIMIT $5
+)
+UPDATE deliveries d SET status = 3, next_attempt_at = $6, lease_token = $7
+FROM chosen WHERE d.id = chosen.id
+RETURNING d.id AS d_id, d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id,
+          d.app_id AS d_app_id, d.status AS d_status, d.attempt_count AS d_attempt_count,
+          NULL::timestamptz AS d_next_attempt_at, d.trigger_type AS d_trigger_type,
+          d.updated_at AS d_updated_at";
+
+pub async fn claim_due(s: &PgStore, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
+    let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 20);
+    let limit = i64::from(req.limit);
+    let claimed = sqlx::query(CLAIM)
+        .bind(req.now)
+        .bind(&req.skip_endpoints)
+        .bind(limit * SCAN_FACTOR)
+        .bind(i64::from(req.per_endpoint_limit))
+        .bind(limit)
+        .bind(req.lease_until)
+        .bind(&token)
+        .fetch_all(&s.pool)
+        .await
+        .map_err(internal)?;
+    let deliveries: Vec<Delivery> = decode_each(&claimed, rows::delivery);
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The rows are leased now, and their message and endpoint can only be deleted with
+    // them, so reading these outside the claim's transaction is safe.
+    let msg_ids: Vec<&str> = deliveries.iter().map(|d| d.msg_id.as_str()).collect();
+    let messages = fetch_by_ids(s, "messages", &msg_ids, rows::message).await?;
+    let endpoint_ids: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id.as_str()).collect();
+    let endpoints = fetch_by_ids(s, "endpoints", &endpoint_ids, rows::endpoint).await?;
+    Ok(assemble(deliveries, messages, endpoints, &token))
+}
+
+/// Decodes rows one by one: a row that cannot be read is logged and left out, so one bad
+/// row never stops the delivery of all the others.
+fn decode_each<T>(found: &[PgRow], decode: fn(&PgRow) -> StoreResult<T>) -> Vec<T> {
+    found
+        .iter()
+        .filter_map(|row| match decode(row) {
+            Ok(item) => Some(item),
+            Err(e) => {
+                tracing::error!(error = %e, "a stored row could not be read; skipping it");
+                None
+            }
+        })
+        .collect()
+}
+
+fn assemble(
+    deliveries: Vec<Delivery>,
+    messages: Vec<Message>,
+    endpoints: Vec<Endpoint>,
+    token: &str,
+) -> Vec<ClaimedDelivery> {
+    let messages: HashMap<String, Message> =
+        messages.into_iter().map(|m| (m.id.clone(), m)).collect();
+    let endpoints: HashMap<String, Arc<Endpoint>> = endpoints
+        .into_iter()
+        .map(|e| (e.id.clone(), Arc::new(e)))
+        .collect();
+    deliveries
+        .into_iter()
+        .filter_map(|delivery| {
+            Some(ClaimedDelivery {
+                message: messages.get(&delivery.msg_id)?.clone(),
+                endpoint: endpoints.get(&delivery.endpoint_id)?.clone(),
+                lease_token: token.to_owned(),
+                delivery,
+            })
+        })
+        .collect()
+}
+
+async fn fetch_by_ids<T>(
+    s: &PgStore,
+    table: &str,
+    ids: &[&str],
+    decode: fn(&PgRow) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut unique: Vec<&str> = ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let found = sqlx::query(&format!("SELECT * FROM {table} WHERE id = ANY($1)"))
+        .bind(unique)
+        .fetch_all(&s.pool)
+        .await
+        .map_err(internal)?;
+    Ok(decode_each(&found, decode))
+}
+
+pub async fn finish_attempt(s: &PgStore, f: &FinishedAttempt) -> StoreResult<()> {
+    let a = &f.attempt;
+    let (status, next_at) = match f.next {
+        NextState::Succeeded => (DeliveryStatus::Success, None),
+        NextState::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
+        NextState::Failed => (DeliveryStatus::Failed, None),
+    };
+    let mut tx = s.pool.begin().await.map_err(internal)?;
+    let inserted = sqlx::query(
+        "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
+         response_status_code, response_headers, response, response_duration_ms, error_kind, \
+         error_detail, trigger_type, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(&a.id)
+    .bind(&a.delivery_id)
+    .bind(&a.msg_id)
+    .bind(&a.endpoint_id)
+    .bind(&a.app_id)
+    .bind(&a.url)
+    .bind(a.status as i16)
+    .bind(a.response_status_code)
+    .bind(Json(&a.response_headers))
+    .bind(&a.response)
+    .bind(a.response_duration_ms)
+    .bind(a.error_kind.map(|k| k.as_str()))
+    .bind(&a.error_detail)
+    .bind(a.trigger as i16)
+    .bind(a.created_at)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        // The message or endpoint was deleted while the attempt was in flight: there is
+        // nothing left to record it against.
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => return Ok(()),
+        Err(e) => return Err(internal(e)),
+    }
+    // Later attempts are scheduled ones, whatever triggered this one.
+    sqlx::query(
+        "UPDATE deliveries SET status = $1, attempt_count = attempt_count + 1, \
+         next_attempt_at = $2, lease_token = NULL, trigger_type = 0, updated_at = $3 \
+         WHERE id = $4 AND lease_token = $5",
+    )
+    .bind(status as i16)
+    .bind(next_at)
+    .bind(a.created_at)
+    .bind(&a.delivery_id)
+    .bind(&f.lease_token)
+    .execute(&mut *tx)
+    .await
+    .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    Ok(())
+}
+
+/// Moves a leased delivery to `status`, due at `due_at`, if the lease still holds.
+async fn end_lease(
+    s: &PgStore,
+    delivery_id: &str,
+    lease_token: &str,
+    status: DeliveryStatus,
+    due_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut tx = s.pool.begin().await.map_err(internal)?;
+    sqlx::query(
+        "UPDATE deliveries SET status = $1, next_attempt_at = $2, lease_token = NULL, \
+         updated_at = $3 WHERE id = $4 AND lease_token = $5",
+    )
+    .bind(status as i16)
+    .bind(due_at)
+    .bind(now)
+    .bind(delivery_id)
+    .bind(lease_token)
+    .execute(&mut *tx)
+    .await
+    .map_err(internal)?;
+    if due_at.is_some() {
+        notify_work(&mut tx).await?;
+    }
+    tx.commit().await.map_err(internal)
+}
+
+pub async fn release(
+    s: &PgStore,
+    delivery_id: &str,
+    lease_token: &str,
+    due_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    end_lease(
+        s,
+        delivery_id,
+        lease_token,
+        DeliveryStatus::Pending,
+        Some(due_at),
+        due_at,
+    )
+    .await?;
+    s.work.notify_one();
+    Ok(())
+}
+
+pub async fn cancel(
+    s: &PgStore,
+    delivery_id: &str,
+    lease_token: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    end_lease(
+        s,
+        delivery_id,
+        lease_token,
+        DeliveryStatus::Canceled,
+        None,
+        at,
+    )
+    .await
+}
+
+pub async fn next_due_at(s: &PgStore, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "SELECT MIN(next_attempt_at) FROM deliveries \
+         WHERE status IN (1, 3) AND NOT (endpoint_id = ANY($1))",
+    )
+    .bind(skip)
+    .fetch_one(&s.pool)
+    .await
+    .map_err(internal)
+}

@@ -1,0 +1,86 @@
+//! Fresh, throw-away databases for tests.
+//!
+//! PostgreSQL tests run when `HERALD_TEST_POSTGRES_URL` names a server (any database on it;
+//! each test creates and later drops its own). Without it they are reported as not run;
+//! in CI (`CI` set) a missing variable is an error, so the suite can never pass by
+//! silently running nothing.
+
+use url::Url;
+
+/// The variable that names the PostgreSQL server for tests.
+pub const ENV: &str = "HERALD_TEST_POSTGRES_URL";
+
+/// The server's URL, `None` (with a loud note) outside CI when unset.
+pub fn server_url() -> Option<String> {
+    match std::env::var(ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{ENV} must be set in CI: the PostgreSQL tests cannot be skipped there")
+        }
+        _ => {
+            eprintln!("NOT RUN: PostgreSQL test skipped because {ENV} is not set");
+            None
+        }
+    }
+}
+
+/// A database created for one test and dropped when this is.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// The URL of the new database.
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates a fresh empty database, or `None` when PostgreSQL tests are not run here.
+    pub async fn create() -> Option<Self> {
+        let server = server_url()?;
+        let name = format!(
+            "herald_test_{}",
+            herald_core::ids::IdKind::Task.new_id().to_lowercase()
+        );
+        let admin = sqlx::PgPool::connect(&server)
+            .await
+            .expect("connect to the test server");
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await
+            .expect("create a test database");
+        admin.close().await;
+        let mut url = Url::parse(&server).expect("a valid PostgreSQL URL");
+        url.set_path(&format!("/{name}"));
+        Some(Self {
+            url: url.to_string(),
+            server,
+            name,
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs outside async code: use a short-lived runtime on its own thread.
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime
+                .block_on(async move {
+                    let admin = sqlx::PgPool::connect(&server).await?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&admin)
+                        .await?;
+                    admin.close().await;
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+                })
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
+}
