@@ -128,14 +128,14 @@ impl Dispatcher {
                     }
                 }
             }
+            // What limits this node now, after the claim: a full set of tasks, or full lanes
+            // (whose endpoints' rows it leaves alone). Then a finishing task is a reason to
+            // claim again, and due rows of skipped endpoints are no reason to hurry.
+            let skip = lanes.full();
+            let room = self.settings.max_in_flight.saturating_sub(tasks.len());
+            let constrained = room == 0 || !skip.is_empty();
             let now = self.ctx.clock.now();
-            let next_due = self
-                .ctx
-                .store
-                .next_due_at(&lanes.full())
-                .await
-                .ok()
-                .flatten();
+            let next_due = self.ctx.store.next_due_at(&skip).await.ok().flatten();
             if room > 0 && next_due.is_some_and(|due| due <= now) {
                 // Work fell due since the claim (or other nodes hold it briefly): go again,
                 // pausing only if this round claimed nothing, so the loop never spins.
@@ -146,7 +146,6 @@ impl Dispatcher {
             }
             let sweep = now + chrono::Duration::from_std(SWEEP_INTERVAL).unwrap_or_default();
             let wake_at = next_due.map_or(sweep, |due| due.min(sweep));
-            let constrained = room == 0 || !skip.is_empty();
             tokio::select! {
                 _ = work.notified() => {}
                 _ = tasks.join_next(), if constrained && !tasks.is_empty() => {}

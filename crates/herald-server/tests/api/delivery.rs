@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::{Clock, SystemClock};
+use herald_core::{Clock, ManualClock, SystemClock};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -558,4 +558,38 @@ async fn endpoint_disabled_after_publishing_gets_nothing_more() {
         .await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "endpoint_disabled");
+}
+
+#[tokio::test]
+async fn backlog_deeper_than_a_lane_drains_without_further_signals() {
+    // On a manual clock the periodic sweep never fires: the backlog must drain on attempts
+    // finishing alone, one lane-full at a time.
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let herald = TestHerald::start_with(clock, |c| {
+        c.delivery.retry_schedule = vec![];
+        c.delivery.endpoint_concurrency = 2;
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.statuses([500; 40]);
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    for i in 0..40 {
+        herald
+            .publish(&app, json!({"eventType": "a", "payload": {"i": i}}))
+            .await;
+    }
+    herald.wait_recorded(40).await;
+
+    // One recover: one wake-up for 40 deliveries, ten times a lane's depth of 4.
+    let ep = endpoint["id"].as_str().unwrap();
+    let (status, task) = herald
+        .post(
+            &format!("/app/{app}/endpoint/{ep}/recover"),
+            json!({"since": since}),
+        )
+        .await;
+    assert_eq!(status, 202, "{task}");
+    assert_eq!(receiver.wait_for(80).await.len(), 80);
 }

@@ -1,0 +1,388 @@
+//! Several real `herald serve` processes on one PostgreSQL: every message published on any
+//! node reaches every endpoint, none twice while no node crashes, and a node killed with
+//! SIGKILL loses nothing (its leased deliveries are taken over when the leases end).
+//!
+//! Runs when `HERALD_TEST_POSTGRES_URL` is set (`.ci/run` sets it).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use futures_util::stream::{self, StreamExt};
+use herald_store_postgres::testing::TestDatabase;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+const TOKEN: &str = "hrld_cluster_test_token_0123456789abcdef";
+const DEADLINE: Duration = Duration::from_secs(180);
+
+/// The tests of this file take turns: each runs several servers, and two at once on a
+/// two-core machine would mostly measure each other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// One `herald serve` process.
+struct Node {
+    child: Child,
+    base: String,
+}
+
+impl Node {
+    /// A node on `database_url`, with an optional config file and extra environment.
+    fn start(database_url: &str, config: Option<&std::path::Path>, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--allow-network",
+                "127.0.0.0/8",
+            ])
+            .args(["--database-url", database_url])
+            .env("HERALD_ADMIN_TOKEN", TOKEN)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(file) = config {
+            command.arg("--config").arg(file);
+        }
+        command.envs(env.iter().copied());
+        let mut child = command.spawn().expect("herald starts");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("api=http://").nth(1) {
+                    let _ = tx.send(rest.chars().take_while(|c| *c != '/').collect::<String>());
+                } else if line.contains("ERROR") {
+                    eprintln!("herald: {line}");
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("herald logs its address");
+        Self {
+            child,
+            base: format!("http://{addr}/api/v1"),
+        }
+    }
+
+    /// SIGKILL: no shutdown, no lease given back.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A receiver counting deliveries per message id.
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<HashMap<String, u32>>>,
+    total: watch::Receiver<usize>,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let (tx, total) = watch::channel(0usize);
+        let counts = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+            let (counts, tx) = (counts.clone(), tx.clone());
+            async move {
+                let id = headers
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                *counts.lock().unwrap().entry(id.to_owned()).or_default() += 1;
+                tx.send_modify(|n| *n += 1);
+                "ok"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, seen, total }
+    }
+
+    /// Waits until every id in `ids` has arrived at least once.
+    async fn wait_for_all(&self, ids: &HashSet<String>) {
+        let mut total = self.total.clone();
+        let all_there = tokio::time::timeout(DEADLINE, async {
+            loop {
+                if ids
+                    .iter()
+                    .all(|id| self.seen.lock().unwrap().contains_key(id))
+                {
+                    return;
+                }
+                if total.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        let seen = self.seen.lock().unwrap();
+        let missing = ids.iter().filter(|id| !seen.contains_key(*id)).count();
+        assert!(
+            all_there.is_ok() && missing == 0,
+            "{missing} of {} messages never arrived at {}",
+            ids.len(),
+            self.url
+        );
+    }
+
+    /// Whether every id arrives before the deadline.
+    async fn arrives_all(&self, ids: &HashSet<String>) -> bool {
+        let mut total = self.total.clone();
+        tokio::time::timeout(DEADLINE, async {
+            while !ids
+                .iter()
+                .all(|id| self.seen.lock().unwrap().contains_key(id))
+            {
+                if total.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
+    fn duplicates(&self) -> u32 {
+        self.seen.lock().unwrap().values().map(|n| n - 1).sum()
+    }
+}
+
+/// Prints what Herald knows of a few messages that never arrived, to tell a lost message
+/// from one that failed every attempt.
+async fn explain_missing(
+    client: &reqwest::Client,
+    node: &Node,
+    app_id: &str,
+    r: &Receiver,
+    ids: &HashSet<String>,
+) {
+    let missing: Vec<String> = {
+        let seen = r.seen.lock().unwrap();
+        ids.iter()
+            .filter(|id| !seen.contains_key(*id))
+            .take(3)
+            .cloned()
+            .collect()
+    };
+    for id in missing {
+        for path in [format!("msg/{id}/endpoint"), format!("attempt/msg/{id}")] {
+            let url = format!("{}/app/{app_id}/{path}?with_content=false", node.base);
+            let body = client
+                .get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .map(|r| r.text());
+            match body {
+                Ok(text) => eprintln!("{id} {path}: {}", text.await.unwrap_or_default()),
+                Err(e) => eprintln!("{id} {path}: {e}"),
+            }
+        }
+    }
+}
+
+async fn call(client: &reqwest::Client, url: String, body: Value) -> Result<Value, String> {
+    let resp = client
+        .post(url)
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!("{status}: {body}"))
+    }
+}
+
+/// An application with one endpoint per receiver, created through `node`.
+async fn setup(client: &reqwest::Client, node: &Node, receivers: &[Receiver]) -> String {
+    let app = call(
+        client,
+        format!("{}/app", node.base),
+        json!({"name": "cluster", "uid": "cluster"}),
+    )
+    .await
+    .expect("app created");
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    for r in receivers {
+        call(
+            client,
+            format!("{}/app/{app_id}/endpoint", node.base),
+            json!({"url": r.url}),
+        )
+        .await
+        .expect("endpoint created");
+    }
+    app_id
+}
+
+/// Publishes `count` messages, spread over `bases` round-robin, 32 at a time. A publish
+/// that fails (its node died) is retried on the next node. Returns the ids that got a 202.
+async fn publish(
+    client: &reqwest::Client,
+    bases: Arc<Mutex<Vec<String>>>,
+    app_id: &str,
+    range: std::ops::Range<usize>,
+) -> HashSet<String> {
+    stream::iter(range)
+        .map(|i| {
+            let (client, bases) = (client.clone(), bases.clone());
+            let app_id = app_id.to_owned();
+            async move {
+                for attempt in 0..10 {
+                    let base = {
+                        let bases = bases.lock().unwrap();
+                        bases[(i + attempt) % bases.len()].clone()
+                    };
+                    let body = json!({"eventType": "order.created", "payload": {"n": i}});
+                    if let Ok(msg) = call(&client, format!("{base}/app/{app_id}/msg"), body).await {
+                        return Some(msg["id"].as_str().unwrap().to_owned());
+                    }
+                }
+                None
+            }
+        })
+        .buffer_unordered(32)
+        .filter_map(|id| async move { id })
+        .collect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_deliver_every_message_to_every_endpoint_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db.url, None, &[])).collect();
+    let receivers = futures_util::future::join_all((0..5).map(|_| Receiver::start())).await;
+    let client = reqwest::Client::new();
+    let app_id = setup(&client, &nodes[0], &receivers).await;
+
+    let bases = Arc::new(Mutex::new(nodes.iter().map(|n| n.base.clone()).collect()));
+    let started = Instant::now();
+    let accepted = publish(&client, bases, &app_id, 0..5000).await;
+    assert_eq!(accepted.len(), 5000, "every publish accepted");
+    for r in &receivers {
+        r.wait_for_all(&accepted).await;
+        assert_eq!(r.duplicates(), 0, "no message delivered twice to {}", r.url);
+    }
+    eprintln!(
+        "3 nodes: 5000 messages × 5 endpoints delivered in {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_run_loses_no_accepted_message() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    // A short timeout makes a short lease (6 × 2 s), so takeover comes soon; quick retries
+    // keep an attempt that timed out on this busy machine from waiting minutes.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("herald.toml");
+    let retries = r#"retry_schedule = ["1s", "1s", "1s", "1s", "1s"]"#;
+    std::fs::write(
+        &config,
+        format!("[delivery]\ntimeout = \"2s\"\n{retries}\n"),
+    )
+    .unwrap();
+    let mut nodes: Vec<Node> = (0..3)
+        .map(|_| Node::start(&db.url, Some(&config), &[]))
+        .collect();
+    let receivers = futures_util::future::join_all((0..5).map(|_| Receiver::start())).await;
+    let client = reqwest::Client::new();
+    let app_id = setup(&client, &nodes[0], &receivers).await;
+
+    let bases = Arc::new(Mutex::new(
+        nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>(),
+    ));
+    let mut accepted = publish(&client, bases.clone(), &app_id, 0..2000).await;
+    nodes[1].kill();
+    bases.lock().unwrap().remove(1);
+    accepted.extend(publish(&client, bases, &app_id, 2000..5000).await);
+    assert!(
+        accepted.len() >= 4990,
+        "publishes on live nodes succeed: {}",
+        accepted.len()
+    );
+    for r in &receivers {
+        if !r.arrives_all(&accepted).await {
+            explain_missing(&client, &nodes[0], &app_id, r, &accepted).await;
+        }
+        r.wait_for_all(&accepted).await;
+        // After a crash, duplicates are allowed (at least once); they are counted.
+        eprintln!(
+            "{}: {} duplicate deliveries after the kill",
+            r.url,
+            r.duplicates()
+        );
+    }
+}
+
+/// Publish→deliver latency when the node that accepts a message is not the one that
+/// delivers it (LISTEN/NOTIFY carries the wake-up), beside the same-node figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_node_latency() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let api_only = Node::start(&db.url, None, &[("HERALD_DELIVERY__DISPATCH", "false")]);
+    let worker = Node::start(&db.url, None, &[]);
+    let receiver = Receiver::start().await;
+    let client = reqwest::Client::new();
+    let app_id = setup(&client, &worker, std::slice::from_ref(&receiver)).await;
+    for (label, node) in [("cross-node", &api_only), ("same-node", &worker)] {
+        let mut latencies = Vec::new();
+        for i in 0..200 {
+            let before = receiver.total.borrow().to_owned();
+            let mut total = receiver.total.clone();
+            let started = Instant::now();
+            call(
+                &client,
+                format!("{}/app/{app_id}/msg", node.base),
+                json!({"eventType": "a", "payload": {"i": i}}),
+            )
+            .await
+            .expect("published");
+            tokio::time::timeout(DEADLINE, total.wait_for(|n| *n > before))
+                .await
+                .expect("delivered")
+                .unwrap();
+            latencies.push(started.elapsed());
+        }
+        latencies.sort();
+        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "{label}: publish→deliver over 200 sequential messages: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            latencies[latencies.len() - 1]
+        );
+        assert_eq!(latencies.len(), 200);
+    }
+}
