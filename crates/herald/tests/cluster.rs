@@ -386,3 +386,55 @@ async fn cross_node_latency() {
         assert_eq!(latencies.len(), 200);
     }
 }
+
+/// The same idempotency key sent to every node at once yields one message, and the same
+/// uid created on every node at once yields one application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_across_nodes_are_resolved_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db.url, None, &[])).collect();
+    let client = reqwest::Client::new();
+
+    let apps = futures_util::future::join_all((0..12).map(|i| {
+        let url = format!("{}/app", nodes[i % 3].base);
+        call(&client, url, json!({"name": "same", "uid": "same-uid"}))
+    }))
+    .await;
+    let created: Vec<&Value> = apps.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "one create wins; the others get 409: {apps:?}"
+    );
+    let app_id = created[0]["id"].as_str().unwrap().to_owned();
+
+    let published = futures_util::future::join_all((0..12).map(|i| {
+        let request = client
+            .post(format!("{}/app/{app_id}/msg", nodes[i % 3].base))
+            .bearer_auth(TOKEN)
+            .header("idempotency-key", "order-7")
+            .json(&json!({"eventType": "order.created", "payload": {"order": 7}}))
+            .send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap()["id"].clone() }
+    }))
+    .await;
+    assert!(
+        published
+            .iter()
+            .all(|id| *id == published[0] && id.is_string()),
+        "{published:?}"
+    );
+    let list: Value = client
+        .get(format!("{}/app/{app_id}/msg", nodes[2].base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+}
