@@ -7,9 +7,9 @@ use herald_core::StoreError;
 use sqlx::types::Json;
 use sqlx::{QueryBuilder, Row};
 
-use crate::page::push_page;
 use crate::rows;
 use crate::{conflict_on, internal, not_found, PgStore};
+use herald_store_sql::push_page;
 
 /// Fails with `NotFound` when a write touched no row.
 fn touched(result: sqlx::postgres::PgQueryResult) -> StoreResult<()> {

@@ -1,11 +1,8 @@
 //! The queue side of the store: leasing due deliveries and recording attempts. Nodes claim
 //! with `FOR UPDATE SKIP LOCKED`, so concurrent claims never return the same row.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
-use herald_core::model::{Delivery, DeliveryStatus, Endpoint, Message};
+use herald_core::model::{Delivery, DeliveryStatus};
 use herald_core::store::{ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, StoreResult};
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::postgres::PgRow;
@@ -13,6 +10,7 @@ use sqlx::types::Json;
 
 use crate::rows;
 use crate::{internal, notify_work, PgStore};
+use herald_store_sql::{assemble_claimed, decode_each, unique_ids};
 
 /// A claim looks at no more than this many times its limit of due rows, so a huge backlog
 /// does not make every claim slow; endpoints it leaves out are reached once their lanes
@@ -66,47 +64,7 @@ pub async fn claim_due(s: &PgStore, req: &ClaimRequest) -> StoreResult<Vec<Claim
     let messages = fetch_by_ids(s, "messages", &msg_ids, rows::message).await?;
     let endpoint_ids: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id.as_str()).collect();
     let endpoints = fetch_by_ids(s, "endpoints", &endpoint_ids, rows::endpoint).await?;
-    Ok(assemble(deliveries, messages, endpoints, &token))
-}
-
-/// Decodes rows one by one: a row that cannot be read is logged and left out, so one bad
-/// row never stops the delivery of all the others.
-fn decode_each<T>(found: &[PgRow], decode: fn(&PgRow) -> StoreResult<T>) -> Vec<T> {
-    found
-        .iter()
-        .filter_map(|row| match decode(row) {
-            Ok(item) => Some(item),
-            Err(e) => {
-                tracing::error!(error = %e, "a stored row could not be read; skipping it");
-                None
-            }
-        })
-        .collect()
-}
-
-fn assemble(
-    deliveries: Vec<Delivery>,
-    messages: Vec<Message>,
-    endpoints: Vec<Endpoint>,
-    token: &str,
-) -> Vec<ClaimedDelivery> {
-    let messages: HashMap<String, Message> =
-        messages.into_iter().map(|m| (m.id.clone(), m)).collect();
-    let endpoints: HashMap<String, Arc<Endpoint>> = endpoints
-        .into_iter()
-        .map(|e| (e.id.clone(), Arc::new(e)))
-        .collect();
-    deliveries
-        .into_iter()
-        .filter_map(|delivery| {
-            Some(ClaimedDelivery {
-                message: messages.get(&delivery.msg_id)?.clone(),
-                endpoint: endpoints.get(&delivery.endpoint_id)?.clone(),
-                lease_token: token.to_owned(),
-                delivery,
-            })
-        })
-        .collect()
+    Ok(assemble_claimed(deliveries, messages, endpoints, &token))
 }
 
 async fn fetch_by_ids<T>(
@@ -115,9 +73,7 @@ async fn fetch_by_ids<T>(
     ids: &[&str],
     decode: fn(&PgRow) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
-    let mut unique: Vec<&str> = ids.to_vec();
-    unique.sort_unstable();
-    unique.dedup();
+    let unique = unique_ids(ids.iter().copied());
     let found = sqlx::query(&format!("SELECT * FROM {table} WHERE id = ANY($1)"))
         .bind(unique)
         .fetch_all(&s.pool)

@@ -9,7 +9,6 @@ mod catalog;
 mod dispatch;
 mod listener;
 mod messages;
-mod page;
 mod rows;
 mod store_impl;
 #[cfg(any(test, feature = "testing"))]
@@ -65,26 +64,7 @@ impl PgStore {
     }
 }
 
-/// Wraps any database error as an internal store error.
-pub(crate) fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Internal(Box::new(e))
-}
-
-/// Maps a unique-constraint violation to `Conflict(what)`, anything else to `Internal`.
-pub(crate) fn conflict_on(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => internal(e),
-    }
-}
-
-/// Maps "no row" to `NotFound`.
-pub(crate) fn not_found(e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        e => internal(e),
-    }
-}
+pub(crate) use herald_store_sql::{conflict_on, internal, not_found};
 
 /// Tells every node (this one included, on commit) that work may be due.
 pub(crate) async fn notify_work(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {

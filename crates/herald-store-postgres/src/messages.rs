@@ -11,9 +11,9 @@ use herald_core::store::{
 use herald_core::StoreError;
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::page::push_page;
 use crate::rows::{self, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::{internal, not_found, notify_work, PgStore};
+use herald_store_sql::push_page;
 
 pub async fn create_message(s: &PgStore, new: &NewMessage) -> StoreResult<Published> {
     let m = &new.message;

@@ -6,9 +6,9 @@ use herald_core::store::{DeliveryStats, Page, PageRequest, StoreResult};
 use herald_core::StoreError;
 use sqlx::{QueryBuilder, Row};
 
-use crate::page::push_page;
 use crate::rows::{self, json, ms};
 use crate::{conflict_on, internal, not_found, SqliteStore};
+use herald_store_sql::push_page;
 
 /// Fails with `NotFound` when a write touched no row.
 fn touched(result: sqlx::sqlite::SqliteQueryResult) -> StoreResult<()> {

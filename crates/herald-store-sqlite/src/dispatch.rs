@@ -1,10 +1,7 @@
 //! The queue side of the store: leasing due deliveries and recording attempts.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
-use herald_core::model::{Delivery, DeliveryStatus, Endpoint, Message};
+use herald_core::model::{Delivery, DeliveryStatus};
 use herald_core::store::{ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, StoreResult};
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::sqlite::SqliteRow;
@@ -12,6 +9,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::rows::{self, json, ms, time};
 use crate::{internal, SqliteStore};
+use herald_store_sql::{assemble_claimed, decode_each, unique_ids};
 
 /// A claim looks at no more than this many times its limit of due rows, so a huge backlog
 /// does not make every claim slow; endpoints it leaves out are reached once their lanes
@@ -78,49 +76,7 @@ pub async fn claim_due(s: &SqliteStore, req: &ClaimRequest) -> StoreResult<Vec<C
     let endpoint_ids = deliveries.iter().map(|d| &d.endpoint_id);
     let endpoints = fetch_by_ids(&mut tx, "endpoints", endpoint_ids, rows::endpoint).await?;
     tx.commit().await.map_err(internal)?;
-    Ok(assemble(deliveries, messages, endpoints, &token))
-}
-
-/// Decodes rows one by one: a row that cannot be read is logged and left out, so one bad
-/// row never stops the delivery of all the others. (It stays leased and is retried when
-/// its lease ends, logged again each time.)
-fn decode_each<T>(found: &[SqliteRow], decode: fn(&SqliteRow) -> StoreResult<T>) -> Vec<T> {
-    found
-        .iter()
-        .filter_map(|row| match decode(row) {
-            Ok(item) => Some(item),
-            Err(e) => {
-                tracing::error!(error = %e, "a stored row could not be read; skipping it");
-                None
-            }
-        })
-        .collect()
-}
-
-/// Joins claimed deliveries to their message and endpoint.
-fn assemble(
-    deliveries: Vec<Delivery>,
-    messages: Vec<Message>,
-    endpoints: Vec<Endpoint>,
-    token: &str,
-) -> Vec<ClaimedDelivery> {
-    let messages: HashMap<String, Message> =
-        messages.into_iter().map(|m| (m.id.clone(), m)).collect();
-    let endpoints: HashMap<String, Arc<Endpoint>> = endpoints
-        .into_iter()
-        .map(|e| (e.id.clone(), Arc::new(e)))
-        .collect();
-    deliveries
-        .into_iter()
-        .filter_map(|delivery| {
-            Some(ClaimedDelivery {
-                message: messages.get(&delivery.msg_id)?.clone(),
-                endpoint: endpoints.get(&delivery.endpoint_id)?.clone(),
-                lease_token: token.to_owned(),
-                delivery,
-            })
-        })
-        .collect()
+    Ok(assemble_claimed(deliveries, messages, endpoints, &token))
 }
 
 /// Loads the rows of `table` with the given ids (duplicates are fine).
@@ -130,13 +86,11 @@ async fn fetch_by_ids<'a, T>(
     ids: impl Iterator<Item = &'a String>,
     decode: fn(&SqliteRow) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
-    let mut unique: Vec<&String> = ids.collect();
-    unique.sort();
-    unique.dedup();
+    let unique = unique_ids(ids.map(String::as_str));
     let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT * FROM {table} WHERE id IN ("));
     let mut list = qb.separated(", ");
     for id in unique {
-        list.push_bind(id.clone());
+        list.push_bind(id);
     }
     qb.push(")");
     let found = qb.build().fetch_all(&mut *conn).await.map_err(internal)?;

@@ -8,7 +8,6 @@
 mod catalog;
 mod dispatch;
 mod messages;
-mod page;
 mod rows;
 mod store_impl;
 
@@ -86,26 +85,7 @@ impl SqliteStore {
     }
 }
 
-/// Wraps any database error as an internal store error.
-pub(crate) fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Internal(Box::new(e))
-}
-
-/// Maps a unique-constraint violation to `Conflict(what)`, anything else to `Internal`.
-pub(crate) fn conflict_on(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
-    move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-        _ => internal(e),
-    }
-}
-
-/// Maps "no row" to `NotFound`.
-pub(crate) fn not_found(e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        e => internal(e),
-    }
-}
+pub(crate) use herald_store_sql::{conflict_on, internal, not_found};
 
 #[cfg(test)]
 mod tests;

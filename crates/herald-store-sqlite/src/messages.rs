@@ -11,9 +11,9 @@ use herald_core::store::{
 use herald_core::StoreError;
 use sqlx::{QueryBuilder, Sqlite};
 
-use crate::page::push_page;
 use crate::rows::{self, json, ms, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::{internal, not_found, SqliteStore};
+use herald_store_sql::push_page;
 
 pub async fn create_message(s: &SqliteStore, new: &NewMessage) -> StoreResult<Published> {
     let m = &new.message;

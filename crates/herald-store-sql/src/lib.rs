@@ -1,0 +1,135 @@
+//! What the SQLite and PostgreSQL stores share, written once over `sqlx`'s database traits:
+//! keyset pagination, the mapping of database errors to store errors, row decoding that
+//! survives a bad row, and the assembly of claimed deliveries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use herald_core::model::{Delivery, Endpoint, Message};
+use herald_core::store::{ClaimedDelivery, Cursor, Order, Page, PageRequest, StoreResult};
+use herald_core::StoreError;
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+/// Wraps any database error as an internal store error.
+pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Internal(Box::new(e))
+}
+
+/// Maps a unique-constraint violation to `Conflict(what)`, anything else to `Internal`.
+pub fn conflict_on(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
+        _ => internal(e),
+    }
+}
+
+/// Maps "no row" to `NotFound`.
+pub fn not_found(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        e => internal(e),
+    }
+}
+
+/// How a page query was built, needed to read its rows back.
+pub struct PageShape {
+    limit: usize,
+    /// Rows were fetched in the opposite order (a previous page) and must be flipped.
+    reversed: bool,
+}
+
+/// Appends ` AND <cursor condition> ORDER BY … LIMIT …` to a query that already has a
+/// `WHERE` clause. Keyset pagination over time-sortable ids: a page is "the next `limit`
+/// ids after (or before) the cursor", so no item is skipped or repeated while others are
+/// inserted.
+pub fn push_page<'a, DB>(
+    qb: &mut QueryBuilder<'a, DB>,
+    id_col: &str,
+    page: &PageRequest,
+) -> PageShape
+where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+{
+    use Order::*;
+    let (bound, ascending, reversed) = match (&page.cursor, page.order) {
+        (None, Descending) => (None, false, false),
+        (None, Ascending) => (None, true, false),
+        (Some(Cursor::After(id)), Descending) => (Some(("<", id)), false, false),
+        (Some(Cursor::After(id)), Ascending) => (Some((">", id)), true, false),
+        (Some(Cursor::Before(id)), Descending) => (Some((">", id)), true, true),
+        (Some(Cursor::Before(id)), Ascending) => (Some(("<", id)), false, true),
+    };
+    if let Some((op, id)) = bound {
+        qb.push(format!(" AND {id_col} {op} "))
+            .push_bind(id.clone());
+    }
+    let direction = if ascending { "ASC" } else { "DESC" };
+    let limit = page.limit as usize;
+    qb.push(format!(" ORDER BY {id_col} {direction} LIMIT "))
+        .push_bind(limit as i64 + 1);
+    PageShape { limit, reversed }
+}
+
+impl PageShape {
+    /// Turns the fetched rows (one more than asked, if there are more) into a page.
+    pub fn finish<T>(&self, mut items: Vec<T>) -> Page<T> {
+        let done = items.len() <= self.limit;
+        items.truncate(self.limit);
+        if self.reversed {
+            items.reverse();
+        }
+        Page { items, done }
+    }
+}
+
+/// Decodes rows one by one: a row that cannot be read is logged and left out, so one bad
+/// row never stops the delivery of all the others.
+pub fn decode_each<R, T>(found: &[R], decode: fn(&R) -> StoreResult<T>) -> Vec<T> {
+    found
+        .iter()
+        .filter_map(|row| match decode(row) {
+            Ok(item) => Some(item),
+            Err(e) => {
+                tracing::error!(error = %e, "a stored row could not be read; skipping it");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Joins claimed deliveries to their message and endpoint (rows whose message or endpoint
+/// is missing are left out).
+pub fn assemble_claimed(
+    deliveries: Vec<Delivery>,
+    messages: Vec<Message>,
+    endpoints: Vec<Endpoint>,
+    lease_token: &str,
+) -> Vec<ClaimedDelivery> {
+    let messages: HashMap<String, Message> =
+        messages.into_iter().map(|m| (m.id.clone(), m)).collect();
+    let endpoints: HashMap<String, Arc<Endpoint>> = endpoints
+        .into_iter()
+        .map(|e| (e.id.clone(), Arc::new(e)))
+        .collect();
+    deliveries
+        .into_iter()
+        .filter_map(|delivery| {
+            Some(ClaimedDelivery {
+                message: messages.get(&delivery.msg_id)?.clone(),
+                endpoint: endpoints.get(&delivery.endpoint_id)?.clone(),
+                lease_token: lease_token.to_owned(),
+                delivery,
+            })
+        })
+        .collect()
+}
+
+/// Unique ids, sorted, from a list that may repeat them.
+pub fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut unique: Vec<String> = ids.map(str::to_owned).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    unique
+}
