@@ -5,6 +5,8 @@
 //! in CI (`CI` set) a missing variable is an error, so the suite can never pass by
 //! silently running nothing.
 
+use std::io::Write;
+
 use url::Url;
 
 /// The variable that names the PostgreSQL server for tests.
@@ -18,7 +20,12 @@ pub fn server_url() -> Option<String> {
             panic!("{ENV} must be set in CI: the PostgreSQL tests cannot be skipped there")
         }
         _ => {
-            eprintln!("NOT RUN: PostgreSQL test skipped because {ENV} is not set");
+            // Straight to the stream, not `eprintln!`: the test harness hides what a passing
+            // test prints, and this must be seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOT RUN: a PostgreSQL test was skipped because {ENV} is not set"
+            );
             None
         }
     }

@@ -398,3 +398,34 @@ async fn pagination_visits_every_item_exactly_once() {
         .await;
     assert_eq!(back["data"], first["data"]);
 }
+
+#[tokio::test]
+async fn older_svix_paths_still_answer() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = crate::helpers::Receiver::start().await;
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    herald.wait_recorded(1).await;
+    let ep = endpoint["id"].as_str().unwrap();
+    for path in [
+        format!("/app/{app}/msg/{msg}/attempt"),
+        format!("/app/{app}/msg/{msg}/endpoint/{ep}/attempt"),
+    ] {
+        let (status, list) = herald.get(&path).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(list["data"][0]["msgId"], msg.as_str(), "{path}");
+    }
+    let schema =
+        json!({"type": "object", "properties": {"email": {"type": "string", "format": "email"}}});
+    let (status, body) = herald
+        .post(
+            "/event-type/schema/generate-example",
+            json!({"schema": schema}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["example"], json!({"email": "user@example.com"}));
+}

@@ -166,20 +166,18 @@ async fn list_attempts_by_endpoint(
     )))
 }
 
-/// List the attempts made for a message, newest first.
-#[utoipa::path(get, path = "/app/{app_id}/attempt/msg/{msg_id}", tag = "Message Attempt",
-    params(("app_id" = String, Path), ("msg_id" = String, Path), Pagination, AttemptListQuery),
-    responses((status = 200, body = ListResponse<MessageAttemptOut>), (status = 404, body = HttpErrorOut)))]
-async fn list_attempts_by_message(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((app_id, msg_id)): Path<(String, String)>,
-    ApiQuery(page): ApiQuery<Pagination>,
-    ApiQuery(query): ApiQuery<AttemptListQuery>,
+/// The attempts of a message, optionally to one endpoint (id or uid), newest first.
+async fn attempts_of_message(
+    state: &AppState,
+    caller: &Caller,
+    (app_id, msg_id): (&str, &str),
+    endpoint: Option<&str>,
+    page: &Pagination,
+    query: &AttemptListQuery,
 ) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
-    let app = state.app_for(&caller, &app_id).await?;
-    let message = state.store.get_message(&app.id, &msg_id).await?;
-    let endpoint_id = match &query.endpoint_id {
+    let app = state.app_for(caller, app_id).await?;
+    let message = state.store.get_message(&app.id, msg_id).await?;
+    let endpoint_id = match endpoint {
         Some(id) => Some(state.store.get_endpoint(&app.id, id).await?.id),
         None => None,
     };
@@ -194,6 +192,76 @@ async fn list_attempts_by_message(
         |a| &a.id,
         |a| MessageAttemptOut::new(a, with_content),
     )))
+}
+
+/// List the attempts made for a message, newest first.
+#[utoipa::path(get, path = "/app/{app_id}/attempt/msg/{msg_id}", tag = "Message Attempt",
+    params(("app_id" = String, Path), ("msg_id" = String, Path), Pagination, AttemptListQuery),
+    responses((status = 200, body = ListResponse<MessageAttemptOut>), (status = 404, body = HttpErrorOut)))]
+async fn list_attempts_by_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    ApiQuery(page): ApiQuery<Pagination>,
+    ApiQuery(query): ApiQuery<AttemptListQuery>,
+) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    let endpoint = query.endpoint_id.clone();
+    attempts_of_message(
+        &state,
+        &caller,
+        (&app_id, &msg_id),
+        endpoint.as_deref(),
+        &page,
+        &query,
+    )
+    .await
+}
+
+/// The older path of the attempts of a message (Svix keeps it for old clients).
+#[utoipa::path(get, path = "/app/{app_id}/msg/{msg_id}/attempt", tag = "Message Attempt",
+    params(("app_id" = String, Path), ("msg_id" = String, Path), Pagination, AttemptListQuery),
+    responses((status = 200, body = ListResponse<MessageAttemptOut>), (status = 404, body = HttpErrorOut)))]
+#[deprecated = "use /app/{app_id}/attempt/msg/{msg_id}"]
+async fn list_message_attempts_deprecated(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id)): Path<(String, String)>,
+    ApiQuery(page): ApiQuery<Pagination>,
+    ApiQuery(query): ApiQuery<AttemptListQuery>,
+) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    let endpoint = query.endpoint_id.clone();
+    attempts_of_message(
+        &state,
+        &caller,
+        (&app_id, &msg_id),
+        endpoint.as_deref(),
+        &page,
+        &query,
+    )
+    .await
+}
+
+/// The older path of the attempts of a message to one endpoint.
+#[utoipa::path(get, path = "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/attempt", tag = "Message Attempt",
+    params(("app_id" = String, Path), ("msg_id" = String, Path), ("endpoint_id" = String, Path), Pagination, AttemptListQuery),
+    responses((status = 200, body = ListResponse<MessageAttemptOut>), (status = 404, body = HttpErrorOut)))]
+#[deprecated = "use /app/{app_id}/attempt/msg/{msg_id}?endpoint_id=…"]
+async fn list_message_endpoint_attempts_deprecated(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
+    ApiQuery(page): ApiQuery<Pagination>,
+    ApiQuery(query): ApiQuery<AttemptListQuery>,
+) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
+    attempts_of_message(
+        &state,
+        &caller,
+        (&app_id, &msg_id),
+        Some(&endpoint_id),
+        &page,
+        &query,
+    )
+    .await
 }
 
 /// Get one attempt.
@@ -333,11 +401,14 @@ async fn resend(
     Ok((StatusCode::ACCEPTED, Json(EmptyResponse {})))
 }
 
-/// The attempt routes.
+/// The attempt routes. (Serving the deprecated paths is deliberate: older clients use them.)
+#[allow(deprecated)]
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_attempts_by_endpoint))
         .routes(routes!(list_attempts_by_message))
+        .routes(routes!(list_message_attempts_deprecated))
+        .routes(routes!(list_message_endpoint_attempts_deprecated))
         .routes(routes!(get_attempt))
         .routes(routes!(delete_attempt_content))
         .routes(routes!(list_message_endpoints))

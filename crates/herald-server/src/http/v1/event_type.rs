@@ -345,10 +345,43 @@ async fn delete_event_type(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A JSON Schema to build an example from.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EventTypeSchemaIn {
+    #[schema(value_type = Object)]
+    pub schema: Value,
+}
+
+/// An example payload that fits the schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTypeExampleOut {
+    #[schema(value_type = Object)]
+    pub example: Value,
+}
+
+/// Build an example payload from a JSON Schema.
+#[utoipa::path(post, path = "/event-type/schema/generate-example", tag = "Event Type", request_body = EventTypeSchemaIn,
+    responses((status = 200, body = EventTypeExampleOut), (status = 422, body = HttpValidationError)))]
+async fn generate_schema_example(
+    _caller: Caller,
+    ApiJson(body): ApiJson<EventTypeSchemaIn>,
+) -> ApiResult<Json<EventTypeExampleOut>> {
+    if let Err(e) = jsonschema::validator_for(&body.schema) {
+        return Err(ApiError::invalid(
+            "schema",
+            format!("not a valid JSON Schema: {e}"),
+        ));
+    }
+    Ok(Json(EventTypeExampleOut {
+        example: crate::schema::generate_example(&body.schema),
+    }))
+}
+
 /// The event-type routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_event_types, create_event_type))
+        .routes(routes!(generate_schema_example))
         .routes(routes!(
             get_event_type,
             update_event_type,
