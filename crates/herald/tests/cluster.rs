@@ -4,237 +4,21 @@
 //!
 //! Runs when `HERALD_TEST_POSTGRES_URL` is set (`.ci/run` sets it).
 
-use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+mod support;
 
-use axum::http::HeaderMap;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use futures_util::stream::{self, StreamExt};
 use herald_store_postgres::testing::TestDatabase;
 use serde_json::{json, Value};
-use tokio::sync::watch;
 
-const TOKEN: &str = "hrld_cluster_test_token_0123456789abcdef";
-const DEADLINE: Duration = Duration::from_secs(180);
+use support::{call, explain_missing, setup, Node, Receiver, DEADLINE, TOKEN};
 
 /// The tests of this file take turns: each runs several servers, and two at once on a
 /// two-core machine would mostly measure each other.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// One `herald serve` process.
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Node {
-    /// A node on `database_url`, with an optional config file and extra environment.
-    fn start(database_url: &str, config: Option<&std::path::Path>, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--allow-network",
-                "127.0.0.0/8",
-            ])
-            .args(["--database-url", database_url])
-            .env("HERALD_ADMIN_TOKEN", TOKEN)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(file) = config {
-            command.arg("--config").arg(file);
-        }
-        command.envs(env.iter().copied());
-        let mut child = command.spawn().expect("herald starts");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("api=http://").nth(1) {
-                    let _ = tx.send(rest.chars().take_while(|c| *c != '/').collect::<String>());
-                } else if line.contains("ERROR") {
-                    eprintln!("herald: {line}");
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("herald logs its address");
-        Self {
-            child,
-            base: format!("http://{addr}/api/v1"),
-        }
-    }
-
-    /// SIGKILL: no shutdown, no lease given back.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A receiver counting deliveries per message id.
-struct Receiver {
-    url: String,
-    seen: Arc<Mutex<HashMap<String, u32>>>,
-    total: watch::Receiver<usize>,
-}
-
-impl Receiver {
-    async fn start() -> Self {
-        let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
-        let (tx, total) = watch::channel(0usize);
-        let counts = seen.clone();
-        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
-            let (counts, tx) = (counts.clone(), tx.clone());
-            async move {
-                let id = headers
-                    .get("webhook-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                *counts.lock().unwrap().entry(id.to_owned()).or_default() += 1;
-                tx.send_modify(|n| *n += 1);
-                "ok"
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, seen, total }
-    }
-
-    /// Waits until every id in `ids` has arrived at least once.
-    async fn wait_for_all(&self, ids: &HashSet<String>) {
-        let mut total = self.total.clone();
-        let all_there = tokio::time::timeout(DEADLINE, async {
-            loop {
-                if ids
-                    .iter()
-                    .all(|id| self.seen.lock().unwrap().contains_key(id))
-                {
-                    return;
-                }
-                if total.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await;
-        let seen = self.seen.lock().unwrap();
-        let missing = ids.iter().filter(|id| !seen.contains_key(*id)).count();
-        assert!(
-            all_there.is_ok() && missing == 0,
-            "{missing} of {} messages never arrived at {}",
-            ids.len(),
-            self.url
-        );
-    }
-
-    /// Whether every id arrives before the deadline.
-    async fn arrives_all(&self, ids: &HashSet<String>) -> bool {
-        let mut total = self.total.clone();
-        tokio::time::timeout(DEADLINE, async {
-            while !ids
-                .iter()
-                .all(|id| self.seen.lock().unwrap().contains_key(id))
-            {
-                if total.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-        .await
-        .is_ok()
-    }
-
-    fn duplicates(&self) -> u32 {
-        self.seen.lock().unwrap().values().map(|n| n - 1).sum()
-    }
-}
-
-/// Prints what Herald knows of a few messages that never arrived, to tell a lost message
-/// from one that failed every attempt.
-async fn explain_missing(
-    client: &reqwest::Client,
-    node: &Node,
-    app_id: &str,
-    r: &Receiver,
-    ids: &HashSet<String>,
-) {
-    let missing: Vec<String> = {
-        let seen = r.seen.lock().unwrap();
-        ids.iter()
-            .filter(|id| !seen.contains_key(*id))
-            .take(3)
-            .cloned()
-            .collect()
-    };
-    for id in missing {
-        for path in [format!("msg/{id}/endpoint"), format!("attempt/msg/{id}")] {
-            let url = format!("{}/app/{app_id}/{path}?with_content=false", node.base);
-            let body = client
-                .get(url)
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .map(|r| r.text());
-            match body {
-                Ok(text) => eprintln!("{id} {path}: {}", text.await.unwrap_or_default()),
-                Err(e) => eprintln!("{id} {path}: {e}"),
-            }
-        }
-    }
-}
-
-async fn call(client: &reqwest::Client, url: String, body: Value) -> Result<Value, String> {
-    let resp = client
-        .post(url)
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let body: Value = resp.json().await.map_err(|e| e.to_string())?;
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(format!("{status}: {body}"))
-    }
-}
-
-/// An application with one endpoint per receiver, created through `node`.
-async fn setup(client: &reqwest::Client, node: &Node, receivers: &[Receiver]) -> String {
-    let app = call(
-        client,
-        format!("{}/app", node.base),
-        json!({"name": "cluster", "uid": "cluster"}),
-    )
-    .await
-    .expect("app created");
-    let app_id = app["id"].as_str().unwrap().to_owned();
-    for r in receivers {
-        call(
-            client,
-            format!("{}/app/{app_id}/endpoint", node.base),
-            json!({"url": r.url}),
-        )
-        .await
-        .expect("endpoint created");
-    }
-    app_id
-}
 
 /// Publishes `count` messages, spread over `bases` round-robin, 32 at a time. A publish
 /// that fails (its node died) is retried on the next node. Returns the ids that got a 202.
@@ -274,10 +58,12 @@ async fn three_nodes_deliver_every_message_to_every_endpoint_once() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db.url, None, &[])).collect();
+    let nodes: Vec<Node> = (0..3)
+        .map(|_| Node::start(&["--database-url", &db.url], None, &[]))
+        .collect();
     let receivers = futures_util::future::join_all((0..5).map(|_| Receiver::start())).await;
     let client = reqwest::Client::new();
-    let app_id = setup(&client, &nodes[0], &receivers).await;
+    let app_id = setup(&client, &nodes[0].base, &receivers).await;
 
     let bases = Arc::new(Mutex::new(nodes.iter().map(|n| n.base.clone()).collect()));
     let started = Instant::now();
@@ -310,11 +96,11 @@ async fn a_node_killed_mid_run_loses_no_accepted_message() {
     )
     .unwrap();
     let mut nodes: Vec<Node> = (0..3)
-        .map(|_| Node::start(&db.url, Some(&config), &[]))
+        .map(|_| Node::start(&["--database-url", &db.url], Some(&config), &[]))
         .collect();
     let receivers = futures_util::future::join_all((0..5).map(|_| Receiver::start())).await;
     let client = reqwest::Client::new();
-    let app_id = setup(&client, &nodes[0], &receivers).await;
+    let app_id = setup(&client, &nodes[0].base, &receivers).await;
 
     let bases = Arc::new(Mutex::new(
         nodes.iter().map(|n| n.base.clone()).collect::<Vec<_>>(),
@@ -330,7 +116,7 @@ async fn a_node_killed_mid_run_loses_no_accepted_message() {
     );
     for r in &receivers {
         if !r.arrives_all(&accepted).await {
-            explain_missing(&client, &nodes[0], &app_id, r, &accepted).await;
+            explain_missing(&client, &nodes[0].base, &app_id, r, &accepted).await;
         }
         r.wait_for_all(&accepted).await;
         // After a crash, duplicates are allowed (at least once); they are counted.
@@ -350,11 +136,15 @@ async fn cross_node_latency() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    let api_only = Node::start(&db.url, None, &[("HERALD_DELIVERY__DISPATCH", "false")]);
-    let worker = Node::start(&db.url, None, &[]);
+    let api_only = Node::start(
+        &["--database-url", &db.url],
+        None,
+        &[("HERALD_DELIVERY__DISPATCH", "false")],
+    );
+    let worker = Node::start(&["--database-url", &db.url], None, &[]);
     let receiver = Receiver::start().await;
     let client = reqwest::Client::new();
-    let app_id = setup(&client, &worker, std::slice::from_ref(&receiver)).await;
+    let app_id = setup(&client, &worker.base, std::slice::from_ref(&receiver)).await;
     for (label, node) in [("cross-node", &api_only), ("same-node", &worker)] {
         let mut latencies = Vec::new();
         for i in 0..200 {
@@ -395,7 +185,9 @@ async fn concurrent_duplicates_across_nodes_are_resolved_once() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&db.url, None, &[])).collect();
+    let nodes: Vec<Node> = (0..3)
+        .map(|_| Node::start(&["--database-url", &db.url], None, &[]))
+        .collect();
     let client = reqwest::Client::new();
 
     let apps = futures_util::future::join_all((0..12).map(|i| {
