@@ -593,3 +593,44 @@ async fn backlog_deeper_than_a_lane_drains_without_further_signals() {
     assert_eq!(status, 202, "{task}");
     assert_eq!(receiver.wait_for(80).await.len(), 80);
 }
+
+#[tokio::test]
+async fn slow_and_dead_endpoints_do_not_hold_back_healthy_ones() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.delivery.timeout = Duration::from_secs(60);
+        c.delivery.endpoint_concurrency = 2;
+    })
+    .await;
+    let (slow_app, healthy_app) = (herald.app("slow-co").await, herald.app("healthy-co").await);
+    // Answers after 30 s: its lane stays saturated for the whole test.
+    let slow = crate::helpers::Receiver::start_with_delay(Duration::from_secs(30)).await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/hook", l.local_addr().unwrap())
+    };
+    let healthy = Receiver::start().await;
+    herald.endpoint(&slow_app, json!({"url": slow.url})).await;
+    herald.endpoint(&slow_app, json!({"url": dead})).await;
+    herald
+        .endpoint(&slow_app, json!({"url": healthy.url}))
+        .await;
+    herald
+        .endpoint(&healthy_app, json!({"url": healthy.url}))
+        .await;
+
+    for i in 0..20 {
+        herald
+            .publish(&slow_app, json!({"eventType": "a", "payload": {"i": i}}))
+            .await;
+        herald
+            .publish(&healthy_app, json!({"eventType": "a", "payload": {"i": i}}))
+            .await;
+    }
+    // 40 healthy deliveries (20 per application) while the slow lane holds every slot it has.
+    assert_eq!(healthy.wait_for(40).await.len(), 40);
+    let in_flight = slow.received().len();
+    assert!(
+        in_flight <= 2,
+        "the slow lane runs at its own concurrency, no more: {in_flight}"
+    );
+}

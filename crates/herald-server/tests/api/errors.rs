@@ -429,3 +429,68 @@ async fn older_svix_paths_still_answer() {
     assert_eq!(status, 200);
     assert_eq!(body["example"], json!({"email": "user@example.com"}));
 }
+
+/// Every route of the OpenAPI document that names an application, called with a portal
+/// token of another application: 403 or 404 each time, never data, and nothing changed.
+#[tokio::test]
+async fn portal_token_gets_nothing_from_any_route_of_another_application() {
+    let herald = TestHerald::start().await;
+    let mine = herald.app("mine").await;
+    let theirs = herald.app("theirs").await;
+    let receiver = crate::helpers::Receiver::start().await;
+    let endpoint = herald.endpoint(&theirs, json!({"url": receiver.url})).await;
+    let ep = endpoint["id"].as_str().unwrap();
+    let msg = herald
+        .publish(&theirs, json!({"eventType": "a", "payload": {"secret": 1}}))
+        .await;
+    herald.wait_recorded(1).await;
+    let attempt = herald.attempts(&theirs, &msg).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, access) = herald
+        .post(&format!("/auth/app-portal-access/{mine}"), json!({}))
+        .await;
+    let token = access["token"].as_str().unwrap();
+
+    let (_, doc) = herald.get("/openapi.json").await;
+    // A body every route can parse, so that no request stops at validation.
+    let body = json!({"name": "x", "url": "http://127.0.0.1:9/hook", "eventType": "a",
+        "payload": {}, "since": "2020-01-01T00:00:00Z", "headers": {}, "description": "d"});
+    let mut walked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if !path.contains("{app_id}") {
+            continue;
+        }
+        let url = path
+            .replace("{app_id}", &theirs)
+            .replace("{endpoint_id}", ep)
+            .replace("{msg_id}", &msg)
+            .replace("{attempt_id}", &attempt);
+        for method in ops.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let resp = herald
+                .http
+                .request(method.clone(), format!("{}{url}", herald.base))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let (status, answer) = read(resp).await;
+            assert!(
+                [403, 404].contains(&status.as_u16()),
+                "{method} {url}: {status} {answer}"
+            );
+            walked += 1;
+        }
+    }
+    assert!(walked >= 30, "walked {walked} routes");
+    let (status, still) = herald.get(&format!("/app/{theirs}/endpoint/{ep}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(still["url"], endpoint["url"]);
+    assert_eq!(
+        herald.attempts(&theirs, &msg).await[0]["response"],
+        "received"
+    );
+}

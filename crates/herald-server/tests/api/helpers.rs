@@ -231,6 +231,8 @@ struct ReceiverState {
     got: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Reply>>,
     count: Option<watch::Sender<usize>>,
+    /// How long to take over each answer (a slow endpoint, on purpose).
+    delay: Duration,
 }
 
 /// A webhook receiver on port 0 that records requests and answers as scripted (200 when
@@ -243,9 +245,15 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
+        Self::start_with_delay(Duration::ZERO).await
+    }
+
+    /// A receiver that takes `delay` to answer each request.
+    pub async fn start_with_delay(delay: Duration) -> Self {
         let (tx, rx) = watch::channel(0);
         let state = Arc::new(ReceiverState {
             count: Some(tx),
+            delay,
             ..Default::default()
         });
         let app = axum::Router::new()
@@ -305,6 +313,7 @@ async fn receive(
     if let Some(tx) = &state.count {
         tx.send_modify(|c| *c += 1);
     }
+    tokio::time::sleep(state.delay).await;
     let mut response_headers = HeaderMap::new();
     if let Some(secs) = reply.retry_after {
         response_headers.insert("retry-after", secs.to_string().parse().unwrap());
