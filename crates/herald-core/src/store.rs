@@ -23,6 +23,9 @@ pub enum StoreError {
     /// A uniqueness rule was broken; the string names what was duplicated.
     #[error("conflict on {0}")]
     Conflict(&'static str),
+    /// The database refused a value it cannot hold (a NUL character, a date out of range).
+    #[error("a value cannot be stored")]
+    InvalidInput,
     /// The database failed; never shown to API clients.
     #[error(transparent)]
     Internal(Box<dyn std::error::Error + Send + Sync>),

@@ -92,8 +92,16 @@ fn id_like(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// A string whose length is bounded.
+/// A string whose length is bounded, without NUL characters (which no store can hold the
+/// same way: PostgreSQL refuses them in text).
 pub fn length(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
+    if value.contains('\0') {
+        return Err(FieldError::body(
+            field,
+            "must not contain NUL characters",
+            "value_error.str",
+        ));
+    }
     let n = value.chars().count();
     if n < min || n > max {
         return Err(FieldError::body(
@@ -147,14 +155,18 @@ const METADATA_VALUE: usize = 4096;
 /// A metadata map: bounded in entries and sizes.
 pub fn metadata(field: &str, value: &Metadata) -> Result<(), FieldError> {
     let too_big = value.len() > METADATA_ENTRIES
-        || value
-            .iter()
-            .any(|(k, v)| k.is_empty() || k.len() > METADATA_KEY || v.len() > METADATA_VALUE);
+        || value.iter().any(|(k, v)| {
+            k.is_empty()
+                || k.len() > METADATA_KEY
+                || v.len() > METADATA_VALUE
+                || k.contains('\0')
+                || v.contains('\0')
+        });
     if too_big {
         return Err(FieldError::body(
             field,
             format!(
-                "at most {METADATA_ENTRIES} entries, keys of 1 to {METADATA_KEY} bytes, values up to {METADATA_VALUE} bytes"
+                "at most {METADATA_ENTRIES} entries, keys of 1 to {METADATA_KEY} bytes, values up to {METADATA_VALUE} bytes, no NUL characters"
             ),
             "value_error",
         ));

@@ -85,6 +85,10 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => Self::NotFound,
             StoreError::Conflict(what) => Self::Conflict(format!("{what} is already in use")),
+            StoreError::InvalidInput => Self::BadRequest {
+                code: "invalid_value",
+                detail: "A value in the request cannot be stored (a NUL character, or a date out of range).".into(),
+            },
             StoreError::Internal(e) => Self::Internal(anyhow::anyhow!(e)),
         }
     }

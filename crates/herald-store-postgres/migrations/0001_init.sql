@@ -1,11 +1,12 @@
 -- Herald's first PostgreSQL schema. A released migration is never edited: add a new file.
 --
--- Ids and names use the "C" collation: lists page by comparing them, and byte order is
--- what makes time-sortable ids sort by time (and matches the SQLite store).
+-- Ids, names and uids use the "C" collation: lists page by comparing them, byte order is
+-- what makes time-sortable ids sort by time (and matches the SQLite store), and unlike a
+-- locale's order it never changes under an operating-system upgrade.
 
 CREATE TABLE applications (
     id          TEXT COLLATE "C" PRIMARY KEY,
-    uid         TEXT UNIQUE,
+    uid         TEXT COLLATE "C" UNIQUE,
     name        TEXT NOT NULL,
     rate_limit  INTEGER,
     metadata    JSONB NOT NULL,
@@ -15,7 +16,7 @@ CREATE TABLE applications (
 
 CREATE TABLE tokens (
     id          TEXT COLLATE "C" PRIMARY KEY,
-    hash        TEXT NOT NULL UNIQUE,
+    hash        TEXT COLLATE "C" NOT NULL UNIQUE,
     app_id      TEXT COLLATE "C" REFERENCES applications(id) ON DELETE CASCADE,
     description TEXT NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL,
@@ -37,7 +38,7 @@ CREATE TABLE event_types (
 CREATE TABLE endpoints (
     id                          TEXT COLLATE "C" PRIMARY KEY,
     app_id                      TEXT COLLATE "C" NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
-    uid                         TEXT,
+    uid                         TEXT COLLATE "C",
     url                         TEXT NOT NULL,
     description                 TEXT NOT NULL,
     version                     INTEGER NOT NULL,
@@ -61,16 +62,17 @@ CREATE TABLE messages (
     id              TEXT COLLATE "C" PRIMARY KEY,
     app_id          TEXT COLLATE "C" NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
     event_type      TEXT NOT NULL,
-    event_id        TEXT,
+    event_id        TEXT COLLATE "C",
     channels        TEXT[],
     tags            TEXT[],
     payload         TEXT,
-    idempotency_key TEXT,
+    idempotency_key TEXT COLLATE "C",
     created_at      TIMESTAMPTZ NOT NULL,
     UNIQUE (app_id, event_id),
     UNIQUE (app_id, idempotency_key)
 );
 CREATE INDEX messages_app ON messages (app_id, id);
+CREATE INDEX messages_app_time ON messages (app_id, created_at);
 
 -- One row per (message, endpoint): the queue. `next_attempt_at` is when the row is next
 -- due: for a pending row its scheduled time, for a sending row the end of its lease, so one
@@ -90,6 +92,11 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN (1, 3);
 CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, msg_id);
+CREATE INDEX deliveries_endpoint_updated ON deliveries (endpoint_id, updated_at) INCLUDE (status);
+CREATE INDEX deliveries_failed ON deliveries (endpoint_id, msg_id) WHERE status = 2;
+-- Every claim and finish rewrites a row: vacuum this queue table far more eagerly than the
+-- default 20 % of dead rows, or dead entries pile up at the head of deliveries_due.
+ALTER TABLE deliveries SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02);
 
 CREATE TABLE attempts (
     id                   TEXT COLLATE "C" PRIMARY KEY,

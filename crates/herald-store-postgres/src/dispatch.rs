@@ -12,16 +12,18 @@ use crate::rows;
 use crate::{internal, notify_work, PgStore};
 use herald_store_sql::{assemble_claimed, decode_each, unique_ids};
 
-/// A claim looks at no more than this many times its limit of due rows, so a huge backlog
-/// does not make every claim slow; endpoints it leaves out are reached once their lanes
-/// fill and are skipped.
-const SCAN_FACTOR: i64 = 10;
+/// A claim takes candidates among at most this many times its limit of due rows (each one
+/// locked), so that the per-endpoint cap has rows of several endpoints to choose from;
+/// endpoints it leaves out are reached once their lanes fill and are skipped. (Rows of
+/// skipped endpoints are still visited by the index scan: a very deep backlog of a skipped
+/// endpoint makes claims slower; see the performance issue.)
+const SCAN_FACTOR: i64 = 3;
 
 /// Leases due rows: the scan locks candidates (skipping rows another node is claiming),
 /// the window keeps at most `per_endpoint_limit` per endpoint, and the update takes the
 /// earliest `limit` of those.
 const CLAIM: &str = "
-WITH scan AS (
+WITH scan AS MATERIALIZED (
     SELECT id, endpoint_id, next_attempt_at FROM deliveries
     WHERE status IN (1, 3) AND next_attempt_at <= $1 AND NOT (endpoint_id = ANY($2))
     ORDER BY next_attempt_at LIMIT $3
@@ -43,6 +45,9 @@ RETURNING d.id AS d_id, d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id,
 pub async fn claim_due(s: &PgStore, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
     let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 20);
     let limit = i64::from(req.limit);
+    // Claim and read in one transaction: if a read fails, the claim is undone rather than
+    // leaving rows leased to nobody until their lease ends.
+    let mut tx = s.pool.begin().await.map_err(internal)?;
     let claimed = sqlx::query(CLAIM)
         .bind(req.now)
         .bind(&req.skip_endpoints)
@@ -51,24 +56,23 @@ pub async fn claim_due(s: &PgStore, req: &ClaimRequest) -> StoreResult<Vec<Claim
         .bind(limit)
         .bind(req.lease_until)
         .bind(&token)
-        .fetch_all(&s.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(internal)?;
     let deliveries: Vec<Delivery> = decode_each(&claimed, rows::delivery);
     if deliveries.is_empty() {
         return Ok(Vec::new());
     }
-    // The rows are leased now, and their message and endpoint can only be deleted with
-    // them, so reading these outside the claim's transaction is safe.
     let msg_ids: Vec<&str> = deliveries.iter().map(|d| d.msg_id.as_str()).collect();
-    let messages = fetch_by_ids(s, "messages", &msg_ids, rows::message).await?;
+    let messages = fetch_by_ids(&mut tx, "messages", &msg_ids, rows::message).await?;
     let endpoint_ids: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id.as_str()).collect();
-    let endpoints = fetch_by_ids(s, "endpoints", &endpoint_ids, rows::endpoint).await?;
+    let endpoints = fetch_by_ids(&mut tx, "endpoints", &endpoint_ids, rows::endpoint).await?;
+    tx.commit().await.map_err(internal)?;
     Ok(assemble_claimed(deliveries, messages, endpoints, &token))
 }
 
 async fn fetch_by_ids<T>(
-    s: &PgStore,
+    conn: &mut sqlx::PgConnection,
     table: &str,
     ids: &[&str],
     decode: fn(&PgRow) -> StoreResult<T>,
@@ -76,7 +80,7 @@ async fn fetch_by_ids<T>(
     let unique = unique_ids(ids.iter().copied());
     let found = sqlx::query(&format!("SELECT * FROM {table} WHERE id = ANY($1)"))
         .bind(unique)
-        .fetch_all(&s.pool)
+        .fetch_all(conn)
         .await
         .map_err(internal)?;
     Ok(decode_each(&found, decode))
@@ -135,6 +139,10 @@ pub async fn finish_attempt(s: &PgStore, f: &FinishedAttempt) -> StoreResult<()>
     .await
     .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
+    if matches!(f.next, NextState::RetryAt(_)) {
+        // Wake this node's loop, which may be asleep past the retry's time.
+        s.work.notify_one();
+    }
     Ok(())
 }
 

@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use crate::WORK_CHANNEL;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long without a notification before the connection is checked.
+const QUIET_SPELL: Duration = Duration::from_secs(30);
 
 /// The listening task; stopped when the last clone of the store is dropped.
 #[derive(Debug)]
@@ -38,9 +40,7 @@ async fn listen(pool: PgPool, work: Arc<Notify>) {
                 backoff = Duration::from_millis(100);
                 // Anything published before the subscription took effect is found by this.
                 work.notify_one();
-                while listener.try_recv().await.ok().flatten().is_some() {
-                    work.notify_one();
-                }
+                wait_while_connected(&mut listener, &work).await;
                 tracing::warn!("lost the LISTEN connection; reconnecting");
             }
             Err(e) => tracing::warn!(error = %e, "cannot LISTEN for work; retrying"),
@@ -51,6 +51,26 @@ async fn listen(pool: PgPool, work: Arc<Notify>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Relays notifications until the connection is lost. A connection dropped silently (by a
+/// NAT or a failover) would block forever, so after a quiet spell it is pinged.
+async fn wait_while_connected(listener: &mut PgListener, work: &Notify) {
+    loop {
+        match tokio::time::timeout(QUIET_SPELL, listener.try_recv()).await {
+            Ok(Ok(Some(_))) => work.notify_one(),
+            Ok(_) => return,
+            Err(_quiet) => {
+                if sqlx::query("SELECT 1")
+                    .execute(&mut *listener)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
     }
 }
 

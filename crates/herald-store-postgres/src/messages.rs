@@ -20,7 +20,8 @@ pub async fn create_message(s: &PgStore, new: &NewMessage) -> StoreResult<Publis
     let mut tx = s.pool.begin().await.map_err(internal)?;
     if let Some(key) = &new.idempotency_key {
         // Concurrent publishes with one key, on any node, wait here for the first.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))")
+        // Two-key form, in Herald's own key space (sqlx's migration lock uses the one-key form).
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('herald.idempotency'), hashtext($1 || '/' || $2))")
             .bind(&m.app_id)
             .bind(key)
             .execute(&mut *tx)

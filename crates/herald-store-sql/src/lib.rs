@@ -10,9 +10,17 @@ use herald_core::store::{ClaimedDelivery, Cursor, Order, Page, PageRequest, Stor
 use herald_core::StoreError;
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-/// Wraps any database error as an internal store error.
+/// Wraps a database error as a store error: a value the database cannot hold (SQL's
+/// "data exception" class 22, e.g. a NUL character in text, a date out of range) is the
+/// client's mistake; anything else is internal.
 pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Internal(Box::new(e))
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+    if let Some(sqlx::Error::Database(db)) = boxed.downcast_ref::<sqlx::Error>() {
+        if db.code().is_some_and(|code| code.starts_with("22")) {
+            return StoreError::InvalidInput;
+        }
+    }
+    StoreError::Internal(boxed)
 }
 
 /// Maps a unique-constraint violation to `Conflict(what)`, anything else to `Internal`.

@@ -68,6 +68,7 @@ CREATE TABLE messages (
     UNIQUE (app_id, idempotency_key)
 );
 CREATE INDEX messages_app ON messages (app_id, id);
+CREATE INDEX messages_app_time ON messages (app_id, created_at);
 
 -- One row per (message, endpoint): the queue. `next_attempt_at` is when the row is next
 -- due: for a pending row its scheduled time, for a sending row the end of its lease, so one
@@ -87,6 +88,8 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status IN (1, 3);
 CREATE INDEX deliveries_endpoint ON deliveries (endpoint_id, msg_id);
+CREATE INDEX deliveries_endpoint_updated ON deliveries (endpoint_id, updated_at, status);
+CREATE INDEX deliveries_failed ON deliveries (endpoint_id, msg_id) WHERE status = 2;
 
 CREATE TABLE attempts (
     id                   TEXT PRIMARY KEY,

@@ -14,7 +14,7 @@ use herald_store_sql::{assemble_claimed, decode_each, unique_ids};
 /// A claim looks at no more than this many times its limit of due rows, so a huge backlog
 /// does not make every claim slow; endpoints it leaves out are reached once their lanes
 /// fill and are skipped.
-const SCAN_FACTOR: u32 = 10;
+const SCAN_FACTOR: u32 = 3;
 
 /// Appends `AND endpoint_id NOT IN (…)` when there are endpoints to skip.
 fn push_skip(qb: &mut QueryBuilder<'_, Sqlite>, skip: &[String]) {

@@ -137,14 +137,24 @@ fn record(
             DeliveryStatus::Failed
         },
         response_status_code: outcome.status_code.map_or(0, i32::from),
-        response_headers: outcome.headers.clone(),
-        response: outcome.body.clone(),
+        response_headers: outcome
+            .headers
+            .iter()
+            .map(|(k, v)| (without_nul(k), without_nul(v)))
+            .collect(),
+        response: without_nul(&outcome.body),
         response_duration_ms: outcome.duration.as_millis().try_into().unwrap_or(i64::MAX),
         error_kind: outcome.error.as_ref().map(|e| e.kind),
-        error_detail: outcome.error.as_ref().map(|e| e.detail.clone()),
+        error_detail: outcome.error.as_ref().map(|e| without_nul(&e.detail)),
         trigger: claimed.delivery.trigger,
         created_at: at,
     }
+}
+
+/// A receiver's text with NUL characters replaced: PostgreSQL text cannot hold them, and a
+/// record that cannot be stored would have the delivery made again and again.
+fn without_nul(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 /// Returns an unattempted delivery to the queue, due now, so another run takes it at once.

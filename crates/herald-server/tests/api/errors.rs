@@ -494,3 +494,25 @@ async fn portal_token_gets_nothing_from_any_route_of_another_application() {
         "received"
     );
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_not_a_server_error() {
+    let herald = TestHerald::start().await;
+    let (status, body) = herald.post("/app", json!({"name": "a\u{0}b"})).await;
+    assert_eq!(status, 422, "{body}");
+    let app = herald.app("acme").await;
+    let (status, body) = herald
+        .post(
+            &format!("/app/{app}/endpoint"),
+            json!({"url": "http://127.0.0.1:9/h", "metadata": {"k": "\u{0}"}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    // Inside a payload a NUL is just an escape sequence in JSON text: stored and delivered.
+    herald
+        .publish(
+            &app,
+            json!({"eventType": "a", "payload": {"text": "a\u{0}b"}}),
+        )
+        .await;
+}
