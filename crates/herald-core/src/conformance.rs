@@ -28,7 +28,8 @@ macro_rules! conformance_tests {
             one_endpoint_gets_at_most_its_share_of_a_claim,
             canceled_delivery_leaves_the_queue,
             tokens_are_listed_and_deleted,
-            attempts_after_a_manual_one_are_scheduled_again
+            attempts_after_a_manual_one_are_scheduled_again,
+            old_content_is_purged_in_batches_keeping_metadata
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -557,4 +558,65 @@ pub async fn attempts_after_a_manual_one_are_scheduled_again(store: &dyn Store) 
         .unwrap()
         .remove(0);
     assert_eq!(retry.delivery.trigger, TriggerType::Scheduled);
+}
+
+pub async fn old_content_is_purged_in_batches_keeping_metadata(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 1).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut m = message(&a.id, "x");
+        m.message.created_at = t0() + secs(i);
+        store.create_message(&m).await.unwrap();
+        ids.push(m.message.id);
+    }
+    let c = store
+        .claim_due(&claim_at(t0() + secs(10)))
+        .await
+        .unwrap()
+        .remove(0);
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: c.lease_token.clone(),
+            attempt: attempt_of(&c, t0(), true),
+            next: NextState::Succeeded,
+        })
+        .await
+        .unwrap();
+    // Older than t0 + 2 s: the first two messages and the attempt. Batches of one.
+    let cutoff = t0() + secs(2);
+    assert_eq!(
+        store.purge_content(cutoff, 1).await.unwrap(),
+        2,
+        "one message, one attempt"
+    );
+    assert_eq!(
+        store.purge_content(cutoff, 1).await.unwrap(),
+        1,
+        "the second message"
+    );
+    assert_eq!(
+        store.purge_content(cutoff, 1).await.unwrap(),
+        0,
+        "nothing older is left"
+    );
+    assert_eq!(
+        store.get_message(&a.id, &ids[0]).await.unwrap().payload,
+        None
+    );
+    assert_eq!(
+        store.get_message(&a.id, &ids[1]).await.unwrap().payload,
+        None
+    );
+    assert!(store
+        .get_message(&a.id, &ids[2])
+        .await
+        .unwrap()
+        .payload
+        .is_some());
+    let attempts = store
+        .list_attempts_by_message(&a.id, &c.message.id, &AttemptFilter::default(), &page(10))
+        .await
+        .unwrap();
+    assert_eq!(attempts.items[0].response, "EXPUNGED");
+    assert_eq!(attempts.items[0].response_status_code, 200, "metadata kept");
 }

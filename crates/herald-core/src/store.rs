@@ -323,6 +323,10 @@ pub trait Store: Send + Sync + 'static {
         lease_token: &str,
         due_at: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Removes the payloads of messages and the response bodies of attempts created before
+    /// `before`, at most `batch` of each, keeping their metadata; returns how many rows
+    /// changed (fewer than `2 × batch` means nothing older is left).
+    async fn purge_content(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
     /// When the earliest pending delivery, other than those of `skip_endpoints`, falls due.
     async fn next_due_at(&self, skip_endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
 }

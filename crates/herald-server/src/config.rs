@@ -30,6 +30,19 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub api: ApiConfig,
     pub delivery: DeliveryConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long content is kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub enabled: bool,
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    pub batch: u32,
 }
 
 /// Where data lives.

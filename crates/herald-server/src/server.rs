@@ -15,6 +15,7 @@ use crate::auth::{generate_token, hash_token, store_token};
 use crate::config::Config;
 use crate::destinations::http::HttpDestination;
 use crate::dispatch::{DispatchSettings, Dispatcher};
+use crate::retention::Cleaner;
 use crate::state::AppState;
 
 /// A running Herald.
@@ -28,6 +29,8 @@ pub struct Server {
     /// How many deliveries this process has settled (an attempt recorded, or the delivery
     /// canceled unattempted), updated as they are.
     pub settled: watch::Receiver<u64>,
+    /// How many payloads and response bodies the retention cleaner removed.
+    pub purged: watch::Receiver<u64>,
     shutdown: CancellationToken,
     tasks: JoinHandle<anyhow::Result<()>>,
 }
@@ -148,6 +151,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         "Herald is running"
     );
 
+    let cleaner = Cleaner::new(store.clone(), clock.clone(), config.retention.clone());
+    let purged = cleaner.purged();
+    let cleaning = config.retention.enabled;
     let dispatching = config.delivery.dispatch;
     if !dispatching {
         tracing::info!("delivery.dispatch is off: this node serves the API only");
@@ -162,6 +168,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         axum::ServiceExt::<axum::extract::Request>::into_make_service(crate::http::app(state));
     let api = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let dispatch = dispatching.then(|| tokio::spawn(dispatcher.run(shutdown.clone())));
+    if cleaning {
+        tokio::spawn(cleaner.run(shutdown.clone()));
+    }
     let tasks = tokio::spawn(async move {
         api.await.context("serving the API")?;
         if let Some(dispatch) = dispatch {
@@ -175,6 +184,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         generated_admin_token,
         store,
         settled,
+        purged,
         shutdown,
         tasks,
     })

@@ -69,6 +69,8 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_app ON messages (app_id, id);
 CREATE INDEX messages_app_time ON messages (app_id, created_at);
+-- The retention cleaner finds old content through these.
+CREATE INDEX messages_with_payload ON messages (created_at) WHERE payload IS NOT NULL;
 
 -- One row per (message, endpoint): the queue. `next_attempt_at` is when the row is next
 -- due: for a pending row its scheduled time, for a sending row the end of its lease, so one
@@ -110,3 +112,4 @@ CREATE TABLE attempts (
 );
 CREATE INDEX attempts_endpoint ON attempts (endpoint_id, id);
 CREATE INDEX attempts_msg ON attempts (msg_id, id);
+CREATE INDEX attempts_with_response ON attempts (created_at) WHERE response <> 'EXPUNGED';

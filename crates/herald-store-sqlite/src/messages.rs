@@ -341,6 +341,28 @@ pub async fn delete_attempt_content(
     Ok(())
 }
 
+pub async fn purge_content(s: &SqliteStore, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+    let messages = sqlx::query(
+        "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+         WHERE payload IS NOT NULL AND created_at < ? LIMIT ?)",
+    )
+    .bind(ms(before))
+    .bind(i64::from(batch))
+    .execute(&s.writer)
+    .await
+    .map_err(internal)?;
+    let attempts = sqlx::query(
+        "UPDATE attempts SET response = 'EXPUNGED', response_headers = '{}' WHERE id IN \
+         (SELECT id FROM attempts WHERE response <> 'EXPUNGED' AND created_at < ? LIMIT ?)",
+    )
+    .bind(ms(before))
+    .bind(i64::from(batch))
+    .execute(&s.writer)
+    .await
+    .map_err(internal)?;
+    Ok(messages.rows_affected() + attempts.rows_affected())
+}
+
 pub async fn resend(
     s: &SqliteStore,
     app_id: &str,

@@ -205,6 +205,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         dispatch::release(self, delivery_id, lease_token, due_at).await
     }
+    async fn purge_content(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        messages::purge_content(self, before, batch).await
+    }
     async fn cancel(
         &self,
         delivery_id: &str,

@@ -634,3 +634,29 @@ async fn slow_and_dead_endpoints_do_not_hold_back_healthy_ones() {
         "the slow lane runs at its own concurrency, no more: {in_flight}"
     );
 }
+
+#[tokio::test]
+async fn content_past_retention_is_removed_and_metadata_kept() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let herald = TestHerald::start_with(clock.clone(), |c| {
+        c.retention.period = Duration::from_secs(3600);
+        c.retention.interval = Duration::from_secs(600);
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {"card": "4242"}}))
+        .await;
+    herald.wait_recorded(1).await;
+
+    clock.advance(Duration::from_secs(2 * 3600));
+    herald.wait_purged(2).await; // the payload and the response body
+    let (_, message) = herald.get(&format!("/app/{app}/msg/{msg}")).await;
+    assert_eq!(message["payload"], json!({"expired": true}));
+    assert_eq!(message["eventType"], "a", "metadata kept");
+    let attempts = herald.attempts(&app, &msg).await;
+    assert_eq!(attempts[0]["response"], "EXPUNGED");
+    assert_eq!(attempts[0]["responseStatusCode"], 200, "metadata kept");
+}

@@ -166,6 +166,15 @@ impl TestHerald {
         assert!(got, "expected {n} deliveries settled, saw {}", *rx.borrow());
     }
 
+    /// Waits until the retention cleaner has removed `n` payloads and response bodies.
+    pub async fn wait_purged(&self, n: u64) {
+        let mut rx = self.server.as_ref().expect("running").purged.clone();
+        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
+            .await
+            .is_ok();
+        assert!(got, "expected {n} purged, saw {}", *rx.borrow());
+    }
+
     /// The attempts of a message, newest first.
     pub async fn attempts(&self, app: &str, msg: &str) -> Vec<Value> {
         let (status, list) = self.get(&format!("/app/{app}/attempt/msg/{msg}")).await;

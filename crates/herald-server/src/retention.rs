@@ -1,0 +1,75 @@
+//! The retention cleaner: removes payloads and stored response bodies past the retention
+//! period, in small batches so that it never holds the database for long, keeping the
+//! metadata of messages and attempts.
+
+use std::sync::Arc;
+
+use herald_core::{Clock, Store};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RetentionConfig;
+
+/// The cleaner of one node (several nodes may run one: their batches skip each other).
+pub struct Cleaner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: RetentionConfig,
+    purged: watch::Sender<u64>,
+}
+
+impl Cleaner {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: RetentionConfig) -> Self {
+        Self {
+            store,
+            clock,
+            config,
+            purged: watch::Sender::new(0),
+        }
+    }
+
+    /// How many payloads and response bodies were removed so far.
+    pub fn purged(&self) -> watch::Receiver<u64> {
+        self.purged.subscribe()
+    }
+
+    /// Cleans at start, then every `interval`, until shutdown.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let period =
+            chrono::Duration::from_std(self.config.period).unwrap_or(chrono::Duration::MAX);
+        let interval =
+            chrono::Duration::from_std(self.config.interval).unwrap_or(chrono::Duration::hours(1));
+        loop {
+            let now = self.clock.now();
+            if let Some(cutoff) = now.checked_sub_signed(period) {
+                self.clean_before(cutoff, &shutdown).await;
+            }
+            tokio::select! {
+                _ = self.clock.sleep_until(now + interval) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn clean_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        shutdown: &CancellationToken,
+    ) {
+        let batch = self.config.batch.max(1);
+        while !shutdown.is_cancelled() {
+            match self.store.purge_content(cutoff, batch).await {
+                Ok(changed) => {
+                    self.purged.send_modify(|n| *n += changed);
+                    if changed < 2 * u64::from(batch) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the retention cleaner failed; it tries again later");
+                    return;
+                }
+            }
+        }
+    }
+}
