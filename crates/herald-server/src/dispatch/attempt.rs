@@ -29,6 +29,13 @@ pub(crate) async fn run(
     if shutdown.is_cancelled() {
         return give_back(&ctx, &claimed).await;
     }
+    if let Some(per_second) = claimed.endpoint.rate_limit.filter(|r| *r > 0) {
+        let start = ticket.pace(per_second, ctx.clock.now());
+        tokio::select! {
+            _ = ctx.clock.sleep_until(start) => {}
+            _ = shutdown.cancelled() => return give_back(&ctx, &claimed).await,
+        }
+    }
     if claimed.endpoint.disabled {
         // Disabled after the message was published: the customer wants nothing sent there.
         let now = ctx.clock.now();

@@ -4,12 +4,19 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Past this many remembered endpoints, pacing entries already in the past are dropped.
+const PACING_MEMORY: usize = 10_000;
 
 /// The lanes of all endpoints with work in flight.
 #[derive(Debug, Clone)]
 pub struct Lanes {
     inner: Arc<Mutex<HashMap<String, Lane>>>,
+    /// When each rate-limited endpoint may next be sent to. Kept apart from the lanes,
+    /// which come and go with their work, so that the pace survives a lane emptying.
+    pacing: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
     concurrency: usize,
     depth: usize,
 }
@@ -34,6 +41,7 @@ impl Lanes {
     pub fn new(concurrency: usize, depth: usize) -> Self {
         Self {
             inner: Arc::default(),
+            pacing: Arc::default(),
             concurrency: concurrency.max(1),
             depth: depth.max(concurrency).max(1),
         }
@@ -66,6 +74,21 @@ impl Lanes {
 }
 
 impl LaneTicket {
+    /// When this attempt may start so that the endpoint gets at most `per_second` attempts
+    /// a second: the earliest free moment of its pace, which this attempt then takes.
+    pub fn pace(&self, per_second: u32, now: DateTime<Utc>) -> DateTime<Utc> {
+        let spacing = chrono::Duration::microseconds(1_000_000 / i64::from(per_second.max(1)));
+        let mut pacing = self.lanes.pacing.lock().unwrap_or_else(|e| e.into_inner());
+        if pacing.len() > PACING_MEMORY {
+            pacing.retain(|_, next| *next > now);
+        }
+        let start = pacing
+            .get(&self.endpoint_id)
+            .map_or(now, |next| (*next).max(now));
+        pacing.insert(self.endpoint_id.clone(), start + spacing);
+        start
+    }
+
     /// Waits for one of the lane's concurrency slots.
     pub async fn slot(&self) -> OwnedSemaphorePermit {
         self.slots
@@ -104,6 +127,26 @@ mod tests {
         assert!(lanes.full().is_empty());
         drop(b);
         assert!(lanes.inner.lock().unwrap().get("ep_a").is_none());
+    }
+
+    #[test]
+    fn a_rate_limited_endpoint_is_paced_even_across_idle_lanes() {
+        let lanes = Lanes::new(4, 8);
+        let now = Utc::now();
+        let first = lanes.enter("ep").pace(2, now);
+        let second = lanes.enter("ep").pace(2, now);
+        assert_eq!(first, now);
+        assert_eq!(second, now + chrono::Duration::milliseconds(500));
+        // Both tickets were dropped (the lane emptied), yet the pace holds.
+        assert_eq!(
+            lanes.enter("ep").pace(2, now),
+            now + chrono::Duration::seconds(1)
+        );
+        assert_eq!(
+            lanes.enter("other").pace(2, now),
+            now,
+            "endpoints are paced apart"
+        );
     }
 
     #[tokio::test]

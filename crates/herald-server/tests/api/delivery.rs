@@ -660,3 +660,39 @@ async fn content_past_retention_is_removed_and_metadata_kept() {
     assert_eq!(attempts[0]["response"], "EXPUNGED");
     assert_eq!(attempts[0]["responseStatusCode"], 200, "metadata kept");
 }
+
+#[tokio::test]
+async fn endpoint_rate_limit_spaces_attempts() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    herald
+        .endpoint(&app, json!({"url": receiver.url, "throttleRate": 1}))
+        .await;
+    for i in 0..3 {
+        herald
+            .publish(&app, json!({"eventType": "a", "payload": {"i": i}}))
+            .await;
+    }
+    // One a second: each attempt waits for the clock.
+    herald.wait_recorded(1).await;
+    clock.advance(Duration::from_secs(1));
+    herald.wait_recorded(2).await;
+    clock.advance(Duration::from_secs(1));
+    herald.wait_recorded(3).await;
+    let (_, msgs) = herald.get(&format!("/app/{app}/msg")).await;
+    let mut times = Vec::new();
+    for m in msgs["data"].as_array().unwrap() {
+        let attempts = herald.attempts(&app, m["id"].as_str().unwrap()).await;
+        let at: chrono::DateTime<chrono::Utc> =
+            attempts[0]["timestamp"].as_str().unwrap().parse().unwrap();
+        times.push(at);
+    }
+    times.sort();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= chrono::Duration::seconds(1),
+            "attempts at {times:?}"
+        );
+    }
+}
