@@ -29,7 +29,8 @@ macro_rules! conformance_tests {
             canceled_delivery_leaves_the_queue,
             tokens_are_listed_and_deleted,
             attempts_after_a_manual_one_are_scheduled_again,
-            old_content_is_purged_in_batches_keeping_metadata
+            old_content_is_purged_in_batches_keeping_metadata,
+            disabled_endpoint_gets_no_new_deliveries
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -619,4 +620,26 @@ pub async fn old_content_is_purged_in_batches_keeping_metadata(store: &dyn Store
         .unwrap();
     assert_eq!(attempts.items[0].response, "EXPUNGED");
     assert_eq!(attempts.items[0].response_status_code, 200, "metadata kept");
+}
+
+pub async fn disabled_endpoint_gets_no_new_deliveries(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 1).await;
+    store
+        .disable_endpoint(&a.id, &eps[0].id, t0())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_endpoint(&a.id, &eps[0].id)
+            .await
+            .unwrap()
+            .disabled
+    );
+    let published = store.create_message(&message(&a.id, "x")).await.unwrap();
+    assert!(matches!(
+        published,
+        Published::Created { deliveries: 0, .. }
+    ));
+    let missing = store.disable_endpoint(&a.id, "ep_nope", t0()).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
 }

@@ -221,6 +221,8 @@ pub trait Store: Send + Sync + 'static {
         -> StoreResult<Page<Endpoint>>;
     async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;
+    /// Disables an endpoint on Herald's own decision (it answered `410 Gone`).
+    async fn disable_endpoint(&self, app_id: &str, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
     async fn endpoint_stats(
         &self,
         app_id: &str,

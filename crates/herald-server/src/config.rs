@@ -83,6 +83,7 @@ pub struct DeliveryConfig {
     pub secret_rotation_overlap: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    pub disable_on_gone: bool,
     pub dispatch: bool,
 }
 

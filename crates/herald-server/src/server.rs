@@ -130,6 +130,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         endpoint_concurrency: config.delivery.endpoint_concurrency as usize,
         attempt_timeout: config.delivery.timeout,
         shutdown_grace: config.delivery.shutdown_grace,
+        disable_on_gone: config.delivery.disable_on_gone,
     };
     let dispatcher = Dispatcher::new(
         store.clone(),

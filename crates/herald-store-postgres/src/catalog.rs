@@ -320,6 +320,24 @@ pub async fn delete_endpoint(s: &PgStore, app_id: &str, id: &str) -> StoreResult
     touched(r)
 }
 
+pub async fn disable_endpoint(
+    s: &PgStore,
+    app_id: &str,
+    id: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let r = sqlx::query(
+        "UPDATE endpoints SET disabled = TRUE, updated_at = $1 WHERE app_id = $2 AND id = $3",
+    )
+    .bind(at)
+    .bind(app_id)
+    .bind(id)
+    .execute(&s.pool)
+    .await
+    .map_err(internal)?;
+    touched(r)
+}
+
 pub async fn endpoint_stats(
     s: &PgStore,
     app_id: &str,

@@ -314,6 +314,24 @@ pub async fn delete_endpoint(s: &SqliteStore, app_id: &str, id: &str) -> StoreRe
     touched(r)
 }
 
+pub async fn disable_endpoint(
+    s: &SqliteStore,
+    app_id: &str,
+    id: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let r = sqlx::query(
+        "UPDATE endpoints SET disabled = 1, updated_at = ? WHERE app_id = ? AND id = ?",
+    )
+    .bind(ms(at))
+    .bind(app_id)
+    .bind(id)
+    .execute(&s.writer)
+    .await
+    .map_err(internal)?;
+    touched(r)
+}
+
 pub async fn endpoint_stats(
     s: &SqliteStore,
     app_id: &str,

@@ -92,6 +92,9 @@ impl Store for SqliteStore {
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()> {
         catalog::delete_endpoint(self, app_id, id).await
     }
+    async fn disable_endpoint(&self, app_id: &str, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        catalog::disable_endpoint(self, app_id, id, at).await
+    }
     async fn endpoint_stats(
         &self,
         app_id: &str,

@@ -29,8 +29,12 @@ pub(crate) async fn run(
     if shutdown.is_cancelled() {
         return give_back(&ctx, &claimed).await;
     }
-    if let Some(per_second) = claimed.endpoint.rate_limit.filter(|r| *r > 0) {
-        let start = ticket.pace(per_second, ctx.clock.now());
+    // The endpoint's pace: its rate limit, or a pause it asked for.
+    let start = match claimed.endpoint.rate_limit.filter(|r| *r > 0) {
+        Some(per_second) => Some(ticket.pace(per_second, ctx.clock.now())),
+        None => ticket.paused_until(),
+    };
+    if let Some(start) = start.filter(|at| *at > ctx.clock.now()) {
         tokio::select! {
             _ = ctx.clock.sleep_until(start) => {}
             _ = shutdown.cancelled() => return give_back(&ctx, &claimed).await,
@@ -52,12 +56,33 @@ pub(crate) async fn run(
     }
     let started_at = ctx.clock.now();
     let outcome = deliver(&ctx, &claimed, started_at).await;
+    if let (Some(429 | 503), Some(wait)) = (outcome.status_code, outcome.retry_after) {
+        let wait = wait.min(ctx.policy.max_retry_after);
+        ticket.hold_off(ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default());
+    }
+    let gone = ctx.disable_on_gone && outcome.status_code == Some(410);
     let finished = FinishedAttempt {
         lease_token: claimed.lease_token.clone(),
         attempt: record(&claimed, &outcome, started_at),
-        next: next_state(&ctx, &claimed, &outcome),
+        next: if gone {
+            NextState::Failed
+        } else {
+            next_state(&ctx, &claimed, &outcome)
+        },
     };
     store_attempt(&ctx, &finished).await;
+    if gone {
+        // The receiver says this URL is gone for good: stop sending there until its owner
+        // enables it again.
+        let (app, endpoint) = (&claimed.message.app_id, &claimed.endpoint.id);
+        if let Err(e) = ctx
+            .store
+            .disable_endpoint(app, endpoint, ctx.clock.now())
+            .await
+        {
+            tracing::warn!(error = %e, endpoint = %endpoint, "disabling a gone endpoint failed");
+        }
+    }
     ctx.let_go(&claimed.delivery.id);
     tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = outcome.succeeded(), "attempt");
 }

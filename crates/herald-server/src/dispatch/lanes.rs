@@ -74,6 +74,20 @@ impl Lanes {
 }
 
 impl LaneTicket {
+    /// Keeps every attempt to this endpoint (on this node) from starting before `until`: the
+    /// endpoint asked for a pause (`429`/`503` with `Retry-After`).
+    pub fn hold_off(&self, until: DateTime<Utc>) {
+        let mut pacing = self.lanes.pacing.lock().unwrap_or_else(|e| e.into_inner());
+        let next = pacing.entry(self.endpoint_id.clone()).or_insert(until);
+        *next = (*next).max(until);
+    }
+
+    /// When this attempt may start, given pauses the endpoint asked for.
+    pub fn paused_until(&self) -> Option<DateTime<Utc>> {
+        let pacing = self.lanes.pacing.lock().unwrap_or_else(|e| e.into_inner());
+        pacing.get(&self.endpoint_id).copied()
+    }
+
     /// When this attempt may start so that the endpoint gets at most `per_second` attempts
     /// a second: the earliest free moment of its pace, which this attempt then takes.
     pub fn pace(&self, per_second: u32, now: DateTime<Utc>) -> DateTime<Utc> {

@@ -38,6 +38,8 @@ pub struct DispatchSettings {
     pub attempt_timeout: Duration,
     /// How long in-flight attempts may finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// Disable an endpoint that answers `410 Gone`.
+    pub disable_on_gone: bool,
 }
 
 impl DispatchSettings {
@@ -69,6 +71,7 @@ pub(crate) struct Context {
     pub settled: watch::Sender<u64>,
     /// The leases held by running tasks (delivery id → lease token), given back on shutdown.
     pub leases: Mutex<HashMap<String, String>>,
+    pub disable_on_gone: bool,
 }
 
 /// The delivery loop of one Herald process.
@@ -93,6 +96,7 @@ impl Dispatcher {
             policy,
             settled: watch::Sender::new(0),
             leases: Mutex::default(),
+            disable_on_gone: settings.disable_on_gone,
         });
         Self { ctx, settings }
     }

@@ -696,3 +696,70 @@ async fn endpoint_rate_limit_spaces_attempts() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_endpoint_answering_410_gone_is_disabled() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.statuses([410]);
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    herald.wait_recorded(1).await;
+    let ep = endpoint["id"].as_str().unwrap();
+    let (_, now) = herald.get(&format!("/app/{app}/endpoint/{ep}")).await;
+    assert_eq!(now["disabled"], true);
+    assert_eq!(
+        deliveries_of(&herald, &app, &msg).await[0]["statusText"],
+        "fail",
+        "no retry"
+    );
+    let (_, later) = herald
+        .post(
+            &format!("/app/{app}/msg"),
+            json!({"eventType": "a", "payload": {}}),
+        )
+        .await;
+    let later_id = later["id"].as_str().unwrap();
+    assert!(
+        deliveries_of(&herald, &app, later_id).await.is_empty(),
+        "nothing more is queued"
+    );
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_pauses_the_whole_endpoint() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let herald =
+        TestHerald::start_with(clock.clone(), |c| c.delivery.endpoint_concurrency = 1).await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.script([Reply {
+        status: 429,
+        retry_after: Some(30),
+    }]);
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let first = herald
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 1}}))
+        .await;
+    // Published a moment apart, so the first is attempted first.
+    clock.advance(Duration::from_millis(1));
+    let second = herald
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 2}}))
+        .await;
+    herald.wait_recorded(1).await;
+    clock.advance(Duration::from_secs(31));
+    herald.wait_recorded(3).await;
+    let at = |attempt: &Value| -> chrono::DateTime<chrono::Utc> {
+        attempt["timestamp"].as_str().unwrap().parse().unwrap()
+    };
+    let refused = herald.attempts(&app, &first).await.last().cloned().unwrap();
+    assert_eq!(refused["responseStatusCode"], 429);
+    let next = herald.attempts(&app, &second).await[0].clone();
+    assert!(
+        at(&next) - at(&refused) >= chrono::Duration::seconds(30),
+        "the other message waited too"
+    );
+}
