@@ -184,6 +184,10 @@ pub trait Store: Send + Sync + 'static {
     /// Signalled whenever new work may be due (a publish, a resend, a recover).
     fn work_signal(&self) -> Arc<Notify>;
 
+    /// Closes the connections once the server has stopped using them, waiting for queries
+    /// in flight (SQLite checkpoints its write-ahead log as the last one closes).
+    async fn close(&self);
+
     // --- tokens
     async fn insert_token(&self, token: &Token) -> StoreResult<()>;
     async fn find_token(&self, hash: &str) -> StoreResult<Option<Token>>;

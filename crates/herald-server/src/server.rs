@@ -24,8 +24,6 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The admin token generated at this start, if one was (it is shown only now).
     pub generated_admin_token: Option<String>,
-    /// The store, for callers that need it directly (tests, the CLI).
-    pub store: Arc<dyn Store>,
     /// How many deliveries this process has settled (an attempt recorded, or the delivery
     /// canceled unattempted), updated as they are.
     pub settled: watch::Receiver<u64>,
@@ -177,13 +175,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         if let Some(dispatch) = dispatch {
             dispatch.await.context("dispatcher panicked")?;
         }
+        store.close().await;
         tracing::info!("Herald stopped");
         Ok(())
     });
     Ok(Server {
         addr,
         generated_admin_token,
-        store,
         settled,
         purged,
         shutdown,

@@ -57,11 +57,6 @@ impl PgStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await.map_err(internal)
     }
-
-    /// Closes the pool, waiting for queries in flight.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
 pub(crate) use herald_store_sql::{conflict_on, internal, not_found};

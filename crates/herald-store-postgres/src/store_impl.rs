@@ -18,6 +18,10 @@ impl Store for PgStore {
         self.work.clone()
     }
 
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn insert_token(&self, token: &Token) -> StoreResult<()> {
         catalog::insert_token(self, token).await
     }

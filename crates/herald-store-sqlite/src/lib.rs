@@ -77,12 +77,6 @@ impl SqliteStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.writer).await.map_err(internal)
     }
-
-    /// Closes both pools, waiting for queries in flight.
-    pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
-    }
 }
 
 pub(crate) use herald_store_sql::{conflict_on, internal, not_found};

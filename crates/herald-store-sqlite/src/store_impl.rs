@@ -18,6 +18,11 @@ impl Store for SqliteStore {
         self.work.clone()
     }
 
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
     async fn insert_token(&self, token: &Token) -> StoreResult<()> {
         catalog::insert_token(self, token).await
     }
