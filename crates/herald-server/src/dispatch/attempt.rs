@@ -70,10 +70,10 @@ pub(crate) async fn run(
             next_state(&ctx, &claimed, &outcome)
         },
     };
-    store_attempt(&ctx, &finished).await;
     if gone {
         // The receiver says this URL is gone for good: stop sending there until its owner
-        // enables it again.
+        // enables it again. Done before the attempt is recorded and counted as settled, so
+        // that whoever sees the attempt also sees the endpoint disabled.
         let (app, endpoint) = (&claimed.message.app_id, &claimed.endpoint.id);
         if let Err(e) = ctx
             .store
@@ -83,6 +83,7 @@ pub(crate) async fn run(
             tracing::warn!(error = %e, endpoint = %endpoint, "disabling a gone endpoint failed");
         }
     }
+    store_attempt(&ctx, &finished).await;
     ctx.let_go(&claimed.delivery.id);
     tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = outcome.succeeded(), "attempt");
 }
