@@ -30,7 +30,9 @@ macro_rules! conformance_tests {
             tokens_are_listed_and_deleted,
             attempts_after_a_manual_one_are_scheduled_again,
             old_content_is_purged_in_batches_keeping_metadata,
-            disabled_endpoint_gets_no_new_deliveries
+            disabled_endpoint_gets_no_new_deliveries,
+            failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable,
+            the_operational_app_is_not_listed
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -77,7 +79,9 @@ pub fn endpoint(app_id: &str, types: Option<&[&str]>) -> Endpoint {
         description: String::new(),
         version: 1,
         rate_limit: None,
+        max_concurrency: None,
         disabled: false,
+        failing_since: None,
         filter_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
         channels: None,
         metadata: Default::default(),
@@ -640,6 +644,79 @@ pub async fn disabled_endpoint_gets_no_new_deliveries(store: &dyn Store) {
         published,
         Published::Created { deliveries: 0, .. }
     ));
+    let again = store.disable_endpoint(&a.id, &eps[0].id, t0()).await;
+    assert!(
+        matches!(again, Ok(false)),
+        "only the first call disables it"
+    );
     let missing = store.disable_endpoint(&a.id, "ep_nope", t0()).await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+pub async fn failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 1).await;
+    let ep = &eps[0];
+    let first = store
+        .set_endpoint_failing(&a.id, &ep.id, Some(t0()))
+        .await
+        .unwrap();
+    assert_eq!(first, Some(t0()));
+    let later = store
+        .set_endpoint_failing(&a.id, &ep.id, Some(t0() + secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(later, Some(t0()), "the first failure's time is kept");
+
+    // An API update carries a stale `failing_since`; it must not overwrite the stored one.
+    let mut edited = store.get_endpoint(&a.id, &ep.id).await.unwrap();
+    edited.description = "edited".into();
+    edited.failing_since = None;
+    edited.max_concurrency = Some(3);
+    store.update_endpoint(&edited).await.unwrap();
+    let stored = store.get_endpoint(&a.id, &ep.id).await.unwrap();
+    assert_eq!(stored.failing_since, Some(t0()));
+    assert_eq!(stored.max_concurrency, Some(3));
+
+    // Disabled (by Herald), then enabled by its owner: a fresh start.
+    assert!(store.disable_endpoint(&a.id, &ep.id, t0()).await.unwrap());
+    let mut enabled = store.get_endpoint(&a.id, &ep.id).await.unwrap();
+    assert_eq!(enabled.failing_since, Some(t0()), "disabling keeps it");
+    enabled.disabled = false;
+    store.update_endpoint(&enabled).await.unwrap();
+    let stored = store.get_endpoint(&a.id, &ep.id).await.unwrap();
+    assert_eq!(stored.failing_since, None);
+
+    store
+        .set_endpoint_failing(&a.id, &ep.id, Some(t0()))
+        .await
+        .unwrap();
+    let healthy = store
+        .set_endpoint_failing(&a.id, &ep.id, None)
+        .await
+        .unwrap();
+    assert_eq!(healthy, None);
+    let missing = store.set_endpoint_failing(&a.id, "ep_nope", None).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+pub async fn the_operational_app_is_not_listed(store: &dyn Store) {
+    let mut ops = app(None);
+    ops.id = OPERATIONAL_APP_ID.to_owned();
+    store.create_app(&ops).await.unwrap();
+    let customer = app(Some("customer"));
+    store.create_app(&customer).await.unwrap();
+    for order in [Order::Ascending, Order::Descending] {
+        let request = PageRequest {
+            limit: 10,
+            cursor: None,
+            order,
+        };
+        let listed = store.list_apps(&request).await.unwrap();
+        let ids: Vec<_> = listed.items.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, [customer.id.as_str()]);
+    }
+    assert_eq!(
+        store.get_app(OPERATIONAL_APP_ID).await.unwrap().id,
+        OPERATIONAL_APP_ID
+    );
 }

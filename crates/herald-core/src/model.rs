@@ -48,7 +48,13 @@ pub struct Endpoint {
     pub description: String,
     pub version: i32,
     pub rate_limit: Option<u32>,
+    /// At most this many attempts to this endpoint at once (per node); `None`: the
+    /// configured default.
+    pub max_concurrency: Option<u32>,
     pub disabled: bool,
+    /// Since when every attempt to this endpoint has failed; `None` while it is healthy.
+    /// Kept by the dispatcher (an API update never changes it; enabling clears it).
+    pub failing_since: Option<DateTime<Utc>>,
     pub filter_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     pub metadata: Metadata,
@@ -60,6 +66,10 @@ pub struct Endpoint {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// The reserved application whose endpoints receive Herald's operational webhooks (events
+/// about Herald itself, such as `endpoint.disabled`). Hidden from the application API.
+pub const OPERATIONAL_APP_ID: &str = "app_00000000000000000000000000";
 
 /// A rotated-out secret that keeps signing beside the new one for a while.
 #[derive(Debug, Clone, PartialEq)]

@@ -213,6 +213,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_app(&self, app: &Application) -> StoreResult<()>;
     /// By id or by the user's uid.
     async fn get_app(&self, id_or_uid: &str) -> StoreResult<Application>;
+    /// Every application but the reserved operational one.
     async fn list_apps(&self, page: &PageRequest) -> StoreResult<Page<Application>>;
     async fn update_app(&self, app: &Application) -> StoreResult<()>;
     /// Deletes the application and everything it owns.
@@ -224,9 +225,25 @@ pub trait Store: Send + Sync + 'static {
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest)
         -> StoreResult<Page<Endpoint>>;
     async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    /// How many endpoints the application has.
+    async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64>;
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;
-    /// Disables an endpoint on Herald's own decision (it answered `410 Gone`).
-    async fn disable_endpoint(&self, app_id: &str, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Disables an endpoint on Herald's own decision (it answered `410 Gone`, or failed for
+    /// too long): `true` if this call disabled it, `false` if it already was.
+    async fn disable_endpoint(
+        &self,
+        app_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Notes that the endpoint is failing since `since` (kept if already failing), or with
+    /// `None` that it is healthy again; returns the failing-since time now stored.
+    async fn set_endpoint_failing(
+        &self,
+        app_id: &str,
+        id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
     async fn endpoint_stats(
         &self,
         app_id: &str,

@@ -100,6 +100,7 @@ impl FromRequestParts<AppState> for Caller {
         if token.expires_at.is_some_and(|at| at <= state.clock.now()) {
             return Err(ApiError::Unauthorized);
         }
+        state.rate_limit.check(&token.id)?;
         Ok(match token.app_id {
             None => Caller::Admin,
             Some(app_id) => Caller::App(app_id),

@@ -60,6 +60,9 @@ pub struct DatabaseConfig {
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     pub max_payload_bytes: usize,
+    pub rate_limit_per_token: u32,
+    pub rate_limit_burst: u32,
+    pub max_endpoints_per_app: u32,
 }
 
 /// How deliveries are made and retried.
@@ -84,6 +87,13 @@ pub struct DeliveryConfig {
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     pub disable_on_gone: bool,
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
+    pub circuit_breaker_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub circuit_breaker_cooldown: Duration,
+    #[serde(with = "humantime_serde")]
+    pub circuit_breaker_max_cooldown: Duration,
     pub dispatch: bool,
 }
 

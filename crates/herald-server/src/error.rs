@@ -29,6 +29,9 @@ pub enum ApiError {
     TooLarge(String),
     #[error("not implemented")]
     NotImplemented,
+    /// Too many requests from this token; it may try again after the duration.
+    #[error("too many requests")]
+    RateLimited(std::time::Duration),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -75,6 +78,7 @@ impl ApiError {
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::NotImplemented => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         }
     }
@@ -121,6 +125,16 @@ impl IntoResponse for ApiError {
             Self::Unauthorized => "Incorrect authentication credentials.".to_owned(),
             Self::Forbidden => "Insufficient access for the given operation.".to_owned(),
             Self::NotImplemented => "This operation is not supported by Herald.".to_owned(),
+            Self::RateLimited(wait) => {
+                // Whole seconds, rounded up: never tell a client to come back too soon.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let body = HttpErrorOut {
+                    code: code.into(),
+                    detail: format!("Too many requests with this token; try again in {secs} s."),
+                };
+                let retry_after = [(axum::http::header::RETRY_AFTER, secs.to_string())];
+                return (status, retry_after, Json(body)).into_response();
+            }
             other => other.to_string(),
         };
         let body = HttpErrorOut {

@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{generate_token, hash_token, store_token};
 use crate::config::Config;
 use crate::destinations::http::HttpDestination;
-use crate::dispatch::{DispatchSettings, Dispatcher};
+use crate::dispatch::{BreakerSettings, DispatchSettings, Dispatcher};
+use crate::http::rate_limit::TokenRateLimit;
+use crate::operational::Operational;
 use crate::retention::Cleaner;
 use crate::state::AppState;
 
@@ -121,6 +123,9 @@ async fn ensure_admin_token(
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
     let store = open_store(&config, config.database.migrate).await?;
     let generated_admin_token = ensure_admin_token(store.as_ref(), &config, clock.as_ref()).await?;
+    Operational::ensure_app(store.as_ref(), clock.now())
+        .await
+        .context("creating the operational webhooks application")?;
     let destination =
         Arc::new(HttpDestination::new(&config.delivery).context("building the HTTP client")?);
     let settings = DispatchSettings {
@@ -129,6 +134,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         attempt_timeout: config.delivery.timeout,
         shutdown_grace: config.delivery.shutdown_grace,
         disable_on_gone: config.delivery.disable_on_gone,
+        disable_after: Some(config.delivery.disable_after).filter(|d| !d.is_zero()),
+        breaker: BreakerSettings {
+            failures: config.delivery.circuit_breaker_failures,
+            cooldown: config.delivery.circuit_breaker_cooldown,
+            max_cooldown: config.delivery.circuit_breaker_max_cooldown,
+        },
     };
     let dispatcher = Dispatcher::new(
         store.clone(),
@@ -159,6 +170,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     }
     let state = AppState {
         store: store.clone(),
+        operational: Operational::new(store.clone(), clock.clone()),
+        rate_limit: Arc::new(TokenRateLimit::new(
+            config.api.rate_limit_per_token,
+            config.api.rate_limit_burst,
+        )),
         clock,
         config: Arc::new(config),
     };

@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use herald_core::model::Application;
+use herald_core::model::{Application, OPERATIONAL_APP_ID};
 use herald_core::{Clock, Store};
 
 use crate::auth::Caller;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
+use crate::http::rate_limit::TokenRateLimit;
+use crate::operational::Operational;
 
 /// Handles to the store, the clock and the configuration.
 #[derive(Clone)]
@@ -15,6 +17,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
+    pub operational: Operational,
+    pub rate_limit: Arc<TokenRateLimit>,
 }
 
 impl AppState {
@@ -22,7 +26,8 @@ impl AppState {
     /// asking for another application gets "not found", so it learns nothing.
     pub async fn app_for(&self, caller: &Caller, id_or_uid: &str) -> ApiResult<Application> {
         let app = self.store.get_app(id_or_uid).await?;
-        if caller.can_access(&app.id) {
+        // The operational webhooks' application is managed through its own routes only.
+        if caller.can_access(&app.id) && app.id != OPERATIONAL_APP_ID {
             Ok(app)
         } else {
             Err(ApiError::NotFound)

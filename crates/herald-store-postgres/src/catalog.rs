@@ -1,7 +1,7 @@
 //! Tokens, event types, applications and endpoints.
 
 use chrono::{DateTime, Utc};
-use herald_core::model::{Application, Endpoint, EventType, Token};
+use herald_core::model::{Application, Endpoint, EventType, Token, OPERATIONAL_APP_ID};
 use herald_core::store::{DeliveryStats, Page, PageRequest, StoreResult};
 use herald_core::StoreError;
 use sqlx::types::Json;
@@ -191,7 +191,9 @@ pub async fn get_app(s: &PgStore, id_or_uid: &str) -> StoreResult<Application> {
 }
 
 pub async fn list_apps(s: &PgStore, page: &PageRequest) -> StoreResult<Page<Application>> {
-    let mut qb = QueryBuilder::new("SELECT * FROM applications WHERE TRUE");
+    // The operational webhooks' application is Herald's own, not a customer's.
+    let mut qb = QueryBuilder::new("SELECT * FROM applications WHERE id <> ");
+    qb.push_bind(OPERATIONAL_APP_ID);
     let shape = push_page(&mut qb, "id", page);
     let found = qb.build().fetch_all(&s.pool).await.map_err(internal)?;
     let items = found
@@ -244,14 +246,16 @@ fn bind_endpoint_fields<'q>(q: PgQuery<'q>, e: &'q Endpoint) -> PgQuery<'q> {
         .bind(e.secret.expose())
         .bind(e.previous_secret.as_ref().map(|p| p.secret.expose()))
         .bind(e.previous_secret.as_ref().map(|p| p.expires_at))
+        .bind(e.max_concurrency.and_then(|n| i32::try_from(n).ok()))
 }
 
 pub async fn create_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
     let q = sqlx::query(
         "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
          disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
-         previous_secret_expires_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         previous_secret_expires_at, max_concurrency, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18)",
     )
     .bind(&e.id)
     .bind(&e.app_id);
@@ -298,16 +302,29 @@ pub async fn update_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
         "UPDATE endpoints SET uid = $1, url = $2, description = $3, version = $4, \
          rate_limit = $5, disabled = $6, filter_types = $7, channels = $8, metadata = $9, \
          headers = $10, secret = $11, previous_secret = $12, previous_secret_expires_at = $13, \
-         updated_at = $14 WHERE app_id = $15 AND id = $16",
+         max_concurrency = $14, updated_at = $15, \
+         failing_since = CASE WHEN $16 AND disabled THEN NULL ELSE failing_since END \
+         WHERE app_id = $17 AND id = $18",
     );
+    // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
     let r = bind_endpoint_fields(q, e)
         .bind(e.updated_at)
+        .bind(!e.disabled)
         .bind(&e.app_id)
         .bind(&e.id)
         .execute(&s.pool)
         .await
         .map_err(conflict_on("uid"))?;
     touched(r)
+}
+
+pub async fn count_endpoints(s: &PgStore, app_id: &str) -> StoreResult<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM endpoints WHERE app_id = $1")
+        .bind(app_id)
+        .fetch_one(&s.pool)
+        .await
+        .map_err(internal)?;
+    Ok(n.max(0) as u64)
 }
 
 pub async fn delete_endpoint(s: &PgStore, app_id: &str, id: &str) -> StoreResult<()> {
@@ -325,9 +342,10 @@ pub async fn disable_endpoint(
     app_id: &str,
     id: &str,
     at: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let r = sqlx::query(
-        "UPDATE endpoints SET disabled = TRUE, updated_at = $1 WHERE app_id = $2 AND id = $3",
+        "UPDATE endpoints SET disabled = TRUE, updated_at = $1 \
+         WHERE app_id = $2 AND id = $3 AND NOT disabled",
     )
     .bind(at)
     .bind(app_id)
@@ -335,7 +353,29 @@ pub async fn disable_endpoint(
     .execute(&s.pool)
     .await
     .map_err(internal)?;
-    touched(r)
+    if r.rows_affected() == 1 {
+        return Ok(true);
+    }
+    get_endpoint(s, app_id, id).await.map(|_| false)
+}
+
+pub async fn set_endpoint_failing(
+    s: &PgStore,
+    app_id: &str,
+    id: &str,
+    since: Option<DateTime<Utc>>,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "UPDATE endpoints SET failing_since = CASE WHEN $1::timestamptz IS NULL THEN NULL \
+         ELSE COALESCE(failing_since, $1) END \
+         WHERE app_id = $2 AND id = $3 RETURNING failing_since",
+    )
+    .bind(since)
+    .bind(app_id)
+    .bind(id)
+    .fetch_one(&s.pool)
+    .await
+    .map_err(not_found)
 }
 
 pub async fn endpoint_stats(

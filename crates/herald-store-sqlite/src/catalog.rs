@@ -1,7 +1,7 @@
 //! Tokens, event types, applications and endpoints.
 
 use chrono::{DateTime, Utc};
-use herald_core::model::{Application, Endpoint, EventType, Token};
+use herald_core::model::{Application, Endpoint, EventType, Token, OPERATIONAL_APP_ID};
 use herald_core::store::{DeliveryStats, Page, PageRequest, StoreResult};
 use herald_core::StoreError;
 use sqlx::{QueryBuilder, Row};
@@ -185,7 +185,9 @@ pub async fn get_app(s: &SqliteStore, id_or_uid: &str) -> StoreResult<Applicatio
 }
 
 pub async fn list_apps(s: &SqliteStore, page: &PageRequest) -> StoreResult<Page<Application>> {
-    let mut qb = QueryBuilder::new("SELECT * FROM applications WHERE 1 = 1");
+    // The operational webhooks' application is Herald's own, not a customer's.
+    let mut qb = QueryBuilder::new("SELECT * FROM applications WHERE id <> ");
+    qb.push_bind(OPERATIONAL_APP_ID);
     let shape = push_page(&mut qb, "id", page);
     let found = qb.build().fetch_all(&s.reader).await.map_err(internal)?;
     let items = found
@@ -225,8 +227,8 @@ pub async fn create_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
     let q = sqlx::query(
         "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
          disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
-         previous_secret_expires_at, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         previous_secret_expires_at, max_concurrency, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&e.id)
     .bind(&e.app_id);
@@ -241,7 +243,7 @@ pub async fn create_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
-/// Binds the mutable fields of an endpoint, in the order `uid … previous_secret_expires_at`.
+/// Binds the mutable fields of an endpoint, in the order `uid … max_concurrency`.
 fn bind_endpoint_fields<'q>(q: SqliteQuery<'q>, e: &'q Endpoint) -> SqliteQuery<'q> {
     q.bind(&e.uid)
         .bind(&e.url)
@@ -256,6 +258,7 @@ fn bind_endpoint_fields<'q>(q: SqliteQuery<'q>, e: &'q Endpoint) -> SqliteQuery<
         .bind(e.secret.expose())
         .bind(e.previous_secret.as_ref().map(|p| p.secret.expose()))
         .bind(e.previous_secret.as_ref().map(|p| ms(p.expires_at)))
+        .bind(e.max_concurrency.map(i64::from))
 }
 
 pub async fn get_endpoint(s: &SqliteStore, app_id: &str, id_or_uid: &str) -> StoreResult<Endpoint> {
@@ -291,17 +294,30 @@ pub async fn update_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
     let q = sqlx::query(
         "UPDATE endpoints SET uid = ?, url = ?, description = ?, version = ?, rate_limit = ?, \
          disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
-         previous_secret = ?, previous_secret_expires_at = ?, updated_at = ? \
+         previous_secret = ?, previous_secret_expires_at = ?, max_concurrency = ?, \
+         updated_at = ?, \
+         failing_since = CASE WHEN ? AND disabled THEN NULL ELSE failing_since END \
          WHERE app_id = ? AND id = ?",
     );
+    // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
     let r = bind_endpoint_fields(q, e)
         .bind(ms(e.updated_at))
+        .bind(!e.disabled)
         .bind(&e.app_id)
         .bind(&e.id)
         .execute(&s.writer)
         .await
         .map_err(conflict_on("uid"))?;
     touched(r)
+}
+
+pub async fn count_endpoints(s: &SqliteStore, app_id: &str) -> StoreResult<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM endpoints WHERE app_id = ?")
+        .bind(app_id)
+        .fetch_one(&s.reader)
+        .await
+        .map_err(internal)?;
+    Ok(n.max(0) as u64)
 }
 
 pub async fn delete_endpoint(s: &SqliteStore, app_id: &str, id: &str) -> StoreResult<()> {
@@ -319,9 +335,10 @@ pub async fn disable_endpoint(
     app_id: &str,
     id: &str,
     at: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let r = sqlx::query(
-        "UPDATE endpoints SET disabled = 1, updated_at = ? WHERE app_id = ? AND id = ?",
+        "UPDATE endpoints SET disabled = 1, updated_at = ? \
+         WHERE app_id = ? AND id = ? AND NOT disabled",
     )
     .bind(ms(at))
     .bind(app_id)
@@ -329,7 +346,31 @@ pub async fn disable_endpoint(
     .execute(&s.writer)
     .await
     .map_err(internal)?;
-    touched(r)
+    if r.rows_affected() == 1 {
+        return Ok(true);
+    }
+    get_endpoint(s, app_id, id).await.map(|_| false)
+}
+
+pub async fn set_endpoint_failing(
+    s: &SqliteStore,
+    app_id: &str,
+    id: &str,
+    since: Option<DateTime<Utc>>,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let row = sqlx::query(
+        "UPDATE endpoints SET failing_since = CASE WHEN ?1 IS NULL THEN NULL \
+         ELSE COALESCE(failing_since, ?1) END \
+         WHERE app_id = ?2 AND id = ?3 RETURNING failing_since",
+    )
+    .bind(since.map(ms))
+    .bind(app_id)
+    .bind(id)
+    .fetch_one(&s.writer)
+    .await
+    .map_err(not_found)?;
+    let stored: Option<i64> = row.try_get("failing_since").map_err(internal)?;
+    Ok(stored.map(rows::time))
 }
 
 pub async fn endpoint_stats(

@@ -97,8 +97,26 @@ impl Store for SqliteStore {
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()> {
         catalog::delete_endpoint(self, app_id, id).await
     }
-    async fn disable_endpoint(&self, app_id: &str, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+    async fn disable_endpoint(
+        &self,
+        app_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         catalog::disable_endpoint(self, app_id, id, at).await
+    }
+
+    async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64> {
+        catalog::count_endpoints(self, app_id).await
+    }
+
+    async fn set_endpoint_failing(
+        &self,
+        app_id: &str,
+        id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        catalog::set_endpoint_failing(self, app_id, id, since).await
     }
     async fn endpoint_stats(
         &self,

@@ -3,14 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest};
 use herald_core::ids::IdKind;
 use herald_core::model::{Attempt, AttemptErrorKind, DeliveryStatus};
 use herald_core::store::{ClaimedDelivery, FinishedAttempt, NextState};
 use tokio_util::sync::CancellationToken;
 
+use super::breaker::Admission;
 use super::lanes::LaneTicket;
 use super::Context;
+use crate::operational::{self, DisableTrigger, LastAttempt};
 
 /// Recording an attempt is tried this many times before the lease is left to expire.
 const RECORD_TRIES: u32 = 3;
@@ -28,6 +31,10 @@ pub(crate) async fn run(
     };
     if shutdown.is_cancelled() {
         return give_back(&ctx, &claimed).await;
+    }
+    if let Admission::GiveBack(due) = ctx.breakers.admit(&claimed.endpoint.id, ctx.clock.now()) {
+        // The endpoint's circuit is open: no attempt now, and none counted.
+        return give_back_at(&ctx, &claimed, due).await;
     }
     // The endpoint's pace: its rate limit, or a pause it asked for.
     let start = match claimed.endpoint.rate_limit.filter(|r| *r > 0) {
@@ -60,6 +67,13 @@ pub(crate) async fn run(
         let wait = wait.min(ctx.policy.max_retry_after);
         ticket.hold_off(ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default());
     }
+    let succeeded = outcome.succeeded();
+    if ctx
+        .breakers
+        .record(&claimed.endpoint.id, succeeded, ctx.clock.now())
+    {
+        tracing::info!(endpoint = %claimed.endpoint.id, "endpoint keeps failing: circuit opened");
+    }
     let gone = ctx.disable_on_gone && outcome.status_code == Some(410);
     let finished = FinishedAttempt {
         lease_token: claimed.lease_token.clone(),
@@ -70,22 +84,118 @@ pub(crate) async fn run(
             next_state(&ctx, &claimed, &outcome)
         },
     };
-    if gone {
-        // The receiver says this URL is gone for good: stop sending there until its owner
-        // enables it again. Done before the attempt is recorded and counted as settled, so
-        // that whoever sees the attempt also sees the endpoint disabled.
-        let (app, endpoint) = (&claimed.message.app_id, &claimed.endpoint.id);
-        if let Err(e) = ctx
-            .store
-            .disable_endpoint(app, endpoint, ctx.clock.now())
-            .await
-        {
-            tracing::warn!(error = %e, endpoint = %endpoint, "disabling a gone endpoint failed");
-        }
-    }
+    // Endpoint health first, so that whoever sees the attempt also sees its effect (a
+    // disabled endpoint): the receiver said the URL is gone for good, or it has failed for
+    // longer than allowed.
+    let disabled_since = if gone {
+        let since = claimed.endpoint.failing_since.unwrap_or(started_at);
+        disable(&ctx, &claimed, since).await
+    } else {
+        note_health(&ctx, &claimed, succeeded).await
+    };
     store_attempt(&ctx, &finished).await;
     ctx.let_go(&claimed.delivery.id);
-    tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = outcome.succeeded(), "attempt");
+    tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = succeeded, "attempt");
+    if let Some(since) = disabled_since {
+        let app_uid = ctx.operational.app_uid(&claimed.message.app_id).await;
+        ctx.operational
+            .endpoint_disabled(
+                app_uid.as_deref(),
+                &claimed.endpoint,
+                since,
+                DisableTrigger::Automatic,
+            )
+            .await;
+    }
+    report(&ctx, &claimed, &finished).await;
+}
+
+/// Keeps the endpoint's failing-since time, and disables an endpoint that has failed for
+/// longer than `delivery.disable_after`: `Some(failing since)` if this call disabled it.
+async fn note_health(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    succeeded: bool,
+) -> Option<DateTime<Utc>> {
+    let (app, endpoint) = (&claimed.message.app_id, &claimed.endpoint.id);
+    let known = claimed.endpoint.failing_since;
+    if succeeded {
+        if known.is_some() {
+            if let Err(e) = ctx.store.set_endpoint_failing(app, endpoint, None).await {
+                tracing::warn!(error = %e, endpoint = %endpoint, "noting an endpoint's recovery failed");
+            }
+        }
+        return None;
+    }
+    let now = ctx.clock.now();
+    let limit = ctx
+        .disable_after
+        .and_then(|d| chrono::Duration::from_std(d).ok());
+    // The claim's copy tells whether it was failing already; the store's word decides.
+    let stored = match known {
+        Some(since) if limit.is_none_or(|limit| now - since < limit) => return None,
+        _ => {
+            ctx.store
+                .set_endpoint_failing(app, endpoint, Some(now))
+                .await
+        }
+    };
+    match (stored, limit) {
+        (Ok(Some(since)), Some(limit)) if now - since >= limit => {
+            disable(ctx, claimed, since).await
+        }
+        (Err(e), _) => {
+            tracing::warn!(error = %e, endpoint = %endpoint, "noting an endpoint's failure failed");
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Disables the claimed delivery's endpoint: `Some(since)` if this call did it.
+async fn disable(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    since: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let (app, endpoint) = (&claimed.message.app_id, &claimed.endpoint.id);
+    match ctx
+        .store
+        .disable_endpoint(app, endpoint, ctx.clock.now())
+        .await
+    {
+        Ok(true) => {
+            tracing::warn!(endpoint = %endpoint, failing_since = %since, "endpoint disabled");
+            Some(since)
+        }
+        Ok(false) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, endpoint = %endpoint, "disabling an endpoint failed");
+            None
+        }
+    }
+}
+
+/// Sends the operational webhook an attempt calls for, if any: the message keeps failing,
+/// has failed for good, or was delivered after failing.
+async fn report(ctx: &Context, claimed: &ClaimedDelivery, finished: &FinishedAttempt) {
+    let attempts_made = claimed.delivery.attempt_count + 1;
+    let failing_after = operational::FAILING_AFTER_ATTEMPTS;
+    let event_type = match finished.next {
+        NextState::Succeeded if attempts_made > failing_after => operational::ATTEMPT_RECOVERED,
+        NextState::Failed => operational::ATTEMPT_EXHAUSTED,
+        NextState::RetryAt(_) if attempts_made == failing_after => operational::ATTEMPT_FAILING,
+        _ => return,
+    };
+    let attempt = &finished.attempt;
+    let last = LastAttempt {
+        id: attempt.id.clone(),
+        response_status_code: attempt.response_status_code,
+        timestamp: attempt.created_at,
+    };
+    ctx.operational
+        .attempt_event(event_type, &claimed.message, &claimed.endpoint.id, &last)
+        .await;
 }
 
 async fn deliver(
@@ -191,11 +301,15 @@ fn without_nul(text: &str) -> String {
 }
 
 /// Returns an unattempted delivery to the queue, due now, so another run takes it at once.
-async fn give_back(ctx: &Context, claimed: &ClaimedDelivery) {
-    let now = ctx.clock.now();
+pub(crate) async fn give_back(ctx: &Context, claimed: &ClaimedDelivery) {
+    give_back_at(ctx, claimed, ctx.clock.now()).await;
+}
+
+/// Returns an unattempted delivery to the queue, due at `due`.
+async fn give_back_at(ctx: &Context, claimed: &ClaimedDelivery, due: DateTime<Utc>) {
     if let Err(e) = ctx
         .store
-        .release(&claimed.delivery.id, &claimed.lease_token, now)
+        .release(&claimed.delivery.id, &claimed.lease_token, due)
         .await
     {
         tracing::warn!(error = %e, "giving a delivery back failed; its lease will expire");

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use herald_core::model::Endpoint;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Past this many remembered endpoints, pacing entries already in the past are dropped.
@@ -17,8 +18,8 @@ pub struct Lanes {
     /// When each rate-limited endpoint may next be sent to. Kept apart from the lanes,
     /// which come and go with their work, so that the pace survives a lane emptying.
     pacing: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
+    /// Attempts at once for an endpoint without its own cap.
     concurrency: usize,
-    depth: usize,
 }
 
 #[derive(Debug)]
@@ -26,6 +27,9 @@ struct Lane {
     slots: Arc<Semaphore>,
     /// Deliveries assigned to the lane: running plus waiting.
     assigned: usize,
+    /// Past this many assigned, the claimer skips the endpoint; the lane takes at most
+    /// twice this, which its attempts can work through within a lease.
+    depth: usize,
 }
 
 /// A delivery's place in its endpoint's lane; leaving is automatic on drop.
@@ -37,13 +41,13 @@ pub struct LaneTicket {
 }
 
 impl Lanes {
-    /// Lanes running up to `concurrency` attempts each, holding up to `depth` deliveries.
-    pub fn new(concurrency: usize, depth: usize) -> Self {
+    /// Lanes running up to `concurrency` attempts each, unless an endpoint has its own cap,
+    /// and holding twice their concurrency before their endpoint is skipped.
+    pub fn new(concurrency: usize) -> Self {
         Self {
             inner: Arc::default(),
             pacing: Arc::default(),
             concurrency: concurrency.max(1),
-            depth: depth.max(concurrency).max(1),
         }
     }
 
@@ -52,24 +56,33 @@ impl Lanes {
         let lanes = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         lanes
             .iter()
-            .filter(|(_, lane)| lane.assigned >= self.depth)
+            .filter(|(_, lane)| lane.assigned >= lane.depth)
             .map(|(id, _)| id.clone())
             .collect()
     }
 
-    /// Assigns a delivery to the endpoint's lane.
-    pub fn enter(&self, endpoint_id: &str) -> LaneTicket {
+    /// Assigns a delivery to the endpoint's lane; `None` if the lane holds all it can.
+    /// A lane is made with the endpoint's concurrency cap of the moment, and keeps it
+    /// until it empties.
+    pub fn enter(&self, endpoint: &Endpoint) -> Option<LaneTicket> {
+        let concurrency = endpoint
+            .max_concurrency
+            .map_or(self.concurrency, |c| (c as usize).max(1));
         let mut lanes = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let lane = lanes.entry(endpoint_id.to_owned()).or_insert_with(|| Lane {
-            slots: Arc::new(Semaphore::new(self.concurrency)),
+        let lane = lanes.entry(endpoint.id.clone()).or_insert_with(|| Lane {
+            slots: Arc::new(Semaphore::new(concurrency)),
             assigned: 0,
+            depth: concurrency * 2,
         });
-        lane.assigned += 1;
-        LaneTicket {
-            lanes: self.clone(),
-            endpoint_id: endpoint_id.to_owned(),
-            slots: lane.slots.clone(),
+        if lane.assigned >= lane.depth * 2 {
+            return None;
         }
+        lane.assigned += 1;
+        Some(LaneTicket {
+            lanes: self.clone(),
+            endpoint_id: endpoint.id.clone(),
+            slots: lane.slots.clone(),
+        })
     }
 }
 
@@ -129,13 +142,21 @@ impl Drop for LaneTicket {
 mod tests {
     use super::*;
 
+    fn endpoint(id: &str, max_concurrency: Option<u32>) -> Endpoint {
+        let mut e = herald_core::conformance::endpoint("app_1", None);
+        e.id = id.to_owned();
+        e.max_concurrency = max_concurrency;
+        e
+    }
+
     #[test]
     fn a_lane_is_full_at_its_depth_and_frees_on_drop() {
-        let lanes = Lanes::new(1, 2);
-        let a = lanes.enter("ep_a");
+        let lanes = Lanes::new(1);
+        let (ep_a, ep_b) = (endpoint("ep_a", None), endpoint("ep_b", None));
+        let a = lanes.enter(&ep_a).unwrap();
         assert!(lanes.full().is_empty());
-        let b = lanes.enter("ep_a");
-        let _other = lanes.enter("ep_b");
+        let b = lanes.enter(&ep_a).unwrap();
+        let _other = lanes.enter(&ep_b).unwrap();
         assert_eq!(lanes.full(), ["ep_a"]);
         drop(a);
         assert!(lanes.full().is_empty());
@@ -144,20 +165,36 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_cap_sizes_its_lane_and_bounds_what_it_takes() {
+        let lanes = Lanes::new(8);
+        let capped = endpoint("ep_capped", Some(1));
+        let tickets: Vec<_> = (0..4).map(|_| lanes.enter(&capped).unwrap()).collect();
+        assert_eq!(lanes.full(), ["ep_capped"], "full at twice its cap");
+        assert!(
+            lanes.enter(&capped).is_none(),
+            "never more than a lease's worth"
+        );
+        assert_eq!(tickets[0].slots.available_permits(), 1);
+        let wide = endpoint("ep_wide", Some(20));
+        assert_eq!(lanes.enter(&wide).unwrap().slots.available_permits(), 20);
+    }
+
+    #[test]
     fn a_rate_limited_endpoint_is_paced_even_across_idle_lanes() {
-        let lanes = Lanes::new(4, 8);
+        let lanes = Lanes::new(4);
         let now = Utc::now();
-        let first = lanes.enter("ep").pace(2, now);
-        let second = lanes.enter("ep").pace(2, now);
+        let (ep, other) = (endpoint("ep", None), endpoint("other", None));
+        let first = lanes.enter(&ep).unwrap().pace(2, now);
+        let second = lanes.enter(&ep).unwrap().pace(2, now);
         assert_eq!(first, now);
         assert_eq!(second, now + chrono::Duration::milliseconds(500));
         // Both tickets were dropped (the lane emptied), yet the pace holds.
         assert_eq!(
-            lanes.enter("ep").pace(2, now),
+            lanes.enter(&ep).unwrap().pace(2, now),
             now + chrono::Duration::seconds(1)
         );
         assert_eq!(
-            lanes.enter("other").pace(2, now),
+            lanes.enter(&other).unwrap().pace(2, now),
             now,
             "endpoints are paced apart"
         );
@@ -165,8 +202,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_lane_runs_at_most_its_concurrency() {
-        let lanes = Lanes::new(1, 4);
-        let (a, b) = (lanes.enter("ep"), lanes.enter("ep"));
+        let lanes = Lanes::new(1);
+        let ep = endpoint("ep", None);
+        let (a, b) = (lanes.enter(&ep).unwrap(), lanes.enter(&ep).unwrap());
         let held = a.slot().await;
         assert!(b.slots.clone().try_acquire_owned().is_err());
         drop(held);

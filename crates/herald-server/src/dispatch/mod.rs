@@ -6,12 +6,14 @@
 //! falls due, whichever comes first; a periodic sweep is only a safety net.
 
 mod attempt;
+mod breaker;
 mod lanes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::DateTime;
 use herald_core::destination::Destination;
 use herald_core::retry::RetryPolicy;
 use herald_core::store::ClaimRequest;
@@ -20,7 +22,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use self::breaker::BreakerSettings;
+use self::breaker::Breakers;
 use self::lanes::Lanes;
+use crate::operational::Operational;
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: usize = 100;
@@ -40,6 +45,9 @@ pub struct DispatchSettings {
     pub shutdown_grace: Duration,
     /// Disable an endpoint that answers `410 Gone`.
     pub disable_on_gone: bool,
+    /// Disable an endpoint whose every attempt has failed for this long.
+    pub disable_after: Option<Duration>,
+    pub breaker: BreakerSettings,
 }
 
 impl DispatchSettings {
@@ -72,6 +80,9 @@ pub(crate) struct Context {
     /// The leases held by running tasks (delivery id → lease token), given back on shutdown.
     pub leases: Mutex<HashMap<String, String>>,
     pub disable_on_gone: bool,
+    pub disable_after: Option<Duration>,
+    pub breakers: Breakers,
+    pub operational: Operational,
 }
 
 /// The delivery loop of one Herald process.
@@ -89,6 +100,7 @@ impl Dispatcher {
         policy: RetryPolicy,
         settings: DispatchSettings,
     ) -> Self {
+        let operational = Operational::new(store.clone(), clock.clone());
         let ctx = Arc::new(Context {
             store,
             clock,
@@ -97,6 +109,9 @@ impl Dispatcher {
             settled: watch::Sender::new(0),
             leases: Mutex::default(),
             disable_on_gone: settings.disable_on_gone,
+            disable_after: settings.disable_after,
+            breakers: Breakers::new(settings.breaker),
+            operational,
         });
         Self { ctx, settings }
     }
@@ -109,16 +124,13 @@ impl Dispatcher {
     /// Runs until `shutdown` is cancelled, then lets attempts in flight finish within the
     /// grace period; deliveries not finished by then are given back to the queue.
     pub async fn run(self, shutdown: CancellationToken) {
-        let lanes = Lanes::new(
-            self.settings.endpoint_concurrency,
-            self.settings.lane_depth(),
-        );
+        let lanes = Lanes::new(self.settings.endpoint_concurrency);
         let work = self.ctx.store.work_signal();
         let mut tasks = JoinSet::new();
         loop {
             reap(&mut tasks);
             let room = self.settings.max_in_flight.saturating_sub(tasks.len());
-            let skip = lanes.full();
+            let skip = self.skipped(&lanes);
             let mut claimed = 0;
             if room > 0 {
                 match self.claim(room, &skip, &lanes, &mut tasks, &shutdown).await {
@@ -135,7 +147,7 @@ impl Dispatcher {
             // What limits this node now, after the claim: a full set of tasks, or full lanes
             // (whose endpoints' rows it leaves alone). Then a finishing task is a reason to
             // claim again, and due rows of skipped endpoints are no reason to hurry.
-            let skip = lanes.full();
+            let skip = self.skipped(&lanes);
             let room = self.settings.max_in_flight.saturating_sub(tasks.len());
             let constrained = room == 0 || !skip.is_empty();
             let now = self.ctx.clock.now();
@@ -149,7 +161,10 @@ impl Dispatcher {
                 continue;
             }
             let sweep = now + chrono::Duration::from_std(SWEEP_INTERVAL).unwrap_or_default();
-            let wake_at = next_due.map_or(sweep, |due| due.min(sweep));
+            let wake_at = [next_due, self.ctx.breakers.next_probe_at()]
+                .into_iter()
+                .flatten()
+                .fold(sweep, DateTime::min);
             tokio::select! {
                 _ = work.notified() => {}
                 _ = tasks.join_next(), if constrained && !tasks.is_empty() => {}
@@ -158,6 +173,14 @@ impl Dispatcher {
             }
         }
         self.drain(tasks).await;
+    }
+
+    /// Endpoints whose due rows this node leaves in the queue for now: their lanes are full,
+    /// or their circuits are open.
+    fn skipped(&self, lanes: &Lanes) -> Vec<String> {
+        let mut skip = lanes.full();
+        skip.extend(self.ctx.breakers.tripped(self.ctx.clock.now()));
+        skip
     }
 
     /// Claims up to `room` due deliveries and starts their attempts: `(claimed, asked)`.
@@ -185,7 +208,12 @@ impl Dispatcher {
         })?;
         let count = claimed.len();
         for delivery in claimed {
-            let ticket = lanes.enter(&delivery.endpoint.id);
+            let Some(ticket) = lanes.enter(&delivery.endpoint) else {
+                // More than this endpoint's own (smaller) lane can work through within a
+                // lease: back to the queue, for when the lane has room.
+                attempt::give_back(&self.ctx, &delivery).await;
+                continue;
+            };
             self.ctx.hold(&delivery.delivery.id, &delivery.lease_token);
             tasks.spawn(attempt::run(
                 self.ctx.clone(),

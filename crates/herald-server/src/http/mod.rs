@@ -4,6 +4,7 @@
 pub mod extract;
 pub mod list;
 pub mod patch;
+pub mod rate_limit;
 pub mod v1;
 
 use axum::extract::DefaultBodyLimit;

@@ -79,6 +79,80 @@ async fn fan_out_reaches_three_endpoints_each_signed_with_its_own_secret() {
     herald.stop().await;
 }
 
+/// Verifies an ed25519 (`v1a`) signature with the public key `whpk_…`, independently of
+/// Herald's code. (The `standardwebhooks` crate, 1.0, verifies only `v1`.)
+fn verify_ed25519(public_key: &str, got: &crate::helpers::Received) -> bool {
+    use base64::Engine;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64
+        .decode(public_key.strip_prefix("whpk_").unwrap())
+        .unwrap();
+    let key = VerifyingKey::from_bytes(&key.try_into().unwrap()).unwrap();
+    let mut content = format!(
+        "{}.{}.",
+        got.header("webhook-id"),
+        got.header("webhook-timestamp")
+    )
+    .into_bytes();
+    content.extend_from_slice(&got.body);
+    got.header("webhook-signature").split(' ').any(|sig| {
+        let Some(encoded) = sig.strip_prefix("v1a,") else {
+            return false;
+        };
+        let Ok(bytes) = b64.decode(encoded) else {
+            return false;
+        };
+        Signature::from_slice(&bytes).is_ok_and(|s| key.verify(&content, &s).is_ok())
+    })
+}
+
+#[tokio::test]
+async fn an_ed25519_endpoint_gets_v1a_signatures_that_verify_with_its_public_key() {
+    use base64::Engine;
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    let seed = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
+    let endpoint = herald
+        .endpoint(
+            &app,
+            json!({"url": receiver.url, "secret": format!("whsk_{seed}")}),
+        )
+        .await;
+    let public = secret_of(&herald, &app, &endpoint).await;
+    assert!(
+        public.starts_with("whpk_"),
+        "the secret key is never shown: {public}"
+    );
+    herald
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 1}}))
+        .await;
+    let got = receiver.wait_for(1).await;
+    assert!(got[0].header("webhook-signature").starts_with("v1a,"));
+    assert!(verify_ed25519(&public, &got[0]));
+    let mut tampered = got[0].clone();
+    tampered.body = axum::body::Bytes::from_static(br#"{"n":2}"#);
+    assert!(!verify_ed25519(&public, &tampered));
+
+    // A malformed key is a 422 that says why.
+    let (status, refused) = herald
+        .post(
+            &format!("/app/{app}/endpoint"),
+            json!({"url": receiver.url, "secret": "whsk_YWJj"}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+        "{refused}"
+    );
+    assert!(refused["detail"][0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("ed25519"));
+}
+
 #[tokio::test]
 async fn event_type_and_channel_filters_choose_the_endpoints() {
     let herald = TestHerald::start().await;
@@ -568,6 +642,8 @@ async fn backlog_deeper_than_a_lane_drains_without_further_signals() {
     let herald = TestHerald::start_with(clock, |c| {
         c.delivery.retry_schedule = vec![];
         c.delivery.endpoint_concurrency = 2;
+        // Forty failures in a row would open the circuit, which this test is not about.
+        c.delivery.circuit_breaker_failures = 0;
     })
     .await;
     let app = herald.app("acme").await;

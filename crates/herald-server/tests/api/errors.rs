@@ -516,3 +516,95 @@ async fn nul_characters_are_refused_not_a_server_error() {
         )
         .await;
 }
+
+#[tokio::test]
+async fn a_token_over_its_rate_limit_gets_429_with_retry_after_and_others_do_not() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.api.rate_limit_per_token = 1;
+        c.api.rate_limit_burst = 3;
+    })
+    .await;
+    let app = herald.app("acme").await; // one request
+    let (_, portal) = herald
+        .post(&format!("/auth/app-portal-access/{app}"), json!({}))
+        .await; // two
+    let portal_token = portal["token"].as_str().unwrap().to_owned();
+    // A burst of 3 at 1 a second: of six quick requests, the last ones must wait.
+    let mut limited = None;
+    for _ in 0..6 {
+        let resp = herald.request(Method::GET, "/app").send().await.unwrap();
+        if resp.status().as_u16() == 429 {
+            limited = Some(resp);
+            break;
+        }
+    }
+    let resp = limited.expect("the token was limited");
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let (_, body) = read(resp).await;
+    assert_eq!(body["code"], "rate_limited");
+    assert!(body["detail"].as_str().unwrap().contains("try again"));
+
+    // Another token has its own bucket.
+    let other = herald
+        .http
+        .get(format!("{}/api/v1/app/{app}", herald.base))
+        .bearer_auth(&portal_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn too_many_or_too_large_headers_are_refused_before_any_work() {
+    let herald = TestHerald::start().await;
+    let mut too_many = herald.request(Method::GET, "/app");
+    for n in 0..120 {
+        too_many = too_many.header(format!("x-pad-{n}"), "x");
+    }
+    let status = too_many.send().await.unwrap().status().as_u16();
+    assert_eq!(status, 431, "more than 100 headers");
+    let huge = herald
+        .request(Method::GET, "/app")
+        .header("x-pad", "x".repeat(512 * 1024))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(huge, 431, "a header block over the limit");
+    // The server is still fine.
+    let (status, _) = herald.get("/app").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn endpoints_per_application_are_bounded() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.api.max_endpoints_per_app = 2;
+    })
+    .await;
+    let app = herald.app("acme").await;
+    for n in 0..2 {
+        herald
+            .endpoint(&app, json!({"url": format!("https://example.com/{n}")}))
+            .await;
+    }
+    let (status, body) = herald
+        .post(
+            &format!("/app/{app}/endpoint"),
+            json!({"url": "https://example.com/3"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("2 endpoints"));
+    let other = herald.app("other").await;
+    herald
+        .endpoint(&other, json!({"url": "https://example.com/1"}))
+        .await;
+}

@@ -242,6 +242,8 @@ struct ReceiverState {
     count: Option<watch::Sender<usize>>,
     /// How long to take over each answer (a slow endpoint, on purpose).
     delay: Duration,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: Mutex<(usize, usize)>,
 }
 
 /// A webhook receiver on port 0 that records requests and answers as scripted (200 when
@@ -307,6 +309,11 @@ impl Receiver {
     pub fn received(&self) -> Vec<Received> {
         self.state.got.lock().unwrap().clone()
     }
+
+    /// The most requests this receiver was answering at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.state.in_flight.lock().unwrap().1
+    }
 }
 
 async fn receive(
@@ -322,7 +329,13 @@ async fn receive(
     if let Some(tx) = &state.count {
         tx.send_modify(|c| *c += 1);
     }
+    {
+        let mut in_flight = state.in_flight.lock().unwrap();
+        in_flight.0 += 1;
+        in_flight.1 = in_flight.1.max(in_flight.0);
+    }
     tokio::time::sleep(state.delay).await;
+    state.in_flight.lock().unwrap().0 -= 1;
     let mut response_headers = HeaderMap::new();
     if let Some(secs) = reply.retry_after {
         response_headers.insert("retry-after", secs.to_string().parse().unwrap());

@@ -5,4 +5,5 @@ mod helpers;
 
 mod delivery;
 mod errors;
+mod operational;
 mod sdk;

@@ -21,6 +21,7 @@ use crate::http::v1::endpoint_types::{
     parse_secret, validate, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretOut,
     EndpointSecretRotateIn,
 };
+use crate::operational::{self, DisableTrigger};
 use crate::state::AppState;
 
 /// The application and one of its endpoints, if `caller` may see them.
@@ -42,12 +43,58 @@ async fn new_endpoint(
 ) -> ApiResult<Endpoint> {
     let endpoint = body.into_new(&app.id, state.clock.now())?;
     validate(state, &endpoint).await?;
+    // A soft bound: two creations at the same moment may both pass it.
+    let limit = state.config.api.max_endpoints_per_app;
+    if state.store.count_endpoints(&app.id).await? >= u64::from(limit) {
+        return Err(ApiError::Conflict(format!(
+            "This application already has {limit} endpoints, the most allowed \
+             (api.max_endpoints_per_app)."
+        )));
+    }
     state
         .store
         .create_endpoint(&endpoint)
         .await
         .map_err(uid_conflict)?;
+    state
+        .operational
+        .endpoint_changed(operational::ENDPOINT_CREATED, app, &endpoint)
+        .await;
     Ok(endpoint)
+}
+
+/// Stores an edited endpoint and tells the operational endpoints what changed.
+async fn save_edited(
+    state: &AppState,
+    app: &Application,
+    was_disabled: bool,
+    endpoint: &mut Endpoint,
+) -> ApiResult<()> {
+    if was_disabled && !endpoint.disabled {
+        // Enabled again: a fresh start (the store clears it too).
+        endpoint.failing_since = None;
+    }
+    state
+        .store
+        .update_endpoint(endpoint)
+        .await
+        .map_err(uid_conflict)?;
+    let ops = &state.operational;
+    ops.endpoint_changed(operational::ENDPOINT_UPDATED, app, endpoint)
+        .await;
+    match (was_disabled, endpoint.disabled) {
+        (false, true) => {
+            let since = endpoint.failing_since.unwrap_or(endpoint.updated_at);
+            ops.endpoint_disabled(app.uid.as_deref(), endpoint, since, DisableTrigger::Manual)
+                .await;
+        }
+        (true, false) => {
+            ops.endpoint_changed(operational::ENDPOINT_ENABLED, app, endpoint)
+                .await;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn uid_conflict(e: StoreError) -> ApiError {
@@ -130,14 +177,11 @@ async fn update_endpoint(
         }
         Err(e) => return Err(e.into()),
     };
+    let was_disabled = endpoint.disabled;
     body.replace(&mut endpoint)?;
     validate(&state, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
-    state
-        .store
-        .update_endpoint(&endpoint)
-        .await
-        .map_err(uid_conflict)?;
+    save_edited(&state, &app, was_disabled, &mut endpoint).await?;
     Ok((StatusCode::OK, Json(endpoint.into())))
 }
 
@@ -151,15 +195,12 @@ async fn patch_endpoint(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (app, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let was_disabled = endpoint.disabled;
     body.apply(&mut endpoint)?;
     validate(&state, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
-    state
-        .store
-        .update_endpoint(&endpoint)
-        .await
-        .map_err(uid_conflict)?;
+    save_edited(&state, &app, was_disabled, &mut endpoint).await?;
     Ok(Json(endpoint.into()))
 }
 
@@ -174,6 +215,10 @@ async fn delete_endpoint(
 ) -> ApiResult<StatusCode> {
     let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
     state.store.delete_endpoint(&app.id, &endpoint.id).await?;
+    state
+        .operational
+        .endpoint_changed(operational::ENDPOINT_DELETED, &app, &endpoint)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -188,7 +233,7 @@ async fn get_secret(
 ) -> ApiResult<Json<EndpointSecretOut>> {
     let (_, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
     Ok(Json(EndpointSecretOut {
-        key: endpoint.secret.expose(),
+        key: endpoint.secret.verification_key(),
     }))
 }
 
@@ -204,13 +249,22 @@ async fn rotate_secret(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<EndpointSecretOut>> {
+    let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    rotate(&state, &mut endpoint, &body).await?;
+    Ok(Json(EndpointSecretOut {
+        key: endpoint.secret.verification_key(),
+    }))
+}
+
+/// Gives `endpoint` a new secret (the body's `key`, or a generated one) and keeps the old
+/// one signing for the grace period; stores the endpoint.
+pub async fn rotate(state: &AppState, endpoint: &mut Endpoint, body: &[u8]) -> ApiResult<()> {
     // Older clients send no body at all.
     let body: EndpointSecretRotateIn = if body.iter().all(u8::is_ascii_whitespace) {
         EndpointSecretRotateIn::default()
     } else {
-        parse_json(&body)?
+        parse_json(body)?
     };
-    let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
     let new_secret = match &body.key {
         Some(text) => parse_secret("key", text).map_err(|e| ApiError::Validation(vec![e]))?,
         None => EndpointSecret::generate(),
@@ -233,10 +287,8 @@ async fn rotate_secret(
         expires_at: now + grace,
     });
     endpoint.updated_at = now;
-    state.store.update_endpoint(&endpoint).await?;
-    Ok(Json(EndpointSecretOut {
-        key: endpoint.secret.expose(),
-    }))
+    state.store.update_endpoint(endpoint).await?;
+    Ok(())
 }
 
 /// The endpoint routes.

@@ -8,7 +8,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
-use herald_core::model::Message;
+use herald_core::model::{Endpoint, Message};
 use herald_core::store::{MessageDelivery, NewMessage, Order, Published};
 use herald_core::validation::FieldError;
 use serde::{Deserialize, Serialize};
@@ -130,14 +130,20 @@ async fn get_headers(
     Path((app_id, endpoint_id)): EndpointPath,
 ) -> ApiResult<Json<EndpointHeadersOut>> {
     let (_, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
-    let (sensitive, headers): (BTreeMap<_, _>, BTreeMap<_, _>) = endpoint
-        .headers
-        .into_iter()
-        .partition(|(name, _)| SENSITIVE.contains(&name.to_ascii_lowercase().as_str()));
-    Ok(Json(EndpointHeadersOut {
-        headers,
-        sensitive: sensitive.into_keys().collect(),
-    }))
+    Ok(Json(EndpointHeadersOut::from(endpoint)))
+}
+
+impl From<Endpoint> for EndpointHeadersOut {
+    fn from(endpoint: Endpoint) -> Self {
+        let (sensitive, headers): (BTreeMap<_, _>, BTreeMap<_, _>) = endpoint
+            .headers
+            .into_iter()
+            .partition(|(name, _)| SENSITIVE.contains(&name.to_ascii_lowercase().as_str()));
+        Self {
+            headers,
+            sensitive: sensitive.into_keys().collect(),
+        }
+    }
 }
 
 /// Replace the custom headers.

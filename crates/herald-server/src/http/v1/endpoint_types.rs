@@ -40,7 +40,8 @@ pub struct EndpointIn {
     pub event_types: Option<Vec<String>>,
     /// Only messages on one of these channels are delivered.
     pub channels: Option<Vec<String>>,
-    /// `whsec_…`; generated when absent.
+    /// `whsec_…` (HMAC-SHA256), or an ed25519 signing key `whsk_…` (`v1a` signatures);
+    /// an HMAC secret is generated when absent.
     pub secret: Option<String>,
     #[serde(default)]
     pub metadata: Metadata,
@@ -48,6 +49,9 @@ pub struct EndpointIn {
     pub headers: Option<BTreeMap<String, String>>,
     /// Accepted for compatibility; Herald does not use it.
     pub version: Option<i32>,
+    /// Herald extension: at most this many attempts to the endpoint at once (1 to 256;
+    /// default from `delivery.endpoint_concurrency`).
+    pub max_concurrency: Option<u16>,
 }
 
 /// An endpoint. Both the current field names and older aliases are sent.
@@ -72,6 +76,12 @@ pub struct EndpointOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<String>>,
     pub metadata: Metadata,
+    /// Herald extension: the endpoint's own concurrency cap, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// Herald extension: since when every attempt has failed (absent while healthy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -97,12 +107,15 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>)]
+    pub max_concurrency: Option<Option<u16>>,
 }
 
-/// An endpoint's signing secret.
+/// What an endpoint's receiver verifies signatures with.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EndpointSecretOut {
-    /// `whsec_…`
+    /// The shared secret `whsec_…`, or for an ed25519 endpoint its public key `whpk_…`.
     pub key: String,
 }
 
@@ -132,15 +145,18 @@ impl From<Endpoint> for EndpointOut {
             filter_types: e.filter_types,
             channels: e.channels,
             metadata: e.metadata,
+            max_concurrency: e.max_concurrency,
+            failing_since: e.failing_since,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
     }
 }
 
-/// Parses a secret given as `whsec_<base64>` or bare base64.
+/// Parses a secret given as `whsec_<base64>`, bare base64, or an ed25519 signing key
+/// `whsk_<base64>`.
 pub fn parse_secret(field: &str, text: &str) -> Result<EndpointSecret, FieldError> {
-    let full = if text.starts_with("whsec_") {
+    let full = if text.starts_with("whsec_") || text.starts_with("whsk_") {
         text.to_owned()
     } else {
         format!("whsec_{text}")
@@ -168,7 +184,9 @@ impl EndpointIn {
             description: String::new(),
             version: self.version.unwrap_or(1),
             rate_limit: None,
+            max_concurrency: None,
             disabled: false,
+            failing_since: None,
             filter_types: None,
             channels: None,
             metadata: Metadata::new(),
@@ -199,6 +217,7 @@ impl EndpointIn {
         endpoint.filter_types = self.event_types;
         endpoint.channels = self.channels;
         endpoint.metadata = self.metadata;
+        endpoint.max_concurrency = self.max_concurrency.map(u32::from);
         Ok(())
     }
 }
@@ -228,13 +247,31 @@ impl EndpointPatch {
         patch::apply(&mut endpoint.uid, self.uid);
         patch::apply(&mut endpoint.filter_types, self.event_types);
         patch::apply(&mut endpoint.channels, self.channels);
+        patch::apply(
+            &mut endpoint.max_concurrency,
+            self.max_concurrency.map(|c| c.map(u32::from)),
+        );
         Ok(())
     }
 }
 
+/// Most attempts at once an endpoint may ask for.
+const MAX_CONCURRENCY: u32 = 256;
+
 /// Checks everything a request can set on an endpoint; filter types must name existing
 /// event types.
 pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
+    let mut v = check_fields(e);
+    if let Some(types) = &e.filter_types {
+        if types.len() <= MAX_FILTER_TYPES {
+            check_types_exist(state, &mut v, types).await?;
+        }
+    }
+    v.finish().map_err(ApiError::Validation)
+}
+
+/// Checks every field of an endpoint except that its filter types exist.
+pub fn check_fields(e: &Endpoint) -> Validator {
     let mut v = Validator::default();
     v.check(validation::endpoint_url("url", &e.url));
     v.check(validation::length("description", &e.description, 0, 8192));
@@ -259,14 +296,20 @@ pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
             1,
             MAX_FILTER_TYPES,
         ));
-        if types.len() <= MAX_FILTER_TYPES {
-            check_types_exist(state, &mut v, types).await?;
+    }
+    if let Some(n) = e.max_concurrency {
+        if !(1..=MAX_CONCURRENCY).contains(&n) {
+            v.check(Err(FieldError::body(
+                "maxConcurrency",
+                format!("must be between 1 and {MAX_CONCURRENCY}"),
+                "value_error",
+            )));
         }
     }
     if let Err(ApiError::Validation(errors)) = check_headers(&e.headers) {
         v.errors.extend(errors);
     }
-    v.finish().map_err(ApiError::Validation)
+    v
 }
 
 async fn check_types_exist(state: &AppState, v: &mut Validator, types: &[String]) -> ApiResult<()> {

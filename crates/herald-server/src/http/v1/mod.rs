@@ -9,6 +9,7 @@ pub mod endpoint_types;
 pub mod event_type;
 pub mod health;
 pub mod message;
+pub mod operational_endpoint;
 
 use herald_core::validation::{FieldError, Validator};
 use utoipa_axum::router::OpenApiRouter;
@@ -41,4 +42,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(event_type::router())
         .merge(auth::router())
         .merge(health::router())
+        .merge(operational_endpoint::router())
 }

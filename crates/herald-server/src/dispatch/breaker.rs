@@ -1,0 +1,232 @@
+//! Circuit breakers, one per endpoint (on this node): after a run of failures the endpoint
+//! gets no attempts for a cool-down, then one probe; a successful probe closes the circuit,
+//! a failed one opens it again for twice as long (up to a maximum).
+//!
+//! While a circuit is open, deliveries are not attempted and not counted as attempts: they
+//! go back to the queue, due when the circuit may close, so a dead endpoint does not burn
+//! through its messages' retry schedules, and the claimer leaves its rows alone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// Past this many remembered endpoints, closed circuits are forgotten.
+const MEMORY: usize = 10_000;
+
+/// When circuits open and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerSettings {
+    /// Consecutive failures that open the circuit; 0 turns circuit breaking off.
+    pub failures: u32,
+    pub cooldown: Duration,
+    pub max_cooldown: Duration,
+}
+
+/// What an attempt may do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The circuit is closed: go.
+    Go,
+    /// The cool-down is over: this attempt is the probe.
+    Probe,
+    /// Not now: give the delivery back, due at this time.
+    GiveBack(DateTime<Utc>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Closed,
+    Open {
+        until: DateTime<Utc>,
+        cooldown: chrono::Duration,
+    },
+    Probing {
+        cooldown: chrono::Duration,
+    },
+}
+
+#[derive(Debug)]
+struct Circuit {
+    failures: u32,
+    state: State,
+}
+
+/// The circuits of every endpoint that failed lately.
+#[derive(Debug, Clone)]
+pub struct Breakers {
+    settings: BreakerSettings,
+    circuits: Arc<Mutex<HashMap<String, Circuit>>>,
+}
+
+impl Breakers {
+    pub fn new(settings: BreakerSettings) -> Self {
+        Self {
+            settings,
+            circuits: Arc::default(),
+        }
+    }
+
+    /// Whether an attempt to `endpoint_id` may start at `now`.
+    pub fn admit(&self, endpoint_id: &str, now: DateTime<Utc>) -> Admission {
+        let mut circuits = self.lock();
+        let Some(circuit) = circuits.get_mut(endpoint_id) else {
+            return Admission::Go;
+        };
+        match circuit.state {
+            State::Closed => Admission::Go,
+            State::Open { until, .. } if now < until => Admission::GiveBack(until),
+            State::Open { cooldown, .. } => {
+                circuit.state = State::Probing { cooldown };
+                Admission::Probe
+            }
+            // One probe at a time; the others wait in the queue (this node skips the
+            // endpoint until the probe's answer).
+            State::Probing { .. } => Admission::GiveBack(now),
+        }
+    }
+
+    /// Notes the outcome of an attempt to `endpoint_id`: `true` if the circuit opened.
+    pub fn record(&self, endpoint_id: &str, succeeded: bool, now: DateTime<Utc>) -> bool {
+        if self.settings.failures == 0 {
+            return false;
+        }
+        let mut circuits = self.lock();
+        if succeeded {
+            circuits.remove(endpoint_id);
+            return false;
+        }
+        if circuits.len() > MEMORY {
+            circuits.retain(|_, c| c.state != State::Closed);
+        }
+        let circuit = circuits.entry(endpoint_id.to_owned()).or_insert(Circuit {
+            failures: 0,
+            state: State::Closed,
+        });
+        circuit.failures += 1;
+        let base = chrono::Duration::from_std(self.settings.cooldown).unwrap_or_default();
+        let max = chrono::Duration::from_std(self.settings.max_cooldown).unwrap_or(base);
+        let cooldown = match circuit.state {
+            State::Closed if circuit.failures >= self.settings.failures => base,
+            State::Closed => return false,
+            // A failed probe: wait twice as long before the next.
+            State::Probing { cooldown } => (cooldown * 2).min(max),
+            // An attempt that started before the circuit opened: no change.
+            State::Open { .. } => return false,
+        };
+        circuit.state = State::Open {
+            until: now + cooldown,
+            cooldown,
+        };
+        true
+    }
+
+    /// Endpoints the claimer should leave alone at `now`: open, or waiting for a probe.
+    pub fn tripped(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, c)| match c.state {
+                State::Open { until, .. } => until > now,
+                State::Probing { .. } => true,
+                State::Closed => false,
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// When the next open circuit may let a probe through.
+    pub fn next_probe_at(&self) -> Option<DateTime<Utc>> {
+        self.lock()
+            .values()
+            .filter_map(|c| match c.state {
+                State::Open { until, .. } => Some(until),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Circuit>> {
+        self.circuits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breakers() -> Breakers {
+        Breakers::new(BreakerSettings {
+            failures: 3,
+            cooldown: Duration::from_secs(10),
+            max_cooldown: Duration::from_secs(25),
+        })
+    }
+
+    fn secs(n: i64) -> chrono::Duration {
+        chrono::Duration::seconds(n)
+    }
+
+    #[test]
+    fn opens_after_consecutive_failures_only() {
+        let b = breakers();
+        let now = Utc::now();
+        assert!(!b.record("ep", false, now));
+        assert!(!b.record("ep", false, now));
+        assert!(!b.record("ep", true, now), "a success resets the count");
+        assert!(!b.record("ep", false, now));
+        assert!(!b.record("ep", false, now));
+        assert_eq!(b.admit("ep", now), Admission::Go);
+        assert!(b.record("ep", false, now), "the third in a row opens it");
+        assert_eq!(b.admit("ep", now), Admission::GiveBack(now + secs(10)));
+        assert_eq!(b.tripped(now), ["ep"]);
+        assert_eq!(b.next_probe_at(), Some(now + secs(10)));
+        assert_eq!(b.admit("other", now), Admission::Go, "endpoints apart");
+    }
+
+    #[test]
+    fn one_probe_after_the_cooldown_then_closed_or_longer_open() {
+        let b = breakers();
+        let t0 = Utc::now();
+        for _ in 0..3 {
+            b.record("ep", false, t0);
+        }
+        let t1 = t0 + secs(10);
+        assert_eq!(b.admit("ep", t1), Admission::Probe);
+        assert_eq!(
+            b.admit("ep", t1),
+            Admission::GiveBack(t1),
+            "one probe at a time"
+        );
+        assert_eq!(b.tripped(t1), ["ep"]);
+        assert!(b.record("ep", false, t1), "a failed probe opens it again");
+        assert_eq!(b.admit("ep", t1), Admission::GiveBack(t1 + secs(20)));
+        let t2 = t1 + secs(20);
+        assert_eq!(b.admit("ep", t2), Admission::Probe);
+        b.record("ep", false, t2);
+        assert_eq!(
+            b.admit("ep", t2),
+            Admission::GiveBack(t2 + secs(25)),
+            "capped at the maximum"
+        );
+        let t3 = t2 + secs(25);
+        assert_eq!(b.admit("ep", t3), Admission::Probe);
+        b.record("ep", true, t3);
+        assert_eq!(b.admit("ep", t3), Admission::Go);
+        assert!(b.tripped(t3).is_empty());
+    }
+
+    #[test]
+    fn zero_failures_turns_it_off() {
+        let b = Breakers::new(BreakerSettings {
+            failures: 0,
+            cooldown: Duration::from_secs(10),
+            max_cooldown: Duration::from_secs(10),
+        });
+        let now = Utc::now();
+        for _ in 0..100 {
+            assert!(!b.record("ep", false, now));
+        }
+        assert_eq!(b.admit("ep", now), Admission::Go);
+    }
+}
