@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::ids::IdKind;
 use crate::model::*;
+use crate::sealing::SecretSealer;
 use crate::signing::EndpointSecret;
 use crate::store::*;
 
@@ -719,4 +720,72 @@ pub async fn the_operational_app_is_not_listed(store: &dyn Store) {
         store.get_app(OPERATIONAL_APP_ID).await.unwrap().id,
         OPERATIONAL_APP_ID
     );
+}
+
+/// Secrets at rest, run by each store with its own means: `open(sealer)` opens a store on
+/// one and the same database with that sealer; `raw(store, endpoint id)` reads the stored
+/// `secret` column as it is.
+pub async fn secrets_are_sealed_at_rest<S, Open, OpenFut, Raw, RawFut>(open: Open, raw: Raw)
+where
+    S: Store + Clone,
+    Open: Fn(SecretSealer) -> OpenFut,
+    OpenFut: std::future::Future<Output = S>,
+    Raw: Fn(S, String) -> RawFut,
+    RawFut: std::future::Future<Output = String>,
+{
+    use base64::Engine;
+    let key = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
+    let sealer = |current: Option<u8>, previous: &[u8]| {
+        let previous: Vec<String> = previous.iter().map(|b| key(*b)).collect();
+        SecretSealer::new(current.map(key).as_deref(), &previous).unwrap()
+    };
+
+    // Written before any key was configured: plain.
+    let plain = open(sealer(None, &[])).await;
+    let (a, eps) = setup_app_with(&plain, 1).await;
+    let first = eps[0].clone();
+    let text = first.secret.expose();
+    assert_eq!(raw(plain.clone(), first.id.clone()).await, text);
+
+    // A key is configured: existing secrets are re-sealed, new ones sealed.
+    let sealed = open(sealer(Some(1), &[])).await;
+    assert_eq!(sealed.reseal_secrets().await.unwrap(), 1);
+    assert_eq!(
+        sealed.reseal_secrets().await.unwrap(),
+        0,
+        "nothing left to do"
+    );
+    let stored = raw(sealed.clone(), first.id.clone()).await;
+    assert!(stored.starts_with("enc1:") && !stored.contains(&text[6..]));
+    let read = sealed.get_endpoint(&a.id, &first.id).await.unwrap();
+    assert_eq!(read.secret, first.secret);
+    let second = endpoint(&a.id, None);
+    sealed.create_endpoint(&second).await.unwrap();
+    assert!(raw(sealed.clone(), second.id.clone())
+        .await
+        .starts_with("enc1:"));
+
+    // Key rotation: the old key still opens, and re-sealing moves everything to the new.
+    let rotated = open(sealer(Some(2), &[1])).await;
+    assert_eq!(
+        rotated.get_endpoint(&a.id, &first.id).await.unwrap().secret,
+        first.secret
+    );
+    assert_eq!(rotated.reseal_secrets().await.unwrap(), 2);
+    let only_new = open(sealer(Some(2), &[])).await;
+    assert_eq!(
+        only_new
+            .get_endpoint(&a.id, &second.id)
+            .await
+            .unwrap()
+            .secret,
+        second.secret
+    );
+
+    // Without the right key a secret cannot be read: an error, never a panic or a guess.
+    let wrong = open(sealer(Some(3), &[])).await;
+    assert!(matches!(
+        wrong.get_endpoint(&a.id, &first.id).await,
+        Err(StoreError::Internal(_))
+    ));
 }

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod model;
 pub mod network;
 pub mod retry;
+pub mod sealing;
 pub mod signing;
 pub mod store;
 pub mod validation;

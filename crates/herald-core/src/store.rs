@@ -225,6 +225,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest)
         -> StoreResult<Page<Endpoint>>;
     async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    /// Stores every endpoint secret in the form the store's sealer now gives it (sealed
+    /// with the current key, or plain when no key seals), leaving secrets changed meanwhile
+    /// alone; returns how many endpoints were rewritten.
+    async fn reseal_secrets(&self) -> StoreResult<u64>;
     /// How many endpoints the application has.
     async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64>;
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;

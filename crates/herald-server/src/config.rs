@@ -31,6 +31,8 @@ pub struct Config {
     pub api: ApiConfig,
     pub delivery: DeliveryConfig,
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub encryption: EncryptionConfig,
 }
 
 /// How long content is kept.
@@ -95,6 +97,18 @@ pub struct DeliveryConfig {
     #[serde(with = "humantime_serde")]
     pub circuit_breaker_max_cooldown: Duration,
     pub dispatch: bool,
+}
+
+/// Keys that seal endpoint secrets at rest.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// Seals secrets written from now on (32 bytes, base64).
+    #[serde(default)]
+    pub key: Option<Secret>,
+    /// Keys that sealed secrets before, still opening them during a key rotation.
+    #[serde(default)]
+    pub previous_keys: Vec<Secret>,
 }
 
 /// A string that never appears in `Debug` output or logs.

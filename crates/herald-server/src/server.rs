@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use herald_core::sealing::SecretSealer;
 use herald_core::{Clock, Store};
 use herald_store_postgres::PgStore;
 use herald_store_sqlite::SqliteStore;
@@ -51,10 +52,12 @@ impl Server {
 /// Migrations are applied when `migrate` is true.
 pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url();
+    let sealer = Arc::new(sealer(config)?);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = PgStore::connect(&url, config.database.max_connections)
             .await
-            .context("connecting to PostgreSQL")?;
+            .context("connecting to PostgreSQL")?
+            .with_sealer(sealer);
         if migrate {
             store.migrate().await.context("applying migrations")?;
         }
@@ -75,7 +78,8 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
     }
     let store = SqliteStore::connect(&url, config.database.readers)
         .await
-        .with_context(|| format!("opening {url}"))?;
+        .with_context(|| format!("opening {url}"))?
+        .with_sealer(sealer);
     if migrate {
         store.migrate().await.context("applying migrations")?;
     }
@@ -119,10 +123,33 @@ async fn ensure_admin_token(
     Ok(Some(token))
 }
 
+/// The sealer of endpoint secrets the configuration asks for.
+fn sealer(config: &Config) -> anyhow::Result<SecretSealer> {
+    let keys = &config.encryption;
+    let previous: Vec<String> = keys
+        .previous_keys
+        .iter()
+        .map(|k| k.expose().to_owned())
+        .collect();
+    SecretSealer::new(keys.key.as_ref().map(|k| k.expose()), &previous)
+        .context("encryption.key or encryption.previous_keys")
+}
+
 /// Starts Herald: opens the store, binds the API, starts the dispatcher.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
     let store = open_store(&config, config.database.migrate).await?;
     let generated_admin_token = ensure_admin_token(store.as_ref(), &config, clock.as_ref()).await?;
+    if config.encryption.key.is_some() || !config.encryption.previous_keys.is_empty() {
+        // Secrets written before this key (plain, or sealed with an older key) are sealed
+        // with it now, so the older keys can be dropped.
+        let rewritten = store
+            .reseal_secrets()
+            .await
+            .context("sealing endpoint secrets with the current key")?;
+        if rewritten > 0 {
+            tracing::info!(endpoints = rewritten, "endpoint secrets re-sealed");
+        }
+    }
     Operational::ensure_app(store.as_ref(), clock.now())
         .await
         .context("creating the operational webhooks application")?;

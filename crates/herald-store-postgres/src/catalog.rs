@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use herald_core::model::{Application, Endpoint, EventType, Token, OPERATIONAL_APP_ID};
+use herald_core::sealing::SecretSealer;
 use herald_core::store::{DeliveryStats, Page, PageRequest, StoreResult};
 use herald_core::StoreError;
 use sqlx::types::Json;
@@ -232,7 +233,7 @@ pub async fn delete_app(s: &PgStore, id: &str) -> StoreResult<()> {
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Binds the mutable fields of an endpoint, in the order `uid … previous_secret_expires_at`.
-fn bind_endpoint_fields<'q>(q: PgQuery<'q>, e: &'q Endpoint) -> PgQuery<'q> {
+fn bind_endpoint_fields<'q>(q: PgQuery<'q>, e: &'q Endpoint, sealer: &SecretSealer) -> PgQuery<'q> {
     q.bind(&e.uid)
         .bind(&e.url)
         .bind(&e.description)
@@ -243,8 +244,12 @@ fn bind_endpoint_fields<'q>(q: PgQuery<'q>, e: &'q Endpoint) -> PgQuery<'q> {
         .bind(&e.channels)
         .bind(Json(&e.metadata))
         .bind(Json(&e.headers))
-        .bind(e.secret.expose())
-        .bind(e.previous_secret.as_ref().map(|p| p.secret.expose()))
+        .bind(sealer.seal(&e.secret.expose()))
+        .bind(
+            e.previous_secret
+                .as_ref()
+                .map(|p| sealer.seal(&p.secret.expose())),
+        )
         .bind(e.previous_secret.as_ref().map(|p| p.expires_at))
         .bind(e.max_concurrency.and_then(|n| i32::try_from(n).ok()))
 }
@@ -259,7 +264,7 @@ pub async fn create_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
     )
     .bind(&e.id)
     .bind(&e.app_id);
-    bind_endpoint_fields(q, e)
+    bind_endpoint_fields(q, e, &s.sealer)
         .bind(e.created_at)
         .bind(e.updated_at)
         .execute(&s.pool)
@@ -278,7 +283,7 @@ pub async fn get_endpoint(s: &PgStore, app_id: &str, id_or_uid: &str) -> StoreRe
     .fetch_one(&s.pool)
     .await
     .map_err(not_found)?;
-    rows::endpoint(&row)
+    rows::endpoint(&row, &s.sealer)
 }
 
 pub async fn list_endpoints(
@@ -292,7 +297,7 @@ pub async fn list_endpoints(
     let found = qb.build().fetch_all(&s.pool).await.map_err(internal)?;
     let items = found
         .iter()
-        .map(rows::endpoint)
+        .map(|row| rows::endpoint(row, &s.sealer))
         .collect::<StoreResult<_>>()?;
     Ok(shape.finish(items))
 }
@@ -307,7 +312,7 @@ pub async fn update_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
          WHERE app_id = $17 AND id = $18",
     );
     // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
-    let r = bind_endpoint_fields(q, e)
+    let r = bind_endpoint_fields(q, e, &s.sealer)
         .bind(e.updated_at)
         .bind(!e.disabled)
         .bind(&e.app_id)
@@ -316,6 +321,42 @@ pub async fn update_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
         .await
         .map_err(conflict_on("uid"))?;
     touched(r)
+}
+
+pub async fn reseal_secrets(s: &PgStore) -> StoreResult<u64> {
+    let found = sqlx::query("SELECT id, secret, previous_secret FROM endpoints")
+        .fetch_all(&s.pool)
+        .await
+        .map_err(internal)?;
+    let mut rewritten = 0;
+    for row in found {
+        let id: String = row.try_get("id").map_err(internal)?;
+        let secret: String = row.try_get("secret").map_err(internal)?;
+        let previous: Option<String> = row.try_get("previous_secret").map_err(internal)?;
+        let current = |text: &String| s.sealer.is_current(text);
+        if current(&secret) && previous.as_ref().is_none_or(current) {
+            continue;
+        }
+        let reseal = |text: &String| -> StoreResult<String> {
+            Ok(s.sealer.seal(&s.sealer.open(text).map_err(internal)?))
+        };
+        let new_previous = previous.as_ref().map(reseal).transpose()?;
+        // Only if unchanged since it was read: an API write in between wins.
+        let r = sqlx::query(
+            "UPDATE endpoints SET secret = $1, previous_secret = $2 \
+             WHERE id = $3 AND secret = $4 AND previous_secret IS NOT DISTINCT FROM $5",
+        )
+        .bind(reseal(&secret)?)
+        .bind(new_previous)
+        .bind(&id)
+        .bind(&secret)
+        .bind(&previous)
+        .execute(&s.pool)
+        .await
+        .map_err(internal)?;
+        rewritten += r.rows_affected();
+    }
+    Ok(rewritten)
 }
 
 pub async fn count_endpoints(s: &PgStore, app_id: &str) -> StoreResult<u64> {

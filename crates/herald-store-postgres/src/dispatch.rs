@@ -66,7 +66,10 @@ pub async fn claim_due(s: &PgStore, req: &ClaimRequest) -> StoreResult<Vec<Claim
     let msg_ids: Vec<&str> = deliveries.iter().map(|d| d.msg_id.as_str()).collect();
     let messages = fetch_by_ids(&mut tx, "messages", &msg_ids, rows::message).await?;
     let endpoint_ids: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id.as_str()).collect();
-    let endpoints = fetch_by_ids(&mut tx, "endpoints", &endpoint_ids, rows::endpoint).await?;
+    let endpoints = fetch_by_ids(&mut tx, "endpoints", &endpoint_ids, |row| {
+        rows::endpoint(row, &s.sealer)
+    })
+    .await?;
     tx.commit().await.map_err(internal)?;
     Ok(assemble_claimed(deliveries, messages, endpoints, &token))
 }
@@ -75,7 +78,7 @@ async fn fetch_by_ids<T>(
     conn: &mut sqlx::PgConnection,
     table: &str,
     ids: &[&str],
-    decode: fn(&PgRow) -> StoreResult<T>,
+    decode: impl Fn(&PgRow) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     let unique = unique_ids(ids.iter().copied());
     let found = sqlx::query(&format!("SELECT * FROM {table} WHERE id = ANY($1)"))

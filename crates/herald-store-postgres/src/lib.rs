@@ -16,6 +16,7 @@ pub mod testing;
 
 use std::sync::Arc;
 
+use herald_core::sealing::SecretSealer;
 use herald_core::StoreError;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -27,6 +28,8 @@ pub struct PgStore {
     pool: PgPool,
     work: Arc<Notify>,
     _listener: Arc<listener::ListenerTask>,
+    /// Seals endpoint secrets at rest, when a key is configured.
+    sealer: Arc<SecretSealer>,
 }
 
 /// The migrations of this store, applied by [`PgStore::migrate`]. sqlx takes an advisory
@@ -50,7 +53,14 @@ impl PgStore {
             pool,
             work,
             _listener: Arc::new(listener),
+            sealer: Arc::default(),
         })
+    }
+
+    /// Seals endpoint secrets with `sealer` from now on (and opens them with it).
+    pub fn with_sealer(mut self, sealer: Arc<SecretSealer>) -> Self {
+        self.sealer = sealer;
+        self
     }
 
     /// Applies pending migrations.

@@ -66,7 +66,7 @@ pub async fn create_message(s: &PgStore, new: &NewMessage) -> StoreResult<Publis
         .map_err(internal)?;
     let mut targets = Vec::new();
     for row in &endpoints {
-        let endpoint = rows::endpoint(row)?;
+        let endpoint = rows::endpoint(row, &s.sealer)?;
         let wanted = match &new.only_endpoint {
             Some(only) => *only == endpoint.id,
             None => endpoint_accepts(&endpoint, &m.event_type, m.channels.as_deref()),
@@ -193,7 +193,7 @@ pub async fn list_message_deliveries(
         .iter()
         .map(|row| {
             Ok(EndpointDelivery {
-                endpoint: rows::endpoint(row)?,
+                endpoint: rows::endpoint(row, &s.sealer)?,
                 delivery: rows::delivery(row)?,
             })
         })

@@ -6,6 +6,7 @@ use herald_core::model::{
     Application, Attempt, AttemptErrorKind, Delivery, DeliveryStatus, Endpoint, EventType, Message,
     PreviousSecret, Token, TriggerType,
 };
+use herald_core::sealing::SecretSealer;
 use herald_core::signing::EndpointSecret;
 use herald_core::StoreError;
 use serde::de::DeserializeOwned;
@@ -31,8 +32,10 @@ fn status(n: i16) -> Result<DeliveryStatus, StoreError> {
         .ok_or_else(|| internal(sqlx::Error::Decode("bad status".into())))
 }
 
-fn secret(text: &str) -> Result<EndpointSecret, StoreError> {
-    EndpointSecret::parse(text).map_err(internal)
+/// A stored secret, opened if it was sealed.
+fn secret(text: &str, sealer: &SecretSealer) -> Result<EndpointSecret, StoreError> {
+    let text = sealer.open(text).map_err(internal)?;
+    EndpointSecret::parse(&text).map_err(internal)
 }
 
 fn rate(n: Option<i32>) -> Option<u32> {
@@ -76,10 +79,10 @@ pub fn event_type(row: &PgRow) -> Result<EventType, StoreError> {
     })
 }
 
-pub fn endpoint(row: &PgRow) -> Result<Endpoint, StoreError> {
+pub fn endpoint(row: &PgRow, sealer: &SecretSealer) -> Result<Endpoint, StoreError> {
     let previous_secret = match get::<Option<String>>(row, "previous_secret")? {
         Some(text) => Some(PreviousSecret {
-            secret: secret(&text)?,
+            secret: secret(&text, sealer)?,
             expires_at: get::<Option<_>>(row, "previous_secret_expires_at")?.unwrap_or_default(),
         }),
         None => None,
@@ -99,7 +102,7 @@ pub fn endpoint(row: &PgRow) -> Result<Endpoint, StoreError> {
         channels: get(row, "channels")?,
         metadata: json(row, "metadata")?,
         headers: json(row, "headers")?,
-        secret: secret(&get::<String>(row, "secret")?)?,
+        secret: secret(&get::<String>(row, "secret")?, sealer)?,
         previous_secret,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,

@@ -11,3 +11,26 @@ async fn fresh_store() -> Option<(PgStore, TestDatabase)> {
 }
 
 herald_core::conformance_tests!(fresh_store);
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let open = |sealer| {
+        let url = db.url.clone();
+        async move {
+            let store = PgStore::connect(&url, 2).await.expect("connect");
+            store.migrate().await.expect("migrate");
+            store.with_sealer(std::sync::Arc::new(sealer))
+        }
+    };
+    let raw = |store: PgStore, id: String| async move {
+        sqlx::query_scalar("SELECT secret FROM endpoints WHERE id = $1")
+            .bind(id)
+            .fetch_one(&store.pool)
+            .await
+            .expect("stored secret")
+    };
+    herald_core::conformance::secrets_are_sealed_at_rest(open, raw).await;
+}

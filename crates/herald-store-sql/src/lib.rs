@@ -94,7 +94,7 @@ impl PageShape {
 
 /// Decodes rows one by one: a row that cannot be read is logged and left out, so one bad
 /// row never stops the delivery of all the others.
-pub fn decode_each<R, T>(found: &[R], decode: fn(&R) -> StoreResult<T>) -> Vec<T> {
+pub fn decode_each<R, T>(found: &[R], decode: impl Fn(&R) -> StoreResult<T>) -> Vec<T> {
     found
         .iter()
         .filter_map(|row| match decode(row) {

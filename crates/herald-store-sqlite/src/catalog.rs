@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use herald_core::model::{Application, Endpoint, EventType, Token, OPERATIONAL_APP_ID};
+use herald_core::sealing::SecretSealer;
 use herald_core::store::{DeliveryStats, Page, PageRequest, StoreResult};
 use herald_core::StoreError;
 use sqlx::{QueryBuilder, Row};
@@ -232,7 +233,7 @@ pub async fn create_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
     )
     .bind(&e.id)
     .bind(&e.app_id);
-    bind_endpoint_fields(q, e)
+    bind_endpoint_fields(q, e, &s.sealer)
         .bind(ms(e.created_at))
         .bind(ms(e.updated_at))
         .execute(&s.writer)
@@ -244,7 +245,11 @@ pub async fn create_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 /// Binds the mutable fields of an endpoint, in the order `uid … max_concurrency`.
-fn bind_endpoint_fields<'q>(q: SqliteQuery<'q>, e: &'q Endpoint) -> SqliteQuery<'q> {
+fn bind_endpoint_fields<'q>(
+    q: SqliteQuery<'q>,
+    e: &'q Endpoint,
+    sealer: &SecretSealer,
+) -> SqliteQuery<'q> {
     q.bind(&e.uid)
         .bind(&e.url)
         .bind(&e.description)
@@ -255,8 +260,12 @@ fn bind_endpoint_fields<'q>(q: SqliteQuery<'q>, e: &'q Endpoint) -> SqliteQuery<
         .bind(e.channels.as_ref().map(json))
         .bind(json(&e.metadata))
         .bind(json(&e.headers))
-        .bind(e.secret.expose())
-        .bind(e.previous_secret.as_ref().map(|p| p.secret.expose()))
+        .bind(sealer.seal(&e.secret.expose()))
+        .bind(
+            e.previous_secret
+                .as_ref()
+                .map(|p| sealer.seal(&p.secret.expose())),
+        )
         .bind(e.previous_secret.as_ref().map(|p| ms(p.expires_at)))
         .bind(e.max_concurrency.map(i64::from))
 }
@@ -271,7 +280,7 @@ pub async fn get_endpoint(s: &SqliteStore, app_id: &str, id_or_uid: &str) -> Sto
     .fetch_one(&s.reader)
     .await
     .map_err(not_found)?;
-    rows::endpoint(&row)
+    rows::endpoint(&row, &s.sealer)
 }
 
 pub async fn list_endpoints(
@@ -285,7 +294,7 @@ pub async fn list_endpoints(
     let found = qb.build().fetch_all(&s.reader).await.map_err(internal)?;
     let items = found
         .iter()
-        .map(rows::endpoint)
+        .map(|row| rows::endpoint(row, &s.sealer))
         .collect::<StoreResult<_>>()?;
     Ok(shape.finish(items))
 }
@@ -300,7 +309,7 @@ pub async fn update_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
          WHERE app_id = ? AND id = ?",
     );
     // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
-    let r = bind_endpoint_fields(q, e)
+    let r = bind_endpoint_fields(q, e, &s.sealer)
         .bind(ms(e.updated_at))
         .bind(!e.disabled)
         .bind(&e.app_id)
@@ -309,6 +318,42 @@ pub async fn update_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
         .await
         .map_err(conflict_on("uid"))?;
     touched(r)
+}
+
+pub async fn reseal_secrets(s: &SqliteStore) -> StoreResult<u64> {
+    let found = sqlx::query("SELECT id, secret, previous_secret FROM endpoints")
+        .fetch_all(&s.reader)
+        .await
+        .map_err(internal)?;
+    let mut rewritten = 0;
+    for row in found {
+        let id: String = row.try_get("id").map_err(internal)?;
+        let secret: String = row.try_get("secret").map_err(internal)?;
+        let previous: Option<String> = row.try_get("previous_secret").map_err(internal)?;
+        let current = |text: &String| s.sealer.is_current(text);
+        if current(&secret) && previous.as_ref().is_none_or(current) {
+            continue;
+        }
+        let reseal = |text: &String| -> StoreResult<String> {
+            Ok(s.sealer.seal(&s.sealer.open(text).map_err(internal)?))
+        };
+        let new_previous = previous.as_ref().map(reseal).transpose()?;
+        // Only if unchanged since it was read: an API write in between wins.
+        let r = sqlx::query(
+            "UPDATE endpoints SET secret = ?, previous_secret = ? \
+             WHERE id = ? AND secret = ? AND previous_secret IS ?",
+        )
+        .bind(reseal(&secret)?)
+        .bind(new_previous)
+        .bind(&id)
+        .bind(&secret)
+        .bind(&previous)
+        .execute(&s.writer)
+        .await
+        .map_err(internal)?;
+        rewritten += r.rows_affected();
+    }
+    Ok(rewritten)
 }
 
 pub async fn count_endpoints(s: &SqliteStore, app_id: &str) -> StoreResult<u64> {

@@ -74,7 +74,10 @@ pub async fn claim_due(s: &SqliteStore, req: &ClaimRequest) -> StoreResult<Vec<C
     let msg_ids = deliveries.iter().map(|d| &d.msg_id);
     let messages = fetch_by_ids(&mut tx, "messages", msg_ids, rows::message).await?;
     let endpoint_ids = deliveries.iter().map(|d| &d.endpoint_id);
-    let endpoints = fetch_by_ids(&mut tx, "endpoints", endpoint_ids, rows::endpoint).await?;
+    let endpoints = fetch_by_ids(&mut tx, "endpoints", endpoint_ids, |row| {
+        rows::endpoint(row, &s.sealer)
+    })
+    .await?;
     tx.commit().await.map_err(internal)?;
     Ok(assemble_claimed(deliveries, messages, endpoints, &token))
 }
@@ -84,7 +87,7 @@ async fn fetch_by_ids<'a, T>(
     conn: &mut SqliteConnection,
     table: &str,
     ids: impl Iterator<Item = &'a String>,
-    decode: fn(&SqliteRow) -> StoreResult<T>,
+    decode: impl Fn(&SqliteRow) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
     let unique = unique_ids(ids.map(String::as_str));
     let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT * FROM {table} WHERE id IN ("));

@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_core::sealing::SecretSealer;
 use herald_core::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
@@ -27,6 +28,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     work: Arc<Notify>,
+    /// Seals endpoint secrets at rest, when a key is configured.
+    sealer: Arc<SecretSealer>,
 }
 
 /// The migrations of this store, applied by [`SqliteStore::migrate`].
@@ -63,7 +66,14 @@ impl SqliteStore {
             writer,
             reader,
             work: Arc::new(Notify::new()),
+            sealer: Arc::default(),
         })
+    }
+
+    /// Seals endpoint secrets with `sealer` from now on (and opens them with it).
+    pub fn with_sealer(mut self, sealer: Arc<SecretSealer>) -> Self {
+        self.sealer = sealer;
+        self
     }
 
     /// Opens `herald.db` in `dir`, creating the directory if needed.

@@ -58,7 +58,7 @@ pub async fn create_message(s: &SqliteStore, new: &NewMessage) -> StoreResult<Pu
         .map_err(internal)?;
     let mut deliveries = 0;
     for row in &endpoints {
-        let endpoint = rows::endpoint(row)?;
+        let endpoint = rows::endpoint(row, &s.sealer)?;
         let wanted = match &new.only_endpoint {
             Some(only) => *only == endpoint.id,
             None => endpoint_accepts(&endpoint, &m.event_type, m.channels.as_deref()),
@@ -192,7 +192,7 @@ pub async fn list_message_deliveries(
         .iter()
         .map(|row| {
             Ok(EndpointDelivery {
-                endpoint: rows::endpoint(row)?,
+                endpoint: rows::endpoint(row, &s.sealer)?,
                 delivery: rows::delivery(row)?,
             })
         })

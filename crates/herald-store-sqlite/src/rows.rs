@@ -8,6 +8,7 @@ use herald_core::model::{
     Application, Attempt, AttemptErrorKind, Delivery, DeliveryStatus, Endpoint, EventType, Message,
     PreviousSecret, Token, TriggerType,
 };
+use herald_core::sealing::SecretSealer;
 use herald_core::signing::EndpointSecret;
 use herald_core::StoreError;
 use serde::de::DeserializeOwned;
@@ -54,8 +55,10 @@ fn status(n: i64) -> Result<DeliveryStatus, StoreError> {
     DeliveryStatus::from_i64(n).ok_or_else(|| internal(sqlx::Error::Decode("bad status".into())))
 }
 
-fn secret(text: &str) -> Result<EndpointSecret, StoreError> {
-    EndpointSecret::parse(text).map_err(internal)
+/// A stored secret, opened if it was sealed.
+fn secret(text: &str, sealer: &SecretSealer) -> Result<EndpointSecret, StoreError> {
+    let text = sealer.open(text).map_err(internal)?;
+    EndpointSecret::parse(&text).map_err(internal)
 }
 
 pub fn application(row: &SqliteRow) -> Result<Application, StoreError> {
@@ -95,10 +98,10 @@ pub fn event_type(row: &SqliteRow) -> Result<EventType, StoreError> {
     })
 }
 
-pub fn endpoint(row: &SqliteRow) -> Result<Endpoint, StoreError> {
+pub fn endpoint(row: &SqliteRow, sealer: &SecretSealer) -> Result<Endpoint, StoreError> {
     let previous_secret = match get::<Option<String>>(row, "previous_secret")? {
         Some(text) => Some(PreviousSecret {
-            secret: secret(&text)?,
+            secret: secret(&text, sealer)?,
             expires_at: time(get::<Option<i64>>(row, "previous_secret_expires_at")?.unwrap_or(0)),
         }),
         None => None,
@@ -118,7 +121,7 @@ pub fn endpoint(row: &SqliteRow) -> Result<Endpoint, StoreError> {
         channels: opt_json(get(row, "channels")?)?,
         metadata: from_json(&get::<String>(row, "metadata")?)?,
         headers: from_json::<BTreeMap<String, String>>(&get::<String>(row, "headers")?)?,
-        secret: secret(&get::<String>(row, "secret")?)?,
+        secret: secret(&get::<String>(row, "secret")?, sealer)?,
         previous_secret,
         created_at: time(get(row, "created_at")?),
         updated_at: time(get(row, "updated_at")?),

@@ -106,6 +106,10 @@ impl Store for SqliteStore {
         catalog::disable_endpoint(self, app_id, id, at).await
     }
 
+    async fn reseal_secrets(&self) -> StoreResult<u64> {
+        catalog::reseal_secrets(self).await
+    }
+
     async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64> {
         catalog::count_endpoints(self, app_id).await
     }

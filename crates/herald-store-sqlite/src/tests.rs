@@ -12,3 +12,25 @@ async fn fresh_store() -> Option<(SqliteStore, tempfile::TempDir)> {
 }
 
 herald_core::conformance_tests!(fresh_store);
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_owned();
+    let open = |sealer| {
+        let path = path.clone();
+        async move {
+            let store = SqliteStore::open_dir(&path, 2).await.expect("open store");
+            store.migrate().await.expect("migrate");
+            store.with_sealer(std::sync::Arc::new(sealer))
+        }
+    };
+    let raw = |store: SqliteStore, id: String| async move {
+        sqlx::query_scalar("SELECT secret FROM endpoints WHERE id = ?")
+            .bind(id)
+            .fetch_one(&store.reader)
+            .await
+            .expect("stored secret")
+    };
+    herald_core::conformance::secrets_are_sealed_at_rest(open, raw).await;
+}

@@ -839,3 +839,35 @@ async fn a_429_with_retry_after_pauses_the_whole_endpoint() {
         "the other message waited too"
     );
 }
+
+#[tokio::test]
+async fn secrets_sealed_at_rest_still_sign_and_a_bad_key_stops_the_start() {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.encryption.key = Some(herald_server::config::Secret::new(key));
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let secret = secret_of(&herald, &app, &endpoint).await;
+    assert!(
+        secret.starts_with("whsec_"),
+        "the owner sees the secret itself"
+    );
+    herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let got = receiver.wait_for(1).await;
+    assert!(verify(&secret, &got[0]));
+
+    let mut config = herald_server::Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    config.data_dir = dir.path().to_owned();
+    config.encryption.key = Some(herald_server::config::Secret::new("c2hvcnQ="));
+    let refused = herald_server::start(config, Arc::new(SystemClock)).await;
+    let error = format!("{:#}", refused.err().expect("a short key is refused"));
+    assert!(error.contains("32 bytes"), "{error}");
+}
