@@ -871,3 +871,21 @@ async fn secrets_sealed_at_rest_still_sign_and_a_bad_key_stops_the_start() {
     let error = format!("{:#}", refused.err().expect("a short key is refused"));
     assert!(error.contains("32 bytes"), "{error}");
 }
+
+#[tokio::test]
+async fn credentials_in_the_endpoint_url_are_sent_as_basic_auth() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url.replace("http://", "http://hook-user:s3cret@");
+    herald.endpoint(&app, json!({"url": url})).await;
+    herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let got = receiver.wait_for(1).await;
+    // "hook-user:s3cret" in base64.
+    assert_eq!(
+        got[0].header("authorization"),
+        "Basic aG9vay11c2VyOnMzY3JldA=="
+    );
+}
