@@ -89,6 +89,7 @@ pub fn endpoint(app_id: &str, types: Option<&[&str]>) -> Endpoint {
         headers: [("x-team".to_string(), "a".to_string())].into(),
         secret: EndpointSecret::generate(),
         previous_secret: None,
+        client_identity: None,
         created_at: t0(),
         updated_at: t0(),
     }

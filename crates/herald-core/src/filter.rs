@@ -54,6 +54,7 @@ mod tests {
             headers: Default::default(),
             secret: EndpointSecret::generate(),
             previous_secret: None,
+            client_identity: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -63,6 +63,8 @@ pub struct Endpoint {
     pub secret: EndpointSecret,
     /// The secret that was current before the last rotation, still signing until it expires.
     pub previous_secret: Option<PreviousSecret>,
+    /// A client certificate presented to the endpoint's server (mutual TLS).
+    pub client_identity: Option<ClientIdentity>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -70,6 +72,17 @@ pub struct Endpoint {
 /// The reserved application whose endpoints receive Herald's operational webhooks (events
 /// about Herald itself, such as `endpoint.disabled`). Hidden from the application API.
 pub const OPERATIONAL_APP_ID: &str = "app_00000000000000000000000000";
+
+/// A TLS client certificate chain and its private key, PEM-encoded in one text. `Debug`
+/// never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientIdentity(pub String);
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientIdentity(<redacted>)")
+    }
+}
 
 /// A rotated-out secret that keeps signing beside the new one for a while.
 #[derive(Debug, Clone, PartialEq)]

@@ -82,6 +82,10 @@ pub struct DeliveryConfig {
     pub max_response_bytes: usize,
     pub svix_headers: bool,
     pub allowed_networks: Vec<IpNet>,
+    /// PEM files of certificate authorities trusted beside the public ones (receivers
+    /// behind a private CA).
+    #[serde(default)]
+    pub extra_root_certificates: Vec<PathBuf>,
     pub max_in_flight: u32,
     pub endpoint_concurrency: u32,
     #[serde(with = "humantime_serde")]

@@ -252,15 +252,16 @@ fn bind_endpoint_fields<'q>(q: PgQuery<'q>, e: &'q Endpoint, sealer: &SecretSeal
         )
         .bind(e.previous_secret.as_ref().map(|p| p.expires_at))
         .bind(e.max_concurrency.and_then(|n| i32::try_from(n).ok()))
+        .bind(e.client_identity.as_ref().map(|c| sealer.seal(&c.0)))
 }
 
 pub async fn create_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
     let q = sqlx::query(
         "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
          disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
-         previous_secret_expires_at, max_concurrency, created_at, updated_at) \
+         previous_secret_expires_at, max_concurrency, client_identity, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18)",
+         $18, $19)",
     )
     .bind(&e.id)
     .bind(&e.app_id);
@@ -307,9 +308,9 @@ pub async fn update_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
         "UPDATE endpoints SET uid = $1, url = $2, description = $3, version = $4, \
          rate_limit = $5, disabled = $6, filter_types = $7, channels = $8, metadata = $9, \
          headers = $10, secret = $11, previous_secret = $12, previous_secret_expires_at = $13, \
-         max_concurrency = $14, updated_at = $15, \
-         failing_since = CASE WHEN $16 AND disabled THEN NULL ELSE failing_since END \
-         WHERE app_id = $17 AND id = $18",
+         max_concurrency = $14, client_identity = $15, updated_at = $16, \
+         failing_since = CASE WHEN $17 AND disabled THEN NULL ELSE failing_since END \
+         WHERE app_id = $18 AND id = $19",
     );
     // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
     let r = bind_endpoint_fields(q, e, &s.sealer)
@@ -324,7 +325,7 @@ pub async fn update_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
 }
 
 pub async fn reseal_secrets(s: &PgStore) -> StoreResult<u64> {
-    let found = sqlx::query("SELECT id, secret, previous_secret FROM endpoints")
+    let found = sqlx::query("SELECT id, secret, previous_secret, client_identity FROM endpoints")
         .fetch_all(&s.pool)
         .await
         .map_err(internal)?;
@@ -333,24 +334,27 @@ pub async fn reseal_secrets(s: &PgStore) -> StoreResult<u64> {
         let id: String = row.try_get("id").map_err(internal)?;
         let secret: String = row.try_get("secret").map_err(internal)?;
         let previous: Option<String> = row.try_get("previous_secret").map_err(internal)?;
+        let identity: Option<String> = row.try_get("client_identity").map_err(internal)?;
         let current = |text: &String| s.sealer.is_current(text);
-        if current(&secret) && previous.as_ref().is_none_or(current) {
+        if current(&secret) && previous.iter().chain(&identity).all(current) {
             continue;
         }
         let reseal = |text: &String| -> StoreResult<String> {
             Ok(s.sealer.seal(&s.sealer.open(text).map_err(internal)?))
         };
-        let new_previous = previous.as_ref().map(reseal).transpose()?;
         // Only if unchanged since it was read: an API write in between wins.
         let r = sqlx::query(
-            "UPDATE endpoints SET secret = $1, previous_secret = $2 \
-             WHERE id = $3 AND secret = $4 AND previous_secret IS NOT DISTINCT FROM $5",
+            "UPDATE endpoints SET secret = $1, previous_secret = $2, client_identity = $3 \
+             WHERE id = $4 AND secret = $5 AND previous_secret IS NOT DISTINCT FROM $6 \
+             AND client_identity IS NOT DISTINCT FROM $7",
         )
         .bind(reseal(&secret)?)
-        .bind(new_previous)
+        .bind(previous.as_ref().map(reseal).transpose()?)
+        .bind(identity.as_ref().map(reseal).transpose()?)
         .bind(&id)
         .bind(&secret)
         .bind(&previous)
+        .bind(&identity)
         .execute(&s.pool)
         .await
         .map_err(internal)?;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use herald_core::model::{
-    Application, Attempt, AttemptErrorKind, Delivery, DeliveryStatus, Endpoint, EventType, Message,
-    PreviousSecret, Token, TriggerType,
+    Application, Attempt, AttemptErrorKind, ClientIdentity, Delivery, DeliveryStatus, Endpoint,
+    EventType, Message, PreviousSecret, Token, TriggerType,
 };
 use herald_core::sealing::SecretSealer;
 use herald_core::signing::EndpointSecret;
@@ -104,6 +104,9 @@ pub fn endpoint(row: &PgRow, sealer: &SecretSealer) -> Result<Endpoint, StoreErr
         headers: json(row, "headers")?,
         secret: secret(&get::<String>(row, "secret")?, sealer)?,
         previous_secret,
+        client_identity: get::<Option<String>>(row, "client_identity")?
+            .map(|text| sealer.open(&text).map(ClientIdentity).map_err(internal))
+            .transpose()?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
     })

@@ -1,4 +1,6 @@
 -- Since when every attempt to an endpoint has failed (ms since the epoch; NULL while
--- healthy), for auto-disable; and an endpoint's own concurrency cap.
+-- healthy), for auto-disable; an endpoint's own concurrency cap; and its TLS client
+-- certificate and key (PEM, sealed like secrets).
 ALTER TABLE endpoints ADD COLUMN failing_since INTEGER;
 ALTER TABLE endpoints ADD COLUMN max_concurrency INTEGER;
+ALTER TABLE endpoints ADD COLUMN client_identity TEXT;

@@ -228,8 +228,8 @@ pub async fn create_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
     let q = sqlx::query(
         "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
          disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
-         previous_secret_expires_at, max_concurrency, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         previous_secret_expires_at, max_concurrency, client_identity, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&e.id)
     .bind(&e.app_id);
@@ -268,6 +268,7 @@ fn bind_endpoint_fields<'q>(
         )
         .bind(e.previous_secret.as_ref().map(|p| ms(p.expires_at)))
         .bind(e.max_concurrency.map(i64::from))
+        .bind(e.client_identity.as_ref().map(|c| sealer.seal(&c.0)))
 }
 
 pub async fn get_endpoint(s: &SqliteStore, app_id: &str, id_or_uid: &str) -> StoreResult<Endpoint> {
@@ -304,7 +305,7 @@ pub async fn update_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
         "UPDATE endpoints SET uid = ?, url = ?, description = ?, version = ?, rate_limit = ?, \
          disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
          previous_secret = ?, previous_secret_expires_at = ?, max_concurrency = ?, \
-         updated_at = ?, \
+         client_identity = ?, updated_at = ?, \
          failing_since = CASE WHEN ? AND disabled THEN NULL ELSE failing_since END \
          WHERE app_id = ? AND id = ?",
     );
@@ -321,7 +322,7 @@ pub async fn update_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
 }
 
 pub async fn reseal_secrets(s: &SqliteStore) -> StoreResult<u64> {
-    let found = sqlx::query("SELECT id, secret, previous_secret FROM endpoints")
+    let found = sqlx::query("SELECT id, secret, previous_secret, client_identity FROM endpoints")
         .fetch_all(&s.reader)
         .await
         .map_err(internal)?;
@@ -330,24 +331,26 @@ pub async fn reseal_secrets(s: &SqliteStore) -> StoreResult<u64> {
         let id: String = row.try_get("id").map_err(internal)?;
         let secret: String = row.try_get("secret").map_err(internal)?;
         let previous: Option<String> = row.try_get("previous_secret").map_err(internal)?;
+        let identity: Option<String> = row.try_get("client_identity").map_err(internal)?;
         let current = |text: &String| s.sealer.is_current(text);
-        if current(&secret) && previous.as_ref().is_none_or(current) {
+        if current(&secret) && previous.iter().chain(&identity).all(current) {
             continue;
         }
         let reseal = |text: &String| -> StoreResult<String> {
             Ok(s.sealer.seal(&s.sealer.open(text).map_err(internal)?))
         };
-        let new_previous = previous.as_ref().map(reseal).transpose()?;
         // Only if unchanged since it was read: an API write in between wins.
         let r = sqlx::query(
-            "UPDATE endpoints SET secret = ?, previous_secret = ? \
-             WHERE id = ? AND secret = ? AND previous_secret IS ?",
+            "UPDATE endpoints SET secret = ?, previous_secret = ?, client_identity = ? \
+             WHERE id = ? AND secret = ? AND previous_secret IS ? AND client_identity IS ?",
         )
         .bind(reseal(&secret)?)
-        .bind(new_previous)
+        .bind(previous.as_ref().map(reseal).transpose()?)
+        .bind(identity.as_ref().map(reseal).transpose()?)
         .bind(&id)
         .bind(&secret)
         .bind(&previous)
+        .bind(&identity)
         .execute(&s.writer)
         .await
         .map_err(internal)?;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use herald_core::model::{
-    Application, Attempt, AttemptErrorKind, Delivery, DeliveryStatus, Endpoint, EventType, Message,
-    PreviousSecret, Token, TriggerType,
+    Application, Attempt, AttemptErrorKind, ClientIdentity, Delivery, DeliveryStatus, Endpoint,
+    EventType, Message, PreviousSecret, Token, TriggerType,
 };
 use herald_core::sealing::SecretSealer;
 use herald_core::signing::EndpointSecret;
@@ -123,6 +123,9 @@ pub fn endpoint(row: &SqliteRow, sealer: &SecretSealer) -> Result<Endpoint, Stor
         headers: from_json::<BTreeMap<String, String>>(&get::<String>(row, "headers")?)?,
         secret: secret(&get::<String>(row, "secret")?, sealer)?,
         previous_secret,
+        client_identity: get::<Option<String>>(row, "client_identity")?
+            .map(|text| sealer.open(&text).map(ClientIdentity).map_err(internal))
+            .transpose()?,
         created_at: time(get(row, "created_at")?),
         updated_at: time(get(row, "updated_at")?),
     })

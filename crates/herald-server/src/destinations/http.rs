@@ -1,14 +1,18 @@
 //! HTTP webhooks: a signed POST of the payload to the endpoint's URL.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
 
 use async_trait::async_trait;
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
-use herald_core::model::AttemptErrorKind;
+use herald_core::model::{AttemptErrorKind, ClientIdentity, Endpoint};
 use herald_core::network::AddressPolicy;
 use herald_core::signing::signature_header;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
@@ -21,36 +25,113 @@ use crate::config::DeliveryConfig;
 /// At most this many response headers are recorded.
 const MAX_RECORDED_HEADERS: usize = 64;
 
-/// Delivers over HTTP(S) with a shared keep-alive connection pool.
+/// Past this many endpoints with client certificates, their cached clients are dropped
+/// and rebuilt as needed.
+const MAX_IDENTITY_CLIENTS: usize = 1_000;
+
+/// Delivers over HTTP(S) with a shared keep-alive connection pool, and one more client per
+/// TLS client certificate (mutual TLS), since a client presents one identity.
 pub struct HttpDestination {
     client: reqwest::Client,
+    /// Clients presenting a certificate, by the SHA-256 of the certificate-and-key text.
+    identity_clients: Mutex<HashMap<[u8; 32], reqwest::Client>>,
+    config: DeliveryConfig,
+    extra_roots: Vec<reqwest::Certificate>,
     policy: Arc<AddressPolicy>,
     max_response_bytes: usize,
     svix_headers: bool,
+}
+
+/// Whether `identity` is a certificate chain and key the HTTP client can present.
+pub fn is_client_identity(identity: &ClientIdentity) -> bool {
+    reqwest::Identity::from_pem(identity.0.as_bytes()).is_ok()
 }
 
 impl HttpDestination {
     /// A destination configured by `[delivery]`.
     pub fn new(config: &DeliveryConfig) -> anyhow::Result<Self> {
         let policy = Arc::new(AddressPolicy::new(config.allowed_networks.clone()));
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
+        let mut extra_roots = Vec::new();
+        for path in &config.extra_root_certificates {
+            let pem = std::fs::read(path).with_context(|| {
+                format!(
+                    "reading delivery.extra_root_certificates {}",
+                    path.display()
+                )
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+            extra_roots.extend(certs);
+        }
+        let mut destination = Self {
+            client: reqwest::Client::new(),
+            identity_clients: Mutex::default(),
+            config: config.clone(),
+            extra_roots,
+            policy,
+            max_response_bytes: config.max_response_bytes,
+            svix_headers: config.svix_headers,
+        };
+        destination.client = destination.build_client(None)?;
+        Ok(destination)
+    }
+
+    fn build_client(
+        &self,
+        identity: Option<reqwest::Identity>,
+    ) -> reqwest::Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(self.config.connect_timeout)
+            .timeout(self.config.timeout)
             // A redirect could lead to an internal address; receivers must answer directly.
             .redirect(Policy::none())
             // A proxy would resolve the tenant's host itself, out of the guard's reach.
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
-                policy: policy.clone(),
+                policy: self.policy.clone(),
             }))
-            .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self {
-            client,
-            policy,
-            max_response_bytes: config.max_response_bytes,
-            svix_headers: config.svix_headers,
-        })
+            .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")));
+        for root in &self.extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
+        }
+        builder.build()
+    }
+
+    /// The client for this endpoint: the shared one, or one presenting its certificate.
+    fn client_for(&self, endpoint: &Endpoint) -> Result<reqwest::Client, DeliveryError> {
+        let Some(identity) = &endpoint.client_identity else {
+            return Ok(self.client.clone());
+        };
+        let key: [u8; 32] = Sha256::digest(identity.0.as_bytes()).into();
+        let mut clients = self
+            .identity_clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let tls_error = |detail: String| DeliveryError {
+            kind: AttemptErrorKind::Tls,
+            detail,
+        };
+        let parsed = reqwest::Identity::from_pem(identity.0.as_bytes()).map_err(|e| {
+            tls_error(format!(
+                "the endpoint's client certificate is unusable: {e}"
+            ))
+        })?;
+        let client = self.build_client(Some(parsed)).map_err(|e| {
+            tls_error(format!(
+                "the endpoint's client certificate is unusable: {e}"
+            ))
+        })?;
+        if clients.len() >= MAX_IDENTITY_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 
     fn headers(&self, req: &DeliveryRequest) -> HeaderMap {
@@ -105,7 +186,7 @@ impl HttpDestination {
             });
         }
         let mut response = self
-            .client
+            .client_for(&req.endpoint)?
             .post(url)
             .headers(self.headers(req))
             .body(req.payload.as_bytes().to_vec())

@@ -5,5 +5,6 @@ mod helpers;
 
 mod delivery;
 mod errors;
+mod mtls;
 mod operational;
 mod sdk;

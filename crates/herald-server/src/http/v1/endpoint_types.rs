@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
-use herald_core::model::{Endpoint, Metadata};
+use herald_core::model::{ClientIdentity, Endpoint, Metadata};
 use herald_core::signing::EndpointSecret;
 use herald_core::validation::{self, FieldError, Validator};
 use herald_core::StoreError;
@@ -52,6 +52,9 @@ pub struct EndpointIn {
     /// Herald extension: at most this many attempts to the endpoint at once (1 to 256;
     /// default from `delivery.endpoint_concurrency`).
     pub max_concurrency: Option<u16>,
+    /// Herald extension: a TLS client certificate chain and its private key, PEM, presented
+    /// to the endpoint's server (mutual TLS). Write-only; kept when a replacement omits it.
+    pub client_certificate: Option<String>,
 }
 
 /// An endpoint. Both the current field names and older aliases are sent.
@@ -82,6 +85,9 @@ pub struct EndpointOut {
     /// Herald extension: since when every attempt has failed (absent while healthy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<DateTime<Utc>>,
+    /// Herald extension: `true` when a TLS client certificate is set (it is never shown).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub has_client_certificate: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -110,6 +116,10 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub max_concurrency: Option<Option<u16>>,
+    /// PEM certificate chain and key; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub client_certificate: Option<Option<String>>,
 }
 
 /// What an endpoint's receiver verifies signatures with.
@@ -147,6 +157,7 @@ impl From<Endpoint> for EndpointOut {
             metadata: e.metadata,
             max_concurrency: e.max_concurrency,
             failing_since: e.failing_since,
+            has_client_certificate: e.client_identity.is_some(),
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -193,6 +204,7 @@ impl EndpointIn {
             headers: BTreeMap::new(),
             secret,
             previous_secret: None,
+            client_identity: None,
             created_at: now,
             updated_at: now,
         };
@@ -208,6 +220,9 @@ impl EndpointIn {
         }
         if let Some(headers) = self.headers {
             endpoint.headers = headers;
+        }
+        if let Some(pem) = self.client_certificate {
+            endpoint.client_identity = Some(ClientIdentity(pem));
         }
         endpoint.url = self.url;
         endpoint.description = self.description;
@@ -251,9 +266,16 @@ impl EndpointPatch {
             &mut endpoint.max_concurrency,
             self.max_concurrency.map(|c| c.map(u32::from)),
         );
+        patch::apply(
+            &mut endpoint.client_identity,
+            self.client_certificate.map(|c| c.map(ClientIdentity)),
+        );
         Ok(())
     }
 }
+
+/// The longest client certificate text (chain and key) accepted.
+const MAX_PEM_LEN: usize = 64 * 1024;
 
 /// Most attempts at once an endpoint may ask for.
 const MAX_CONCURRENCY: u32 = 256;
@@ -302,6 +324,23 @@ pub fn check_fields(e: &Endpoint) -> Validator {
             v.check(Err(FieldError::body(
                 "maxConcurrency",
                 format!("must be between 1 and {MAX_CONCURRENCY}"),
+                "value_error",
+            )));
+        }
+    }
+    if let Some(identity) = &e.client_identity {
+        v.check(validation::length(
+            "clientCertificate",
+            &identity.0,
+            1,
+            MAX_PEM_LEN,
+        ));
+        if identity.0.len() <= MAX_PEM_LEN
+            && !crate::destinations::http::is_client_identity(identity)
+        {
+            v.check(Err(FieldError::body(
+                "clientCertificate",
+                "must be a PEM certificate chain followed by its private key (PKCS#8, RSA or SEC1)",
                 "value_error",
             )));
         }

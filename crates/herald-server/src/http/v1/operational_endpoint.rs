@@ -148,6 +148,7 @@ fn blank(now: DateTime<Utc>) -> Endpoint {
         headers: BTreeMap::new(),
         secret: EndpointSecret::generate(),
         previous_secret: None,
+        client_identity: None,
         created_at: now,
         updated_at: now,
     }
