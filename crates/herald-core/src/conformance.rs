@@ -699,6 +699,24 @@ pub async fn failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable(store
     assert_eq!(healthy, None);
     let missing = store.set_endpoint_failing(&a.id, "ep_nope", None).await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
+
+    // Any successful attempt ends the failing spell.
+    store
+        .set_endpoint_failing(&a.id, &ep.id, Some(t0()))
+        .await
+        .unwrap();
+    store.create_message(&message(&a.id, "x")).await.unwrap();
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: claimed[0].lease_token.clone(),
+            attempt: attempt_of(&claimed[0], t0(), true),
+            next: NextState::Succeeded,
+        })
+        .await
+        .unwrap();
+    let stored = store.get_endpoint(&a.id, &ep.id).await.unwrap();
+    assert_eq!(stored.failing_since, None);
 }
 
 pub async fn the_operational_app_is_not_listed(store: &dyn Store) {

@@ -152,6 +152,17 @@ pub async fn finish_attempt(s: &SqliteStore, f: &FinishedAttempt) -> StoreResult
     .execute(&mut *tx)
     .await
     .map_err(internal)?;
+    if matches!(f.next, NextState::Succeeded) {
+        // A success ends the endpoint's failing spell: auto-disable counts only unbroken
+        // runs of failures.
+        sqlx::query(
+            "UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL",
+        )
+        .bind(&a.endpoint_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+    }
     tx.commit().await.map_err(internal)?;
     if matches!(f.next, NextState::RetryAt(_)) {
         s.work.notify_one();

@@ -32,23 +32,10 @@ pub(crate) async fn run(
     if shutdown.is_cancelled() {
         return give_back(&ctx, &claimed).await;
     }
-    if let Admission::GiveBack(due) = ctx.breakers.admit(&claimed.endpoint.id, ctx.clock.now()) {
-        // The endpoint's circuit is open: no attempt now, and none counted.
-        return give_back_at(&ctx, &claimed, due).await;
-    }
-    // The endpoint's pace: its rate limit, or a pause it asked for.
-    let start = match claimed.endpoint.rate_limit.filter(|r| *r > 0) {
-        Some(per_second) => Some(ticket.pace(per_second, ctx.clock.now())),
-        None => ticket.paused_until(),
-    };
-    if let Some(start) = start.filter(|at| *at > ctx.clock.now()) {
-        tokio::select! {
-            _ = ctx.clock.sleep_until(start) => {}
-            _ = shutdown.cancelled() => return give_back(&ctx, &claimed).await,
-        }
-    }
     if claimed.endpoint.disabled {
         // Disabled after the message was published: the customer wants nothing sent there.
+        // Its circuit is forgotten, so that once enabled again it starts afresh.
+        ctx.breakers.forget(&claimed.endpoint.id);
         let now = ctx.clock.now();
         if let Err(e) = ctx
             .store
@@ -60,6 +47,28 @@ pub(crate) async fn run(
         ctx.settled.send_modify(|n| *n += 1);
         ctx.let_go(&claimed.delivery.id);
         return;
+    }
+    let probe = match ctx.breakers.admit(&claimed.endpoint.id, ctx.clock.now()) {
+        Admission::Go => false,
+        Admission::Probe => true,
+        // The endpoint's circuit is open: no attempt now, and none counted.
+        Admission::GiveBack(due) => return give_back_at(&ctx, &claimed, due).await,
+    };
+    // The endpoint's pace: its rate limit, or a pause it asked for.
+    let start = match claimed.endpoint.rate_limit.filter(|r| *r > 0) {
+        Some(per_second) => Some(ticket.pace(per_second, ctx.clock.now())),
+        None => ticket.paused_until(),
+    };
+    if let Some(start) = start.filter(|at| *at > ctx.clock.now()) {
+        tokio::select! {
+            _ = ctx.clock.sleep_until(start) => {}
+            _ = shutdown.cancelled() => {
+                if probe {
+                    ctx.breakers.abandon_probe(&claimed.endpoint.id, ctx.clock.now());
+                }
+                return give_back(&ctx, &claimed).await;
+            }
+        }
     }
     let started_at = ctx.clock.now();
     let outcome = deliver(&ctx, &claimed, started_at).await;
@@ -93,7 +102,7 @@ pub(crate) async fn run(
     } else {
         note_health(&ctx, &claimed, succeeded).await
     };
-    store_attempt(&ctx, &finished).await;
+    let recorded = store_attempt(&ctx, &finished).await;
     ctx.let_go(&claimed.delivery.id);
     tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = succeeded, "attempt");
     if let Some(since) = disabled_since {
@@ -107,7 +116,10 @@ pub(crate) async fn run(
             )
             .await;
     }
-    report(&ctx, &claimed, &finished).await;
+    if recorded {
+        // Unrecorded, the attempt will be made again: reporting now could contradict it.
+        report(&ctx, &claimed, &finished).await;
+    }
 }
 
 /// Keeps the endpoint's failing-since time, and disables an endpoint that has failed for
@@ -120,11 +132,7 @@ async fn note_health(
     let (app, endpoint) = (&claimed.message.app_id, &claimed.endpoint.id);
     let known = claimed.endpoint.failing_since;
     if succeeded {
-        if known.is_some() {
-            if let Err(e) = ctx.store.set_endpoint_failing(app, endpoint, None).await {
-                tracing::warn!(error = %e, endpoint = %endpoint, "noting an endpoint's recovery failed");
-            }
-        }
+        // Recording the attempt clears `failing_since`, in the same transaction.
         return None;
     }
     let now = ctx.clock.now();
@@ -166,6 +174,7 @@ async fn disable(
     {
         Ok(true) => {
             tracing::warn!(endpoint = %endpoint, failing_since = %since, "endpoint disabled");
+            ctx.breakers.forget(endpoint);
             Some(since)
         }
         Ok(false) => None,
@@ -223,13 +232,13 @@ async fn deliver(
 }
 
 /// Records the attempt, trying again briefly if the store fails: after a delivered
-/// message, a lost record means a duplicate delivery once the lease ends.
-async fn store_attempt(ctx: &Context, finished: &FinishedAttempt) {
+/// message, a lost record means a duplicate delivery once the lease ends. `true` if recorded.
+async fn store_attempt(ctx: &Context, finished: &FinishedAttempt) -> bool {
     for try_number in 1..=RECORD_TRIES {
         match ctx.store.finish_attempt(finished).await {
             Ok(()) => {
                 ctx.settled.send_modify(|n| *n += 1);
-                return;
+                return true;
             }
             Err(e) if try_number < RECORD_TRIES => {
                 tracing::warn!(error = %e, try_number, "recording an attempt failed; trying again");
@@ -241,6 +250,7 @@ async fn store_attempt(ctx: &Context, finished: &FinishedAttempt) {
             }
         }
     }
+    false
 }
 
 fn next_state(ctx: &Context, claimed: &ClaimedDelivery, outcome: &DeliveryOutcome) -> NextState {
@@ -273,7 +283,7 @@ fn record(
         msg_id: claimed.message.id.clone(),
         endpoint_id: claimed.endpoint.id.clone(),
         app_id: claimed.message.app_id.clone(),
-        url: claimed.endpoint.url.clone(),
+        url: without_credentials(&claimed.endpoint.url),
         status: if outcome.succeeded() {
             DeliveryStatus::Success
         } else {
@@ -291,6 +301,19 @@ fn record(
         error_detail: outcome.error.as_ref().map(|e| without_nul(&e.detail)),
         trigger: claimed.delivery.trigger,
         created_at: at,
+    }
+}
+
+/// The endpoint's URL as the attempt log shows it: credentials in it (basic auth) are
+/// replaced, since the log outlives the endpoint's settings and is shown more widely.
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("redacted");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -135,15 +135,35 @@ impl Breakers {
             .collect()
     }
 
-    /// When the next open circuit may let a probe through.
-    pub fn next_probe_at(&self) -> Option<DateTime<Utc>> {
+    /// When the next open circuit may let a probe through, if later than `now`. (One whose
+    /// cool-down is over needs no wake-up: its rows are no longer skipped, and fall due.)
+    pub fn next_probe_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.lock()
             .values()
             .filter_map(|c| match c.state {
-                State::Open { until, .. } => Some(until),
+                State::Open { until, .. } if until > now => Some(until),
                 _ => None,
             })
             .min()
+    }
+
+    /// A probe that ended without an answer (given back at shutdown): the next attempt
+    /// may probe at once.
+    pub fn abandon_probe(&self, endpoint_id: &str, now: DateTime<Utc>) {
+        if let Some(circuit) = self.lock().get_mut(endpoint_id) {
+            if let State::Probing { cooldown } = circuit.state {
+                circuit.state = State::Open {
+                    until: now,
+                    cooldown,
+                };
+            }
+        }
+    }
+
+    /// Forgets the endpoint's circuit: it was disabled, so when its owner enables it again
+    /// it starts afresh.
+    pub fn forget(&self, endpoint_id: &str) {
+        self.lock().remove(endpoint_id);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Circuit>> {
@@ -180,7 +200,12 @@ mod tests {
         assert!(b.record("ep", false, now), "the third in a row opens it");
         assert_eq!(b.admit("ep", now), Admission::GiveBack(now + secs(10)));
         assert_eq!(b.tripped(now), ["ep"]);
-        assert_eq!(b.next_probe_at(), Some(now + secs(10)));
+        assert_eq!(b.next_probe_at(now), Some(now + secs(10)));
+        assert_eq!(
+            b.next_probe_at(now + secs(10)),
+            None,
+            "a cool-down that is over is no reason to wake"
+        );
         assert_eq!(b.admit("other", now), Admission::Go, "endpoints apart");
     }
 
@@ -214,6 +239,22 @@ mod tests {
         b.record("ep", true, t3);
         assert_eq!(b.admit("ep", t3), Admission::Go);
         assert!(b.tripped(t3).is_empty());
+    }
+
+    #[test]
+    fn an_abandoned_probe_or_a_forgotten_circuit_does_not_stay_stuck() {
+        let b = breakers();
+        let t0 = Utc::now();
+        for _ in 0..3 {
+            b.record("ep", false, t0);
+        }
+        let t1 = t0 + secs(10);
+        assert_eq!(b.admit("ep", t1), Admission::Probe);
+        b.abandon_probe("ep", t1);
+        assert_eq!(b.admit("ep", t1), Admission::Probe, "another may probe");
+        b.forget("ep");
+        assert_eq!(b.admit("ep", t1), Admission::Go);
+        assert!(b.tripped(t1).is_empty());
     }
 
     #[test]

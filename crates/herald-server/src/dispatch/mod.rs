@@ -161,7 +161,7 @@ impl Dispatcher {
                 continue;
             }
             let sweep = now + chrono::Duration::from_std(SWEEP_INTERVAL).unwrap_or_default();
-            let wake_at = [next_due, self.ctx.breakers.next_probe_at()]
+            let wake_at = [next_due, self.ctx.breakers.next_probe_at(now)]
                 .into_iter()
                 .flatten()
                 .fold(sweep, DateTime::min);

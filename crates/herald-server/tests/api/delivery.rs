@@ -879,7 +879,7 @@ async fn credentials_in_the_endpoint_url_are_sent_as_basic_auth() {
     let receiver = Receiver::start().await;
     let url = receiver.url.replace("http://", "http://hook-user:s3cret@");
     herald.endpoint(&app, json!({"url": url})).await;
-    herald
+    let msg = herald
         .publish(&app, json!({"eventType": "a", "payload": {}}))
         .await;
     let got = receiver.wait_for(1).await;
@@ -887,5 +887,11 @@ async fn credentials_in_the_endpoint_url_are_sent_as_basic_auth() {
     assert_eq!(
         got[0].header("authorization"),
         "Basic aG9vay11c2VyOnMzY3JldA=="
+    );
+    herald.wait_recorded(1).await;
+    let logged = herald.attempts(&app, &msg).await[0]["url"].to_string();
+    assert!(
+        !logged.contains("s3cret"),
+        "the attempt log hides them: {logged}"
     );
 }

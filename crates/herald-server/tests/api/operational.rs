@@ -103,6 +103,45 @@ async fn an_open_circuit_holds_attempts_back_until_a_probe_succeeds() {
 }
 
 #[tokio::test]
+async fn an_endpoint_disabled_while_its_circuit_is_open_starts_afresh_when_enabled() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let herald = TestHerald::start_with(clock.clone(), |c| {
+        c.delivery.circuit_breaker_failures = 2;
+        c.delivery.circuit_breaker_cooldown = Duration::from_secs(60);
+        c.delivery.retry_schedule = vec![Duration::from_secs(30).into()];
+        c.delivery.jitter = 0.0;
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.statuses([500, 500]);
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let ep = format!("/app/{app}/endpoint/{}", endpoint["id"].as_str().unwrap());
+    for n in 0..2 {
+        herald
+            .publish(&app, json!({"eventType": "a", "payload": {"n": n}}))
+            .await;
+    }
+    herald.wait_recorded(2).await; // two failures: the circuit opens
+    let (status, _) = herald
+        .call(Method::PATCH, &ep, Some(json!({"disabled": true})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The retries fall due after the cool-down, to a disabled endpoint: canceled.
+    clock.advance(Duration::from_secs(61));
+    herald.wait_recorded(4).await;
+    let (status, _) = herald
+        .call(Method::PATCH, &ep, Some(json!({"disabled": false})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    herald
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 2}}))
+        .await;
+    let got = receiver.wait_for(3).await;
+    assert_eq!(got.len(), 3, "delivered at once after being enabled again");
+}
+
+#[tokio::test]
 async fn an_endpoint_failing_past_disable_after_is_disabled_and_the_provider_told() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let herald = TestHerald::start_with(clock.clone(), |c| {

@@ -49,8 +49,8 @@ pub struct EndpointIn {
     pub headers: Option<BTreeMap<String, String>>,
     /// Accepted for compatibility; Herald does not use it.
     pub version: Option<i32>,
-    /// Herald extension: at most this many attempts to the endpoint at once (1 to 256;
-    /// default from `delivery.endpoint_concurrency`).
+    /// Herald extension: at most this many attempts to the endpoint at once, per node (1 to
+    /// `delivery.endpoint_concurrency`, which is the default).
     pub max_concurrency: Option<u16>,
     /// Herald extension: a TLS client certificate chain and its private key, PEM, presented
     /// to the endpoint's server (mutual TLS). Write-only; kept when a replacement omits it.
@@ -277,13 +277,22 @@ impl EndpointPatch {
 /// The longest client certificate text (chain and key) accepted.
 const MAX_PEM_LEN: usize = 64 * 1024;
 
-/// Most attempts at once an endpoint may ask for.
-const MAX_CONCURRENCY: u32 = 256;
-
 /// Checks everything a request can set on an endpoint; filter types must name existing
 /// event types.
 pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
     let mut v = check_fields(e);
+    // An endpoint may lower its concurrency, never raise it past the operator's setting:
+    // a customer's slow endpoint must not take a node's capacity from the others.
+    let most = state.config.delivery.endpoint_concurrency;
+    if let Some(n) = e.max_concurrency {
+        if !(1..=most).contains(&n) {
+            v.check(Err(FieldError::body(
+                "maxConcurrency",
+                format!("must be between 1 and {most} (delivery.endpoint_concurrency)"),
+                "value_error",
+            )));
+        }
+    }
     if let Some(types) = &e.filter_types {
         if types.len() <= MAX_FILTER_TYPES {
             check_types_exist(state, &mut v, types).await?;
@@ -318,15 +327,6 @@ pub fn check_fields(e: &Endpoint) -> Validator {
             1,
             MAX_FILTER_TYPES,
         ));
-    }
-    if let Some(n) = e.max_concurrency {
-        if !(1..=MAX_CONCURRENCY).contains(&n) {
-            v.check(Err(FieldError::body(
-                "maxConcurrency",
-                format!("must be between 1 and {MAX_CONCURRENCY}"),
-                "value_error",
-            )));
-        }
     }
     if let Some(identity) = &e.client_identity {
         v.check(validation::length(
