@@ -1,5 +1,6 @@
 //! `herald`: run the webhooks server and manage it from the command line.
 
+mod bench;
 mod listen;
 
 use std::net::SocketAddr;
@@ -42,6 +43,9 @@ enum Command {
     Token(TokenCommand),
     /// Print the built-in configuration, every key with its default.
     Config,
+    /// Measure a server end to end: publish, deliver to local receivers, report rates,
+    /// latency, losses, duplicates, memory and CPU (see BENCHMARKS.md).
+    Bench(bench::BenchArgs),
     /// Run a local webhook receiver that prints what arrives and checks signatures.
     Listen {
         /// Where to listen.
@@ -200,6 +204,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Bench(args) => bench::run(args).await,
         Command::Listen {
             listen,
             secret,
