@@ -33,7 +33,8 @@ macro_rules! conformance_tests {
             old_content_is_purged_in_batches_keeping_metadata,
             disabled_endpoint_gets_no_new_deliveries,
             failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable,
-            the_operational_app_is_not_listed
+            the_operational_app_is_not_listed,
+            a_batch_of_finished_attempts_skips_what_was_deleted
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -807,4 +808,41 @@ where
         wrong.get_endpoint(&a.id, &first.id).await,
         Err(StoreError::Internal(_))
     ));
+}
+
+pub async fn a_batch_of_finished_attempts_skips_what_was_deleted(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 3).await;
+    let m = message(&a.id, "x");
+    store.create_message(&m).await.unwrap();
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    // One endpoint is deleted while its attempt is in flight.
+    store.delete_endpoint(&a.id, &eps[1].id).await.unwrap();
+    let batch: Vec<FinishedAttempt> = claimed
+        .iter()
+        .map(|c| FinishedAttempt {
+            lease_token: c.lease_token.clone(),
+            attempt: attempt_of(c, t0(), true),
+            next: NextState::Succeeded,
+        })
+        .collect();
+    store.finish_attempts(&batch).await.unwrap();
+    let attempts = store
+        .list_attempts_by_message(&a.id, &m.message.id, &AttemptFilter::default(), &page(10))
+        .await
+        .unwrap();
+    assert_eq!(attempts.items.len(), 2, "the others are recorded");
+    let deliveries = store
+        .list_message_deliveries(&a.id, &m.message.id, &page(10))
+        .await
+        .unwrap();
+    assert!(deliveries
+        .items
+        .iter()
+        .all(|d| d.delivery.status == DeliveryStatus::Success));
+    assert!(store
+        .claim_due(&claim_at(t0() + secs(3600)))
+        .await
+        .unwrap()
+        .is_empty());
 }

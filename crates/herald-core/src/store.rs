@@ -335,7 +335,12 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_due(&self, request: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records the attempt and moves the delivery to its next state, atomically. The attempt
     /// is always recorded; the state moves only if the lease token still matches.
-    async fn finish_attempt(&self, finished: &FinishedAttempt) -> StoreResult<()>;
+    async fn finish_attempt(&self, finished: &FinishedAttempt) -> StoreResult<()> {
+        self.finish_attempts(std::slice::from_ref(finished)).await
+    }
+    /// [`finish_attempt`](Self::finish_attempt) for many, in one transaction: all or none.
+    /// An attempt whose message or endpoint was deleted meanwhile is skipped.
+    async fn finish_attempts(&self, batch: &[FinishedAttempt]) -> StoreResult<()>;
     /// Ends a claimed delivery unattempted, as canceled (its endpoint was disabled).
     async fn cancel(
         &self,

@@ -89,14 +89,35 @@ async fn fetch_by_ids<T>(
     Ok(decode_each(&found, decode))
 }
 
-pub async fn finish_attempt(s: &PgStore, f: &FinishedAttempt) -> StoreResult<()> {
+/// Records finished attempts in one transaction: one commit (one fsync) for the batch.
+pub async fn finish_attempts(s: &PgStore, batch: &[FinishedAttempt]) -> StoreResult<()> {
+    let mut tx = s.pool.begin().await.map_err(internal)?;
+    for finished in batch {
+        record_one(&mut tx, finished).await?;
+    }
+    tx.commit().await.map_err(internal)?;
+    if batch
+        .iter()
+        .any(|f| matches!(f.next, NextState::RetryAt(_)))
+    {
+        // Wake this node's loop, which may be asleep past a retry's time.
+        s.work.notify_one();
+    }
+    Ok(())
+}
+
+/// Writes one attempt and its delivery's next state inside the caller's transaction.
+async fn record_one(conn: &mut sqlx::PgConnection, f: &FinishedAttempt) -> StoreResult<()> {
     let a = &f.attempt;
     let (status, next_at) = match f.next {
         NextState::Succeeded => (DeliveryStatus::Success, None),
         NextState::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
         NextState::Failed => (DeliveryStatus::Failed, None),
     };
-    let mut tx = s.pool.begin().await.map_err(internal)?;
+    // A savepoint: PostgreSQL would abort the whole batch's transaction on the error below.
+    let mut tx = sqlx::Connection::begin(&mut *conn)
+        .await
+        .map_err(internal)?;
     let inserted = sqlx::query(
         "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
@@ -124,7 +145,10 @@ pub async fn finish_attempt(s: &PgStore, f: &FinishedAttempt) -> StoreResult<()>
         Ok(_) => {}
         // The message or endpoint was deleted while the attempt was in flight: there is
         // nothing left to record it against.
-        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => return Ok(()),
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+            tx.rollback().await.map_err(internal)?;
+            return Ok(());
+        }
         Err(e) => return Err(internal(e)),
     }
     // Later attempts are scheduled ones, whatever triggered this one.
@@ -153,10 +177,6 @@ pub async fn finish_attempt(s: &PgStore, f: &FinishedAttempt) -> StoreResult<()>
         .map_err(internal)?;
     }
     tx.commit().await.map_err(internal)?;
-    if matches!(f.next, NextState::RetryAt(_)) {
-        // Wake this node's loop, which may be asleep past the retry's time.
-        s.work.notify_one();
-    }
     Ok(())
 }
 

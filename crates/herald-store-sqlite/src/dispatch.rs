@@ -100,14 +100,31 @@ async fn fetch_by_ids<'a, T>(
     Ok(decode_each(&found, decode))
 }
 
-pub async fn finish_attempt(s: &SqliteStore, f: &FinishedAttempt) -> StoreResult<()> {
+/// Records finished attempts in one transaction: one commit (one fsync) for the batch.
+pub async fn finish_attempts(s: &SqliteStore, batch: &[FinishedAttempt]) -> StoreResult<()> {
+    let mut tx = s.writer.begin().await.map_err(internal)?;
+    for finished in batch {
+        record_one(&mut tx, finished).await?;
+    }
+    tx.commit().await.map_err(internal)?;
+    if batch
+        .iter()
+        .any(|f| matches!(f.next, NextState::RetryAt(_)))
+    {
+        // Wake this node's loop, which may be asleep past a retry's time.
+        s.work.notify_one();
+    }
+    Ok(())
+}
+
+/// Writes one attempt and its delivery's next state inside the caller's transaction.
+async fn record_one(tx: &mut sqlx::SqliteConnection, f: &FinishedAttempt) -> StoreResult<()> {
     let a = &f.attempt;
     let (status, next_at) = match f.next {
         NextState::Succeeded => (DeliveryStatus::Success, None),
         NextState::RetryAt(at) => (DeliveryStatus::Pending, Some(ms(at))),
         NextState::Failed => (DeliveryStatus::Failed, None),
     };
-    let mut tx = s.writer.begin().await.map_err(internal)?;
     let inserted = sqlx::query(
         "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
@@ -162,10 +179,6 @@ pub async fn finish_attempt(s: &SqliteStore, f: &FinishedAttempt) -> StoreResult
         .execute(&mut *tx)
         .await
         .map_err(internal)?;
-    }
-    tx.commit().await.map_err(internal)?;
-    if matches!(f.next, NextState::RetryAt(_)) {
-        s.work.notify_one();
     }
     Ok(())
 }

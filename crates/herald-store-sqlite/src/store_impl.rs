@@ -224,8 +224,8 @@ impl Store for SqliteStore {
     async fn claim_due(&self, request: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
         dispatch::claim_due(self, request).await
     }
-    async fn finish_attempt(&self, finished: &FinishedAttempt) -> StoreResult<()> {
-        dispatch::finish_attempt(self, finished).await
+    async fn finish_attempts(&self, batch: &[FinishedAttempt]) -> StoreResult<()> {
+        dispatch::finish_attempts(self, batch).await
     }
     async fn release(
         &self,

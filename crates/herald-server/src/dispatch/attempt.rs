@@ -25,7 +25,7 @@ pub(crate) async fn run(
     ticket: LaneTicket,
     shutdown: CancellationToken,
 ) {
-    let _slot = tokio::select! {
+    let slot = tokio::select! {
         slot = ticket.slot() => slot,
         _ = shutdown.cancelled() => return give_back(&ctx, &claimed).await,
     };
@@ -72,6 +72,8 @@ pub(crate) async fn run(
     }
     let started_at = ctx.clock.now();
     let outcome = deliver(&ctx, &claimed, started_at).await;
+    // The endpoint is done with; recording needs no slot of its lane.
+    drop(slot);
     if let (Some(429 | 503), Some(wait)) = (outcome.status_code, outcome.retry_after) {
         let wait = wait.min(ctx.policy.max_retry_after);
         ticket.hold_off(ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default());
@@ -235,19 +237,15 @@ async fn deliver(
 /// message, a lost record means a duplicate delivery once the lease ends. `true` if recorded.
 async fn store_attempt(ctx: &Context, finished: &FinishedAttempt) -> bool {
     for try_number in 1..=RECORD_TRIES {
-        match ctx.store.finish_attempt(finished).await {
-            Ok(()) => {
-                ctx.settled.send_modify(|n| *n += 1);
-                return true;
-            }
-            Err(e) if try_number < RECORD_TRIES => {
-                tracing::warn!(error = %e, try_number, "recording an attempt failed; trying again");
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(try_number))).await;
-            }
-            Err(e) => {
-                // The lease will expire and the delivery will be attempted again: at least once.
-                tracing::error!(error = %e, delivery = %finished.attempt.delivery_id, "recording an attempt failed");
-            }
+        if ctx.recorder.record(finished.clone()).await {
+            ctx.settled.send_modify(|n| *n += 1);
+            return true;
+        }
+        if try_number < RECORD_TRIES {
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(try_number))).await;
+        } else {
+            // The lease will expire and the delivery will be attempted again: at least once.
+            tracing::error!(delivery = %finished.attempt.delivery_id, "recording an attempt failed");
         }
     }
     false

@@ -8,6 +8,7 @@
 mod attempt;
 mod breaker;
 mod lanes;
+mod recorder;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::breaker::BreakerSettings;
 use self::breaker::Breakers;
 use self::lanes::Lanes;
+use self::recorder::Recorder;
 use crate::operational::Operational;
 
 /// Most deliveries claimed in one query.
@@ -83,6 +85,7 @@ pub(crate) struct Context {
     pub disable_after: Option<Duration>,
     pub breakers: Breakers,
     pub operational: Operational,
+    pub recorder: Recorder,
 }
 
 /// The delivery loop of one Herald process.
@@ -101,6 +104,7 @@ impl Dispatcher {
         settings: DispatchSettings,
     ) -> Self {
         let operational = Operational::new(store.clone(), clock.clone());
+        let recorder = Recorder::start(store.clone());
         let ctx = Arc::new(Context {
             store,
             clock,
@@ -112,6 +116,7 @@ impl Dispatcher {
             disable_after: settings.disable_after,
             breakers: Breakers::new(settings.breaker),
             operational,
+            recorder,
         });
         Self { ctx, settings }
     }
@@ -130,10 +135,13 @@ impl Dispatcher {
         loop {
             reap(&mut tasks);
             let room = self.settings.max_in_flight.saturating_sub(tasks.len());
-            let skip = self.skipped(&lanes);
+            let skipped_in_claim = self.skipped(&lanes);
             let mut claimed = 0;
             if room > 0 {
-                match self.claim(room, &skip, &lanes, &mut tasks, &shutdown).await {
+                match self
+                    .claim(room, &skipped_in_claim, &lanes, &mut tasks, &shutdown)
+                    .await
+                {
                     Ok((count, limit)) if count == limit => continue, // probably more due now
                     Ok((count, _)) => claimed = count,
                     Err(()) => {
@@ -153,9 +161,11 @@ impl Dispatcher {
             let now = self.ctx.clock.now();
             let next_due = self.ctx.store.next_due_at(&skip).await.ok().flatten();
             if room > 0 && next_due.is_some_and(|due| due <= now) {
-                // Work fell due since the claim (or other nodes hold it briefly): go again,
-                // pausing only if this round claimed nothing, so the loop never spins.
-                if claimed == 0 && pause(BACKOFF, &shutdown).await {
+                // Work fell due since the claim, or a lane skipped in the claim has room
+                // again, or other nodes hold due rows briefly: go again, pausing only if this
+                // round claimed nothing and no lane freed up, so the loop never spins.
+                let lane_freed = skip.len() < skipped_in_claim.len();
+                if claimed == 0 && !lane_freed && pause(BACKOFF, &shutdown).await {
                     break;
                 }
                 continue;
@@ -207,6 +217,7 @@ impl Dispatcher {
             tracing::error!(error = %e, "claiming deliveries failed");
         })?;
         let count = claimed.len();
+        tracing::trace!(count, limit, skipped = skip.len(), "claimed");
         for delivery in claimed {
             let Some(ticket) = lanes.enter(&delivery.endpoint) else {
                 // More than this endpoint's own (smaller) lane can work through within a
