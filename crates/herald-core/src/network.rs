@@ -75,7 +75,10 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (seg[0] & 0xffc0) == 0xfe80 // link local
         || (seg[0] & 0xffc0) == 0xfec0 // site local (deprecated)
         || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-        || (seg[0] == 0x2001 && seg[1] == 0) // Teredo tunnels
+        || (seg[0] == 0x2001 && seg[1] < 0x200) // IETF assignments: Teredo, benchmarking, ORCHID…
+        || (seg[0] == 0x3fff && seg[1] < 0x1000) // documentation (3fff::/20)
+        || seg[0] == 0x5f00 // segment routing (SRv6) identifiers
+        || seg[..6] == [0, 0, 0, 0, 0xffff, 0] // IPv4-translated (::ffff:0:a.b.c.d)
         || seg[0] == 0x2002 // 6to4, which embeds an IPv4 address
         || seg[..3] == [0x64, 0xff9b, 1] // local-use NAT64
         || seg[..4] == [0x100, 0, 0, 0] // discard-only
@@ -88,6 +91,27 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn special_purpose_ipv6_ranges_are_refused() {
+        // Found by the `address_policy` fuzz target's review: ranges that are not the public
+        // internet, beyond the usual private ones.
+        let policy = AddressPolicy::default();
+        for addr in [
+            "2001:2::1",
+            "2001:10::1",
+            "2001::1",
+            "3fff::1",
+            "5f00::1",
+            "::ffff:0:7f00:1",
+        ] {
+            assert!(!policy.permits(ip(addr)), "{addr}");
+        }
+        assert!(
+            policy.permits(ip("2001:4860:4860::8888")),
+            "public 2001: space"
+        );
     }
 
     #[test]

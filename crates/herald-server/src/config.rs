@@ -206,6 +206,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        // Past this, a delay means nothing a webhook needs, and date arithmetic could overflow.
+        const MAX_DELAY: Duration = Duration::from_secs(30 * 24 * 3600);
         let d = &self.delivery;
         let problem = if !(0.0..1.0).contains(&d.jitter) {
             Some("delivery.jitter must be in [0, 1)")
@@ -215,6 +217,9 @@ impl Config {
             Some("delivery.max_in_flight and delivery.endpoint_concurrency must be at least 1")
         } else if self.api.max_payload_bytes == 0 {
             Some("api.max_payload_bytes must be positive")
+        } else if d.max_retry_after > MAX_DELAY || d.retry_schedule.iter().any(|s| **s > MAX_DELAY)
+        {
+            Some("delivery.retry_schedule and delivery.max_retry_after allow at most 30 days")
         } else {
             None
         };
@@ -334,5 +339,16 @@ mod tests {
         let mut c = Config::defaults();
         c.admin_token = Some(Secret::new("super-secret"));
         assert!(!format!("{c:?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn absurd_delays_are_refused_rather_than_overflowing() {
+        let mut c = Config::defaults();
+        c.delivery.max_retry_after = Duration::from_secs(u64::MAX / 2);
+        assert!(c.validate().is_err());
+        let mut c = Config::defaults();
+        c.delivery.retry_schedule = vec![Duration::from_secs(31 * 24 * 3600).into()];
+        assert!(c.validate().is_err());
+        assert!(Config::defaults().validate().is_ok());
     }
 }
