@@ -484,6 +484,20 @@ pub async fn one_endpoint_gets_at_most_its_share_of_a_claim(store: &dyn Store) {
     let skip = vec![eps[0].id.clone(), eps[1].id.clone()];
     assert_eq!(store.next_due_at(&skip).await.unwrap(), None);
     assert_eq!(store.next_due_at(&[]).await.unwrap(), Some(t0()));
+
+    // An endpoint with a concurrency cap of 1 gets twice that, its lane's depth.
+    let mut capped = endpoint(&b.id, None);
+    capped.max_concurrency = Some(1);
+    store.create_endpoint(&capped).await.unwrap();
+    for _ in 0..5 {
+        store.create_message(&message(&b.id, "x")).await.unwrap();
+    }
+    let mut request = claim_at(t0());
+    request.per_endpoint_limit = 16;
+    request.skip_endpoints = skip;
+    let claimed = store.claim_due(&request).await.unwrap();
+    assert_eq!(claimed.len(), 2, "twice its cap of 1");
+    assert!(claimed.iter().all(|c| c.endpoint.id == capped.id));
 }
 
 pub async fn canceled_delivery_leaves_the_queue(store: &dyn Store) {

@@ -20,7 +20,8 @@ use herald_store_sql::{assemble_claimed, decode_each, unique_ids};
 const SCAN_FACTOR: i64 = 3;
 
 /// Leases due rows: the scan locks candidates (skipping rows another node is claiming),
-/// the window keeps at most `per_endpoint_limit` per endpoint, and the update takes the
+/// the window keeps at most `per_endpoint_limit` per endpoint (less for an endpoint with a
+/// lower concurrency cap: twice its cap, its lane's depth), and the update takes the
 /// earliest `limit` of those.
 const CLAIM: &str = "
 WITH scan AS MATERIALIZED (
@@ -29,11 +30,13 @@ WITH scan AS MATERIALIZED (
     ORDER BY next_attempt_at LIMIT $3
     FOR UPDATE SKIP LOCKED
 ), ranked AS (
-    SELECT id, next_attempt_at,
+    SELECT id, endpoint_id, next_attempt_at,
            ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS nth
     FROM scan
 ), chosen AS (
-    SELECT id FROM ranked WHERE nth <= $4 ORDER BY next_attempt_at LIMIT $5
+    SELECT ranked.id FROM ranked JOIN endpoints e ON e.id = ranked.endpoint_id
+    WHERE nth <= LEAST($4, COALESCE(2 * e.max_concurrency, $4))
+    ORDER BY ranked.next_attempt_at LIMIT $5
 )
 UPDATE deliveries d SET status = 3, next_attempt_at = $6, lease_token = $7
 FROM chosen WHERE d.id = chosen.id

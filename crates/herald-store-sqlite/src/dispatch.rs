@@ -30,10 +30,11 @@ fn push_skip(qb: &mut QueryBuilder<'_, Sqlite>, skip: &[String]) {
 }
 
 /// The ids of the deliveries to lease: due, not of a skipped endpoint, earliest first, and
-/// at most `per_endpoint_limit` of any one endpoint.
+/// at most `per_endpoint_limit` of any one endpoint (less for an endpoint with a lower
+/// concurrency cap: twice its cap, its lane's depth).
 fn push_due_ids(qb: &mut QueryBuilder<'_, Sqlite>, req: &ClaimRequest) {
     qb.push(
-        "SELECT id FROM (SELECT id, next_attempt_at, ROW_NUMBER() OVER \
+        "SELECT id FROM (SELECT id, endpoint_id, next_attempt_at, ROW_NUMBER() OVER \
          (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS nth FROM \
          (SELECT id, endpoint_id, next_attempt_at FROM deliveries \
          WHERE status IN (1, 3) AND next_attempt_at <= ",
@@ -42,8 +43,12 @@ fn push_due_ids(qb: &mut QueryBuilder<'_, Sqlite>, req: &ClaimRequest) {
     push_skip(qb, &req.skip_endpoints);
     qb.push(" ORDER BY next_attempt_at LIMIT ")
         .push_bind(i64::from(req.limit.saturating_mul(SCAN_FACTOR)))
-        .push(")) WHERE nth <= ")
+        .push(")) AS due WHERE nth <= MIN(")
         .push_bind(i64::from(req.per_endpoint_limit))
+        .push(
+            ", COALESCE((SELECT 2 * max_concurrency FROM endpoints e \
+             WHERE e.id = due.endpoint_id), 1 << 30))",
+        )
         .push(" ORDER BY next_attempt_at LIMIT ")
         .push_bind(i64::from(req.limit));
 }
