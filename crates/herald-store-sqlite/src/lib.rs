@@ -8,6 +8,7 @@
 mod catalog;
 mod dispatch;
 mod messages;
+mod publisher;
 mod rows;
 mod store_impl;
 
@@ -30,6 +31,8 @@ pub struct SqliteStore {
     work: Arc<Notify>,
     /// Seals endpoint secrets at rest, when a key is configured.
     sealer: Arc<SecretSealer>,
+    /// Writes publishes in batches (group commit).
+    publisher: publisher::Publisher,
 }
 
 /// The migrations of this store, applied by [`SqliteStore::migrate`].
@@ -62,10 +65,12 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(internal)?;
+        let work = Arc::new(Notify::new());
         Ok(Self {
+            publisher: publisher::Publisher::start(writer.clone(), work.clone()),
             writer,
             reader,
-            work: Arc::new(Notify::new()),
+            work,
             sealer: Arc::default(),
         })
     }

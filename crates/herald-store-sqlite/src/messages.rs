@@ -4,20 +4,29 @@ use chrono::{DateTime, Utc};
 use herald_core::filter::endpoint_accepts;
 use herald_core::ids::IdKind;
 use herald_core::model::{Attempt, DeliveryStatus, Message, TriggerType};
+use herald_core::sealing::SecretSealer;
 use herald_core::store::{
     AttemptFilter, EndpointDelivery, MessageDelivery, MessageFilter, NewMessage, Page, PageRequest,
     Published, StoreResult,
 };
 use herald_core::StoreError;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::rows::{self, json, ms, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::{internal, not_found, SqliteStore};
 use herald_store_sql::push_page;
 
 pub async fn create_message(s: &SqliteStore, new: &NewMessage) -> StoreResult<Published> {
+    s.publisher.publish(new, s.sealer.clone()).await
+}
+
+/// Writes one message and its deliveries within the caller's transaction.
+pub(crate) async fn publish_one(
+    tx: &mut SqliteConnection,
+    new: &NewMessage,
+    sealer: &SecretSealer,
+) -> StoreResult<Published> {
     let m = &new.message;
-    let mut tx = s.writer.begin().await.map_err(internal)?;
     if let Some(key) = &new.idempotency_key {
         let existing =
             sqlx::query("SELECT * FROM messages WHERE app_id = ? AND idempotency_key = ?")
@@ -58,7 +67,7 @@ pub async fn create_message(s: &SqliteStore, new: &NewMessage) -> StoreResult<Pu
         .map_err(internal)?;
     let mut deliveries = 0;
     for row in &endpoints {
-        let endpoint = rows::endpoint(row, &s.sealer)?;
+        let endpoint = rows::endpoint(row, sealer)?;
         let wanted = match &new.only_endpoint {
             Some(only) => *only == endpoint.id,
             None => endpoint_accepts(&endpoint, &m.event_type, m.channels.as_deref()),
@@ -80,10 +89,6 @@ pub async fn create_message(s: &SqliteStore, new: &NewMessage) -> StoreResult<Pu
         .await
         .map_err(internal)?;
         deliveries += 1;
-    }
-    tx.commit().await.map_err(internal)?;
-    if deliveries > 0 {
-        s.work.notify_one();
     }
     Ok(Published::Created {
         message: m.clone(),
