@@ -686,20 +686,38 @@ pub async fn failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable(store
 
     // An API update carries a stale `failing_since`; it must not overwrite the stored one.
     let mut edited = store.get_endpoint(&a.id, &ep.id).await.unwrap();
+    let read_at = edited.updated_at;
     edited.description = "edited".into();
     edited.failing_since = None;
     edited.max_concurrency = Some(3);
-    store.update_endpoint(&edited).await.unwrap();
+    edited.updated_at = t0() + secs(1);
+    store.update_endpoint(&edited, read_at).await.unwrap();
     let stored = store.get_endpoint(&a.id, &ep.id).await.unwrap();
     assert_eq!(stored.failing_since, Some(t0()));
     assert_eq!(stored.max_concurrency, Some(3));
 
+    // An edit based on what was read before Herald disabled it must not undo that.
+    let stale = store.get_endpoint(&a.id, &ep.id).await.unwrap();
+    assert!(store
+        .disable_endpoint(&a.id, &ep.id, t0() + secs(2))
+        .await
+        .unwrap());
+    let mut late_edit = stale.clone();
+    late_edit.description = "late".into();
+    late_edit.updated_at = t0() + secs(3);
+    assert!(matches!(
+        store.update_endpoint(&late_edit, stale.updated_at).await,
+        Err(StoreError::Conflict("endpoint"))
+    ));
+
     // Disabled (by Herald), then enabled by its owner: a fresh start.
-    assert!(store.disable_endpoint(&a.id, &ep.id, t0()).await.unwrap());
     let mut enabled = store.get_endpoint(&a.id, &ep.id).await.unwrap();
+    assert!(enabled.disabled && enabled.description == "edited");
     assert_eq!(enabled.failing_since, Some(t0()), "disabling keeps it");
+    let read_at = enabled.updated_at;
     enabled.disabled = false;
-    store.update_endpoint(&enabled).await.unwrap();
+    enabled.updated_at = t0() + secs(4);
+    store.update_endpoint(&enabled, read_at).await.unwrap();
     let stored = store.get_endpoint(&a.id, &ep.id).await.unwrap();
     assert_eq!(stored.failing_since, None);
 

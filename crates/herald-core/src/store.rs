@@ -224,7 +224,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Endpoint>;
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest)
         -> StoreResult<Page<Endpoint>>;
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    /// Replaces the endpoint's settings if it is unchanged since it was read, i.e. its
+    /// stored `updated_at` is still `read_at` (else `Conflict("endpoint")`): an edit must not
+    /// undo what happened meanwhile, such as Herald disabling the endpoint.
+    async fn update_endpoint(&self, endpoint: &Endpoint, read_at: DateTime<Utc>)
+        -> StoreResult<()>;
     /// Stores every endpoint secret in the form the store's sealer now gives it (sealed
     /// with the current key, or plain when no key seals), leaving secrets changed meanwhile
     /// alone; returns how many endpoints were rewritten.

@@ -88,6 +88,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::NotFound,
+            StoreError::Conflict("endpoint") => Self::Conflict(
+                "The endpoint changed while this request was made (another request, or Herald \
+                 disabling it); read it again and retry."
+                    .into(),
+            ),
             StoreError::Conflict(what) => Self::Conflict(format!("{what} is already in use")),
             StoreError::InvalidInput => Self::BadRequest {
                 code: "invalid_value",

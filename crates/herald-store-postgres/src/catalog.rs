@@ -303,14 +303,14 @@ pub async fn list_endpoints(
     Ok(shape.finish(items))
 }
 
-pub async fn update_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
+pub async fn update_endpoint(s: &PgStore, e: &Endpoint, read_at: DateTime<Utc>) -> StoreResult<()> {
     let q = sqlx::query(
         "UPDATE endpoints SET uid = $1, url = $2, description = $3, version = $4, \
          rate_limit = $5, disabled = $6, filter_types = $7, channels = $8, metadata = $9, \
          headers = $10, secret = $11, previous_secret = $12, previous_secret_expires_at = $13, \
          max_concurrency = $14, client_identity = $15, updated_at = $16, \
          failing_since = CASE WHEN $17 AND disabled THEN NULL ELSE failing_since END \
-         WHERE app_id = $18 AND id = $19",
+         WHERE app_id = $18 AND id = $19 AND updated_at = $20",
     );
     // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
     let r = bind_endpoint_fields(q, e, &s.sealer)
@@ -318,10 +318,16 @@ pub async fn update_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
         .bind(!e.disabled)
         .bind(&e.app_id)
         .bind(&e.id)
+        .bind(read_at)
         .execute(&s.pool)
         .await
         .map_err(conflict_on("uid"))?;
-    touched(r)
+    if r.rows_affected() == 1 {
+        return Ok(());
+    }
+    // Gone, or changed since it was read.
+    get_endpoint(s, &e.app_id, &e.id).await?;
+    Err(StoreError::Conflict("endpoint"))
 }
 
 pub async fn reseal_secrets(s: &PgStore) -> StoreResult<u64> {

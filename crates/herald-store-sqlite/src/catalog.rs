@@ -300,14 +300,18 @@ pub async fn list_endpoints(
     Ok(shape.finish(items))
 }
 
-pub async fn update_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
+pub async fn update_endpoint(
+    s: &SqliteStore,
+    e: &Endpoint,
+    read_at: DateTime<Utc>,
+) -> StoreResult<()> {
     let q = sqlx::query(
         "UPDATE endpoints SET uid = ?, url = ?, description = ?, version = ?, rate_limit = ?, \
          disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
          previous_secret = ?, previous_secret_expires_at = ?, max_concurrency = ?, \
          client_identity = ?, updated_at = ?, \
          failing_since = CASE WHEN ? AND disabled THEN NULL ELSE failing_since END \
-         WHERE app_id = ? AND id = ?",
+         WHERE app_id = ? AND id = ? AND updated_at = ?",
     );
     // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
     let r = bind_endpoint_fields(q, e, &s.sealer)
@@ -315,10 +319,16 @@ pub async fn update_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
         .bind(!e.disabled)
         .bind(&e.app_id)
         .bind(&e.id)
+        .bind(ms(read_at))
         .execute(&s.writer)
         .await
         .map_err(conflict_on("uid"))?;
-    touched(r)
+    if r.rows_affected() == 1 {
+        return Ok(());
+    }
+    // Gone, or changed since it was read.
+    get_endpoint(s, &e.app_id, &e.id).await?;
+    Err(StoreError::Conflict("endpoint"))
 }
 
 pub async fn reseal_secrets(s: &SqliteStore) -> StoreResult<u64> {

@@ -91,8 +91,12 @@ impl Store for SqliteStore {
     ) -> StoreResult<Page<Endpoint>> {
         catalog::list_endpoints(self, app_id, page).await
     }
-    async fn update_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
-        catalog::update_endpoint(self, endpoint).await
+    async fn update_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        read_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        catalog::update_endpoint(self, endpoint, read_at).await
     }
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()> {
         catalog::delete_endpoint(self, app_id, id).await

@@ -68,6 +68,7 @@ async fn save_edited(
     state: &AppState,
     app: &Application,
     was_disabled: bool,
+    read_at: chrono::DateTime<chrono::Utc>,
     endpoint: &mut Endpoint,
 ) -> ApiResult<()> {
     if was_disabled && !endpoint.disabled {
@@ -76,7 +77,7 @@ async fn save_edited(
     }
     state
         .store
-        .update_endpoint(endpoint)
+        .update_endpoint(endpoint, read_at)
         .await
         .map_err(uid_conflict)?;
     let ops = &state.operational;
@@ -99,7 +100,7 @@ async fn save_edited(
 
 fn uid_conflict(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(_) => {
+        StoreError::Conflict("uid") => {
             ApiError::Conflict("An endpoint with this uid already exists.".into())
         }
         e => e.into(),
@@ -177,11 +178,11 @@ async fn update_endpoint(
         }
         Err(e) => return Err(e.into()),
     };
-    let was_disabled = endpoint.disabled;
+    let (was_disabled, read_at) = (endpoint.disabled, endpoint.updated_at);
     body.replace(&mut endpoint)?;
     validate(&state, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
-    save_edited(&state, &app, was_disabled, &mut endpoint).await?;
+    save_edited(&state, &app, was_disabled, read_at, &mut endpoint).await?;
     Ok((StatusCode::OK, Json(endpoint.into())))
 }
 
@@ -196,11 +197,11 @@ async fn patch_endpoint(
     ApiJson(body): ApiJson<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
     let (app, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
-    let was_disabled = endpoint.disabled;
+    let (was_disabled, read_at) = (endpoint.disabled, endpoint.updated_at);
     body.apply(&mut endpoint)?;
     validate(&state, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
-    save_edited(&state, &app, was_disabled, &mut endpoint).await?;
+    save_edited(&state, &app, was_disabled, read_at, &mut endpoint).await?;
     Ok(Json(endpoint.into()))
 }
 
@@ -259,6 +260,7 @@ async fn rotate_secret(
 /// Gives `endpoint` a new secret (the body's `key`, or a generated one) and keeps the old
 /// one signing for the grace period; stores the endpoint.
 pub async fn rotate(state: &AppState, endpoint: &mut Endpoint, body: &[u8]) -> ApiResult<()> {
+    let read_at = endpoint.updated_at;
     // Older clients send no body at all.
     let body: EndpointSecretRotateIn = if body.iter().all(u8::is_ascii_whitespace) {
         EndpointSecretRotateIn::default()
@@ -287,7 +289,7 @@ pub async fn rotate(state: &AppState, endpoint: &mut Endpoint, body: &[u8]) -> A
         expires_at: now + grace,
     });
     endpoint.updated_at = now;
-    state.store.update_endpoint(endpoint).await?;
+    state.store.update_endpoint(endpoint, read_at).await?;
     Ok(())
 }
 

@@ -158,9 +158,10 @@ async fn update_headers(
 ) -> ApiResult<StatusCode> {
     check_headers(&body.headers)?;
     let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let read_at = endpoint.updated_at;
     endpoint.headers = body.headers;
     endpoint.updated_at = state.clock.now();
-    state.store.update_endpoint(&endpoint).await?;
+    state.store.update_endpoint(&endpoint, read_at).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -175,6 +176,7 @@ async fn patch_headers(
     ApiJson(body): ApiJson<EndpointHeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
     let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let read_at = endpoint.updated_at;
     for (name, value) in body.headers {
         match value {
             Some(value) => endpoint.headers.insert(name, value),
@@ -188,7 +190,7 @@ async fn patch_headers(
     }
     check_headers(&endpoint.headers)?;
     endpoint.updated_at = state.clock.now();
-    state.store.update_endpoint(&endpoint).await?;
+    state.store.update_endpoint(&endpoint, read_at).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -173,7 +173,7 @@ async fn create(state: &AppState, body: OperationalEndpointIn) -> ApiResult<Endp
 
 fn uid_conflict(e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict(_) => {
+        StoreError::Conflict("uid") => {
             ApiError::Conflict("An endpoint with this uid already exists.".into())
         }
         e => e.into(),
@@ -247,12 +247,13 @@ async fn update_operational_endpoint(
         }
         Err(e) => return Err(e),
     };
+    let read_at = endpoint.updated_at;
     body.apply(&mut endpoint, false)?;
     validate(&endpoint)?;
     endpoint.updated_at = state.clock.now();
     state
         .store
-        .update_endpoint(&endpoint)
+        .update_endpoint(&endpoint, read_at)
         .await
         .map_err(uid_conflict)?;
     Ok((StatusCode::OK, Json(endpoint.into())))
@@ -329,9 +330,10 @@ async fn update_operational_headers(
 ) -> ApiResult<StatusCode> {
     check_headers(&body.headers)?;
     let mut endpoint = find(&state, &caller, &endpoint_id).await?;
+    let read_at = endpoint.updated_at;
     endpoint.headers = body.headers;
     endpoint.updated_at = state.clock.now();
-    state.store.update_endpoint(&endpoint).await?;
+    state.store.update_endpoint(&endpoint, read_at).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
