@@ -35,6 +35,9 @@ const CLAIM_BATCH: usize = 100;
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// Wait after the store failed, or when due rows could not be claimed, before trying again.
 const BACKOFF: Duration = Duration::from_millis(200);
+/// Rounds in a row that see due rows yet claim none before the loop pauses: a single one
+/// is usually a publish committed between the claim and the look at what is due.
+const FRUITLESS_ROUNDS: u32 = 4;
 
 /// How the dispatcher runs.
 #[derive(Debug, Clone)]
@@ -132,6 +135,8 @@ impl Dispatcher {
         let lanes = Lanes::new(self.settings.endpoint_concurrency);
         let work = self.ctx.store.work_signal();
         let mut tasks = JoinSet::new();
+        // Rounds in a row that found due work yet claimed none (see below).
+        let mut fruitless = 0;
         loop {
             reap(&mut tasks);
             let room = self.settings.max_in_flight.saturating_sub(tasks.len());
@@ -161,15 +166,26 @@ impl Dispatcher {
             let now = self.ctx.clock.now();
             let next_due = self.ctx.store.next_due_at(&skip).await.ok().flatten();
             if room > 0 && next_due.is_some_and(|due| due <= now) {
-                // Work fell due since the claim, or a lane skipped in the claim has room
-                // again, or other nodes hold due rows briefly: go again, pausing only if this
-                // round claimed nothing and no lane freed up, so the loop never spins.
+                // Work fell due or was published since the claim, or a lane skipped in the
+                // claim has room again, or other nodes hold due rows briefly: go again. Only
+                // `FRUITLESS_ROUNDS` in a row that claim nothing (with no lane freed) pause,
+                // so the loop never spins, and a publish landing between a claim and this
+                // check costs no pause.
                 let lane_freed = skip.len() < skipped_in_claim.len();
-                if claimed == 0 && !lane_freed && pause(BACKOFF, &shutdown).await {
-                    break;
+                fruitless = if claimed == 0 && !lane_freed {
+                    fruitless + 1
+                } else {
+                    0
+                };
+                if fruitless >= FRUITLESS_ROUNDS {
+                    fruitless = 0;
+                    if pause(BACKOFF, &shutdown).await {
+                        break;
+                    }
                 }
                 continue;
             }
+            fruitless = 0;
             let sweep = now + chrono::Duration::from_std(SWEEP_INTERVAL).unwrap_or_default();
             let wake_at = [next_due, self.ctx.breakers.next_probe_at(now)]
                 .into_iter()
