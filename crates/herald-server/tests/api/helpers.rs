@@ -334,6 +334,7 @@ async fn receive(
         in_flight.0 += 1;
         in_flight.1 = in_flight.1.max(in_flight.0);
     }
+    // A deliberately slow endpoint, not a wait for work: tests wait on `count`.
     tokio::time::sleep(state.delay).await;
     state.in_flight.lock().unwrap().0 -= 1;
     let mut response_headers = HeaderMap::new();

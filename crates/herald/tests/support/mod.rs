@@ -129,6 +129,8 @@ impl Receiver {
                     ns.lock().unwrap().insert(n);
                 }
                 tx.send_modify(|n| *n += 1);
+                // A deliberately slow receiver (the endpoint under test is slow), not a
+                // wait for work: tests wait on `total`, which counts arrivals.
                 tokio::time::sleep(delay).await;
                 "ok"
             }
