@@ -91,6 +91,7 @@ pub fn endpoint(app_id: &str, types: Option<&[&str]>) -> Endpoint {
         secret: EndpointSecret::generate(),
         previous_secret: None,
         client_identity: None,
+        template: None,
         created_at: t0(),
         updated_at: t0(),
     }

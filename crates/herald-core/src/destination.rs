@@ -1,5 +1,6 @@
-//! The `Destination` trait: how a message reaches an endpoint. HTTP is the first kind;
-//! email, chat and brokers implement the same trait.
+//! The `Destination` trait: how a message reaches an endpoint. HTTP, chat, email and the
+//! message brokers each implement it; the server routes an endpoint to its kind by the
+//! scheme of its URL.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,29 @@ pub struct DeliveryRequest {
     pub endpoint: Arc<Endpoint>,
     /// When this attempt is made; signed as `webhook-timestamp`.
     pub attempted_at: DateTime<Utc>,
+    /// What the endpoint's template made of the event; `None`: send the payload as is.
+    pub rendered: Option<Rendered>,
+}
+
+impl DeliveryRequest {
+    /// The bytes to send: the rendered body, or the payload as published.
+    pub fn body(&self) -> &str {
+        match self.rendered.as_ref().and_then(|r| r.body.as_deref()) {
+            Some(body) => body,
+            None => &self.payload,
+        }
+    }
+}
+
+/// The output of an endpoint's template: each part is `None` where the template has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    pub body: Option<String>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub method: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub content_type: Option<String>,
 }
 
 /// What came back from one attempt.
@@ -50,6 +74,37 @@ pub struct DeliveryError {
     pub kind: AttemptErrorKind,
     /// A short human-readable description; never contains secrets.
     pub detail: String,
+    /// Trying again cannot help (an SMTP 5xx reply, a template that does not render): the
+    /// delivery fails now instead of going through its retry schedule.
+    pub permanent: bool,
+}
+
+impl DeliveryError {
+    /// A failure worth retrying.
+    pub fn new(kind: AttemptErrorKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            permanent: false,
+        }
+    }
+
+    /// A failure that retrying cannot mend.
+    pub fn permanent(kind: AttemptErrorKind, detail: impl Into<String>) -> Self {
+        Self {
+            permanent: true,
+            ..Self::new(kind, detail)
+        }
+    }
+}
+
+impl From<DeliveryError> for DeliveryOutcome {
+    fn from(error: DeliveryError) -> Self {
+        Self {
+            error: Some(error),
+            ..Self::default()
+        }
+    }
 }
 
 /// A kind of destination: HTTP, email, chat, broker…

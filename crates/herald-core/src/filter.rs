@@ -55,6 +55,7 @@ mod tests {
             secret: EndpointSecret::generate(),
             previous_secret: None,
             client_identity: None,
+            template: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

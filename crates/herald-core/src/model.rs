@@ -65,8 +65,37 @@ pub struct Endpoint {
     pub previous_secret: Option<PreviousSecret>,
     /// A client certificate presented to the endpoint's server (mutual TLS).
     pub client_identity: Option<ClientIdentity>,
+    /// How what is sent is rendered from the event; `None`: the payload as published (or
+    /// the destination kind's default, for email and chat).
+    pub template: Option<EndpointTemplate>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Templates (minijinja syntax) rendering what an endpoint is sent from the event. Each
+/// part is optional; what a part means depends on the destination kind (`subject` and `html`
+/// are for email, `method` for HTTP).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndpointTemplate {
+    /// The body (HTTP, chat, brokers) or the plain-text part (email).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The email subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The email's HTML part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// The HTTP method (default `POST`); may itself be a template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Extra headers (HTTP) or header fields (brokers), values rendered as templates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The body's content type (default `application/json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
 }
 
 /// The reserved application whose endpoints receive Herald's operational webhooks (events
@@ -191,6 +220,10 @@ pub enum AttemptErrorKind {
     InvalidResponse,
     /// The destination address is not allowed (private, loopback…).
     Blocked,
+    /// The endpoint's template failed to render.
+    Template,
+    /// The destination refused the message for good (an SMTP 5xx reply, a broker's nack).
+    Rejected,
     /// Anything else; the detail says what.
     Other,
 }
@@ -207,6 +240,8 @@ impl AttemptErrorKind {
             Self::Connection => "connection",
             Self::InvalidResponse => "invalid_response",
             Self::Blocked => "blocked",
+            Self::Template => "template",
+            Self::Rejected => "rejected",
             Self::Other => "other",
         }
     }
@@ -222,6 +257,8 @@ impl AttemptErrorKind {
             Self::Connection,
             Self::InvalidResponse,
             Self::Blocked,
+            Self::Template,
+            Self::Rejected,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -33,6 +33,47 @@ pub struct Config {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub encryption: EncryptionConfig,
+    /// The SMTP server that delivers to `mailto:` endpoints; without it, email endpoints
+    /// are refused.
+    #[serde(default)]
+    pub email: Option<EmailConfig>,
+}
+
+/// How email destinations reach their SMTP server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub host: String,
+    /// Default: 587 for `starttls`, 465 for `tls`, 25 for `none`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (upgrade a plain connection; the default), `tls` (TLS from the start) or
+    /// `none` (plain text: only for a relay on the same machine or network).
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// The sender address, e.g. `Herald <webhooks@example.com>`.
+    pub from: String,
+    /// Time allowed for one message to be accepted.
+    #[serde(default = "default_smtp_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    #[default]
+    Starttls,
+    Tls,
+    None,
 }
 
 /// How long content is kept.

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{generate_token, hash_token, store_token};
 use crate::config::Config;
-use crate::destinations::http::HttpDestination;
+use crate::destinations::Destinations;
 use crate::dispatch::{BreakerSettings, DispatchSettings, Dispatcher};
 use crate::http::rate_limit::TokenRateLimit;
 use crate::operational::Operational;
@@ -153,8 +153,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     Operational::ensure_app(store.as_ref(), clock.now())
         .await
         .context("creating the operational webhooks application")?;
-    let destination =
-        Arc::new(HttpDestination::new(&config.delivery).context("building the HTTP client")?);
+    let destination = Arc::new(Destinations::new(&config).context("setting up destinations")?);
     let settings = DispatchSettings {
         max_in_flight: config.delivery.max_in_flight as usize,
         endpoint_concurrency: config.delivery.endpoint_concurrency as usize,

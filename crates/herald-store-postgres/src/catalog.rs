@@ -232,7 +232,7 @@ pub async fn delete_app(s: &PgStore, id: &str) -> StoreResult<()> {
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-/// Binds the mutable fields of an endpoint, in the order `uid … previous_secret_expires_at`.
+/// Binds the mutable fields of an endpoint, in the order `uid … template`.
 fn bind_endpoint_fields<'q>(q: PgQuery<'q>, e: &'q Endpoint, sealer: &SecretSealer) -> PgQuery<'q> {
     q.bind(&e.uid)
         .bind(&e.url)
@@ -253,15 +253,16 @@ fn bind_endpoint_fields<'q>(q: PgQuery<'q>, e: &'q Endpoint, sealer: &SecretSeal
         .bind(e.previous_secret.as_ref().map(|p| p.expires_at))
         .bind(e.max_concurrency.and_then(|n| i32::try_from(n).ok()))
         .bind(e.client_identity.as_ref().map(|c| sealer.seal(&c.0)))
+        .bind(e.template.as_ref().map(Json))
 }
 
 pub async fn create_endpoint(s: &PgStore, e: &Endpoint) -> StoreResult<()> {
     let q = sqlx::query(
         "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
          disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
-         previous_secret_expires_at, max_concurrency, client_identity, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19)",
+         previous_secret_expires_at, max_concurrency, client_identity, template, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16, $17, $18, $19, $20)",
     )
     .bind(&e.id)
     .bind(&e.app_id);
@@ -308,9 +309,9 @@ pub async fn update_endpoint(s: &PgStore, e: &Endpoint, read_at: DateTime<Utc>) 
         "UPDATE endpoints SET uid = $1, url = $2, description = $3, version = $4, \
          rate_limit = $5, disabled = $6, filter_types = $7, channels = $8, metadata = $9, \
          headers = $10, secret = $11, previous_secret = $12, previous_secret_expires_at = $13, \
-         max_concurrency = $14, client_identity = $15, updated_at = $16, \
-         failing_since = CASE WHEN $17 AND disabled THEN NULL ELSE failing_since END \
-         WHERE app_id = $18 AND id = $19 AND updated_at = $20",
+         max_concurrency = $14, client_identity = $15, template = $16, updated_at = $17, \
+         failing_since = CASE WHEN $18 AND disabled THEN NULL ELSE failing_since END \
+         WHERE app_id = $19 AND id = $20 AND updated_at = $21",
     );
     // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
     let r = bind_endpoint_fields(q, e, &s.sealer)

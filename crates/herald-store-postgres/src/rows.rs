@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use herald_core::model::{
     Application, Attempt, AttemptErrorKind, ClientIdentity, Delivery, DeliveryStatus, Endpoint,
-    EventType, Message, PreviousSecret, Token, TriggerType,
+    EndpointTemplate, EventType, Message, PreviousSecret, Token, TriggerType,
 };
 use herald_core::sealing::SecretSealer;
 use herald_core::signing::EndpointSecret;
@@ -107,6 +107,7 @@ pub fn endpoint(row: &PgRow, sealer: &SecretSealer) -> Result<Endpoint, StoreErr
         client_identity: get::<Option<String>>(row, "client_identity")?
             .map(|text| sealer.open(&text).map(ClientIdentity).map_err(internal))
             .transpose()?,
+        template: get::<Option<Json<EndpointTemplate>>>(row, "template")?.map(|t| t.0),
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
     })

@@ -228,8 +228,8 @@ pub async fn create_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
     let q = sqlx::query(
         "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
          disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
-         previous_secret_expires_at, max_concurrency, client_identity, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         previous_secret_expires_at, max_concurrency, client_identity, template, created_at, \
+         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&e.id)
     .bind(&e.app_id);
@@ -244,7 +244,7 @@ pub async fn create_endpoint(s: &SqliteStore, e: &Endpoint) -> StoreResult<()> {
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
-/// Binds the mutable fields of an endpoint, in the order `uid … max_concurrency`.
+/// Binds the mutable fields of an endpoint, in the order `uid … template`.
 fn bind_endpoint_fields<'q>(
     q: SqliteQuery<'q>,
     e: &'q Endpoint,
@@ -269,6 +269,7 @@ fn bind_endpoint_fields<'q>(
         .bind(e.previous_secret.as_ref().map(|p| ms(p.expires_at)))
         .bind(e.max_concurrency.map(i64::from))
         .bind(e.client_identity.as_ref().map(|c| sealer.seal(&c.0)))
+        .bind(e.template.as_ref().map(json))
 }
 
 pub async fn get_endpoint(s: &SqliteStore, app_id: &str, id_or_uid: &str) -> StoreResult<Endpoint> {
@@ -309,7 +310,7 @@ pub async fn update_endpoint(
         "UPDATE endpoints SET uid = ?, url = ?, description = ?, version = ?, rate_limit = ?, \
          disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
          previous_secret = ?, previous_secret_expires_at = ?, max_concurrency = ?, \
-         client_identity = ?, updated_at = ?, \
+         client_identity = ?, template = ?, updated_at = ?, \
          failing_since = CASE WHEN ? AND disabled THEN NULL ELSE failing_since END \
          WHERE app_id = ? AND id = ? AND updated_at = ?",
     );

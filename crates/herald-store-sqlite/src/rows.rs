@@ -126,6 +126,7 @@ pub fn endpoint(row: &SqliteRow, sealer: &SecretSealer) -> Result<Endpoint, Stor
         client_identity: get::<Option<String>>(row, "client_identity")?
             .map(|text| sealer.open(&text).map(ClientIdentity).map_err(internal))
             .transpose()?,
+        template: opt_json(get(row, "template")?)?,
         created_at: time(get(row, "created_at")?),
         updated_at: time(get(row, "updated_at")?),
     })

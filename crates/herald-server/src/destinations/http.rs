@@ -1,4 +1,5 @@
-//! HTTP webhooks: a signed POST of the payload to the endpoint's URL.
+//! HTTP webhooks: a signed POST of the payload (or of what the endpoint's template made of
+//! it) to the endpoint's URL.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -113,10 +114,7 @@ impl HttpDestination {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let tls_error = |detail: String| DeliveryError {
-            kind: AttemptErrorKind::Tls,
-            detail,
-        };
+        let tls_error = |detail: String| DeliveryError::new(AttemptErrorKind::Tls, detail);
         let parsed = reqwest::Identity::from_pem(identity.0.as_bytes()).map_err(|e| {
             tls_error(format!(
                 "the endpoint's client certificate is unusable: {e}"
@@ -137,10 +135,13 @@ impl HttpDestination {
     fn headers(&self, req: &DeliveryRequest) -> HeaderMap {
         let timestamp = req.attempted_at.timestamp();
         let secrets = req.endpoint.signing_secrets(req.attempted_at);
-        let signature = signature_header(secrets, &req.msg_id, timestamp, req.payload.as_bytes());
+        // What is signed is what is sent: a template's output, when there is one.
+        let signature = signature_header(secrets, &req.msg_id, timestamp, req.body().as_bytes());
         let mut headers = HeaderMap::new();
-        // Custom headers first, so that the ones Herald sets always win.
-        for (name, value) in &req.endpoint.headers {
+        let rendered = req.rendered.as_ref();
+        let templated = rendered.map(|r| &r.headers).into_iter().flatten();
+        // Custom and templated headers first, so that the ones Herald sets always win.
+        for (name, value) in req.endpoint.headers.iter().chain(templated) {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_str(value),
@@ -148,7 +149,11 @@ impl HttpDestination {
                 headers.insert(n, v);
             }
         }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let content_type = rendered
+            .and_then(|r| r.content_type.as_deref())
+            .and_then(|t| HeaderValue::from_str(t).ok())
+            .unwrap_or(HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, content_type);
         let mut set = |name: &'static str, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
                 headers.insert(HeaderName::from_static(name), v);
@@ -166,11 +171,23 @@ impl HttpDestination {
         headers
     }
 
-    async fn send(&self, req: &DeliveryRequest) -> Result<DeliveryOutcome, DeliveryError> {
-        let url = Url::parse(&req.endpoint.url).map_err(|e| DeliveryError {
-            kind: AttemptErrorKind::Other,
-            detail: format!("invalid URL: {e}"),
+    async fn send(
+        &self,
+        url: &str,
+        req: &DeliveryRequest,
+    ) -> Result<DeliveryOutcome, DeliveryError> {
+        let url = Url::parse(url).map_err(|e| {
+            DeliveryError::permanent(AttemptErrorKind::Other, format!("invalid URL: {e}"))
         })?;
+        let method = match req.rendered.as_ref().and_then(|r| r.method.as_deref()) {
+            None => reqwest::Method::POST,
+            Some(m) => method(m).ok_or_else(|| {
+                DeliveryError::permanent(
+                    AttemptErrorKind::Template,
+                    format!("the template's method `{m}` is not one of {METHODS:?}"),
+                )
+            })?,
+        };
         // The resolver guards host names; an address written in the URL is checked here.
         let literal = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
@@ -178,18 +195,18 @@ impl HttpDestination {
             _ => None,
         };
         if let Some(ip) = literal.filter(|ip| !self.policy.permits(*ip)) {
-            return Err(DeliveryError {
-                kind: AttemptErrorKind::Blocked,
-                detail: format!(
+            return Err(DeliveryError::new(
+                AttemptErrorKind::Blocked,
+                format!(
                     "{ip} is not an address deliveries may reach (private, loopback, link-local…)"
                 ),
-            });
+            ));
         }
         let mut response = self
             .client_for(&req.endpoint)?
-            .post(url)
+            .request(method, url)
             .headers(self.headers(req))
-            .body(req.payload.as_bytes().to_vec())
+            .body(req.body().as_bytes().to_vec())
             .send()
             .await
             .map_err(|e| classify(&e))?;
@@ -209,9 +226,11 @@ impl HttpDestination {
             }
         }
         body.truncate(self.max_response_bytes);
-        let error = (!status.is_success()).then(|| DeliveryError {
-            kind: AttemptErrorKind::HttpStatus,
-            detail: format!("the endpoint answered {status}"),
+        let error = (!status.is_success()).then(|| {
+            DeliveryError::new(
+                AttemptErrorKind::HttpStatus,
+                format!("the endpoint answered {status}"),
+            )
         });
         Ok(DeliveryOutcome {
             status_code: Some(status.as_u16()),
@@ -222,22 +241,32 @@ impl HttpDestination {
             retry_after,
         })
     }
+
+    /// Delivers `req` to `url`, which may differ from the endpoint's (chat URLs).
+    pub async fn deliver_to(&self, url: &str, req: &DeliveryRequest) -> DeliveryOutcome {
+        let started = Instant::now();
+        let mut outcome = self.send(url, req).await.unwrap_or_else(Into::into);
+        outcome.duration = started.elapsed();
+        outcome
+    }
 }
 
 #[async_trait]
 impl Destination for HttpDestination {
     async fn deliver(&self, req: &DeliveryRequest) -> DeliveryOutcome {
-        let started = Instant::now();
-        let mut outcome = self
-            .send(req)
-            .await
-            .unwrap_or_else(|error| DeliveryOutcome {
-                error: Some(error),
-                ..DeliveryOutcome::default()
-            });
-        outcome.duration = started.elapsed();
-        outcome
+        self.deliver_to(&req.endpoint.url, req).await
     }
+}
+
+/// The methods a template may choose.
+pub const METHODS: [&str; 5] = ["POST", "PUT", "PATCH", "DELETE", "GET"];
+
+/// The method a template rendered, if it is one Herald sends.
+pub fn method(name: &str) -> Option<reqwest::Method> {
+    METHODS
+        .contains(&name)
+        .then(|| reqwest::Method::from_bytes(name.as_bytes()).ok())
+        .flatten()
 }
 
 fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
@@ -287,10 +316,7 @@ fn classify(e: &reqwest::Error) -> DeliveryError {
     } else {
         AttemptErrorKind::Other
     };
-    DeliveryError {
-        kind,
-        detail: chain,
-    }
+    DeliveryError::new(kind, chain)
 }
 
 fn source_chain(e: &reqwest::Error) -> String {

@@ -1,4 +1,245 @@
-//! Destination kinds. Each implements [`herald_core::destination::Destination`].
+//! Destination kinds, and the router that sends each endpoint's deliveries to its kind.
+//!
+//! An endpoint's URL scheme names its kind, so every kind is created, filtered, retried and
+//! logged through the same endpoint API (and so through Svix's SDKs):
+//!
+//! | scheme | kind | module |
+//! |---|---|---|
+//! | `http`, `https` | signed HTTP POST | [`http`] |
+//! | `slack+https`, `discord+https`, `teams+https` | chat incoming webhook | [`chat`] |
+//! | `mailto` | email over SMTP | [`email`] |
+//! | `nats` | NATS JetStream publish | [`nats`] |
+//! | `amqp`, `amqps` | RabbitMQ publish with confirms | [`amqp`] |
+//! | `redis` | Redis Streams `XADD` | [`redis_stream`] |
+//!
+//! A new kind is one module implementing [`Destination`] with a `check` of its URLs, and
+//! one line in [`Kind`].
 
+pub mod amqp;
+pub mod chat;
+pub mod email;
+mod guard;
 pub mod http;
+pub mod nats;
+pub mod redis_stream;
 mod resolver;
+pub mod template;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
+use herald_core::model::{AttemptErrorKind, EndpointTemplate};
+use herald_core::network::AddressPolicy;
+use url::Url;
+
+use crate::config::Config;
+use chat::ChatService;
+use template::TemplateInput;
+
+/// What an endpoint's URL says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Http,
+    Chat(ChatService),
+    Email,
+    Nats,
+    Amqp,
+    Redis,
+}
+
+impl Kind {
+    /// The kind a URL names, by its scheme.
+    pub fn of(url: &Url) -> Option<Self> {
+        Some(match url.scheme() {
+            "http" | "https" => Self::Http,
+            "mailto" => Self::Email,
+            "nats" => Self::Nats,
+            "amqp" | "amqps" => Self::Amqp,
+            "redis" => Self::Redis,
+            scheme => Self::Chat(ChatService::of_scheme(scheme)?),
+        })
+    }
+
+    /// Checks the rest of a URL of this kind; the message is shown to the API caller.
+    fn check(self, url: &Url) -> Result<(), String> {
+        match self {
+            Self::Http => Ok(()),
+            Self::Chat(_) => chat::check(url),
+            Self::Email => email::check(url),
+            Self::Nats => nats::check(url),
+            Self::Amqp => amqp::check(url),
+            Self::Redis => redis_stream::check(url),
+        }
+    }
+
+    /// The template used when the endpoint has none: chat services need their own JSON,
+    /// email a subject. Other kinds send the payload as published.
+    pub fn default_template(self) -> Option<EndpointTemplate> {
+        match self {
+            Self::Chat(service) => Some(service.default_template()),
+            Self::Email => Some(email::default_template()),
+            _ => None,
+        }
+    }
+
+    /// Which template parts mean something to this kind.
+    pub fn template_parts(self) -> &'static [&'static str] {
+        match self {
+            Self::Http => &["body", "method", "headers", "contentType"],
+            Self::Chat(_) => &["body", "headers"],
+            Self::Email => &["body", "subject", "html"],
+            Self::Nats | Self::Redis => &["body", "headers"],
+            Self::Amqp => &["body", "headers", "contentType"],
+        }
+    }
+}
+
+/// The URL schemes Herald delivers to, for error messages.
+const SCHEMES: &str = "http, https, slack+https, discord+https, teams+https, mailto, nats, \
+                       amqp, amqps, redis";
+
+/// Checks that an endpoint URL names a destination Herald can deliver to, and how.
+pub fn check_url(url: &Url) -> Result<Kind, String> {
+    let kind = Kind::of(url).ok_or_else(|| {
+        format!(
+            "the scheme `{}` is not a destination; use one of: {SCHEMES}",
+            url.scheme()
+        )
+    })?;
+    kind.check(url)?;
+    Ok(kind)
+}
+
+/// Every destination kind behind one [`Destination`]: it renders the endpoint's template,
+/// then hands the delivery to the kind its URL names.
+pub struct Destinations {
+    http: Arc<http::HttpDestination>,
+    chat: chat::ChatDestination,
+    email: Option<email::EmailDestination>,
+    nats: nats::NatsDestination,
+    amqp: amqp::AmqpDestination,
+    redis: redis_stream::RedisDestination,
+}
+
+impl Destinations {
+    /// Every kind, configured by `config`.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let http = Arc::new(http::HttpDestination::new(&config.delivery)?);
+        let policy = Arc::new(AddressPolicy::new(config.delivery.allowed_networks.clone()));
+        let timeout = config.delivery.timeout;
+        Ok(Self {
+            chat: chat::ChatDestination::new(http.clone()),
+            http,
+            email: config
+                .email
+                .as_ref()
+                .map(email::EmailDestination::new)
+                .transpose()?,
+            nats: nats::NatsDestination::new(policy.clone(), timeout),
+            amqp: amqp::AmqpDestination::new(policy.clone(), timeout),
+            redis: redis_stream::RedisDestination::new(policy, timeout),
+        })
+    }
+
+    fn kind_destination(&self, kind: Kind) -> Result<&dyn Destination, DeliveryError> {
+        Ok(match kind {
+            Kind::Http => self.http.as_ref(),
+            Kind::Chat(_) => &self.chat,
+            Kind::Email => self.email.as_ref().ok_or_else(|| {
+                DeliveryError::permanent(
+                    AttemptErrorKind::Other,
+                    "email delivery is not configured on this server ([email] in its settings)",
+                )
+            })?,
+            Kind::Nats => &self.nats,
+            Kind::Amqp => &self.amqp,
+            Kind::Redis => &self.redis,
+        })
+    }
+
+    async fn route(&self, req: &DeliveryRequest) -> DeliveryOutcome {
+        let kind = Url::parse(&req.endpoint.url)
+            .ok()
+            .and_then(|url| Kind::of(&url));
+        let Some(kind) = kind else {
+            return DeliveryError::permanent(
+                AttemptErrorKind::Other,
+                "the endpoint's URL names no destination Herald knows",
+            )
+            .into();
+        };
+        let destination = match self.kind_destination(kind) {
+            Ok(d) => d,
+            Err(e) => return e.into(),
+        };
+        let template = req
+            .endpoint
+            .template
+            .clone()
+            .or_else(|| kind.default_template());
+        let Some(template) = template else {
+            return destination.deliver(req).await;
+        };
+        let input = TemplateInput {
+            event_type: &req.event_type,
+            msg_id: &req.msg_id,
+            payload: &req.payload,
+            timestamp: req.attempted_at,
+        };
+        match template::render(&template, &input) {
+            Ok(rendered) => {
+                let mut req = req.clone();
+                req.rendered = Some(rendered);
+                destination.deliver(&req).await
+            }
+            // The same template and event fail the same way every time: no retries. A
+            // fixed template applies to a resend.
+            Err(e) => DeliveryError::permanent(AttemptErrorKind::Template, e.to_string()).into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Destination for Destinations {
+    async fn deliver(&self, req: &DeliveryRequest) -> DeliveryOutcome {
+        let started = Instant::now();
+        let mut outcome = self.route(req).await;
+        outcome.duration = started.elapsed();
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(url: &str) -> Result<Kind, String> {
+        check_url(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn the_scheme_names_the_kind() {
+        assert_eq!(check("https://example.com/hook"), Ok(Kind::Http));
+        assert_eq!(
+            check("slack+https://hooks.slack.com/services/T/B/X"),
+            Ok(Kind::Chat(ChatService::Slack))
+        );
+        assert_eq!(check("mailto:a@example.com,b@example.com"), Ok(Kind::Email));
+        assert_eq!(
+            check("nats://localhost:4222/events.contacts"),
+            Ok(Kind::Nats)
+        );
+        assert_eq!(
+            check("amqp://localhost:5672/%2f?exchange=events&routing_key=x"),
+            Ok(Kind::Amqp)
+        );
+        assert_eq!(
+            check("redis://localhost:6379/herald-events"),
+            Ok(Kind::Redis)
+        );
+        let e = check("ftp://example.com").unwrap_err();
+        assert!(e.contains("`ftp`") && e.contains("mailto"), "{e}");
+    }
+}

@@ -215,13 +215,11 @@ async fn deliver(
     at: chrono::DateTime<chrono::Utc>,
 ) -> DeliveryOutcome {
     let Some(payload) = &claimed.message.payload else {
-        return DeliveryOutcome {
-            error: Some(DeliveryError {
-                kind: AttemptErrorKind::Other,
-                detail: "the message's payload was deleted before it could be delivered".into(),
-            }),
-            ..DeliveryOutcome::default()
-        };
+        return DeliveryError::permanent(
+            AttemptErrorKind::Other,
+            "the message's payload was deleted before it could be delivered",
+        )
+        .into();
     };
     let request = DeliveryRequest {
         msg_id: claimed.message.id.clone(),
@@ -229,6 +227,7 @@ async fn deliver(
         payload: payload.clone(),
         endpoint: claimed.endpoint.clone(),
         attempted_at: at,
+        rendered: None,
     };
     ctx.destination.deliver(&request).await
 }
@@ -255,7 +254,7 @@ fn next_state(ctx: &Context, claimed: &ClaimedDelivery, outcome: &DeliveryOutcom
     if outcome.succeeded() {
         return NextState::Succeeded;
     }
-    if claimed.message.payload.is_none() {
+    if outcome.error.as_ref().is_some_and(|e| e.permanent) {
         return NextState::Failed;
     }
     let attempts_made = claimed.delivery.attempt_count + 1;

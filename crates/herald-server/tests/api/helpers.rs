@@ -215,6 +215,8 @@ pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
 /// One request a receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: axum::http::Method,
+    pub uri: axum::http::Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -318,6 +320,8 @@ impl Receiver {
 
 async fn receive(
     State(state): State<Arc<ReceiverState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse {
@@ -325,7 +329,12 @@ async fn receive(
         status: 200,
         retry_after: None,
     });
-    state.got.lock().unwrap().push(Received { headers, body });
+    state.got.lock().unwrap().push(Received {
+        method,
+        uri,
+        headers,
+        body,
+    });
     if let Some(tx) = &state.count {
         tx.send_modify(|c| *c += 1);
     }

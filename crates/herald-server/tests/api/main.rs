@@ -8,3 +8,4 @@ mod errors;
 mod mtls;
 mod operational;
 mod sdk;
+mod templates;

@@ -53,7 +53,8 @@ pub struct MessageAttemptOut {
     /// When the attempt was made.
     pub timestamp: DateTime<Utc>,
     /// Why the attempt failed: `http_status`, `timeout`, `connection_refused`, `dns`, `tls`,
-    /// `connection`, `invalid_response`, `blocked`, `other`.
+    /// `connection`, `invalid_response`, `blocked`, `template` (the endpoint's template did
+    /// not render), `rejected` (refused for good, e.g. an SMTP 5xx reply), `other`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]

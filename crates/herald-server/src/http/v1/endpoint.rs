@@ -16,11 +16,11 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{parse_json, ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
-use crate::http::v1::endpoint_extras;
 use crate::http::v1::endpoint_types::{
     parse_secret, validate, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretOut,
     EndpointSecretRotateIn,
 };
+use crate::http::v1::{endpoint_extras, endpoint_template};
 use crate::operational::{self, DisableTrigger};
 use crate::state::AppState;
 
@@ -306,4 +306,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
         .merge(endpoint_extras::router())
+        .merge(endpoint_template::router())
 }

@@ -205,6 +205,7 @@ impl EndpointIn {
             secret,
             previous_secret: None,
             client_identity: None,
+            template: None,
             created_at: now,
             updated_at: now,
         };
@@ -281,6 +282,14 @@ const MAX_PEM_LEN: usize = 64 * 1024;
 /// event types.
 pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
     let mut v = check_fields(e);
+    let email = url::Url::parse(&e.url).is_ok_and(|u| u.scheme() == "mailto");
+    if email && state.config.email.is_none() {
+        v.check(Err(FieldError::body(
+            "url",
+            "email destinations are not enabled on this server (it has no [email] settings)",
+            "value_error.url",
+        )));
+    }
     // An endpoint may lower its concurrency, never raise it past the operator's setting:
     // a customer's slow endpoint must not take a node's capacity from the others.
     let most = state.config.delivery.endpoint_concurrency;
@@ -304,7 +313,15 @@ pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
 /// Checks every field of an endpoint except that its filter types exist.
 pub fn check_fields(e: &Endpoint) -> Validator {
     let mut v = Validator::default();
-    v.check(validation::endpoint_url("url", &e.url));
+    // The URL's scheme names the destination kind, which checks the rest.
+    match validation::endpoint_url("url", &e.url) {
+        Ok(url) => v.check(
+            crate::destinations::check_url(&url)
+                .map(drop)
+                .map_err(|problem| FieldError::body("url", problem, "value_error.url")),
+        ),
+        Err(error) => v.check(Err(error)),
+    }
     v.check(validation::length("description", &e.description, 0, 8192));
     if let Some(uid) = &e.uid {
         v.check(validation::own_uid("uid", uid, IdKind::Endpoint));

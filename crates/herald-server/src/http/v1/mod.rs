@@ -5,6 +5,7 @@ pub mod attempt;
 pub mod auth;
 pub mod endpoint;
 pub mod endpoint_extras;
+pub mod endpoint_template;
 pub mod endpoint_types;
 pub mod event_type;
 pub mod health;

@@ -149,6 +149,7 @@ fn blank(now: DateTime<Utc>) -> Endpoint {
         secret: EndpointSecret::generate(),
         previous_secret: None,
         client_identity: None,
+        template: None,
         created_at: now,
         updated_at: now,
     }
