@@ -2,8 +2,11 @@
 //! receivers on port 0, driven over HTTP (raw requests and the official Svix SDK).
 
 mod helpers;
+mod services;
 
+mod brokers;
 mod delivery;
+mod email;
 mod errors;
 mod mtls;
 mod operational;

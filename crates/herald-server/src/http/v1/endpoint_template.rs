@@ -10,6 +10,7 @@ use herald_core::destination::Rendered;
 use herald_core::model::{Endpoint, EndpointTemplate};
 use herald_core::validation::FieldError;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,7 +21,7 @@ use crate::destinations::http::METHODS;
 use crate::destinations::template::{self, TemplateInput};
 use crate::destinations::Kind;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
-use crate::http::extract::ApiJson;
+use crate::http::extract::{parse_json, ApiJson};
 use crate::http::v1::endpoint::endpoint_for;
 use crate::http::v1::endpoint_extras::check_headers;
 use crate::state::AppState;
@@ -204,6 +205,9 @@ fn check(kind: Kind, t: &EndpointTemplate) -> ApiResult<()> {
 
 type EndpointPath = Path<(String, String)>;
 
+// Bodies are read as raw JSON and parsed after the caller's access to the endpoint is
+// checked: a caller without access learns nothing, not even which fields are expected.
+
 /// Get the endpoint's template, or the default of its kind.
 #[utoipa::path(get, path = "/app/{app_id}/endpoint/{endpoint_id}/template", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
@@ -236,9 +240,10 @@ async fn put_template(
     State(state): State<AppState>,
     caller: Caller,
     Path((app_id, endpoint_id)): EndpointPath,
-    ApiJson(body): ApiJson<EndpointTemplateIn>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> ApiResult<Json<EndpointTemplateOut>> {
     let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let body: EndpointTemplateIn = parse_json(body.get().as_bytes())?;
     let template = EndpointTemplate::from(body.clone());
     check(kind_of(&endpoint)?, &template)?;
     let read_at = endpoint.updated_at;
@@ -280,9 +285,10 @@ async fn simulate_template(
     State(state): State<AppState>,
     caller: Caller,
     Path((app_id, endpoint_id)): EndpointPath,
-    ApiJson(body): ApiJson<TemplateSimulateIn>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> ApiResult<Json<TemplateSimulateOut>> {
     let (_, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let body: TemplateSimulateIn = parse_json(body.get().as_bytes())?;
     let kind = kind_of(&endpoint)?;
     let template = match body.template {
         Some(given) => {
