@@ -784,7 +784,7 @@ where
     Open: Fn(SecretSealer) -> OpenFut,
     OpenFut: std::future::Future<Output = S>,
     Raw: Fn(S, String) -> RawFut,
-    RawFut: std::future::Future<Output = String>,
+    RawFut: std::future::Future<Output = (String, String)>,
 {
     use base64::Engine;
     let key = |byte: u8| base64::engine::general_purpose::STANDARD.encode([byte; 32]);
@@ -793,12 +793,23 @@ where
         SecretSealer::new(current.map(key).as_deref(), &previous).unwrap()
     };
 
-    // Written before any key was configured: plain.
+    // Written before any key was configured: plain. The first endpoint's URL carries
+    // credentials (a broker's user and password), which are sealed like secrets.
     let plain = open(sealer(None, &[])).await;
     let (a, eps) = setup_app_with(&plain, 1).await;
-    let first = eps[0].clone();
+    let mut first = eps[0].clone();
+    let credentialed = "amqp://herald:pa55word@broker.example:5672/%2f";
+    first.url = credentialed.to_owned();
+    first.updated_at += chrono::Duration::milliseconds(1);
+    plain
+        .update_endpoint(&first, eps[0].updated_at)
+        .await
+        .unwrap();
     let text = first.secret.expose();
-    assert_eq!(raw(plain.clone(), first.id.clone()).await, text);
+    assert_eq!(
+        raw(plain.clone(), first.id.clone()).await,
+        (text.clone(), credentialed.to_owned())
+    );
 
     // A key is configured: existing secrets are re-sealed, new ones sealed.
     let sealed = open(sealer(Some(1), &[])).await;
@@ -808,15 +819,20 @@ where
         0,
         "nothing left to do"
     );
-    let stored = raw(sealed.clone(), first.id.clone()).await;
+    let (stored, stored_url) = raw(sealed.clone(), first.id.clone()).await;
     assert!(stored.starts_with("enc1:") && !stored.contains(&text[6..]));
+    assert!(stored_url.starts_with("enc1:") && !stored_url.contains("pa55word"));
     let read = sealed.get_endpoint(&a.id, &first.id).await.unwrap();
     assert_eq!(read.secret, first.secret);
+    assert_eq!(read.url, credentialed);
     let second = endpoint(&a.id, None);
     sealed.create_endpoint(&second).await.unwrap();
-    assert!(raw(sealed.clone(), second.id.clone())
-        .await
-        .starts_with("enc1:"));
+    let (stored, stored_url) = raw(sealed.clone(), second.id.clone()).await;
+    assert!(stored.starts_with("enc1:"));
+    assert_eq!(
+        stored_url, second.url,
+        "a URL without credentials stays readable"
+    );
 
     // Key rotation: the old key still opens, and re-sealing moves everything to the new.
     let rotated = open(sealer(Some(2), &[1])).await;

@@ -111,6 +111,25 @@ impl SecretSealer {
         String::from_utf8(plain).map_err(|_| SealError::Damaged)
     }
 
+    /// An endpoint URL as stored: sealed when it carries credentials (basic auth, a
+    /// broker's user and password), as it is otherwise, so plain URLs stay readable.
+    pub fn seal_url(&self, url: &str) -> String {
+        if url_has_credentials(url) {
+            self.seal(url)
+        } else {
+            url.to_owned()
+        }
+    }
+
+    /// Whether a stored URL is as [`seal_url`](Self::seal_url) would store it now.
+    pub fn is_current_url(&self, stored: &str) -> bool {
+        if stored.starts_with(PREFIX) {
+            self.is_current(stored)
+        } else {
+            self.sealing.is_none() || !url_has_credentials(stored)
+        }
+    }
+
     /// Whether `stored` is already sealed with the current key (or needs no sealing).
     pub fn is_current(&self, stored: &str) -> bool {
         match self.sealing.map(|i| &self.keys[i]) {
@@ -121,6 +140,44 @@ impl SecretSealer {
                 .is_some_and(|(id, _)| id == key.id),
         }
     }
+}
+
+/// Whether a URL names a user or a password.
+pub fn url_has_credentials(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+}
+
+/// What API callers see of a password in an endpoint URL.
+pub const HIDDEN_PASSWORD: &str = "********";
+
+/// An endpoint URL as the API shows it: its password, if any, replaced by
+/// [`HIDDEN_PASSWORD`]; the user name stays, so the owner can tell which account it is.
+pub fn url_for_display(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some(HIDDEN_PASSWORD));
+            parsed.into()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The URL an update means. Callers only ever see a hidden password, so a `new` URL that
+/// carries [`HIDDEN_PASSWORD`] and otherwise names the same scheme, user, host and port as
+/// `old` keeps `old`'s password; any other URL is taken as given.
+pub fn url_for_update(new: &str, old: &str) -> String {
+    let (Ok(mut new_url), Ok(old_url)) = (url::Url::parse(new), url::Url::parse(old)) else {
+        return new.to_owned();
+    };
+    let same_account = new_url.scheme() == old_url.scheme()
+        && new_url.username() == old_url.username()
+        && new_url.host() == old_url.host()
+        && new_url.port_or_known_default() == old_url.port_or_known_default();
+    if new_url.password() == Some(HIDDEN_PASSWORD) && same_account {
+        let _ = new_url.set_password(old_url.password());
+        return new_url.into();
+    }
+    new.to_owned()
 }
 
 fn parse_key(text: &str) -> Result<SealingKey, SealError> {
@@ -137,6 +194,48 @@ fn parse_key(text: &str) -> Result<SealingKey, SealError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_passwords_are_hidden_and_kept_across_an_update() {
+        let stored = "amqp://herald:s3cret@rabbit.example:5672/%2f?exchange=e";
+        let shown = url_for_display(stored);
+        assert_eq!(
+            shown,
+            "amqp://herald:********@rabbit.example:5672/%2f?exchange=e"
+        );
+        // Sent back unchanged, or with another path: the stored password is kept.
+        assert_eq!(url_for_update(&shown, stored), stored);
+        let moved = shown.replace("exchange=e", "exchange=f");
+        assert_eq!(
+            url_for_update(&moved, stored),
+            stored.replace("exchange=e", "exchange=f")
+        );
+        // Another host or user never receives the password.
+        let elsewhere = shown.replace("rabbit.example", "evil.example");
+        assert_eq!(url_for_update(&elsewhere, stored), elsewhere);
+        // A new password replaces it.
+        let changed = stored.replace("s3cret", "n3w");
+        assert_eq!(url_for_update(&changed, stored), changed);
+        assert_eq!(
+            url_for_display("https://example.com/x"),
+            "https://example.com/x"
+        );
+    }
+
+    #[test]
+    fn only_urls_with_credentials_are_sealed() {
+        let key = BASE64.encode([7u8; 32]);
+        let sealer = SecretSealer::new(Some(&key), &[]).unwrap();
+        let plain = "https://example.com/hook";
+        assert_eq!(sealer.seal_url(plain), plain);
+        assert!(sealer.is_current_url(plain));
+        let secret = "redis://user:pw@example.com/stream";
+        let sealed = sealer.seal_url(secret);
+        assert!(sealed.starts_with(PREFIX) && !sealed.contains("pw"));
+        assert_eq!(sealer.open(&sealed).unwrap(), secret);
+        assert!(sealer.is_current_url(&sealed));
+        assert!(!sealer.is_current_url(secret));
+    }
 
     fn key(byte: u8) -> String {
         BASE64.encode([byte; KEY_LEN])

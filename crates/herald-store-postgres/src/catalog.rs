@@ -235,7 +235,7 @@ type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArgu
 /// Binds the mutable fields of an endpoint, in the order `uid … template`.
 fn bind_endpoint_fields<'q>(q: PgQuery<'q>, e: &'q Endpoint, sealer: &SecretSealer) -> PgQuery<'q> {
     q.bind(&e.uid)
-        .bind(&e.url)
+        .bind(sealer.seal_url(&e.url))
         .bind(&e.description)
         .bind(e.version)
         .bind(rate(e.rate_limit))
@@ -332,36 +332,45 @@ pub async fn update_endpoint(s: &PgStore, e: &Endpoint, read_at: DateTime<Utc>) 
 }
 
 pub async fn reseal_secrets(s: &PgStore) -> StoreResult<u64> {
-    let found = sqlx::query("SELECT id, secret, previous_secret, client_identity FROM endpoints")
-        .fetch_all(&s.pool)
-        .await
-        .map_err(internal)?;
+    let found =
+        sqlx::query("SELECT id, url, secret, previous_secret, client_identity FROM endpoints")
+            .fetch_all(&s.pool)
+            .await
+            .map_err(internal)?;
     let mut rewritten = 0;
     for row in found {
         let id: String = row.try_get("id").map_err(internal)?;
         let secret: String = row.try_get("secret").map_err(internal)?;
         let previous: Option<String> = row.try_get("previous_secret").map_err(internal)?;
         let identity: Option<String> = row.try_get("client_identity").map_err(internal)?;
+        let url: String = row.try_get("url").map_err(internal)?;
         let current = |text: &String| s.sealer.is_current(text);
-        if current(&secret) && previous.iter().chain(&identity).all(current) {
+        if current(&secret)
+            && previous.iter().chain(&identity).all(current)
+            && s.sealer.is_current_url(&url)
+        {
             continue;
         }
         let reseal = |text: &String| -> StoreResult<String> {
             Ok(s.sealer.seal(&s.sealer.open(text).map_err(internal)?))
         };
+        let resealed_url = s.sealer.seal_url(&s.sealer.open(&url).map_err(internal)?);
         // Only if unchanged since it was read: an API write in between wins.
         let r = sqlx::query(
-            "UPDATE endpoints SET secret = $1, previous_secret = $2, client_identity = $3 \
-             WHERE id = $4 AND secret = $5 AND previous_secret IS NOT DISTINCT FROM $6 \
-             AND client_identity IS NOT DISTINCT FROM $7",
+            "UPDATE endpoints SET secret = $1, previous_secret = $2, client_identity = $3, \
+             url = $4 WHERE id = $5 AND secret = $6 \
+             AND previous_secret IS NOT DISTINCT FROM $7 \
+             AND client_identity IS NOT DISTINCT FROM $8 AND url = $9",
         )
         .bind(reseal(&secret)?)
         .bind(previous.as_ref().map(reseal).transpose()?)
         .bind(identity.as_ref().map(reseal).transpose()?)
+        .bind(&resealed_url)
         .bind(&id)
         .bind(&secret)
         .bind(&previous)
         .bind(&identity)
+        .bind(&url)
         .execute(&s.pool)
         .await
         .map_err(internal)?;

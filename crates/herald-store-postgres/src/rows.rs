@@ -91,7 +91,7 @@ pub fn endpoint(row: &PgRow, sealer: &SecretSealer) -> Result<Endpoint, StoreErr
         id: get(row, "id")?,
         app_id: get(row, "app_id")?,
         uid: get(row, "uid")?,
-        url: get(row, "url")?,
+        url: sealer.open(&get::<String>(row, "url")?).map_err(internal)?,
         description: get(row, "description")?,
         version: get(row, "version")?,
         rate_limit: rate(get(row, "rate_limit")?),

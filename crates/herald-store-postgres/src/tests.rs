@@ -26,11 +26,11 @@ async fn secrets_are_sealed_at_rest() {
         }
     };
     let raw = |store: PgStore, id: String| async move {
-        sqlx::query_scalar("SELECT secret FROM endpoints WHERE id = $1")
+        sqlx::query_as::<_, (String, String)>("SELECT secret, url FROM endpoints WHERE id = $1")
             .bind(id)
             .fetch_one(&store.pool)
             .await
-            .expect("stored secret")
+            .expect("stored secret and URL")
     };
     herald_core::conformance::secrets_are_sealed_at_rest(open, raw).await;
 }

@@ -251,7 +251,7 @@ fn bind_endpoint_fields<'q>(
     sealer: &SecretSealer,
 ) -> SqliteQuery<'q> {
     q.bind(&e.uid)
-        .bind(&e.url)
+        .bind(sealer.seal_url(&e.url))
         .bind(&e.description)
         .bind(e.version)
         .bind(e.rate_limit.map(i64::from))
@@ -333,35 +333,44 @@ pub async fn update_endpoint(
 }
 
 pub async fn reseal_secrets(s: &SqliteStore) -> StoreResult<u64> {
-    let found = sqlx::query("SELECT id, secret, previous_secret, client_identity FROM endpoints")
-        .fetch_all(&s.reader)
-        .await
-        .map_err(internal)?;
+    let found =
+        sqlx::query("SELECT id, url, secret, previous_secret, client_identity FROM endpoints")
+            .fetch_all(&s.reader)
+            .await
+            .map_err(internal)?;
     let mut rewritten = 0;
     for row in found {
         let id: String = row.try_get("id").map_err(internal)?;
         let secret: String = row.try_get("secret").map_err(internal)?;
         let previous: Option<String> = row.try_get("previous_secret").map_err(internal)?;
         let identity: Option<String> = row.try_get("client_identity").map_err(internal)?;
+        let url: String = row.try_get("url").map_err(internal)?;
         let current = |text: &String| s.sealer.is_current(text);
-        if current(&secret) && previous.iter().chain(&identity).all(current) {
+        if current(&secret)
+            && previous.iter().chain(&identity).all(current)
+            && s.sealer.is_current_url(&url)
+        {
             continue;
         }
         let reseal = |text: &String| -> StoreResult<String> {
             Ok(s.sealer.seal(&s.sealer.open(text).map_err(internal)?))
         };
+        let resealed_url = s.sealer.seal_url(&s.sealer.open(&url).map_err(internal)?);
         // Only if unchanged since it was read: an API write in between wins.
         let r = sqlx::query(
-            "UPDATE endpoints SET secret = ?, previous_secret = ?, client_identity = ? \
-             WHERE id = ? AND secret = ? AND previous_secret IS ? AND client_identity IS ?",
+            "UPDATE endpoints SET secret = ?, previous_secret = ?, client_identity = ?, url = ? \
+             WHERE id = ? AND secret = ? AND previous_secret IS ? AND client_identity IS ? \
+             AND url = ?",
         )
         .bind(reseal(&secret)?)
         .bind(previous.as_ref().map(reseal).transpose()?)
         .bind(identity.as_ref().map(reseal).transpose()?)
+        .bind(&resealed_url)
         .bind(&id)
         .bind(&secret)
         .bind(&previous)
         .bind(&identity)
+        .bind(&url)
         .execute(&s.writer)
         .await
         .map_err(internal)?;

@@ -110,7 +110,7 @@ pub fn endpoint(row: &SqliteRow, sealer: &SecretSealer) -> Result<Endpoint, Stor
         id: get(row, "id")?,
         app_id: get(row, "app_id")?,
         uid: get(row, "uid")?,
-        url: get(row, "url")?,
+        url: sealer.open(&get::<String>(row, "url")?).map_err(internal)?,
         description: get(row, "description")?,
         version: get(row, "version")?,
         rate_limit: get::<Option<i64>>(row, "rate_limit")?.map(|n| n as u32),

@@ -26,11 +26,11 @@ async fn secrets_are_sealed_at_rest() {
         }
     };
     let raw = |store: SqliteStore, id: String| async move {
-        sqlx::query_scalar("SELECT secret FROM endpoints WHERE id = ?")
+        sqlx::query_as::<_, (String, String)>("SELECT secret, url FROM endpoints WHERE id = ?")
             .bind(id)
             .fetch_one(&store.reader)
             .await
-            .expect("stored secret")
+            .expect("stored secret and URL")
     };
     herald_core::conformance::secrets_are_sealed_at_rest(open, raw).await;
 }

@@ -895,3 +895,56 @@ async fn credentials_in_the_endpoint_url_are_sent_as_basic_auth() {
         "the attempt log hides them: {logged}"
     );
 }
+
+#[tokio::test]
+async fn a_password_in_the_endpoint_url_is_write_only_and_survives_updates() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url.replace("http://", "http://hook-user:s3cret@");
+    let endpoint = herald.endpoint(&app, json!({"url": url})).await;
+    let shown = endpoint["url"].as_str().unwrap().to_owned();
+    assert_eq!(shown, url.replace("s3cret", "********"), "{endpoint}");
+    let path = format!("/app/{app}/endpoint/{}", endpoint["id"].as_str().unwrap());
+    let (_, listed) = herald.get(&format!("/app/{app}/endpoint")).await;
+    assert!(!listed.to_string().contains("s3cret"), "{listed}");
+
+    // Sending back what was shown (a full update, as SDKs do) keeps the password.
+    let (status, updated) = herald
+        .call(
+            reqwest::Method::PUT,
+            &path,
+            Some(json!({"url": shown, "description": "renamed"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(
+        got[0].header("authorization"),
+        "Basic aG9vay11c2VyOnMzY3JldA==",
+        "still hook-user:s3cret"
+    );
+
+    // The hidden password never follows the URL to another host.
+    let elsewhere = shown.replace("127.0.0.1", "localhost");
+    let (status, moved) = herald
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"url": elsewhere})),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let got = receiver.wait_for(2).await;
+    assert_eq!(
+        got[1].header("authorization"),
+        "Basic aG9vay11c2VyOioqKioqKioq",
+        "the literal placeholder, not the secret"
+    );
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
 use herald_core::model::{ClientIdentity, Endpoint, Metadata};
+use herald_core::sealing::{url_for_display, url_for_update};
 use herald_core::signing::EndpointSecret;
 use herald_core::validation::{self, FieldError, Validator};
 use herald_core::StoreError;
@@ -145,7 +146,8 @@ impl From<Endpoint> for EndpointOut {
         Self {
             id: e.id,
             uid: e.uid,
-            url: e.url,
+            // A password in the URL is write-only, like the signing secret.
+            url: url_for_display(&e.url),
             description: e.description,
             version: e.version,
             throttle_rate: rate,
@@ -225,7 +227,7 @@ impl EndpointIn {
         if let Some(pem) = self.client_certificate {
             endpoint.client_identity = Some(ClientIdentity(pem));
         }
-        endpoint.url = self.url;
+        endpoint.url = url_for_update(&self.url, &endpoint.url);
         endpoint.description = self.description;
         endpoint.uid = self.uid;
         endpoint.rate_limit = self.throttle_rate.map(u32::from);
@@ -245,7 +247,7 @@ impl EndpointPatch {
             endpoint.secret = secret_field("secret", text)?;
         }
         if let Some(url) = self.url {
-            endpoint.url = url;
+            endpoint.url = url_for_update(&url, &endpoint.url);
         }
         if let Some(description) = self.description {
             endpoint.description = description;

@@ -13,6 +13,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
 use herald_core::model::{Endpoint, Metadata, OPERATIONAL_APP_ID};
+use herald_core::sealing::{url_for_display, url_for_update};
 use herald_core::signing::EndpointSecret;
 use herald_core::store::Order;
 use herald_core::validation::FieldError;
@@ -79,7 +80,7 @@ impl From<Endpoint> for OperationalEndpointOut {
         Self {
             id: e.id,
             uid: e.uid,
-            url: e.url,
+            url: url_for_display(&e.url),
             description: e.description,
             throttle_rate: rate_out(e.rate_limit),
             disabled: e.disabled,
@@ -101,7 +102,7 @@ impl OperationalEndpointIn {
         if let Some(headers) = self.headers {
             endpoint.headers = headers;
         }
-        endpoint.url = self.url;
+        endpoint.url = url_for_update(&self.url, &endpoint.url);
         endpoint.description = self.description;
         endpoint.rate_limit = self.throttle_rate.map(u32::from);
         endpoint.uid = self.uid;
