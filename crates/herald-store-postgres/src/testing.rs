@@ -14,17 +14,24 @@ pub const ENV: &str = "HERALD_TEST_POSTGRES_URL";
 
 /// The server's URL, `None` (with a loud note) outside CI when unset.
 pub fn server_url() -> Option<String> {
-    match std::env::var(ENV) {
-        Ok(url) if !url.is_empty() => Some(url),
+    service_variable(ENV)
+}
+
+/// The value of `name`, a variable that names a service a test suite needs (PostgreSQL, a
+/// broker…). Unset, it is `None` with a loud note; in CI (`CI` set) it is an error instead,
+/// so a suite can never pass there by silently running nothing.
+pub fn service_variable(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
         _ if std::env::var_os("CI").is_some() => {
-            panic!("{ENV} must be set in CI: the PostgreSQL tests cannot be skipped there")
+            panic!("{name} must be set in CI: the tests that need it cannot be skipped there")
         }
         _ => {
             // Straight to the stream, not `eprintln!`: the test harness hides what a passing
             // test prints, and this must be seen.
             let _ = writeln!(
                 std::io::stderr(),
-                "NOT RUN: a PostgreSQL test was skipped because {ENV} is not set"
+                "NOT RUN: a test was skipped because {name} is not set"
             );
             None
         }

@@ -5,7 +5,6 @@
 //! says loudly that it did not run; in CI (`CI` set) a missing variable fails the test, so
 //! the suite can never pass by running nothing.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -14,22 +13,7 @@ use herald_server::config::Config;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-/// The value of the service variable `name`, or `None` (said out loud) outside CI.
-pub fn service(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("{name} must be set in CI: this suite cannot be skipped there")
-        }
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "NOT RUN: a test was skipped because {name} is not set"
-            );
-            None
-        }
-    }
-}
+pub use herald_store_postgres::testing::service_variable as service;
 
 /// Settings for outage tests: quick retries, no circuit breaker to wait out, short
 /// attempts.
