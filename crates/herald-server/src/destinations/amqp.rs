@@ -21,7 +21,7 @@ use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use url::Url;
 
-use super::guard::{message_headers, permitted_address, Connections};
+use super::guard::{all_addresses_permitted, message_headers, permitted_address, Connections};
 
 /// The longest AMQP short string (exchange, routing key): 255 bytes.
 const MAX_SHORT: usize = 255;
@@ -90,9 +90,13 @@ impl AmqpDestination {
         let tls = url.scheme() == "amqps";
         let host = url.host_str().unwrap_or_default();
         let port = url.port().unwrap_or(if tls { 5671 } else { 5672 });
-        let addr = permitted_address(&self.policy, host, port).await?;
-        // Plain connections go to the checked address; TLS ones need the name to verify the
-        // certificate (the guard checked what it resolves to a moment ago).
+        // Plain connections go to the checked address. TLS ones need the name to verify the
+        // certificate, and lapin resolves it again: every address it has must be permitted.
+        let addr = if tls {
+            all_addresses_permitted(&self.policy, host, port).await?
+        } else {
+            permitted_address(&self.policy, host, port).await?
+        };
         let mut target = url.clone();
         target.set_query(None);
         if !tls {

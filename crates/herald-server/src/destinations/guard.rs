@@ -41,6 +41,33 @@ pub async fn permitted_address(
         })
 }
 
+/// Checks that every address of `host` is one deliveries may reach, for clients that
+/// resolve the name again themselves (TLS connections that verify the name): then no
+/// answer they can get from the same records is refused.
+pub async fn all_addresses_permitted(
+    policy: &AddressPolicy,
+    host: &str,
+    port: u16,
+) -> Result<SocketAddr, DeliveryError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let first = permitted_address(policy, host, port).await?;
+    let all = tokio::net::lookup_host((bare, port))
+        .await
+        .map_err(|e| DeliveryError::new(AttemptErrorKind::Dns, format!("resolving {bare}: {e}")))?;
+    for addr in all {
+        if !policy.permits(addr.ip()) {
+            return Err(DeliveryError::new(
+                AttemptErrorKind::Blocked,
+                format!(
+                    "{bare} resolves to {}, which deliveries may not reach",
+                    addr.ip()
+                ),
+            ));
+        }
+    }
+    Ok(first)
+}
+
 /// `host:port` of an address, as connection strings write it.
 pub fn host_port(addr: SocketAddr) -> String {
     match addr {
@@ -111,11 +138,22 @@ pub fn message_headers(req: &DeliveryRequest) -> Vec<(String, String)> {
     let timestamp = req.attempted_at.timestamp();
     let secrets = req.endpoint.signing_secrets(req.attempted_at);
     let signature = signature_header(secrets, &req.msg_id, timestamp, req.body().as_bytes());
+    // Template headers pass only as HTTP would take them: visible ASCII names of at most
+    // 255 bytes (an AMQP field name's limit), values without control characters (a line
+    // break would corrupt a NATS header block), never Herald's own.
+    let fit = |(name, value): &(String, String)| {
+        !name.is_empty()
+            && name.len() <= 255
+            && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
+            && !value.chars().any(char::is_control)
+            && !name.to_ascii_lowercase().starts_with("webhook-")
+            && !name.eq_ignore_ascii_case("nats-msg-id")
+    };
     let mut headers: Vec<(String, String)> = req
         .rendered
         .iter()
         .flat_map(|r| r.headers.clone())
-        .filter(|(name, _)| !name.to_ascii_lowercase().starts_with("webhook-"))
+        .filter(fit)
         .collect();
     headers.extend([
         ("webhook-id".to_owned(), req.msg_id.clone()),
@@ -145,6 +183,46 @@ pub fn credentials(url: &Url) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use herald_core::destination::Rendered;
+
+    #[test]
+    fn template_headers_that_would_corrupt_a_message_or_pose_as_herald_are_dropped() {
+        let endpoint = herald_core::conformance::endpoint("app_1", None);
+        let headers = [
+            ("x-fine", "ok"),
+            ("x-broken", "line\r\nInjected: yes"),
+            ("bad name", "v"),
+            ("webhook-id", "forged"),
+            ("Nats-Msg-Id", "forged"),
+        ];
+        let req = DeliveryRequest {
+            msg_id: "msg_1".into(),
+            event_type: "a".into(),
+            payload: "{}".into(),
+            endpoint: Arc::new(endpoint),
+            attempted_at: chrono::Utc::now(),
+            rendered: Some(Rendered {
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+                ..Rendered::default()
+            }),
+        };
+        let sent = message_headers(&req);
+        let names: Vec<&str> = sent.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "x-fine",
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature",
+                "webhook-event-type"
+            ]
+        );
+        assert_eq!(sent[1].1, "msg_1");
+    }
 
     #[test]
     fn connection_keys_and_credentials_come_from_the_url() {

@@ -165,13 +165,11 @@ impl Destinations {
     }
 
     async fn route(&self, req: &DeliveryRequest) -> DeliveryOutcome {
-        // Stored URLs are in normal form (validation checks it), so the scheme is the
-        // lower-case text before the first colon: no need to parse the whole URL here.
-        let kind = req
-            .endpoint
-            .url
-            .split_once(':')
-            .and_then(|(scheme, _)| Kind::of_scheme(scheme));
+        // Parsed, not read as text: a URL stored as `HTTPS://…` names its scheme in
+        // lower case only once parsed.
+        let kind = Url::parse(&req.endpoint.url)
+            .ok()
+            .and_then(|url| Kind::of(&url));
         let Some(kind) = kind else {
             return DeliveryError::permanent(
                 AttemptErrorKind::Other,
@@ -191,13 +189,25 @@ impl Destinations {
         let Some(template) = template else {
             return destination.deliver(req).await;
         };
-        let input = TemplateInput {
-            event_type: &req.event_type,
-            msg_id: &req.msg_id,
-            payload: &req.payload,
-            timestamp: req.attempted_at,
+        // Rendering is CPU work bounded by fuel, but not by little: off the async workers,
+        // so a heavy template never stalls other deliveries or the API.
+        let (event_type, msg_id) = (req.event_type.clone(), req.msg_id.clone());
+        let (payload, timestamp) = (req.payload.clone(), req.attempted_at);
+        let rendered = tokio::task::spawn_blocking(move || {
+            let input = TemplateInput {
+                event_type: &event_type,
+                msg_id: &msg_id,
+                payload: &payload,
+                timestamp,
+            };
+            template::render(&template, &input)
+        })
+        .await;
+        let Ok(rendered) = rendered else {
+            return DeliveryError::new(AttemptErrorKind::Template, "rendering the template failed")
+                .into();
         };
-        match template::render(&template, &input) {
+        match rendered {
             Ok(rendered) => {
                 let mut req = req.clone();
                 req.rendered = Some(rendered);

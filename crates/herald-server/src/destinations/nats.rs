@@ -2,8 +2,9 @@
 //! subject and waits for the stream's acknowledgement, so a delivery counts only once a
 //! stream has stored it.
 //!
-//! `Nats-Msg-Id` is the message id, so JetStream drops a redelivery within the stream's
-//! duplicate window; the `webhook-*` headers let consumers verify and de-duplicate beyond it.
+//! `Nats-Msg-Id` is `<message id>.<endpoint id>`, so JetStream drops a redelivery within
+//! the stream's duplicate window; the `webhook-*` headers let consumers verify and
+//! de-duplicate beyond it.
 //! The ack (stream, sequence) is the attempt's response.
 
 use std::sync::Arc;
@@ -71,6 +72,9 @@ impl NatsDestination {
         let port = url.port().unwrap_or(DEFAULT_PORT);
         let addr = permitted_address(&self.policy, host, port).await?;
         let mut options = async_nats::ConnectOptions::new()
+            // A server may advertise other servers to reconnect to; they would bypass the
+            // address check, so only the checked address is ever used.
+            .ignore_discovered_servers()
             .connection_timeout(self.timeout)
             .name(concat!("herald/", env!("CARGO_PKG_VERSION")));
         if let Some((user, password)) = credentials(url) {
@@ -94,10 +98,14 @@ impl NatsDestination {
         let key = connection_key(&url);
         let js = self.clients.get(&key, || self.connect(&url)).await?;
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", req.msg_id.as_str());
         for (name, value) in message_headers(req) {
             headers.insert(name.as_str(), value.as_str());
         }
+        // Per message and endpoint: two endpoints publishing into one stream are two
+        // messages to it, while a retry of the same delivery is dropped as a duplicate.
+        // Set last, so that no template header can replace it.
+        let dedup_id = format!("{}.{}", req.msg_id, req.endpoint.id);
+        headers.insert("Nats-Msg-Id", dedup_id.as_str());
         let body = req.body().as_bytes().to_vec();
         let published = async {
             js.publish_with_headers(subject, headers, body.into())

@@ -129,11 +129,13 @@ async fn nats_jetstream_gets_each_event_once_with_its_id_even_across_an_outage()
     let mut messages = consumer.messages().await.unwrap();
     let proxy = Proxy::start(&host_port(&nats_url, 4222)).await;
     let (h, app) = herald().await;
-    h.endpoint(
-        &app,
-        json!({"url": format!("nats://{}/{subject}", proxy.addr)}),
-    )
-    .await;
+    let ep = h
+        .endpoint(
+            &app,
+            json!({"url": format!("nats://{}/{subject}", proxy.addr)}),
+        )
+        .await;
+    let ep_id = ep["id"].as_str().unwrap().to_owned();
     let first = h
         .publish(
             &app,
@@ -142,7 +144,7 @@ async fn nats_jetstream_gets_each_event_once_with_its_id_even_across_an_outage()
         .await;
     let (headers, payload) = next_nats(&mut messages).await;
     assert_eq!(payload, json!({"order": 1}));
-    assert_eq!(header(&headers, "Nats-Msg-Id"), first);
+    assert_eq!(header(&headers, "Nats-Msg-Id"), format!("{first}.{ep_id}"));
     assert_eq!(header(&headers, "webhook-id"), first);
     assert_eq!(header(&headers, "webhook-event-type"), "order.shipped");
     assert!(header(&headers, "webhook-signature").starts_with("v1,"));
@@ -158,7 +160,7 @@ async fn nats_jetstream_gets_each_event_once_with_its_id_even_across_an_outage()
 
     let second = publish_through_outage(&h, &app, &proxy, 1).await;
     let (headers, payload) = next_nats(&mut messages).await;
-    assert_eq!(header(&headers, "Nats-Msg-Id"), second);
+    assert_eq!(header(&headers, "Nats-Msg-Id"), format!("{second}.{ep_id}"));
     assert_eq!(payload, json!({"order": 2}));
     // Nothing stored twice: the stream holds exactly the two messages.
     let mut stream = js.get_stream(&name).await.unwrap();

@@ -897,6 +897,19 @@ async fn credentials_in_the_endpoint_url_are_sent_as_basic_auth() {
 }
 
 #[tokio::test]
+async fn an_endpoint_url_written_in_capitals_is_delivered_to() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    let shouted = receiver.url.replace("http://", "HTTP://");
+    herald.endpoint(&app, json!({"url": shouted})).await;
+    herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    receiver.wait_for(1).await;
+}
+
+#[tokio::test]
 async fn a_password_in_the_endpoint_url_is_write_only_and_survives_updates() {
     let herald = TestHerald::start().await;
     let app = herald.app("acme").await;
@@ -927,6 +940,11 @@ async fn a_password_in_the_endpoint_url_is_write_only_and_survives_updates() {
         "Basic aG9vay11c2VyOnMzY3JldA==",
         "still hook-user:s3cret"
     );
+    // Nor does any other view of the endpoint show it.
+    let msg = got[0].header("webhook-id").to_owned();
+    let (_, by_message) = herald.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
+    assert!(by_message.to_string().contains("hook-user"), "{by_message}");
+    assert!(!by_message.to_string().contains("s3cret"), "{by_message}");
 
     // The hidden password never follows the URL to another host.
     let elsewhere = shown.replace("127.0.0.1", "localhost");

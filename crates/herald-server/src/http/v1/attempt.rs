@@ -330,7 +330,7 @@ impl From<EndpointDelivery> for MessageEndpointOut {
         Self {
             id: e.id,
             uid: e.uid,
-            url: e.url,
+            url: herald_core::sealing::url_for_display(&e.url),
             description: e.description,
             disabled: e.disabled,
             event_types: e.filter_types,

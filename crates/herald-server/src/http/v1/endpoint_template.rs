@@ -181,7 +181,7 @@ fn check(kind: Kind, t: &EndpointTemplate) -> ApiResult<()> {
     }
     if let Some(content_type) = &t.content_type {
         if content_type.is_empty()
-            || content_type.len() > 256
+            || content_type.len() > 255
             || axum::http::HeaderValue::from_str(content_type).is_err()
         {
             errors.push(template_error(
@@ -304,13 +304,20 @@ async fn simulate_template(
     };
     let payload = body.payload.to_string();
     let msg_id = herald_core::ids::IdKind::Message.new_id();
-    let input = TemplateInput {
-        event_type: &body.event_type,
-        msg_id: &msg_id,
-        payload: &payload,
-        timestamp: state.clock.now(),
-    };
-    let rendered = template::render(&template, &input).map_err(|e| {
+    let timestamp = state.clock.now();
+    // Off the async workers, as at delivery: a heavy template must not stall the API.
+    let rendered = tokio::task::spawn_blocking(move || {
+        let input = TemplateInput {
+            event_type: &body.event_type,
+            msg_id: &msg_id,
+            payload: &payload,
+            timestamp,
+        };
+        template::render(&template, &input)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("rendering a template: {e}")))?;
+    let rendered = rendered.map_err(|e| {
         ApiError::Validation(vec![template_error(
             &format!("template.{}", e.part),
             e.message,
