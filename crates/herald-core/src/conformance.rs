@@ -21,6 +21,7 @@ macro_rules! conformance_tests {
             publishing_creates_one_delivery_per_matching_endpoint,
             idempotency_key_returns_the_first_message,
             event_id_is_unique_per_application,
+            publishes_made_together_each_get_their_own_answer,
             claimed_deliveries_are_leased_and_finished_atomically,
             expired_lease_is_claimed_again_and_stale_finish_changes_nothing,
             resend_and_recover_queue_deliveries_again,
@@ -251,6 +252,57 @@ pub async fn idempotency_key_returns_the_first_message(store: &dyn Store) {
         other => panic!("expected the existing message, got {other:?}"),
     }
     assert_eq!(store.claim_due(&claim_at(t0())).await.unwrap().len(), 1);
+}
+
+/// Publishes made at the same moment, which stores with group commit write in one
+/// transaction, each get their own answer: a duplicate event id or an unknown application
+/// fails alone, and an idempotency key repeated within the batch finds the first message.
+pub async fn publishes_made_together_each_get_their_own_answer(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 1).await;
+    let with_event_id = |event_id: &str| {
+        let mut m = message(&a.id, "x");
+        m.message.event_id = Some(event_id.into());
+        m
+    };
+    let with_key = || {
+        let mut m = message(&a.id, "x");
+        m.idempotency_key = Some("key-1".into());
+        m
+    };
+    let (first, duplicate, other) = (
+        with_event_id("evt-1"),
+        with_event_id("evt-1"),
+        with_event_id("evt-2"),
+    );
+    let (keyed, keyed_again) = (with_key(), with_key());
+    let orphan = message("app_0000000000000000000000000", "x");
+    // Joined, the publishes are all queued before any is written.
+    let (r1, r2, r3, r4, r5, r6) = tokio::join!(
+        store.create_message(&first),
+        store.create_message(&duplicate),
+        store.create_message(&other),
+        store.create_message(&keyed),
+        store.create_message(&keyed_again),
+        store.create_message(&orphan),
+    );
+    assert!(
+        matches!(r1, Ok(Published::Created { deliveries: 1, .. })),
+        "{r1:?}"
+    );
+    assert!(matches!(r2, Err(StoreError::Conflict("eventId"))), "{r2:?}");
+    assert!(
+        matches!(r3, Ok(Published::Created { deliveries: 1, .. })),
+        "{r3:?}"
+    );
+    let Ok(Published::Created { message: kept, .. }) = r4 else {
+        panic!("expected the keyed message to be created, got {r4:?}");
+    };
+    match r5 {
+        Ok(Published::Existing(m)) => assert_eq!(m.id, kept.id),
+        other => panic!("expected the existing message, got {other:?}"),
+    }
+    assert!(matches!(r6, Err(StoreError::NotFound)), "{r6:?}");
+    assert_eq!(store.claim_due(&claim_at(t0())).await.unwrap().len(), 3);
 }
 
 pub async fn event_id_is_unique_per_application(store: &dyn Store) {

@@ -2,7 +2,7 @@
 //! with `FOR UPDATE SKIP LOCKED`, so concurrent claims never return the same row.
 
 use chrono::{DateTime, Utc};
-use herald_core::model::{Delivery, DeliveryStatus};
+use herald_core::model::{Attempt, Delivery, DeliveryStatus};
 use herald_core::store::{ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, StoreResult};
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::postgres::PgRow;
@@ -92,12 +92,16 @@ async fn fetch_by_ids<T>(
     Ok(decode_each(&found, decode))
 }
 
-/// Records finished attempts in one transaction: one commit (one fsync) for the batch.
+/// Records finished attempts in one transaction: one commit for the batch, and three
+/// statements (three round trips) whatever its size.
 pub async fn finish_attempts(s: &PgStore, batch: &[FinishedAttempt]) -> StoreResult<()> {
-    let mut tx = s.pool.begin().await.map_err(internal)?;
-    for finished in batch {
-        record_one(&mut tx, finished).await?;
+    if batch.is_empty() {
+        return Ok(());
     }
+    let mut tx = s.pool.begin().await.map_err(internal)?;
+    insert_attempts(&mut tx, batch).await?;
+    update_deliveries(&mut tx, batch).await?;
+    clear_failing_spells(&mut tx, batch).await?;
     tx.commit().await.map_err(internal)?;
     if batch
         .iter()
@@ -109,77 +113,144 @@ pub async fn finish_attempts(s: &PgStore, batch: &[FinishedAttempt]) -> StoreRes
     Ok(())
 }
 
-/// Writes one attempt and its delivery's next state inside the caller's transaction.
-async fn record_one(conn: &mut sqlx::PgConnection, f: &FinishedAttempt) -> StoreResult<()> {
-    let a = &f.attempt;
-    let (status, next_at) = match f.next {
-        NextState::Succeeded => (DeliveryStatus::Success, None),
-        NextState::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
-        NextState::Failed => (DeliveryStatus::Failed, None),
+/// The attempt rows, in one statement. An attempt whose message or endpoint was deleted
+/// while it was in flight is left out: there is nothing left to record it against. (The
+/// check and the insert are one statement, but a delete committing between them would
+/// still fail it on the foreign key; the recorder then records the batch one by one.)
+async fn insert_attempts(
+    conn: &mut sqlx::PgConnection,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
+    let attempts: Vec<_> = batch.iter().map(|f| &f.attempt).collect();
+    let column = |f: fn(&Attempt) -> Option<String>| -> Vec<Option<String>> {
+        attempts.iter().map(|a| f(a)).collect()
     };
-    // A savepoint: PostgreSQL would abort the whole batch's transaction on the error below.
-    let mut tx = sqlx::Connection::begin(&mut *conn)
-        .await
-        .map_err(internal)?;
-    let inserted = sqlx::query(
+    sqlx::query(
         "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
          error_detail, trigger_type, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         SELECT v.* FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         $6::text[], $7::int2[], $8::int4[], $9::jsonb[], $10::text[], $11::int8[], $12::text[], \
+         $13::text[], $14::int2[], $15::timestamptz[]) AS v(id, delivery_id, msg_id, endpoint_id, \
+         app_id, url, status, response_status_code, response_headers, response, \
+         response_duration_ms, error_kind, error_detail, trigger_type, created_at) \
+         WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = v.msg_id) \
+         AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = v.endpoint_id)",
     )
-    .bind(&a.id)
-    .bind(&a.delivery_id)
-    .bind(&a.msg_id)
-    .bind(&a.endpoint_id)
-    .bind(&a.app_id)
-    .bind(&a.url)
-    .bind(a.status as i16)
-    .bind(a.response_status_code)
-    .bind(Json(&a.response_headers))
-    .bind(&a.response)
-    .bind(a.response_duration_ms)
-    .bind(a.error_kind.map(|k| k.as_str()))
-    .bind(&a.error_detail)
-    .bind(a.trigger as i16)
-    .bind(a.created_at)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Ok(_) => {}
-        // The message or endpoint was deleted while the attempt was in flight: there is
-        // nothing left to record it against.
-        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-            tx.rollback().await.map_err(internal)?;
-            return Ok(());
-        }
-        Err(e) => return Err(internal(e)),
-    }
-    // Later attempts are scheduled ones, whatever triggered this one.
-    sqlx::query(
-        "UPDATE deliveries SET status = $1, attempt_count = attempt_count + 1, \
-         next_attempt_at = $2, lease_token = NULL, trigger_type = 0, updated_at = $3 \
-         WHERE id = $4 AND lease_token = $5",
+    .bind(column(|a| Some(a.id.clone())))
+    .bind(column(|a| Some(a.delivery_id.clone())))
+    .bind(column(|a| Some(a.msg_id.clone())))
+    .bind(column(|a| Some(a.endpoint_id.clone())))
+    .bind(column(|a| Some(a.app_id.clone())))
+    .bind(column(|a| Some(a.url.clone())))
+    .bind(attempts.iter().map(|a| a.status as i16).collect::<Vec<_>>())
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.response_status_code)
+            .collect::<Vec<_>>(),
     )
-    .bind(status as i16)
-    .bind(next_at)
-    .bind(a.created_at)
-    .bind(&a.delivery_id)
-    .bind(&f.lease_token)
-    .execute(&mut *tx)
+    .bind(
+        attempts
+            .iter()
+            .map(|a| Json(&a.response_headers))
+            .collect::<Vec<_>>(),
+    )
+    .bind(column(|a| Some(a.response.clone())))
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.response_duration_ms)
+            .collect::<Vec<_>>(),
+    )
+    .bind(column(|a| a.error_kind.map(|k| k.as_str().to_owned())))
+    .bind(column(|a| a.error_detail.clone()))
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.trigger as i16)
+            .collect::<Vec<_>>(),
+    )
+    .bind(attempts.iter().map(|a| a.created_at).collect::<Vec<_>>())
+    .execute(conn)
     .await
     .map_err(internal)?;
-    if matches!(f.next, NextState::Succeeded) {
-        // A success ends the endpoint's failing spell: auto-disable counts only unbroken
-        // runs of failures.
-        sqlx::query(
-            "UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-        )
-        .bind(&a.endpoint_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(internal)?;
+    Ok(())
+}
+
+/// Each delivery's next state, if its lease still holds. Later attempts are scheduled ones,
+/// whatever triggered this one.
+async fn update_deliveries(
+    conn: &mut sqlx::PgConnection,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
+    let next: Vec<(DeliveryStatus, Option<DateTime<Utc>>)> = batch
+        .iter()
+        .map(|f| match f.next {
+            NextState::Succeeded => (DeliveryStatus::Success, None),
+            NextState::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
+            NextState::Failed => (DeliveryStatus::Failed, None),
+        })
+        .collect();
+    sqlx::query(
+        "UPDATE deliveries d SET status = v.status, attempt_count = d.attempt_count + 1, \
+         next_attempt_at = v.next_at, lease_token = NULL, trigger_type = 0, updated_at = v.at \
+         FROM UNNEST($1::text[], $2::text[], $3::int2[], $4::timestamptz[], $5::timestamptz[]) \
+         AS v(id, token, status, next_at, at) \
+         WHERE d.id = v.id AND d.lease_token = v.token",
+    )
+    .bind(
+        batch
+            .iter()
+            .map(|f| f.attempt.delivery_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        batch
+            .iter()
+            .map(|f| f.lease_token.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        next.iter()
+            .map(|(status, _)| *status as i16)
+            .collect::<Vec<_>>(),
+    )
+    .bind(next.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+    .bind(
+        batch
+            .iter()
+            .map(|f| f.attempt.created_at)
+            .collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// A success ends its endpoint's failing spell: auto-disable counts only unbroken runs of
+/// failures.
+async fn clear_failing_spells(
+    conn: &mut sqlx::PgConnection,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
+    let succeeded = unique_ids(
+        batch
+            .iter()
+            .filter(|f| matches!(f.next, NextState::Succeeded))
+            .map(|f| f.attempt.endpoint_id.as_str()),
+    );
+    if succeeded.is_empty() {
+        return Ok(());
     }
-    tx.commit().await.map_err(internal)?;
+    sqlx::query(
+        "UPDATE endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND id = ANY($1)",
+    )
+    .bind(succeeded)
+    .execute(conn)
+    .await
+    .map_err(internal)?;
     Ok(())
 }
 

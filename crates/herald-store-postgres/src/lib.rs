@@ -9,6 +9,7 @@ mod catalog;
 mod dispatch;
 mod listener;
 mod messages;
+mod publisher;
 mod rows;
 mod store_impl;
 #[cfg(any(test, feature = "testing"))]
@@ -30,6 +31,8 @@ pub struct PgStore {
     _listener: Arc<listener::ListenerTask>,
     /// Seals endpoint secrets at rest, when a key is configured.
     sealer: Arc<SecretSealer>,
+    /// Writes publishes in batches (group commit).
+    publisher: publisher::Publisher,
 }
 
 /// The migrations of this store, applied by [`PgStore::migrate`]. sqlx takes an advisory
@@ -50,6 +53,7 @@ impl PgStore {
         let work = Arc::new(Notify::new());
         let listener = listener::ListenerTask::spawn(pool.clone(), work.clone());
         Ok(Self {
+            publisher: publisher::Publisher::start(pool.clone(), work.clone()),
             pool,
             work,
             _listener: Arc::new(listener),

@@ -1,32 +1,81 @@
 //! Publishing, message and attempt queries, resend and recover.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use herald_core::filter::endpoint_accepts;
 use herald_core::ids::IdKind;
-use herald_core::model::{Attempt, DeliveryStatus, Message, TriggerType};
+use herald_core::model::{Attempt, DeliveryStatus, Endpoint, Message, TriggerType};
+use herald_core::sealing::SecretSealer;
 use herald_core::store::{
     AttemptFilter, EndpointDelivery, MessageDelivery, MessageFilter, NewMessage, Page, PageRequest,
     Published, StoreResult,
 };
 use herald_core::StoreError;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use tokio::sync::Notify;
 
 use crate::rows::{self, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::{internal, not_found, notify_work, PgStore};
 use herald_store_sql::push_page;
 
 pub async fn create_message(s: &PgStore, new: &NewMessage) -> StoreResult<Published> {
+    s.publisher.publish(new, s.sealer.clone()).await
+}
+
+/// The enabled endpoints of each application met in one publishing transaction, read once.
+pub(crate) type EndpointCache = HashMap<String, Vec<Endpoint>>;
+
+/// Publishes one message in a transaction of its own.
+pub(crate) async fn publish_alone(
+    pool: &PgPool,
+    work: &Notify,
+    new: &NewMessage,
+    sealer: &SecretSealer,
+) -> StoreResult<Published> {
+    let mut tx = pool.begin().await.map_err(internal)?;
+    let published = publish_in(&mut tx, new, sealer, &mut EndpointCache::new()).await?;
+    let created = matches!(published, Published::Created { deliveries, .. } if deliveries > 0);
+    if created {
+        notify_work(&mut tx).await?;
+    }
+    tx.commit().await.map_err(internal)?;
+    if created {
+        work.notify_one();
+    }
+    Ok(published)
+}
+
+/// Makes concurrent publishes with one idempotency key, on any node, wait for the first one's
+/// transaction to end. (Taking it again in the same transaction is free.)
+pub(crate) async fn lock_idempotency_key(
+    tx: &mut PgConnection,
+    app_id: &str,
+    key: &str,
+) -> StoreResult<()> {
+    // Two-key form, in Herald's own key space (sqlx's migration lock uses the one-key form).
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('herald.idempotency'), hashtext($1 || '/' || $2))",
+    )
+    .bind(app_id)
+    .bind(key)
+    .execute(tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// Writes one message and its deliveries within the caller's transaction; an error leaves
+/// the transaction aborted. The caller notifies the nodes of new work.
+pub(crate) async fn publish_in(
+    tx: &mut PgConnection,
+    new: &NewMessage,
+    sealer: &SecretSealer,
+    endpoints: &mut EndpointCache,
+) -> StoreResult<Published> {
     let m = &new.message;
-    let mut tx = s.pool.begin().await.map_err(internal)?;
     if let Some(key) = &new.idempotency_key {
-        // Concurrent publishes with one key, on any node, wait here for the first.
-        // Two-key form, in Herald's own key space (sqlx's migration lock uses the one-key form).
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('herald.idempotency'), hashtext($1 || '/' || $2))")
-            .bind(&m.app_id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(internal)?;
+        lock_idempotency_key(&mut *tx, &m.app_id, key).await?;
         let existing =
             sqlx::query("SELECT * FROM messages WHERE app_id = $1 AND idempotency_key = $2")
                 .bind(&m.app_id)
@@ -59,22 +108,26 @@ pub async fn create_message(s: &PgStore, new: &NewMessage) -> StoreResult<Publis
         _ => internal(e),
     })?;
 
-    let endpoints = sqlx::query("SELECT * FROM endpoints WHERE app_id = $1 AND NOT disabled")
-        .bind(&m.app_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(internal)?;
-    let mut targets = Vec::new();
-    for row in &endpoints {
-        let endpoint = rows::endpoint(row, &s.sealer)?;
-        let wanted = match &new.only_endpoint {
-            Some(only) => *only == endpoint.id,
-            None => endpoint_accepts(&endpoint, &m.event_type, m.channels.as_deref()),
-        };
-        if wanted {
-            targets.push(endpoint.id);
-        }
+    if !endpoints.contains_key(&m.app_id) {
+        let found = sqlx::query("SELECT * FROM endpoints WHERE app_id = $1 AND NOT disabled")
+            .bind(&m.app_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(internal)?;
+        let decoded = found
+            .iter()
+            .map(|row| rows::endpoint(row, sealer))
+            .collect::<StoreResult<Vec<_>>>()?;
+        endpoints.insert(m.app_id.clone(), decoded);
     }
+    let targets: Vec<&str> = endpoints[&m.app_id]
+        .iter()
+        .filter(|endpoint| match &new.only_endpoint {
+            Some(only) => *only == endpoint.id,
+            None => endpoint_accepts(endpoint, &m.event_type, m.channels.as_deref()),
+        })
+        .map(|endpoint| endpoint.id.as_str())
+        .collect();
     if !targets.is_empty() {
         let ids: Vec<String> = targets.iter().map(|_| IdKind::Delivery.new_id()).collect();
         sqlx::query(
@@ -91,11 +144,6 @@ pub async fn create_message(s: &PgStore, new: &NewMessage) -> StoreResult<Publis
         .execute(&mut *tx)
         .await
         .map_err(internal)?;
-        notify_work(&mut tx).await?;
-    }
-    tx.commit().await.map_err(internal)?;
-    if !targets.is_empty() {
-        s.work.notify_one();
     }
     Ok(Published::Created {
         message: m.clone(),

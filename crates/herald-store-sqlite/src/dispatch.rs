@@ -105,12 +105,17 @@ async fn fetch_by_ids<'a, T>(
     Ok(decode_each(&found, decode))
 }
 
-/// Records finished attempts in one transaction: one commit (one fsync) for the batch.
+/// Records finished attempts in one transaction: one commit (one fsync) for the batch, and
+/// a fixed number of statements whatever its size (every statement is a round trip to the
+/// connection's thread, which is what a delivery's cost is mostly made of).
 pub async fn finish_attempts(s: &SqliteStore, batch: &[FinishedAttempt]) -> StoreResult<()> {
-    let mut tx = s.writer.begin().await.map_err(internal)?;
-    for finished in batch {
-        record_one(&mut tx, finished).await?;
+    if batch.is_empty() {
+        return Ok(());
     }
+    let mut tx = s.writer.begin().await.map_err(internal)?;
+    insert_attempts(&mut tx, batch).await?;
+    update_deliveries(&mut tx, batch).await?;
+    clear_failing_spells(&mut tx, batch).await?;
     tx.commit().await.map_err(internal)?;
     if batch
         .iter()
@@ -122,69 +127,95 @@ pub async fn finish_attempts(s: &SqliteStore, batch: &[FinishedAttempt]) -> Stor
     Ok(())
 }
 
-/// Writes one attempt and its delivery's next state inside the caller's transaction.
-async fn record_one(tx: &mut sqlx::SqliteConnection, f: &FinishedAttempt) -> StoreResult<()> {
-    let a = &f.attempt;
-    let (status, next_at) = match f.next {
-        NextState::Succeeded => (DeliveryStatus::Success, None),
-        NextState::RetryAt(at) => (DeliveryStatus::Pending, Some(ms(at))),
-        NextState::Failed => (DeliveryStatus::Failed, None),
-    };
-    let inserted = sqlx::query(
-        "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
+/// The attempt rows, all in one statement. An attempt whose message or endpoint was deleted
+/// while it was in flight is left out: there is nothing left to record it against.
+async fn insert_attempts(tx: &mut SqliteConnection, batch: &[FinishedAttempt]) -> StoreResult<()> {
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "WITH v (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
+         response_status_code, response_headers, response, response_duration_ms, error_kind, \
+         error_detail, trigger_type, created_at) AS (",
+    );
+    qb.push_values(batch, |mut row, f| {
+        let a = &f.attempt;
+        row.push_bind(a.id.clone())
+            .push_bind(a.delivery_id.clone())
+            .push_bind(a.msg_id.clone())
+            .push_bind(a.endpoint_id.clone())
+            .push_bind(a.app_id.clone())
+            .push_bind(a.url.clone())
+            .push_bind(a.status as i64)
+            .push_bind(i64::from(a.response_status_code))
+            .push_bind(json(&a.response_headers))
+            .push_bind(a.response.clone())
+            .push_bind(a.response_duration_ms)
+            .push_bind(a.error_kind.map(|k| k.as_str()))
+            .push_bind(a.error_detail.clone())
+            .push_bind(a.trigger as i64)
+            .push_bind(ms(a.created_at));
+    });
+    qb.push(
+        ") INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
          error_detail, trigger_type, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&a.id)
-    .bind(&a.delivery_id)
-    .bind(&a.msg_id)
-    .bind(&a.endpoint_id)
-    .bind(&a.app_id)
-    .bind(&a.url)
-    .bind(a.status as i64)
-    .bind(i64::from(a.response_status_code))
-    .bind(json(&a.response_headers))
-    .bind(&a.response)
-    .bind(a.response_duration_ms)
-    .bind(a.error_kind.map(|k| k.as_str()))
-    .bind(&a.error_detail)
-    .bind(a.trigger as i64)
-    .bind(ms(a.created_at))
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Ok(_) => {}
-        // The message or endpoint was deleted while the attempt was in flight: there is
-        // nothing left to record it against.
-        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => return Ok(()),
-        Err(e) => return Err(internal(e)),
+         SELECT * FROM v WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = v.msg_id) \
+         AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = v.endpoint_id)",
+    );
+    qb.build().execute(&mut *tx).await.map_err(internal)?;
+    Ok(())
+}
+
+/// Each delivery's next state, if its lease still holds. Later attempts are scheduled ones,
+/// whatever triggered this one.
+async fn update_deliveries(
+    tx: &mut SqliteConnection,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
+    let mut qb = QueryBuilder::<Sqlite>::new("WITH v (id, token, status, next_at, at) AS (");
+    qb.push_values(batch, |mut row, f| {
+        let (status, next_at) = match f.next {
+            NextState::Succeeded => (DeliveryStatus::Success, None),
+            NextState::RetryAt(at) => (DeliveryStatus::Pending, Some(ms(at))),
+            NextState::Failed => (DeliveryStatus::Failed, None),
+        };
+        row.push_bind(f.attempt.delivery_id.clone())
+            .push_bind(f.lease_token.clone())
+            .push_bind(status as i64)
+            .push_bind(next_at)
+            .push_bind(ms(f.attempt.created_at));
+    });
+    qb.push(
+        ") UPDATE deliveries SET status = v.status, attempt_count = attempt_count + 1, \
+         next_attempt_at = v.next_at, lease_token = NULL, trigger_type = 0, updated_at = v.at \
+         FROM v WHERE deliveries.id = v.id AND deliveries.lease_token = v.token",
+    );
+    qb.build().execute(&mut *tx).await.map_err(internal)?;
+    Ok(())
+}
+
+/// A success ends its endpoint's failing spell: auto-disable counts only unbroken runs of
+/// failures.
+async fn clear_failing_spells(
+    tx: &mut SqliteConnection,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
+    let succeeded = unique_ids(
+        batch
+            .iter()
+            .filter(|f| matches!(f.next, NextState::Succeeded))
+            .map(|f| f.attempt.endpoint_id.as_str()),
+    );
+    if succeeded.is_empty() {
+        return Ok(());
     }
-    // Later attempts are scheduled ones, whatever triggered this one.
-    sqlx::query(
-        "UPDATE deliveries SET status = ?, attempt_count = attempt_count + 1, \
-         next_attempt_at = ?, lease_token = NULL, trigger_type = 0, updated_at = ? \
-         WHERE id = ? AND lease_token = ?",
-    )
-    .bind(status as i64)
-    .bind(next_at)
-    .bind(ms(a.created_at))
-    .bind(&a.delivery_id)
-    .bind(&f.lease_token)
-    .execute(&mut *tx)
-    .await
-    .map_err(internal)?;
-    if matches!(f.next, NextState::Succeeded) {
-        // A success ends the endpoint's failing spell: auto-disable counts only unbroken
-        // runs of failures.
-        sqlx::query(
-            "UPDATE endpoints SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL",
-        )
-        .bind(&a.endpoint_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(internal)?;
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "UPDATE endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN (",
+    );
+    let mut list = qb.separated(", ");
+    for id in succeeded {
+        list.push_bind(id);
     }
+    qb.push(")");
+    qb.build().execute(&mut *tx).await.map_err(internal)?;
     Ok(())
 }
 

@@ -1,20 +1,20 @@
 //! Group commit of publishes. Every write to SQLite goes through one connection, and each
 //! commit waits for the disk (`synchronous = FULL`), so publishing one message per
 //! transaction caps a node at the disk's commits per second. Publishes arriving while a
-//! commit is under way are written together in the next transaction, each in a savepoint
-//! of its own (one publisher's conflict does not undo another's message), and each caller
-//! gets its answer only after the commit that made its message durable.
+//! commit is under way are written together in the next transaction (one publisher's
+//! conflict does not undo another's message), and each caller gets its answer only after
+//! the commit that made its message durable.
 
 use std::sync::Arc;
 
 use herald_core::sealing::SecretSealer;
 use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
-use sqlx::{Connection, SqlitePool};
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::internal;
-use crate::messages::publish_one;
+use crate::messages::{publish_one, EndpointCache};
 
 /// The most publishes one transaction writes.
 const MAX_BATCH: usize = 128;
@@ -101,18 +101,16 @@ async fn run(writer: SqlitePool, work: Arc<Notify>, mut jobs: mpsc::UnboundedRec
 
 /// Writes the batch in one transaction: `Err` if it could not be committed, else each
 /// publish's own result.
+///
+/// No savepoints: `publish_one` meets a publish's own failures (a duplicate event id, an
+/// unknown application) before it writes anything of it. A failure after that ends the
+/// whole batch, which is then not committed, and every publisher hears so.
 async fn write(writer: &SqlitePool, batch: &[Job]) -> StoreResult<Vec<StoreResult<Published>>> {
     let mut tx = writer.begin().await.map_err(internal)?;
+    let mut endpoints = EndpointCache::new();
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
-        let mut savepoint = tx.begin().await.map_err(internal)?;
-        let result = publish_one(&mut savepoint, &job.new, &job.sealer).await;
-        if result.is_ok() {
-            savepoint.commit().await.map_err(internal)?;
-        } else {
-            savepoint.rollback().await.map_err(internal)?;
-        }
-        results.push(result);
+        results.push(publish_one(&mut tx, &job.new, &job.sealer, &mut endpoints).await?);
     }
     tx.commit().await.map_err(internal)?;
     Ok(results)
