@@ -95,8 +95,16 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let found = state.store.find_token(&hash_token(token)).await?;
-        let token = found.ok_or(ApiError::Unauthorized)?;
+        let hash = hash_token(token);
+        let token = match state.lookups.tokens.get(&hash) {
+            Some(token) => token,
+            None => {
+                let found = state.store.find_token(&hash).await?;
+                let token = found.ok_or(ApiError::Unauthorized)?;
+                state.lookups.tokens.put(hash, token.clone());
+                token
+            }
+        };
         if token.expires_at.is_some_and(|at| at <= state.clock.now()) {
             return Err(ApiError::Unauthorized);
         }

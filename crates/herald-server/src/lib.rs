@@ -8,6 +8,7 @@ pub mod destinations;
 pub mod dispatch;
 pub mod error;
 pub mod http;
+pub mod lookups;
 pub mod operational;
 pub mod retention;
 pub mod schema;

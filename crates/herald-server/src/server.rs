@@ -203,6 +203,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         )),
         clock,
         config: Arc::new(config),
+        lookups: Arc::default(),
     };
     let shutdown = CancellationToken::new();
     let app =

@@ -9,6 +9,7 @@ use crate::auth::Caller;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::http::rate_limit::TokenRateLimit;
+use crate::lookups::Lookups;
 use crate::operational::Operational;
 
 /// Handles to the store, the clock and the configuration.
@@ -19,6 +20,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub operational: Operational,
     pub rate_limit: Arc<TokenRateLimit>,
+    /// Recent token, application and event type lookups, for the publishing hot path.
+    pub lookups: Arc<Lookups>,
 }
 
 impl AppState {
@@ -27,6 +30,28 @@ impl AppState {
     pub async fn app_for(&self, caller: &Caller, id_or_uid: &str) -> ApiResult<Application> {
         let app = self.store.get_app(id_or_uid).await?;
         // The operational webhooks' application is managed through its own routes only.
+        if caller.can_access(&app.id) && app.id != OPERATIONAL_APP_ID {
+            Ok(app)
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+
+    /// [`app_for`](Self::app_for) through the remembered lookups, for publishing: an
+    /// application changed on another node may be seen as it was up to a second ago.
+    pub async fn remembered_app_for(
+        &self,
+        caller: &Caller,
+        id_or_uid: &str,
+    ) -> ApiResult<Application> {
+        let app = match self.lookups.apps.get(&id_or_uid.to_owned()) {
+            Some(app) => app,
+            None => {
+                let app = self.store.get_app(id_or_uid).await?;
+                self.lookups.apps.put(id_or_uid.to_owned(), app.clone());
+                app
+            }
+        };
         if caller.can_access(&app.id) && app.id != OPERATIONAL_APP_ID {
             Ok(app)
         } else {

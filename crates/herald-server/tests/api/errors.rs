@@ -339,6 +339,39 @@ async fn payload_breaking_the_event_type_schema_is_a_422() {
     assert_eq!(status, 422, "an invalid schema is refused");
 }
 
+/// Publishing remembers the event type it looked up (`lookups.rs`); a schema given or
+/// changed on this node applies to the very next publish all the same.
+#[tokio::test]
+async fn a_schema_applies_from_the_next_publish_on() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let path = format!("/app/{app}/msg");
+    let breaking = json!({"eventType": "order.paid", "payload": {"amount": "ten"}});
+    let (status, body) = herald.post(&path, breaking.clone()).await;
+    assert_eq!(status, 202, "no event type yet, so no schema: {body}");
+    let schema =
+        |kind: &str| json!({"1": {"type": "object", "properties": {"amount": {"type": kind}}}});
+    let (status, body) = herald
+        .post(
+            "/event-type",
+            json!({"name": "order.paid", "description": "", "schemas": schema("number")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = herald.post(&path, breaking.clone()).await;
+    assert_eq!(status, 422, "the new schema applies at once: {body}");
+    let (status, body) = herald
+        .call(
+            reqwest::Method::PUT,
+            "/event-type/order.paid",
+            Some(json!({"description": "", "schemas": schema("string")})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = herald.post(&path, breaking).await;
+    assert_eq!(status, 202, "and so does a changed one: {body}");
+}
+
 /// Reads every page of `path` with `limit`, forward, returning the ids in order.
 async fn page_through(herald: &TestHerald, path: &str, limit: usize) -> Vec<String> {
     let mut ids = Vec::new();

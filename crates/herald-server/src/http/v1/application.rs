@@ -236,6 +236,7 @@ async fn update_app(
     app.metadata = body.metadata;
     app.updated_at = state.clock.now();
     state.store.update_app(&app).await?;
+    state.lookups.apps.forget();
     Ok((StatusCode::OK, Json(app.into())))
 }
 
@@ -274,6 +275,7 @@ async fn patch_app(
     }
     app.updated_at = state.clock.now();
     state.store.update_app(&app).await?;
+    state.lookups.apps.forget();
     Ok(Json(app.into()))
 }
 
@@ -288,6 +290,7 @@ async fn delete_app(
     caller.require_admin()?;
     let app = state.app_for(&caller, &app_id).await?;
     state.store.delete_app(&app.id).await?;
+    state.lookups.apps.forget();
     Ok(StatusCode::NO_CONTENT)
 }
 

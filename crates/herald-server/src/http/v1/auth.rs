@@ -118,6 +118,7 @@ async fn logout(
     }
     let token = bearer(&parts).ok_or(ApiError::Unauthorized)?;
     state.store.delete_token(&hash_token(token)).await?;
+    state.lookups.tokens.forget();
     Ok(StatusCode::NO_CONTENT)
 }
 

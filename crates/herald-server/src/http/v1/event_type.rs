@@ -230,6 +230,7 @@ async fn create_event_type(
         }
         Err(e) => return Err(e.into()),
     }
+    state.lookups.event_types.forget();
     Ok((StatusCode::CREATED, Json(event_type.into())))
 }
 
@@ -280,9 +281,11 @@ async fn update_event_type(
     v.finish().map_err(ApiError::Validation)?;
     if existing.is_some() {
         state.store.update_event_type(&event_type).await?;
+        state.lookups.event_types.forget();
         Ok((StatusCode::OK, Json(event_type.into())))
     } else {
         state.store.create_event_type(&event_type).await?;
+        state.lookups.event_types.forget();
         Ok((StatusCode::CREATED, Json(event_type.into())))
     }
 }
@@ -320,6 +323,7 @@ async fn patch_event_type(
     v.finish().map_err(ApiError::Validation)?;
     event_type.updated_at = state.clock.now();
     state.store.update_event_type(&event_type).await?;
+    state.lookups.event_types.forget();
     Ok(Json(event_type.into()))
 }
 
@@ -341,6 +345,7 @@ async fn delete_event_type(
         event_type.archived = true;
         event_type.updated_at = state.clock.now();
         state.store.update_event_type(&event_type).await?;
+        state.lookups.event_types.forget();
     }
     Ok(StatusCode::NO_CONTENT)
 }

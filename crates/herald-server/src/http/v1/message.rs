@@ -182,10 +182,22 @@ fn validate(body: &MessageIn, max_payload: usize) -> ApiResult<()> {
 
 /// Refuses a payload that breaks its event type's schema.
 async fn check_schema(state: &AppState, body: &MessageIn) -> ApiResult<()> {
-    let event_type = match state.store.get_event_type(&body.event_type).await {
-        Ok(e) if e.schemas.is_some() => e,
-        Ok(_) | Err(StoreError::NotFound) => return Ok(()),
-        Err(e) => return Err(e.into()),
+    let remembered = state.lookups.event_types.get(&body.event_type);
+    let found = match remembered {
+        Some(found) => found,
+        None => {
+            let found = match state.store.get_event_type(&body.event_type).await {
+                Ok(e) => Some(e),
+                Err(StoreError::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let name = body.event_type.clone();
+            state.lookups.event_types.put(name, found.clone());
+            found
+        }
+    };
+    let Some(event_type) = found.filter(|e| e.schemas.is_some()) else {
+        return Ok(());
     };
     let payload: Value = serde_json::from_str(body.payload.get())
         .map_err(|e| ApiError::invalid("payload", e.to_string()))?;
@@ -214,7 +226,10 @@ async fn target_app(
     app_id: &str,
     body: &mut MessageIn,
 ) -> ApiResult<Application> {
-    match (state.app_for(caller, app_id).await, body.application.take()) {
+    match (
+        state.remembered_app_for(caller, app_id).await,
+        body.application.take(),
+    ) {
         (Err(ApiError::NotFound), Some(mut app_in)) => {
             if app_in.uid.is_none() && !IdKind::Application.is_id(app_id) {
                 app_in.uid = Some(app_id.to_owned());
