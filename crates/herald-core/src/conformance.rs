@@ -275,6 +275,9 @@ pub async fn publishes_made_together_each_get_their_own_answer(store: &dyn Store
         with_event_id("evt-2"),
     );
     let (keyed, keyed_again) = (with_key(), with_key());
+    let mut other = other;
+    other.message.channels = Some(vec!["ch-1".into()]);
+    other.message.tags = Some(vec!["t-1".into(), "t-2".into()]);
     let orphan = message("app_0000000000000000000000000", "x");
     // Joined, the publishes are all queued before any is written.
     let (r1, r2, r3, r4, r5, r6) = tokio::join!(
@@ -303,6 +306,12 @@ pub async fn publishes_made_together_each_get_their_own_answer(store: &dyn Store
     }
     assert!(matches!(r6, Err(StoreError::NotFound)), "{r6:?}");
     assert_eq!(store.claim_due(&claim_at(t0())).await.unwrap().len(), 3);
+    let stored = store.get_message(&a.id, &other.message.id).await.unwrap();
+    assert_eq!(stored.channels, other.message.channels);
+    assert_eq!(stored.tags, other.message.tags);
+    let stored = store.get_message(&a.id, &first.message.id).await.unwrap();
+    assert_eq!((stored.channels, stored.tags), (None, None));
+    assert_eq!(stored.payload, first.message.payload);
 }
 
 pub async fn event_id_is_unique_per_application(store: &dyn Store) {

@@ -1,11 +1,9 @@
 //! Publishing, message and attempt queries, resend and recover.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use herald_core::filter::endpoint_accepts;
 use herald_core::ids::IdKind;
-use herald_core::model::{Attempt, DeliveryStatus, Endpoint, Message, TriggerType};
+use herald_core::model::{Attempt, DeliveryStatus, Message, TriggerType};
 use herald_core::sealing::SecretSealer;
 use herald_core::store::{
     AttemptFilter, EndpointDelivery, MessageDelivery, MessageFilter, NewMessage, Page, PageRequest,
@@ -23,9 +21,6 @@ pub async fn create_message(s: &PgStore, new: &NewMessage) -> StoreResult<Publis
     s.publisher.publish(new, s.sealer.clone()).await
 }
 
-/// The enabled endpoints of each application met in one publishing transaction, read once.
-pub(crate) type EndpointCache = HashMap<String, Vec<Endpoint>>;
-
 /// Publishes one message in a transaction of its own.
 pub(crate) async fn publish_alone(
     pool: &PgPool,
@@ -34,7 +29,7 @@ pub(crate) async fn publish_alone(
     sealer: &SecretSealer,
 ) -> StoreResult<Published> {
     let mut tx = pool.begin().await.map_err(internal)?;
-    let published = publish_in(&mut tx, new, sealer, &mut EndpointCache::new()).await?;
+    let published = publish_in(&mut tx, new, sealer).await?;
     let created = matches!(published, Published::Created { deliveries, .. } if deliveries > 0);
     if created {
         notify_work(&mut tx).await?;
@@ -67,11 +62,10 @@ pub(crate) async fn lock_idempotency_key(
 
 /// Writes one message and its deliveries within the caller's transaction; an error leaves
 /// the transaction aborted. The caller notifies the nodes of new work.
-pub(crate) async fn publish_in(
+async fn publish_in(
     tx: &mut PgConnection,
     new: &NewMessage,
     sealer: &SecretSealer,
-    endpoints: &mut EndpointCache,
 ) -> StoreResult<Published> {
     let m = &new.message;
     if let Some(key) = &new.idempotency_key {
@@ -108,19 +102,16 @@ pub(crate) async fn publish_in(
         _ => internal(e),
     })?;
 
-    if !endpoints.contains_key(&m.app_id) {
-        let found = sqlx::query("SELECT * FROM endpoints WHERE app_id = $1 AND NOT disabled")
-            .bind(&m.app_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(internal)?;
-        let decoded = found
-            .iter()
-            .map(|row| rows::endpoint(row, sealer))
-            .collect::<StoreResult<Vec<_>>>()?;
-        endpoints.insert(m.app_id.clone(), decoded);
-    }
-    let targets: Vec<&str> = endpoints[&m.app_id]
+    let found = sqlx::query("SELECT * FROM endpoints WHERE app_id = $1 AND NOT disabled")
+        .bind(&m.app_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(internal)?;
+    let endpoints = found
+        .iter()
+        .map(|row| rows::endpoint(row, sealer))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let targets: Vec<&str> = endpoints
         .iter()
         .filter(|endpoint| match &new.only_endpoint {
             Some(only) => *only == endpoint.id,

@@ -6,14 +6,19 @@
 
 use std::sync::Arc;
 
+use herald_core::ids::IdKind;
+use herald_core::model::Message;
 use herald_core::sealing::SecretSealer;
 use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
-use sqlx::PgPool;
+use herald_store_sql::publish_plan::{plan, Accepted, Known};
+use herald_store_sql::unique_ids;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
-use crate::messages::{lock_idempotency_key, publish_alone, publish_in, EndpointCache};
-use crate::{internal, notify_work};
+use crate::messages::{lock_idempotency_key, publish_alone};
+use crate::{internal, notify_work, rows};
 
 /// The most publishes one transaction writes.
 const MAX_BATCH: usize = 64;
@@ -92,13 +97,14 @@ async fn write_and_answer(pool: &PgPool, work: &Notify, batch: Vec<Job>) {
                 work.notify_one();
             }
             for (job, result) in batch.into_iter().zip(results) {
-                let _ = job.reply.send(Ok(result));
+                let _ = job.reply.send(result);
             }
         }
         Err(e) => {
-            // Something in the batch failed (a duplicate event id, an application deleted
-            // meanwhile, a database error) and PostgreSQL undid it all: each publish again,
-            // alone, so that each gets its own answer.
+            // Something in the batch failed (a concurrent writer took an event id or
+            // deleted an application since the batch read them, or the database failed) and
+            // PostgreSQL undid it all: each publish again, alone, so that each gets its own
+            // answer.
             if batch.len() > 1 {
                 tracing::debug!(error = %e, size = batch.len(), "a batch of publishes failed; publishing them one by one");
             }
@@ -110,28 +116,28 @@ async fn write_and_answer(pool: &PgPool, work: &Notify, batch: Vec<Job>) {
     }
 }
 
-/// Writes the batch in one transaction with one `NOTIFY`: all or nothing.
-async fn write(pool: &PgPool, batch: &[Job]) -> StoreResult<Vec<Published>> {
+/// Writes the batch in one transaction with one `NOTIFY`: `Err` if it could not be
+/// committed, else each publish's own result. What could refuse
+/// a publish is read first for the whole batch and decided in memory (`plan`); then the
+/// accepted messages and their deliveries are inserted with one statement each. A
+/// concurrent writer taking an event id or deleting an application in between makes an
+/// insert fail, and the caller then publishes one by one.
+async fn write(pool: &PgPool, batch: &[Job]) -> StoreResult<Vec<StoreResult<Published>>> {
     let mut tx = pool.begin().await.map_err(internal)?;
+    let news: Vec<&NewMessage> = batch.iter().map(|job| &job.new).collect();
     // Two batches taking the same idempotency keys' locks in different orders would
     // deadlock; taken up front in one order, they queue instead.
-    let mut keys: Vec<(&str, &str)> = batch
-        .iter()
-        .filter_map(|job| {
-            let key = job.new.idempotency_key.as_deref()?;
-            Some((job.new.message.app_id.as_str(), key))
-        })
-        .collect();
+    let mut keys = Known::keys_of(&news);
     keys.sort_unstable();
     keys.dedup();
-    for (app_id, key) in keys {
+    for (app_id, key) in &keys {
         lock_idempotency_key(&mut tx, app_id, key).await?;
     }
-    let mut endpoints = EndpointCache::new();
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        results.push(publish_in(&mut tx, &job.new, &job.sealer, &mut endpoints).await?);
-    }
+    // Every job comes from the one store, with its one sealer.
+    let known = read_known(&mut tx, &news, &batch[0].sealer).await?;
+    let (results, accepted) = plan(&news, &known);
+    insert_messages(&mut tx, &accepted).await?;
+    insert_deliveries(&mut tx, &accepted).await?;
     if creates_work(&results) {
         notify_work(&mut tx).await?;
     }
@@ -139,8 +145,150 @@ async fn write(pool: &PgPool, batch: &[Job]) -> StoreResult<Vec<Published>> {
     Ok(results)
 }
 
-fn creates_work(results: &[Published]) -> bool {
+/// Reads what decides the batch, in four statements at most.
+async fn read_known(
+    tx: &mut PgConnection,
+    news: &[&NewMessage],
+    sealer: &SecretSealer,
+) -> StoreResult<Known> {
+    let mut known = Known::default();
+    let (apps, keys): (Vec<&str>, Vec<&str>) = Known::keys_of(news).into_iter().unzip();
+    if !keys.is_empty() {
+        let found = sqlx::query(
+            "SELECT m.* FROM messages m JOIN UNNEST($1::text[], $2::text[]) AS k(app_id, key) \
+             ON m.app_id = k.app_id AND m.idempotency_key = k.key",
+        )
+        .bind(&apps)
+        .bind(&keys)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(internal)?;
+        for row in found {
+            let message = rows::message(&row)?;
+            let key: String = row.try_get("idempotency_key").map_err(internal)?;
+            known
+                .messages_by_key
+                .insert((message.app_id.clone(), key), message);
+        }
+    }
+    let (apps, event_ids): (Vec<&str>, Vec<&str>) = Known::event_ids_of(news).into_iter().unzip();
+    if !event_ids.is_empty() {
+        let taken: Vec<(String, String)> = sqlx::query_as(
+            "SELECT m.app_id, m.event_id FROM messages m \
+             JOIN UNNEST($1::text[], $2::text[]) AS e(app_id, event_id) \
+             ON m.app_id = e.app_id AND m.event_id = e.event_id",
+        )
+        .bind(&apps)
+        .bind(&event_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(internal)?;
+        known.event_ids.extend(taken);
+    }
+    let app_ids = unique_ids(news.iter().map(|n| n.message.app_id.as_str()));
+    let apps: Vec<String> = sqlx::query_scalar("SELECT id FROM applications WHERE id = ANY($1)")
+        .bind(&app_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(internal)?;
+    known.apps.extend(apps);
+    let endpoints = sqlx::query("SELECT * FROM endpoints WHERE NOT disabled AND app_id = ANY($1)")
+        .bind(&app_ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(internal)?;
+    for row in endpoints {
+        let endpoint = rows::endpoint(&row, sealer)?;
+        known
+            .endpoints
+            .entry(endpoint.app_id.clone())
+            .or_default()
+            .push(endpoint);
+    }
+    Ok(known)
+}
+
+async fn insert_messages(tx: &mut PgConnection, accepted: &[Accepted<'_>]) -> StoreResult<()> {
+    if accepted.is_empty() {
+        return Ok(());
+    }
+    let messages: Vec<&Message> = accepted.iter().map(|a| &a.new.message).collect();
+    // Channels and tags are text arrays, which UNNEST would flatten: they go as JSON.
+    let as_json = |list: &Option<Vec<String>>| list.as_ref().map(|l| Json(l.clone()));
+    sqlx::query(
+        "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
+         idempotency_key, created_at) \
+         SELECT id, app_id, event_type, event_id, \
+         CASE WHEN channels IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text(channels)) END, \
+         CASE WHEN tags IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text(tags)) END, \
+         payload, idempotency_key, created_at \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], \
+         $7::text[], $8::text[], $9::timestamptz[]) \
+         AS m(id, app_id, event_type, event_id, channels, tags, payload, idempotency_key, \
+         created_at)",
+    )
+    .bind(messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.app_id.as_str()).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.event_type.as_str()).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.event_id.as_deref()).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| as_json(&m.channels)).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| as_json(&m.tags)).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.payload.as_deref()).collect::<Vec<_>>())
+    .bind(accepted.iter().map(|a| a.new.idempotency_key.as_deref()).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.created_at).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+async fn insert_deliveries(tx: &mut PgConnection, accepted: &[Accepted<'_>]) -> StoreResult<()> {
+    let deliveries: Vec<(&Message, &str)> = accepted
+        .iter()
+        .flat_map(|a| a.endpoint_ids.iter().map(|id| (&a.new.message, *id)))
+        .collect();
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = deliveries
+        .iter()
+        .map(|_| IdKind::Delivery.new_id())
+        .collect();
+    sqlx::query(
+        "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
+         next_attempt_at, trigger_type, updated_at) \
+         SELECT id, msg_id, endpoint_id, app_id, 1, 0, at, 0, at \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) \
+         AS d(id, msg_id, endpoint_id, app_id, at)",
+    )
+    .bind(&ids)
+    .bind(
+        deliveries
+            .iter()
+            .map(|(m, _)| m.id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(deliveries.iter().map(|(_, e)| *e).collect::<Vec<_>>())
+    .bind(
+        deliveries
+            .iter()
+            .map(|(m, _)| m.app_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        deliveries
+            .iter()
+            .map(|(m, _)| m.created_at)
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+fn creates_work(results: &[StoreResult<Published>]) -> bool {
     results
         .iter()
-        .any(|r| matches!(r, Published::Created { deliveries, .. } if *deliveries > 0))
+        .any(|r| matches!(r, Ok(Published::Created { deliveries, .. }) if *deliveries > 0))
 }

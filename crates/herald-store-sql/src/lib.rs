@@ -1,6 +1,9 @@
 //! What the SQLite and PostgreSQL stores share, written once over `sqlx`'s database traits:
 //! keyset pagination, the mapping of database errors to store errors, row decoding that
-//! survives a bad row, and the assembly of claimed deliveries.
+//! survives a bad row, the assembly of claimed deliveries, and the decisions of a batch of
+//! publishes (`publish_plan`).
+
+pub mod publish_plan;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,130 +1,21 @@
 //! Publishing, message and attempt queries, resend and recover.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
-use herald_core::filter::endpoint_accepts;
 use herald_core::ids::IdKind;
-use herald_core::model::{Attempt, DeliveryStatus, Endpoint, Message, TriggerType};
-use herald_core::sealing::SecretSealer;
+use herald_core::model::{Attempt, DeliveryStatus, Message, TriggerType};
 use herald_core::store::{
     AttemptFilter, EndpointDelivery, MessageDelivery, MessageFilter, NewMessage, Page, PageRequest,
     Published, StoreResult,
 };
 use herald_core::StoreError;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite};
 
-use crate::rows::{self, json, ms, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
+use crate::rows::{self, ms, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::{internal, not_found, SqliteStore};
 use herald_store_sql::push_page;
 
 pub async fn create_message(s: &SqliteStore, new: &NewMessage) -> StoreResult<Published> {
     s.publisher.publish(new, s.sealer.clone()).await
-}
-
-/// The enabled endpoints of each application met in one publishing transaction: they
-/// cannot change while the transaction holds the writer, so each is read once.
-pub(crate) type EndpointCache = HashMap<String, Vec<Endpoint>>;
-
-/// Writes one message and its deliveries within the caller's transaction.
-///
-/// The inner result is this publish's own: a client's mistake (a duplicate event id, an
-/// unknown application) or a failed read, met before anything of it is written (SQLite
-/// undoes a statement failing on a constraint alone, and the transaction goes on). The
-/// outer error means the publish was half written, and the transaction must not commit.
-pub(crate) async fn publish_one(
-    tx: &mut SqliteConnection,
-    new: &NewMessage,
-    sealer: &SecretSealer,
-    endpoints: &mut EndpointCache,
-) -> StoreResult<StoreResult<Published>> {
-    let m = &new.message;
-    let written = async {
-        if let Some(key) = &new.idempotency_key {
-            let existing =
-                sqlx::query("SELECT * FROM messages WHERE app_id = ? AND idempotency_key = ?")
-                    .bind(&m.app_id)
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(internal)?;
-            if let Some(row) = existing {
-                return Ok(Some(Published::Existing(rows::message(&row)?)));
-            }
-        }
-        if !endpoints.contains_key(&m.app_id) {
-            let found = sqlx::query("SELECT * FROM endpoints WHERE app_id = ? AND disabled = 0")
-                .bind(&m.app_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(internal)?;
-            let decoded = found
-                .iter()
-                .map(|row| rows::endpoint(row, sealer))
-                .collect::<StoreResult<Vec<_>>>()?;
-            endpoints.insert(m.app_id.clone(), decoded);
-        }
-        sqlx::query(
-            "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
-             idempotency_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&m.id)
-        .bind(&m.app_id)
-        .bind(&m.event_type)
-        .bind(&m.event_id)
-        .bind(m.channels.as_ref().map(json))
-        .bind(m.tags.as_ref().map(json))
-        .bind(m.payload.as_deref())
-        .bind(&new.idempotency_key)
-        .bind(ms(m.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict("eventId")
-            }
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
-            _ => internal(e),
-        })?;
-        Ok(None)
-    }
-    .await;
-    match written {
-        Ok(Some(existing)) => return Ok(Ok(existing)),
-        Ok(None) => {}
-        Err(e) => return Ok(Err(e)),
-    }
-
-    let wanted: Vec<&Endpoint> = endpoints[&m.app_id]
-        .iter()
-        .filter(|endpoint| match &new.only_endpoint {
-            Some(only) => *only == endpoint.id,
-            None => endpoint_accepts(endpoint, &m.event_type, m.channels.as_deref()),
-        })
-        .collect();
-    if !wanted.is_empty() {
-        let created = ms(m.created_at);
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
-             next_attempt_at, trigger_type, updated_at) ",
-        );
-        qb.push_values(&wanted, |mut row, endpoint| {
-            row.push_bind(IdKind::Delivery.new_id())
-                .push_bind(m.id.clone())
-                .push_bind(endpoint.id.clone())
-                .push_bind(m.app_id.clone())
-                .push_bind(1_i64)
-                .push_bind(0_i64)
-                .push_bind(created)
-                .push_bind(0_i64)
-                .push_bind(created);
-        });
-        qb.build().execute(&mut *tx).await.map_err(internal)?;
-    }
-    Ok(Ok(Published::Created {
-        message: m.clone(),
-        deliveries: wanted.len(),
-    }))
 }
 
 pub async fn get_message(

@@ -7,17 +7,23 @@
 
 use std::sync::Arc;
 
+use herald_core::ids::IdKind;
+use herald_core::model::Message;
 use herald_core::sealing::SecretSealer;
 use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
-use sqlx::SqlitePool;
+use herald_store_sql::publish_plan::{plan, Accepted, Known};
+use herald_store_sql::unique_ids;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::internal;
-use crate::messages::{publish_one, EndpointCache};
+use crate::rows::{self, json, ms};
 
 /// The most publishes one transaction writes.
 const MAX_BATCH: usize = 128;
+/// Rows per multi-row insert: 9 values each, well under SQLite's 32,766 parameters.
+const ROWS_PER_INSERT: usize = 1_000;
 
 struct Job {
     new: NewMessage,
@@ -102,16 +108,154 @@ async fn run(writer: SqlitePool, work: Arc<Notify>, mut jobs: mpsc::UnboundedRec
 /// Writes the batch in one transaction: `Err` if it could not be committed, else each
 /// publish's own result.
 ///
-/// No savepoints: `publish_one` meets a publish's own failures (a duplicate event id, an
-/// unknown application) before it writes anything of it. A failure after that ends the
-/// whole batch, which is then not committed, and every publisher hears so.
+/// A fixed number of statements whatever the batch's size, since each is a round trip to
+/// the writer's thread: what could refuse a publish (a repeated idempotency key, a taken
+/// event id, an unknown application) is read first, for the whole batch, and decided here
+/// in arrival order; then the accepted messages and their deliveries are inserted, many
+/// rows per statement. Nothing else writes meanwhile (this is SQLite's one writer), so
+/// the inserts meet no constraint they were not checked against. Should one fail anyway,
+/// the whole batch is not committed, and every publisher hears so.
 async fn write(writer: &SqlitePool, batch: &[Job]) -> StoreResult<Vec<StoreResult<Published>>> {
     let mut tx = writer.begin().await.map_err(internal)?;
-    let mut endpoints = EndpointCache::new();
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        results.push(publish_one(&mut tx, &job.new, &job.sealer, &mut endpoints).await?);
-    }
+    let news: Vec<&NewMessage> = batch.iter().map(|job| &job.new).collect();
+    // Every job comes from the one store, with its one sealer.
+    let known = read_known(&mut tx, &news, &batch[0].sealer).await?;
+    let (results, accepted) = plan(&news, &known);
+    insert_messages(&mut tx, &accepted).await?;
+    insert_deliveries(&mut tx, &accepted).await?;
     tx.commit().await.map_err(internal)?;
     Ok(results)
+}
+
+/// Reads what decides the batch, in four statements at most.
+async fn read_known(
+    tx: &mut SqliteConnection,
+    news: &[&NewMessage],
+    sealer: &SecretSealer,
+) -> StoreResult<Known> {
+    let mut known = Known::default();
+    let keyed = Known::keys_of(news);
+    if !keyed.is_empty() {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT * FROM messages WHERE (app_id, idempotency_key) IN (",
+        );
+        push_pairs(&mut qb, &keyed);
+        for row in qb.build().fetch_all(&mut *tx).await.map_err(internal)? {
+            let message = rows::message(&row)?;
+            let key: String = row.try_get("idempotency_key").map_err(internal)?;
+            known
+                .messages_by_key
+                .insert((message.app_id.clone(), key), message);
+        }
+    }
+    let with_event_id = Known::event_ids_of(news);
+    if !with_event_id.is_empty() {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT app_id, event_id FROM messages WHERE (app_id, event_id) IN (",
+        );
+        push_pairs(&mut qb, &with_event_id);
+        let taken: Vec<(String, String)> = qb
+            .build_query_as()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(internal)?;
+        known.event_ids.extend(taken);
+    }
+    let app_ids = unique_ids(news.iter().map(|n| n.message.app_id.as_str()));
+    let mut qb = QueryBuilder::<Sqlite>::new("SELECT id FROM applications WHERE id IN (");
+    push_list(&mut qb, &app_ids);
+    let apps: Vec<String> = qb
+        .build_query_scalar()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(internal)?;
+    known.apps.extend(apps);
+    let mut qb =
+        QueryBuilder::<Sqlite>::new("SELECT * FROM endpoints WHERE disabled = 0 AND app_id IN (");
+    push_list(&mut qb, &app_ids);
+    for row in qb.build().fetch_all(&mut *tx).await.map_err(internal)? {
+        let endpoint = rows::endpoint(&row, sealer)?;
+        known
+            .endpoints
+            .entry(endpoint.app_id.clone())
+            .or_default()
+            .push(endpoint);
+    }
+    Ok(known)
+}
+
+/// Appends `VALUES (?, ?), (?, ?)…)`, closing the `IN (` the query ends with (SQLite
+/// compares row values only with a subquery's rows).
+fn push_pairs(qb: &mut QueryBuilder<'_, Sqlite>, pairs: &[(&str, &str)]) {
+    qb.push("VALUES ");
+    let mut list = qb.separated(", ");
+    for (a, b) in pairs {
+        list.push("(")
+            .push_bind_unseparated(a.to_string())
+            .push_unseparated(", ")
+            .push_bind_unseparated(b.to_string())
+            .push_unseparated(")");
+    }
+    qb.push(")");
+}
+
+/// Appends `?, ?…)`, closing the `IN (` the query ends with.
+fn push_list(qb: &mut QueryBuilder<'_, Sqlite>, ids: &[String]) {
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(id.clone());
+    }
+    qb.push(")");
+}
+
+async fn insert_messages(tx: &mut SqliteConnection, accepted: &[Accepted<'_>]) -> StoreResult<()> {
+    for chunk in accepted.chunks(ROWS_PER_INSERT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
+             idempotency_key, created_at) ",
+        );
+        qb.push_values(chunk, |mut row, Accepted { new, .. }| {
+            let m = &new.message;
+            row.push_bind(m.id.clone())
+                .push_bind(m.app_id.clone())
+                .push_bind(m.event_type.clone())
+                .push_bind(m.event_id.clone())
+                .push_bind(m.channels.as_ref().map(json))
+                .push_bind(m.tags.as_ref().map(json))
+                .push_bind(m.payload.as_deref().map(str::to_owned))
+                .push_bind(new.idempotency_key.clone())
+                .push_bind(ms(m.created_at));
+        });
+        qb.build().execute(&mut *tx).await.map_err(internal)?;
+    }
+    Ok(())
+}
+
+async fn insert_deliveries(
+    tx: &mut SqliteConnection,
+    accepted: &[Accepted<'_>],
+) -> StoreResult<()> {
+    let deliveries: Vec<(&Message, &str)> = accepted
+        .iter()
+        .flat_map(|a| a.endpoint_ids.iter().map(|id| (&a.new.message, *id)))
+        .collect();
+    for chunk in deliveries.chunks(ROWS_PER_INSERT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
+             next_attempt_at, trigger_type, updated_at) ",
+        );
+        qb.push_values(chunk, |mut row, (m, endpoint_id)| {
+            let created = ms(m.created_at);
+            row.push_bind(IdKind::Delivery.new_id())
+                .push_bind(m.id.clone())
+                .push_bind(endpoint_id.to_string())
+                .push_bind(m.app_id.clone())
+                .push_unseparated(", 1, 0, ")
+                .push_bind_unseparated(created)
+                .push_unseparated(", 0, ")
+                .push_bind_unseparated(created);
+        });
+        qb.build().execute(&mut *tx).await.map_err(internal)?;
+    }
+    Ok(())
 }
