@@ -72,12 +72,14 @@ pub(crate) async fn run(
     }
     let started_at = ctx.clock.now();
     let outcome = deliver(&ctx, &claimed, started_at).await;
-    // The endpoint is done with; recording needs no slot of its lane.
-    drop(slot);
     if let (Some(429 | 503), Some(wait)) = (outcome.status_code, outcome.retry_after) {
         let wait = wait.min(ctx.policy.max_retry_after);
         ticket.hold_off(ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default());
     }
+    // The endpoint is done with: recording needs neither a slot of its lane nor a place in
+    // it, and the claimer may refill the lane while the record commits.
+    drop(slot);
+    drop(ticket);
     let succeeded = outcome.succeeded();
     if ctx
         .breakers

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use herald_core::model::Endpoint;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Past this many remembered endpoints, pacing entries already in the past are dropped.
 const PACING_MEMORY: usize = 10_000;
@@ -15,6 +15,8 @@ const PACING_MEMORY: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct Lanes {
     inner: Arc<Mutex<HashMap<String, Lane>>>,
+    /// Signalled when a full lane gets room: its endpoint's rows may be claimed again.
+    room: Arc<Notify>,
     /// When each rate-limited endpoint may next be sent to. Kept apart from the lanes,
     /// which come and go with their work, so that the pace survives a lane emptying.
     pacing: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
@@ -46,6 +48,7 @@ impl Lanes {
     pub fn new(concurrency: usize) -> Self {
         Self {
             inner: Arc::default(),
+            room: Arc::default(),
             pacing: Arc::default(),
             concurrency: concurrency.max(1),
         }
@@ -59,6 +62,12 @@ impl Lanes {
             .filter(|(_, lane)| lane.assigned >= lane.depth)
             .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// Resolves once a lane that was full has room again (or at once, if one got room since
+    /// the last call).
+    pub async fn freed(&self) {
+        self.room.notified().await;
     }
 
     /// Assigns a delivery to the endpoint's lane; `None` if the lane holds all it can.
@@ -130,6 +139,10 @@ impl Drop for LaneTicket {
     fn drop(&mut self) {
         let mut lanes = self.lanes.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(lane) = lanes.get_mut(&self.endpoint_id) {
+            if lane.assigned == lane.depth {
+                // It was full, so the claimer is leaving its endpoint out: no longer.
+                self.lanes.room.notify_one();
+            }
             lane.assigned -= 1;
             if lane.assigned == 0 {
                 lanes.remove(&self.endpoint_id);
@@ -198,6 +211,20 @@ mod tests {
             now,
             "endpoints are paced apart"
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_lane_signals_once_it_has_room() {
+        let lanes = Lanes::new(1);
+        let ep = endpoint("ep", None);
+        let mut tickets: Vec<_> = (0..3).map(|_| lanes.enter(&ep).unwrap()).collect();
+        let signalled = || tokio::time::timeout(std::time::Duration::ZERO, lanes.freed());
+        tickets.pop();
+        assert_eq!(lanes.full(), ["ep"], "still at its depth");
+        assert!(signalled().await.is_err(), "no room yet, no signal");
+        tickets.pop();
+        assert!(lanes.full().is_empty());
+        assert!(signalled().await.is_ok(), "room again: the claimer is told");
     }
 
     #[tokio::test]

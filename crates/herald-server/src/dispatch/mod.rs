@@ -194,6 +194,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = work.notified() => {}
                 _ = tasks.join_next(), if constrained && !tasks.is_empty() => {}
+                _ = lanes.freed(), if !skip.is_empty() => {}
                 _ = self.ctx.clock.sleep_until(wake_at) => {}
                 _ = shutdown.cancelled() => break,
             }
