@@ -180,6 +180,20 @@ impl Receiver {
     pub fn duplicates(&self) -> u32 {
         self.seen.lock().unwrap().values().map(|n| n - 1).sum()
     }
+
+    /// Whether some message arrives twice before the deadline.
+    pub async fn sees_a_duplicate(&self) -> bool {
+        let mut total = self.total.clone();
+        tokio::time::timeout(DEADLINE, async {
+            while self.duplicates() == 0 {
+                if total.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
 }
 
 /// Prints what Herald knows of a few messages that never arrived, to tell a lost message
