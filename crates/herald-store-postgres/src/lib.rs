@@ -32,7 +32,7 @@ pub struct PgStore {
     /// Seals endpoint secrets at rest, when a key is configured.
     sealer: Arc<SecretSealer>,
     /// Writes publishes in batches (group commit).
-    publisher: publisher::Publisher,
+    publisher: herald_store_sql::publish_queue::PublishQueue,
 }
 
 /// The migrations of this store, applied by [`PgStore::migrate`]. sqlx takes an advisory
@@ -53,7 +53,7 @@ impl PgStore {
         let work = Arc::new(Notify::new());
         let listener = listener::ListenerTask::spawn(pool.clone(), work.clone());
         Ok(Self {
-            publisher: publisher::Publisher::start(pool.clone(), work.clone()),
+            publisher: publisher::start(pool.clone(), work.clone()),
             pool,
             work,
             _listener: Arc::new(listener),

@@ -1,7 +1,6 @@
 //! Publishing, message and attempt queries, resend and recover.
 
 use chrono::{DateTime, Utc};
-use herald_core::filter::endpoint_accepts;
 use herald_core::ids::IdKind;
 use herald_core::model::{Attempt, DeliveryStatus, Message, TriggerType};
 use herald_core::sealing::SecretSealer;
@@ -15,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::rows::{self, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::{internal, not_found, notify_work, PgStore};
+use herald_store_sql::publish_plan::wants;
 use herald_store_sql::push_page;
 
 pub async fn create_message(s: &PgStore, new: &NewMessage) -> StoreResult<Published> {
@@ -43,11 +43,7 @@ pub(crate) async fn publish_alone(
 
 /// Makes concurrent publishes with one idempotency key, on any node, wait for the first one's
 /// transaction to end. (Taking it again in the same transaction is free.)
-pub(crate) async fn lock_idempotency_key(
-    tx: &mut PgConnection,
-    app_id: &str,
-    key: &str,
-) -> StoreResult<()> {
+async fn lock_idempotency_key(tx: &mut PgConnection, app_id: &str, key: &str) -> StoreResult<()> {
     // Two-key form, in Herald's own key space (sqlx's migration lock uses the one-key form).
     sqlx::query(
         "SELECT pg_advisory_xact_lock(hashtext('herald.idempotency'), hashtext($1 || '/' || $2))",
@@ -113,10 +109,7 @@ async fn publish_in(
         .collect::<StoreResult<Vec<_>>>()?;
     let targets: Vec<&str> = endpoints
         .iter()
-        .filter(|endpoint| match &new.only_endpoint {
-            Some(only) => *only == endpoint.id,
-            None => endpoint_accepts(endpoint, &m.event_type, m.channels.as_deref()),
-        })
+        .filter(|endpoint| wants(new, endpoint))
         .map(|endpoint| endpoint.id.as_str())
         .collect();
     if !targets.is_empty() {

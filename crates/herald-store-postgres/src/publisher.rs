@@ -12,12 +12,13 @@ use herald_core::sealing::SecretSealer;
 use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::publish_plan::{plan, Accepted, Known};
+use herald_store_sql::publish_queue::{PublishJob, PublishJobs, PublishQueue};
 use herald_store_sql::unique_ids;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 
-use crate::messages::{lock_idempotency_key, publish_alone};
+use crate::messages::publish_alone;
 use crate::{internal, notify_work, rows};
 
 /// The most publishes one transaction writes.
@@ -26,62 +27,23 @@ const MAX_BATCH: usize = 64;
 /// can be filling.
 const WRITERS: usize = 4;
 
-struct Job {
-    new: NewMessage,
-    sealer: Arc<SecretSealer>,
-    reply: oneshot::Sender<StoreResult<Published>>,
+/// Starts the task writing through `pool`; `work` is this node's dispatcher, woken after
+/// commits that created deliveries (other nodes hear the `NOTIFY`).
+pub fn start(pool: PgPool, work: Arc<Notify>) -> PublishQueue {
+    let (queue, jobs) = PublishQueue::new();
+    tokio::spawn(run(pool, work, jobs));
+    queue
 }
 
-/// A handle to the publishing task; it stops when the last handle is dropped.
-#[derive(Debug, Clone)]
-pub struct Publisher {
-    jobs: mpsc::UnboundedSender<Job>,
-}
-
-impl Publisher {
-    /// Starts the task writing through `pool`; `work` is this node's dispatcher, woken after
-    /// commits that created deliveries (other nodes hear the `NOTIFY`).
-    pub fn start(pool: PgPool, work: Arc<Notify>) -> Self {
-        let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, work, rx));
-        Self { jobs }
-    }
-
-    /// Publishes `new` durably, together with whatever else is waiting.
-    pub async fn publish(
-        &self,
-        new: &NewMessage,
-        sealer: Arc<SecretSealer>,
-    ) -> StoreResult<Published> {
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            new: new.clone(),
-            sealer,
-            reply,
-        };
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Internal("the store is closed".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Internal("the publishing task stopped".into()))?
-    }
-}
-
-async fn run(pool: PgPool, work: Arc<Notify>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+async fn run(pool: PgPool, work: Arc<Notify>, mut jobs: PublishJobs) {
     let writers = Arc::new(Semaphore::new(WRITERS));
-    while let Some(first) = jobs.recv().await {
+    while let Some(first) = jobs.next().await {
         let Ok(writer) = writers.clone().acquire_owned().await else {
             return;
         };
         // Whatever queued up while every writer was busy goes in this batch.
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        jobs.fill(&mut batch, MAX_BATCH);
         let (pool, work) = (pool.clone(), work.clone());
         tokio::spawn(async move {
             write_and_answer(&pool, &work, batch).await;
@@ -90,7 +52,7 @@ async fn run(pool: PgPool, work: Arc<Notify>, mut jobs: mpsc::UnboundedReceiver<
     }
 }
 
-async fn write_and_answer(pool: &PgPool, work: &Notify, batch: Vec<Job>) {
+async fn write_and_answer(pool: &PgPool, work: &Notify, batch: Vec<PublishJob>) {
     match write(pool, &batch).await {
         Ok(results) => {
             if creates_work(&results) {
@@ -100,17 +62,30 @@ async fn write_and_answer(pool: &PgPool, work: &Notify, batch: Vec<Job>) {
                 let _ = job.reply.send(result);
             }
         }
-        Err(e) => {
+        Err(e) if publishing_alone_may_help(&e) => {
             // Something in the batch failed (a concurrent writer took an event id or
-            // deleted an application since the batch read them, or the database failed) and
-            // PostgreSQL undid it all: each publish again, alone, so that each gets its own
-            // answer.
+            // deleted an application since the batch read them, a payload the database
+            // cannot hold, a deadlock) and PostgreSQL undid it all: each publish again,
+            // alone, so that each gets its own answer.
             if batch.len() > 1 {
                 tracing::debug!(error = %e, size = batch.len(), "a batch of publishes failed; publishing them one by one");
             }
             for job in batch {
+                if job.reply.is_closed() {
+                    // Its publisher gave up waiting, and was told nothing was accepted.
+                    continue;
+                }
                 let result = publish_alone(pool, work, &job.new, &job.sealer).await;
                 let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            // The database is failing: publishing one by one would only fail slower.
+            let message = e.to_string();
+            for job in batch {
+                let _ = job
+                    .reply
+                    .send(Err(StoreError::Internal(message.clone().into())));
             }
         }
     }
@@ -122,17 +97,10 @@ async fn write_and_answer(pool: &PgPool, work: &Notify, batch: Vec<Job>) {
 /// accepted messages and their deliveries are inserted with one statement each. A
 /// concurrent writer taking an event id or deleting an application in between makes an
 /// insert fail, and the caller then publishes one by one.
-async fn write(pool: &PgPool, batch: &[Job]) -> StoreResult<Vec<StoreResult<Published>>> {
+async fn write(pool: &PgPool, batch: &[PublishJob]) -> StoreResult<Vec<StoreResult<Published>>> {
     let mut tx = pool.begin().await.map_err(internal)?;
     let news: Vec<&NewMessage> = batch.iter().map(|job| &job.new).collect();
-    // Two batches taking the same idempotency keys' locks in different orders would
-    // deadlock; taken up front in one order, they queue instead.
-    let mut keys = Known::keys_of(&news);
-    keys.sort_unstable();
-    keys.dedup();
-    for (app_id, key) in &keys {
-        lock_idempotency_key(&mut tx, app_id, key).await?;
-    }
+    lock_idempotency_keys(&mut tx, &news).await?;
     // Every job comes from the one store, with its one sealer.
     let known = read_known(&mut tx, &news, &batch[0].sealer).await?;
     let (results, accepted) = plan(&news, &known);
@@ -143,6 +111,48 @@ async fn write(pool: &PgPool, batch: &[Job]) -> StoreResult<Vec<StoreResult<Publ
     }
     tx.commit().await.map_err(internal)?;
     Ok(results)
+}
+
+/// Takes the locks of the batch's idempotency keys (those `lock_idempotency_key` takes)
+/// up front, in the order of the lock ids: two batches taking them in different orders
+/// would deadlock, and in one order they queue instead.
+async fn lock_idempotency_keys(tx: &mut PgConnection, news: &[&NewMessage]) -> StoreResult<()> {
+    let (apps, keys): (Vec<&str>, Vec<&str>) = Known::keys_of(news).into_iter().unzip();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let lock_ids: Vec<i32> = sqlx::query_scalar(
+        "SELECT DISTINCT hashtext(a || '/' || k) FROM UNNEST($1::text[], $2::text[]) AS t(a, k) \
+         ORDER BY 1",
+    )
+    .bind(&apps)
+    .bind(&keys)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(internal)?;
+    for id in lock_ids {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('herald.idempotency'), $1)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// Whether a failed batch is worth writing again one publish at a time: it failed on a
+/// constraint or a value one publish brought, or lost a deadlock. Anything else (the
+/// database down, the pool exhausted) would fail every publish again, one after another.
+fn publishing_alone_may_help(e: &StoreError) -> bool {
+    match e {
+        StoreError::InvalidInput | StoreError::Conflict(_) | StoreError::NotFound => true,
+        StoreError::Internal(inner) => match inner.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|code| code.starts_with("23") || code == "40P01" || code == "40001"),
+            _ => false,
+        },
+    }
 }
 
 /// Reads what decides the batch, in four statements at most.
@@ -198,12 +208,17 @@ async fn read_known(
         .await
         .map_err(internal)?;
     for row in endpoints {
-        let endpoint = rows::endpoint(&row, sealer)?;
-        known
-            .endpoints
-            .entry(endpoint.app_id.clone())
-            .or_default()
-            .push(endpoint);
+        match rows::endpoint(&row, sealer) {
+            Ok(endpoint) => known
+                .endpoints
+                .entry(endpoint.app_id.clone())
+                .or_default()
+                .push(endpoint),
+            Err(e) => {
+                let app_id: String = row.try_get("app_id").map_err(internal)?;
+                known.unreadable.insert(app_id, e.to_string());
+            }
+        }
     }
     Ok(known)
 }

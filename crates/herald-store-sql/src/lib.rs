@@ -4,6 +4,7 @@
 //! publishes (`publish_plan`).
 
 pub mod publish_plan;
+pub mod publish_queue;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -21,6 +21,9 @@ pub struct Known {
     pub apps: HashSet<String>,
     /// Their enabled endpoints, by application.
     pub endpoints: HashMap<String, Vec<Endpoint>>,
+    /// Applications with an endpoint that could not be read (a secret sealed with a key no
+    /// longer configured), with the reason: their publishes fail, and only theirs.
+    pub unreadable: HashMap<String, String>,
 }
 
 impl Known {
@@ -38,6 +41,18 @@ impl Known {
             .iter()
             .filter_map(|n| Some((n.message.app_id.as_str(), n.message.event_id.as_deref()?)))
             .collect()
+    }
+}
+
+/// Whether `new` goes to `endpoint`: the one it names, or else any whose filters accept it.
+pub fn wants(new: &NewMessage, endpoint: &Endpoint) -> bool {
+    match &new.only_endpoint {
+        Some(only) => *only == endpoint.id,
+        None => endpoint_accepts(
+            endpoint,
+            &new.message.event_type,
+            new.message.channels.as_deref(),
+        ),
     }
 }
 
@@ -88,6 +103,10 @@ pub fn plan<'a>(
                 continue;
             }
         }
+        if let Some(reason) = known.unreadable.get(&m.app_id) {
+            results.push(Err(StoreError::Internal(reason.clone().into())));
+            continue;
+        }
         if let Some(key) = key {
             keys_taken.insert(key, m);
         }
@@ -96,10 +115,7 @@ pub fn plan<'a>(
             .get(&m.app_id)
             .into_iter()
             .flatten()
-            .filter(|endpoint| match &new.only_endpoint {
-                Some(only) => *only == endpoint.id,
-                None => endpoint_accepts(endpoint, &m.event_type, m.channels.as_deref()),
-            })
+            .filter(|endpoint| wants(new, endpoint))
             .map(|endpoint| endpoint.id.as_str())
             .collect();
         results.push(Ok(Published::Created {

@@ -32,7 +32,7 @@ pub struct SqliteStore {
     /// Seals endpoint secrets at rest, when a key is configured.
     sealer: Arc<SecretSealer>,
     /// Writes publishes in batches (group commit).
-    publisher: publisher::Publisher,
+    publisher: herald_store_sql::publish_queue::PublishQueue,
 }
 
 /// The migrations of this store, applied by [`SqliteStore::migrate`].
@@ -67,7 +67,7 @@ impl SqliteStore {
             .map_err(internal)?;
         let work = Arc::new(Notify::new());
         Ok(Self {
-            publisher: publisher::Publisher::start(writer.clone(), work.clone()),
+            publisher: publisher::start(writer.clone(), work.clone()),
             writer,
             reader,
             work,

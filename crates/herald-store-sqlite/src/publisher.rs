@@ -13,9 +13,10 @@ use herald_core::sealing::SecretSealer;
 use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::publish_plan::{plan, Accepted, Known};
+use herald_store_sql::publish_queue::{PublishJob, PublishJobs, PublishQueue};
 use herald_store_sql::unique_ids;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::Notify;
 
 use crate::internal;
 use crate::rows::{self, json, ms};
@@ -25,57 +26,18 @@ const MAX_BATCH: usize = 128;
 /// Rows per multi-row insert: 9 values each, well under SQLite's 32,766 parameters.
 const ROWS_PER_INSERT: usize = 1_000;
 
-struct Job {
-    new: NewMessage,
-    sealer: Arc<SecretSealer>,
-    reply: oneshot::Sender<StoreResult<Published>>,
+/// Starts the task writing through `writer`; `work` is signalled after commits that created
+/// deliveries.
+pub fn start(writer: SqlitePool, work: Arc<Notify>) -> PublishQueue {
+    let (queue, jobs) = PublishQueue::new();
+    tokio::spawn(run(writer, work, jobs));
+    queue
 }
 
-/// A handle to the publishing task; it stops when the last handle is dropped.
-#[derive(Debug, Clone)]
-pub struct Publisher {
-    jobs: mpsc::UnboundedSender<Job>,
-}
-
-impl Publisher {
-    /// Starts the task writing through `writer`; `work` is signalled after commits that
-    /// created deliveries.
-    pub fn start(writer: SqlitePool, work: Arc<Notify>) -> Self {
-        let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(writer, work, rx));
-        Self { jobs }
-    }
-
-    /// Publishes `new` durably, together with whatever else is waiting.
-    pub async fn publish(
-        &self,
-        new: &NewMessage,
-        sealer: Arc<SecretSealer>,
-    ) -> StoreResult<Published> {
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            new: new.clone(),
-            sealer,
-            reply,
-        };
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Internal("the store is closed".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Internal("the publishing task stopped".into()))?
-    }
-}
-
-async fn run(writer: SqlitePool, work: Arc<Notify>, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    while let Some(first) = jobs.recv().await {
+async fn run(writer: SqlitePool, work: Arc<Notify>, mut jobs: PublishJobs) {
+    while let Some(first) = jobs.next().await {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        jobs.fill(&mut batch, MAX_BATCH);
         let results = write(&writer, &batch).await;
         let created = match &results {
             Ok(each) => each
@@ -115,7 +77,10 @@ async fn run(writer: SqlitePool, work: Arc<Notify>, mut jobs: mpsc::UnboundedRec
 /// rows per statement. Nothing else writes meanwhile (this is SQLite's one writer), so
 /// the inserts meet no constraint they were not checked against. Should one fail anyway,
 /// the whole batch is not committed, and every publisher hears so.
-async fn write(writer: &SqlitePool, batch: &[Job]) -> StoreResult<Vec<StoreResult<Published>>> {
+async fn write(
+    writer: &SqlitePool,
+    batch: &[PublishJob],
+) -> StoreResult<Vec<StoreResult<Published>>> {
     let mut tx = writer.begin().await.map_err(internal)?;
     let news: Vec<&NewMessage> = batch.iter().map(|job| &job.new).collect();
     // Every job comes from the one store, with its one sealer.
@@ -174,12 +139,17 @@ async fn read_known(
         QueryBuilder::<Sqlite>::new("SELECT * FROM endpoints WHERE disabled = 0 AND app_id IN (");
     push_list(&mut qb, &app_ids);
     for row in qb.build().fetch_all(&mut *tx).await.map_err(internal)? {
-        let endpoint = rows::endpoint(&row, sealer)?;
-        known
-            .endpoints
-            .entry(endpoint.app_id.clone())
-            .or_default()
-            .push(endpoint);
+        match rows::endpoint(&row, sealer) {
+            Ok(endpoint) => known
+                .endpoints
+                .entry(endpoint.app_id.clone())
+                .or_default()
+                .push(endpoint),
+            Err(e) => {
+                let app_id: String = row.try_get("app_id").map_err(internal)?;
+                known.unreadable.insert(app_id, e.to_string());
+            }
+        }
     }
     Ok(known)
 }
