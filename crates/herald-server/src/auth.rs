@@ -99,9 +99,10 @@ impl FromRequestParts<AppState> for Caller {
         let token = match state.lookups.tokens.get(&hash) {
             Some(token) => token,
             None => {
+                let stamp = state.lookups.tokens.stamp();
                 let found = state.store.find_token(&hash).await?;
                 let token = found.ok_or(ApiError::Unauthorized)?;
-                state.lookups.tokens.put(hash, token.clone());
+                state.lookups.tokens.put(hash, token.clone(), stamp);
                 token
             }
         };

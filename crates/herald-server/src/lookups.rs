@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -34,12 +35,21 @@ pub struct Lookups {
 #[derive(Debug)]
 pub struct Remembered<K, V> {
     entries: Mutex<HashMap<K, (Instant, V)>>,
+    /// Counts [`forget`](Self::forget)s, so that a value read from the store before one
+    /// is not stored after it (a token read just before its revocation).
+    generation: AtomicU64,
 }
+
+/// When a lookup began: [`Remembered::put`] stores its answer only if nothing was
+/// forgotten since.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp(u64);
 
 impl<K, V> Default for Remembered<K, V> {
     fn default() -> Self {
         Self {
             entries: Mutex::default(),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -52,8 +62,18 @@ impl<K: Eq + Hash, V: Clone> Remembered<K, V> {
         (stored.elapsed() < REMEMBER_FOR).then(|| value.clone())
     }
 
-    pub fn put(&self, key: K, value: V) {
+    /// Taken before reading the store for a value that will be [`put`](Self::put).
+    pub fn stamp(&self) -> Stamp {
+        Stamp(self.generation.load(Ordering::SeqCst))
+    }
+
+    /// Stores `value`, read from the store after `stamp` was taken, unless something was
+    /// forgotten since: the value may be older than that.
+    pub fn put(&self, key: K, value: V, stamp: Stamp) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::SeqCst) != stamp.0 {
+            return;
+        }
         if entries.len() >= CAPACITY {
             entries.retain(|_, (stored, _)| stored.elapsed() < REMEMBER_FOR);
             if entries.len() >= CAPACITY {
@@ -65,10 +85,9 @@ impl<K: Eq + Hash, V: Clone> Remembered<K, V> {
 
     /// Forgets everything: something of this kind changed.
     pub fn forget(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.clear();
     }
 }
 
@@ -79,21 +98,31 @@ mod tests {
     #[test]
     fn entries_are_forgotten_when_told_and_when_old() {
         let map = Remembered::<String, u32>::default();
-        map.put("a".into(), 1);
+        map.put("a".into(), 1, map.stamp());
         assert_eq!(map.get(&"a".into()), Some(1));
         map.forget();
         assert_eq!(map.get(&"a".into()), None);
 
-        map.put("b".into(), 2);
+        map.put("b".into(), 2, map.stamp());
         map.entries.lock().unwrap().get_mut("b").unwrap().0 -= REMEMBER_FOR;
         assert_eq!(map.get(&"b".into()), None, "older than REMEMBER_FOR");
+    }
+
+    #[test]
+    fn a_value_read_before_a_forget_is_not_stored_after_it() {
+        let map = Remembered::<String, u32>::default();
+        let stamp = map.stamp();
+        // … the store is read; meanwhile the value changes here and is forgotten …
+        map.forget();
+        map.put("token".into(), 1, stamp);
+        assert_eq!(map.get(&"token".into()), None);
     }
 
     #[test]
     fn a_full_map_makes_room() {
         let map = Remembered::<usize, usize>::default();
         for i in 0..CAPACITY + 5 {
-            map.put(i, i);
+            map.put(i, i, map.stamp());
         }
         let len = map.entries.lock().unwrap().len();
         assert!(len <= CAPACITY, "held {len}");

@@ -47,8 +47,11 @@ impl AppState {
         let app = match self.lookups.apps.get(&id_or_uid.to_owned()) {
             Some(app) => app,
             None => {
+                let stamp = self.lookups.apps.stamp();
                 let app = self.store.get_app(id_or_uid).await?;
-                self.lookups.apps.put(id_or_uid.to_owned(), app.clone());
+                self.lookups
+                    .apps
+                    .put(id_or_uid.to_owned(), app.clone(), stamp);
                 app
             }
         };

@@ -291,6 +291,8 @@ async fn delete_app(
     let app = state.app_for(&caller, &app_id).await?;
     state.store.delete_app(&app.id).await?;
     state.lookups.apps.forget();
+    // Its portal tokens went with it.
+    state.lookups.tokens.forget();
     Ok(StatusCode::NO_CONTENT)
 }
 

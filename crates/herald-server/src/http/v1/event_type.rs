@@ -345,8 +345,8 @@ async fn delete_event_type(
         event_type.archived = true;
         event_type.updated_at = state.clock.now();
         state.store.update_event_type(&event_type).await?;
-        state.lookups.event_types.forget();
     }
+    state.lookups.event_types.forget();
     Ok(StatusCode::NO_CONTENT)
 }
 

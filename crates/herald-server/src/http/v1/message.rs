@@ -186,13 +186,14 @@ async fn check_schema(state: &AppState, body: &MessageIn) -> ApiResult<()> {
     let found = match remembered {
         Some(found) => found,
         None => {
+            let stamp = state.lookups.event_types.stamp();
             let found = match state.store.get_event_type(&body.event_type).await {
                 Ok(e) => Some(e),
                 Err(StoreError::NotFound) => None,
                 Err(e) => return Err(e.into()),
             };
             let name = body.event_type.clone();
-            state.lookups.event_types.put(name, found.clone());
+            state.lookups.event_types.put(name, found.clone(), stamp);
             found
         }
     };
