@@ -6,8 +6,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use herald_core::sealing::SecretSealer;
 use herald_core::{Clock, Store};
-use herald_store_postgres::PgStore;
-use herald_store_sqlite::SqliteStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +52,7 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
     let url = config.database_url();
     let sealer = Arc::new(sealer(config)?);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = PgStore::connect(&url, config.database.max_connections)
+        let store = herald_store_postgres::connect(&url, config.database.max_connections)
             .await
             .context("connecting to PostgreSQL")?
             .with_sealer(sealer);
@@ -76,7 +74,7 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
     }
-    let store = SqliteStore::connect(&url, config.database.readers)
+    let store = herald_store_sqlite::connect(&url, config.database.readers)
         .await
         .with_context(|| format!("opening {url}"))?
         .with_sealer(sealer);

@@ -3,14 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use herald_core::model::{Attempt, Delivery, DeliveryStatus};
-use herald_core::store::{ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, StoreResult};
-use rand::distributions::{Alphanumeric, DistString};
-use sqlx::postgres::PgRow;
+use herald_core::store::{ClaimRequest, FinishedAttempt, NextState, StoreResult};
+use herald_store_sql::{decode_each, rows};
 use sqlx::types::Json;
+use sqlx::PgConnection;
 
-use crate::rows;
-use crate::{internal, notify_work, PgStore};
-use herald_store_sql::{assemble_claimed, decode_each, unique_ids};
+use crate::internal;
 
 /// A claim takes candidates among at most this many times its limit of due rows (each one
 /// locked), so that the per-endpoint cap has rows of several endpoints to choose from;
@@ -45,12 +43,13 @@ RETURNING d.id AS d_id, d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id,
           NULL::timestamptz AS d_next_attempt_at, d.trigger_type AS d_trigger_type,
           d.updated_at AS d_updated_at";
 
-pub async fn claim_due(s: &PgStore, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
-    let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 20);
+/// Leases due rows to `token` (see [`CLAIM`]).
+pub async fn lease_due(
+    tx: &mut PgConnection,
+    req: &ClaimRequest,
+    token: &str,
+) -> StoreResult<Vec<Delivery>> {
     let limit = i64::from(req.limit);
-    // Claim and read in one transaction: if a read fails, the claim is undone rather than
-    // leaving rows leased to nobody until their lease ends.
-    let mut tx = s.pool.begin().await.map_err(internal)?;
     let claimed = sqlx::query(CLAIM)
         .bind(req.now)
         .bind(&req.skip_endpoints)
@@ -58,69 +57,25 @@ pub async fn claim_due(s: &PgStore, req: &ClaimRequest) -> StoreResult<Vec<Claim
         .bind(i64::from(req.per_endpoint_limit))
         .bind(limit)
         .bind(req.lease_until)
-        .bind(&token)
-        .fetch_all(&mut *tx)
+        .bind(token)
+        .fetch_all(tx)
         .await
         .map_err(internal)?;
-    let deliveries: Vec<Delivery> = decode_each(&claimed, rows::delivery);
-    if deliveries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let msg_ids: Vec<&str> = deliveries.iter().map(|d| d.msg_id.as_str()).collect();
-    let messages = fetch_by_ids(&mut tx, "messages", &msg_ids, rows::message).await?;
-    let endpoint_ids: Vec<&str> = deliveries.iter().map(|d| d.endpoint_id.as_str()).collect();
-    let endpoints = fetch_by_ids(&mut tx, "endpoints", &endpoint_ids, |row| {
-        rows::endpoint(row, &s.sealer)
-    })
-    .await?;
-    tx.commit().await.map_err(internal)?;
-    Ok(assemble_claimed(deliveries, messages, endpoints, &token))
+    Ok(decode_each(&claimed, rows::delivery))
 }
 
-async fn fetch_by_ids<T>(
-    conn: &mut sqlx::PgConnection,
-    table: &str,
-    ids: &[&str],
-    decode: impl Fn(&PgRow) -> StoreResult<T>,
-) -> StoreResult<Vec<T>> {
-    let unique = unique_ids(ids.iter().copied());
-    let found = sqlx::query(&format!("SELECT * FROM {table} WHERE id = ANY($1)"))
-        .bind(unique)
-        .fetch_all(conn)
-        .await
-        .map_err(internal)?;
-    Ok(decode_each(&found, decode))
-}
-
-/// Records finished attempts in one transaction: one commit for the batch, and three
-/// statements (three round trips) whatever its size.
-pub async fn finish_attempts(s: &PgStore, batch: &[FinishedAttempt]) -> StoreResult<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let mut tx = s.pool.begin().await.map_err(internal)?;
-    insert_attempts(&mut tx, batch).await?;
-    update_deliveries(&mut tx, batch).await?;
-    clear_failing_spells(&mut tx, batch).await?;
-    tx.commit().await.map_err(internal)?;
-    if batch
-        .iter()
-        .any(|f| matches!(f.next, NextState::RetryAt(_)))
-    {
-        // Wake this node's loop, which may be asleep past a retry's time.
-        s.work.notify_one();
-    }
-    Ok(())
+/// The attempt rows and the deliveries' next states: two statements whatever the batch's
+/// size.
+pub async fn record_attempts(tx: &mut PgConnection, batch: &[FinishedAttempt]) -> StoreResult<()> {
+    insert_attempts(&mut *tx, batch).await?;
+    update_deliveries(tx, batch).await
 }
 
 /// The attempt rows, in one statement. An attempt whose message or endpoint was deleted
 /// while it was in flight is left out: there is nothing left to record it against. (The
 /// check and the insert are one statement, but a delete committing between them would
 /// still fail it on the foreign key; the recorder then records the batch one by one.)
-async fn insert_attempts(
-    conn: &mut sqlx::PgConnection,
-    batch: &[FinishedAttempt],
-) -> StoreResult<()> {
+async fn insert_attempts(conn: &mut PgConnection, batch: &[FinishedAttempt]) -> StoreResult<()> {
     let attempts: Vec<_> = batch.iter().map(|f| &f.attempt).collect();
     let column = |f: fn(&Attempt) -> Option<String>| -> Vec<Option<String>> {
         attempts.iter().map(|a| f(a)).collect()
@@ -180,10 +135,7 @@ async fn insert_attempts(
 
 /// Each delivery's next state, if its lease still holds. Later attempts are scheduled ones,
 /// whatever triggered this one.
-async fn update_deliveries(
-    conn: &mut sqlx::PgConnection,
-    batch: &[FinishedAttempt],
-) -> StoreResult<()> {
+async fn update_deliveries(conn: &mut PgConnection, batch: &[FinishedAttempt]) -> StoreResult<()> {
     let next: Vec<(DeliveryStatus, Option<DateTime<Utc>>)> = batch
         .iter()
         .map(|f| match f.next {
@@ -227,104 +179,4 @@ async fn update_deliveries(
     .await
     .map_err(internal)?;
     Ok(())
-}
-
-/// A success ends its endpoint's failing spell: auto-disable counts only unbroken runs of
-/// failures.
-async fn clear_failing_spells(
-    conn: &mut sqlx::PgConnection,
-    batch: &[FinishedAttempt],
-) -> StoreResult<()> {
-    let succeeded = unique_ids(
-        batch
-            .iter()
-            .filter(|f| matches!(f.next, NextState::Succeeded))
-            .map(|f| f.attempt.endpoint_id.as_str()),
-    );
-    if succeeded.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND id = ANY($1)",
-    )
-    .bind(succeeded)
-    .execute(conn)
-    .await
-    .map_err(internal)?;
-    Ok(())
-}
-
-/// Moves a leased delivery to `status`, due at `due_at`, if the lease still holds.
-async fn end_lease(
-    s: &PgStore,
-    delivery_id: &str,
-    lease_token: &str,
-    status: DeliveryStatus,
-    due_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let mut tx = s.pool.begin().await.map_err(internal)?;
-    sqlx::query(
-        "UPDATE deliveries SET status = $1, next_attempt_at = $2, lease_token = NULL, \
-         updated_at = $3 WHERE id = $4 AND lease_token = $5",
-    )
-    .bind(status as i16)
-    .bind(due_at)
-    .bind(now)
-    .bind(delivery_id)
-    .bind(lease_token)
-    .execute(&mut *tx)
-    .await
-    .map_err(internal)?;
-    if due_at.is_some() {
-        notify_work(&mut tx).await?;
-    }
-    tx.commit().await.map_err(internal)
-}
-
-pub async fn release(
-    s: &PgStore,
-    delivery_id: &str,
-    lease_token: &str,
-    due_at: DateTime<Utc>,
-) -> StoreResult<()> {
-    end_lease(
-        s,
-        delivery_id,
-        lease_token,
-        DeliveryStatus::Pending,
-        Some(due_at),
-        due_at,
-    )
-    .await?;
-    s.work.notify_one();
-    Ok(())
-}
-
-pub async fn cancel(
-    s: &PgStore,
-    delivery_id: &str,
-    lease_token: &str,
-    at: DateTime<Utc>,
-) -> StoreResult<()> {
-    end_lease(
-        s,
-        delivery_id,
-        lease_token,
-        DeliveryStatus::Canceled,
-        None,
-        at,
-    )
-    .await
-}
-
-pub async fn next_due_at(s: &PgStore, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
-    sqlx::query_scalar(
-        "SELECT MIN(next_attempt_at) FROM deliveries \
-         WHERE status IN (1, 3) AND NOT (endpoint_id = ANY($1))",
-    )
-    .bind(skip)
-    .fetch_one(&s.pool)
-    .await
-    .map_err(internal)
 }

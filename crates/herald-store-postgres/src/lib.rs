@@ -5,84 +5,91 @@
 //! sends `NOTIFY herald_work` inside its transaction (delivered on commit), and each node
 //! listens, so a message published on one node is picked up by any other at once.
 
-mod catalog;
 mod dispatch;
 mod listener;
-mod messages;
+mod publish_one;
 mod publisher;
-mod rows;
-mod store_impl;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-use std::sync::Arc;
-
-use herald_core::sealing::SecretSealer;
+use async_trait::async_trait;
+use herald_core::model::Delivery;
+use herald_core::store::{ClaimRequest, FinishedAttempt, NewMessage, Published, StoreResult};
 use herald_core::StoreError;
+use herald_store_sql::dialect::{Dialect, PostgresDialect};
+use herald_store_sql::publish_queue::PublishQueue;
+use herald_store_sql::{Backend, Db, SqlStore};
 use sqlx::postgres::PgPoolOptions;
-use sqlx::PgPool;
-use tokio::sync::Notify;
+use sqlx::PgConnection;
 
 /// The PostgreSQL-backed store. Cloning shares the pool and the listener.
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
-    work: Arc<Notify>,
-    _listener: Arc<listener::ListenerTask>,
-    /// Seals endpoint secrets at rest, when a key is configured.
-    sealer: Arc<SecretSealer>,
+pub type PgStore = SqlStore<PgBackend>;
+
+/// What PostgreSQL does its own way: publishes in concurrent batches, claims with
+/// `SKIP LOCKED`, a listener that other nodes' `NOTIFY` wakes, and its own migrations.
+#[derive(Debug)]
+pub struct PgBackend {
     /// Writes publishes in batches (group commit).
-    publisher: herald_store_sql::publish_queue::PublishQueue,
+    publisher: PublishQueue,
+    _listener: listener::ListenerTask,
 }
 
 /// The migrations of this store, applied by [`PgStore::migrate`]. sqlx takes an advisory
 /// lock while applying them, so nodes starting together do not race.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The channel nodes notify each other on.
-pub(crate) const WORK_CHANNEL: &str = "herald_work";
+pub(crate) use herald_store_sql::dialect::postgres::WORK_CHANNEL;
 
-impl PgStore {
-    /// Connects with a pool of up to `max_connections`, and starts listening for work.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .connect(url)
-            .await
-            .map_err(internal)?;
-        let work = Arc::new(Notify::new());
-        let listener = listener::ListenerTask::spawn(pool.clone(), work.clone());
-        Ok(Self {
-            publisher: publisher::start(pool.clone(), work.clone()),
-            pool,
-            work,
-            _listener: Arc::new(listener),
-            sealer: Arc::default(),
-        })
+/// Connects with a pool of up to `max_connections`, and starts listening for work.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections.max(2))
+        .connect(url)
+        .await
+        .map_err(internal)?;
+    let db = Db::new(pool.clone(), pool);
+    let backend = PgBackend {
+        publisher: publisher::start(db.writer.clone(), db.work.clone()),
+        _listener: listener::ListenerTask::spawn(db.writer.clone(), db.work.clone()),
+    };
+    Ok(SqlStore::new(db, backend))
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    type Dialect = PostgresDialect;
+
+    async fn publish(&self, db: &Db<PostgresDialect>, new: &NewMessage) -> StoreResult<Published> {
+        self.publisher.publish(new, db.sealer.clone()).await
     }
 
-    /// Seals endpoint secrets with `sealer` from now on (and opens them with it).
-    pub fn with_sealer(mut self, sealer: Arc<SecretSealer>) -> Self {
-        self.sealer = sealer;
-        self
+    async fn lease_due(
+        &self,
+        tx: &mut PgConnection,
+        request: &ClaimRequest,
+        lease_token: &str,
+    ) -> StoreResult<Vec<Delivery>> {
+        dispatch::lease_due(tx, request, lease_token).await
     }
 
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(internal)
+    async fn record_attempts(
+        &self,
+        tx: &mut PgConnection,
+        batch: &[FinishedAttempt],
+    ) -> StoreResult<()> {
+        dispatch::record_attempts(tx, batch).await
+    }
+
+    async fn migrate(&self, db: &Db<PostgresDialect>) -> StoreResult<()> {
+        MIGRATOR.run(&db.writer).await.map_err(internal)
     }
 }
 
-pub(crate) use herald_store_sql::{conflict_on, internal, not_found};
+pub(crate) use herald_store_sql::internal;
 
 /// Tells every node (this one included, on commit) that work may be due.
 pub(crate) async fn notify_work(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(WORK_CHANNEL)
-        .execute(conn)
-        .await
-        .map_err(internal)?;
-    Ok(())
+    PostgresDialect::notify_work(conn).await
 }
 
 #[cfg(test)]

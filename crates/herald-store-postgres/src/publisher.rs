@@ -18,8 +18,9 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::{Notify, Semaphore};
 
-use crate::messages::publish_alone;
-use crate::{internal, notify_work, rows};
+use crate::publish_one::publish_alone;
+use crate::{internal, notify_work};
+use herald_store_sql::rows;
 
 /// The most publishes one transaction writes.
 const MAX_BATCH: usize = 64;

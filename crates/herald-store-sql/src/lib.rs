@@ -1,10 +1,26 @@
-//! What the SQLite and PostgreSQL stores share, written once over `sqlx`'s database traits:
-//! keyset pagination, the mapping of database errors to store errors, row decoding that
-//! survives a bad row, the assembly of claimed deliveries, and the decisions of a batch of
-//! publishes (`publish_plan`).
+//! Herald's SQL store, written once for SQLite and PostgreSQL.
+//!
+//! Every query that does not depend on the database lives here ([`catalog`], [`messages`],
+//! [`queue`], [`rows`]), written as [`sql::Sql`] statements that each database's
+//! [`dialect::Dialect`] binds and runs; [`store::SqlStore`] implements `Store` over them.
+//! What truly differs (publishing in batches, claims with `SKIP LOCKED`, `LISTEN/NOTIFY`,
+//! SQLite's single writer, migrations) is each store crate's [`store::Backend`].
 
+pub mod catalog;
+pub mod db;
+pub mod dialect;
+pub mod messages;
 pub mod publish_plan;
 pub mod publish_queue;
+pub mod queue;
+pub mod rows;
+pub mod sql;
+pub mod store;
+
+pub use db::Db;
+pub use dialect::{Dialect, ReadRow};
+pub use sql::{v, Sql, Value};
+pub use store::{Backend, SqlStore};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +28,6 @@ use std::sync::Arc;
 use herald_core::model::{Delivery, Endpoint, Message};
 use herald_core::store::{ClaimedDelivery, Cursor, Order, Page, PageRequest, StoreResult};
 use herald_core::StoreError;
-use sqlx::{Database, Encode, QueryBuilder, Type};
 
 /// Wraps a database error as a store error: a value the database cannot hold (SQL's
 /// "data exception" class 22, e.g. a NUL character in text, a date out of range) is the
@@ -54,16 +69,7 @@ pub struct PageShape {
 /// `WHERE` clause. Keyset pagination over time-sortable ids: a page is "the next `limit`
 /// ids after (or before) the cursor", so no item is skipped or repeated while others are
 /// inserted.
-pub fn push_page<'a, DB>(
-    qb: &mut QueryBuilder<'a, DB>,
-    id_col: &str,
-    page: &PageRequest,
-) -> PageShape
-where
-    DB: Database,
-    String: Encode<'a, DB> + Type<DB>,
-    i64: Encode<'a, DB> + Type<DB>,
-{
+pub fn push_page(sql: &mut Sql, id_col: &str, page: &PageRequest) -> PageShape {
     use Order::*;
     let (bound, ascending, reversed) = match (&page.cursor, page.order) {
         (None, Descending) => (None, false, false),
@@ -74,13 +80,13 @@ where
         (Some(Cursor::Before(id)), Ascending) => (Some(("<", id)), false, true),
     };
     if let Some((op, id)) = bound {
-        qb.push(format!(" AND {id_col} {op} "))
-            .push_bind(id.clone());
+        sql.push(&format!(" AND {id_col} {op} "))
+            .push_bind(v::text(id));
     }
     let direction = if ascending { "ASC" } else { "DESC" };
     let limit = page.limit as usize;
-    qb.push(format!(" ORDER BY {id_col} {direction} LIMIT "))
-        .push_bind(limit as i64 + 1);
+    sql.push(&format!(" ORDER BY {id_col} {direction} LIMIT "))
+        .push_bind(v::big(limit as i64 + 1));
     PageShape { limit, reversed }
 }
 

@@ -13,7 +13,7 @@ use herald_store_sqlite::SqliteStore;
 
 /// A store holding `backlog` pending deliveries spread over 10 endpoints of one app.
 async fn store_with(dir: &std::path::Path, backlog: usize) -> SqliteStore {
-    let store = SqliteStore::open_dir(dir, 4).await.expect("open");
+    let store = herald_store_sqlite::open_dir(dir, 4).await.expect("open");
     store.migrate().await.expect("migrate");
     let a = app(None);
     store.create_app(&a).await.unwrap();

@@ -1,15 +1,13 @@
 //! The queue side of the store: leasing due deliveries and recording attempts.
 
-use chrono::{DateTime, Utc};
 use herald_core::model::{Delivery, DeliveryStatus};
-use herald_core::store::{ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, StoreResult};
-use rand::distributions::{Alphanumeric, DistString};
-use sqlx::sqlite::SqliteRow;
+use herald_core::store::{ClaimRequest, FinishedAttempt, NextState, StoreResult};
+use herald_store_sql::dialect::sqlite::ms;
+use herald_store_sql::sql::to_json as json;
+use herald_store_sql::{decode_each, rows};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::rows::{self, json, ms, time};
-use crate::{internal, SqliteStore};
-use herald_store_sql::{assemble_claimed, decode_each, unique_ids};
+use crate::internal;
 
 /// A claim looks at no more than this many times its limit of due rows, so a huge backlog
 /// does not make every claim slow; endpoints it leaves out are reached once their lanes
@@ -53,16 +51,18 @@ fn push_due_ids(qb: &mut QueryBuilder<'_, Sqlite>, req: &ClaimRequest) {
         .push_bind(i64::from(req.limit));
 }
 
-pub async fn claim_due(s: &SqliteStore, req: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
-    let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 20);
-    let mut tx = s.writer.begin().await.map_err(internal)?;
-    // A sending row's `next_attempt_at` is its lease end, so one condition finds both due
-    // rows and rows whose claimer died.
+/// Leases due rows to `token`. A sending row's `next_attempt_at` is its lease end, so one
+/// condition finds both due rows and rows whose claimer died.
+pub async fn lease_due(
+    tx: &mut SqliteConnection,
+    req: &ClaimRequest,
+    token: &str,
+) -> StoreResult<Vec<Delivery>> {
     let mut qb =
         QueryBuilder::<Sqlite>::new("UPDATE deliveries SET status = 3, next_attempt_at = ");
     qb.push_bind(ms(req.lease_until))
         .push(", lease_token = ")
-        .push_bind(token.clone())
+        .push_bind(token.to_owned())
         .push(" WHERE id IN (");
     push_due_ids(&mut qb, req);
     qb.push(
@@ -70,61 +70,18 @@ pub async fn claim_due(s: &SqliteStore, req: &ClaimRequest) -> StoreResult<Vec<C
          app_id AS d_app_id, status AS d_status, attempt_count AS d_attempt_count, \
          NULL AS d_next_attempt_at, trigger_type AS d_trigger_type, updated_at AS d_updated_at",
     );
-    let claimed = qb.build().fetch_all(&mut *tx).await.map_err(internal)?;
-    let deliveries: Vec<Delivery> = decode_each(&claimed, rows::delivery);
-    if deliveries.is_empty() {
-        tx.commit().await.map_err(internal)?;
-        return Ok(Vec::new());
-    }
-    let msg_ids = deliveries.iter().map(|d| &d.msg_id);
-    let messages = fetch_by_ids(&mut tx, "messages", msg_ids, rows::message).await?;
-    let endpoint_ids = deliveries.iter().map(|d| &d.endpoint_id);
-    let endpoints = fetch_by_ids(&mut tx, "endpoints", endpoint_ids, |row| {
-        rows::endpoint(row, &s.sealer)
-    })
-    .await?;
-    tx.commit().await.map_err(internal)?;
-    Ok(assemble_claimed(deliveries, messages, endpoints, &token))
+    let claimed = qb.build().fetch_all(tx).await.map_err(internal)?;
+    Ok(decode_each(&claimed, rows::delivery))
 }
 
-/// Loads the rows of `table` with the given ids (duplicates are fine).
-async fn fetch_by_ids<'a, T>(
-    conn: &mut SqliteConnection,
-    table: &str,
-    ids: impl Iterator<Item = &'a String>,
-    decode: impl Fn(&SqliteRow) -> StoreResult<T>,
-) -> StoreResult<Vec<T>> {
-    let unique = unique_ids(ids.map(String::as_str));
-    let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT * FROM {table} WHERE id IN ("));
-    let mut list = qb.separated(", ");
-    for id in unique {
-        list.push_bind(id);
-    }
-    qb.push(")");
-    let found = qb.build().fetch_all(&mut *conn).await.map_err(internal)?;
-    Ok(decode_each(&found, decode))
-}
-
-/// Records finished attempts in one transaction: one commit (one fsync) for the batch, and
-/// a fixed number of statements whatever its size (every statement is a round trip to the
-/// connection's thread, which is what a delivery's cost is mostly made of).
-pub async fn finish_attempts(s: &SqliteStore, batch: &[FinishedAttempt]) -> StoreResult<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let mut tx = s.writer.begin().await.map_err(internal)?;
-    insert_attempts(&mut tx, batch).await?;
-    update_deliveries(&mut tx, batch).await?;
-    clear_failing_spells(&mut tx, batch).await?;
-    tx.commit().await.map_err(internal)?;
-    if batch
-        .iter()
-        .any(|f| matches!(f.next, NextState::RetryAt(_)))
-    {
-        // Wake this node's loop, which may be asleep past a retry's time.
-        s.work.notify_one();
-    }
-    Ok(())
+/// The attempt rows and the deliveries' next states: two statements whatever the batch's
+/// size.
+pub async fn record_attempts(
+    tx: &mut SqliteConnection,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
+    insert_attempts(&mut *tx, batch).await?;
+    update_deliveries(tx, batch).await
 }
 
 /// The attempt rows, all in one statement. An attempt whose message or endpoint was deleted
@@ -190,104 +147,4 @@ async fn update_deliveries(
     );
     qb.build().execute(&mut *tx).await.map_err(internal)?;
     Ok(())
-}
-
-/// A success ends its endpoint's failing spell: auto-disable counts only unbroken runs of
-/// failures.
-async fn clear_failing_spells(
-    tx: &mut SqliteConnection,
-    batch: &[FinishedAttempt],
-) -> StoreResult<()> {
-    let succeeded = unique_ids(
-        batch
-            .iter()
-            .filter(|f| matches!(f.next, NextState::Succeeded))
-            .map(|f| f.attempt.endpoint_id.as_str()),
-    );
-    if succeeded.is_empty() {
-        return Ok(());
-    }
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "UPDATE endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN (",
-    );
-    let mut list = qb.separated(", ");
-    for id in succeeded {
-        list.push_bind(id);
-    }
-    qb.push(")");
-    qb.build().execute(&mut *tx).await.map_err(internal)?;
-    Ok(())
-}
-
-/// Moves a leased delivery to `status`, due at `due_at`, if the lease still holds.
-async fn end_lease(
-    s: &SqliteStore,
-    delivery_id: &str,
-    lease_token: &str,
-    status: DeliveryStatus,
-    due_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE deliveries SET status = ?, next_attempt_at = ?, lease_token = NULL, updated_at = ? \
-         WHERE id = ? AND lease_token = ?",
-    )
-    .bind(status as i64)
-    .bind(due_at.map(ms))
-    .bind(ms(now))
-    .bind(delivery_id)
-    .bind(lease_token)
-    .execute(&s.writer)
-    .await
-    .map_err(internal)?;
-    Ok(())
-}
-
-pub async fn release(
-    s: &SqliteStore,
-    delivery_id: &str,
-    lease_token: &str,
-    due_at: DateTime<Utc>,
-) -> StoreResult<()> {
-    end_lease(
-        s,
-        delivery_id,
-        lease_token,
-        DeliveryStatus::Pending,
-        Some(due_at),
-        due_at,
-    )
-    .await?;
-    s.work.notify_one();
-    Ok(())
-}
-
-pub async fn cancel(
-    s: &SqliteStore,
-    delivery_id: &str,
-    lease_token: &str,
-    at: DateTime<Utc>,
-) -> StoreResult<()> {
-    end_lease(
-        s,
-        delivery_id,
-        lease_token,
-        DeliveryStatus::Canceled,
-        None,
-        at,
-    )
-    .await
-}
-
-pub async fn next_due_at(s: &SqliteStore, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status IN (1, 3)",
-    );
-    push_skip(&mut qb, skip);
-    let next: Option<i64> = qb
-        .build_query_scalar()
-        .fetch_one(&s.reader)
-        .await
-        .map_err(internal)?;
-    Ok(next.map(time))
 }

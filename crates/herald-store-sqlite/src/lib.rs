@@ -5,96 +5,107 @@
 //! mode lets run beside the writer. Every commit is fsynced (`synchronous = FULL`) before a
 //! caller is told it succeeded.
 
-mod catalog;
 mod dispatch;
-mod messages;
 mod publisher;
-mod rows;
-mod store_impl;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::sealing::SecretSealer;
+use async_trait::async_trait;
+use herald_core::model::Delivery;
+use herald_core::store::{ClaimRequest, FinishedAttempt, NewMessage, Published, StoreResult};
 use herald_core::StoreError;
+use herald_store_sql::dialect::SqliteDialect;
+use herald_store_sql::publish_queue::PublishQueue;
+use herald_store_sql::{Backend, Db, SqlStore};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
-use tokio::sync::Notify;
+use sqlx::SqliteConnection;
 
 /// The SQLite-backed store.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    work: Arc<Notify>,
-    /// Seals endpoint secrets at rest, when a key is configured.
-    sealer: Arc<SecretSealer>,
+pub type SqliteStore = SqlStore<SqliteBackend>;
+
+/// What SQLite does its own way: one writer that publishes in batches, claims without
+/// row locks, and its own migrations.
+#[derive(Debug)]
+pub struct SqliteBackend {
     /// Writes publishes in batches (group commit).
-    publisher: herald_store_sql::publish_queue::PublishQueue,
+    publisher: PublishQueue,
 }
 
 /// The migrations of this store, applied by [`SqliteStore::migrate`].
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://path` or `sqlite::memory:`
-    /// is refused: a queue must survive restarts).
-    pub async fn connect(url: &str, readers: u32) -> Result<Self, StoreError> {
-        if url.contains(":memory:") || url.contains("mode=memory") {
-            return Err(StoreError::Internal(
-                "an in-memory SQLite database would lose the queue at every restart; use a file"
-                    .into(),
-            ));
-        }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(internal)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(internal)?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(readers.max(1))
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(internal)?;
-        let work = Arc::new(Notify::new());
-        Ok(Self {
-            publisher: publisher::start(writer.clone(), work.clone()),
-            writer,
-            reader,
-            work,
-            sealer: Arc::default(),
-        })
+/// Opens (creating if needed) the database at `url` (`sqlite://path`; an in-memory database
+/// is refused: a queue must survive restarts), with up to `readers` reading connections.
+pub async fn connect(url: &str, readers: u32) -> Result<SqliteStore, StoreError> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Err(StoreError::Internal(
+            "an in-memory SQLite database would lose the queue at every restart; use a file".into(),
+        ));
+    }
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(internal)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await
+        .map_err(internal)?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(readers.max(1))
+        .connect_with(options.read_only(true))
+        .await
+        .map_err(internal)?;
+    let db = Db::new(writer, reader);
+    let backend = SqliteBackend {
+        publisher: publisher::start(db.writer.clone(), db.work.clone()),
+    };
+    Ok(SqlStore::new(db, backend))
+}
+
+/// Opens `herald.db` in `dir`, creating the directory if needed.
+pub async fn open_dir(dir: &Path, readers: u32) -> Result<SqliteStore, StoreError> {
+    std::fs::create_dir_all(dir).map_err(internal)?;
+    let url = format!("sqlite://{}", dir.join("herald.db").display());
+    connect(&url, readers).await
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    type Dialect = SqliteDialect;
+
+    async fn publish(&self, db: &Db<SqliteDialect>, new: &NewMessage) -> StoreResult<Published> {
+        self.publisher.publish(new, db.sealer.clone()).await
     }
 
-    /// Seals endpoint secrets with `sealer` from now on (and opens them with it).
-    pub fn with_sealer(mut self, sealer: Arc<SecretSealer>) -> Self {
-        self.sealer = sealer;
-        self
+    async fn lease_due(
+        &self,
+        tx: &mut SqliteConnection,
+        request: &ClaimRequest,
+        lease_token: &str,
+    ) -> StoreResult<Vec<Delivery>> {
+        dispatch::lease_due(tx, request, lease_token).await
     }
 
-    /// Opens `herald.db` in `dir`, creating the directory if needed.
-    pub async fn open_dir(dir: &Path, readers: u32) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(internal)?;
-        let url = format!("sqlite://{}", dir.join("herald.db").display());
-        Self::connect(&url, readers).await
+    async fn record_attempts(
+        &self,
+        tx: &mut SqliteConnection,
+        batch: &[FinishedAttempt],
+    ) -> StoreResult<()> {
+        dispatch::record_attempts(tx, batch).await
     }
 
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.writer).await.map_err(internal)
+    async fn migrate(&self, db: &Db<SqliteDialect>) -> StoreResult<()> {
+        MIGRATOR.run(&db.writer).await.map_err(internal)
     }
 }
 
-pub(crate) use herald_store_sql::{conflict_on, internal, not_found};
+pub(crate) use herald_store_sql::internal;
 
 #[cfg(test)]
 mod tests;

@@ -18,8 +18,11 @@ use herald_store_sql::unique_ids;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::Notify;
 
+use herald_store_sql::dialect::sqlite::ms;
+use herald_store_sql::rows;
+use herald_store_sql::sql::to_json as json;
+
 use crate::internal;
-use crate::rows::{self, json, ms};
 
 /// The most publishes one transaction writes.
 const MAX_BATCH: usize = 128;

@@ -1,12 +1,10 @@
 //! Runs the shared store conformance suite against SQLite, one fresh database file per test.
 
-use crate::SqliteStore;
+use crate::{open_dir, SqliteStore};
 
 async fn fresh_store() -> Option<(SqliteStore, tempfile::TempDir)> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open_dir(dir.path(), 4)
-        .await
-        .expect("open store");
+    let store = open_dir(dir.path(), 4).await.expect("open store");
     store.migrate().await.expect("migrate");
     Some((store, dir))
 }
@@ -20,7 +18,7 @@ async fn secrets_are_sealed_at_rest() {
     let open = |sealer| {
         let path = path.clone();
         async move {
-            let store = SqliteStore::open_dir(&path, 2).await.expect("open store");
+            let store = open_dir(&path, 2).await.expect("open store");
             store.migrate().await.expect("migrate");
             store.with_sealer(std::sync::Arc::new(sealer))
         }
@@ -28,7 +26,7 @@ async fn secrets_are_sealed_at_rest() {
     let raw = |store: SqliteStore, id: String| async move {
         sqlx::query_as::<_, (String, String)>("SELECT secret, url FROM endpoints WHERE id = ?")
             .bind(id)
-            .fetch_one(&store.reader)
+            .fetch_one(&store.db().reader)
             .await
             .expect("stored secret and URL")
     };

@@ -1,0 +1,127 @@
+//! Publishing one message in a transaction of its own: what a batch falls back to when a
+//! concurrent writer made it fail.
+
+use herald_core::ids::IdKind;
+use herald_core::sealing::SecretSealer;
+use herald_core::store::{NewMessage, Published, StoreResult};
+use herald_core::StoreError;
+use herald_store_sql::publish_plan::wants;
+use herald_store_sql::rows;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::Notify;
+
+use crate::{internal, notify_work};
+
+/// Publishes one message in a transaction of its own.
+pub(crate) async fn publish_alone(
+    pool: &PgPool,
+    work: &Notify,
+    new: &NewMessage,
+    sealer: &SecretSealer,
+) -> StoreResult<Published> {
+    let mut tx = pool.begin().await.map_err(internal)?;
+    let published = publish_in(&mut tx, new, sealer).await?;
+    let created = matches!(published, Published::Created { deliveries, .. } if deliveries > 0);
+    if created {
+        notify_work(&mut tx).await?;
+    }
+    tx.commit().await.map_err(internal)?;
+    if created {
+        work.notify_one();
+    }
+    Ok(published)
+}
+
+/// Makes concurrent publishes with one idempotency key, on any node, wait for the first one's
+/// transaction to end. (Taking it again in the same transaction is free.)
+async fn lock_idempotency_key(tx: &mut PgConnection, app_id: &str, key: &str) -> StoreResult<()> {
+    // Two-key form, in Herald's own key space (sqlx's migration lock uses the one-key form).
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('herald.idempotency'), hashtext($1 || '/' || $2))",
+    )
+    .bind(app_id)
+    .bind(key)
+    .execute(tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// Writes one message and its deliveries within the caller's transaction; an error leaves
+/// the transaction aborted. The caller notifies the nodes of new work.
+async fn publish_in(
+    tx: &mut PgConnection,
+    new: &NewMessage,
+    sealer: &SecretSealer,
+) -> StoreResult<Published> {
+    let m = &new.message;
+    if let Some(key) = &new.idempotency_key {
+        lock_idempotency_key(&mut *tx, &m.app_id, key).await?;
+        let existing =
+            sqlx::query("SELECT * FROM messages WHERE app_id = $1 AND idempotency_key = $2")
+                .bind(&m.app_id)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(internal)?;
+        if let Some(row) = existing {
+            return Ok(Published::Existing(rows::message(&row)?));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
+         idempotency_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&m.id)
+    .bind(&m.app_id)
+    .bind(&m.event_type)
+    .bind(&m.event_id)
+    .bind(&m.channels)
+    .bind(&m.tags)
+    .bind(m.payload.as_deref())
+    .bind(&new.idempotency_key)
+    .bind(m.created_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict("eventId"),
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        _ => internal(e),
+    })?;
+
+    let found = sqlx::query("SELECT * FROM endpoints WHERE app_id = $1 AND NOT disabled")
+        .bind(&m.app_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(internal)?;
+    let endpoints = found
+        .iter()
+        .map(|row| rows::endpoint(row, sealer))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let targets: Vec<&str> = endpoints
+        .iter()
+        .filter(|endpoint| wants(new, endpoint))
+        .map(|endpoint| endpoint.id.as_str())
+        .collect();
+    if !targets.is_empty() {
+        let ids: Vec<String> = targets.iter().map(|_| IdKind::Delivery.new_id()).collect();
+        sqlx::query(
+            "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
+             next_attempt_at, trigger_type, updated_at) \
+             SELECT id, $3, endpoint_id, $4, 1, 0, $5, 0, $5 FROM UNNEST($1::text[], $2::text[]) \
+             AS t(id, endpoint_id)",
+        )
+        .bind(&ids)
+        .bind(&targets)
+        .bind(&m.id)
+        .bind(&m.app_id)
+        .bind(m.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(internal)?;
+    }
+    Ok(Published::Created {
+        message: m.clone(),
+        deliveries: targets.len(),
+    })
+}

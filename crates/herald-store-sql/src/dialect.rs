@@ -1,0 +1,75 @@
+//! What differs between SQLite and PostgreSQL for the queries written once: how values are
+//! bound and read back, how a statement is sent, and the few SQL fragments that are not
+//! the same in both.
+//!
+//! Each database implements [`Dialect`] once (below); everything else in this crate is
+//! generic over it. The traits have no generic bounds to repeat at every use: the
+//! dialects' methods are concrete, so the shared code never needs `sqlx`'s executor bounds.
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use herald_core::store::StoreResult;
+use serde::de::DeserializeOwned;
+
+use crate::sql::Sql;
+
+pub mod postgres;
+pub mod sqlite;
+
+pub use postgres::PostgresDialect;
+pub use sqlite::SqliteDialect;
+
+/// A database's connection type.
+pub type Conn<D> = <<D as Dialect>::DB as sqlx::Database>::Connection;
+
+/// How one database runs the shared statements.
+pub trait Dialect: Send + Sync + Sized + 'static {
+    /// The `sqlx` database.
+    type DB: sqlx::Database;
+    /// A row read back, as this database gives it.
+    type Row: ReadRow + Send + Sync + 'static;
+
+    /// A condition that the list column `column` holds the next bound text.
+    fn list_contains(column: &str) -> String;
+    /// What a retention query appends to the rows it selects to change, so that nodes
+    /// cleaning at once do not wait for each other.
+    const SKIP_LOCKED: &str;
+
+    /// Runs a statement; the number of rows it changed.
+    fn execute<'c>(conn: &'c mut Conn<Self>, sql: &'c Sql) -> BoxFuture<'c, sqlx::Result<u64>>;
+    /// Runs a query; every row.
+    fn fetch_all<'c>(
+        conn: &'c mut Conn<Self>,
+        sql: &'c Sql,
+    ) -> BoxFuture<'c, sqlx::Result<Vec<Self::Row>>>;
+    /// Within a transaction, tells the other nodes that work may be due once it commits.
+    fn notify_work(conn: &mut Conn<Self>) -> BoxFuture<'_, StoreResult<()>>;
+}
+
+/// Reads the columns of a row into domain values, whichever way the database stores them.
+pub trait ReadRow {
+    fn text(&self, col: &str) -> StoreResult<String>;
+    fn opt_text(&self, col: &str) -> StoreResult<Option<String>>;
+    /// Any integer column, whatever its width.
+    fn opt_int(&self, col: &str) -> StoreResult<Option<i64>>;
+    fn flag(&self, col: &str) -> StoreResult<bool>;
+    fn opt_time(&self, col: &str) -> StoreResult<Option<DateTime<Utc>>>;
+    /// A JSON column, decoded.
+    fn opt_json<T: DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>>;
+    /// A list-of-strings column.
+    fn opt_list(&self, col: &str) -> StoreResult<Option<Vec<String>>>;
+
+    fn int(&self, col: &str) -> StoreResult<i64> {
+        self.opt_int(col)?.ok_or_else(|| null(col))
+    }
+    fn time(&self, col: &str) -> StoreResult<DateTime<Utc>> {
+        self.opt_time(col)?.ok_or_else(|| null(col))
+    }
+    fn json<T: DeserializeOwned>(&self, col: &str) -> StoreResult<T> {
+        self.opt_json(col)?.ok_or_else(|| null(col))
+    }
+}
+
+fn null(col: &str) -> herald_core::StoreError {
+    crate::internal(sqlx::Error::Decode(format!("column {col} is NULL").into()))
+}

@@ -1,0 +1,128 @@
+//! PostgreSQL: typed columns (`timestamptz`, `text[]`, `jsonb`, 16- and 32-bit integers),
+//! numbered placeholders, and `NOTIFY` to wake the other nodes.
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use herald_core::store::StoreResult;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::types::Json;
+use sqlx::{Arguments, Column, PgConnection, Row, TypeInfo};
+
+use super::{Dialect, ReadRow};
+use crate::internal;
+use crate::sql::{Sql, Value};
+
+/// The scale-out database.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostgresDialect;
+
+/// The channel nodes notify each other on.
+pub const WORK_CHANNEL: &str = "herald_work";
+
+fn raw_json(text: String) -> sqlx::Result<Json<Box<RawValue>>> {
+    RawValue::from_string(text)
+        .map(Json)
+        .map_err(|e| sqlx::Error::Encode(e.into()))
+}
+
+fn arguments(values: &[Value]) -> sqlx::Result<PgArguments> {
+    let mut args = PgArguments::default();
+    for value in values {
+        let added = match value.clone() {
+            Value::Text(s) => args.add(s),
+            // INTEGER columns are 32 bits here; a larger limit means "no limit" anyway.
+            Value::Int(n) => args.add(n.map(|n| i32::try_from(n).unwrap_or(i32::MAX))),
+            Value::Code(n) => args.add(n),
+            Value::Big(n) => args.add(n),
+            Value::Flag(b) => args.add(b),
+            Value::Time(t) => args.add(t),
+            Value::Json(s) => args.add(s.map(raw_json).transpose()?),
+            Value::List(items) => args.add(items),
+        };
+        added.map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
+}
+
+impl Dialect for PostgresDialect {
+    type DB = sqlx::Postgres;
+    type Row = PgRow;
+
+    fn list_contains(column: &str) -> String {
+        format!("? = ANY({column})")
+    }
+    const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
+    fn execute<'c>(conn: &'c mut PgConnection, sql: &'c Sql) -> BoxFuture<'c, sqlx::Result<u64>> {
+        async move {
+            let args = arguments(sql.values())?;
+            let text = sql.numbered_text();
+            let done = sqlx::query_with(&text, args).execute(conn).await?;
+            Ok(done.rows_affected())
+        }
+        .boxed()
+    }
+
+    fn fetch_all<'c>(
+        conn: &'c mut PgConnection,
+        sql: &'c Sql,
+    ) -> BoxFuture<'c, sqlx::Result<Vec<PgRow>>> {
+        async move {
+            let args = arguments(sql.values())?;
+            let text = sql.numbered_text();
+            sqlx::query_with(&text, args).fetch_all(conn).await
+        }
+        .boxed()
+    }
+
+    fn notify_work(conn: &mut PgConnection) -> BoxFuture<'_, StoreResult<()>> {
+        async move {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(WORK_CHANNEL)
+                .execute(conn)
+                .await
+                .map_err(internal)?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+fn get<'r, T>(row: &'r PgRow, col: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(col).map_err(internal)
+}
+
+impl ReadRow for PgRow {
+    fn text(&self, col: &str) -> StoreResult<String> {
+        get(self, col)
+    }
+    fn opt_text(&self, col: &str) -> StoreResult<Option<String>> {
+        get(self, col)
+    }
+    fn opt_int(&self, col: &str) -> StoreResult<Option<i64>> {
+        let column = self.try_column(col).map_err(internal)?;
+        Ok(match column.type_info().name() {
+            "INT2" => get::<Option<i16>>(self, col)?.map(i64::from),
+            "INT4" => get::<Option<i32>>(self, col)?.map(i64::from),
+            _ => get::<Option<i64>>(self, col)?,
+        })
+    }
+    fn flag(&self, col: &str) -> StoreResult<bool> {
+        get(self, col)
+    }
+    fn opt_time(&self, col: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        get(self, col)
+    }
+    fn opt_json<T: DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>> {
+        Ok(get::<Option<Json<T>>>(self, col)?.map(|j| j.0))
+    }
+    fn opt_list(&self, col: &str) -> StoreResult<Option<Vec<String>>> {
+        get(self, col)
+    }
+}

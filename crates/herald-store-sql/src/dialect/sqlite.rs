@@ -1,0 +1,116 @@
+//! SQLite: times as milliseconds since the epoch, lists and JSON as text, `?` placeholders.
+
+use chrono::{DateTime, TimeZone, Utc};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use herald_core::store::StoreResult;
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Row, SqliteConnection};
+
+use super::{Dialect, ReadRow};
+use crate::internal;
+use crate::sql::{to_json, Sql, Value};
+
+/// The embedded database.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteDialect;
+
+/// Milliseconds since the epoch, as stored.
+pub fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The inverse of [`ms`].
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn arguments(values: &[Value]) -> sqlx::Result<SqliteArguments<'static>> {
+    let mut args = SqliteArguments::default();
+    for value in values {
+        let added = match value.clone() {
+            Value::Text(s) => args.add(s),
+            Value::Int(n) => args.add(n),
+            Value::Code(n) => args.add(i64::from(n)),
+            Value::Big(n) => args.add(n),
+            Value::Flag(b) => args.add(b),
+            Value::Time(t) => args.add(t.map(ms)),
+            Value::Json(s) => args.add(s),
+            Value::List(items) => args.add(items.map(|l| to_json(&l))),
+        };
+        added.map_err(sqlx::Error::Encode)?;
+    }
+    Ok(args)
+}
+
+impl Dialect for SqliteDialect {
+    type DB = sqlx::Sqlite;
+    type Row = SqliteRow;
+
+    fn list_contains(column: &str) -> String {
+        format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)")
+    }
+    const SKIP_LOCKED: &str = "";
+
+    fn execute<'c>(
+        conn: &'c mut SqliteConnection,
+        sql: &'c Sql,
+    ) -> BoxFuture<'c, sqlx::Result<u64>> {
+        async move {
+            let args = arguments(sql.values())?;
+            let done = sqlx::query_with(sql.text(), args).execute(conn).await?;
+            Ok(done.rows_affected())
+        }
+        .boxed()
+    }
+
+    fn fetch_all<'c>(
+        conn: &'c mut SqliteConnection,
+        sql: &'c Sql,
+    ) -> BoxFuture<'c, sqlx::Result<Vec<SqliteRow>>> {
+        async move {
+            let args = arguments(sql.values())?;
+            sqlx::query_with(sql.text(), args).fetch_all(conn).await
+        }
+        .boxed()
+    }
+
+    fn notify_work(_: &mut SqliteConnection) -> BoxFuture<'_, StoreResult<()>> {
+        // One process owns the file: the caller's in-process signal is enough.
+        futures_util::future::ready(Ok(())).boxed()
+    }
+}
+
+fn get<'r, T>(row: &'r SqliteRow, col: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(col).map_err(internal)
+}
+
+impl ReadRow for SqliteRow {
+    fn text(&self, col: &str) -> StoreResult<String> {
+        get(self, col)
+    }
+    fn opt_text(&self, col: &str) -> StoreResult<Option<String>> {
+        get(self, col)
+    }
+    fn opt_int(&self, col: &str) -> StoreResult<Option<i64>> {
+        get(self, col)
+    }
+    fn flag(&self, col: &str) -> StoreResult<bool> {
+        get(self, col)
+    }
+    fn opt_time(&self, col: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(get::<Option<i64>>(self, col)?.map(from_ms))
+    }
+    fn opt_json<T: DeserializeOwned>(&self, col: &str) -> StoreResult<Option<T>> {
+        get::<Option<String>>(self, col)?
+            .map(|text| serde_json::from_str(&text).map_err(internal))
+            .transpose()
+    }
+    fn opt_list(&self, col: &str) -> StoreResult<Option<Vec<String>>> {
+        self.opt_json(col)
+    }
+}

@@ -1,0 +1,166 @@
+//! The delivery queue as both databases run it: a claim's transaction and what its rows
+//! need, an attempt batch's transaction and the failing spells it ends, giving a lease
+//! back, the next due time. (Which rows a claim leases, and how a batch of attempts is
+//! written, are each backend's own: PostgreSQL claims with `SKIP LOCKED` and writes with
+//! `UNNEST`, SQLite has one writer and row values.)
+
+use chrono::{DateTime, Utc};
+use herald_core::model::DeliveryStatus;
+use herald_core::store::{ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, StoreResult};
+use rand::distributions::{Alphanumeric, DistString};
+use sqlx::Transaction;
+
+use crate::db::{execute_in, Db};
+use crate::dialect::{Conn, Dialect, ReadRow};
+use crate::sql::{v, Sql};
+use crate::store::Backend;
+use crate::{assemble_claimed, decode_each, internal, rows, unique_ids};
+
+/// Leases due deliveries and loads their messages and endpoints, in one transaction: if a
+/// read fails, the lease is undone rather than leaving rows leased to nobody until it ends.
+pub async fn claim_due<B: Backend>(
+    db: &Db<B::Dialect>,
+    backend: &B,
+    req: &ClaimRequest,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 20);
+    let mut tx = db.begin().await?;
+    let deliveries = backend.lease_due(&mut tx, req, &token).await?;
+    if deliveries.is_empty() {
+        tx.commit().await.map_err(internal)?;
+        return Ok(Vec::new());
+    }
+    let msg_ids = deliveries.iter().map(|d| d.msg_id.as_str());
+    let messages =
+        fetch_by_ids::<B::Dialect, _>(&mut tx, "messages", msg_ids, rows::message).await?;
+    let endpoint_ids = deliveries.iter().map(|d| d.endpoint_id.as_str());
+    let endpoints = fetch_by_ids::<B::Dialect, _>(&mut tx, "endpoints", endpoint_ids, |row| {
+        rows::endpoint(row, &db.sealer)
+    })
+    .await?;
+    tx.commit().await.map_err(internal)?;
+    Ok(assemble_claimed(deliveries, messages, endpoints, &token))
+}
+
+/// Records finished attempts in one transaction: one commit for the batch, and a fixed
+/// number of statements whatever its size (each is a round trip to SQLite's connection
+/// thread or to PostgreSQL, which is what a delivery's cost is mostly made of).
+pub async fn finish_attempts<B: Backend>(
+    db: &Db<B::Dialect>,
+    backend: &B,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    backend.record_attempts(&mut tx, batch).await?;
+    clear_failing_spells::<B::Dialect>(&mut tx, batch).await?;
+    tx.commit().await.map_err(internal)?;
+    if batch
+        .iter()
+        .any(|f| matches!(f.next, NextState::RetryAt(_)))
+    {
+        // Wake this node's loop, which may be asleep past a retry's time.
+        db.work.notify_one();
+    }
+    Ok(())
+}
+
+/// Moves a leased delivery to `status`, due at `due_at`, if the lease still holds.
+async fn end_lease<D: Dialect>(
+    db: &Db<D>,
+    delivery_id: &str,
+    lease_token: &str,
+    status: DeliveryStatus,
+    due_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let sql = Sql::new(
+        "UPDATE deliveries SET status = ?, next_attempt_at = ?, lease_token = NULL, \
+         updated_at = ? WHERE id = ? AND lease_token = ?",
+    )
+    .bind(v::code(status as i16))
+    .bind(v::opt_time(due_at))
+    .bind(v::time(now))
+    .bind(v::text(delivery_id))
+    .bind(v::text(lease_token));
+    let mut tx = db.begin().await?;
+    execute_in::<D>(&mut tx, &sql).await?;
+    if due_at.is_some() {
+        D::notify_work(&mut tx).await?;
+    }
+    tx.commit().await.map_err(internal)
+}
+
+pub async fn release<D: Dialect>(
+    db: &Db<D>,
+    delivery_id: &str,
+    lease_token: &str,
+    due_at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let pending = DeliveryStatus::Pending;
+    end_lease(db, delivery_id, lease_token, pending, Some(due_at), due_at).await?;
+    db.work.notify_one();
+    Ok(())
+}
+
+pub async fn cancel<D: Dialect>(
+    db: &Db<D>,
+    delivery_id: &str,
+    lease_token: &str,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    let canceled = DeliveryStatus::Canceled;
+    end_lease(db, delivery_id, lease_token, canceled, None, at).await
+}
+
+pub async fn next_due_at<D: Dialect>(
+    db: &Db<D>,
+    skip: &[String],
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let mut sql =
+        Sql::new("SELECT MIN(next_attempt_at) AS next FROM deliveries WHERE status IN (1, 3)");
+    if !skip.is_empty() {
+        sql.push(" AND endpoint_id NOT IN ")
+            .push_list(skip.iter().map(v::text));
+    }
+    db.read_one(&sql).await?.opt_time("next")
+}
+
+/// Loads the rows of `table` with the given ids (repeats are fine), leaving out rows that
+/// cannot be read.
+async fn fetch_by_ids<'a, D: Dialect, T>(
+    conn: &mut Conn<D>,
+    table: &str,
+    ids: impl Iterator<Item = &'a str>,
+    decode: impl Fn(&D::Row) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut sql = Sql::new(format!("SELECT * FROM {table} WHERE id IN "));
+    sql.push_list(unique_ids(ids).into_iter().map(v::text));
+    let found = D::fetch_all(conn, &sql).await.map_err(internal)?;
+    Ok(decode_each(&found, decode))
+}
+
+/// A success ends its endpoint's failing spell: auto-disable counts only unbroken runs of
+/// failures.
+async fn clear_failing_spells<D: Dialect>(
+    tx: &mut Transaction<'static, D::DB>,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
+    let succeeded = unique_ids(
+        batch
+            .iter()
+            .filter(|f| matches!(f.next, NextState::Succeeded))
+            .map(|f| f.attempt.endpoint_id.as_str()),
+    );
+    if succeeded.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new(
+        "UPDATE endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN ",
+    );
+    sql.push_list(succeeded.into_iter().map(v::text));
+    execute_in::<D>(tx, &sql).await?;
+    Ok(())
+}
