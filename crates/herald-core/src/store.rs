@@ -26,6 +26,9 @@ pub enum StoreError {
     /// The database refused a value it cannot hold (a NUL character, a date out of range).
     #[error("a value cannot be stored")]
     InvalidInput,
+    /// More writes are waiting than the store queues; the caller may try again shortly.
+    #[error("the store is busy")]
+    Busy,
     /// The database failed; never shown to API clients.
     #[error(transparent)]
     Internal(Box<dyn std::error::Error + Send + Sync>),

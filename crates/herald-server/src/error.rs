@@ -32,6 +32,10 @@ pub enum ApiError {
     /// Too many requests from this token; it may try again after the duration.
     #[error("too many requests")]
     RateLimited(std::time::Duration),
+    /// Herald cannot take the request now (its write queue is full); the client may try
+    /// again after the duration.
+    #[error("temporarily unavailable")]
+    Unavailable(std::time::Duration),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -79,6 +83,7 @@ impl ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::NotImplemented => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         }
     }
@@ -98,6 +103,8 @@ impl From<StoreError> for ApiError {
                 code: "invalid_value",
                 detail: "A value in the request cannot be stored (a NUL character, or a date out of range).".into(),
             },
+            // Long enough for a few group commits to drain the queue.
+            StoreError::Busy => Self::Unavailable(std::time::Duration::from_secs(1)),
             StoreError::Internal(e) => Self::Internal(anyhow::anyhow!(e)),
         }
     }
@@ -131,14 +138,12 @@ impl IntoResponse for ApiError {
             Self::Forbidden => "Insufficient access for the given operation.".to_owned(),
             Self::NotImplemented => "This operation is not supported by Herald.".to_owned(),
             Self::RateLimited(wait) => {
-                // Whole seconds, rounded up: never tell a client to come back too soon.
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let body = HttpErrorOut {
-                    code: code.into(),
-                    detail: format!("Too many requests with this token; try again in {secs} s."),
-                };
-                let retry_after = [(axum::http::header::RETRY_AFTER, secs.to_string())];
-                return (status, retry_after, Json(body)).into_response();
+                let detail = "Too many requests with this token; try again in";
+                return retry_later(status, code, detail, wait);
+            }
+            Self::Unavailable(wait) => {
+                let detail = "Herald is taking more messages than it can write; try again in";
+                return retry_later(status, code, detail, wait);
             }
             other => other.to_string(),
         };
@@ -147,5 +152,35 @@ impl IntoResponse for ApiError {
             detail,
         };
         (status, Json(body)).into_response()
+    }
+}
+
+/// An answer that tells the client when to come back (`Retry-After`, in whole seconds
+/// rounded up: never too soon).
+fn retry_later(
+    status: StatusCode,
+    code: &str,
+    detail: &str,
+    wait: std::time::Duration,
+) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let body = HttpErrorOut {
+        code: code.into(),
+        detail: format!("{detail} {secs} s."),
+    };
+    let retry_after = [(axum::http::header::RETRY_AFTER, secs.to_string())];
+    (status, retry_after, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_write_queue_answers_503_with_retry_after() {
+        let response = ApiError::from(StoreError::Busy).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry_after = response.headers().get(axum::http::header::RETRY_AFTER);
+        assert_eq!(retry_after.and_then(|v| v.to_str().ok()), Some("1"));
     }
 }

@@ -14,10 +14,10 @@ pub mod testing;
 
 use async_trait::async_trait;
 use herald_core::model::Delivery;
+use herald_core::sealing::SecretSealer;
 use herald_core::store::{ClaimRequest, FinishedAttempt, NewMessage, Published, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::dialect::{Dialect, PostgresDialect};
-use herald_store_sql::publish_queue::PublishQueue;
 use herald_store_sql::{Backend, Db, SqlStore};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgConnection;
@@ -29,8 +29,6 @@ pub type PgStore = SqlStore<PgBackend>;
 /// `SKIP LOCKED`, a listener that other nodes' `NOTIFY` wakes, and its own migrations.
 #[derive(Debug)]
 pub struct PgBackend {
-    /// Writes publishes in batches (group commit).
-    publisher: PublishQueue,
     _listener: listener::ListenerTask,
 }
 
@@ -49,7 +47,6 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreEr
         .map_err(internal)?;
     let db = Db::new(pool.clone(), pool);
     let backend = PgBackend {
-        publisher: publisher::start(db.writer.clone(), db.work.clone()),
         _listener: listener::ListenerTask::spawn(db.writer.clone(), db.work.clone()),
     };
     Ok(SqlStore::new(db, backend))
@@ -59,8 +56,31 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreEr
 impl Backend for PgBackend {
     type Dialect = PostgresDialect;
 
-    async fn publish(&self, db: &Db<PostgresDialect>, new: &NewMessage) -> StoreResult<Published> {
-        self.publisher.publish(new, db.sealer.clone()).await
+    // A publish committed alone costs a round trip per statement plus a commit, and its
+    // `NOTIFY` takes a database-wide lock at commit: a few batches at once, each with one.
+    const PUBLISH_WRITERS: usize = 4;
+    const MAX_PUBLISH_BATCH: usize = 64;
+
+    async fn write_publishes(
+        &self,
+        tx: &mut PgConnection,
+        news: &[&NewMessage],
+        sealer: &SecretSealer,
+    ) -> StoreResult<Vec<StoreResult<Published>>> {
+        publisher::write_publishes(tx, news, sealer).await
+    }
+
+    fn may_publish_alone(&self, error: &StoreError) -> bool {
+        publisher::publishing_alone_may_help(error)
+    }
+
+    async fn publish_alone(
+        &self,
+        db: &Db<PostgresDialect>,
+        new: &NewMessage,
+        sealer: &SecretSealer,
+    ) -> StoreResult<Published> {
+        publish_one::publish_alone(db, new, sealer).await
     }
 
     async fn lease_due(

@@ -5,21 +5,21 @@ use herald_core::ids::IdKind;
 use herald_core::sealing::SecretSealer;
 use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
+use herald_store_sql::dialect::PostgresDialect;
 use herald_store_sql::publish_plan::wants;
 use herald_store_sql::rows;
-use sqlx::{PgConnection, PgPool};
-use tokio::sync::Notify;
+use herald_store_sql::Db;
+use sqlx::PgConnection;
 
 use crate::{internal, notify_work};
 
 /// Publishes one message in a transaction of its own.
 pub(crate) async fn publish_alone(
-    pool: &PgPool,
-    work: &Notify,
+    db: &Db<PostgresDialect>,
     new: &NewMessage,
     sealer: &SecretSealer,
 ) -> StoreResult<Published> {
-    let mut tx = pool.begin().await.map_err(internal)?;
+    let mut tx = db.begin().await?;
     let published = publish_in(&mut tx, new, sealer).await?;
     let created = matches!(published, Published::Created { deliveries, .. } if deliveries > 0);
     if created {
@@ -27,7 +27,7 @@ pub(crate) async fn publish_alone(
     }
     tx.commit().await.map_err(internal)?;
     if created {
-        work.notify_one();
+        db.work.notify_one();
     }
     Ok(published)
 }

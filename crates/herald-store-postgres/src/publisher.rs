@@ -1,10 +1,6 @@
-//! Group commit of publishes. A publish committed alone costs a round trip per statement
-//! plus a commit, and its `NOTIFY` takes a database-wide lock at commit; so publishes that
-//! arrive while others are being written wait and are written together, a few batches at
-//! once, each with one `NOTIFY`. Every caller still gets its answer only after the commit
-//! that made its message durable.
-
-use std::sync::Arc;
+//! A batch of publishes, written the PostgreSQL way: idempotency keys locked in one order,
+//! `UNNEST` arrays for lookups and inserts. (The batching itself, a few batches at once
+//! each with one `NOTIFY`, is `herald_store_sql::group_commit`.)
 
 use herald_core::ids::IdKind;
 use herald_core::model::Message;
@@ -12,105 +8,28 @@ use herald_core::sealing::SecretSealer;
 use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::publish_plan::{plan, Accepted, Known};
-use herald_store_sql::publish_queue::{PublishJob, PublishJobs, PublishQueue};
-use herald_store_sql::unique_ids;
+use herald_store_sql::{rows, unique_ids};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool, Row};
-use tokio::sync::{Notify, Semaphore};
+use sqlx::{PgConnection, Row};
 
-use crate::publish_one::publish_alone;
-use crate::{internal, notify_work};
-use herald_store_sql::rows;
+use crate::internal;
 
-/// The most publishes one transaction writes.
-const MAX_BATCH: usize = 64;
-/// Batches written at once, each on a connection of its own: while one commits, the next
-/// can be filling.
-const WRITERS: usize = 4;
-
-/// Starts the task writing through `pool`; `work` is this node's dispatcher, woken after
-/// commits that created deliveries (other nodes hear the `NOTIFY`).
-pub fn start(pool: PgPool, work: Arc<Notify>) -> PublishQueue {
-    let (queue, jobs) = PublishQueue::new();
-    tokio::spawn(run(pool, work, jobs));
-    queue
-}
-
-async fn run(pool: PgPool, work: Arc<Notify>, mut jobs: PublishJobs) {
-    let writers = Arc::new(Semaphore::new(WRITERS));
-    while let Some(first) = jobs.next().await {
-        let Ok(writer) = writers.clone().acquire_owned().await else {
-            return;
-        };
-        // Whatever queued up while every writer was busy goes in this batch.
-        let mut batch = vec![first];
-        jobs.fill(&mut batch, MAX_BATCH);
-        let (pool, work) = (pool.clone(), work.clone());
-        tokio::spawn(async move {
-            write_and_answer(&pool, &work, batch).await;
-            drop(writer);
-        });
-    }
-}
-
-async fn write_and_answer(pool: &PgPool, work: &Notify, batch: Vec<PublishJob>) {
-    match write(pool, &batch).await {
-        Ok(results) => {
-            if creates_work(&results) {
-                work.notify_one();
-            }
-            for (job, result) in batch.into_iter().zip(results) {
-                let _ = job.reply.send(result);
-            }
-        }
-        Err(e) if publishing_alone_may_help(&e) => {
-            // Something in the batch failed (a concurrent writer took an event id or
-            // deleted an application since the batch read them, a payload the database
-            // cannot hold, a deadlock) and PostgreSQL undid it all: each publish again,
-            // alone, so that each gets its own answer.
-            if batch.len() > 1 {
-                tracing::debug!(error = %e, size = batch.len(), "a batch of publishes failed; publishing them one by one");
-            }
-            for job in batch {
-                if job.reply.is_closed() {
-                    // Its publisher gave up waiting, and was told nothing was accepted.
-                    continue;
-                }
-                let result = publish_alone(pool, work, &job.new, &job.sealer).await;
-                let _ = job.reply.send(result);
-            }
-        }
-        Err(e) => {
-            // The database is failing: publishing one by one would only fail slower.
-            let message = e.to_string();
-            for job in batch {
-                let _ = job
-                    .reply
-                    .send(Err(StoreError::Internal(message.clone().into())));
-            }
-        }
-    }
-}
-
-/// Writes the batch in one transaction with one `NOTIFY`: `Err` if it could not be
-/// committed, else each publish's own result. What could refuse
+/// Writes a batch of publishes within `tx`: each publish's own result. What could refuse
 /// a publish is read first for the whole batch and decided in memory (`plan`); then the
 /// accepted messages and their deliveries are inserted with one statement each. A
 /// concurrent writer taking an event id or deleting an application in between makes an
-/// insert fail, and the caller then publishes one by one.
-async fn write(pool: &PgPool, batch: &[PublishJob]) -> StoreResult<Vec<StoreResult<Published>>> {
-    let mut tx = pool.begin().await.map_err(internal)?;
-    let news: Vec<&NewMessage> = batch.iter().map(|job| &job.new).collect();
-    lock_idempotency_keys(&mut tx, &news).await?;
-    // Every job comes from the one store, with its one sealer.
-    let known = read_known(&mut tx, &news, &batch[0].sealer).await?;
-    let (results, accepted) = plan(&news, &known);
-    insert_messages(&mut tx, &accepted).await?;
-    insert_deliveries(&mut tx, &accepted).await?;
-    if creates_work(&results) {
-        notify_work(&mut tx).await?;
-    }
-    tx.commit().await.map_err(internal)?;
+/// insert fail, and the batch is then published one by one (see
+/// [`publishing_alone_may_help`]).
+pub async fn write_publishes(
+    tx: &mut PgConnection,
+    news: &[&NewMessage],
+    sealer: &SecretSealer,
+) -> StoreResult<Vec<StoreResult<Published>>> {
+    lock_idempotency_keys(&mut *tx, news).await?;
+    let known = read_known(&mut *tx, news, sealer).await?;
+    let (results, accepted) = plan(news, &known);
+    insert_messages(&mut *tx, &accepted).await?;
+    insert_deliveries(tx, &accepted).await?;
     Ok(results)
 }
 
@@ -144,9 +63,10 @@ async fn lock_idempotency_keys(tx: &mut PgConnection, news: &[&NewMessage]) -> S
 /// Whether a failed batch is worth writing again one publish at a time: it failed on a
 /// constraint or a value one publish brought, or lost a deadlock. Anything else (the
 /// database down, the pool exhausted) would fail every publish again, one after another.
-fn publishing_alone_may_help(e: &StoreError) -> bool {
+pub fn publishing_alone_may_help(e: &StoreError) -> bool {
     match e {
         StoreError::InvalidInput | StoreError::Conflict(_) | StoreError::NotFound => true,
+        StoreError::Busy => false,
         StoreError::Internal(inner) => match inner.downcast_ref::<sqlx::Error>() {
             Some(sqlx::Error::Database(db)) => db
                 .code()
@@ -301,10 +221,4 @@ async fn insert_deliveries(tx: &mut PgConnection, accepted: &[Accepted<'_>]) -> 
     .await
     .map_err(internal)?;
     Ok(())
-}
-
-fn creates_work(results: &[StoreResult<Published>]) -> bool {
-    results
-        .iter()
-        .any(|r| matches!(r, Ok(Published::Created { deliveries, .. }) if *deliveries > 0))
 }

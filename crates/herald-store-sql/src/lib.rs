@@ -6,12 +6,13 @@
 //! What truly differs (publishing in batches, claims with `SKIP LOCKED`, `LISTEN/NOTIFY`,
 //! SQLite's single writer, migrations) is each store crate's [`store::Backend`].
 
+pub mod batcher;
 pub mod catalog;
 pub mod db;
 pub mod dialect;
+pub mod group_commit;
 pub mod messages;
 pub mod publish_plan;
-pub mod publish_queue;
 pub mod queue;
 pub mod rows;
 pub mod sql;

@@ -12,20 +12,50 @@ use herald_core::model::{
 };
 use herald_core::sealing::SecretSealer;
 use herald_core::store::*;
+use herald_core::StoreError;
 use tokio::sync::Notify;
 
 use crate::db::Db;
 use crate::dialect::{Conn, Dialect};
+use crate::group_commit::{self, PublishJob, PublishQueue, RecordQueue};
 use crate::messages::AttemptsOf;
 use crate::{catalog, messages, queue};
 
 /// What one database does its own way.
 #[async_trait]
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: Send + Sync + Sized + 'static {
     type Dialect: Dialect;
 
-    /// Commits the message and its deliveries (see [`Store::create_message`]).
-    async fn publish(&self, db: &Db<Self::Dialect>, new: &NewMessage) -> StoreResult<Published>;
+    /// How many batches of publishes may be written at once (1 for a single writer).
+    const PUBLISH_WRITERS: usize;
+    /// The most publishes one transaction writes.
+    const MAX_PUBLISH_BATCH: usize;
+
+    /// Within `tx`, writes a batch of publishes: the messages, their deliveries and their
+    /// idempotency keys, in a few statements whatever the batch's size; each publish's own
+    /// result (see [`Store::create_message`] and `publish_plan`).
+    async fn write_publishes(
+        &self,
+        tx: &mut Conn<Self::Dialect>,
+        news: &[&NewMessage],
+        sealer: &SecretSealer,
+    ) -> StoreResult<Vec<StoreResult<Published>>>;
+
+    /// Whether, after a batch of publishes failed with `error` and was undone, each of
+    /// them is worth writing again alone.
+    fn may_publish_alone(&self, _error: &StoreError) -> bool {
+        false
+    }
+
+    /// Publishes one message in a transaction of its own.
+    async fn publish_alone(
+        &self,
+        db: &Db<Self::Dialect>,
+        new: &NewMessage,
+        sealer: &SecretSealer,
+    ) -> StoreResult<Published> {
+        group_commit::publish_one(db, self, new, sealer).await
+    }
     /// Within `tx`, leases due deliveries to `lease_token` and returns them (see
     /// [`Store::claim_due`]); [`queue::claim_due`] loads what they need.
     async fn lease_due(
@@ -49,6 +79,8 @@ pub trait Backend: Send + Sync + 'static {
 pub struct SqlStore<B: Backend> {
     db: Db<B::Dialect>,
     backend: Arc<B>,
+    publishes: PublishQueue,
+    records: RecordQueue,
 }
 
 impl<B: Backend> Clone for SqlStore<B> {
@@ -56,6 +88,8 @@ impl<B: Backend> Clone for SqlStore<B> {
         Self {
             db: self.db.clone(),
             backend: self.backend.clone(),
+            publishes: self.publishes.clone(),
+            records: self.records.clone(),
         }
     }
 }
@@ -67,11 +101,15 @@ impl<B: Backend> std::fmt::Debug for SqlStore<B> {
 }
 
 impl<B: Backend> SqlStore<B> {
-    /// A store over `db`, with `backend` for what its database does its own way.
+    /// A store over `db`, with `backend` for what its database does its own way; starts
+    /// the group-commit tasks (on the current Tokio runtime).
     pub fn new(db: Db<B::Dialect>, backend: B) -> Self {
+        let backend = Arc::new(backend);
         Self {
+            publishes: group_commit::start_publishing(db.clone(), backend.clone()),
+            records: group_commit::start_recording(db.clone(), backend.clone()),
             db,
-            backend: Arc::new(backend),
+            backend,
         }
     }
 
@@ -215,7 +253,11 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn create_message(&self, new: &NewMessage) -> StoreResult<Published> {
-        self.backend.publish(&self.db, new).await
+        let job = PublishJob {
+            new: new.clone(),
+            sealer: self.db.sealer.clone(),
+        };
+        self.publishes.submit(job).await?
     }
     async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> StoreResult<Message> {
         messages::get_message(&self.db, app_id, id_or_event_id).await
@@ -313,6 +355,10 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn claim_due(&self, request: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
         queue::claim_due(&self.db, &*self.backend, request).await
+    }
+    async fn finish_attempt(&self, finished: &FinishedAttempt) -> StoreResult<()> {
+        // Waits for room rather than failing: the attempt was made, its record must stay.
+        self.records.submit_waiting(finished.clone()).await?
     }
     async fn finish_attempts(&self, batch: &[FinishedAttempt]) -> StoreResult<()> {
         queue::finish_attempts(&self.db, &*self.backend, batch).await

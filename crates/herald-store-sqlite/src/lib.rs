@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_core::model::Delivery;
+use herald_core::sealing::SecretSealer;
 use herald_core::store::{ClaimRequest, FinishedAttempt, NewMessage, Published, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::dialect::SqliteDialect;
-use herald_store_sql::publish_queue::PublishQueue;
 use herald_store_sql::{Backend, Db, SqlStore};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqliteConnection;
@@ -25,13 +25,10 @@ use sqlx::SqliteConnection;
 /// The SQLite-backed store.
 pub type SqliteStore = SqlStore<SqliteBackend>;
 
-/// What SQLite does its own way: one writer that publishes in batches, claims without
-/// row locks, and its own migrations.
+/// What SQLite does its own way: one writer, so publish batches one at a time and claims
+/// without row locks; row values and multi-row `VALUES`; its own migrations.
 #[derive(Debug)]
-pub struct SqliteBackend {
-    /// Writes publishes in batches (group commit).
-    publisher: PublishQueue,
-}
+pub struct SqliteBackend;
 
 /// The migrations of this store, applied by [`SqliteStore::migrate`].
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -61,11 +58,7 @@ pub async fn connect(url: &str, readers: u32) -> Result<SqliteStore, StoreError>
         .connect_with(options.read_only(true))
         .await
         .map_err(internal)?;
-    let db = Db::new(writer, reader);
-    let backend = SqliteBackend {
-        publisher: publisher::start(db.writer.clone(), db.work.clone()),
-    };
-    Ok(SqlStore::new(db, backend))
+    Ok(SqlStore::new(Db::new(writer, reader), SqliteBackend))
 }
 
 /// Opens `herald.db` in `dir`, creating the directory if needed.
@@ -79,8 +72,17 @@ pub async fn open_dir(dir: &Path, readers: u32) -> Result<SqliteStore, StoreErro
 impl Backend for SqliteBackend {
     type Dialect = SqliteDialect;
 
-    async fn publish(&self, db: &Db<SqliteDialect>, new: &NewMessage) -> StoreResult<Published> {
-        self.publisher.publish(new, db.sealer.clone()).await
+    // Every write goes through the one connection: one batch at a time.
+    const PUBLISH_WRITERS: usize = 1;
+    const MAX_PUBLISH_BATCH: usize = 128;
+
+    async fn write_publishes(
+        &self,
+        tx: &mut SqliteConnection,
+        news: &[&NewMessage],
+        sealer: &SecretSealer,
+    ) -> StoreResult<Vec<StoreResult<Published>>> {
+        publisher::write_publishes(tx, news, sealer).await
     }
 
     async fn lease_due(

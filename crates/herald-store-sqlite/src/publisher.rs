@@ -1,77 +1,22 @@
-//! Group commit of publishes. Every write to SQLite goes through one connection, and each
-//! commit waits for the disk (`synchronous = FULL`), so publishing one message per
-//! transaction caps a node at the disk's commits per second. Publishes arriving while a
-//! commit is under way are written together in the next transaction (one publisher's
-//! conflict does not undo another's message), and each caller gets its answer only after
-//! the commit that made its message durable.
-
-use std::sync::Arc;
+//! A batch of publishes, written the SQLite way: row values for the lookups, multi-row
+//! `VALUES` for the inserts. (The batching itself is `herald_store_sql::group_commit`.)
 
 use herald_core::ids::IdKind;
 use herald_core::model::Message;
 use herald_core::sealing::SecretSealer;
 use herald_core::store::{NewMessage, Published, StoreResult};
-use herald_core::StoreError;
-use herald_store_sql::publish_plan::{plan, Accepted, Known};
-use herald_store_sql::publish_queue::{PublishJob, PublishJobs, PublishQueue};
-use herald_store_sql::unique_ids;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::Notify;
-
 use herald_store_sql::dialect::sqlite::ms;
-use herald_store_sql::rows;
+use herald_store_sql::publish_plan::{plan, Accepted, Known};
 use herald_store_sql::sql::to_json as json;
+use herald_store_sql::{rows, unique_ids};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::internal;
 
-/// The most publishes one transaction writes.
-const MAX_BATCH: usize = 128;
 /// Rows per multi-row insert: 9 values each, well under SQLite's 32,766 parameters.
 const ROWS_PER_INSERT: usize = 1_000;
 
-/// Starts the task writing through `writer`; `work` is signalled after commits that created
-/// deliveries.
-pub fn start(writer: SqlitePool, work: Arc<Notify>) -> PublishQueue {
-    let (queue, jobs) = PublishQueue::new();
-    tokio::spawn(run(writer, work, jobs));
-    queue
-}
-
-async fn run(writer: SqlitePool, work: Arc<Notify>, mut jobs: PublishJobs) {
-    while let Some(first) = jobs.next().await {
-        let mut batch = vec![first];
-        jobs.fill(&mut batch, MAX_BATCH);
-        let results = write(&writer, &batch).await;
-        let created = match &results {
-            Ok(each) => each
-                .iter()
-                .any(|r| matches!(r, Ok(Published::Created { deliveries, .. }) if *deliveries > 0)),
-            Err(_) => false,
-        };
-        if created {
-            work.notify_one();
-        }
-        match results {
-            Ok(each) => {
-                for (job, result) in batch.into_iter().zip(each) {
-                    let _ = job.reply.send(result);
-                }
-            }
-            Err(e) => {
-                // Nothing of the batch was committed: every publisher hears so.
-                let message = e.to_string();
-                for job in batch {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::Internal(message.clone().into())));
-                }
-            }
-        }
-    }
-}
-
-/// Writes the batch in one transaction: `Err` if it could not be committed, else each
-/// publish's own result.
+/// Writes a batch of publishes within `tx`: each publish's own result.
 ///
 /// A fixed number of statements whatever the batch's size, since each is a round trip to
 /// the writer's thread: what could refuse a publish (a repeated idempotency key, a taken
@@ -80,18 +25,15 @@ async fn run(writer: SqlitePool, work: Arc<Notify>, mut jobs: PublishJobs) {
 /// rows per statement. Nothing else writes meanwhile (this is SQLite's one writer), so
 /// the inserts meet no constraint they were not checked against. Should one fail anyway,
 /// the whole batch is not committed, and every publisher hears so.
-async fn write(
-    writer: &SqlitePool,
-    batch: &[PublishJob],
+pub async fn write_publishes(
+    tx: &mut SqliteConnection,
+    news: &[&NewMessage],
+    sealer: &SecretSealer,
 ) -> StoreResult<Vec<StoreResult<Published>>> {
-    let mut tx = writer.begin().await.map_err(internal)?;
-    let news: Vec<&NewMessage> = batch.iter().map(|job| &job.new).collect();
-    // Every job comes from the one store, with its one sealer.
-    let known = read_known(&mut tx, &news, &batch[0].sealer).await?;
-    let (results, accepted) = plan(&news, &known);
-    insert_messages(&mut tx, &accepted).await?;
-    insert_deliveries(&mut tx, &accepted).await?;
-    tx.commit().await.map_err(internal)?;
+    let known = read_known(&mut *tx, news, sealer).await?;
+    let (results, accepted) = plan(news, &known);
+    insert_messages(&mut *tx, &accepted).await?;
+    insert_deliveries(tx, &accepted).await?;
     Ok(results)
 }
 

@@ -32,3 +32,66 @@ async fn secrets_are_sealed_at_rest() {
     };
     herald_core::conformance::secrets_are_sealed_at_rest(open, raw).await;
 }
+
+/// With the one writer held, publishes queue up to the queue's capacity; the next ones are
+/// refused at once with `Busy`, and every publish that was taken commits once the writer
+/// is free.
+#[tokio::test]
+async fn a_full_publish_queue_refuses_at_once_and_loses_nothing_it_took() {
+    use herald_core::conformance::{app, message};
+    use herald_core::store::{MessageFilter, PageRequest, Published};
+    use herald_core::{Store, StoreError};
+
+    let (store, _dir) = fresh_store().await.expect("a store");
+    let app = app(None);
+    store.create_app(&app).await.expect("app");
+    let held = store.db().writer.acquire().await.expect("the writer");
+    const PUBLISHES: usize = 1_400;
+    let (results, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..PUBLISHES {
+        let (store, results, new) = (store.clone(), results.clone(), message(&app.id, "a.b"));
+        tokio::spawn(async move {
+            let _ = results.send(store.create_message(&new).await);
+        });
+    }
+    drop(results);
+    // Refusals come back while the writer is still held.
+    let first = answers.recv().await.expect("an answer");
+    assert!(matches!(first, Err(StoreError::Busy)), "{first:?}");
+    drop(held);
+    let (mut created, mut busy) = (0, 1);
+    while let Some(answer) = answers.recv().await {
+        match answer {
+            Ok(Published::Created { .. }) => created += 1,
+            Err(StoreError::Busy) => busy += 1,
+            other => panic!("unexpected answer: {other:?}"),
+        }
+    }
+    assert_eq!(created + busy, PUBLISHES);
+    assert!(created >= 1_024, "only {created} were queued");
+    let page = PageRequest {
+        limit: 250,
+        cursor: None,
+        order: Default::default(),
+    };
+    let mut stored = 0;
+    let mut request = page.clone();
+    loop {
+        let found = store
+            .list_messages(&app.id, &MessageFilter::default(), &request)
+            .await
+            .expect("list");
+        stored += found.items.len();
+        let Some(last) = found.items.last() else {
+            break;
+        };
+        if found.done {
+            break;
+        }
+        request.cursor = Some(herald_core::store::Cursor::After(last.id.clone()));
+    }
+    assert_eq!(
+        stored, created,
+        "every accepted publish is stored, and no other"
+    );
+}

@@ -238,7 +238,8 @@ async fn deliver(
 /// message, a lost record means a duplicate delivery once the lease ends. `true` if recorded.
 async fn store_attempt(ctx: &Context, finished: &FinishedAttempt) -> bool {
     for try_number in 1..=RECORD_TRIES {
-        if ctx.recorder.record(finished.clone()).await {
+        // The store records attempts that finish together in one transaction.
+        if ctx.store.finish_attempt(finished).await.is_ok() {
             ctx.settled.send_modify(|n| *n += 1);
             return true;
         }

@@ -8,7 +8,6 @@
 mod attempt;
 mod breaker;
 mod lanes;
-mod recorder;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,7 +25,6 @@ use tokio_util::sync::CancellationToken;
 pub use self::breaker::BreakerSettings;
 use self::breaker::Breakers;
 use self::lanes::Lanes;
-use self::recorder::Recorder;
 use crate::operational::Operational;
 
 /// Most deliveries claimed in one query.
@@ -88,7 +86,6 @@ pub(crate) struct Context {
     pub disable_after: Option<Duration>,
     pub breakers: Breakers,
     pub operational: Operational,
-    pub recorder: Recorder,
 }
 
 /// The delivery loop of one Herald process.
@@ -107,7 +104,6 @@ impl Dispatcher {
         settings: DispatchSettings,
     ) -> Self {
         let operational = Operational::new(store.clone(), clock.clone());
-        let recorder = Recorder::start(store.clone());
         let ctx = Arc::new(Context {
             store,
             clock,
@@ -119,7 +115,6 @@ impl Dispatcher {
             disable_after: settings.disable_after,
             breakers: Breakers::new(settings.breaker),
             operational,
-            recorder,
         });
         Self { ctx, settings }
     }

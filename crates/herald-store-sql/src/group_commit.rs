@@ -1,0 +1,185 @@
+//! Group commit of publishes and of attempt records, through the one [`Batcher`].
+//!
+//! A commit waits for the disk (SQLite, `synchronous = FULL`) or costs a round trip and a
+//! WAL flush (PostgreSQL), so one write per transaction caps a node at the database's
+//! commits per second. Publishes that arrive while a batch is being written are written
+//! together in the next one, and so are attempts that finish together; each caller gets
+//! its answer only after the commit that made its write durable, and one publish that is
+//! refused (a repeated `eventId`, an unknown application) does not undo the others.
+
+use std::sync::Arc;
+
+use herald_core::sealing::SecretSealer;
+use herald_core::store::{FinishedAttempt, NewMessage, Published, StoreResult};
+use herald_core::StoreError;
+use tokio::sync::Semaphore;
+
+use crate::batcher::{Batcher, Batches, Pending};
+use crate::db::Db;
+use crate::dialect::Dialect;
+use crate::store::Backend;
+use crate::{internal, queue};
+
+/// Publishes waiting at most; one more is refused with `Busy` (the API's `503`).
+const PUBLISH_QUEUE: usize = 1024;
+/// Attempt records waiting at most; one more waits for room (the dispatcher slows down).
+const RECORD_QUEUE: usize = 4096;
+/// The most attempts one transaction records.
+const MAX_RECORD_BATCH: usize = 256;
+
+/// One publish, with the sealer to read endpoint secrets with.
+pub struct PublishJob {
+    pub new: NewMessage,
+    pub sealer: Arc<SecretSealer>,
+}
+
+/// The queue of publishes in front of their group commit.
+pub type PublishQueue = Batcher<PublishJob, StoreResult<Published>>;
+/// The queue of attempt records in front of their group commit.
+pub type RecordQueue = Batcher<FinishedAttempt, StoreResult<()>>;
+
+/// Starts the task that writes publishes in batches.
+pub fn start_publishing<B: Backend>(db: Db<B::Dialect>, backend: Arc<B>) -> PublishQueue {
+    let (queue, batches) = Batcher::new(PUBLISH_QUEUE);
+    tokio::spawn(publish_batches(db, backend, batches));
+    queue
+}
+
+/// Starts the task that records attempts in batches.
+pub fn start_recording<B: Backend>(db: Db<B::Dialect>, backend: Arc<B>) -> RecordQueue {
+    let (queue, batches) = Batcher::new(RECORD_QUEUE);
+    tokio::spawn(record_batches(db, backend, batches));
+    queue
+}
+
+type PublishBatches = Batches<PublishJob, StoreResult<Published>>;
+type Publish = Pending<PublishJob, StoreResult<Published>>;
+
+async fn publish_batches<B: Backend>(
+    db: Db<B::Dialect>,
+    backend: Arc<B>,
+    mut batches: PublishBatches,
+) {
+    let writers = Arc::new(Semaphore::new(B::PUBLISH_WRITERS));
+    loop {
+        let Ok(writer) = writers.clone().acquire_owned().await else {
+            return;
+        };
+        // Whatever queued up while every writer was busy goes in this batch.
+        let Some(batch) = batches.next_batch(B::MAX_PUBLISH_BATCH).await else {
+            return;
+        };
+        let (db, backend) = (db.clone(), backend.clone());
+        tokio::spawn(async move {
+            write_and_answer(&db, &*backend, batch).await;
+            drop(writer);
+        });
+    }
+}
+
+async fn write_and_answer<B: Backend>(db: &Db<B::Dialect>, backend: &B, batch: Vec<Publish>) {
+    let news: Vec<&NewMessage> = batch.iter().map(|p| &p.job.new).collect();
+    // Every job comes from the one store, with its one sealer.
+    let sealer = batch[0].job.sealer.clone();
+    let written = write_publishes(db, backend, &news, &sealer).await;
+    drop(news);
+    match written {
+        Ok(results) => {
+            if creates_work(&results) {
+                db.work.notify_one();
+            }
+            for (pending, result) in batch.into_iter().zip(results) {
+                pending.reply.answer(result);
+            }
+        }
+        Err(e) if backend.may_publish_alone(&e) => {
+            // The database undid the whole batch for something one publish brought (see
+            // the backend): each again, alone, so that each gets its own answer.
+            if batch.len() > 1 {
+                tracing::debug!(error = %e, size = batch.len(), "a batch of publishes failed; publishing them one by one");
+            }
+            for Pending { job, reply } in batch {
+                if reply.is_abandoned() {
+                    continue;
+                }
+                reply.answer(backend.publish_alone(db, &job.new, &job.sealer).await);
+            }
+        }
+        Err(e) => {
+            // Nothing of the batch was committed, and trying again would fail again:
+            // every publisher hears so.
+            let message = e.to_string();
+            for pending in batch {
+                let error = StoreError::Internal(message.clone().into());
+                pending.reply.answer(Err(error));
+            }
+        }
+    }
+}
+
+/// Writes a batch of publishes in one transaction, with one wake-up for the other nodes:
+/// `Err` if it could not be committed, else each publish's own result.
+async fn write_publishes<B: Backend>(
+    db: &Db<B::Dialect>,
+    backend: &B,
+    news: &[&NewMessage],
+    sealer: &SecretSealer,
+) -> StoreResult<Vec<StoreResult<Published>>> {
+    let mut tx = db.begin().await?;
+    let results = backend.write_publishes(&mut tx, news, sealer).await?;
+    if creates_work(&results) {
+        B::Dialect::notify_work(&mut tx).await?;
+    }
+    tx.commit().await.map_err(internal)?;
+    Ok(results)
+}
+
+/// Publishes one message in a transaction of its own.
+pub async fn publish_one<B: Backend>(
+    db: &Db<B::Dialect>,
+    backend: &B,
+    new: &NewMessage,
+    sealer: &SecretSealer,
+) -> StoreResult<Published> {
+    let mut results = write_publishes(db, backend, &[new], sealer).await?;
+    if creates_work(&results) {
+        db.work.notify_one();
+    }
+    results
+        .pop()
+        .unwrap_or_else(|| Err(internal(sqlx::Error::RowNotFound)))
+}
+
+/// Whether a batch's results include a message with deliveries to make.
+fn creates_work(results: &[StoreResult<Published>]) -> bool {
+    results
+        .iter()
+        .any(|r| matches!(r, Ok(Published::Created { deliveries, .. }) if *deliveries > 0))
+}
+
+async fn record_batches<B: Backend>(
+    db: Db<B::Dialect>,
+    backend: Arc<B>,
+    mut batches: Batches<FinishedAttempt, StoreResult<()>>,
+) {
+    while let Some(batch) = batches.next_batch(MAX_RECORD_BATCH).await {
+        let (finished, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|p| (p.job, p.reply)).unzip();
+        match queue::finish_attempts(&db, &*backend, &finished).await {
+            Ok(()) => replies.into_iter().for_each(|r| r.answer(Ok(()))),
+            Err(e) if finished.len() > 1 => {
+                // One bad record must not cost the others theirs: one at a time.
+                tracing::warn!(error = %e, size = finished.len(), "recording a batch of attempts failed; recording them one by one");
+                for (f, reply) in finished.iter().zip(replies) {
+                    let one = std::slice::from_ref(f);
+                    reply.answer(queue::finish_attempts(&db, &*backend, one).await);
+                }
+            }
+            Err(e) => {
+                if let Some(reply) = replies.into_iter().next() {
+                    reply.answer(Err(e));
+                }
+            }
+        }
+    }
+}
