@@ -2,9 +2,8 @@
 //! with `FOR UPDATE SKIP LOCKED`, so concurrent claims never return the same row.
 
 use chrono::{DateTime, Utc};
-use herald_core::model::{Attempt, Delivery, DeliveryStatus};
-use herald_core::store::{ClaimRequest, FinishedAttempt, NextState, StoreResult};
-use herald_store_sql::{decode_each, rows};
+use herald_core::model::{Attempt, DeliveryStatus};
+use herald_core::store::{FinishedAttempt, NextState, StoreResult};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
@@ -15,13 +14,13 @@ use crate::internal;
 /// endpoints it leaves out are reached once their lanes fill and are skipped. (Rows of
 /// skipped endpoints are still visited by the index scan: a very deep backlog of a skipped
 /// endpoint makes claims slower; see the performance issue.)
-const SCAN_FACTOR: i64 = 3;
+pub const SCAN_FACTOR: i64 = 3;
 
 /// Leases due rows: the scan locks candidates (skipping rows another node is claiming),
 /// the window keeps at most `per_endpoint_limit` per endpoint (less for an endpoint with a
 /// lower concurrency cap: twice its cap, its lane's depth), and the update takes the
 /// earliest `limit` of those.
-const CLAIM: &str = "
+pub const CLAIM: &str = "
 WITH scan AS MATERIALIZED (
     SELECT id, endpoint_id, next_attempt_at FROM deliveries
     WHERE status IN (1, 3) AND next_attempt_at <= $1 AND NOT (endpoint_id = ANY($2))
@@ -43,39 +42,14 @@ RETURNING d.id AS d_id, d.msg_id AS d_msg_id, d.endpoint_id AS d_endpoint_id,
           NULL::timestamptz AS d_next_attempt_at, d.trigger_type AS d_trigger_type,
           d.updated_at AS d_updated_at";
 
-/// Leases due rows to `token` (see [`CLAIM`]).
-pub async fn lease_due(
-    tx: &mut PgConnection,
-    req: &ClaimRequest,
-    token: &str,
-) -> StoreResult<Vec<Delivery>> {
-    let limit = i64::from(req.limit);
-    let claimed = sqlx::query(CLAIM)
-        .bind(req.now)
-        .bind(&req.skip_endpoints)
-        .bind(limit * SCAN_FACTOR)
-        .bind(i64::from(req.per_endpoint_limit))
-        .bind(limit)
-        .bind(req.lease_until)
-        .bind(token)
-        .fetch_all(tx)
-        .await
-        .map_err(internal)?;
-    Ok(decode_each(&claimed, rows::delivery))
-}
-
-/// The attempt rows and the deliveries' next states: two statements whatever the batch's
-/// size.
-pub async fn record_attempts(tx: &mut PgConnection, batch: &[FinishedAttempt]) -> StoreResult<()> {
-    insert_attempts(&mut *tx, batch).await?;
-    update_deliveries(tx, batch).await
-}
-
 /// The attempt rows, in one statement. An attempt whose message or endpoint was deleted
 /// while it was in flight is left out: there is nothing left to record it against. (The
 /// check and the insert are one statement, but a delete committing between them would
 /// still fail it on the foreign key; the recorder then records the batch one by one.)
-async fn insert_attempts(conn: &mut PgConnection, batch: &[FinishedAttempt]) -> StoreResult<()> {
+pub async fn insert_attempts(
+    conn: &mut PgConnection,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
     let attempts: Vec<_> = batch.iter().map(|f| &f.attempt).collect();
     let column = |f: fn(&Attempt) -> Option<String>| -> Vec<Option<String>> {
         attempts.iter().map(|a| f(a)).collect()
@@ -135,7 +109,10 @@ async fn insert_attempts(conn: &mut PgConnection, batch: &[FinishedAttempt]) -> 
 
 /// Each delivery's next state, if its lease still holds. Later attempts are scheduled ones,
 /// whatever triggered this one.
-async fn update_deliveries(conn: &mut PgConnection, batch: &[FinishedAttempt]) -> StoreResult<()> {
+pub async fn update_deliveries(
+    conn: &mut PgConnection,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
     let next: Vec<(DeliveryStatus, Option<DateTime<Utc>>)> = batch
         .iter()
         .map(|f| match f.next {

@@ -13,13 +13,14 @@ mod publisher;
 pub mod testing;
 
 use async_trait::async_trait;
-use herald_core::model::Delivery;
 use herald_core::sealing::SecretSealer;
 use herald_core::store::{ClaimRequest, FinishedAttempt, NewMessage, Published, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::dialect::{Dialect, PostgresDialect};
+use herald_store_sql::publish_plan::{Accepted, Known};
 use herald_store_sql::{Backend, Db, SqlStore};
 use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
 
 /// The PostgreSQL-backed store. Cloning shares the pool and the listener.
@@ -61,13 +62,18 @@ impl Backend for PgBackend {
     const PUBLISH_WRITERS: usize = 4;
     const MAX_PUBLISH_BATCH: usize = 64;
 
-    async fn write_publishes(
+    async fn read_taken(&self, tx: &mut PgConnection, news: &[&NewMessage]) -> StoreResult<Known> {
+        publisher::lock_idempotency_keys(&mut *tx, news).await?;
+        publisher::read_taken(tx, news).await
+    }
+
+    async fn insert_accepted(
         &self,
         tx: &mut PgConnection,
-        news: &[&NewMessage],
-        sealer: &SecretSealer,
-    ) -> StoreResult<Vec<StoreResult<Published>>> {
-        publisher::write_publishes(tx, news, sealer).await
+        accepted: &[Accepted<'_>],
+    ) -> StoreResult<()> {
+        publisher::insert_messages(&mut *tx, accepted).await?;
+        publisher::insert_deliveries(tx, accepted).await
     }
 
     fn may_publish_alone(&self, error: &StoreError) -> bool {
@@ -88,8 +94,19 @@ impl Backend for PgBackend {
         tx: &mut PgConnection,
         request: &ClaimRequest,
         lease_token: &str,
-    ) -> StoreResult<Vec<Delivery>> {
-        dispatch::lease_due(tx, request, lease_token).await
+    ) -> StoreResult<Vec<PgRow>> {
+        let limit = i64::from(request.limit);
+        sqlx::query(dispatch::CLAIM)
+            .bind(request.now)
+            .bind(&request.skip_endpoints)
+            .bind(limit * dispatch::SCAN_FACTOR)
+            .bind(i64::from(request.per_endpoint_limit))
+            .bind(limit)
+            .bind(request.lease_until)
+            .bind(lease_token)
+            .fetch_all(tx)
+            .await
+            .map_err(internal)
     }
 
     async fn record_attempts(
@@ -97,7 +114,8 @@ impl Backend for PgBackend {
         tx: &mut PgConnection,
         batch: &[FinishedAttempt],
     ) -> StoreResult<()> {
-        dispatch::record_attempts(tx, batch).await
+        dispatch::insert_attempts(&mut *tx, batch).await?;
+        dispatch::update_deliveries(tx, batch).await
     }
 
     async fn migrate(&self, db: &Db<PostgresDialect>) -> StoreResult<()> {

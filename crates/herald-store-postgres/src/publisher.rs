@@ -4,39 +4,19 @@
 
 use herald_core::ids::IdKind;
 use herald_core::model::Message;
-use herald_core::sealing::SecretSealer;
-use herald_core::store::{NewMessage, Published, StoreResult};
+use herald_core::store::{NewMessage, StoreResult};
 use herald_core::StoreError;
-use herald_store_sql::publish_plan::{plan, Accepted, Known};
-use herald_store_sql::{rows, unique_ids};
+use herald_store_sql::publish_plan::{Accepted, Known};
+use herald_store_sql::rows;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 
 use crate::internal;
 
-/// Writes a batch of publishes within `tx`: each publish's own result. What could refuse
-/// a publish is read first for the whole batch and decided in memory (`plan`); then the
-/// accepted messages and their deliveries are inserted with one statement each. A
-/// concurrent writer taking an event id or deleting an application in between makes an
-/// insert fail, and the batch is then published one by one (see
-/// [`publishing_alone_may_help`]).
-pub async fn write_publishes(
-    tx: &mut PgConnection,
-    news: &[&NewMessage],
-    sealer: &SecretSealer,
-) -> StoreResult<Vec<StoreResult<Published>>> {
-    lock_idempotency_keys(&mut *tx, news).await?;
-    let known = read_known(&mut *tx, news, sealer).await?;
-    let (results, accepted) = plan(news, &known);
-    insert_messages(&mut *tx, &accepted).await?;
-    insert_deliveries(tx, &accepted).await?;
-    Ok(results)
-}
-
 /// Takes the locks of the batch's idempotency keys (those `lock_idempotency_key` takes)
 /// up front, in the order of the lock ids: two batches taking them in different orders
 /// would deadlock, and in one order they queue instead.
-async fn lock_idempotency_keys(tx: &mut PgConnection, news: &[&NewMessage]) -> StoreResult<()> {
+pub async fn lock_idempotency_keys(tx: &mut PgConnection, news: &[&NewMessage]) -> StoreResult<()> {
     let (apps, keys): (Vec<&str>, Vec<&str>) = Known::keys_of(news).into_iter().unzip();
     if keys.is_empty() {
         return Ok(());
@@ -76,12 +56,9 @@ pub fn publishing_alone_may_help(e: &StoreError) -> bool {
     }
 }
 
-/// Reads what decides the batch, in four statements at most.
-async fn read_known(
-    tx: &mut PgConnection,
-    news: &[&NewMessage],
-    sealer: &SecretSealer,
-) -> StoreResult<Known> {
+/// Reads the stored messages of the batch's idempotency keys and the event ids already
+/// taken, in two statements at most.
+pub async fn read_taken(tx: &mut PgConnection, news: &[&NewMessage]) -> StoreResult<Known> {
     let mut known = Known::default();
     let (apps, keys): (Vec<&str>, Vec<&str>) = Known::keys_of(news).into_iter().unzip();
     if !keys.is_empty() {
@@ -116,35 +93,10 @@ async fn read_known(
         .map_err(internal)?;
         known.event_ids.extend(taken);
     }
-    let app_ids = unique_ids(news.iter().map(|n| n.message.app_id.as_str()));
-    let apps: Vec<String> = sqlx::query_scalar("SELECT id FROM applications WHERE id = ANY($1)")
-        .bind(&app_ids)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(internal)?;
-    known.apps.extend(apps);
-    let endpoints = sqlx::query("SELECT * FROM endpoints WHERE NOT disabled AND app_id = ANY($1)")
-        .bind(&app_ids)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(internal)?;
-    for row in endpoints {
-        match rows::endpoint(&row, sealer) {
-            Ok(endpoint) => known
-                .endpoints
-                .entry(endpoint.app_id.clone())
-                .or_default()
-                .push(endpoint),
-            Err(e) => {
-                let app_id: String = row.try_get("app_id").map_err(internal)?;
-                known.unreadable.insert(app_id, e.to_string());
-            }
-        }
-    }
     Ok(known)
 }
 
-async fn insert_messages(tx: &mut PgConnection, accepted: &[Accepted<'_>]) -> StoreResult<()> {
+pub async fn insert_messages(tx: &mut PgConnection, accepted: &[Accepted<'_>]) -> StoreResult<()> {
     if accepted.is_empty() {
         return Ok(());
     }
@@ -178,7 +130,10 @@ async fn insert_messages(tx: &mut PgConnection, accepted: &[Accepted<'_>]) -> St
     Ok(())
 }
 
-async fn insert_deliveries(tx: &mut PgConnection, accepted: &[Accepted<'_>]) -> StoreResult<()> {
+pub async fn insert_deliveries(
+    tx: &mut PgConnection,
+    accepted: &[Accepted<'_>],
+) -> StoreResult<()> {
     let deliveries: Vec<(&Message, &str)> = accepted
         .iter()
         .flat_map(|a| a.endpoint_ids.iter().map(|id| (&a.new.message, *id)))

@@ -16,9 +16,11 @@ use tokio::sync::Semaphore;
 
 use crate::batcher::{Batcher, Batches, Pending};
 use crate::db::Db;
-use crate::dialect::Dialect;
+use crate::dialect::{Conn, Dialect, ReadRow};
+use crate::publish_plan::{plan, Known};
+use crate::sql::{v, Sql};
 use crate::store::Backend;
-use crate::{internal, queue};
+use crate::{internal, queue, rows, unique_ids};
 
 /// Publishes waiting at most; one more is refused with `Busy` (the API's `503`).
 const PUBLISH_QUEUE: usize = 1024;
@@ -118,7 +120,10 @@ async fn write_and_answer<B: Backend>(db: &Db<B::Dialect>, backend: &B, batch: V
 }
 
 /// Writes a batch of publishes in one transaction, with one wake-up for the other nodes:
-/// `Err` if it could not be committed, else each publish's own result.
+/// `Err` if it could not be committed, else each publish's own result. What could refuse
+/// a publish is read first, for the whole batch, and decided in arrival order (`plan`);
+/// then the accepted messages and their deliveries are inserted, a fixed number of
+/// statements whatever the batch's size, since each is a round trip.
 async fn write_publishes<B: Backend>(
     db: &Db<B::Dialect>,
     backend: &B,
@@ -126,12 +131,46 @@ async fn write_publishes<B: Backend>(
     sealer: &SecretSealer,
 ) -> StoreResult<Vec<StoreResult<Published>>> {
     let mut tx = db.begin().await?;
-    let results = backend.write_publishes(&mut tx, news, sealer).await?;
+    let mut known = backend.read_taken(&mut tx, news).await?;
+    read_apps_and_endpoints::<B::Dialect>(&mut tx, news, sealer, &mut known).await?;
+    let (results, accepted) = plan(news, &known);
+    backend.insert_accepted(&mut tx, &accepted).await?;
     if creates_work(&results) {
         B::Dialect::notify_work(&mut tx).await?;
     }
     tx.commit().await.map_err(internal)?;
     Ok(results)
+}
+
+/// Adds to `known` which of the batch's applications exist, and their enabled endpoints;
+/// an endpoint that cannot be read fails only its application's publishes.
+async fn read_apps_and_endpoints<D: Dialect>(
+    tx: &mut Conn<D>,
+    news: &[&NewMessage],
+    sealer: &SecretSealer,
+    known: &mut Known,
+) -> StoreResult<()> {
+    let app_ids = unique_ids(news.iter().map(|n| n.message.app_id.as_str()));
+    let mut apps = Sql::new("SELECT id FROM applications WHERE id IN ");
+    apps.push_list(app_ids.iter().map(v::text));
+    for row in D::fetch_all(&mut *tx, &apps).await.map_err(internal)? {
+        known.apps.insert(row.text("id")?);
+    }
+    let mut endpoints = Sql::new("SELECT * FROM endpoints WHERE NOT disabled AND app_id IN ");
+    endpoints.push_list(app_ids.iter().map(v::text));
+    for row in D::fetch_all(tx, &endpoints).await.map_err(internal)? {
+        match rows::endpoint(&row, sealer) {
+            Ok(endpoint) => known
+                .endpoints
+                .entry(endpoint.app_id.clone())
+                .or_default()
+                .push(endpoint),
+            Err(e) => {
+                known.unreadable.insert(row.text("app_id")?, e.to_string());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Publishes one message in a transaction of its own.

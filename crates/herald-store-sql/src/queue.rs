@@ -25,7 +25,8 @@ pub async fn claim_due<B: Backend>(
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 20);
     let mut tx = db.begin().await?;
-    let deliveries = backend.lease_due(&mut tx, req, &token).await?;
+    let leased = backend.lease_due(&mut tx, req, &token).await?;
+    let deliveries = decode_each(&leased, rows::delivery);
     if deliveries.is_empty() {
         tx.commit().await.map_err(internal)?;
         return Ok(Vec::new());

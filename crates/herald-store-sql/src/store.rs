@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::model::{
-    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message, Token,
+    Application, Attempt, DeliveryStatus, Endpoint, EventType, Message, Token,
 };
 use herald_core::sealing::SecretSealer;
 use herald_core::store::*;
@@ -19,6 +19,7 @@ use crate::db::Db;
 use crate::dialect::{Conn, Dialect};
 use crate::group_commit::{self, PublishJob, PublishQueue, RecordQueue};
 use crate::messages::AttemptsOf;
+use crate::publish_plan::{Accepted, Known};
 use crate::{catalog, messages, queue};
 
 /// What one database does its own way.
@@ -31,15 +32,21 @@ pub trait Backend: Send + Sync + Sized + 'static {
     /// The most publishes one transaction writes.
     const MAX_PUBLISH_BATCH: usize;
 
-    /// Within `tx`, writes a batch of publishes: the messages, their deliveries and their
-    /// idempotency keys, in a few statements whatever the batch's size; each publish's own
-    /// result (see [`Store::create_message`] and `publish_plan`).
-    async fn write_publishes(
+    /// Within `tx`, reads what a batch of publishes may repeat: the stored messages of its
+    /// idempotency keys and the event ids already taken, in a few statements whatever the
+    /// batch's size. (`group_commit` adds the applications and endpoints.)
+    async fn read_taken(
         &self,
         tx: &mut Conn<Self::Dialect>,
         news: &[&NewMessage],
-        sealer: &SecretSealer,
-    ) -> StoreResult<Vec<StoreResult<Published>>>;
+    ) -> StoreResult<Known>;
+    /// Within `tx`, inserts the accepted messages and their deliveries, many rows per
+    /// statement.
+    async fn insert_accepted(
+        &self,
+        tx: &mut Conn<Self::Dialect>,
+        accepted: &[Accepted<'_>],
+    ) -> StoreResult<()>;
 
     /// Whether, after a batch of publishes failed with `error` and was undone, each of
     /// them is worth writing again alone.
@@ -56,14 +63,15 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ) -> StoreResult<Published> {
         group_commit::publish_one(db, self, new, sealer).await
     }
-    /// Within `tx`, leases due deliveries to `lease_token` and returns them (see
-    /// [`Store::claim_due`]); [`queue::claim_due`] loads what they need.
+    /// Within `tx`, leases due deliveries to `lease_token` and returns their rows under
+    /// the `rows::DELIVERY_COLUMNS` names (see [`Store::claim_due`]); [`queue::claim_due`]
+    /// reads them and loads what they need.
     async fn lease_due(
         &self,
         tx: &mut Conn<Self::Dialect>,
         request: &ClaimRequest,
         lease_token: &str,
-    ) -> StoreResult<Vec<Delivery>>;
+    ) -> StoreResult<Vec<<Self::Dialect as Dialect>::Row>>;
     /// Within `tx`, writes the attempts and the deliveries' next states, a few statements
     /// whatever the batch's size (see [`Store::finish_attempts`]).
     async fn record_attempts(

@@ -1,10 +1,9 @@
 //! The queue side of the store: leasing due deliveries and recording attempts.
 
-use herald_core::model::{Delivery, DeliveryStatus};
+use herald_core::model::DeliveryStatus;
 use herald_core::store::{ClaimRequest, FinishedAttempt, NextState, StoreResult};
 use herald_store_sql::dialect::sqlite::ms;
 use herald_store_sql::sql::to_json as json;
-use herald_store_sql::{decode_each, rows};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::internal;
@@ -51,13 +50,8 @@ fn push_due_ids(qb: &mut QueryBuilder<'_, Sqlite>, req: &ClaimRequest) {
         .push_bind(i64::from(req.limit));
 }
 
-/// Leases due rows to `token`. A sending row's `next_attempt_at` is its lease end, so one
-/// condition finds both due rows and rows whose claimer died.
-pub async fn lease_due(
-    tx: &mut SqliteConnection,
-    req: &ClaimRequest,
-    token: &str,
-) -> StoreResult<Vec<Delivery>> {
+/// The statement that leases due rows to `token` and returns them.
+pub fn lease_query<'a>(req: &ClaimRequest, token: &str) -> QueryBuilder<'a, Sqlite> {
     let mut qb =
         QueryBuilder::<Sqlite>::new("UPDATE deliveries SET status = 3, next_attempt_at = ");
     qb.push_bind(ms(req.lease_until))
@@ -70,23 +64,15 @@ pub async fn lease_due(
          app_id AS d_app_id, status AS d_status, attempt_count AS d_attempt_count, \
          NULL AS d_next_attempt_at, trigger_type AS d_trigger_type, updated_at AS d_updated_at",
     );
-    let claimed = qb.build().fetch_all(tx).await.map_err(internal)?;
-    Ok(decode_each(&claimed, rows::delivery))
-}
-
-/// The attempt rows and the deliveries' next states: two statements whatever the batch's
-/// size.
-pub async fn record_attempts(
-    tx: &mut SqliteConnection,
-    batch: &[FinishedAttempt],
-) -> StoreResult<()> {
-    insert_attempts(&mut *tx, batch).await?;
-    update_deliveries(tx, batch).await
+    qb
 }
 
 /// The attempt rows, all in one statement. An attempt whose message or endpoint was deleted
 /// while it was in flight is left out: there is nothing left to record it against.
-async fn insert_attempts(tx: &mut SqliteConnection, batch: &[FinishedAttempt]) -> StoreResult<()> {
+pub async fn insert_attempts(
+    tx: &mut SqliteConnection,
+    batch: &[FinishedAttempt],
+) -> StoreResult<()> {
     let mut qb = QueryBuilder::<Sqlite>::new(
         "WITH v (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
@@ -123,7 +109,7 @@ async fn insert_attempts(tx: &mut SqliteConnection, batch: &[FinishedAttempt]) -
 
 /// Each delivery's next state, if its lease still holds. Later attempts are scheduled ones,
 /// whatever triggered this one.
-async fn update_deliveries(
+pub async fn update_deliveries(
     tx: &mut SqliteConnection,
     batch: &[FinishedAttempt],
 ) -> StoreResult<()> {

@@ -13,12 +13,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_core::model::Delivery;
-use herald_core::sealing::SecretSealer;
-use herald_core::store::{ClaimRequest, FinishedAttempt, NewMessage, Published, StoreResult};
+use herald_core::store::{ClaimRequest, FinishedAttempt, NewMessage, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::dialect::SqliteDialect;
+use herald_store_sql::publish_plan::{Accepted, Known};
 use herald_store_sql::{Backend, Db, SqlStore};
+use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqliteConnection;
 
@@ -76,13 +76,21 @@ impl Backend for SqliteBackend {
     const PUBLISH_WRITERS: usize = 1;
     const MAX_PUBLISH_BATCH: usize = 128;
 
-    async fn write_publishes(
+    async fn read_taken(
         &self,
         tx: &mut SqliteConnection,
         news: &[&NewMessage],
-        sealer: &SecretSealer,
-    ) -> StoreResult<Vec<StoreResult<Published>>> {
-        publisher::write_publishes(tx, news, sealer).await
+    ) -> StoreResult<Known> {
+        publisher::read_taken(tx, news).await
+    }
+
+    async fn insert_accepted(
+        &self,
+        tx: &mut SqliteConnection,
+        accepted: &[Accepted<'_>],
+    ) -> StoreResult<()> {
+        publisher::insert_messages(&mut *tx, accepted).await?;
+        publisher::insert_deliveries(tx, accepted).await
     }
 
     async fn lease_due(
@@ -90,8 +98,11 @@ impl Backend for SqliteBackend {
         tx: &mut SqliteConnection,
         request: &ClaimRequest,
         lease_token: &str,
-    ) -> StoreResult<Vec<Delivery>> {
-        dispatch::lease_due(tx, request, lease_token).await
+    ) -> StoreResult<Vec<SqliteRow>> {
+        // A sending row's `next_attempt_at` is its lease end, so one condition finds both
+        // due rows and rows whose claimer died.
+        let mut query = dispatch::lease_query(request, lease_token);
+        query.build().fetch_all(tx).await.map_err(internal)
     }
 
     async fn record_attempts(
@@ -99,7 +110,8 @@ impl Backend for SqliteBackend {
         tx: &mut SqliteConnection,
         batch: &[FinishedAttempt],
     ) -> StoreResult<()> {
-        dispatch::record_attempts(tx, batch).await
+        dispatch::insert_attempts(&mut *tx, batch).await?;
+        dispatch::update_deliveries(tx, batch).await
     }
 
     async fn migrate(&self, db: &Db<SqliteDialect>) -> StoreResult<()> {

@@ -3,12 +3,11 @@
 
 use herald_core::ids::IdKind;
 use herald_core::model::Message;
-use herald_core::sealing::SecretSealer;
-use herald_core::store::{NewMessage, Published, StoreResult};
+use herald_core::store::{NewMessage, StoreResult};
 use herald_store_sql::dialect::sqlite::ms;
-use herald_store_sql::publish_plan::{plan, Accepted, Known};
+use herald_store_sql::publish_plan::{Accepted, Known};
+use herald_store_sql::rows;
 use herald_store_sql::sql::to_json as json;
-use herald_store_sql::{rows, unique_ids};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::internal;
@@ -16,33 +15,12 @@ use crate::internal;
 /// Rows per multi-row insert: 9 values each, well under SQLite's 32,766 parameters.
 const ROWS_PER_INSERT: usize = 1_000;
 
-/// Writes a batch of publishes within `tx`: each publish's own result.
-///
-/// A fixed number of statements whatever the batch's size, since each is a round trip to
-/// the writer's thread: what could refuse a publish (a repeated idempotency key, a taken
-/// event id, an unknown application) is read first, for the whole batch, and decided here
-/// in arrival order; then the accepted messages and their deliveries are inserted, many
-/// rows per statement. Nothing else writes meanwhile (this is SQLite's one writer), so
-/// the inserts meet no constraint they were not checked against. Should one fail anyway,
-/// the whole batch is not committed, and every publisher hears so.
-pub async fn write_publishes(
-    tx: &mut SqliteConnection,
-    news: &[&NewMessage],
-    sealer: &SecretSealer,
-) -> StoreResult<Vec<StoreResult<Published>>> {
-    let known = read_known(&mut *tx, news, sealer).await?;
-    let (results, accepted) = plan(news, &known);
-    insert_messages(&mut *tx, &accepted).await?;
-    insert_deliveries(tx, &accepted).await?;
-    Ok(results)
-}
-
-/// Reads what decides the batch, in four statements at most.
-async fn read_known(
-    tx: &mut SqliteConnection,
-    news: &[&NewMessage],
-    sealer: &SecretSealer,
-) -> StoreResult<Known> {
+/// Reads the stored messages of the batch's idempotency keys and the event ids already
+/// taken, in two statements at most. Nothing else writes meanwhile
+/// (this is SQLite's one writer), so the inserts that follow meet no constraint they were
+/// not checked against; should one fail anyway, the whole batch is not committed, and
+/// every publisher hears so.
+pub async fn read_taken(tx: &mut SqliteConnection, news: &[&NewMessage]) -> StoreResult<Known> {
     let mut known = Known::default();
     let keyed = Known::keys_of(news);
     if !keyed.is_empty() {
@@ -71,31 +49,6 @@ async fn read_known(
             .map_err(internal)?;
         known.event_ids.extend(taken);
     }
-    let app_ids = unique_ids(news.iter().map(|n| n.message.app_id.as_str()));
-    let mut qb = QueryBuilder::<Sqlite>::new("SELECT id FROM applications WHERE id IN (");
-    push_list(&mut qb, &app_ids);
-    let apps: Vec<String> = qb
-        .build_query_scalar()
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(internal)?;
-    known.apps.extend(apps);
-    let mut qb =
-        QueryBuilder::<Sqlite>::new("SELECT * FROM endpoints WHERE disabled = 0 AND app_id IN (");
-    push_list(&mut qb, &app_ids);
-    for row in qb.build().fetch_all(&mut *tx).await.map_err(internal)? {
-        match rows::endpoint(&row, sealer) {
-            Ok(endpoint) => known
-                .endpoints
-                .entry(endpoint.app_id.clone())
-                .or_default()
-                .push(endpoint),
-            Err(e) => {
-                let app_id: String = row.try_get("app_id").map_err(internal)?;
-                known.unreadable.insert(app_id, e.to_string());
-            }
-        }
-    }
     Ok(known)
 }
 
@@ -114,16 +67,10 @@ fn push_pairs(qb: &mut QueryBuilder<'_, Sqlite>, pairs: &[(&str, &str)]) {
     qb.push(")");
 }
 
-/// Appends `?, ?…)`, closing the `IN (` the query ends with.
-fn push_list(qb: &mut QueryBuilder<'_, Sqlite>, ids: &[String]) {
-    let mut list = qb.separated(", ");
-    for id in ids {
-        list.push_bind(id.clone());
-    }
-    qb.push(")");
-}
-
-async fn insert_messages(tx: &mut SqliteConnection, accepted: &[Accepted<'_>]) -> StoreResult<()> {
+pub async fn insert_messages(
+    tx: &mut SqliteConnection,
+    accepted: &[Accepted<'_>],
+) -> StoreResult<()> {
     for chunk in accepted.chunks(ROWS_PER_INSERT) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
@@ -146,7 +93,7 @@ async fn insert_messages(tx: &mut SqliteConnection, accepted: &[Accepted<'_>]) -
     Ok(())
 }
 
-async fn insert_deliveries(
+pub async fn insert_deliveries(
     tx: &mut SqliteConnection,
     accepted: &[Accepted<'_>],
 ) -> StoreResult<()> {
