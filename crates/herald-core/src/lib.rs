@@ -10,6 +10,7 @@ pub mod model;
 pub mod network;
 pub mod retry;
 pub mod sealing;
+pub mod secret;
 pub mod signing;
 pub mod store;
 pub mod validation;

@@ -10,14 +10,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{generate_token, hash_token, store_token};
+use herald_api::auth::{generate_token, hash_token, store_token};
+use herald_api::http::rate_limit::TokenRateLimit;
+use herald_api::settings::ApiSettings;
+use herald_api::state::AppState;
+use herald_delivery::destinations::Destinations;
+use herald_delivery::dispatch::{BreakerSettings, DispatchSettings, Dispatcher};
+use herald_delivery::operational::Operational;
+use herald_delivery::retention::Cleaner;
+
 use crate::config::Config;
-use crate::destinations::Destinations;
-use crate::dispatch::{BreakerSettings, DispatchSettings, Dispatcher};
-use crate::http::rate_limit::TokenRateLimit;
-use crate::operational::Operational;
-use crate::retention::Cleaner;
-use crate::state::AppState;
 
 /// A running Herald.
 pub struct Server {
@@ -82,6 +84,18 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
         store.migrate().await.context("applying migrations")?;
     }
     Ok(Arc::new(store))
+}
+
+/// What the API reads of the configuration.
+fn api_settings(config: Config) -> ApiSettings {
+    ApiSettings {
+        public_url: config
+            .public_url
+            .unwrap_or_else(|| format!("http://{}", config.listen)),
+        email_enabled: config.email.is_some(),
+        api: config.api,
+        delivery: config.delivery,
+    }
 }
 
 /// The description of the token set by configuration (`HERALD_ADMIN_TOKEN`).
@@ -151,7 +165,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     Operational::ensure_app(store.as_ref(), clock.now())
         .await
         .context("creating the operational webhooks application")?;
-    let destination = Arc::new(Destinations::new(&config).context("setting up destinations")?);
+    let destinations = Destinations::new(&config.delivery, config.email.as_ref());
+    let destination = Arc::new(destinations.context("setting up destinations")?);
     let settings = DispatchSettings {
         max_in_flight: config.delivery.max_in_flight as usize,
         endpoint_concurrency: config.delivery.endpoint_concurrency as usize,
@@ -200,12 +215,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
             config.api.rate_limit_burst,
         )),
         clock,
-        config: Arc::new(config),
+        config: Arc::new(api_settings(config)),
         lookups: Arc::default(),
     };
     let shutdown = CancellationToken::new();
     let app =
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(crate::http::app(state));
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(herald_api::http::app(state));
     let api = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let dispatch = dispatching.then(|| tokio::spawn(dispatcher.run(shutdown.clone())));
     if cleaning {

@@ -21,8 +21,8 @@ use crate::http::v1::endpoint_types::{
     EndpointSecretRotateIn,
 };
 use crate::http::v1::{endpoint_extras, endpoint_template};
-use crate::operational::{self, DisableTrigger};
 use crate::state::AppState;
+use herald_delivery::operational::{self, DisableTrigger};
 
 /// The application and one of its endpoints, if `caller` may see them.
 pub async fn endpoint_for(

@@ -66,11 +66,7 @@ async fn portal_access(
         Some(expires_at),
     )
     .await?;
-    let base = state
-        .config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", state.config.listen));
+    let base = &state.config.public_url;
     Ok(AppPortalAccessOut {
         // In the fragment, so the token never reaches a server log.
         url: format!("{}/portal/#token={token}", base.trim_end_matches('/')),

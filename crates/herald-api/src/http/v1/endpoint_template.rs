@@ -17,14 +17,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Caller;
-use crate::destinations::http::METHODS;
-use crate::destinations::template::{self, TemplateInput};
-use crate::destinations::Kind;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{parse_json, ApiJson};
 use crate::http::v1::endpoint::endpoint_for;
 use crate::http::v1::endpoint_extras::check_headers;
 use crate::state::AppState;
+use herald_delivery::destinations::http::METHODS;
+use herald_delivery::destinations::template::{self, TemplateInput};
+use herald_delivery::destinations::Kind;
 
 /// Templates in minijinja syntax. Each may use `event_type`, `msg_id`, `timestamp`,
 /// `timestamp_unix` and `payload`. Which parts apply depends on the endpoint's kind.

@@ -6,18 +6,18 @@ use herald_core::model::{Application, OPERATIONAL_APP_ID};
 use herald_core::{Clock, Store};
 
 use crate::auth::Caller;
-use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::http::rate_limit::TokenRateLimit;
 use crate::lookups::Lookups;
-use crate::operational::Operational;
+use crate::settings::ApiSettings;
+use herald_delivery::operational::Operational;
 
-/// Handles to the store, the clock and the configuration.
+/// Handles to the store, the clock and the API's settings.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub config: Arc<Config>,
+    pub config: Arc<ApiSettings>,
     pub operational: Operational,
     pub rate_limit: Arc<TokenRateLimit>,
     /// Recent token, application and event type lookups, for the publishing hot path.

@@ -285,7 +285,7 @@ const MAX_PEM_LEN: usize = 64 * 1024;
 pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
     let mut v = check_fields(e);
     let email = url::Url::parse(&e.url).is_ok_and(|u| u.scheme() == "mailto");
-    if email && state.config.email.is_none() {
+    if email && !state.config.email_enabled {
         v.check(Err(FieldError::body(
             "url",
             "email destinations are not enabled on this server (it has no [email] settings)",
@@ -318,7 +318,7 @@ pub fn check_fields(e: &Endpoint) -> Validator {
     // The URL's scheme names the destination kind, which checks the rest.
     match validation::endpoint_url("url", &e.url) {
         Ok(url) => v.check(
-            crate::destinations::check_url(&url)
+            herald_delivery::destinations::check_url(&url)
                 .map(drop)
                 .map_err(|problem| FieldError::body("url", problem, "value_error.url")),
         ),
@@ -355,7 +355,7 @@ pub fn check_fields(e: &Endpoint) -> Validator {
             MAX_PEM_LEN,
         ));
         if identity.0.len() <= MAX_PEM_LEN
-            && !crate::destinations::http::is_client_identity(identity)
+            && !herald_delivery::destinations::http::is_client_identity(identity)
         {
             v.check(Err(FieldError::body(
                 "clientCertificate",

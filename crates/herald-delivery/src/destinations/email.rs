@@ -17,7 +17,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use url::Url;
 
-use crate::config::{EmailConfig, SmtpSecurity};
+use crate::settings::{EmailConfig, SmtpSecurity};
 
 /// The most recipients one email endpoint may have.
 const MAX_RECIPIENTS: usize = 50;

@@ -34,7 +34,7 @@ use herald_core::model::{AttemptErrorKind, EndpointTemplate};
 use herald_core::network::AddressPolicy;
 use url::Url;
 
-use crate::config::Config;
+use crate::settings::{DeliveryConfig, EmailConfig};
 use chat::ChatService;
 use template::TemplateInput;
 
@@ -129,19 +129,15 @@ pub struct Destinations {
 }
 
 impl Destinations {
-    /// Every kind, configured by `config`.
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let http = Arc::new(http::HttpDestination::new(&config.delivery)?);
-        let policy = Arc::new(AddressPolicy::new(config.delivery.allowed_networks.clone()));
-        let timeout = config.delivery.timeout;
+    /// Every kind, configured by the `[delivery]` settings, and `[email]` if any.
+    pub fn new(delivery: &DeliveryConfig, email: Option<&EmailConfig>) -> anyhow::Result<Self> {
+        let http = Arc::new(http::HttpDestination::new(delivery)?);
+        let policy = Arc::new(AddressPolicy::new(delivery.allowed_networks.clone()));
+        let timeout = delivery.timeout;
         Ok(Self {
             chat: chat::ChatDestination::new(http.clone()),
             http,
-            email: config
-                .email
-                .as_ref()
-                .map(email::EmailDestination::new)
-                .transpose()?,
+            email: email.map(email::EmailDestination::new).transpose()?,
             nats: nats::NatsDestination::new(policy.clone(), timeout),
             amqp: amqp::AmqpDestination::new(policy.clone(), timeout),
             redis: redis_stream::RedisDestination::new(policy, timeout),

@@ -21,7 +21,7 @@ use reqwest::redirect::Policy;
 use reqwest::Url;
 
 use super::resolver::{BlockedAddress, GuardedResolver};
-use crate::config::DeliveryConfig;
+use crate::settings::DeliveryConfig;
 
 /// At most this many response headers are recorded.
 const MAX_RECORDED_HEADERS: usize = 64;

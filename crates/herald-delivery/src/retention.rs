@@ -8,7 +8,7 @@ use herald_core::{Clock, Store};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::RetentionConfig;
+use crate::settings::RetentionConfig;
 
 /// The cleaner of one node (several nodes may run one: their batches skip each other).
 pub struct Cleaner {

@@ -33,8 +33,8 @@ use crate::http::v1::endpoint_types::{
     check_fields, parse_secret, EndpointSecretOut, EndpointSecretRotateIn,
 };
 use crate::http::v1::rate_out;
-use crate::operational::EVENT_TYPES;
 use crate::state::AppState;
+use herald_delivery::operational::EVENT_TYPES;
 
 /// A new operational endpoint, or (without `secret`) the replacement of one.
 #[derive(Debug, Deserialize, ToSchema)]

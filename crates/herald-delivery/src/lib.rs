@@ -1,0 +1,13 @@
+//! Herald's delivery engine: the dispatcher that claims due deliveries and runs each
+//! endpoint in its own lane (`dispatch`), the destinations it delivers to (`destinations`:
+//! signed HTTP, chat, email, brokers, with templates), the operational webhooks it sends
+//! the provider (`operational`), and the cleaner that enforces retention (`retention`).
+//!
+//! It knows the store only through `herald_core::Store`, and nothing of HTTP APIs or of
+//! how the process is assembled; its configuration is its own (`settings`).
+
+pub mod destinations;
+pub mod dispatch;
+pub mod operational;
+pub mod retention;
+pub mod settings;

@@ -1,0 +1,94 @@
+//! The delivery engine's sections of the configuration (`[delivery]`, `[email]`,
+//! `[retention]`); the process's configuration composes them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use herald_core::secret::Secret;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// How deliveries are made and retried.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub retry_schedule: Vec<humantime_serde::Serde<Duration>>,
+    pub jitter: f64,
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
+    pub max_response_bytes: usize,
+    pub svix_headers: bool,
+    pub allowed_networks: Vec<IpNet>,
+    /// PEM files of certificate authorities trusted beside the public ones (receivers
+    /// behind a private CA).
+    #[serde(default)]
+    pub extra_root_certificates: Vec<PathBuf>,
+    pub max_in_flight: u32,
+    pub endpoint_concurrency: u32,
+    #[serde(with = "humantime_serde")]
+    pub secret_rotation_overlap: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    pub disable_on_gone: bool,
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
+    pub circuit_breaker_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub circuit_breaker_cooldown: Duration,
+    #[serde(with = "humantime_serde")]
+    pub circuit_breaker_max_cooldown: Duration,
+    pub dispatch: bool,
+}
+
+/// How email destinations reach their SMTP server.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub host: String,
+    /// Default: 587 for `starttls`, 465 for `tls`, 25 for `none`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (upgrade a plain connection; the default), `tls` (TLS from the start) or
+    /// `none` (plain text: only for a relay on the same machine or network).
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// The sender address, e.g. `Herald <webhooks@example.com>`.
+    pub from: String,
+    /// Time allowed for one message to be accepted.
+    #[serde(default = "default_smtp_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+/// How long content is kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    pub enabled: bool,
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    pub batch: u32,
+}
