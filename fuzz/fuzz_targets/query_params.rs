@@ -8,8 +8,8 @@ use herald_core::store::{Cursor, Order};
 use herald_server::auth::bearer;
 use herald_server::error::ApiError;
 use herald_server::http::list::{comma_list, Pagination};
-use herald_server::http::v1::attempt::{parse_status, AttemptListQuery};
-use herald_server::http::v1::message::MessageListQuery;
+use herald_server::http::v1::attempt_types::{parse_status, AttemptListQuery};
+use herald_server::http::v1::message_types::MessageListQuery;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|query: &str| {

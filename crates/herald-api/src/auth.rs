@@ -1,7 +1,6 @@
 //! Bearer tokens: generated once, shown once, stored as SHA-256 hashes. An admin token sees
 //! everything; an app-scoped token (for the customer portal) sees one application.
 
-use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
@@ -11,7 +10,6 @@ use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 const TOKEN_PREFIX: &str = "hrld_";
 
@@ -88,33 +86,6 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let hash = hash_token(token);
-        let token = match state.lookups.tokens.get(&hash) {
-            Some(token) => token,
-            None => {
-                let stamp = state.lookups.tokens.stamp();
-                let found = state.store.find_token(&hash).await?;
-                let token = found.ok_or(ApiError::Unauthorized)?;
-                state.lookups.tokens.put(hash, token.clone(), stamp);
-                token
-            }
-        };
-        if token.expires_at.is_some_and(|at| at <= state.clock.now()) {
-            return Err(ApiError::Unauthorized);
-        }
-        state.rate_limit.check(&token.id)?;
-        Ok(match token.app_id {
-            None => Caller::Admin,
-            Some(app_id) => Caller::App(app_id),
-        })
-    }
 }
 
 #[cfg(test)]

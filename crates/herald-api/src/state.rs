@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use herald_core::model::{Application, OPERATIONAL_APP_ID};
+use herald_core::model::{Application, Endpoint, OPERATIONAL_APP_ID};
 use herald_core::{Clock, Store};
 
 use crate::auth::Caller;
@@ -35,6 +35,18 @@ impl AppState {
         } else {
             Err(ApiError::NotFound)
         }
+    }
+
+    /// The application and its endpoint, if `caller` may see them.
+    pub async fn endpoint_for(
+        &self,
+        caller: &Caller,
+        app_id: &str,
+        endpoint_id: &str,
+    ) -> ApiResult<(Application, Endpoint)> {
+        let app = self.app_for(caller, app_id).await?;
+        let endpoint = self.store.get_endpoint(&app.id, endpoint_id).await?;
+        Ok((app, endpoint))
     }
 
     /// [`app_for`](Self::app_for) through the remembered lookups, for publishing: an

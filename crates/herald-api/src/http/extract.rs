@@ -9,7 +9,9 @@ use herald_core::validation::FieldError;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
+use crate::auth::{bearer, hash_token, Caller};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON body: malformed JSON is a 400, a well-formed body with wrong fields a 422 naming
 /// the field, and a body over the limit a 413. The content type is not required.
@@ -92,6 +94,35 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 code: "invalid_query",
                 detail: format!("Invalid query parameters: {e}"),
             })
+    }
+}
+
+/// The caller of a request, from its bearer token (remembered briefly: see `lookups`),
+/// refused when unknown, expired or over its rate limit.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        let hash = hash_token(token);
+        let token = match state.lookups.tokens.get(&hash) {
+            Some(token) => token,
+            None => {
+                let stamp = state.lookups.tokens.stamp();
+                let found = state.store.find_token(&hash).await?;
+                let token = found.ok_or(ApiError::Unauthorized)?;
+                state.lookups.tokens.put(hash, token.clone(), stamp);
+                token
+            }
+        };
+        if token.expires_at.is_some_and(|at| at <= state.clock.now()) {
+            return Err(ApiError::Unauthorized);
+        }
+        state.rate_limit.check(&token.id)?;
+        Ok(match token.app_id {
+            None => Caller::Admin,
+            Some(app_id) => Caller::App(app_id),
+        })
     }
 }
 

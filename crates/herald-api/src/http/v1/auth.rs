@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use crate::auth::{bearer, generate_token, hash_token, store_token, Caller};
 use crate::error::{ApiError, ApiResult, HttpErrorOut};
 use crate::http::extract::ApiJson;
-use crate::http::v1::application::{create_or_get, ApplicationIn};
+use crate::http::v1::application_types::{create_or_get, ApplicationIn};
 use crate::state::AppState;
 
 const DEFAULT_EXPIRY_SECONDS: u64 = 7 * 24 * 3600;

@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use herald_core::ids::IdKind;
 use herald_core::model::{Application, Endpoint};
-use herald_core::signing::EndpointSecret;
 use herald_core::store::Order;
 use herald_core::StoreError;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,27 +13,14 @@ use utoipa_axum::routes;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
-use crate::http::extract::{parse_json, ApiJson, ApiQuery};
+use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
 use crate::http::v1::endpoint_types::{
-    parse_secret, validate, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretOut,
+    rotate, validate, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretOut,
     EndpointSecretRotateIn,
 };
-use crate::http::v1::{endpoint_extras, endpoint_template};
 use crate::state::AppState;
 use herald_delivery::operational::{self, DisableTrigger};
-
-/// The application and one of its endpoints, if `caller` may see them.
-pub async fn endpoint_for(
-    state: &AppState,
-    caller: &Caller,
-    app_id: &str,
-    endpoint_id: &str,
-) -> ApiResult<(Application, Endpoint)> {
-    let app = state.app_for(caller, app_id).await?;
-    let endpoint = state.store.get_endpoint(&app.id, endpoint_id).await?;
-    Ok((app, endpoint))
-}
 
 async fn new_endpoint(
     state: &AppState,
@@ -152,7 +138,7 @@ async fn get_endpoint(
     caller: Caller,
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     Ok(Json(endpoint.into()))
 }
 
@@ -196,7 +182,7 @@ async fn patch_endpoint(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (app, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (app, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let (was_disabled, read_at) = (endpoint.disabled, endpoint.updated_at);
     body.apply(&mut endpoint)?;
     validate(&state, &endpoint).await?;
@@ -214,7 +200,7 @@ async fn delete_endpoint(
     caller: Caller,
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     state.store.delete_endpoint(&app.id, &endpoint.id).await?;
     state
         .operational
@@ -232,13 +218,11 @@ async fn get_secret(
     caller: Caller,
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointSecretOut>> {
-    let (_, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     Ok(Json(EndpointSecretOut {
         key: endpoint.secret.verification_key(),
     }))
 }
-
-const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
 
 /// Rotate the signing secret; the previous one keeps signing during the grace period.
 #[utoipa::path(post, path = "/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", tag = "Endpoint",
@@ -250,47 +234,11 @@ async fn rotate_secret(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<EndpointSecretOut>> {
-    let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     rotate(&state, &mut endpoint, &body).await?;
     Ok(Json(EndpointSecretOut {
         key: endpoint.secret.verification_key(),
     }))
-}
-
-/// Gives `endpoint` a new secret (the body's `key`, or a generated one) and keeps the old
-/// one signing for the grace period; stores the endpoint.
-pub async fn rotate(state: &AppState, endpoint: &mut Endpoint, body: &[u8]) -> ApiResult<()> {
-    let read_at = endpoint.updated_at;
-    // Older clients send no body at all.
-    let body: EndpointSecretRotateIn = if body.iter().all(u8::is_ascii_whitespace) {
-        EndpointSecretRotateIn::default()
-    } else {
-        parse_json(body)?
-    };
-    let new_secret = match &body.key {
-        Some(text) => parse_secret("key", text).map_err(|e| ApiError::Validation(vec![e]))?,
-        None => EndpointSecret::generate(),
-    };
-    let grace = match body.grace_period_seconds {
-        Some(s) if s > MAX_GRACE_SECONDS => {
-            return Err(ApiError::invalid(
-                "gracePeriodSeconds",
-                "must be at most 604800 (7 days)",
-            ))
-        }
-        Some(s) => chrono::Duration::seconds(i64::from(s)),
-        None => chrono::Duration::from_std(state.config.delivery.secret_rotation_overlap)
-            .unwrap_or(chrono::Duration::hours(24)),
-    };
-    let now = state.clock.now();
-    let old = std::mem::replace(&mut endpoint.secret, new_secret);
-    endpoint.previous_secret = (!grace.is_zero()).then(|| herald_core::model::PreviousSecret {
-        secret: old,
-        expires_at: now + grace,
-    });
-    endpoint.updated_at = now;
-    state.store.update_endpoint(endpoint, read_at).await?;
-    Ok(())
 }
 
 /// The endpoint routes.
@@ -305,6 +253,4 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(get_secret))
         .routes(routes!(rotate_secret))
-        .merge(endpoint_extras::router())
-        .merge(endpoint_template::router())
 }

@@ -1,16 +1,13 @@
 //! Endpoint sub-resources: custom headers, stats, the messages sent to it, recover and
 //! send-example.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
-use herald_core::model::{Endpoint, Message};
+use herald_core::model::Message;
 use herald_core::store::{MessageDelivery, NewMessage, Order, Published};
-use herald_core::validation::FieldError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -21,102 +18,13 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
-use crate::http::v1::attempt::{parse_status, status_text};
-use crate::http::v1::endpoint::endpoint_for;
-use crate::http::v1::message::{MessageListQuery, MessageOut};
+use crate::http::v1::attempt_types::{parse_status, status_text};
+use crate::http::v1::endpoint_types::{
+    check_headers, EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn,
+};
+use crate::http::v1::message_types::{MessageListQuery, MessageOut};
 use crate::schema;
 use crate::state::AppState;
-
-/// Headers whose values are not shown back (only their names, as `sensitive`).
-const SENSITIVE: &[&str] = &[
-    "authorization",
-    "x-auth-token",
-    "www-authenticate",
-    "proxy-authenticate",
-    "proxy-authorization",
-];
-
-/// Headers an endpoint may not set: Herald sets them, or they would break HTTP.
-const FORBIDDEN: &[&str] = &[
-    "host",
-    "user-agent",
-    "keep-alive",
-    "connection",
-    "te",
-    "trailer",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "content-type",
-    "content-encoding",
-];
-const FORBIDDEN_PREFIXES: &[&str] = &["webhook-", "svix-", "x-svix-", "x-herald-"];
-const MAX_HEADER_VALUE: usize = 4096;
-const MAX_HEADERS: usize = 64;
-
-/// Checks custom headers: valid HTTP, not one Herald sets, bounded.
-pub fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
-    let mut errors = Vec::new();
-    if headers.len() > MAX_HEADERS {
-        errors.push(FieldError::body(
-            "headers",
-            format!("at most {MAX_HEADERS} headers"),
-            "value_error",
-        ));
-    }
-    for (name, value) in headers {
-        let lower = name.to_ascii_lowercase();
-        let problem = if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            Some("is not a valid header name")
-        } else if HeaderValue::from_str(value).is_err() || value.len() > MAX_HEADER_VALUE {
-            Some("has an invalid or too long value")
-        } else if FORBIDDEN.contains(&lower.as_str())
-            || FORBIDDEN_PREFIXES.iter().any(|p| lower.starts_with(p))
-        {
-            Some("is set by Herald and cannot be overridden")
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            errors.push(FieldError {
-                loc: vec!["body".into(), "headers".into(), name.clone()],
-                msg: format!("`{name}` {problem}"),
-                kind: "value_error",
-            });
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
-    }
-}
-
-/// An endpoint's custom headers; sensitive values are listed by name only.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EndpointHeadersOut {
-    pub headers: BTreeMap<String, String>,
-    pub sensitive: Vec<String>,
-}
-
-/// The full set of custom headers.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct EndpointHeadersIn {
-    pub headers: BTreeMap<String, String>,
-}
-
-/// Changes to custom headers: `headers` are set (a `null` value removes), `deleteHeaders`
-/// are removed.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EndpointHeadersPatchIn {
-    #[serde(default)]
-    #[schema(value_type = BTreeMap<String, Option<String>>)]
-    pub headers: BTreeMap<String, Option<String>>,
-    #[serde(default)]
-    pub delete_headers: Vec<String>,
-}
 
 type EndpointPath = Path<(String, String)>;
 
@@ -129,21 +37,8 @@ async fn get_headers(
     caller: Caller,
     Path((app_id, endpoint_id)): EndpointPath,
 ) -> ApiResult<Json<EndpointHeadersOut>> {
-    let (_, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     Ok(Json(EndpointHeadersOut::from(endpoint)))
-}
-
-impl From<Endpoint> for EndpointHeadersOut {
-    fn from(endpoint: Endpoint) -> Self {
-        let (sensitive, headers): (BTreeMap<_, _>, BTreeMap<_, _>) = endpoint
-            .headers
-            .into_iter()
-            .partition(|(name, _)| SENSITIVE.contains(&name.to_ascii_lowercase().as_str()));
-        Self {
-            headers,
-            sensitive: sensitive.into_keys().collect(),
-        }
-    }
 }
 
 /// Replace the custom headers.
@@ -157,7 +52,7 @@ async fn update_headers(
     ApiJson(body): ApiJson<EndpointHeadersIn>,
 ) -> ApiResult<StatusCode> {
     check_headers(&body.headers)?;
-    let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let read_at = endpoint.updated_at;
     endpoint.headers = body.headers;
     endpoint.updated_at = state.clock.now();
@@ -175,7 +70,7 @@ async fn patch_headers(
     Path((app_id, endpoint_id)): EndpointPath,
     ApiJson(body): ApiJson<EndpointHeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
-    let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let read_at = endpoint.updated_at;
     for (name, value) in body.headers {
         match value {
@@ -222,7 +117,7 @@ async fn endpoint_stats(
     Path((app_id, endpoint_id)): EndpointPath,
     ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> ApiResult<Json<EndpointStats>> {
-    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let s = state
         .store
         .endpoint_stats(&app.id, &endpoint.id, query.since)
@@ -269,7 +164,7 @@ async fn list_endpoint_messages(
     ApiQuery(filter): ApiQuery<MessageListQuery>,
     ApiQuery(query): ApiQuery<EndpointMessagesQuery>,
 ) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
-    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let status = parse_status("status", query.status)?;
     let request = page.to_request(Order::Descending)?;
     let page = state
@@ -319,7 +214,7 @@ async fn recover(
     Path((app_id, endpoint_id)): EndpointPath,
     ApiJson(body): ApiJson<RecoverIn>,
 ) -> ApiResult<(StatusCode, Json<RecoverOut>)> {
-    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let now = state.clock.now();
     if body.until.is_some_and(|until| until <= body.since) {
         return Err(ApiError::invalid("until", "must be after `since`"));
@@ -363,7 +258,7 @@ async fn send_example(
     Path((app_id, endpoint_id)): EndpointPath,
     ApiJson(body): ApiJson<EventExampleIn>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
-    let (app, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let payload = if body.event_type == PING_EVENT {
         serde_json::json!({ "success": true })
     } else {

@@ -19,8 +19,7 @@ use utoipa_axum::routes;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{parse_json, ApiJson};
-use crate::http::v1::endpoint::endpoint_for;
-use crate::http::v1::endpoint_extras::check_headers;
+use crate::http::v1::endpoint_types::check_headers;
 use crate::state::AppState;
 use herald_delivery::destinations::http::METHODS;
 use herald_delivery::destinations::template::{self, TemplateInput};
@@ -217,7 +216,7 @@ async fn get_template(
     caller: Caller,
     Path((app_id, endpoint_id)): EndpointPath,
 ) -> ApiResult<Json<EndpointTemplateOut>> {
-    let (_, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let kind = kind_of(&endpoint)?;
     Ok(Json(match endpoint.template {
         Some(own) => EndpointTemplateOut {
@@ -242,7 +241,7 @@ async fn put_template(
     Path((app_id, endpoint_id)): EndpointPath,
     ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> ApiResult<Json<EndpointTemplateOut>> {
-    let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let body: EndpointTemplateIn = parse_json(body.get().as_bytes())?;
     let template = EndpointTemplate::from(body.clone());
     check(kind_of(&endpoint)?, &template)?;
@@ -266,7 +265,7 @@ async fn delete_template(
     caller: Caller,
     Path((app_id, endpoint_id)): EndpointPath,
 ) -> ApiResult<StatusCode> {
-    let (_, mut endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     if endpoint.template.is_some() {
         let read_at = endpoint.updated_at;
         endpoint.template = None;
@@ -287,7 +286,7 @@ async fn simulate_template(
     Path((app_id, endpoint_id)): EndpointPath,
     ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> ApiResult<Json<TemplateSimulateOut>> {
-    let (_, endpoint) = endpoint_for(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let body: TemplateSimulateIn = parse_json(body.get().as_bytes())?;
     let kind = kind_of(&endpoint)?;
     let template = match body.template {

@@ -1,7 +1,11 @@
-//! The Svix-compatible `/api/v1` API: one module per resource.
+//! The Svix-compatible `/api/v1` API: one router per resource (`application`, `endpoint`,
+//! `message`…), each a leaf, and the shapes and checks routers share in `*_types`
+//! modules, which import no router.
 
 pub mod application;
+pub mod application_types;
 pub mod attempt;
+pub mod attempt_types;
 pub mod auth;
 pub mod endpoint;
 pub mod endpoint_extras;
@@ -10,34 +14,21 @@ pub mod endpoint_types;
 pub mod event_type;
 pub mod health;
 pub mod message;
+pub mod message_types;
 pub mod operational_endpoint;
+pub mod throttle;
 
-use herald_core::validation::{FieldError, Validator};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
-
-/// A stored rate limit as Svix's 16-bit `throttleRate`.
-pub fn rate_out(rate: Option<u32>) -> Option<u16> {
-    rate.map(|r| u16::try_from(r).unwrap_or(u16::MAX))
-}
-
-/// A rate limit of 0 would stop all deliveries: refused.
-pub fn check_rate(v: &mut Validator, rate: Option<u16>) {
-    if rate == Some(0) {
-        v.check(Err(FieldError::body(
-            "throttleRate",
-            "must be at least 1",
-            "value_error.number",
-        )));
-    }
-}
 
 /// Every `/api/v1` route, with its OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(application::router())
         .merge(endpoint::router())
+        .merge(endpoint_extras::router())
+        .merge(endpoint_template::router())
         .merge(message::router())
         .merge(attempt::router())
         .merge(event_type::router())

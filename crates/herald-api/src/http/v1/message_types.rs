@@ -1,0 +1,251 @@
+//! The shapes of `/api/v1/app/{app_id}/msg` (`MessageIn`, `MessageOut`, list filters) and
+//! the checks of a publish.
+
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use herald_core::ids::IdKind;
+use herald_core::model::{Application, Message};
+use herald_core::store::MessageFilter;
+use herald_core::validation::{self, FieldError, Validator};
+use herald_core::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::http::list::comma_list;
+use crate::http::v1::application_types::{create_or_get, ApplicationIn};
+use crate::schema;
+use crate::state::AppState;
+
+pub(crate) const MAX_IDEMPOTENCY_KEY: usize = 256;
+
+/// An event to publish.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    /// e.g. `user.created`.
+    pub event_type: String,
+    /// The JSON object delivered as the webhook body, byte for byte.
+    #[serde(alias = "data")]
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    /// Your own unique id for the event (unique per application).
+    pub event_id: Option<String>,
+    /// Only endpoints subscribed to one of these channels (or to none) receive it.
+    pub channels: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    /// Creates the application alongside the message when the path names none.
+    pub application: Option<ApplicationIn>,
+    /// Days to keep the payload (accepted; retention is global for now).
+    pub payload_retention_period: Option<i64>,
+    /// Hours to keep the payload (accepted; retention is global for now).
+    pub payload_retention_hours: Option<i64>,
+}
+
+/// A published message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut {
+    pub id: String,
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// When the message was published.
+    pub timestamp: DateTime<Utc>,
+}
+
+impl MessageOut {
+    /// The API form of `m`; the payload is `{}` without content and `{"expired": true}` once
+    /// deleted.
+    pub fn new(m: Message, with_content: bool) -> Self {
+        let payload = match (&m.payload, with_content) {
+            (Some(p), true) => RawValue::from_string(p.to_string()),
+            (None, true) => RawValue::from_string(r#"{"expired":true}"#.into()),
+            (_, false) => RawValue::from_string("{}".into()),
+        }
+        .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("valid JSON"));
+        Self {
+            id: m.id,
+            event_type: m.event_type,
+            payload,
+            event_id: m.event_id,
+            channels: m.channels,
+            tags: m.tags,
+            timestamp: m.created_at,
+        }
+    }
+}
+
+/// Whether to include payloads.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContentQuery {
+    /// Include the payload (default true).
+    pub with_content: Option<bool>,
+}
+
+/// Filters of message lists.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageListQuery {
+    /// Only messages on this channel.
+    pub channel: Option<String>,
+    /// Only messages carrying this tag.
+    pub tag: Option<String>,
+    /// Only messages published before this time.
+    pub before: Option<DateTime<Utc>>,
+    /// Only messages published after this time.
+    pub after: Option<DateTime<Utc>>,
+    /// Only these event types (comma-separated or repeated).
+    pub event_types: Option<Vec<String>>,
+    /// Include payloads (default true).
+    pub with_content: Option<bool>,
+}
+
+impl MessageListQuery {
+    /// The store filter these parameters describe.
+    pub fn filter(&self) -> ApiResult<MessageFilter> {
+        Ok(MessageFilter {
+            event_types: comma_list("event_types", self.event_types.as_deref())?,
+            channel: self.channel.clone(),
+            tag: self.tag.clone(),
+            before: self.before,
+            after: self.after,
+        })
+    }
+}
+
+pub(crate) fn validate(body: &MessageIn, max_payload: usize) -> ApiResult<()> {
+    let size = body.payload.get().len();
+    if size > max_payload {
+        return Err(ApiError::TooLarge(format!(
+            "The payload is {size} bytes; the limit is {max_payload} bytes."
+        )));
+    }
+    let mut v = Validator::default();
+    v.check(validation::event_type_name("eventType", &body.event_type));
+    if !body.payload.get().trim_start().starts_with('{') {
+        v.check(Err(FieldError::body(
+            "payload",
+            "must be a JSON object",
+            "type_error.dict",
+        )));
+    }
+    if let Some(event_id) = &body.event_id {
+        v.check(validation::uid("eventId", event_id));
+    }
+    if let Some(channels) = &body.channels {
+        if channels.is_empty() || channels.len() > 5 {
+            v.check(Err(FieldError::body(
+                "channels",
+                "must list 1 to 5 channels",
+                "value_error.list",
+            )));
+        }
+        for c in channels {
+            v.check(
+                validation::length("channels", c, 1, 128)
+                    .and(validation::event_type_name("channels", c)),
+            );
+        }
+    }
+    if let Some(tags) = &body.tags {
+        v.check(validation::list_len("tags", tags, 1, 5));
+        for tag in tags {
+            v.check(validation::length("tags", tag, 1, 128));
+        }
+    }
+    if let Some(days) = body.payload_retention_period {
+        if !(1..=90).contains(&days) {
+            v.check(Err(FieldError::body(
+                "payloadRetentionPeriod",
+                "must be 1 to 90 days",
+                "value_error.number",
+            )));
+        }
+    }
+    v.finish().map_err(ApiError::Validation)
+}
+
+/// Refuses a payload that breaks its event type's schema.
+pub(crate) async fn check_schema(state: &AppState, body: &MessageIn) -> ApiResult<()> {
+    let remembered = state.lookups.event_types.get(&body.event_type);
+    let found = match remembered {
+        Some(found) => found,
+        None => {
+            let stamp = state.lookups.event_types.stamp();
+            let found = match state.store.get_event_type(&body.event_type).await {
+                Ok(e) => Some(e),
+                Err(StoreError::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let name = body.event_type.clone();
+            state.lookups.event_types.put(name, found.clone(), stamp);
+            found
+        }
+    };
+    let Some(event_type) = found.filter(|e| e.schemas.is_some()) else {
+        return Ok(());
+    };
+    let payload: Value = serde_json::from_str(body.payload.get())
+        .map_err(|e| ApiError::invalid("payload", e.to_string()))?;
+    let problems = schema::payload_problems(&event_type, &payload);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Validation(
+        problems
+            .into_iter()
+            .map(|p| {
+                FieldError::body(
+                    "payload",
+                    format!("does not match the schema of `{}`: {p}", body.event_type),
+                    "value_error.jsonschema",
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// The application of the path, created from `application` when it does not exist yet.
+pub(crate) async fn target_app(
+    state: &AppState,
+    caller: &Caller,
+    app_id: &str,
+    body: &mut MessageIn,
+) -> ApiResult<Application> {
+    match (
+        state.remembered_app_for(caller, app_id).await,
+        body.application.take(),
+    ) {
+        (Err(ApiError::NotFound), Some(mut app_in)) => {
+            if app_in.uid.is_none() && !IdKind::Application.is_id(app_id) {
+                app_in.uid = Some(app_id.to_owned());
+            }
+            Ok(create_or_get(state, app_in, true).await?.1)
+        }
+        (found, _) => found,
+    }
+}
+
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => Ok(Some(key.to_owned())),
+        _ => Err(ApiError::BadRequest {
+            code: "invalid_idempotency_key",
+            detail: format!("The idempotency-key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters."),
+        }),
+    }
+}
