@@ -1,4 +1,5 @@
-//! One attempt: wait for a slot in the endpoint's lane, deliver, record.
+//! One attempt, in phases: admit (a slot in the endpoint's lane, its circuit, its pace),
+//! deliver, settle (health, record, operational webhooks).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest};
 use herald_core::ids::IdKind;
 use herald_core::model::{Attempt, AttemptErrorKind, DeliveryStatus};
 use herald_core::store::{ClaimedDelivery, FinishedAttempt, NextState};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use super::breaker::Admission;
@@ -18,68 +20,142 @@ use crate::operational::{self, DisableTrigger, LastAttempt};
 /// Recording an attempt is tried this many times before the lease is left to expire.
 const RECORD_TRIES: u32 = 3;
 
-/// Makes one attempt of a claimed delivery and records it.
+/// Makes one attempt of a claimed delivery and records it, in three phases: admit (wait
+/// for the endpoint's lane, then decide whether to attempt at all), deliver, settle.
 pub(crate) async fn run(
     ctx: Arc<Context>,
     claimed: ClaimedDelivery,
     ticket: LaneTicket,
     shutdown: CancellationToken,
 ) {
+    let Some(admitted) = admit(&ctx, &claimed, ticket, &shutdown).await else {
+        return;
+    };
+    let (outcome, started_at) = deliver_in_lane(&ctx, &claimed, admitted).await;
+    settle(&ctx, &claimed, &outcome, started_at).await;
+}
+
+/// An attempt let through: its place in the endpoint's lane, and one of the lane's slots.
+struct Admitted {
+    /// Held, not read: dropping it frees the slot. Fields drop in order, the slot first.
+    _slot: OwnedSemaphorePermit,
+    ticket: LaneTicket,
+}
+
+/// Waits for a slot in the endpoint's lane, then for the endpoint's pace. No attempt is
+/// made (`None`) when shutting down (the lease is given back), to an endpoint disabled
+/// since the message was published (the delivery is canceled), or while its circuit is
+/// open (due again when it may close).
+async fn admit(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    ticket: LaneTicket,
+    shutdown: &CancellationToken,
+) -> Option<Admitted> {
     let slot = tokio::select! {
         slot = ticket.slot() => slot,
-        _ = shutdown.cancelled() => return give_back(&ctx, &claimed).await,
+        _ = shutdown.cancelled() => {
+            give_back(ctx, claimed).await;
+            return None;
+        }
     };
     if shutdown.is_cancelled() {
-        return give_back(&ctx, &claimed).await;
+        give_back(ctx, claimed).await;
+        return None;
     }
     if claimed.endpoint.disabled {
-        // Disabled after the message was published: the customer wants nothing sent there.
-        // Its circuit is forgotten, so that once enabled again it starts afresh.
-        ctx.breakers.forget(&claimed.endpoint.id);
-        let now = ctx.clock.now();
-        if let Err(e) = ctx
-            .store
-            .cancel(&claimed.delivery.id, &claimed.lease_token, now)
-            .await
-        {
-            tracing::warn!(error = %e, "canceling a delivery to a disabled endpoint failed");
-        }
-        ctx.settled.send_modify(|n| *n += 1);
-        ctx.let_go(&claimed.delivery.id);
-        return;
+        cancel_to_disabled(ctx, claimed).await;
+        return None;
     }
     let probe = match ctx.breakers.admit(&claimed.endpoint.id, ctx.clock.now()) {
         Admission::Go => false,
         Admission::Probe => true,
         // The endpoint's circuit is open: no attempt now, and none counted.
-        Admission::GiveBack(due) => return give_back_at(&ctx, &claimed, due).await,
+        Admission::GiveBack(due) => {
+            give_back_at(ctx, claimed, due).await;
+            return None;
+        }
     };
-    // The endpoint's pace: its rate limit, or a pause it asked for.
+    if !wait_for_pace(ctx, claimed, &ticket, shutdown).await {
+        if probe {
+            ctx.breakers
+                .abandon_probe(&claimed.endpoint.id, ctx.clock.now());
+        }
+        give_back(ctx, claimed).await;
+        return None;
+    }
+    Some(Admitted {
+        _slot: slot,
+        ticket,
+    })
+}
+
+/// Ends a delivery to an endpoint disabled after the message was published: the customer
+/// wants nothing sent there. Its circuit is forgotten, so that once enabled again it
+/// starts afresh.
+async fn cancel_to_disabled(ctx: &Context, claimed: &ClaimedDelivery) {
+    ctx.breakers.forget(&claimed.endpoint.id);
+    let now = ctx.clock.now();
+    if let Err(e) = ctx
+        .store
+        .cancel(&claimed.delivery.id, &claimed.lease_token, now)
+        .await
+    {
+        tracing::warn!(error = %e, "canceling a delivery to a disabled endpoint failed");
+    }
+    ctx.settled.send_modify(|n| *n += 1);
+    ctx.let_go(&claimed.delivery.id);
+}
+
+/// Waits until the endpoint's pace allows an attempt (its rate limit, or a pause it asked
+/// for): `false` if shutdown came first.
+async fn wait_for_pace(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    ticket: &LaneTicket,
+    shutdown: &CancellationToken,
+) -> bool {
     let start = match claimed.endpoint.rate_limit.filter(|r| *r > 0) {
         Some(per_second) => Some(ticket.pace(per_second, ctx.clock.now())),
         None => ticket.paused_until(),
     };
-    if let Some(start) = start.filter(|at| *at > ctx.clock.now()) {
-        tokio::select! {
-            _ = ctx.clock.sleep_until(start) => {}
-            _ = shutdown.cancelled() => {
-                if probe {
-                    ctx.breakers.abandon_probe(&claimed.endpoint.id, ctx.clock.now());
-                }
-                return give_back(&ctx, &claimed).await;
-            }
-        }
+    let Some(start) = start.filter(|at| *at > ctx.clock.now()) else {
+        return true;
+    };
+    tokio::select! {
+        _ = ctx.clock.sleep_until(start) => true,
+        _ = shutdown.cancelled() => false,
     }
+}
+
+/// Delivers, notes a pause the endpoint asked for (`429`/`503` with `Retry-After`), and
+/// leaves the lane: recording needs neither a slot of the lane nor a place in it, and the
+/// claimer may refill the lane while the record commits.
+async fn deliver_in_lane(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    admitted: Admitted,
+) -> (DeliveryOutcome, DateTime<Utc>) {
     let started_at = ctx.clock.now();
-    let outcome = deliver(&ctx, &claimed, started_at).await;
+    let outcome = deliver(ctx, claimed, started_at).await;
     if let (Some(429 | 503), Some(wait)) = (outcome.status_code, outcome.retry_after) {
         let wait = wait.min(ctx.policy.max_retry_after);
-        ticket.hold_off(ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default());
+        let until = ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        admitted.ticket.hold_off(until);
     }
-    // The endpoint is done with: recording needs neither a slot of its lane nor a place in
-    // it, and the claimer may refill the lane while the record commits.
-    drop(slot);
-    drop(ticket);
+    drop(admitted);
+    (outcome, started_at)
+}
+
+/// Settles an attempt: the circuit breaker and the endpoint's health hear of it, the
+/// attempt is recorded with the delivery's next state, and the operational webhooks it
+/// calls for are sent.
+async fn settle(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    outcome: &DeliveryOutcome,
+    started_at: DateTime<Utc>,
+) {
     let succeeded = outcome.succeeded();
     if ctx
         .breakers
@@ -90,11 +166,11 @@ pub(crate) async fn run(
     let gone = ctx.disable_on_gone && outcome.status_code == Some(410);
     let finished = FinishedAttempt {
         lease_token: claimed.lease_token.clone(),
-        attempt: record(&claimed, &outcome, started_at),
+        attempt: record(claimed, outcome, started_at),
         next: if gone {
             NextState::Failed
         } else {
-            next_state(&ctx, &claimed, &outcome)
+            next_state(ctx, claimed, outcome)
         },
     };
     // Endpoint health first, so that whoever sees the attempt also sees its effect (a
@@ -102,11 +178,11 @@ pub(crate) async fn run(
     // longer than allowed.
     let disabled_since = if gone {
         let since = claimed.endpoint.failing_since.unwrap_or(started_at);
-        disable(&ctx, &claimed, since).await
+        disable(ctx, claimed, since).await
     } else {
-        note_health(&ctx, &claimed, succeeded).await
+        note_health(ctx, claimed, succeeded).await
     };
-    let recorded = store_attempt(&ctx, &finished).await;
+    let recorded = store_attempt(ctx, &finished).await;
     ctx.let_go(&claimed.delivery.id);
     tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = succeeded, "attempt");
     if let Some(since) = disabled_since {
@@ -122,7 +198,7 @@ pub(crate) async fn run(
     }
     if recorded {
         // Unrecorded, the attempt will be made again: reporting now could contradict it.
-        report(&ctx, &claimed, &finished).await;
+        report(ctx, claimed, &finished).await;
     }
 }
 
