@@ -181,16 +181,9 @@ pub struct FinishedAttempt {
     pub next: NextState,
 }
 
-/// Durable storage of everything Herald knows, and the delivery queue.
+/// Tokens, event types, applications and endpoints: what the API manages.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Signalled whenever new work may be due (a publish, a resend, a recover).
-    fn work_signal(&self) -> Arc<Notify>;
-
-    /// Closes the connections once the server has stopped using them, waiting for queries
-    /// in flight (SQLite checkpoints its write-ahead log as the last one closes).
-    async fn close(&self);
-
+pub trait Catalog: Send + Sync {
     // --- tokens
     async fn insert_token(&self, token: &Token) -> StoreResult<()>;
     async fn find_token(&self, hash: &str) -> StoreResult<Option<Token>>;
@@ -261,7 +254,11 @@ pub trait Store: Send + Sync + 'static {
         endpoint_id: &str,
         since: Option<DateTime<Utc>>,
     ) -> StoreResult<DeliveryStats>;
+}
 
+/// Published messages, their deliveries and attempts: what the API shows and replays.
+#[async_trait]
+pub trait Messages: Send + Sync {
     // --- messages
     /// Commits the message and one pending delivery per endpoint that accepts it, in one
     /// transaction. Nothing is visible to dispatchers before the commit.
@@ -335,6 +332,13 @@ pub trait Store: Send + Sync + 'static {
         until: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
+}
+
+/// The delivery queue: what the dispatcher and the cleaner use.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Signalled whenever new work may be due (a publish, a resend, a recover).
+    fn work_signal(&self) -> Arc<Notify>;
 
     // --- dispatch
     /// Leases up to `limit` due deliveries: pending ones whose time has come, and sending
@@ -368,4 +372,13 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_content(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
     /// When the earliest pending delivery, other than those of `skip_endpoints`, falls due.
     async fn next_due_at(&self, skip_endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
+}
+
+/// Durable storage of everything Herald knows, and the delivery queue. Callers name the
+/// part they use ([`Catalog`], [`Messages`], [`Queue`]); a store implements all three.
+#[async_trait]
+pub trait Store: Catalog + Messages + Queue + 'static {
+    /// Closes the connections once the server has stopped using them, waiting for queries
+    /// in flight (SQLite checkpoints its write-ahead log as the last one closes).
+    async fn close(&self);
 }

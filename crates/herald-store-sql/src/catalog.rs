@@ -1,202 +1,16 @@
 //! Tokens, event types, applications and endpoints: the same SQL on both databases.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::model::{Application, Endpoint, EventType, Token, OPERATIONAL_APP_ID};
-use herald_core::store::{DeliveryStats, Page, PageRequest, StoreResult};
+use herald_core::store::{Catalog, DeliveryStats, Page, PageRequest, StoreResult};
 use herald_core::StoreError;
 
 use crate::db::Db;
 use crate::dialect::{Dialect, ReadRow};
 use crate::sql::{v, Sql};
+use crate::store::{Backend, SqlStore};
 use crate::{conflict_on, internal, push_page, rows};
-
-pub async fn insert_token<D: Dialect>(db: &Db<D>, t: &Token) -> StoreResult<()> {
-    let sql = Sql::new(
-        "INSERT INTO tokens (id, hash, app_id, description, created_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(v::text(&t.id))
-    .bind(v::text(&t.hash))
-    .bind(v::opt_text(t.app_id.as_deref()))
-    .bind(v::text(&t.description))
-    .bind(v::time(t.created_at))
-    .bind(v::opt_time(t.expires_at));
-    db.write(&sql).await.map_err(conflict_on("token"))?;
-    Ok(())
-}
-
-pub async fn find_token<D: Dialect>(db: &Db<D>, hash: &str) -> StoreResult<Option<Token>> {
-    let sql = Sql::new("SELECT * FROM tokens WHERE hash = ?").bind(v::text(hash));
-    db.read_optional(&sql)
-        .await?
-        .as_ref()
-        .map(rows::token)
-        .transpose()
-}
-
-pub async fn delete_token<D: Dialect>(db: &Db<D>, hash: &str) -> StoreResult<()> {
-    db.write_one(&Sql::new("DELETE FROM tokens WHERE hash = ?").bind(v::text(hash)))
-        .await
-}
-
-pub async fn list_tokens<D: Dialect>(db: &Db<D>) -> StoreResult<Vec<Token>> {
-    let found = db
-        .read(&Sql::new("SELECT * FROM tokens ORDER BY id"))
-        .await?;
-    found.iter().map(rows::token).collect()
-}
-
-pub async fn delete_token_by_id<D: Dialect>(db: &Db<D>, id: &str) -> StoreResult<()> {
-    db.write_one(&Sql::new("DELETE FROM tokens WHERE id = ?").bind(v::text(id)))
-        .await
-}
-
-pub async fn has_admin_token<D: Dialect>(db: &Db<D>) -> StoreResult<bool> {
-    let sql = Sql::new("SELECT EXISTS (SELECT 1 FROM tokens WHERE app_id IS NULL) AS found");
-    db.read_one(&sql).await?.flag("found")
-}
-
-pub async fn create_event_type<D: Dialect>(db: &Db<D>, e: &EventType) -> StoreResult<()> {
-    let sql = Sql::new(
-        "INSERT INTO event_types (name, description, schemas, archived, deprecated, \
-         feature_flags, group_name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(v::text(&e.name))
-    .bind(v::text(&e.description))
-    .bind(v::opt_json(e.schemas.as_ref()))
-    .bind(v::flag(e.archived))
-    .bind(v::flag(e.deprecated))
-    .bind(v::list(e.feature_flags.as_ref()))
-    .bind(v::opt_text(e.group_name.as_deref()))
-    .bind(v::time(e.created_at))
-    .bind(v::time(e.updated_at));
-    db.write(&sql).await.map_err(conflict_on("name"))?;
-    Ok(())
-}
-
-pub async fn get_event_type<D: Dialect>(db: &Db<D>, name: &str) -> StoreResult<EventType> {
-    let sql = Sql::new("SELECT * FROM event_types WHERE name = ?").bind(v::text(name));
-    rows::event_type(&db.read_one(&sql).await?)
-}
-
-pub async fn list_event_types<D: Dialect>(
-    db: &Db<D>,
-    page: &PageRequest,
-    include_archived: bool,
-) -> StoreResult<Page<EventType>> {
-    let mut sql = Sql::new("SELECT * FROM event_types WHERE TRUE");
-    if !include_archived {
-        sql.push(" AND NOT archived");
-    }
-    let shape = push_page(&mut sql, "name", page);
-    let found = db.read(&sql).await?;
-    let items = found
-        .iter()
-        .map(rows::event_type)
-        .collect::<StoreResult<_>>()?;
-    Ok(shape.finish(items))
-}
-
-pub async fn update_event_type<D: Dialect>(db: &Db<D>, e: &EventType) -> StoreResult<()> {
-    let sql = Sql::new(
-        "UPDATE event_types SET description = ?, schemas = ?, archived = ?, deprecated = ?, \
-         feature_flags = ?, group_name = ?, updated_at = ? WHERE name = ?",
-    )
-    .bind(v::text(&e.description))
-    .bind(v::opt_json(e.schemas.as_ref()))
-    .bind(v::flag(e.archived))
-    .bind(v::flag(e.deprecated))
-    .bind(v::list(e.feature_flags.as_ref()))
-    .bind(v::opt_text(e.group_name.as_deref()))
-    .bind(v::time(e.updated_at))
-    .bind(v::text(&e.name));
-    db.write_one(&sql).await
-}
-
-pub async fn expunge_event_type<D: Dialect>(db: &Db<D>, name: &str) -> StoreResult<()> {
-    db.write_one(&Sql::new("DELETE FROM event_types WHERE name = ?").bind(v::text(name)))
-        .await
-}
-
-pub async fn create_app<D: Dialect>(db: &Db<D>, a: &Application) -> StoreResult<()> {
-    let sql = Sql::new(
-        "INSERT INTO applications (id, uid, name, rate_limit, metadata, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(v::text(&a.id))
-    .bind(v::opt_text(a.uid.as_deref()))
-    .bind(v::text(&a.name))
-    .bind(v::opt_int(a.rate_limit))
-    .bind(v::json(&a.metadata))
-    .bind(v::time(a.created_at))
-    .bind(v::time(a.updated_at));
-    db.write(&sql).await.map_err(conflict_on("uid"))?;
-    Ok(())
-}
-
-pub async fn get_app<D: Dialect>(db: &Db<D>, id_or_uid: &str) -> StoreResult<Application> {
-    // An id wins over a uid that happens to look like one.
-    let sql =
-        Sql::new("SELECT * FROM applications WHERE id = ? OR uid = ? ORDER BY id = ? DESC LIMIT 1")
-            .bind(v::text(id_or_uid))
-            .bind(v::text(id_or_uid))
-            .bind(v::text(id_or_uid));
-    rows::application(&db.read_one(&sql).await?)
-}
-
-pub async fn list_apps<D: Dialect>(
-    db: &Db<D>,
-    page: &PageRequest,
-) -> StoreResult<Page<Application>> {
-    // The operational webhooks' application is Herald's own, not a customer's.
-    let mut sql =
-        Sql::new("SELECT * FROM applications WHERE id <> ?").bind(v::text(OPERATIONAL_APP_ID));
-    let shape = push_page(&mut sql, "id", page);
-    let found = db.read(&sql).await?;
-    let items = found
-        .iter()
-        .map(rows::application)
-        .collect::<StoreResult<_>>()?;
-    Ok(shape.finish(items))
-}
-
-pub async fn update_app<D: Dialect>(db: &Db<D>, a: &Application) -> StoreResult<()> {
-    let sql = Sql::new(
-        "UPDATE applications SET uid = ?, name = ?, rate_limit = ?, metadata = ?, \
-         updated_at = ? WHERE id = ?",
-    )
-    .bind(v::opt_text(a.uid.as_deref()))
-    .bind(v::text(&a.name))
-    .bind(v::opt_int(a.rate_limit))
-    .bind(v::json(&a.metadata))
-    .bind(v::time(a.updated_at))
-    .bind(v::text(&a.id));
-    match db.write(&sql).await.map_err(conflict_on("uid"))? {
-        0 => Err(StoreError::NotFound),
-        _ => Ok(()),
-    }
-}
-
-pub async fn delete_app<D: Dialect>(db: &Db<D>, id: &str) -> StoreResult<()> {
-    db.write_one(&Sql::new("DELETE FROM applications WHERE id = ?").bind(v::text(id)))
-        .await
-}
-
-pub async fn create_endpoint<D: Dialect>(db: &Db<D>, e: &Endpoint) -> StoreResult<()> {
-    let sql = Sql::new(
-        "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
-         disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
-         previous_secret_expires_at, max_concurrency, client_identity, template, created_at, \
-         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(v::text(&e.id))
-    .bind(v::text(&e.app_id));
-    let sql = bind_endpoint_fields(sql, e, db)
-        .bind(v::time(e.created_at))
-        .bind(v::time(e.updated_at));
-    db.write(&sql).await.map_err(conflict_on("uid"))?;
-    Ok(())
-}
 
 /// Binds the mutable fields of an endpoint, in the order `uid … template`.
 fn bind_endpoint_fields<D: Dialect>(sql: Sql, e: &Endpoint, db: &Db<D>) -> Sql {
@@ -224,189 +38,396 @@ fn bind_endpoint_fields<D: Dialect>(sql: Sql, e: &Endpoint, db: &Db<D>) -> Sql {
         .bind(v::opt_json(e.template.as_ref()))
 }
 
-pub async fn get_endpoint<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    id_or_uid: &str,
-) -> StoreResult<Endpoint> {
-    let sql = Sql::new(
-        "SELECT * FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?) \
-         ORDER BY id = ? DESC LIMIT 1",
-    )
-    .bind(v::text(app_id))
-    .bind(v::text(id_or_uid))
-    .bind(v::text(id_or_uid))
-    .bind(v::text(id_or_uid));
-    rows::endpoint(&db.read_one(&sql).await?, &db.sealer)
-}
-
-pub async fn list_endpoints<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    page: &PageRequest,
-) -> StoreResult<Page<Endpoint>> {
-    let mut sql = Sql::new("SELECT * FROM endpoints WHERE app_id = ?").bind(v::text(app_id));
-    let shape = push_page(&mut sql, "id", page);
-    let found = db.read(&sql).await?;
-    let items = found
-        .iter()
-        .map(|row| rows::endpoint(row, &db.sealer))
-        .collect::<StoreResult<_>>()?;
-    Ok(shape.finish(items))
-}
-
-pub async fn update_endpoint<D: Dialect>(
-    db: &Db<D>,
-    e: &Endpoint,
-    read_at: DateTime<Utc>,
-) -> StoreResult<()> {
-    let sql = Sql::new(
-        "UPDATE endpoints SET uid = ?, url = ?, description = ?, version = ?, rate_limit = ?, \
-         disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
-         previous_secret = ?, previous_secret_expires_at = ?, max_concurrency = ?, \
-         client_identity = ?, template = ?, updated_at = ?, \
-         failing_since = CASE WHEN ? AND disabled THEN NULL ELSE failing_since END \
-         WHERE app_id = ? AND id = ? AND updated_at = ?",
-    );
-    // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
-    let sql = bind_endpoint_fields(sql, e, db)
-        .bind(v::time(e.updated_at))
-        .bind(v::flag(!e.disabled))
-        .bind(v::text(&e.app_id))
-        .bind(v::text(&e.id))
-        .bind(v::time(read_at));
-    if db.write(&sql).await.map_err(conflict_on("uid"))? == 1 {
-        return Ok(());
-    }
-    // Gone, or changed since it was read.
-    get_endpoint(db, &e.app_id, &e.id).await?;
-    Err(StoreError::Conflict("endpoint"))
-}
-
-pub async fn reseal_secrets<D: Dialect>(db: &Db<D>) -> StoreResult<u64> {
-    let sealer = &db.sealer;
-    let found = db
-        .read(&Sql::new(
-            "SELECT id, url, secret, previous_secret, client_identity FROM endpoints",
-        ))
-        .await?;
-    let mut rewritten = 0;
-    for row in found {
-        let id = row.text("id")?;
-        let secret = row.text("secret")?;
-        let previous = row.opt_text("previous_secret")?;
-        let identity = row.opt_text("client_identity")?;
-        let url = row.text("url")?;
-        let current = |text: &String| sealer.is_current(text);
-        if current(&secret)
-            && previous.iter().chain(&identity).all(current)
-            && sealer.is_current_url(&url)
-        {
-            continue;
-        }
-        let reseal = |text: &String| -> StoreResult<String> {
-            Ok(sealer.seal(&sealer.open(text).map_err(internal)?))
-        };
-        let resealed_url = sealer.seal_url(&sealer.open(&url).map_err(internal)?);
-        // Only if unchanged since it was read: an API write in between wins.
+#[async_trait]
+impl<B: Backend> Catalog for SqlStore<B> {
+    async fn insert_token(&self, t: &Token) -> StoreResult<()> {
+        let db = &self.db;
         let sql = Sql::new(
-            "UPDATE endpoints SET secret = ?, previous_secret = ?, client_identity = ?, url = ? \
-             WHERE id = ? AND secret = ? AND previous_secret IS NOT DISTINCT FROM ? \
-             AND client_identity IS NOT DISTINCT FROM ? AND url = ?",
+            "INSERT INTO tokens (id, hash, app_id, description, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .bind(v::text(reseal(&secret)?))
-        .bind(v::opt_text(previous.as_ref().map(reseal).transpose()?))
-        .bind(v::opt_text(identity.as_ref().map(reseal).transpose()?))
-        .bind(v::text(resealed_url))
-        .bind(v::text(id))
-        .bind(v::text(secret))
-        .bind(v::opt_text(previous))
-        .bind(v::opt_text(identity))
-        .bind(v::text(url));
-        rewritten += db.write(&sql).await.map_err(internal)?;
+        .bind(v::text(&t.id))
+        .bind(v::text(&t.hash))
+        .bind(v::opt_text(t.app_id.as_deref()))
+        .bind(v::text(&t.description))
+        .bind(v::time(t.created_at))
+        .bind(v::opt_time(t.expires_at));
+        db.write(&sql).await.map_err(conflict_on("token"))?;
+        Ok(())
     }
-    Ok(rewritten)
-}
 
-pub async fn count_endpoints<D: Dialect>(db: &Db<D>, app_id: &str) -> StoreResult<u64> {
-    let sql =
-        Sql::new("SELECT COUNT(*) AS n FROM endpoints WHERE app_id = ?").bind(v::text(app_id));
-    let n = db.read_one(&sql).await?.int("n")?;
-    Ok(n.max(0) as u64)
-}
+    async fn find_token(&self, hash: &str) -> StoreResult<Option<Token>> {
+        let db = &self.db;
+        let sql = Sql::new("SELECT * FROM tokens WHERE hash = ?").bind(v::text(hash));
+        db.read_optional(&sql)
+            .await?
+            .as_ref()
+            .map(rows::token)
+            .transpose()
+    }
 
-pub async fn delete_endpoint<D: Dialect>(db: &Db<D>, app_id: &str, id: &str) -> StoreResult<()> {
-    let sql = Sql::new("DELETE FROM endpoints WHERE app_id = ? AND id = ?")
+    async fn delete_token(&self, hash: &str) -> StoreResult<()> {
+        let db = &self.db;
+        db.write_one(&Sql::new("DELETE FROM tokens WHERE hash = ?").bind(v::text(hash)))
+            .await
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
+        let db = &self.db;
+        let found = db
+            .read(&Sql::new("SELECT * FROM tokens ORDER BY id"))
+            .await?;
+        found.iter().map(rows::token).collect()
+    }
+
+    async fn delete_token_by_id(&self, id: &str) -> StoreResult<()> {
+        let db = &self.db;
+        db.write_one(&Sql::new("DELETE FROM tokens WHERE id = ?").bind(v::text(id)))
+            .await
+    }
+
+    async fn has_admin_token(&self) -> StoreResult<bool> {
+        let db = &self.db;
+        let sql = Sql::new("SELECT EXISTS (SELECT 1 FROM tokens WHERE app_id IS NULL) AS found");
+        db.read_one(&sql).await?.flag("found")
+    }
+
+    async fn create_event_type(&self, e: &EventType) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "INSERT INTO event_types (name, description, schemas, archived, deprecated, \
+             feature_flags, group_name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(v::text(&e.name))
+        .bind(v::text(&e.description))
+        .bind(v::opt_json(e.schemas.as_ref()))
+        .bind(v::flag(e.archived))
+        .bind(v::flag(e.deprecated))
+        .bind(v::list(e.feature_flags.as_ref()))
+        .bind(v::opt_text(e.group_name.as_deref()))
+        .bind(v::time(e.created_at))
+        .bind(v::time(e.updated_at));
+        db.write(&sql).await.map_err(conflict_on("name"))?;
+        Ok(())
+    }
+
+    async fn get_event_type(&self, name: &str) -> StoreResult<EventType> {
+        let db = &self.db;
+        let sql = Sql::new("SELECT * FROM event_types WHERE name = ?").bind(v::text(name));
+        rows::event_type(&db.read_one(&sql).await?)
+    }
+
+    async fn list_event_types(
+        &self,
+        page: &PageRequest,
+        include_archived: bool,
+    ) -> StoreResult<Page<EventType>> {
+        let db = &self.db;
+        let mut sql = Sql::new("SELECT * FROM event_types WHERE TRUE");
+        if !include_archived {
+            sql.push(" AND NOT archived");
+        }
+        let shape = push_page(&mut sql, "name", page);
+        let found = db.read(&sql).await?;
+        let items = found
+            .iter()
+            .map(rows::event_type)
+            .collect::<StoreResult<_>>()?;
+        Ok(shape.finish(items))
+    }
+
+    async fn update_event_type(&self, e: &EventType) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "UPDATE event_types SET description = ?, schemas = ?, archived = ?, deprecated = ?, \
+             feature_flags = ?, group_name = ?, updated_at = ? WHERE name = ?",
+        )
+        .bind(v::text(&e.description))
+        .bind(v::opt_json(e.schemas.as_ref()))
+        .bind(v::flag(e.archived))
+        .bind(v::flag(e.deprecated))
+        .bind(v::list(e.feature_flags.as_ref()))
+        .bind(v::opt_text(e.group_name.as_deref()))
+        .bind(v::time(e.updated_at))
+        .bind(v::text(&e.name));
+        db.write_one(&sql).await
+    }
+
+    async fn expunge_event_type(&self, name: &str) -> StoreResult<()> {
+        let db = &self.db;
+        db.write_one(&Sql::new("DELETE FROM event_types WHERE name = ?").bind(v::text(name)))
+            .await
+    }
+
+    async fn create_app(&self, a: &Application) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "INSERT INTO applications (id, uid, name, rate_limit, metadata, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(v::text(&a.id))
+        .bind(v::opt_text(a.uid.as_deref()))
+        .bind(v::text(&a.name))
+        .bind(v::opt_int(a.rate_limit))
+        .bind(v::json(&a.metadata))
+        .bind(v::time(a.created_at))
+        .bind(v::time(a.updated_at));
+        db.write(&sql).await.map_err(conflict_on("uid"))?;
+        Ok(())
+    }
+
+    async fn get_app(&self, id_or_uid: &str) -> StoreResult<Application> {
+        let db = &self.db;
+        // An id wins over a uid that happens to look like one.
+        let sql = Sql::new(
+            "SELECT * FROM applications WHERE id = ? OR uid = ? ORDER BY id = ? DESC LIMIT 1",
+        )
+        .bind(v::text(id_or_uid))
+        .bind(v::text(id_or_uid))
+        .bind(v::text(id_or_uid));
+        rows::application(&db.read_one(&sql).await?)
+    }
+
+    async fn list_apps(&self, page: &PageRequest) -> StoreResult<Page<Application>> {
+        let db = &self.db;
+        // The operational webhooks' application is Herald's own, not a customer's.
+        let mut sql =
+            Sql::new("SELECT * FROM applications WHERE id <> ?").bind(v::text(OPERATIONAL_APP_ID));
+        let shape = push_page(&mut sql, "id", page);
+        let found = db.read(&sql).await?;
+        let items = found
+            .iter()
+            .map(rows::application)
+            .collect::<StoreResult<_>>()?;
+        Ok(shape.finish(items))
+    }
+
+    async fn update_app(&self, a: &Application) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "UPDATE applications SET uid = ?, name = ?, rate_limit = ?, metadata = ?, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(v::opt_text(a.uid.as_deref()))
+        .bind(v::text(&a.name))
+        .bind(v::opt_int(a.rate_limit))
+        .bind(v::json(&a.metadata))
+        .bind(v::time(a.updated_at))
+        .bind(v::text(&a.id));
+        match db.write(&sql).await.map_err(conflict_on("uid"))? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete_app(&self, id: &str) -> StoreResult<()> {
+        let db = &self.db;
+        db.write_one(&Sql::new("DELETE FROM applications WHERE id = ?").bind(v::text(id)))
+            .await
+    }
+
+    async fn create_endpoint(&self, e: &Endpoint) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
+             disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
+             previous_secret_expires_at, max_concurrency, client_identity, template, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(v::text(&e.id))
+        .bind(v::text(&e.app_id));
+        let sql = bind_endpoint_fields(sql, e, db)
+            .bind(v::time(e.created_at))
+            .bind(v::time(e.updated_at));
+        db.write(&sql).await.map_err(conflict_on("uid"))?;
+        Ok(())
+    }
+
+    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Endpoint> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "SELECT * FROM endpoints WHERE app_id = ? AND (id = ? OR uid = ?) \
+             ORDER BY id = ? DESC LIMIT 1",
+        )
+        .bind(v::text(app_id))
+        .bind(v::text(id_or_uid))
+        .bind(v::text(id_or_uid))
+        .bind(v::text(id_or_uid));
+        rows::endpoint(&db.read_one(&sql).await?, &db.sealer)
+    }
+
+    async fn list_endpoints(
+        &self,
+        app_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Endpoint>> {
+        let db = &self.db;
+        let mut sql = Sql::new("SELECT * FROM endpoints WHERE app_id = ?").bind(v::text(app_id));
+        let shape = push_page(&mut sql, "id", page);
+        let found = db.read(&sql).await?;
+        let items = found
+            .iter()
+            .map(|row| rows::endpoint(row, &db.sealer))
+            .collect::<StoreResult<_>>()?;
+        Ok(shape.finish(items))
+    }
+
+    async fn update_endpoint(&self, e: &Endpoint, read_at: DateTime<Utc>) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "UPDATE endpoints SET uid = ?, url = ?, description = ?, version = ?, rate_limit = ?, \
+             disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
+             previous_secret = ?, previous_secret_expires_at = ?, max_concurrency = ?, \
+             client_identity = ?, template = ?, updated_at = ?, \
+             failing_since = CASE WHEN ? AND disabled THEN NULL ELSE failing_since END \
+             WHERE app_id = ? AND id = ? AND updated_at = ?",
+        );
+        // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
+        let sql = bind_endpoint_fields(sql, e, db)
+            .bind(v::time(e.updated_at))
+            .bind(v::flag(!e.disabled))
+            .bind(v::text(&e.app_id))
+            .bind(v::text(&e.id))
+            .bind(v::time(read_at));
+        if db.write(&sql).await.map_err(conflict_on("uid"))? == 1 {
+            return Ok(());
+        }
+        // Gone, or changed since it was read.
+        self.get_endpoint(&e.app_id, &e.id).await?;
+        Err(StoreError::Conflict("endpoint"))
+    }
+
+    async fn reseal_secrets(&self) -> StoreResult<u64> {
+        let db = &self.db;
+        let sealer = &db.sealer;
+        let found = db
+            .read(&Sql::new(
+                "SELECT id, url, secret, previous_secret, client_identity FROM endpoints",
+            ))
+            .await?;
+        let mut rewritten = 0;
+        for row in found {
+            let id = row.text("id")?;
+            let secret = row.text("secret")?;
+            let previous = row.opt_text("previous_secret")?;
+            let identity = row.opt_text("client_identity")?;
+            let url = row.text("url")?;
+            let current = |text: &String| sealer.is_current(text);
+            if current(&secret)
+                && previous.iter().chain(&identity).all(current)
+                && sealer.is_current_url(&url)
+            {
+                continue;
+            }
+            let reseal = |text: &String| -> StoreResult<String> {
+                Ok(sealer.seal(&sealer.open(text).map_err(internal)?))
+            };
+            let resealed_url = sealer.seal_url(&sealer.open(&url).map_err(internal)?);
+            // Only if unchanged since it was read: an API write in between wins.
+            let sql = Sql::new(
+                "UPDATE endpoints SET secret = ?, previous_secret = ?, client_identity = ?, url = ? \
+                 WHERE id = ? AND secret = ? AND previous_secret IS NOT DISTINCT FROM ? \
+                 AND client_identity IS NOT DISTINCT FROM ? AND url = ?",
+            )
+            .bind(v::text(reseal(&secret)?))
+            .bind(v::opt_text(previous.as_ref().map(reseal).transpose()?))
+            .bind(v::opt_text(identity.as_ref().map(reseal).transpose()?))
+            .bind(v::text(resealed_url))
+            .bind(v::text(id))
+            .bind(v::text(secret))
+            .bind(v::opt_text(previous))
+            .bind(v::opt_text(identity))
+            .bind(v::text(url));
+            rewritten += db.write(&sql).await.map_err(internal)?;
+        }
+        Ok(rewritten)
+    }
+
+    async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64> {
+        let db = &self.db;
+        let sql =
+            Sql::new("SELECT COUNT(*) AS n FROM endpoints WHERE app_id = ?").bind(v::text(app_id));
+        let n = db.read_one(&sql).await?.int("n")?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new("DELETE FROM endpoints WHERE app_id = ? AND id = ?")
+            .bind(v::text(app_id))
+            .bind(v::text(id));
+        db.write_one(&sql).await
+    }
+
+    async fn disable_endpoint(
+        &self,
+        app_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "UPDATE endpoints SET disabled = TRUE, updated_at = ? \
+             WHERE app_id = ? AND id = ? AND NOT disabled",
+        )
+        .bind(v::time(at))
         .bind(v::text(app_id))
         .bind(v::text(id));
-    db.write_one(&sql).await
-}
-
-pub async fn disable_endpoint<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    id: &str,
-    at: DateTime<Utc>,
-) -> StoreResult<bool> {
-    let sql = Sql::new(
-        "UPDATE endpoints SET disabled = TRUE, updated_at = ? \
-         WHERE app_id = ? AND id = ? AND NOT disabled",
-    )
-    .bind(v::time(at))
-    .bind(v::text(app_id))
-    .bind(v::text(id));
-    if db.write(&sql).await.map_err(internal)? == 1 {
-        return Ok(true);
-    }
-    get_endpoint(db, app_id, id).await.map(|_| false)
-}
-
-pub async fn set_endpoint_failing<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    id: &str,
-    since: Option<DateTime<Utc>>,
-) -> StoreResult<Option<DateTime<Utc>>> {
-    let mut sql = Sql::new("UPDATE endpoints SET failing_since = ");
-    match since {
-        // A spell already under way keeps its start.
-        Some(since) => sql.push("COALESCE(failing_since, ?)").add(v::time(since)),
-        None => sql.push("NULL"),
-    };
-    sql.push(" WHERE app_id = ? AND id = ? RETURNING failing_since")
-        .add(v::text(app_id))
-        .add(v::text(id));
-    let rows = db.write_returning(&sql).await?;
-    rows.first()
-        .ok_or(StoreError::NotFound)?
-        .opt_time("failing_since")
-}
-
-pub async fn endpoint_stats<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    endpoint_id: &str,
-    since: Option<DateTime<Utc>>,
-) -> StoreResult<DeliveryStats> {
-    let mut sql = Sql::new(
-        "SELECT status, COUNT(*) AS n FROM deliveries WHERE app_id = ? AND endpoint_id = ?",
-    )
-    .bind(v::text(app_id))
-    .bind(v::text(endpoint_id));
-    if let Some(since) = since {
-        sql.push(" AND updated_at >= ").push_bind(v::time(since));
-    }
-    sql.push(" GROUP BY status");
-    let mut stats = DeliveryStats::default();
-    for row in db.read(&sql).await? {
-        let n = row.int("n")?.max(0) as u64;
-        match row.int("status")? {
-            0 => stats.success = n,
-            1 => stats.pending = n,
-            2 => stats.failed = n,
-            3 => stats.sending = n,
-            _ => stats.canceled = n,
+        if db.write(&sql).await.map_err(internal)? == 1 {
+            return Ok(true);
         }
+        self.get_endpoint(app_id, id).await.map(|_| false)
     }
-    Ok(stats)
+
+    async fn set_endpoint_failing(
+        &self,
+        app_id: &str,
+        id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        let db = &self.db;
+        let mut sql = Sql::new("UPDATE endpoints SET failing_since = ");
+        match since {
+            // A spell already under way keeps its start.
+            Some(since) => sql.push("COALESCE(failing_since, ?)").add(v::time(since)),
+            None => sql.push("NULL"),
+        };
+        sql.push(" WHERE app_id = ? AND id = ? RETURNING failing_since")
+            .add(v::text(app_id))
+            .add(v::text(id));
+        let rows = db.write_returning(&sql).await?;
+        rows.first()
+            .ok_or(StoreError::NotFound)?
+            .opt_time("failing_since")
+    }
+
+    async fn endpoint_stats(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> StoreResult<DeliveryStats> {
+        let db = &self.db;
+        let mut sql = Sql::new(
+            "SELECT status, COUNT(*) AS n FROM deliveries WHERE app_id = ? AND endpoint_id = ?",
+        )
+        .bind(v::text(app_id))
+        .bind(v::text(endpoint_id));
+        if let Some(since) = since {
+            sql.push(" AND updated_at >= ").push_bind(v::time(since));
+        }
+        sql.push(" GROUP BY status");
+        let mut stats = DeliveryStats::default();
+        for row in db.read(&sql).await? {
+            let n = row.int("n")?.max(0) as u64;
+            match row.int("status")? {
+                0 => stats.success = n,
+                1 => stats.pending = n,
+                2 => stats.failed = n,
+                3 => stats.sending = n,
+                _ => stats.canceled = n,
+            }
+        }
+        Ok(stats)
+    }
 }

@@ -1,34 +1,22 @@
-//! Message and attempt queries, resend, recover and retention: the same SQL on both
-//! databases. (Publishing is each store's own: it is batched differently.)
+//! The `Messages` part of the store: publishing (through the group commit), message and
+//! attempt queries, resend and recover, the same SQL on both databases.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
 use herald_core::model::{Attempt, DeliveryStatus, Message, TriggerType};
 use herald_core::store::{
-    AttemptFilter, EndpointDelivery, MessageDelivery, MessageFilter, Page, PageRequest, StoreResult,
+    AttemptFilter, EndpointDelivery, MessageDelivery, MessageFilter, Messages, NewMessage, Page,
+    PageRequest, Published, StoreResult,
 };
 
 use crate::db::{execute_in, read_one_in, Db};
 use crate::dialect::Dialect;
+use crate::group_commit::PublishJob;
 use crate::rows::{self, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::sql::{v, Sql};
+use crate::store::{Backend, SqlStore};
 use crate::{internal, push_page};
-
-pub async fn get_message<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    id_or_event_id: &str,
-) -> StoreResult<Message> {
-    let sql = Sql::new(
-        "SELECT * FROM messages WHERE app_id = ? AND (id = ? OR event_id = ?) \
-         ORDER BY id = ? DESC LIMIT 1",
-    )
-    .bind(v::text(app_id))
-    .bind(v::text(id_or_event_id))
-    .bind(v::text(id_or_event_id))
-    .bind(v::text(id_or_event_id));
-    rows::message(&db.read_one(&sql).await?)
-}
 
 /// Appends the message filter conditions on the `messages` table aliased `m`.
 fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
@@ -52,96 +40,6 @@ fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
     if let Some(after) = f.after {
         sql.push(" AND m.created_at > ").push_bind(v::time(after));
     }
-}
-
-pub async fn list_messages<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    filter: &MessageFilter,
-    page: &PageRequest,
-) -> StoreResult<Page<Message>> {
-    let mut sql = Sql::new(format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.app_id = ?"
-    ))
-    .bind(v::text(app_id));
-    push_message_filter::<D>(&mut sql, filter);
-    let shape = push_page(&mut sql, "m.id", page);
-    let found = db.read(&sql).await?;
-    let items = found
-        .iter()
-        .map(rows::message)
-        .collect::<StoreResult<_>>()?;
-    Ok(shape.finish(items))
-}
-
-pub async fn delete_message_content<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    msg_id: &str,
-) -> StoreResult<()> {
-    let sql = Sql::new("UPDATE messages SET payload = NULL WHERE app_id = ? AND id = ?")
-        .bind(v::text(app_id))
-        .bind(v::text(msg_id));
-    db.write_one(&sql).await
-}
-
-pub async fn list_message_deliveries<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    msg_id: &str,
-    page: &PageRequest,
-) -> StoreResult<Page<EndpointDelivery>> {
-    let mut sql = Sql::new(format!(
-        "SELECT e.*, {DELIVERY_COLUMNS} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
-         WHERE d.app_id = ? AND d.msg_id = ?"
-    ))
-    .bind(v::text(app_id))
-    .bind(v::text(msg_id));
-    let shape = push_page(&mut sql, "d.endpoint_id", page);
-    let found = db.read(&sql).await?;
-    let items = found
-        .iter()
-        .map(|row| {
-            Ok(EndpointDelivery {
-                endpoint: rows::endpoint(row, &db.sealer)?,
-                delivery: rows::delivery(row)?,
-            })
-        })
-        .collect::<StoreResult<_>>()?;
-    Ok(shape.finish(items))
-}
-
-pub async fn list_endpoint_messages<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    endpoint_id: &str,
-    filter: &MessageFilter,
-    status: Option<DeliveryStatus>,
-    page: &PageRequest,
-) -> StoreResult<Page<MessageDelivery>> {
-    let mut sql = Sql::new(format!(
-        "SELECT {MESSAGE_COLUMNS}, {DELIVERY_COLUMNS} FROM deliveries d \
-         JOIN messages m ON m.id = d.msg_id WHERE d.app_id = ? AND d.endpoint_id = ?"
-    ))
-    .bind(v::text(app_id))
-    .bind(v::text(endpoint_id));
-    if let Some(status) = status {
-        sql.push(" AND d.status = ")
-            .push_bind(v::code(status as i16));
-    }
-    push_message_filter::<D>(&mut sql, filter);
-    let shape = push_page(&mut sql, "d.msg_id", page);
-    let found = db.read(&sql).await?;
-    let items = found
-        .iter()
-        .map(|row| {
-            Ok(MessageDelivery {
-                message: rows::message(row)?,
-                delivery: rows::delivery(row)?,
-            })
-        })
-        .collect::<StoreResult<_>>()?;
-    Ok(shape.finish(items))
 }
 
 /// Which attempts a list is of.
@@ -205,128 +103,241 @@ pub async fn list_attempts<D: Dialect>(
     Ok(shape.finish(items))
 }
 
-pub async fn get_attempt<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    msg_id: &str,
-    id: &str,
-) -> StoreResult<Attempt> {
-    let sql = Sql::new("SELECT * FROM attempts WHERE app_id = ? AND msg_id = ? AND id = ?")
+#[async_trait]
+impl<B: Backend> Messages for SqlStore<B> {
+    async fn create_message(&self, new: &NewMessage) -> StoreResult<Published> {
+        let job = PublishJob {
+            new: new.clone(),
+            sealer: self.db.sealer.clone(),
+        };
+        self.publishes.submit(job).await?
+    }
+
+    async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> StoreResult<Message> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "SELECT * FROM messages WHERE app_id = ? AND (id = ? OR event_id = ?) \
+             ORDER BY id = ? DESC LIMIT 1",
+        )
+        .bind(v::text(app_id))
+        .bind(v::text(id_or_event_id))
+        .bind(v::text(id_or_event_id))
+        .bind(v::text(id_or_event_id));
+        rows::message(&db.read_one(&sql).await?)
+    }
+
+    async fn list_messages(
+        &self,
+        app_id: &str,
+        filter: &MessageFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>> {
+        let db = &self.db;
+        let mut sql = Sql::new(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.app_id = ?"
+        ))
+        .bind(v::text(app_id));
+        push_message_filter::<B::Dialect>(&mut sql, filter);
+        let shape = push_page(&mut sql, "m.id", page);
+        let found = db.read(&sql).await?;
+        let items = found
+            .iter()
+            .map(rows::message)
+            .collect::<StoreResult<_>>()?;
+        Ok(shape.finish(items))
+    }
+
+    async fn delete_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new("UPDATE messages SET payload = NULL WHERE app_id = ? AND id = ?")
+            .bind(v::text(app_id))
+            .bind(v::text(msg_id));
+        db.write_one(&sql).await
+    }
+
+    async fn list_message_deliveries(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<EndpointDelivery>> {
+        let db = &self.db;
+        let mut sql = Sql::new(format!(
+            "SELECT e.*, {DELIVERY_COLUMNS} FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
+             WHERE d.app_id = ? AND d.msg_id = ?"
+        ))
+        .bind(v::text(app_id))
+        .bind(v::text(msg_id));
+        let shape = push_page(&mut sql, "d.endpoint_id", page);
+        let found = db.read(&sql).await?;
+        let items = found
+            .iter()
+            .map(|row| {
+                Ok(EndpointDelivery {
+                    endpoint: rows::endpoint(row, &db.sealer)?,
+                    delivery: rows::delivery(row)?,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(shape.finish(items))
+    }
+
+    async fn list_endpoint_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &MessageFilter,
+        status: Option<DeliveryStatus>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<MessageDelivery>> {
+        let db = &self.db;
+        let mut sql = Sql::new(format!(
+            "SELECT {MESSAGE_COLUMNS}, {DELIVERY_COLUMNS} FROM deliveries d \
+             JOIN messages m ON m.id = d.msg_id WHERE d.app_id = ? AND d.endpoint_id = ?"
+        ))
+        .bind(v::text(app_id))
+        .bind(v::text(endpoint_id));
+        if let Some(status) = status {
+            sql.push(" AND d.status = ")
+                .push_bind(v::code(status as i16));
+        }
+        push_message_filter::<B::Dialect>(&mut sql, filter);
+        let shape = push_page(&mut sql, "d.msg_id", page);
+        let found = db.read(&sql).await?;
+        let items = found
+            .iter()
+            .map(|row| {
+                Ok(MessageDelivery {
+                    message: rows::message(row)?,
+                    delivery: rows::delivery(row)?,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(shape.finish(items))
+    }
+
+    async fn get_attempt(&self, app_id: &str, msg_id: &str, id: &str) -> StoreResult<Attempt> {
+        let db = &self.db;
+        let sql = Sql::new("SELECT * FROM attempts WHERE app_id = ? AND msg_id = ? AND id = ?")
+            .bind(v::text(app_id))
+            .bind(v::text(msg_id))
+            .bind(v::text(id));
+        rows::attempt(&db.read_one(&sql).await?)
+    }
+
+    async fn delete_attempt_content(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        id: &str,
+    ) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "UPDATE attempts SET response = 'EXPUNGED', response_headers = '{}' \
+             WHERE app_id = ? AND msg_id = ? AND id = ?",
+        )
         .bind(v::text(app_id))
         .bind(v::text(msg_id))
         .bind(v::text(id));
-    rows::attempt(&db.read_one(&sql).await?)
-}
+        db.write_one(&sql).await
+    }
 
-pub async fn delete_attempt_content<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    msg_id: &str,
-    id: &str,
-) -> StoreResult<()> {
-    let sql = Sql::new(
-        "UPDATE attempts SET response = 'EXPUNGED', response_headers = '{}' \
-         WHERE app_id = ? AND msg_id = ? AND id = ?",
-    )
-    .bind(v::text(app_id))
-    .bind(v::text(msg_id))
-    .bind(v::text(id));
-    db.write_one(&sql).await
-}
-
-pub async fn purge_content<D: Dialect>(
-    db: &Db<D>,
-    before: DateTime<Utc>,
-    batch: u32,
-) -> StoreResult<u64> {
-    let lock = D::SKIP_LOCKED;
-    let messages = Sql::new(format!(
-        "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
-         WHERE payload IS NOT NULL AND created_at < ? LIMIT ?{lock})"
-    ))
-    .bind(v::time(before))
-    .bind(v::big(batch));
-    let attempts = Sql::new(format!(
-        "UPDATE attempts SET response = 'EXPUNGED', response_headers = '{{}}' WHERE id IN \
-         (SELECT id FROM attempts WHERE response <> 'EXPUNGED' AND created_at < ? LIMIT ?{lock})"
-    ))
-    .bind(v::time(before))
-    .bind(v::big(batch));
-    let purged = db.write(&messages).await.map_err(internal)?;
-    Ok(purged + db.write(&attempts).await.map_err(internal)?)
-}
-
-pub async fn resend<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    msg_id: &str,
-    endpoint_id: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let mut tx = db.begin().await?;
-    for (table, id) in [("messages", msg_id), ("endpoints", endpoint_id)] {
-        let exists = Sql::new(format!(
-            "SELECT 1 AS found FROM {table} WHERE app_id = ? AND id = ?"
-        ))
+    async fn resend(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let db = &self.db;
+        let mut tx = db.begin().await?;
+        for (table, id) in [("messages", msg_id), ("endpoints", endpoint_id)] {
+            let exists = Sql::new(format!(
+                "SELECT 1 AS found FROM {table} WHERE app_id = ? AND id = ?"
+            ))
+            .bind(v::text(app_id))
+            .bind(v::text(id));
+            read_one_in::<B::Dialect>(&mut tx, &exists).await?;
+        }
+        // Resetting the row (and its lease token) makes any attempt still in flight unable to
+        // overwrite the new state when it finishes.
+        let sql = Sql::new(
+            "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
+             next_attempt_at, trigger_type, updated_at) VALUES (?, ?, ?, ?, 1, 0, ?, 1, ?) \
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempt_count = 0, \
+             next_attempt_at = excluded.next_attempt_at, lease_token = NULL, trigger_type = 1, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(v::text(IdKind::Delivery.new_id()))
+        .bind(v::text(msg_id))
+        .bind(v::text(endpoint_id))
         .bind(v::text(app_id))
-        .bind(v::text(id));
-        read_one_in::<D>(&mut tx, &exists).await?;
-    }
-    // Resetting the row (and its lease token) makes any attempt still in flight unable to
-    // overwrite the new state when it finishes.
-    let sql = Sql::new(
-        "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
-         next_attempt_at, trigger_type, updated_at) VALUES (?, ?, ?, ?, 1, 0, ?, 1, ?) \
-         ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempt_count = 0, \
-         next_attempt_at = excluded.next_attempt_at, lease_token = NULL, trigger_type = 1, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(v::text(IdKind::Delivery.new_id()))
-    .bind(v::text(msg_id))
-    .bind(v::text(endpoint_id))
-    .bind(v::text(app_id))
-    .bind(v::time(now))
-    .bind(v::time(now));
-    execute_in::<D>(&mut tx, &sql).await?;
-    D::notify_work(&mut tx).await?;
-    tx.commit().await.map_err(internal)?;
-    db.work.notify_one();
-    Ok(())
-}
-
-pub async fn recover_failed<D: Dialect>(
-    db: &Db<D>,
-    app_id: &str,
-    endpoint_id: &str,
-    since: DateTime<Utc>,
-    until: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> StoreResult<u64> {
-    let mut sql = Sql::new(
-        "UPDATE deliveries SET status = 1, attempt_count = 0, next_attempt_at = ?, \
-         lease_token = NULL, trigger_type = ?, updated_at = ? \
-         WHERE app_id = ? AND endpoint_id = ? AND status = 2 AND msg_id IN \
-         (SELECT id FROM messages WHERE app_id = ? AND created_at >= ?",
-    )
-    .bind(v::time(now))
-    .bind(v::code(TriggerType::Manual as i16))
-    .bind(v::time(now))
-    .bind(v::text(app_id))
-    .bind(v::text(endpoint_id))
-    .bind(v::text(app_id))
-    .bind(v::time(since));
-    if let Some(until) = until {
-        sql.push(" AND created_at < ").push_bind(v::time(until));
-    }
-    sql.push(")");
-    let mut tx = db.begin().await?;
-    let recovered = execute_in::<D>(&mut tx, &sql).await?;
-    if recovered > 0 {
-        D::notify_work(&mut tx).await?;
-    }
-    tx.commit().await.map_err(internal)?;
-    if recovered > 0 {
+        .bind(v::time(now))
+        .bind(v::time(now));
+        execute_in::<B::Dialect>(&mut tx, &sql).await?;
+        <B::Dialect as Dialect>::notify_work(&mut tx).await?;
+        tx.commit().await.map_err(internal)?;
         db.work.notify_one();
+        Ok(())
     }
-    Ok(recovered)
+
+    async fn recover_failed(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let db = &self.db;
+        let mut sql = Sql::new(
+            "UPDATE deliveries SET status = 1, attempt_count = 0, next_attempt_at = ?, \
+             lease_token = NULL, trigger_type = ?, updated_at = ? \
+             WHERE app_id = ? AND endpoint_id = ? AND status = 2 AND msg_id IN \
+             (SELECT id FROM messages WHERE app_id = ? AND created_at >= ?",
+        )
+        .bind(v::time(now))
+        .bind(v::code(TriggerType::Manual as i16))
+        .bind(v::time(now))
+        .bind(v::text(app_id))
+        .bind(v::text(endpoint_id))
+        .bind(v::text(app_id))
+        .bind(v::time(since));
+        if let Some(until) = until {
+            sql.push(" AND created_at < ").push_bind(v::time(until));
+        }
+        sql.push(")");
+        let mut tx = db.begin().await?;
+        let recovered = execute_in::<B::Dialect>(&mut tx, &sql).await?;
+        if recovered > 0 {
+            <B::Dialect as Dialect>::notify_work(&mut tx).await?;
+        }
+        tx.commit().await.map_err(internal)?;
+        if recovered > 0 {
+            db.work.notify_one();
+        }
+        Ok(recovered)
+    }
+
+    async fn list_attempts_by_endpoint(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Attempt>> {
+        let of = AttemptsOf::Endpoint(endpoint_id);
+        list_attempts(&self.db, app_id, of, filter, page).await
+    }
+
+    async fn list_attempts_by_message(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        filter: &AttemptFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Attempt>> {
+        let of = AttemptsOf::Message(msg_id);
+        list_attempts(&self.db, app_id, of, filter, page).await
+    }
 }

@@ -4,16 +4,22 @@
 //! written, are each backend's own: PostgreSQL claims with `SKIP LOCKED` and writes with
 //! `UNNEST`, SQLite has one writer and row values.)
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::model::DeliveryStatus;
-use herald_core::store::{ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, StoreResult};
+use herald_core::store::{
+    ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, Queue, StoreResult,
+};
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::Transaction;
+use tokio::sync::Notify;
 
 use crate::db::{execute_in, Db};
 use crate::dialect::{Conn, Dialect, ReadRow};
 use crate::sql::{v, Sql};
-use crate::store::Backend;
+use crate::store::{Backend, SqlStore};
 use crate::{assemble_claimed, decode_each, internal, rows, unique_ids};
 
 /// Leases due deliveries and loads their messages and endpoints, in one transaction: if a
@@ -94,41 +100,6 @@ async fn end_lease<D: Dialect>(
     tx.commit().await.map_err(internal)
 }
 
-pub async fn release<D: Dialect>(
-    db: &Db<D>,
-    delivery_id: &str,
-    lease_token: &str,
-    due_at: DateTime<Utc>,
-) -> StoreResult<()> {
-    let pending = DeliveryStatus::Pending;
-    end_lease(db, delivery_id, lease_token, pending, Some(due_at), due_at).await?;
-    db.work.notify_one();
-    Ok(())
-}
-
-pub async fn cancel<D: Dialect>(
-    db: &Db<D>,
-    delivery_id: &str,
-    lease_token: &str,
-    at: DateTime<Utc>,
-) -> StoreResult<()> {
-    let canceled = DeliveryStatus::Canceled;
-    end_lease(db, delivery_id, lease_token, canceled, None, at).await
-}
-
-pub async fn next_due_at<D: Dialect>(
-    db: &Db<D>,
-    skip: &[String],
-) -> StoreResult<Option<DateTime<Utc>>> {
-    let mut sql =
-        Sql::new("SELECT MIN(next_attempt_at) AS next FROM deliveries WHERE status IN (1, 3)");
-    if !skip.is_empty() {
-        sql.push(" AND endpoint_id NOT IN ")
-            .push_list(skip.iter().map(v::text));
-    }
-    db.read_one(&sql).await?.opt_time("next")
-}
-
 /// Loads the rows of `table` with the given ids (repeats are fine), leaving out rows that
 /// cannot be read.
 async fn fetch_by_ids<'a, D: Dialect, T>(
@@ -164,4 +135,78 @@ async fn clear_failing_spells<D: Dialect>(
     sql.push_list(succeeded.into_iter().map(v::text));
     execute_in::<D>(tx, &sql).await?;
     Ok(())
+}
+
+#[async_trait]
+impl<B: Backend> Queue for SqlStore<B> {
+    fn work_signal(&self) -> Arc<Notify> {
+        self.db.work.clone()
+    }
+
+    async fn claim_due(&self, request: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
+        claim_due(&self.db, &*self.backend, request).await
+    }
+
+    async fn finish_attempt(&self, finished: &FinishedAttempt) -> StoreResult<()> {
+        // Waits for room rather than failing: the attempt was made, its record must stay.
+        self.records.submit_waiting(finished.clone()).await?
+    }
+
+    async fn finish_attempts(&self, batch: &[FinishedAttempt]) -> StoreResult<()> {
+        finish_attempts(&self.db, &*self.backend, batch).await
+    }
+
+    async fn release(
+        &self,
+        delivery_id: &str,
+        lease_token: &str,
+        due_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let db = &self.db;
+        let pending = DeliveryStatus::Pending;
+        end_lease(db, delivery_id, lease_token, pending, Some(due_at), due_at).await?;
+        db.work.notify_one();
+        Ok(())
+    }
+
+    async fn cancel(
+        &self,
+        delivery_id: &str,
+        lease_token: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let db = &self.db;
+        let canceled = DeliveryStatus::Canceled;
+        end_lease(db, delivery_id, lease_token, canceled, None, at).await
+    }
+
+    async fn next_due_at(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+        let db = &self.db;
+        let mut sql =
+            Sql::new("SELECT MIN(next_attempt_at) AS next FROM deliveries WHERE status IN (1, 3)");
+        if !skip.is_empty() {
+            sql.push(" AND endpoint_id NOT IN ")
+                .push_list(skip.iter().map(v::text));
+        }
+        db.read_one(&sql).await?.opt_time("next")
+    }
+
+    async fn purge_content(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        let db = &self.db;
+        let lock = <B::Dialect as Dialect>::SKIP_LOCKED;
+        let messages = Sql::new(format!(
+            "UPDATE messages SET payload = NULL WHERE id IN (SELECT id FROM messages \
+             WHERE payload IS NOT NULL AND created_at < ? LIMIT ?{lock})"
+        ))
+        .bind(v::time(before))
+        .bind(v::big(batch));
+        let attempts = Sql::new(format!(
+            "UPDATE attempts SET response = 'EXPUNGED', response_headers = '{{}}' WHERE id IN \
+             (SELECT id FROM attempts WHERE response <> 'EXPUNGED' AND created_at < ? LIMIT ?{lock})"
+        ))
+        .bind(v::time(before))
+        .bind(v::big(batch));
+        let purged = db.write(&messages).await.map_err(internal)?;
+        Ok(purged + db.write(&attempts).await.map_err(internal)?)
+    }
 }

@@ -1,26 +1,20 @@
-//! The [`Store`] of both SQL databases, written once: each use case runs the shared SQL of
-//! [`catalog`], [`messages`] and [`queue`] through the database's [`Dialect`], and the few
-//! that each database does its own way (publishing, claiming, recording attempts,
-//! migrations) go to its [`Backend`].
+//! The store of both SQL databases, written once: [`SqlStore`] implements the `Catalog`
+//! (in `catalog.rs`), `Messages` (`messages.rs`) and `Queue` (`queue.rs`) parts of
+//! [`Store`] with SQL that each database's [`Dialect`] runs, and leaves what each
+//! database does its own way (a batch's lookups and inserts, which rows a claim leases,
+//! how attempts are written, migrations) to its [`Backend`].
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use herald_core::model::{
-    Application, Attempt, DeliveryStatus, Endpoint, EventType, Message, Token,
-};
 use herald_core::sealing::SecretSealer;
 use herald_core::store::*;
 use herald_core::StoreError;
-use tokio::sync::Notify;
 
 use crate::db::Db;
 use crate::dialect::{Conn, Dialect};
-use crate::group_commit::{self, PublishJob, PublishQueue, RecordQueue};
-use crate::messages::AttemptsOf;
+use crate::group_commit::{self, PublishQueue, RecordQueue};
 use crate::publish_plan::{Accepted, Known};
-use crate::{catalog, messages, queue};
 
 /// What one database does its own way.
 #[async_trait]
@@ -85,10 +79,10 @@ pub trait Backend: Send + Sync + Sized + 'static {
 
 /// A store on a SQL database: its connections and its backend.
 pub struct SqlStore<B: Backend> {
-    db: Db<B::Dialect>,
-    backend: Arc<B>,
-    publishes: PublishQueue,
-    records: RecordQueue,
+    pub(crate) db: Db<B::Dialect>,
+    pub(crate) backend: Arc<B>,
+    pub(crate) publishes: PublishQueue,
+    pub(crate) records: RecordQueue,
 }
 
 impl<B: Backend> Clone for SqlStore<B> {
@@ -140,257 +134,7 @@ impl<B: Backend> SqlStore<B> {
 
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
-    fn work_signal(&self) -> Arc<Notify> {
-        self.db.work.clone()
-    }
-
     async fn close(&self) {
         self.db.close().await;
-    }
-
-    async fn insert_token(&self, token: &Token) -> StoreResult<()> {
-        catalog::insert_token(&self.db, token).await
-    }
-    async fn find_token(&self, hash: &str) -> StoreResult<Option<Token>> {
-        catalog::find_token(&self.db, hash).await
-    }
-    async fn delete_token(&self, hash: &str) -> StoreResult<()> {
-        catalog::delete_token(&self.db, hash).await
-    }
-    async fn has_admin_token(&self) -> StoreResult<bool> {
-        catalog::has_admin_token(&self.db).await
-    }
-    async fn list_tokens(&self) -> StoreResult<Vec<Token>> {
-        catalog::list_tokens(&self.db).await
-    }
-    async fn delete_token_by_id(&self, id: &str) -> StoreResult<()> {
-        catalog::delete_token_by_id(&self.db, id).await
-    }
-
-    async fn create_event_type(&self, event_type: &EventType) -> StoreResult<()> {
-        catalog::create_event_type(&self.db, event_type).await
-    }
-    async fn get_event_type(&self, name: &str) -> StoreResult<EventType> {
-        catalog::get_event_type(&self.db, name).await
-    }
-    async fn list_event_types(
-        &self,
-        page: &PageRequest,
-        include_archived: bool,
-    ) -> StoreResult<Page<EventType>> {
-        catalog::list_event_types(&self.db, page, include_archived).await
-    }
-    async fn update_event_type(&self, event_type: &EventType) -> StoreResult<()> {
-        catalog::update_event_type(&self.db, event_type).await
-    }
-    async fn expunge_event_type(&self, name: &str) -> StoreResult<()> {
-        catalog::expunge_event_type(&self.db, name).await
-    }
-
-    async fn create_app(&self, app: &Application) -> StoreResult<()> {
-        catalog::create_app(&self.db, app).await
-    }
-    async fn get_app(&self, id_or_uid: &str) -> StoreResult<Application> {
-        catalog::get_app(&self.db, id_or_uid).await
-    }
-    async fn list_apps(&self, page: &PageRequest) -> StoreResult<Page<Application>> {
-        catalog::list_apps(&self.db, page).await
-    }
-    async fn update_app(&self, app: &Application) -> StoreResult<()> {
-        catalog::update_app(&self.db, app).await
-    }
-    async fn delete_app(&self, id: &str) -> StoreResult<()> {
-        catalog::delete_app(&self.db, id).await
-    }
-
-    async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()> {
-        catalog::create_endpoint(&self.db, endpoint).await
-    }
-    async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Endpoint> {
-        catalog::get_endpoint(&self.db, app_id, id_or_uid).await
-    }
-    async fn list_endpoints(
-        &self,
-        app_id: &str,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Endpoint>> {
-        catalog::list_endpoints(&self.db, app_id, page).await
-    }
-    async fn update_endpoint(
-        &self,
-        endpoint: &Endpoint,
-        read_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        catalog::update_endpoint(&self.db, endpoint, read_at).await
-    }
-    async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()> {
-        catalog::delete_endpoint(&self.db, app_id, id).await
-    }
-    async fn disable_endpoint(
-        &self,
-        app_id: &str,
-        id: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        catalog::disable_endpoint(&self.db, app_id, id, at).await
-    }
-
-    async fn reseal_secrets(&self) -> StoreResult<u64> {
-        catalog::reseal_secrets(&self.db).await
-    }
-
-    async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64> {
-        catalog::count_endpoints(&self.db, app_id).await
-    }
-
-    async fn set_endpoint_failing(
-        &self,
-        app_id: &str,
-        id: &str,
-        since: Option<DateTime<Utc>>,
-    ) -> StoreResult<Option<DateTime<Utc>>> {
-        catalog::set_endpoint_failing(&self.db, app_id, id, since).await
-    }
-    async fn endpoint_stats(
-        &self,
-        app_id: &str,
-        endpoint_id: &str,
-        since: Option<DateTime<Utc>>,
-    ) -> StoreResult<DeliveryStats> {
-        catalog::endpoint_stats(&self.db, app_id, endpoint_id, since).await
-    }
-
-    async fn create_message(&self, new: &NewMessage) -> StoreResult<Published> {
-        let job = PublishJob {
-            new: new.clone(),
-            sealer: self.db.sealer.clone(),
-        };
-        self.publishes.submit(job).await?
-    }
-    async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> StoreResult<Message> {
-        messages::get_message(&self.db, app_id, id_or_event_id).await
-    }
-    async fn list_messages(
-        &self,
-        app_id: &str,
-        filter: &MessageFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Message>> {
-        messages::list_messages(&self.db, app_id, filter, page).await
-    }
-    async fn delete_message_content(&self, app_id: &str, msg_id: &str) -> StoreResult<()> {
-        messages::delete_message_content(&self.db, app_id, msg_id).await
-    }
-
-    async fn list_message_deliveries(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        page: &PageRequest,
-    ) -> StoreResult<Page<EndpointDelivery>> {
-        messages::list_message_deliveries(&self.db, app_id, msg_id, page).await
-    }
-    async fn list_endpoint_messages(
-        &self,
-        app_id: &str,
-        endpoint_id: &str,
-        filter: &MessageFilter,
-        status: Option<DeliveryStatus>,
-        page: &PageRequest,
-    ) -> StoreResult<Page<MessageDelivery>> {
-        messages::list_endpoint_messages(&self.db, app_id, endpoint_id, filter, status, page).await
-    }
-    async fn list_attempts_by_endpoint(
-        &self,
-        app_id: &str,
-        endpoint_id: &str,
-        filter: &AttemptFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Attempt>> {
-        messages::list_attempts(
-            &self.db,
-            app_id,
-            AttemptsOf::Endpoint(endpoint_id),
-            filter,
-            page,
-        )
-        .await
-    }
-    async fn list_attempts_by_message(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        filter: &AttemptFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Attempt>> {
-        messages::list_attempts(&self.db, app_id, AttemptsOf::Message(msg_id), filter, page).await
-    }
-    async fn get_attempt(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        attempt_id: &str,
-    ) -> StoreResult<Attempt> {
-        messages::get_attempt(&self.db, app_id, msg_id, attempt_id).await
-    }
-    async fn delete_attempt_content(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        attempt_id: &str,
-    ) -> StoreResult<()> {
-        messages::delete_attempt_content(&self.db, app_id, msg_id, attempt_id).await
-    }
-    async fn resend(
-        &self,
-        app_id: &str,
-        msg_id: &str,
-        endpoint_id: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        messages::resend(&self.db, app_id, msg_id, endpoint_id, now).await
-    }
-    async fn recover_failed(
-        &self,
-        app_id: &str,
-        endpoint_id: &str,
-        since: DateTime<Utc>,
-        until: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<u64> {
-        messages::recover_failed(&self.db, app_id, endpoint_id, since, until, now).await
-    }
-
-    async fn claim_due(&self, request: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {
-        queue::claim_due(&self.db, &*self.backend, request).await
-    }
-    async fn finish_attempt(&self, finished: &FinishedAttempt) -> StoreResult<()> {
-        // Waits for room rather than failing: the attempt was made, its record must stay.
-        self.records.submit_waiting(finished.clone()).await?
-    }
-    async fn finish_attempts(&self, batch: &[FinishedAttempt]) -> StoreResult<()> {
-        queue::finish_attempts(&self.db, &*self.backend, batch).await
-    }
-    async fn release(
-        &self,
-        delivery_id: &str,
-        lease_token: &str,
-        due_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        queue::release(&self.db, delivery_id, lease_token, due_at).await
-    }
-    async fn purge_content(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
-        messages::purge_content(&self.db, before, batch).await
-    }
-    async fn cancel(
-        &self,
-        delivery_id: &str,
-        lease_token: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        queue::cancel(&self.db, delivery_id, lease_token, at).await
-    }
-    async fn next_due_at(&self, skip_endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
-        queue::next_due_at(&self.db, skip_endpoints).await
     }
 }

@@ -8,7 +8,7 @@
 use chrono::{Duration, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use herald_core::conformance::{app, endpoint, message};
-use herald_core::store::{ClaimRequest, Store};
+use herald_core::store::{Catalog, ClaimRequest, Messages, Queue};
 use herald_store_sqlite::SqliteStore;
 
 /// A store holding `backlog` pending deliveries spread over 10 endpoints of one app.

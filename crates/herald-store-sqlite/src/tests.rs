@@ -39,8 +39,8 @@ async fn secrets_are_sealed_at_rest() {
 #[tokio::test]
 async fn a_full_publish_queue_refuses_at_once_and_loses_nothing_it_took() {
     use herald_core::conformance::{app, message};
-    use herald_core::store::{MessageFilter, PageRequest, Published};
-    use herald_core::{Store, StoreError};
+    use herald_core::store::{Catalog, MessageFilter, Messages, PageRequest, Published};
+    use herald_core::StoreError;
 
     let (store, _dir) = fresh_store().await.expect("a store");
     let app = app(None);
