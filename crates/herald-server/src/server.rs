@@ -86,6 +86,57 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
     Ok(Arc::new(store))
 }
 
+/// Readies a freshly opened store: the admin token (`Some` if one was generated now),
+/// secrets sealed with the current key, the operational webhooks' application.
+async fn prepare_store(
+    store: &dyn Store,
+    config: &Config,
+    clock: &dyn Clock,
+) -> anyhow::Result<Option<String>> {
+    let generated_admin_token = ensure_admin_token(store, config, clock).await?;
+    if config.encryption.key.is_some() || !config.encryption.previous_keys.is_empty() {
+        // Secrets written before this key (plain, or sealed with an older key) are sealed
+        // with it now, so the older keys can be dropped.
+        let rewritten = store
+            .reseal_secrets()
+            .await
+            .context("sealing endpoint secrets with the current key")?;
+        if rewritten > 0 {
+            tracing::info!(endpoints = rewritten, "endpoint secrets re-sealed");
+        }
+    }
+    Operational::ensure_app(store, clock.now())
+        .await
+        .context("creating the operational webhooks application")?;
+    Ok(generated_admin_token)
+}
+
+/// The dispatcher the `[delivery]` and `[email]` settings describe.
+fn dispatcher(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Dispatcher> {
+    let delivery = &config.delivery;
+    let destinations = Destinations::new(delivery, config.email.as_ref());
+    let destination = Arc::new(destinations.context("setting up destinations")?);
+    let settings = DispatchSettings {
+        max_in_flight: delivery.max_in_flight as usize,
+        endpoint_concurrency: delivery.endpoint_concurrency as usize,
+        attempt_timeout: delivery.timeout,
+        shutdown_grace: delivery.shutdown_grace,
+        disable_on_gone: delivery.disable_on_gone,
+        disable_after: Some(delivery.disable_after).filter(|d| !d.is_zero()),
+        breaker: BreakerSettings {
+            failures: delivery.circuit_breaker_failures,
+            cooldown: delivery.circuit_breaker_cooldown,
+            max_cooldown: delivery.circuit_breaker_max_cooldown,
+        },
+    };
+    let policy = config.retry_policy();
+    Ok(Dispatcher::new(store, clock, destination, policy, settings))
+}
+
 /// What the API reads of the configuration.
 fn api_settings(config: Config) -> ApiSettings {
     ApiSettings {
@@ -150,43 +201,8 @@ fn sealer(config: &Config) -> anyhow::Result<SecretSealer> {
 /// Starts Herald: opens the store, binds the API, starts the dispatcher.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
     let store = open_store(&config, config.database.migrate).await?;
-    let generated_admin_token = ensure_admin_token(store.as_ref(), &config, clock.as_ref()).await?;
-    if config.encryption.key.is_some() || !config.encryption.previous_keys.is_empty() {
-        // Secrets written before this key (plain, or sealed with an older key) are sealed
-        // with it now, so the older keys can be dropped.
-        let rewritten = store
-            .reseal_secrets()
-            .await
-            .context("sealing endpoint secrets with the current key")?;
-        if rewritten > 0 {
-            tracing::info!(endpoints = rewritten, "endpoint secrets re-sealed");
-        }
-    }
-    Operational::ensure_app(store.as_ref(), clock.now())
-        .await
-        .context("creating the operational webhooks application")?;
-    let destinations = Destinations::new(&config.delivery, config.email.as_ref());
-    let destination = Arc::new(destinations.context("setting up destinations")?);
-    let settings = DispatchSettings {
-        max_in_flight: config.delivery.max_in_flight as usize,
-        endpoint_concurrency: config.delivery.endpoint_concurrency as usize,
-        attempt_timeout: config.delivery.timeout,
-        shutdown_grace: config.delivery.shutdown_grace,
-        disable_on_gone: config.delivery.disable_on_gone,
-        disable_after: Some(config.delivery.disable_after).filter(|d| !d.is_zero()),
-        breaker: BreakerSettings {
-            failures: config.delivery.circuit_breaker_failures,
-            cooldown: config.delivery.circuit_breaker_cooldown,
-            max_cooldown: config.delivery.circuit_breaker_max_cooldown,
-        },
-    };
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        clock.clone(),
-        destination,
-        config.retry_policy(),
-        settings,
-    );
+    let generated_admin_token = prepare_store(store.as_ref(), &config, clock.as_ref()).await?;
+    let dispatcher = dispatcher(&config, store.clone(), clock.clone())?;
     let settled = dispatcher.settled();
 
     let listener = tokio::net::TcpListener::bind(config.listen)
