@@ -261,8 +261,14 @@ pub trait Catalog: Send + Sync {
 pub trait Messages: Send + Sync {
     // --- messages
     /// Commits the message and one pending delivery per endpoint that accepts it, in one
-    /// transaction. Nothing is visible to dispatchers before the commit.
+    /// transaction. Nothing is visible to dispatchers before the commit. When more
+    /// publishes are waiting than the store queues, fails at once with `Busy`.
     async fn create_message(&self, new: &NewMessage) -> StoreResult<Published>;
+    /// [`create_message`](Self::create_message) for Herald's own events (operational
+    /// webhooks), which nobody would publish again: waits for room instead of `Busy`.
+    async fn create_message_waiting(&self, new: &NewMessage) -> StoreResult<Published> {
+        self.create_message(new).await
+    }
     /// By id or by the publisher's event id.
     async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> StoreResult<Message>;
     async fn list_messages(

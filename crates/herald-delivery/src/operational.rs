@@ -191,7 +191,8 @@ impl Operational {
             idempotency_key: None,
             only_endpoint: None,
         };
-        if let Err(e) = self.store.create_message(&new).await {
+        // Waits for room in the store's queue: nobody would publish this event again.
+        if let Err(e) = self.store.create_message_waiting(&new).await {
             tracing::warn!(error = %e, event_type, "operational webhook not sent");
         }
     }

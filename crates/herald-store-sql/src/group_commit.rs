@@ -215,6 +215,7 @@ async fn record_batches<B: Backend>(
                 }
             }
             Err(e) => {
+                tracing::warn!(error = %e, "recording an attempt failed");
                 if let Some(reply) = replies.into_iter().next() {
                     reply.answer(Err(e));
                 }

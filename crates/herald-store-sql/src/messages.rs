@@ -106,11 +106,11 @@ pub async fn list_attempts<D: Dialect>(
 #[async_trait]
 impl<B: Backend> Messages for SqlStore<B> {
     async fn create_message(&self, new: &NewMessage) -> StoreResult<Published> {
-        let job = PublishJob {
-            new: new.clone(),
-            sealer: self.db.sealer.clone(),
-        };
-        self.publishes.submit(job).await?
+        self.publishes.submit(self.publish_job(new)).await?
+    }
+
+    async fn create_message_waiting(&self, new: &NewMessage) -> StoreResult<Published> {
+        self.publishes.submit_waiting(self.publish_job(new)).await?
     }
 
     async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> StoreResult<Message> {
@@ -339,5 +339,14 @@ impl<B: Backend> Messages for SqlStore<B> {
     ) -> StoreResult<Page<Attempt>> {
         let of = AttemptsOf::Message(msg_id);
         list_attempts(&self.db, app_id, of, filter, page).await
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    fn publish_job(&self, new: &NewMessage) -> PublishJob {
+        PublishJob {
+            new: new.clone(),
+            sealer: self.db.sealer.clone(),
+        }
     }
 }

@@ -251,7 +251,8 @@ const PING_EVENT: &str = "svix.ping";
 /// Send an example event (from the event type's schema) to this endpoint only.
 #[utoipa::path(post, path = "/app/{app_id}/endpoint/{endpoint_id}/send-example", tag = "Endpoint",
     params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = EventExampleIn,
-    responses((status = 202, body = MessageOut), (status = 400, body = HttpErrorOut), (status = 404, body = HttpErrorOut)))]
+    responses((status = 202, body = MessageOut), (status = 400, body = HttpErrorOut), (status = 404, body = HttpErrorOut),
+        (status = 503, description = "Too many publishes waiting; try again after `Retry-After`", body = HttpErrorOut)))]
 async fn send_example(
     State(state): State<AppState>,
     caller: Caller,

@@ -25,7 +25,8 @@ use crate::state::AppState;
     params(("app_id" = String, Path), ContentQuery, ("idempotency-key" = Option<String>, Header, description = "The same key returns the same message")),
     request_body = MessageIn,
     responses((status = 202, body = MessageOut), (status = 404, body = HttpErrorOut), (status = 409, body = HttpErrorOut),
-        (status = 413, body = HttpErrorOut), (status = 422, body = HttpValidationError)))]
+        (status = 413, body = HttpErrorOut), (status = 422, body = HttpValidationError),
+        (status = 503, description = "Too many publishes waiting; try again after `Retry-After`", body = HttpErrorOut)))]
 async fn create_message(
     State(state): State<AppState>,
     caller: Caller,
