@@ -31,6 +31,12 @@ pub trait Dialect: Send + Sync + Sized + 'static {
 
     /// A condition that the list column `column` holds the next bound text.
     fn list_contains(column: &str) -> String;
+    /// A condition that `column` is one of the next bound list (a [`Value::List`]). One
+    /// placeholder whatever the list's length, so the statement's text, and the prepared
+    /// statement the database caches for it, stay the same.
+    ///
+    /// [`Value::List`]: crate::sql::Value::List
+    fn in_list(column: &str) -> String;
     /// What a retention query appends to the rows it selects to change, so that nodes
     /// cleaning at once do not wait for each other.
     const SKIP_LOCKED: &str;

@@ -18,7 +18,7 @@ use crate::batcher::{Batcher, Batches, Pending};
 use crate::db::Db;
 use crate::dialect::{Conn, Dialect, ReadRow};
 use crate::publish_plan::{plan, Known};
-use crate::sql::{v, Sql};
+use crate::sql::{Sql, Value};
 use crate::store::Backend;
 use crate::{internal, queue, rows, unique_ids};
 
@@ -151,13 +151,20 @@ async fn read_apps_and_endpoints<D: Dialect>(
     known: &mut Known,
 ) -> StoreResult<()> {
     let app_ids = unique_ids(news.iter().map(|n| n.message.app_id.as_str()));
-    let mut apps = Sql::new("SELECT id FROM applications WHERE id IN ");
-    apps.push_list(app_ids.iter().map(v::text));
+    let app_list = Value::List(Some(app_ids));
+    let apps = Sql::new(format!(
+        "SELECT id FROM applications WHERE {}",
+        D::in_list("id")
+    ))
+    .bind(app_list.clone());
     for row in D::fetch_all(&mut *tx, &apps).await.map_err(internal)? {
         known.apps.insert(row.text("id")?);
     }
-    let mut endpoints = Sql::new("SELECT * FROM endpoints WHERE NOT disabled AND app_id IN ");
-    endpoints.push_list(app_ids.iter().map(v::text));
+    let endpoints = Sql::new(format!(
+        "SELECT * FROM endpoints WHERE NOT disabled AND {}",
+        D::in_list("app_id")
+    ))
+    .bind(app_list);
     for row in D::fetch_all(tx, &endpoints).await.map_err(internal)? {
         match rows::endpoint(&row, sealer) {
             Ok(endpoint) => known

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::db::{execute_in, Db};
 use crate::dialect::{Conn, Dialect, ReadRow};
-use crate::sql::{v, Sql};
+use crate::sql::{v, Sql, Value};
 use crate::store::{Backend, SqlStore};
 use crate::{assemble_claimed, decode_each, internal, rows, unique_ids};
 
@@ -108,8 +108,8 @@ async fn fetch_by_ids<'a, D: Dialect, T>(
     ids: impl Iterator<Item = &'a str>,
     decode: impl Fn(&D::Row) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
-    let mut sql = Sql::new(format!("SELECT * FROM {table} WHERE id IN "));
-    sql.push_list(unique_ids(ids).into_iter().map(v::text));
+    let sql = Sql::new(format!("SELECT * FROM {table} WHERE {}", D::in_list("id")))
+        .bind(Value::List(Some(unique_ids(ids))));
     let found = D::fetch_all(conn, &sql).await.map_err(internal)?;
     Ok(decode_each(&found, decode))
 }
@@ -129,10 +129,11 @@ async fn clear_failing_spells<D: Dialect>(
     if succeeded.is_empty() {
         return Ok(());
     }
-    let mut sql = Sql::new(
-        "UPDATE endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN ",
-    );
-    sql.push_list(succeeded.into_iter().map(v::text));
+    let sql = Sql::new(format!(
+        "UPDATE endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND {}",
+        D::in_list("id")
+    ))
+    .bind(Value::List(Some(succeeded)));
     execute_in::<D>(tx, &sql).await?;
     Ok(())
 }
@@ -185,8 +186,9 @@ impl<B: Backend> Queue for SqlStore<B> {
         let mut sql =
             Sql::new("SELECT MIN(next_attempt_at) AS next FROM deliveries WHERE status IN (1, 3)");
         if !skip.is_empty() {
-            sql.push(" AND endpoint_id NOT IN ")
-                .push_list(skip.iter().map(v::text));
+            let skipped = <B::Dialect as Dialect>::in_list("endpoint_id");
+            sql.push(&format!(" AND NOT ({skipped})"))
+                .add(Value::List(Some(skip.to_vec())));
         }
         db.read_one(&sql).await?.opt_time("next")
     }

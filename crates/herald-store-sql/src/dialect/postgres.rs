@@ -54,6 +54,9 @@ impl Dialect for PostgresDialect {
     fn list_contains(column: &str) -> String {
         format!("? = ANY({column})")
     }
+    fn in_list(column: &str) -> String {
+        format!("{column} = ANY(?)")
+    }
     const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
     fn execute<'c>(conn: &'c mut PgConnection, sql: &'c Sql) -> BoxFuture<'c, sqlx::Result<u64>> {

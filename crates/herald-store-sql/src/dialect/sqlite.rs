@@ -51,6 +51,9 @@ impl Dialect for SqliteDialect {
     fn list_contains(column: &str) -> String {
         format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)")
     }
+    fn in_list(column: &str) -> String {
+        format!("{column} IN (SELECT value FROM json_each(?))")
+    }
     const SKIP_LOCKED: &str = "";
 
     fn execute<'c>(
