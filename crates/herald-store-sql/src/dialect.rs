@@ -31,12 +31,11 @@ pub trait Dialect: Send + Sync + Sized + 'static {
 
     /// A condition that the list column `column` holds the next bound text.
     fn list_contains(column: &str) -> String;
-    /// A condition that `column` is one of the next bound list (a [`Value::List`]). One
-    /// placeholder whatever the list's length, so the statement's text, and the prepared
-    /// statement the database caches for it, stay the same.
-    ///
-    /// [`Value::List`]: crate::sql::Value::List
-    fn in_list(column: &str) -> String;
+    /// Appends a condition that `column` is one of `items`. PostgreSQL binds the list
+    /// once (`= ANY($n)`), so a statement's text, and the prepared statement it caches
+    /// for it, do not change with the list's length; SQLite, whose statements are cheap
+    /// to prepare, compares with `IN (?, ?, …)`, which its planner serves from an index.
+    fn push_in_list(sql: &mut Sql, column: &str, items: Vec<String>);
     /// What a retention query appends to the rows it selects to change, so that nodes
     /// cleaning at once do not wait for each other.
     const SKIP_LOCKED: &str;

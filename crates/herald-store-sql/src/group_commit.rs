@@ -18,7 +18,7 @@ use crate::batcher::{Batcher, Batches, Pending};
 use crate::db::Db;
 use crate::dialect::{Conn, Dialect, ReadRow};
 use crate::publish_plan::{plan, Known};
-use crate::sql::{Sql, Value};
+use crate::sql::Sql;
 use crate::store::Backend;
 use crate::{internal, queue, rows, unique_ids};
 
@@ -151,20 +151,13 @@ async fn read_apps_and_endpoints<D: Dialect>(
     known: &mut Known,
 ) -> StoreResult<()> {
     let app_ids = unique_ids(news.iter().map(|n| n.message.app_id.as_str()));
-    let app_list = Value::List(Some(app_ids));
-    let apps = Sql::new(format!(
-        "SELECT id FROM applications WHERE {}",
-        D::in_list("id")
-    ))
-    .bind(app_list.clone());
+    let mut apps = Sql::new("SELECT id FROM applications WHERE ");
+    D::push_in_list(&mut apps, "id", app_ids.clone());
     for row in D::fetch_all(&mut *tx, &apps).await.map_err(internal)? {
         known.apps.insert(row.text("id")?);
     }
-    let endpoints = Sql::new(format!(
-        "SELECT * FROM endpoints WHERE NOT disabled AND {}",
-        D::in_list("app_id")
-    ))
-    .bind(app_list);
+    let mut endpoints = Sql::new("SELECT * FROM endpoints WHERE NOT disabled AND ");
+    D::push_in_list(&mut endpoints, "app_id", app_ids);
     for row in D::fetch_all(tx, &endpoints).await.map_err(internal)? {
         match rows::endpoint(&row, sealer) {
             Ok(endpoint) => known

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::db::{execute_in, Db};
 use crate::dialect::{Conn, Dialect, ReadRow};
-use crate::sql::{v, Sql, Value};
+use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
 use crate::{assemble_claimed, decode_each, internal, rows, unique_ids};
 
@@ -34,7 +34,8 @@ pub async fn claim_due<B: Backend>(
     let leased = backend.lease_due(&mut tx, req, &token).await?;
     let deliveries = decode_each(&leased, rows::delivery);
     if deliveries.is_empty() {
-        tx.commit().await.map_err(internal)?;
+        // Nothing leased (or nothing readable, which is then due again at once): the
+        // transaction is dropped, so rolled back, without waiting for a commit.
         return Ok(Vec::new());
     }
     let msg_ids = deliveries.iter().map(|d| d.msg_id.as_str());
@@ -108,8 +109,8 @@ async fn fetch_by_ids<'a, D: Dialect, T>(
     ids: impl Iterator<Item = &'a str>,
     decode: impl Fn(&D::Row) -> StoreResult<T>,
 ) -> StoreResult<Vec<T>> {
-    let sql = Sql::new(format!("SELECT * FROM {table} WHERE {}", D::in_list("id")))
-        .bind(Value::List(Some(unique_ids(ids))));
+    let mut sql = Sql::new(format!("SELECT * FROM {table} WHERE "));
+    D::push_in_list(&mut sql, "id", unique_ids(ids));
     let found = D::fetch_all(conn, &sql).await.map_err(internal)?;
     Ok(decode_each(&found, decode))
 }
@@ -129,11 +130,9 @@ async fn clear_failing_spells<D: Dialect>(
     if succeeded.is_empty() {
         return Ok(());
     }
-    let sql = Sql::new(format!(
-        "UPDATE endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND {}",
-        D::in_list("id")
-    ))
-    .bind(Value::List(Some(succeeded)));
+    let mut sql =
+        Sql::new("UPDATE endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND ");
+    D::push_in_list(&mut sql, "id", succeeded);
     execute_in::<D>(tx, &sql).await?;
     Ok(())
 }
@@ -186,9 +185,9 @@ impl<B: Backend> Queue for SqlStore<B> {
         let mut sql =
             Sql::new("SELECT MIN(next_attempt_at) AS next FROM deliveries WHERE status IN (1, 3)");
         if !skip.is_empty() {
-            let skipped = <B::Dialect as Dialect>::in_list("endpoint_id");
-            sql.push(&format!(" AND NOT ({skipped})"))
-                .add(Value::List(Some(skip.to_vec())));
+            sql.push(" AND NOT (");
+            <B::Dialect as Dialect>::push_in_list(&mut sql, "endpoint_id", skip.to_vec());
+            sql.push(")");
         }
         db.read_one(&sql).await?.opt_time("next")
     }

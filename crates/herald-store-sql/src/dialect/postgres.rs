@@ -54,8 +54,11 @@ impl Dialect for PostgresDialect {
     fn list_contains(column: &str) -> String {
         format!("? = ANY({column})")
     }
-    fn in_list(column: &str) -> String {
-        format!("{column} = ANY(?)")
+    fn push_in_list(sql: &mut Sql, column: &str, items: Vec<String>) {
+        sql.push(column)
+            .push(" = ANY(")
+            .push_bind(Value::List(Some(items)))
+            .push(")");
     }
     const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 

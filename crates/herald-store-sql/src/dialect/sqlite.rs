@@ -51,8 +51,10 @@ impl Dialect for SqliteDialect {
     fn list_contains(column: &str) -> String {
         format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)")
     }
-    fn in_list(column: &str) -> String {
-        format!("{column} IN (SELECT value FROM json_each(?))")
+    fn push_in_list(sql: &mut Sql, column: &str, items: Vec<String>) {
+        sql.push(column)
+            .push(" IN ")
+            .push_list(items.into_iter().map(|s| Value::Text(Some(s))));
     }
     const SKIP_LOCKED: &str = "";
 
