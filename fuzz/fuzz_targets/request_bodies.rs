@@ -8,7 +8,7 @@ use herald_core::validation::{endpoint_url, event_type_name};
 use herald_server::error::ApiError;
 use herald_server::http::extract::parse_json;
 use herald_server::http::v1::application_types::ApplicationIn;
-use herald_server::http::v1::endpoint_types::check_headers;
+use herald_server::http::v1::endpoint_header_types::check_headers;
 use herald_server::http::v1::endpoint_types::{check_fields, parse_secret, EndpointIn};
 use http::{HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
 use crate::http::v1::attempt_types::{parse_status, status_text};
-use crate::http::v1::endpoint_types::{
+use crate::http::v1::endpoint_header_types::{
     check_headers, EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn,
 };
 use crate::http::v1::message_types::{MessageListQuery, MessageOut};

@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{parse_json, ApiJson};
-use crate::http::v1::endpoint_types::check_headers;
+use crate::http::v1::endpoint_header_types::check_headers;
 use crate::state::AppState;
 use herald_delivery::destinations::http::METHODS;
 use herald_delivery::destinations::template::{self, TemplateInput};

@@ -9,6 +9,7 @@ pub mod attempt_types;
 pub mod auth;
 pub mod endpoint;
 pub mod endpoint_extras;
+pub mod endpoint_header_types;
 pub mod endpoint_template;
 pub mod endpoint_types;
 pub mod event_type;

@@ -27,11 +27,13 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
+use crate::http::v1::endpoint_header_types::{
+    check_headers, EndpointHeadersIn, EndpointHeadersOut,
+};
 use crate::http::v1::endpoint_types::rotate;
 use crate::http::v1::endpoint_types::{
     check_fields, parse_secret, EndpointSecretOut, EndpointSecretRotateIn,
 };
-use crate::http::v1::endpoint_types::{check_headers, EndpointHeadersIn, EndpointHeadersOut};
 use crate::http::v1::throttle::rate_out;
 use crate::state::AppState;
 use herald_delivery::operational::EVENT_TYPES;
