@@ -3,8 +3,10 @@
 //! Every query that does not depend on the database lives here ([`catalog`], [`messages`],
 //! [`queue`], [`rows`]), written as [`sql::Sql`] statements that each database's
 //! [`dialect::Dialect`] binds and runs; [`store::SqlStore`] implements `Store` over them.
-//! What truly differs (publishing in batches, claims with `SKIP LOCKED`, `LISTEN/NOTIFY`,
-//! SQLite's single writer, migrations) is each store crate's [`store::Backend`].
+//! Group commit of publishes and attempt records is here too ([`group_commit`], over the
+//! one bounded [`batcher`]). What truly differs (a publish batch's lookups and inserts,
+//! which rows a claim leases, how attempts are written, `LISTEN/NOTIFY`, SQLite's single
+//! writer, migrations) is each store crate's [`store::Backend`].
 
 pub mod batcher;
 pub mod catalog;
