@@ -58,7 +58,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
         group_commit::publish_one(db, self, new, sealer).await
     }
     /// Within `tx`, leases due deliveries to `lease_token` and returns their rows under
-    /// the `rows::DELIVERY_COLUMNS` names (see [`Store::claim_due`]); [`queue::claim_due`]
+    /// the `rows::DELIVERY_COLUMNS` names (see `Queue::claim_due`); `queue::claim_due`
     /// reads them and loads what they need.
     async fn lease_due(
         &self,
@@ -67,7 +67,7 @@ pub trait Backend: Send + Sync + Sized + 'static {
         lease_token: &str,
     ) -> StoreResult<Vec<<Self::Dialect as Dialect>::Row>>;
     /// Within `tx`, writes the attempts and the deliveries' next states, a few statements
-    /// whatever the batch's size (see [`Store::finish_attempts`]).
+    /// whatever the batch's size (see `Queue::finish_attempts`).
     async fn record_attempts(
         &self,
         tx: &mut Conn<Self::Dialect>,
