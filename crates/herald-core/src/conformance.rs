@@ -25,11 +25,13 @@ macro_rules! conformance_tests {
             claimed_deliveries_are_leased_and_finished_atomically,
             expired_lease_is_claimed_again_and_stale_finish_changes_nothing,
             resend_and_recover_queue_deliveries_again,
+            replay_missing_queues_only_what_the_endpoint_never_got,
             full_lanes_are_skipped_when_claiming,
             message_filters_select_by_type_channel_and_tag,
             one_endpoint_gets_at_most_its_share_of_a_claim,
             canceled_delivery_leaves_the_queue,
             tokens_are_listed_and_deleted,
+            portal_sessions_are_revoked_by_application_and_session,
             attempts_after_a_manual_one_are_scheduled_again,
             old_content_is_purged_in_batches_keeping_metadata,
             disabled_endpoint_gets_no_new_deliveries,
@@ -419,6 +421,48 @@ pub async fn expired_lease_is_claimed_again_and_stale_finish_changes_nothing(sto
     );
 }
 
+pub async fn replay_missing_queues_only_what_the_endpoint_never_got(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 0).await;
+    let mut published = Vec::new();
+    for (i, event_type) in ["user.created", "user.created", "order.paid", "user.created"]
+        .iter()
+        .enumerate()
+    {
+        let mut m = message(&a.id, event_type);
+        m.message.created_at = t0() + secs(i as i64);
+        store.create_message(&m).await.unwrap();
+        published.push(m.message.id);
+    }
+    // Added after the messages, taking only user.created.
+    let late = endpoint(&a.id, Some(&["user.created"]));
+    store.create_endpoint(&late).await.unwrap();
+    let since = t0() + secs(1);
+    let mut range = BulkRange {
+        since,
+        until: None,
+        now: t0() + secs(10),
+        dry_run: true,
+    };
+    assert_eq!(store.replay_missing(&late, &range).await.unwrap(), 2);
+    range.dry_run = false;
+    let n = store.replay_missing(&late, &range).await.unwrap();
+    assert_eq!(
+        n, 2,
+        "user.created at t0+1 and t0+3; not the one before `since`"
+    );
+    // A second replay finds nothing missing.
+    assert_eq!(store.replay_missing(&late, &range).await.unwrap(), 0);
+    let claimed = store.claim_due(&claim_at(t0() + secs(10))).await.unwrap();
+    let mut got: Vec<_> = claimed.iter().map(|c| c.delivery.msg_id.clone()).collect();
+    got.sort();
+    let mut want = vec![published[1].clone(), published[3].clone()];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(claimed
+        .iter()
+        .all(|c| c.delivery.trigger == TriggerType::Manual));
+}
+
 pub async fn resend_and_recover_queue_deliveries_again(store: &dyn Store) {
     let (a, eps) = setup_app_with(store, 1).await;
     let m = message(&a.id, "x");
@@ -438,8 +482,22 @@ pub async fn resend_and_recover_queue_deliveries_again(store: &dyn Store) {
         .unwrap()
         .is_empty());
 
+    let mut range = BulkRange {
+        since: t0() - secs(1),
+        until: None,
+        now: t0() + secs(10),
+        dry_run: true,
+    };
+    assert_eq!(
+        store
+            .recover_failed(&a.id, &eps[0].id, &range)
+            .await
+            .unwrap(),
+        1
+    );
+    range.dry_run = false;
     let n = store
-        .recover_failed(&a.id, &eps[0].id, t0() - secs(1), None, t0() + secs(10))
+        .recover_failed(&a.id, &eps[0].id, &range)
         .await
         .unwrap();
     assert_eq!(n, 1);
@@ -593,6 +651,7 @@ pub async fn tokens_are_listed_and_deleted(store: &dyn Store) {
         description: "ci".into(),
         created_at: t0(),
         expires_at: None,
+        portal: None,
     };
     store.insert_token(&token).await.unwrap();
     assert!(store.has_admin_token().await.unwrap());
@@ -607,6 +666,49 @@ pub async fn tokens_are_listed_and_deleted(store: &dyn Store) {
         store.delete_token_by_id(&token.id).await,
         Err(StoreError::NotFound)
     ));
+}
+
+pub async fn portal_sessions_are_revoked_by_application_and_session(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 0).await;
+    let (b, _) = setup_app_with(store, 0).await;
+    let token = |app: &Application, session: Option<&str>, portal: bool| Token {
+        id: IdKind::Token.new_id(),
+        hash: IdKind::Token.new_id(),
+        app_id: Some(app.id.clone()),
+        description: "portal".into(),
+        created_at: t0(),
+        expires_at: None,
+        portal: portal.then(|| PortalSession {
+            capabilities: vec![Capability::ViewEndpointSecret],
+            feature_flags: vec!["beta".into()],
+            session_id: session.map(Into::into),
+        }),
+    };
+    let one = token(&a, Some("s1"), true);
+    let two = token(&a, Some("s2"), true);
+    let unnamed = token(&a, None, true);
+    let cli_made = token(&a, None, false);
+    let other_app = token(&b, Some("s1"), true);
+    for t in [&one, &two, &unnamed, &cli_made, &other_app] {
+        store.insert_token(t).await.unwrap();
+    }
+    assert_eq!(
+        store.find_token(&one.hash).await.unwrap(),
+        Some(one.clone())
+    );
+    let named = ["s1".to_string()];
+    assert_eq!(
+        store
+            .delete_portal_sessions(&a.id, Some(&named))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.find_token(&one.hash).await.unwrap(), None);
+    assert_eq!(store.delete_portal_sessions(&a.id, None).await.unwrap(), 2);
+    // Tokens made otherwise, and other applications' sessions, are left alone.
+    assert!(store.find_token(&cli_made.hash).await.unwrap().is_some());
+    assert!(store.find_token(&other_app.hash).await.unwrap().is_some());
 }
 
 pub async fn attempts_after_a_manual_one_are_scheduled_again(store: &dyn Store) {

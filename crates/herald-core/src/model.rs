@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::signing::EndpointSecret;
@@ -300,4 +301,51 @@ pub struct Token {
     pub description: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// What a customer-portal session may do; `None` for tokens made otherwise.
+    pub portal: Option<PortalSession>,
+}
+
+/// The limits of one customer-portal session (`app-portal-access`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalSession {
+    /// What the session may do beyond viewing.
+    pub capabilities: Vec<Capability>,
+    /// Event types carrying feature flags are shown only when the session has one of them.
+    pub feature_flags: Vec<String>,
+    /// Names the session for `expire-all`.
+    pub session_id: Option<String>,
+}
+
+impl PortalSession {
+    pub fn allows(&self, capability: Capability) -> bool {
+        capability == Capability::ViewBase || self.capabilities.contains(&capability)
+    }
+}
+
+/// What a portal token may do (Svix's `AppPortalCapability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Capability {
+    /// See the application, its endpoints, messages and attempts. Always granted.
+    ViewBase,
+    ViewEndpointSecret,
+    ManageEndpointSecret,
+    /// Accepted for compatibility; Herald has no transformations, so it grants nothing.
+    ManageTransformations,
+    /// Resend, recover, replay and send examples.
+    CreateAttempts,
+    /// Create, change and delete endpoints.
+    ManageEndpoint,
+}
+
+impl Capability {
+    /// Everything a session may do when it is neither read-only nor given a list.
+    pub const ALL: [Capability; 6] = [
+        Capability::ViewBase,
+        Capability::ViewEndpointSecret,
+        Capability::ManageEndpointSecret,
+        Capability::ManageTransformations,
+        Capability::CreateAttempts,
+        Capability::ManageEndpoint,
+    ];
 }

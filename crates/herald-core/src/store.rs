@@ -192,6 +192,13 @@ pub trait Catalog: Send + Sync {
     /// Every token (hashes only), oldest first.
     async fn list_tokens(&self) -> StoreResult<Vec<Token>>;
     async fn delete_token_by_id(&self, id: &str) -> StoreResult<()>;
+    /// Revokes an application's portal sessions: all of them, or those named. Returns how
+    /// many were revoked.
+    async fn delete_portal_sessions(
+        &self,
+        app_id: &str,
+        session_ids: Option<&[String]>,
+    ) -> StoreResult<u64>;
 
     // --- event types
     async fn create_event_type(&self, event_type: &EventType) -> StoreResult<()>;
@@ -328,23 +335,55 @@ pub trait Messages: Send + Sync {
         endpoint_id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Queues again every failed delivery to the endpoint of a message created in
-    /// `[since, until)`; returns how many.
+    /// Queues again every failed delivery to the endpoint of a message created in the
+    /// range; returns how many (only counts them on a dry run).
     async fn recover_failed(
         &self,
         app_id: &str,
         endpoint_id: &str,
-        since: DateTime<Utc>,
-        until: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
+        range: &BulkRange,
     ) -> StoreResult<u64>;
+    /// Queues for `endpoint` every message created in `[since, until)` that its filters
+    /// accept and that was never queued for it (it was added later, or its filters
+    /// changed); returns how many (only counts them on a dry run), at most [`MAX_REPLAY`].
+    async fn replay_missing(&self, endpoint: &Endpoint, range: &BulkRange) -> StoreResult<u64>;
 }
+
+/// The messages a bulk resend (recover, replay) is about: those created in
+/// `[since, until)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BulkRange {
+    pub since: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+    /// When the deliveries become due.
+    pub now: DateTime<Utc>,
+    /// Count what would be queued, and queue nothing.
+    pub dry_run: bool,
+}
+
+/// What the delivery queue holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// The database behind the store: `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// Deliveries pending (due or waiting to retry) or being sent.
+    pub waiting: u64,
+    /// When the oldest of them was last queued or moved.
+    pub oldest_waiting: Option<DateTime<Utc>>,
+}
+
+/// The most messages one `replay_missing` queues; a later call with a later `since` takes
+/// the rest.
+pub const MAX_REPLAY: u64 = 10_000;
 
 /// The delivery queue: what the dispatcher and the cleaner use.
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Signalled whenever new work may be due (a publish, a resend, a recover).
     fn work_signal(&self) -> Arc<Notify>;
+
+    /// How much delivery work is waiting, for the instance page.
+    async fn queue_summary(&self) -> StoreResult<QueueSummary>;
 
     // --- dispatch
     /// Leases up to `limit` due deliveries: pending ones whose time has come, and sending

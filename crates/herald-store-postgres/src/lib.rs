@@ -56,6 +56,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreEr
 #[async_trait]
 impl Backend for PgBackend {
     type Dialect = PostgresDialect;
+    const NAME: &'static str = "postgres";
 
     // A publish committed alone costs a round trip per statement plus a commit, and its
     // `NOTIFY` takes a database-wide lock at commit: a few batches at once, each with one.

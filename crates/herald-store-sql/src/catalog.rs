@@ -43,15 +43,19 @@ impl<B: Backend> Catalog for SqlStore<B> {
     async fn insert_token(&self, t: &Token) -> StoreResult<()> {
         let db = &self.db;
         let sql = Sql::new(
-            "INSERT INTO tokens (id, hash, app_id, description, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tokens (id, hash, app_id, description, created_at, expires_at, \
+             portal, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v::text(&t.id))
         .bind(v::text(&t.hash))
         .bind(v::opt_text(t.app_id.as_deref()))
         .bind(v::text(&t.description))
         .bind(v::time(t.created_at))
-        .bind(v::opt_time(t.expires_at));
+        .bind(v::opt_time(t.expires_at))
+        .bind(v::opt_json(t.portal.as_ref()))
+        .bind(v::opt_text(
+            t.portal.as_ref().and_then(|p| p.session_id.as_deref()),
+        ));
         db.write(&sql).await.map_err(conflict_on("token"))?;
         Ok(())
     }
@@ -84,6 +88,23 @@ impl<B: Backend> Catalog for SqlStore<B> {
         let db = &self.db;
         db.write_one(&Sql::new("DELETE FROM tokens WHERE id = ?").bind(v::text(id)))
             .await
+    }
+
+    async fn delete_portal_sessions(
+        &self,
+        app_id: &str,
+        session_ids: Option<&[String]>,
+    ) -> StoreResult<u64> {
+        let mut sql = Sql::new("DELETE FROM tokens WHERE portal IS NOT NULL AND app_id = ?")
+            .bind(v::text(app_id));
+        if let Some(ids) = session_ids {
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            sql.push(" AND ");
+            <B::Dialect as Dialect>::push_in_list(&mut sql, "session_id", ids.to_vec());
+        }
+        self.db.write(&sql).await.map_err(internal)
     }
 
     async fn has_admin_token(&self) -> StoreResult<bool> {

@@ -3,15 +3,16 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use herald_core::filter::endpoint_accepts;
 use herald_core::ids::IdKind;
-use herald_core::model::{Attempt, DeliveryStatus, Message, TriggerType};
+use herald_core::model::{Attempt, DeliveryStatus, Endpoint, Message, TriggerType};
 use herald_core::store::{
-    AttemptFilter, EndpointDelivery, MessageDelivery, MessageFilter, Messages, NewMessage, Page,
-    PageRequest, Published, StoreResult,
+    AttemptFilter, BulkRange, EndpointDelivery, MessageDelivery, MessageFilter, Messages,
+    NewMessage, Page, PageRequest, Published, StoreResult, MAX_REPLAY,
 };
 
 use crate::db::{execute_in, read_one_in, Db};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, ReadRow};
 use crate::group_commit::PublishJob;
 use crate::rows::{self, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::sql::{v, Sql};
@@ -285,28 +286,36 @@ impl<B: Backend> Messages for SqlStore<B> {
         &self,
         app_id: &str,
         endpoint_id: &str,
-        since: DateTime<Utc>,
-        until: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
+        range: &BulkRange,
     ) -> StoreResult<u64> {
         let db = &self.db;
-        let mut sql = Sql::new(
-            "UPDATE deliveries SET status = 1, attempt_count = 0, next_attempt_at = ?, \
-             lease_token = NULL, trigger_type = ?, updated_at = ? \
-             WHERE app_id = ? AND endpoint_id = ? AND status = 2 AND msg_id IN \
+        let mut sql = if range.dry_run {
+            Sql::new("SELECT COUNT(*) AS n FROM deliveries ")
+        } else {
+            Sql::new(
+                "UPDATE deliveries SET status = 1, attempt_count = 0, next_attempt_at = ?, \
+                 lease_token = NULL, trigger_type = ?, updated_at = ? ",
+            )
+            .bind(v::time(range.now))
+            .bind(v::code(TriggerType::Manual as i16))
+            .bind(v::time(range.now))
+        };
+        sql.push(
+            "WHERE app_id = ? AND endpoint_id = ? AND status = 2 AND msg_id IN \
              (SELECT id FROM messages WHERE app_id = ? AND created_at >= ?",
-        )
-        .bind(v::time(now))
-        .bind(v::code(TriggerType::Manual as i16))
-        .bind(v::time(now))
-        .bind(v::text(app_id))
-        .bind(v::text(endpoint_id))
-        .bind(v::text(app_id))
-        .bind(v::time(since));
-        if let Some(until) = until {
+        );
+        let mut sql = sql
+            .bind(v::text(app_id))
+            .bind(v::text(endpoint_id))
+            .bind(v::text(app_id))
+            .bind(v::time(range.since));
+        if let Some(until) = range.until {
             sql.push(" AND created_at < ").push_bind(v::time(until));
         }
         sql.push(")");
+        if range.dry_run {
+            return Ok(db.read_one(&sql).await?.int("n")?.max(0) as u64);
+        }
         let mut tx = db.begin().await?;
         let recovered = execute_in::<B::Dialect>(&mut tx, &sql).await?;
         if recovered > 0 {
@@ -317,6 +326,71 @@ impl<B: Backend> Messages for SqlStore<B> {
             db.work.notify_one();
         }
         Ok(recovered)
+    }
+
+    async fn replay_missing(&self, endpoint: &Endpoint, range: &BulkRange) -> StoreResult<u64> {
+        let (since, until, now) = (range.since, range.until, range.now);
+        let db = &self.db;
+        // Candidates are read and filtered here, with the same filter publishing uses,
+        // rather than in SQL, where channel lists are stored differently per database.
+        let mut sql = Sql::new(
+            "SELECT m.id, m.event_type, m.channels FROM messages m \
+             WHERE m.app_id = ? AND m.created_at >= ?",
+        )
+        .bind(v::text(&endpoint.app_id))
+        .bind(v::time(since));
+        if let Some(until) = until {
+            sql.push(" AND m.created_at < ").push_bind(v::time(until));
+        }
+        sql.push(
+            " AND NOT EXISTS (SELECT 1 FROM deliveries d \
+             WHERE d.msg_id = m.id AND d.endpoint_id = ",
+        )
+        .push_bind(v::text(&endpoint.id))
+        .push(") ORDER BY m.created_at, m.id LIMIT ")
+        .push_bind(v::int(MAX_REPLAY as i64 * 4));
+        let mut tx = db.begin().await?;
+        let candidates = <B::Dialect as Dialect>::fetch_all(&mut tx, &sql)
+            .await
+            .map_err(internal)?;
+        let mut replayed = 0;
+        for row in &candidates {
+            let (event_type, channels) = (row.text("event_type")?, row.opt_list("channels")?);
+            if !endpoint_accepts(endpoint, &event_type, channels.as_deref()) {
+                continue;
+            }
+            if range.dry_run {
+                replayed += 1;
+                if replayed >= MAX_REPLAY {
+                    break;
+                }
+                continue;
+            }
+            let insert = Sql::new(
+                "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, \
+                 attempt_count, next_attempt_at, trigger_type, updated_at) \
+                 VALUES (?, ?, ?, ?, 1, 0, ?, ?, ?) ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
+            )
+            .bind(v::text(IdKind::Delivery.new_id()))
+            .bind(v::text(&row.text("id")?))
+            .bind(v::text(&endpoint.id))
+            .bind(v::text(&endpoint.app_id))
+            .bind(v::time(now))
+            .bind(v::code(TriggerType::Manual as i16))
+            .bind(v::time(now));
+            replayed += execute_in::<B::Dialect>(&mut tx, &insert).await?;
+            if replayed >= MAX_REPLAY {
+                break;
+            }
+        }
+        if replayed > 0 {
+            <B::Dialect as Dialect>::notify_work(&mut tx).await?;
+        }
+        tx.commit().await.map_err(internal)?;
+        if replayed > 0 {
+            db.work.notify_one();
+        }
+        Ok(replayed)
     }
 
     async fn list_attempts_by_endpoint(

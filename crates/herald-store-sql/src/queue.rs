@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::model::DeliveryStatus;
 use herald_core::store::{
-    ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, Queue, StoreResult,
+    ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, Queue, QueueSummary, StoreResult,
 };
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::Transaction;
@@ -141,6 +141,21 @@ async fn clear_failing_spells<D: Dialect>(
 impl<B: Backend> Queue for SqlStore<B> {
     fn work_signal(&self) -> Arc<Notify> {
         self.db.work.clone()
+    }
+
+    async fn queue_summary(&self) -> StoreResult<QueueSummary> {
+        let sql = Sql::new(
+            "SELECT COUNT(*) AS waiting, MIN(updated_at) AS oldest FROM deliveries \
+             WHERE status IN (?, ?)",
+        )
+        .bind(v::code(DeliveryStatus::Pending as i16))
+        .bind(v::code(DeliveryStatus::Sending as i16));
+        let row = self.db.read_one(&sql).await?;
+        Ok(QueueSummary {
+            backend: B::NAME,
+            waiting: row.int("waiting")?.max(0) as u64,
+            oldest_waiting: row.opt_time("oldest")?,
+        })
     }
 
     async fn claim_due(&self, request: &ClaimRequest) -> StoreResult<Vec<ClaimedDelivery>> {

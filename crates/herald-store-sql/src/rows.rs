@@ -59,6 +59,7 @@ pub fn token(row: &impl ReadRow) -> StoreResult<Token> {
         description: row.text("description")?,
         created_at: row.time("created_at")?,
         expires_at: row.opt_time("expires_at")?,
+        portal: row.opt_json("portal")?,
     })
 }
 

@@ -21,6 +21,9 @@ use crate::publish_plan::{Accepted, Known};
 pub trait Backend: Send + Sync + Sized + 'static {
     type Dialect: Dialect;
 
+    /// The database's name, as the instance page shows it.
+    const NAME: &'static str;
+
     /// How many batches of publishes may be written at once (1 for a single writer).
     const PUBLISH_WRITERS: usize;
     /// The most publishes one transaction writes.

@@ -71,6 +71,7 @@ pub async fn open_dir(dir: &Path, readers: u32) -> Result<SqliteStore, StoreErro
 #[async_trait]
 impl Backend for SqliteBackend {
     type Dialect = SqliteDialect;
+    const NAME: &'static str = "sqlite";
 
     // Every write goes through the one connection: one batch at a time.
     const PUBLISH_WRITERS: usize = 1;
