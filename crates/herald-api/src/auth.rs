@@ -2,9 +2,10 @@
 //! everything; an app-scoped token (for the customer portal) sees one application.
 
 use axum::http::request::Parts;
+use axum::http::Method;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
-use herald_core::model::Token;
+use herald_core::model::{Capability, PortalSession, Token};
 use herald_core::{Store, StoreError};
 use rand::distributions::{Alphanumeric, DistString};
 use sha2::{Digest, Sha256};
@@ -43,6 +44,7 @@ pub async fn store_token(
         description: description.into(),
         created_at: now,
         expires_at,
+        portal: None,
     };
     match store.insert_token(&token).await {
         // The same token stored again (HERALD_ADMIN_TOKEN at every start) is fine.
@@ -55,8 +57,17 @@ pub async fn store_token(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin,
-    /// Limited to this application id.
-    App(String),
+    /// Limited to one application.
+    App(AppScope),
+}
+
+/// What an app-scoped token may reach and do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppScope {
+    pub app_id: String,
+    /// `None` for a token made with `herald token create --app`, which may do anything
+    /// within its application; a portal session's limits otherwise.
+    pub portal: Option<PortalSession>,
 }
 
 impl Caller {
@@ -64,7 +75,7 @@ impl Caller {
     pub fn can_access(&self, app_id: &str) -> bool {
         match self {
             Caller::Admin => true,
-            Caller::App(own) => own == app_id,
+            Caller::App(scope) => scope.app_id == app_id,
         }
     }
 
@@ -74,6 +85,60 @@ impl Caller {
             Caller::Admin => Ok(()),
             Caller::App(_) => Err(ApiError::Forbidden),
         }
+    }
+
+    /// Fails unless the caller holds `capability`: admin and plain app tokens hold every
+    /// one; a portal session those it was given.
+    pub fn require(&self, capability: Capability) -> Result<(), ApiError> {
+        match self {
+            Caller::App(AppScope {
+                portal: Some(session),
+                ..
+            }) if !session.allows(capability) => Err(ApiError::Forbidden),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the caller may see an event type carrying `flags`: a portal session sees
+    /// flagged types only when it holds one of their flags.
+    pub fn sees_feature(&self, flags: Option<&[String]>) -> bool {
+        match (self, flags) {
+            (
+                Caller::App(AppScope {
+                    portal: Some(session),
+                    ..
+                }),
+                Some(flags),
+            ) if !flags.is_empty() => flags.iter().any(|f| session.feature_flags.contains(f)),
+            _ => true,
+        }
+    }
+}
+
+/// What a portal session must hold to make a request, by method and route; `None` when no
+/// portal session may make it at all (publishing, changing the application or the
+/// catalog…). Reading is `ViewBase`, except an endpoint's secret. Kept as one table so what
+/// the portal may do is read in one place; the portal's pages call the same routes.
+pub fn portal_capability(method: &Method, route: &str) -> Option<Capability> {
+    const ENDPOINT: &str = "/api/v1/app/{app_id}/endpoint";
+    const ONE_ENDPOINT: &str = "/api/v1/app/{app_id}/endpoint/{endpoint_id}";
+    let sub = route.strip_prefix(ONE_ENDPOINT);
+    match (method.as_str(), route, sub) {
+        (_, _, Some("/secret")) if method == Method::GET => Some(Capability::ViewEndpointSecret),
+        ("GET" | "HEAD", _, _) => Some(Capability::ViewBase),
+        ("POST", "/api/v1/auth/logout", _) => Some(Capability::ViewBase),
+        ("POST", ENDPOINT, _) => Some(Capability::ManageEndpoint),
+        ("PUT" | "PATCH" | "DELETE", _, Some("")) => Some(Capability::ManageEndpoint),
+        ("PUT" | "PATCH", _, Some("/headers")) => Some(Capability::ManageEndpoint),
+        ("POST", _, Some("/secret/rotate")) => Some(Capability::ManageEndpointSecret),
+        ("POST", _, Some("/recover" | "/replay-missing" | "/send-example")) => {
+            Some(Capability::CreateAttempts)
+        }
+        ("POST", "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", _) => {
+            Some(Capability::CreateAttempts)
+        }
+        (_, _, Some("/template" | "/template/simulate")) => Some(Capability::ManageTransformations),
+        _ => None,
     }
 }
 
@@ -91,6 +156,59 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn portal_sessions_need_a_capability_for_each_change() {
+        let ep = "/api/v1/app/{app_id}/endpoint/{endpoint_id}";
+        let cases = [
+            (
+                Method::GET,
+                "/api/v1/app/{app_id}/msg",
+                Some(Capability::ViewBase),
+            ),
+            (
+                Method::GET,
+                &format!("{ep}/secret"),
+                Some(Capability::ViewEndpointSecret),
+            ),
+            (
+                Method::POST,
+                &format!("{ep}/secret/rotate"),
+                Some(Capability::ManageEndpointSecret),
+            ),
+            (
+                Method::POST,
+                "/api/v1/app/{app_id}/endpoint",
+                Some(Capability::ManageEndpoint),
+            ),
+            (Method::DELETE, ep, Some(Capability::ManageEndpoint)),
+            (
+                Method::PATCH,
+                &format!("{ep}/headers"),
+                Some(Capability::ManageEndpoint),
+            ),
+            (
+                Method::POST,
+                &format!("{ep}/recover"),
+                Some(Capability::CreateAttempts),
+            ),
+            (
+                Method::PUT,
+                &format!("{ep}/template"),
+                Some(Capability::ManageTransformations),
+            ),
+            (Method::POST, "/api/v1/app/{app_id}/msg", None),
+            (Method::DELETE, "/api/v1/app/{app_id}", None),
+            (Method::POST, "/api/v1/event-type", None),
+        ];
+        for (method, route, expected) in cases {
+            assert_eq!(
+                portal_capability(&method, route),
+                expected,
+                "{method} {route}"
+            );
+        }
+    }
 
     #[test]
     fn tokens_are_random_and_hashed_stably() {

@@ -12,3 +12,4 @@ pub mod lookups;
 pub mod schema;
 pub mod settings;
 pub mod state;
+pub mod ui;

@@ -13,6 +13,79 @@ pub struct ApiConfig {
     pub max_endpoints_per_app: u32,
 }
 
+/// The customer portal and dashboard (`[portal]`): who may frame them and how they look.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// CSP `frame-ancestors` sources: `'self'`, `'none'`, or origins such as
+    /// `https://app.example.com`.
+    pub frame_ancestors: Vec<String>,
+    /// Where an expired portal session sends the customer to sign in again.
+    #[serde(default)]
+    pub refresh_url: Option<String>,
+    /// The accent colour, `#rgb` or `#rrggbb`.
+    pub accent_color: String,
+    /// A logo: an `https://` URL or a `data:image/…` URL.
+    #[serde(default)]
+    pub logo_url: Option<String>,
+    /// The name shown in the portal's header.
+    pub organization_name: String,
+    /// `light` or `dark` forces a theme; empty follows `?theme=` and the browser.
+    #[serde(default)]
+    pub theme: String,
+}
+
+impl PortalConfig {
+    /// Why this configuration cannot be served, if it cannot: every value ends up in a
+    /// header or a page, so anything that could break out of its place is refused.
+    pub fn problem(&self) -> Option<String> {
+        let source_ok = |s: &str| {
+            matches!(s, "'self'" | "'none'")
+                || (url::Url::parse(s).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
+                }) && !s.contains(|c: char| c.is_whitespace() || ";,'\"".contains(c)))
+        };
+        if let Some(bad) = self.frame_ancestors.iter().find(|s| !source_ok(s)) {
+            return Some(format!(
+                "portal.frame_ancestors: {bad:?} is not 'self', 'none' or an origin like https://app.example.com"
+            ));
+        }
+        let hex = self.accent_color.strip_prefix('#').unwrap_or("x");
+        if !matches!(hex.len(), 3 | 6) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Some("portal.accent_color must be #rgb or #rrggbb".into());
+        }
+        if let Some(logo) = &self.logo_url {
+            let ok = logo.starts_with("data:image/")
+                || url::Url::parse(logo).is_ok_and(|u| u.scheme() == "https");
+            if !ok || logo.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+                return Some("portal.logo_url must be an https:// or data:image/ URL".into());
+            }
+        }
+        if let Some(url) = &self.refresh_url {
+            if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                return Some("portal.refresh_url must be an http(s) URL".into());
+            }
+        }
+        if !matches!(self.theme.as_str(), "" | "light" | "dark") {
+            return Some("portal.theme must be \"light\", \"dark\" or empty".into());
+        }
+        None
+    }
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            frame_ancestors: vec!["'self'".into()],
+            refresh_url: None,
+            accent_color: "#4f46e5".into(),
+            logo_url: None,
+            organization_name: "Herald".into(),
+            theme: String::new(),
+        }
+    }
+}
+
 /// What the API's handlers read of the process's configuration.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
@@ -23,4 +96,6 @@ pub struct ApiSettings {
     pub delivery: DeliveryConfig,
     /// Whether `mailto:` endpoints can be delivered (an SMTP server is configured).
     pub email_enabled: bool,
+    /// The portal's and dashboard's look and framing.
+    pub portal: PortalConfig,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-pub use herald_api::settings::ApiConfig;
+pub use herald_api::settings::{ApiConfig, PortalConfig};
 pub use herald_core::secret::Secret;
 pub use herald_delivery::settings::{DeliveryConfig, EmailConfig, RetentionConfig, SmtpSecurity};
 use ipnet::IpNet;
@@ -34,6 +34,8 @@ pub struct Config {
     pub api: ApiConfig,
     pub delivery: DeliveryConfig,
     pub retention: RetentionConfig,
+    #[serde(default)]
+    pub portal: PortalConfig,
     #[serde(default)]
     pub encryption: EncryptionConfig,
     /// The SMTP server that delivers to `mailto:` endpoints; without it, email endpoints
@@ -149,8 +151,8 @@ impl Config {
         } else {
             None
         };
-        match problem {
-            Some(p) => Err(ConfigError::Invalid(p.into())),
+        match problem.map(str::to_owned).or_else(|| self.portal.problem()) {
+            Some(p) => Err(ConfigError::Invalid(p)),
             None => Ok(()),
         }
     }

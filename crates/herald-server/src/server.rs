@@ -138,12 +138,15 @@ fn dispatcher(
 }
 
 /// What the API reads of the configuration.
-fn api_settings(config: Config) -> ApiSettings {
+/// `addr` is the bound address, which differs from `config.listen` when that asks for
+/// port 0: links handed out must name the port actually served.
+fn api_settings(config: Config, addr: std::net::SocketAddr) -> ApiSettings {
     ApiSettings {
         public_url: config
             .public_url
-            .unwrap_or_else(|| format!("http://{}", config.listen)),
+            .unwrap_or_else(|| format!("http://{addr}")),
         email_enabled: config.email.is_some(),
+        portal: config.portal,
         api: config.api,
         delivery: config.delivery,
     }
@@ -213,6 +216,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         database = %config.database_display(),
         api = %format!("http://{addr}/api/v1"),
         openapi = %format!("http://{addr}/api/v1/openapi.json"),
+        dashboard = %format!("http://{addr}/ui"),
         "Herald is running"
     );
 
@@ -231,7 +235,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
             config.api.rate_limit_burst,
         )),
         clock,
-        config: Arc::new(api_settings(config)),
+        config: Arc::new(api_settings(config, addr)),
         lookups: Arc::default(),
     };
     let shutdown = CancellationToken::new();

@@ -2,14 +2,14 @@
 //! axum's plain-text rejections.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use herald_core::validation::FieldError;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
-use crate::auth::{bearer, hash_token, Caller};
+use crate::auth::{bearer, hash_token, portal_capability, AppScope, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -119,10 +119,28 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::Unauthorized);
         }
         state.rate_limit.check(&token.id)?;
-        Ok(match token.app_id {
+        let caller = match token.app_id {
             None => Caller::Admin,
-            Some(app_id) => Caller::App(app_id),
-        })
+            Some(app_id) => Caller::App(AppScope {
+                app_id,
+                portal: token.portal,
+            }),
+        };
+        // A portal session may make only the requests its capabilities allow; the
+        // table lives beside the capabilities (`auth::portal_capability`).
+        if let Caller::App(AppScope {
+            portal: Some(session),
+            ..
+        }) = &caller
+        {
+            if let Some(route) = parts.extensions.get::<MatchedPath>() {
+                match portal_capability(&parts.method, route.as_str()) {
+                    Some(capability) if session.allows(capability) => {}
+                    _ => return Err(ApiError::Forbidden),
+                }
+            }
+        }
+        Ok(caller)
     }
 }
 

@@ -61,7 +61,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// 404 that reads as "no such application". Left out of the OpenAPI document.
 fn not_implemented() -> Router<AppState> {
     const PATHS: &[&str] = &[
-        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/attempt-stats",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation",
@@ -70,7 +69,6 @@ fn not_implemented() -> Router<AppState> {
         "/api/v1/app/{app_id}/msg/expunge-all-contents",
         "/api/v1/app/{app_id}/events",
         "/api/v1/auth/whoami",
-        "/api/v1/auth/app/{app_id}/expire-all",
         "/api/v1/event-type/import/openapi",
     ];
     PATHS.iter().fold(Router::new(), |router, path| {
@@ -98,6 +96,7 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
         )
         .merge(not_implemented())
+        .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())

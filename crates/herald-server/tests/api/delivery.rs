@@ -552,9 +552,9 @@ async fn slow_endpoint_attempt_times_out() {
 
 #[tokio::test]
 async fn loopback_is_refused_unless_allowed() {
-    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+    // Endpoints made while loopback was allowed, then the operator takes it away.
+    let mut herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
         c.delivery.retry_schedule = vec![];
-        c.delivery.allowed_networks = vec![];
     })
     .await;
     let app = herald.app("acme").await;
@@ -562,6 +562,20 @@ async fn loopback_is_refused_unless_allowed() {
     let by_name = receiver.url.replace("127.0.0.1", "localhost");
     herald.endpoint(&app, json!({"url": receiver.url})).await;
     herald.endpoint(&app, json!({"url": by_name})).await;
+    herald
+        .restart_with(|c| c.delivery.allowed_networks = vec![])
+        .await;
+    // New ones are refused at once, naming the setting that would allow them.
+    for url in [&receiver.url, &by_name] {
+        let (status, body) = herald
+            .post(&format!("/app/{app}/endpoint"), json!({"url": url}))
+            .await;
+        assert_eq!(status, 422, "{url}: {body}");
+        assert!(
+            body.to_string().contains("delivery.allowed_networks"),
+            "{body}"
+        );
+    }
     let msg = herald
         .publish(&app, json!({"eventType": "a", "payload": {}}))
         .await;

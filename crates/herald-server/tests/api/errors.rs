@@ -199,7 +199,7 @@ async fn app_scoped_token_sees_only_its_application() {
         .post(&format!("/auth/app-portal-access/{mine}"), json!({}))
         .await;
     assert_eq!(status, 200);
-    assert!(access["url"].as_str().unwrap().contains("#token="));
+    assert!(access["url"].as_str().unwrap().contains("/portal/#key="));
     let token = access["token"].as_str().unwrap();
     let as_portal = |path: String| {
         herald

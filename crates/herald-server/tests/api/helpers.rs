@@ -24,6 +24,8 @@ pub struct TestHerald {
     pub token: String,
     pub http: reqwest::Client,
     server: Option<Server>,
+    config: Config,
+    clock: Arc<dyn Clock>,
     _dir: tempfile::TempDir,
     _database: Option<TestDatabase>,
 }
@@ -63,7 +65,7 @@ impl TestHerald {
             config.database.url = db.url.clone();
         }
         configure(&mut config);
-        let server = herald_server::start(config, clock)
+        let server = herald_server::start(config.clone(), clock.clone())
             .await
             .expect("Herald starts");
         Self {
@@ -71,6 +73,8 @@ impl TestHerald {
             token,
             http: reqwest::Client::new(),
             server: Some(server),
+            config,
+            clock,
             _dir: dir,
             _database: database,
         }
@@ -180,6 +184,21 @@ impl TestHerald {
         let (status, list) = self.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
         assert_eq!(status, StatusCode::OK, "{list}");
         list["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Stops this Herald and starts it again on the same data with a changed
+    /// configuration, as an operator would.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut Config)) {
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+            server.wait().await.expect("clean shutdown");
+        }
+        configure(&mut self.config);
+        let server = herald_server::start(self.config.clone(), self.clock.clone())
+            .await
+            .expect("Herald starts again");
+        self.base = format!("http://{}", server.addr);
+        self.server = Some(server);
     }
 
     /// Stops the server gracefully and waits for it.

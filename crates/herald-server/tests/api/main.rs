@@ -10,5 +10,6 @@ mod email;
 mod errors;
 mod mtls;
 mod operational;
+mod portal_sessions;
 mod sdk;
 mod templates;

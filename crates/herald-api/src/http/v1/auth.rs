@@ -9,7 +9,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{bearer, generate_token, hash_token, store_token, Caller};
+use herald_core::ids::IdKind;
+use herald_core::model::{Capability, PortalSession, Token};
+
+use crate::auth::{bearer, generate_token, hash_token, Caller};
 use crate::error::{ApiError, ApiResult, HttpErrorOut};
 use crate::http::extract::ApiJson;
 use crate::http::v1::application_types::{create_or_get, ApplicationIn};
@@ -26,6 +29,38 @@ pub struct AppPortalAccessIn {
     pub application: Option<ApplicationIn>,
     /// Seconds until the token expires (60 to 604800, default 604800).
     pub expiry: Option<u64>,
+    /// A read-only session may view (and, if given `ViewEndpointSecret`, see secrets) but
+    /// change nothing.
+    #[serde(default)]
+    pub read_only: bool,
+    /// What the session may do; every capability when absent. `ViewBase` is implied.
+    #[schema(value_type = Option<Vec<String>>, example = json!(["ViewBase", "ViewEndpointSecret"]))]
+    pub capabilities: Option<Vec<Capability>>,
+    /// Event types with feature flags are shown only to sessions holding one of them.
+    #[serde(default)]
+    pub feature_flags: Vec<String>,
+    /// Names the session, so `expire-all` can end it alone.
+    pub session_id: Option<String>,
+}
+
+impl AppPortalAccessIn {
+    /// The limits of the session this request asks for.
+    fn session(&self) -> PortalSession {
+        let mut capabilities = self
+            .capabilities
+            .clone()
+            .unwrap_or_else(|| Capability::ALL.to_vec());
+        if self.read_only {
+            capabilities.retain(|c| matches!(c, Capability::ViewEndpointSecret));
+        }
+        capabilities.retain(|c| *c != Capability::ViewBase);
+        capabilities.dedup();
+        PortalSession {
+            capabilities,
+            feature_flags: self.feature_flags.clone(),
+            session_id: self.session_id.clone(),
+        }
+    }
 }
 
 /// A token limited to one application, and the portal URL that uses it.
@@ -46,6 +81,7 @@ async fn portal_access(
     if !(MIN_EXPIRY_SECONDS..=DEFAULT_EXPIRY_SECONDS).contains(&expiry) {
         return Err(ApiError::invalid("expiry", "must be 60 to 604800 seconds"));
     }
+    let session = body.session();
     let app = match (state.app_for(caller, app_id).await, body.application) {
         (Ok(app), _) => app,
         (Err(ApiError::NotFound), Some(mut app_in)) => {
@@ -54,22 +90,30 @@ async fn portal_access(
         }
         (Err(e), _) => return Err(e),
     };
+    if body.session_id.as_ref().is_some_and(|id| id.len() > 256) {
+        return Err(ApiError::invalid(
+            "sessionId",
+            "must be at most 256 characters",
+        ));
+    }
     let now = state.clock.now();
     let token = generate_token();
-    let expires_at = now + chrono::Duration::seconds(expiry as i64);
-    store_token(
-        state.store.as_ref(),
-        &token,
-        Some(app.id),
-        "app portal",
-        now,
-        Some(expires_at),
-    )
-    .await?;
+    state
+        .store
+        .insert_token(&Token {
+            id: IdKind::Token.new_id(),
+            hash: hash_token(&token),
+            app_id: Some(app.id),
+            description: "app portal".into(),
+            created_at: now,
+            expires_at: Some(now + chrono::Duration::seconds(expiry as i64)),
+            portal: Some(session),
+        })
+        .await?;
     let base = &state.config.public_url;
     Ok(AppPortalAccessOut {
-        // In the fragment, so the token never reaches a server log.
-        url: format!("{}/portal/#token={token}", base.trim_end_matches('/')),
+        // In the fragment, so the token never reaches a server log or a Referer header.
+        url: format!("{}/portal/#key={token}", base.trim_end_matches('/')),
         token,
     })
 }
@@ -118,10 +162,87 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// What the token a request is made with may reach and do (a Herald extension the portal
+/// and dashboard start from).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionOut {
+    /// An admin token: every application, the catalog, the instance.
+    pub admin: bool,
+    /// The one application an app-scoped token reaches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// What the token may do (`ViewBase` and more).
+    #[schema(value_type = Vec<String>)]
+    pub capabilities: Vec<Capability>,
+    pub feature_flags: Vec<String>,
+}
+
+/// Describe the token this request is made with.
+#[utoipa::path(get, path = "/auth/session", tag = "Authentication",
+    responses((status = 200, body = SessionOut), (status = 401, body = HttpErrorOut)))]
+async fn session(caller: Caller) -> Json<SessionOut> {
+    let all = || Capability::ALL.to_vec();
+    Json(match caller {
+        Caller::Admin => SessionOut {
+            admin: true,
+            app_id: None,
+            capabilities: all(),
+            feature_flags: Vec::new(),
+        },
+        Caller::App(scope) => {
+            let (mut capabilities, feature_flags) = match scope.portal {
+                Some(p) => (p.capabilities, p.feature_flags),
+                None => (all(), Vec::new()),
+            };
+            if !capabilities.contains(&Capability::ViewBase) {
+                capabilities.insert(0, Capability::ViewBase);
+            }
+            SessionOut {
+                admin: false,
+                app_id: Some(scope.app_id),
+                capabilities,
+                feature_flags,
+            }
+        }
+    })
+}
+
+/// Which portal sessions to end; all of the application's when absent.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationTokenExpireIn {
+    pub session_ids: Option<Vec<String>>,
+    /// Accepted for compatibility; sessions end at once.
+    pub expiry: Option<u64>,
+}
+
+/// End an application's portal sessions (all, or those named by `sessionIds`).
+#[utoipa::path(post, path = "/auth/app/{app_id}/expire-all", tag = "Authentication",
+    params(("app_id" = String, Path)), request_body = ApplicationTokenExpireIn,
+    responses((status = 204), (status = 403, body = HttpErrorOut), (status = 404, body = HttpErrorOut)))]
+async fn expire_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    ApiJson(body): ApiJson<ApplicationTokenExpireIn>,
+) -> ApiResult<StatusCode> {
+    caller.require_admin()?;
+    let app = state.app_for(&caller, &app_id).await?;
+    state
+        .store
+        .delete_portal_sessions(&app.id, body.session_ids.as_deref())
+        .await?;
+    state.lookups.tokens.forget();
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The authentication routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(app_portal_access))
         .routes(routes!(dashboard_access))
         .routes(routes!(logout))
+        .routes(routes!(expire_all))
+        .routes(routes!(session))
 }

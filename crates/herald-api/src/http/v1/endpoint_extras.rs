@@ -7,7 +7,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
 use herald_core::model::Message;
-use herald_core::store::{MessageDelivery, NewMessage, Order, Published};
+use herald_core::store::{BulkRange, MessageDelivery, NewMessage, Order, Published};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -184,11 +184,30 @@ async fn list_endpoint_messages(
     )))
 }
 
-/// A time range of messages to recover.
+/// A time range of messages to recover or replay.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct RecoverIn {
     pub since: DateTime<Utc>,
     pub until: Option<DateTime<Utc>>,
+    /// Herald extension: only count what would be sent (the task's `recovered` or
+    /// `replayed`), and send nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl RecoverIn {
+    fn range(&self, now: DateTime<Utc>) -> ApiResult<BulkRange> {
+        if self.until.is_some_and(|until| until <= self.since) {
+            return Err(ApiError::invalid("until", "must be after `since`"));
+        }
+        Ok(BulkRange {
+            since: self.since,
+            until: self.until,
+            now,
+            dry_run: self.dry_run,
+        })
+    }
 }
 
 /// The (already finished) recover task.
@@ -216,12 +235,10 @@ async fn recover(
 ) -> ApiResult<(StatusCode, Json<RecoverOut>)> {
     let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let now = state.clock.now();
-    if body.until.is_some_and(|until| until <= body.since) {
-        return Err(ApiError::invalid("until", "must be after `since`"));
-    }
+    let range = body.range(now)?;
     let recovered = state
         .store
-        .recover_failed(&app.id, &endpoint.id, body.since, body.until, now)
+        .recover_failed(&app.id, &endpoint.id, &range)
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -231,6 +248,46 @@ async fn recover(
             task: "endpoint.recover",
             updated_at: now,
             recovered,
+        }),
+    ))
+}
+
+/// The (already finished) replay task.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayOut {
+    pub id: String,
+    /// `finished`: the messages are queued when this is returned.
+    pub status: &'static str,
+    pub task: &'static str,
+    pub updated_at: DateTime<Utc>,
+    /// How many messages were queued for the endpoint (at most 10,000 a call).
+    pub replayed: u64,
+}
+
+/// Send the endpoint every message of a time range it should have had and never got: those
+/// published before it existed, or before its filters took them in.
+#[utoipa::path(post, path = "/app/{app_id}/endpoint/{endpoint_id}/replay-missing", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)), request_body = RecoverIn,
+    responses((status = 202, body = ReplayOut), (status = 404, body = HttpErrorOut), (status = 422, body = HttpValidationError)))]
+async fn replay_missing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): EndpointPath,
+    ApiJson(body): ApiJson<RecoverIn>,
+) -> ApiResult<(StatusCode, Json<ReplayOut>)> {
+    let (_, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
+    let now = state.clock.now();
+    let range = body.range(now)?;
+    let replayed = state.store.replay_missing(&endpoint, &range).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ReplayOut {
+            id: IdKind::Task.new_id(),
+            status: "finished",
+            task: "endpoint.replay",
+            updated_at: now,
+            replayed,
         }),
     ))
 }
@@ -298,5 +355,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(endpoint_stats))
         .routes(routes!(list_endpoint_messages))
         .routes(routes!(recover))
+        .routes(routes!(replay_missing))
         .routes(routes!(send_example))
 }

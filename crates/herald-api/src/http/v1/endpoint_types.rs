@@ -293,6 +293,9 @@ pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
             "value_error.url",
         )));
     }
+    if let Some(problem) = blocked_address(&e.url, &state.config.delivery.allowed_networks) {
+        v.check(Err(FieldError::body("url", problem, "value_error.url")));
+    }
     // An endpoint may lower its concurrency, never raise it past the operator's setting:
     // a customer's slow endpoint must not take a node's capacity from the others.
     let most = state.config.delivery.endpoint_concurrency;
@@ -311,6 +314,31 @@ pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
         }
     }
     v.finish().map_err(ApiError::Validation)
+}
+
+/// Why deliveries to `url` would be refused, when its host says so without a lookup: an
+/// address literal (or `localhost`) outside public addresses and the allowed networks.
+/// Names are judged again at each delivery, on the addresses they resolve to then.
+pub fn blocked_address(url: &str, allowed: &[ipnet::IpNet]) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let ip = match url.host()? {
+        url::Host::Ipv4(ip) => std::net::IpAddr::V4(ip),
+        url::Host::Ipv6(ip) => std::net::IpAddr::V6(ip),
+        url::Host::Domain(name) if name == "localhost" || name.ends_with(".localhost") => {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        }
+        url::Host::Domain(_) => return None,
+    };
+    let policy = herald_core::network::AddressPolicy::new(allowed.to_vec());
+    (!policy.permits(ip)).then(|| {
+        format!(
+            "{ip} is a private, loopback, link-local or metadata address; Herald does not \
+             deliver there unless the operator allows its network (delivery.allowed_networks)"
+        )
+    })
 }
 
 /// Checks every field of an endpoint except that its filter types exist.

@@ -168,7 +168,7 @@ fn check_fields(v: &mut Validator, e: &EventType) {
     responses((status = 200, body = ListResponse<EventTypeOut>)))]
 async fn list_event_types(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(page): ApiQuery<Pagination>,
     ApiQuery(query): ApiQuery<ListEventTypesQuery>,
 ) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
@@ -178,7 +178,7 @@ async fn list_event_types(
         .list_event_types(&request, query.include_archived)
         .await?;
     let with_content = query.with_content.unwrap_or(true);
-    Ok(Json(ListResponse::from_page(
+    let mut list = ListResponse::from_page(
         page,
         |e| &e.name,
         |e| {
@@ -188,7 +188,11 @@ async fn list_event_types(
             }
             out
         },
-    )))
+    );
+    // Hidden after paging, so the page's cursors still step over what is hidden.
+    list.data
+        .retain(|e| caller.sees_feature(e.feature_flags.as_deref()));
+    Ok(Json(list))
 }
 
 /// Create an event type (or bring back an archived one).
@@ -239,10 +243,14 @@ async fn create_event_type(
     responses((status = 200, body = EventTypeOut), (status = 404, body = HttpErrorOut)))]
 async fn get_event_type(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<EventTypeOut>> {
-    Ok(Json(state.store.get_event_type(&name).await?.into()))
+    let event_type = state.store.get_event_type(&name).await?;
+    if !caller.sees_feature(event_type.feature_flags.as_deref()) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(event_type.into()))
 }
 
 /// Replace an event type, creating it if needed.

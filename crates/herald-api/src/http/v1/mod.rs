@@ -14,6 +14,7 @@ pub mod endpoint_template;
 pub mod endpoint_types;
 pub mod event_type;
 pub mod health;
+pub mod instance;
 pub mod message;
 pub mod message_types;
 pub mod operational_endpoint;
@@ -35,5 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(event_type::router())
         .merge(auth::router())
         .merge(health::router())
+        .merge(instance::router())
         .merge(operational_endpoint::router())
 }
