@@ -1,0 +1,115 @@
+// The provider dashboard, in a real browser against a real Herald (spec portal.md, F10's
+// editor, F13 and F14).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startHerald } from "../support/herald.js";
+import { startReceiver } from "../support/receiver.js";
+import { launch, newPage, pageChecks } from "../support/browser.js";
+import { seedCatalog, seedApp } from "../support/seed.js";
+
+let herald, receiver, browser;
+
+before(async () => {
+  herald = await startHerald();
+  receiver = await startReceiver();
+  browser = await launch();
+  await seedCatalog(herald);
+});
+
+after(async () => {
+  await browser?.close();
+  herald?.stop();
+  await receiver?.stop();
+});
+
+/** A dashboard page signed in by pasting the admin token, as a new user would. */
+async function signedIn() {
+  const page = await newPage(browser, [herald.url]);
+  await page.goto(`${herald.url}/ui/`);
+  await page.getByTestId("sign-in").waitFor();
+  await pageChecks(page, "dashboard-sign-in");
+  await page.getByLabel("Admin token").fill(herald.adminToken);
+  await page.getByTestId("sign-in-submit").click();
+  await page.getByTestId("page-apps").waitFor();
+  return page;
+}
+
+test("signing in needs an admin token; an app's token is turned away", async () => {
+  const { portal } = await seedApp(herald);
+  const page = await newPage(browser, [herald.url]);
+  await page.goto(`${herald.url}/ui/`);
+  await page.getByLabel("Admin token").fill(portal.token);
+  await page.getByTestId("sign-in-submit").click();
+  await page.getByRole("alert").filter({ hasText: "admin token" }).waitFor();
+  await page.context().close();
+});
+
+test("F13 applications: search, create, and open the portal as a customer", async () => {
+  await seedApp(herald, { name: "Globex" });
+  await seedApp(herald, { name: "Initech" });
+  const page = await signedIn();
+  await pageChecks(page, "dashboard-apps");
+  await page.getByTestId("app-search").fill("globex");
+  await page.getByTestId("app-search-submit").click();
+  await page.waitForURL(/\?q=globex/);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=app-list] [data-testid=row]").length === 1);
+  const row = page.getByTestId("app-list").getByTestId("row");
+  assert.equal(await row.getByRole("link").textContent(), "Globex");
+
+  const [portalTab] = await Promise.all([
+    page.context().waitForEvent("page"),
+    row.getByTestId("open-portal").click(),
+  ]);
+  await portalTab.getByTestId("app-name").waitFor();
+  assert.equal(await portalTab.getByTestId("app-name").textContent(), "Globex");
+  assert.ok(new URL(portalTab.url()).pathname.startsWith("/portal"));
+  assert.equal(await portalTab.getByTestId("nav-apps").count(), 0, "the portal shows one application only");
+  await portalTab.close();
+
+  await page.getByTestId("new-app-name").fill("Umbrella");
+  await page.getByTestId("create-app").click();
+  await page.getByTestId("app-name").filter({ hasText: "Umbrella" }).waitFor();
+  await page.getByTestId("add-endpoint").click();
+  await page.getByTestId("endpoint-url").fill(`${receiver.url}/umbrella`);
+  await page.getByTestId("save-endpoint").click();
+  await page.getByTestId("send-example").waitFor();
+  await page.getByTestId("example-type").selectOption("user.created");
+  await page.getByTestId("send-example").click();
+  await page.getByTestId("endpoint-attempts").getByTestId("attempt-code").filter({ hasText: "200" }).first().waitFor();
+  await pageChecks(page, "dashboard-endpoint");
+  await page.context().close();
+});
+
+test("F10 the catalog editor refuses an invalid schema and saves nothing", async () => {
+  const page = await signedIn();
+  await page.getByTestId("nav-event-types").click();
+  await page.getByTestId("add-event-type").click();
+  await page.getByTestId("event-type-name-input").fill("invoice.sent");
+  await page.getByTestId("event-type-schema").fill('{"type": "object",');
+  await page.getByTestId("schema-error").filter({ hasText: "Not JSON" }).waitFor();
+  await pageChecks(page, "dashboard-new-event-type");
+  // JSON, but not a JSON Schema: the server says why, and nothing is stored.
+  await page.getByTestId("event-type-schema").fill('{"type": 12}');
+  await page.getByTestId("save-event-type").click();
+  await page.getByTestId("form-error").waitFor();
+  assert.equal((await herald.api("GET", "/event-type/invoice.sent")).status, 404);
+  await page.getByTestId("event-type-schema").fill(JSON.stringify({
+    type: "object", required: ["total"], properties: { total: { type: "number" } }, examples: [{ total: 12 }],
+  }));
+  await page.getByTestId("save-event-type").click();
+  await page.getByTestId("field-row").first().waitFor();
+  assert.equal(await page.getByTestId("field-row").count(), 1);
+  assert.equal((await herald.api("GET", "/event-type/invoice.sent")).status, 200);
+  await page.context().close();
+});
+
+test("F13 the instance page names the store and the queue", async () => {
+  const page = await signedIn();
+  await page.getByTestId("nav-instance").click();
+  await page.getByTestId("instance").waitFor();
+  assert.equal(await page.getByTestId("instance-store").textContent(), "sqlite");
+  assert.match(await page.getByTestId("queue-depth").textContent(), /^\d+$/);
+  await pageChecks(page, "dashboard-instance");
+  await page.context().close();
+});
