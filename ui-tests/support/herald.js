@@ -1,7 +1,7 @@
 // A real `herald serve` for the browser suite: its own data directory, a port the kernel
 // picks, an admin token, and loopback receivers allowed.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -57,6 +57,12 @@ export async function startHerald({ config = "" } = {}) {
   return {
     url,
     adminToken: ADMIN_TOKEN,
+    /** Runs another herald command on this server's configuration and data; its output. */
+    command(...args) {
+      return execFileSync(heraldBinary(), [...args, "--config", configFile, "--data-dir", dir], {
+        env: { ...process.env, HERALD_ADMIN_TOKEN: ADMIN_TOKEN },
+      }).toString();
+    },
     api,
     ok,
     stop() {

@@ -35,6 +35,21 @@ async function signedIn() {
   return page;
 }
 
+test("herald ui-link signs in once; the spent link is refused", async () => {
+  const printed = herald.command("ui-link").trim();
+  const link = `${herald.url}${new URL(printed).pathname}${new URL(printed).hash}`;
+  assert.match(link, /\/ui\/#key=hrld_/);
+  const page = await newPage(browser, [herald.url]);
+  await page.goto(link);
+  await page.getByTestId("page-apps").waitFor();
+  assert.ok(!page.url().includes("#key="), page.url());
+  const again = await newPage(browser, [herald.url]);
+  await again.goto(link);
+  await again.getByRole("alert").filter({ hasText: "used already" }).waitFor();
+  await page.context().close();
+  await again.context().close();
+});
+
 test("signing in needs an admin token; an app's token is turned away", async () => {
   const { portal } = await seedApp(herald);
   const page = await newPage(browser, [herald.url]);

@@ -45,6 +45,7 @@ pub async fn store_token(
         created_at: now,
         expires_at,
         portal: None,
+        one_time: false,
     };
     match store.insert_token(&token).await {
         // The same token stored again (HERALD_ADMIN_TOKEN at every start) is fine.

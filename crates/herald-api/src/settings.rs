@@ -86,6 +86,32 @@ impl Default for PortalConfig {
     }
 }
 
+/// When an endpoint counts as degraded or failing (`[health]`), from its attempts in the
+/// range looked at.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthThresholds {
+    /// Below this success rate (percent), degraded.
+    pub degraded_below_percent: f64,
+    /// Below this success rate (percent), failing.
+    pub failing_below_percent: f64,
+    /// Above this 95th-percentile latency (ms), degraded.
+    pub degraded_p95_ms: u64,
+    /// Above this 95th-percentile latency (ms), failing.
+    pub failing_p95_ms: u64,
+}
+
+impl Default for HealthThresholds {
+    fn default() -> Self {
+        Self {
+            degraded_below_percent: 99.0,
+            failing_below_percent: 95.0,
+            degraded_p95_ms: 2_000,
+            failing_p95_ms: 5_000,
+        }
+    }
+}
+
 /// What the API's handlers read of the process's configuration.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
@@ -98,4 +124,6 @@ pub struct ApiSettings {
     pub email_enabled: bool,
     /// The portal's and dashboard's look and framing.
     pub portal: PortalConfig,
+    /// Endpoint health thresholds for the statistics.
+    pub health: HealthThresholds,
 }

@@ -43,6 +43,7 @@ const ASSETS: &[Asset] = &[
     asset!("views/messages.js", JS),
     asset!("views/catalog.js", JS),
     asset!("views/apps.js", JS),
+    asset!("views/analytics.js", JS),
 ];
 
 const PAGE: &str = include_str!("../ui/index.html");

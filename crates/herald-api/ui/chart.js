@@ -14,12 +14,12 @@ function svg(tag, attrs = {}, ...children) {
  * Stacked bars, one per bucket: `buckets` = [{label, values: {series: n}}], `series` =
  * [{key, name, className}].
  */
-export function stackedBars(buckets, series, { testid = "chart", height = 160, title = "" } = {}) {
+export function stackedBars(buckets, series, { testid = "chart", height = 160, title = "", max: fixedMax, className = "chart" } = {}) {
   const width = Math.max(buckets.length * 14, 280);
-  const max = Math.max(1, ...buckets.map((b) => series.reduce((sum, s) => sum + (b.values[s.key] || 0), 0)));
+  const max = fixedMax ?? Math.max(1, ...buckets.map((b) => series.reduce((sum, s) => sum + (b.values[s.key] || 0), 0)));
   const step = width / Math.max(buckets.length, 1);
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height + 4}`, role: "img", "data-testid": testid,
-    "aria-label": title, preserveAspectRatio: "none", class: "chart" });
+    "aria-label": title, preserveAspectRatio: "none", class: className });
   buckets.forEach((bucket, i) => {
     let y = height;
     for (const s of series) {

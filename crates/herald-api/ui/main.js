@@ -9,16 +9,18 @@ import { endpointDetail, newEndpoint } from "./views/endpoint.js";
 import { messageList, messageDetail } from "./views/messages.js";
 import { catalogList, catalogDetail, newEventType } from "./views/catalog.js";
 import { appList, instancePage } from "./views/apps.js";
+import { analyticsPage } from "./views/analytics.js";
 
 const settings = JSON.parse(document.getElementById("herald-settings").textContent);
 const face = document.documentElement.dataset.face;
 const base = face === "portal" ? "/portal" : "/ui";
 const storageKey = `herald.${face}.token`;
+/** Why a sign-in link did not sign in, shown on the sign-in form. */
+let linkProblem = null;
 
 applyLook();
-takeKeyFromFragment();
 reportHeight();
-start();
+takeKeyFromFragment().then(start);
 
 function applyLook() {
   const root = document.documentElement;
@@ -29,13 +31,25 @@ function applyLook() {
 }
 
 // The key arrives in the fragment (never sent to a server); it is kept for this tab only
-// and taken out of the address bar, history and anything a user might copy.
-function takeKeyFromFragment() {
+// and taken out of the address bar, history and anything a user might copy. A portal
+// link's key is its session token; a dashboard link's (herald ui-link) is good for one
+// exchange for a session token.
+async function takeKeyFromFragment() {
   const key = new URLSearchParams(location.hash.slice(1)).get("key");
-  if (key) {
+  if (!key) return;
+  history.replaceState(history.state, "", location.pathname + location.search);
+  if (face === "portal") {
     sessionStorage.setItem(storageKey, key);
-    history.replaceState(history.state, "", location.pathname + location.search);
+    return;
   }
+  const response = await fetch("/api/v1/auth/one-time-token", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ oneTimeToken: key }),
+    credentials: "omit",
+  });
+  if (response.ok) sessionStorage.setItem(storageKey, (await response.json()).token);
+  else linkProblem = "That sign-in link was used already or has expired: run herald ui-link again.";
 }
 
 // Inside an iframe, tell the host page how tall the content is (see /portal/embed.js).
@@ -49,7 +63,7 @@ function reportHeight() {
 async function start() {
   const app = document.getElementById("app");
   const token = sessionStorage.getItem(storageKey);
-  if (!token) return face === "portal" ? expired(app) : signIn(app);
+  if (!token) return face === "portal" ? expired(app) : signIn(app, linkProblem);
   const api = new Api(token, () => {
     sessionStorage.removeItem(storageKey);
     expired(app);
@@ -117,6 +131,7 @@ const appRoutes = [
   ["endpoints/:id", "endpoint", endpointDetail],
   ["messages", "messages", messageList],
   ["messages/:id", "message", messageDetail],
+  ["analytics", "analytics", analyticsPage],
   ["event-types", "event-types", catalogList],
   ["event-types/:name", "event-type", catalogDetail],
 ];
@@ -167,6 +182,7 @@ function header(ctx, route) {
   if (inApp) {
     nav.push(link(ctx.appBase, "Endpoints", "nav-endpoints", route.name.includes("endpoint")));
     nav.push(link(`${ctx.appBase}/messages`, "Messages", "nav-messages", route.name.startsWith("message")));
+    nav.push(link(`${ctx.appBase}/analytics`, "Analytics", "nav-analytics", route.name === "analytics"));
   }
   const catalogBase = ctx.face === "portal" ? base : inApp ? ctx.appBase : base;
   nav.push(link(`${catalogBase}/event-types`, "Event types", "nav-event-types", route.name.includes("event-type")));

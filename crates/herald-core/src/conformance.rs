@@ -26,6 +26,7 @@ macro_rules! conformance_tests {
             expired_lease_is_claimed_again_and_stale_finish_changes_nothing,
             resend_and_recover_queue_deliveries_again,
             replay_missing_queues_only_what_the_endpoint_never_got,
+            attempt_stats_are_rolled_up_by_bucket_and_group,
             full_lanes_are_skipped_when_claiming,
             message_filters_select_by_type_channel_and_tag,
             one_endpoint_gets_at_most_its_share_of_a_claim,
@@ -358,6 +359,7 @@ pub async fn claimed_deliveries_are_leased_and_finished_atomically(store: &dyn S
     store
         .finish_attempt(&FinishedAttempt {
             lease_token: c.lease_token.clone(),
+            event_type: c.message.event_type.clone(),
             attempt: attempt_of(c, t0(), false),
             next: NextState::RetryAt(retry_at),
         })
@@ -375,6 +377,7 @@ pub async fn claimed_deliveries_are_leased_and_finished_atomically(store: &dyn S
     store
         .finish_attempt(&FinishedAttempt {
             lease_token: again[0].lease_token.clone(),
+            event_type: again[0].message.event_type.clone(),
             attempt: attempt_of(&again[0], retry_at, true),
             next: NextState::Succeeded,
         })
@@ -405,6 +408,7 @@ pub async fn expired_lease_is_claimed_again_and_stale_finish_changes_nothing(sto
     store
         .finish_attempt(&FinishedAttempt {
             lease_token: first[0].lease_token.clone(),
+            event_type: first[0].message.event_type.clone(),
             attempt: attempt_of(&first[0], later, true),
             next: NextState::Succeeded,
         })
@@ -463,6 +467,97 @@ pub async fn replay_missing_queues_only_what_the_endpoint_never_got(store: &dyn 
         .all(|c| c.delivery.trigger == TriggerType::Manual));
 }
 
+pub async fn attempt_stats_are_rolled_up_by_bucket_and_group(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 2).await;
+    for event_type in ["user.created", "order.paid", "order.paid"] {
+        store
+            .create_message(&message(&a.id, event_type))
+            .await
+            .unwrap();
+    }
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed.len(), 6);
+    // Two minutes apart; the second endpoint fails everything, slowly.
+    for (i, c) in claimed.iter().enumerate() {
+        let ok = c.endpoint.id == eps[0].id;
+        let mut attempt = attempt_of(c, t0() + secs(60 * (i as i64 % 2)), ok);
+        attempt.response_duration_ms = if ok { 20 } else { 4_000 };
+        store
+            .finish_attempt(&FinishedAttempt {
+                lease_token: c.lease_token.clone(),
+                event_type: c.message.event_type.clone(),
+                attempt,
+                next: if ok {
+                    NextState::Succeeded
+                } else {
+                    NextState::Failed
+                },
+            })
+            .await
+            .unwrap();
+    }
+    let query = |group_by, hourly| crate::stats::StatsQuery {
+        app_id: a.id.clone(),
+        endpoint_id: None,
+        since: t0() - secs(3600),
+        until: t0() + secs(3600),
+        group_by,
+        hourly,
+    };
+    let minutes = store.attempt_stats(&query(None, false)).await.unwrap();
+    assert_eq!(minutes.len(), 2, "two minutes: {minutes:?}");
+    let total = minutes
+        .iter()
+        .fold(crate::stats::Counts::default(), |mut t, r| {
+            t.merge(&r.counts);
+            t
+        });
+    assert_eq!((total.attempts, total.succeeded), (6, 3));
+    assert_eq!(total.duration_ms, 3 * 20 + 3 * 4_000);
+    let hours = store.attempt_stats(&query(None, true)).await.unwrap();
+    assert_eq!(hours.len(), 1);
+    assert_eq!(hours[0].counts, total);
+
+    let by_endpoint = store
+        .attempt_stats(&query(Some(crate::stats::Dimension::Endpoint), true))
+        .await
+        .unwrap();
+    let failing = by_endpoint
+        .iter()
+        .find(|r| r.group.as_deref() == Some(eps[1].id.as_str()))
+        .unwrap();
+    assert_eq!((failing.counts.attempts, failing.counts.succeeded), (3, 0));
+    let by_code = store
+        .attempt_stats(&query(Some(crate::stats::Dimension::StatusCode), true))
+        .await
+        .unwrap();
+    let mut codes: Vec<_> = by_code
+        .iter()
+        .map(|r| (r.group.clone().unwrap(), r.counts.attempts))
+        .collect();
+    codes.sort();
+    assert_eq!(codes, [("200".to_string(), 3), ("500".to_string(), 3)]);
+    let by_type = store
+        .attempt_stats(&query(Some(crate::stats::Dimension::EventType), true))
+        .await
+        .unwrap();
+    let paid = by_type
+        .iter()
+        .find(|r| r.group.as_deref() == Some("order.paid"))
+        .unwrap();
+    assert_eq!(paid.counts.attempts, 4);
+    let messages = store
+        .count_messages(&a.id, t0() - secs(1), t0() + secs(1))
+        .await
+        .unwrap();
+    assert_eq!(messages, 3);
+    // One endpoint's view.
+    let mut one = query(None, true);
+    one.endpoint_id = Some(eps[0].id.clone());
+    let mine = store.attempt_stats(&one).await.unwrap();
+    assert_eq!((mine[0].counts.attempts, mine[0].counts.succeeded), (3, 3));
+}
+
 pub async fn resend_and_recover_queue_deliveries_again(store: &dyn Store) {
     let (a, eps) = setup_app_with(store, 1).await;
     let m = message(&a.id, "x");
@@ -471,6 +566,7 @@ pub async fn resend_and_recover_queue_deliveries_again(store: &dyn Store) {
     store
         .finish_attempt(&FinishedAttempt {
             lease_token: c.lease_token.clone(),
+            event_type: c.message.event_type.clone(),
             attempt: attempt_of(&c, t0(), false),
             next: NextState::Failed,
         })
@@ -652,6 +748,7 @@ pub async fn tokens_are_listed_and_deleted(store: &dyn Store) {
         created_at: t0(),
         expires_at: None,
         portal: None,
+        one_time: false,
     };
     store.insert_token(&token).await.unwrap();
     assert!(store.has_admin_token().await.unwrap());
@@ -683,6 +780,7 @@ pub async fn portal_sessions_are_revoked_by_application_and_session(store: &dyn 
             feature_flags: vec!["beta".into()],
             session_id: session.map(Into::into),
         }),
+        one_time: session == Some("s2"),
     };
     let one = token(&a, Some("s1"), true);
     let two = token(&a, Some("s2"), true);
@@ -719,6 +817,7 @@ pub async fn attempts_after_a_manual_one_are_scheduled_again(store: &dyn Store) 
     store
         .finish_attempt(&FinishedAttempt {
             lease_token: first.lease_token.clone(),
+            event_type: first.message.event_type.clone(),
             attempt: attempt_of(&first, t0(), true),
             next: NextState::Succeeded,
         })
@@ -733,6 +832,7 @@ pub async fn attempts_after_a_manual_one_are_scheduled_again(store: &dyn Store) 
     store
         .finish_attempt(&FinishedAttempt {
             lease_token: manual.lease_token.clone(),
+            event_type: manual.message.event_type.clone(),
             attempt: attempt_of(&manual, t0(), false),
             next: NextState::RetryAt(t0() + secs(5)),
         })
@@ -763,6 +863,7 @@ pub async fn old_content_is_purged_in_batches_keeping_metadata(store: &dyn Store
     store
         .finish_attempt(&FinishedAttempt {
             lease_token: c.lease_token.clone(),
+            event_type: c.message.event_type.clone(),
             attempt: attempt_of(&c, t0(), true),
             next: NextState::Succeeded,
         })
@@ -907,6 +1008,7 @@ pub async fn failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable(store
     store
         .finish_attempt(&FinishedAttempt {
             lease_token: claimed[0].lease_token.clone(),
+            event_type: claimed[0].message.event_type.clone(),
             attempt: attempt_of(&claimed[0], t0(), true),
             next: NextState::Succeeded,
         })
@@ -1034,6 +1136,7 @@ pub async fn a_batch_of_finished_attempts_skips_what_was_deleted(store: &dyn Sto
         .iter()
         .map(|c| FinishedAttempt {
             lease_token: c.lease_token.clone(),
+            event_type: c.message.event_type.clone(),
             attempt: attempt_of(c, t0(), true),
             next: NextState::Succeeded,
         })

@@ -12,6 +12,7 @@ pub mod retry;
 pub mod sealing;
 pub mod secret;
 pub mod signing;
+pub mod stats;
 pub mod store;
 pub mod validation;
 

@@ -303,6 +303,9 @@ pub struct Token {
     pub expires_at: Option<DateTime<Utc>>,
     /// What a customer-portal session may do; `None` for tokens made otherwise.
     pub portal: Option<PortalSession>,
+    /// Good for one exchange (`auth/one-time-token`) for a token of the same scope, and
+    /// for nothing else: what a sign-in link carries.
+    pub one_time: bool,
 }
 
 /// The limits of one customer-portal session (`app-portal-access`).

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use crate::model::{
     Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message, Token,
 };
+use crate::stats::{StatsQuery, StatsRow};
 
 /// What a store can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +178,8 @@ pub enum NextState {
 #[derive(Debug, Clone)]
 pub struct FinishedAttempt {
     pub lease_token: String,
+    /// The message's event type, which the delivery statistics are kept by.
+    pub event_type: String,
     pub attempt: Attempt,
     pub next: NextState,
 }
@@ -347,6 +350,17 @@ pub trait Messages: Send + Sync {
     /// accept and that was never queued for it (it was added later, or its filters
     /// changed); returns how many (only counts them on a dry run), at most [`MAX_REPLAY`].
     async fn replay_missing(&self, endpoint: &Endpoint, range: &BulkRange) -> StoreResult<u64>;
+
+    // --- statistics (see `stats`)
+    /// The delivery-statistics rollups a query asks for, summed per bucket and group.
+    async fn attempt_stats(&self, query: &StatsQuery) -> StoreResult<Vec<StatsRow>>;
+    /// How many messages the application published in `[since, until)`.
+    async fn count_messages(
+        &self,
+        app_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 }
 
 /// The messages a bulk resend (recover, replay) is about: those created in

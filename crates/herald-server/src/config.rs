@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-pub use herald_api::settings::{ApiConfig, PortalConfig};
+pub use herald_api::settings::{ApiConfig, HealthThresholds, PortalConfig};
 pub use herald_core::secret::Secret;
 pub use herald_delivery::settings::{DeliveryConfig, EmailConfig, RetentionConfig, SmtpSecurity};
 use ipnet::IpNet;
@@ -36,6 +36,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub portal: PortalConfig,
+    #[serde(default)]
+    pub health: HealthThresholds,
     #[serde(default)]
     pub encryption: EncryptionConfig,
     /// The SMTP server that delivers to `mailto:` endpoints; without it, email endpoints

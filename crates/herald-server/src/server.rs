@@ -32,6 +32,8 @@ pub struct Server {
     pub settled: watch::Receiver<u64>,
     /// How many payloads and response bodies the retention cleaner removed.
     pub purged: watch::Receiver<u64>,
+    /// The store this server runs on (for commands and tests that act beside the API).
+    pub store: Arc<dyn Store>,
     shutdown: CancellationToken,
     tasks: JoinHandle<anyhow::Result<()>>,
 }
@@ -147,6 +149,7 @@ fn api_settings(config: Config, addr: std::net::SocketAddr) -> ApiSettings {
             .unwrap_or_else(|| format!("http://{addr}")),
         email_enabled: config.email.is_some(),
         portal: config.portal,
+        health: config.health,
         api: config.api,
         delivery: config.delivery,
     }
@@ -246,17 +249,19 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     if cleaning {
         tokio::spawn(cleaner.run(shutdown.clone()));
     }
+    let closing = store.clone();
     let tasks = tokio::spawn(async move {
         api.await.context("serving the API")?;
         if let Some(dispatch) = dispatch {
             dispatch.await.context("dispatcher panicked")?;
         }
-        store.close().await;
+        closing.close().await;
         tracing::info!("Herald stopped");
         Ok(())
     });
     Ok(Server {
         addr,
+        store,
         generated_admin_token,
         settled,
         purged,

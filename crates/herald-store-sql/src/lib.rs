@@ -18,6 +18,7 @@ pub mod publish_plan;
 pub mod queue;
 pub mod rows;
 pub mod sql;
+pub mod stats;
 pub mod store;
 
 pub use db::Db;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use herald_core::filter::endpoint_accepts;
 use herald_core::ids::IdKind;
 use herald_core::model::{Attempt, DeliveryStatus, Endpoint, Message, TriggerType};
+use herald_core::stats::{StatsQuery, StatsRow};
 use herald_core::store::{
     AttemptFilter, BulkRange, EndpointDelivery, MessageDelivery, MessageFilter, Messages,
     NewMessage, Page, PageRequest, Published, StoreResult, MAX_REPLAY,
@@ -391,6 +392,19 @@ impl<B: Backend> Messages for SqlStore<B> {
             db.work.notify_one();
         }
         Ok(replayed)
+    }
+
+    async fn attempt_stats(&self, query: &StatsQuery) -> StoreResult<Vec<StatsRow>> {
+        crate::stats::query(&self.db, query).await
+    }
+
+    async fn count_messages(
+        &self,
+        app_id: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        crate::stats::count_messages(&self.db, app_id, since, until).await
     }
 
     async fn list_attempts_by_endpoint(

@@ -64,6 +64,7 @@ pub async fn finish_attempts<B: Backend>(
     let mut tx = db.begin().await?;
     backend.record_attempts(&mut tx, batch).await?;
     clear_failing_spells::<B::Dialect>(&mut tx, batch).await?;
+    crate::stats::add_attempts::<B::Dialect>(&mut tx, batch).await?;
     tx.commit().await.map_err(internal)?;
     if batch
         .iter()

@@ -60,6 +60,7 @@ pub fn token(row: &impl ReadRow) -> StoreResult<Token> {
         created_at: row.time("created_at")?,
         expires_at: row.opt_time("expires_at")?,
         portal: row.opt_json("portal")?,
+        one_time: row.flag("one_time")?,
     })
 }
 

@@ -3,4 +3,6 @@
 -- expire-all names.
 ALTER TABLE tokens ADD COLUMN portal TEXT;
 ALTER TABLE tokens ADD COLUMN session_id TEXT;
+-- A sign-in link's token, good for one exchange for a session token (herald ui-link).
+ALTER TABLE tokens ADD COLUMN one_time INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX tokens_portal_app ON tokens (app_id, session_id) WHERE portal IS NOT NULL;

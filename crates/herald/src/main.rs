@@ -2,6 +2,7 @@
 
 mod bench;
 mod listen;
+mod ui_link;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +44,14 @@ enum Command {
     Token(TokenCommand),
     /// Print the built-in configuration, every key with its default.
     Config,
+    /// Print a one-time sign-in link to the dashboard (/ui), good for one use.
+    UiLink {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// How long the link stays usable; the session it opens lasts 12 hours.
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        expiry: std::time::Duration,
+    },
     /// Measure a server end to end: publish, deliver to local receivers, report rates,
     /// latency, losses, duplicates, memory and CPU (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
@@ -205,6 +214,15 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::UiLink { common, expiry } => {
+            let config = common.load(common.overrides())?;
+            let store = open_store_for(&config).await?;
+            println!(
+                "{}",
+                ui_link::create(store.as_ref(), &config, expiry).await?
+            );
+            Ok(())
+        }
         Command::Listen {
             listen,
             secret,

@@ -115,7 +115,8 @@ impl FromRequestParts<AppState> for Caller {
                 token
             }
         };
-        if token.expires_at.is_some_and(|at| at <= state.clock.now()) {
+        // A sign-in link's token is only good for `auth/one-time-token`.
+        if token.one_time || token.expires_at.is_some_and(|at| at <= state.clock.now()) {
             return Err(ApiError::Unauthorized);
         }
         state.rate_limit.check(&token.id)?;

@@ -33,6 +33,7 @@ use crate::state::AppState;
         (name = "Message Attempt", description = "Deliveries and their attempts."),
         (name = "Event Type", description = "The catalog of event types."),
         (name = "Authentication", description = "App-scoped tokens."),
+        (name = "Statistics", description = "Delivery statistics, read from rollups kept with the attempts."),
         (name = "Health", description = "Liveness."),
     )
 )]

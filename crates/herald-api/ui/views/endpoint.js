@@ -111,7 +111,7 @@ export async function endpointDetail(ctx, main, { id }) {
       h("h1", { class: "url", testid: "endpoint-url" }, endpoint.url), endpointStatus(endpoint)),
     h("p", { testid: "endpoint-description" }, endpoint.description || h("span", { class: "muted" }, "No description")),
     settingsSection(ctx, endpoint, path),
-    stats ? statsSection(stats) : null,
+    stats ? statsSection(ctx, endpoint.id, stats) : null,
     await secretSection(ctx, path),
     ctx.can("CreateAttempts") ? await exampleSection(ctx, path) : null,
     ctx.can("CreateAttempts") ? recoverSection(ctx, path) : null,
@@ -153,11 +153,13 @@ function settingsSection(ctx, endpoint, path) {
     actions, error);
 }
 
-function statsSection(stats) {
+function statsSection(ctx, endpointId, stats) {
   const tile = (label, value, testid) => h("div", { class: "tile", testid }, h("span", { class: "label" }, label),
     h("strong", {}, String(value)));
   return h("section", { class: "card", "aria-labelledby": "stats-title" },
     h("h2", { id: "stats-title" }, "Deliveries"),
+    h("p", {}, h("a", { href: `${ctx.appBase}/analytics?range=24h&endpoint=${enc(endpointId)}`, "data-nav": "", testid: "endpoint-analytics" },
+      "Analytics for this endpoint")),
     h("div", { class: "tiles" },
       tile("Succeeded", stats.success, "stat-success"),
       tile("Failed", stats.fail, "stat-fail"),

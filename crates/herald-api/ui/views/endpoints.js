@@ -1,7 +1,9 @@
 // An application's endpoints: a searchable list with each one's status.
 
 import { enc } from "../api.js";
-import { h, show, badge, emptyState, time } from "../dom.js";
+import { h, show, badge, emptyState } from "../dom.js";
+import { stackedBars } from "../chart.js";
+import { healthBadge } from "./analytics.js";
 
 export function endpointStatus(endpoint) {
   if (endpoint.disabled) return badge("disabled", "off");
@@ -9,9 +11,32 @@ export function endpointStatus(endpoint) {
   return badge("enabled", "ok");
 }
 
+/** One badge: disabled, else its health over the last 24 hours when it had traffic. */
+function listStatus(endpoint, stats) {
+  const health = stats?.health;
+  if (endpoint.disabled || !health || health === "unknown") return endpointStatus(endpoint);
+  return healthBadge(health);
+}
+
+/** The last 24 hours of an endpoint, hour by hour, from the list's one stats request. */
+function sparkline(group) {
+  if (!group) return h("span", { class: "muted" }, "no traffic");
+  const buckets = group.points.attempts.map((_, i) => ({
+    label: `hour ${i + 1}`,
+    values: { succeeded: group.points.succeeded[i], failed: group.points.failed[i] },
+  }));
+  return stackedBars(buckets, [
+    { key: "succeeded", name: "succeeded", className: "ok" },
+    { key: "failed", name: "failed", className: "bad" },
+  ], { testid: "sparkline", height: 28, className: "sparkline", title: "Attempts in the last 24 hours" });
+}
+
 export async function endpointList(ctx, main, _params, search) {
   const app = await ctx.api.get(`/app/${enc(ctx.appId)}`);
   const endpoints = await allPages(ctx.api, `/app/${enc(ctx.appId)}/endpoint`);
+  // One grouped request for every row's sparkline and health, not one per endpoint.
+  const stats = await ctx.api.get(`/app/${enc(ctx.appId)}/stats/series?range=24h&granularity=1h&group_by=endpoint`);
+  const byEndpoint = Object.fromEntries((stats.groups.endpoint || []).map((g) => [g.key, g]));
   const wanted = (search.get("q") || "").toLowerCase();
   const searchBox = h("input", { type: "search", id: "endpoint-search", value: search.get("q") || "",
     testid: "endpoint-search", placeholder: "URL or description" });
@@ -24,9 +49,9 @@ export async function endpointList(ctx, main, _params, search) {
   const rows = shown.map((e) => h("tr", { testid: "row", "data-id": e.id },
     h("td", {}, h("a", { href: `${ctx.appBase}/endpoints/${enc(e.id)}`, "data-nav": "", class: "url" }, e.url),
       e.description ? h("div", { class: "muted" }, e.description) : null),
-    h("td", {}, endpointStatus(e)),
+    h("td", {}, listStatus(e, byEndpoint[e.id])),
     h("td", {}, e.filterTypes?.length ? e.filterTypes.join(", ") : h("span", { class: "muted" }, "all events")),
-    h("td", {}, time(e.createdAt))));
+    h("td", {}, sparkline(byEndpoint[e.id]))));
   show(main,
     h("div", { class: "title-row" },
       h("h1", { testid: "app-name" }, app.name),
@@ -39,7 +64,7 @@ export async function endpointList(ctx, main, _params, search) {
     h("section", { testid: "endpoint-list", "aria-label": "Endpoints" },
       shown.length
         ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "URL"), h("th", {}, "Status"),
-          h("th", {}, "Event types"), h("th", {}, "Created"))), h("tbody", {}, rows))
+          h("th", {}, "Event types"), h("th", {}, "Last 24 hours"))), h("tbody", {}, rows))
         : emptyState(endpoints.length ? "No endpoint matches the search." : "No endpoints yet.")));
 }
 

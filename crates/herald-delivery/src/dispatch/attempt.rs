@@ -166,6 +166,7 @@ async fn settle(
     let gone = ctx.disable_on_gone && outcome.status_code == Some(410);
     let finished = FinishedAttempt {
         lease_token: claimed.lease_token.clone(),
+        event_type: claimed.message.event_type.clone(),
         attempt: record(claimed, outcome, started_at),
         next: if gone {
             NextState::Failed

@@ -186,6 +186,11 @@ impl TestHerald {
         list["data"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The store the running server uses.
+    pub fn store(&self) -> std::sync::Arc<dyn herald_core::Store> {
+        self.server.as_ref().expect("running").store.clone()
+    }
+
     /// Stops this Herald and starts it again on the same data with a changed
     /// configuration, as an operator would.
     pub async fn restart_with(&mut self, configure: impl FnOnce(&mut Config)) {

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod services;
+mod stats;
 
 mod brokers;
 mod delivery;

@@ -335,3 +335,49 @@ async fn the_portal_pages_are_served_with_their_framing_policy() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn a_one_time_token_is_exchanged_once_and_is_good_for_nothing_else() {
+    let herald = TestHerald::start().await;
+    let link = "hrld_one_time_link_token_for_the_api_test_0123";
+    let now = chrono::Utc::now();
+    // As `herald ui-link` stores it.
+    let store_token = herald_core::model::Token {
+        id: herald_core::ids::IdKind::Token.new_id(),
+        hash: herald_server::auth::hash_token(link),
+        app_id: None,
+        description: "link".into(),
+        created_at: now,
+        expires_at: Some(now + chrono::Duration::minutes(5)),
+        portal: None,
+        one_time: true,
+    };
+    herald.store().insert_token(&store_token).await.unwrap();
+    assert_eq!(
+        as_token(&herald, link, Method::GET, "/app", None).await.0,
+        401
+    );
+    let exchange = || async {
+        read(
+            herald
+                .http
+                .post(format!("{}/api/v1/auth/one-time-token", herald.base))
+                .json(&json!({"oneTimeToken": link}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    let (status, body) = exchange().await;
+    assert_eq!(status, 200, "{body}");
+    let session = body["token"].as_str().unwrap();
+    assert_eq!(
+        as_token(&herald, session, Method::GET, "/app", None)
+            .await
+            .0,
+        200
+    );
+    let (status, body) = exchange().await;
+    assert_eq!(status, 401, "spent: {body}");
+}

@@ -108,6 +108,7 @@ async fn portal_access(
             created_at: now,
             expires_at: Some(now + chrono::Duration::seconds(expiry as i64)),
             portal: Some(session),
+            one_time: false,
         })
         .await?;
     let base = &state.config.public_url;
@@ -208,6 +209,61 @@ async fn session(caller: Caller) -> Json<SessionOut> {
     })
 }
 
+/// A sign-in link's one-time token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OneTimeTokenIn {
+    pub one_time_token: String,
+}
+
+/// The session token it was exchanged for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OneTimeTokenOut {
+    pub token: String,
+}
+
+/// How long a session opened with a one-time link lasts.
+const LINK_SESSION_HOURS: i64 = 12;
+
+/// Exchange a one-time token (from `herald ui-link`) for a session token of the same scope,
+/// valid for 12 hours. The one-time token is spent whether or not the answer arrives.
+#[utoipa::path(post, path = "/auth/one-time-token", tag = "Authentication", security(()),
+    request_body = OneTimeTokenIn,
+    responses((status = 200, body = OneTimeTokenOut), (status = 401, body = HttpErrorOut)))]
+async fn one_time_token(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<OneTimeTokenIn>,
+) -> ApiResult<Json<OneTimeTokenOut>> {
+    let hash = hash_token(&body.one_time_token);
+    let now = state.clock.now();
+    let link = state
+        .store
+        .find_token(&hash)
+        .await?
+        .filter(|t| t.one_time && t.expires_at.is_none_or(|at| at > now))
+        .ok_or(ApiError::Unauthorized)?;
+    // Of two exchanges at once, only the one whose delete takes the row goes on.
+    match state.store.delete_token(&hash).await {
+        Err(herald_core::StoreError::NotFound) => return Err(ApiError::Unauthorized),
+        other => other?,
+    }
+    let token = generate_token();
+    state
+        .store
+        .insert_token(&Token {
+            id: IdKind::Token.new_id(),
+            hash: hash_token(&token),
+            app_id: link.app_id,
+            description: "signed in with a one-time link".into(),
+            created_at: now,
+            expires_at: Some(now + chrono::Duration::hours(LINK_SESSION_HOURS)),
+            portal: link.portal,
+            one_time: false,
+        })
+        .await?;
+    Ok(Json(OneTimeTokenOut { token }))
+}
+
 /// Which portal sessions to end; all of the application's when absent.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -245,4 +301,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(expire_all))
         .routes(routes!(session))
+        .routes(routes!(one_time_token))
 }

@@ -18,6 +18,7 @@ pub mod instance;
 pub mod message;
 pub mod message_types;
 pub mod operational_endpoint;
+pub mod stats;
 pub mod throttle;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -38,4 +39,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(instance::router())
         .merge(operational_endpoint::router())
+        .merge(stats::router())
 }
