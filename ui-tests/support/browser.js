@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-export const SCREENSHOTS = process.env.HERALD_UI_SCREENSHOTS || path.resolve(import.meta.dirname, "../screenshots");
+export const SCREENSHOTS = process.env.HERALD_TEST_SCREENSHOTS || path.resolve(import.meta.dirname, "../screenshots");
 
 export async function launch() {
   const executablePath = process.env.HERALD_TEST_CHROMIUM || "/usr/bin/chromium";

@@ -14,14 +14,18 @@ export function heraldBinary() {
   return path.join(target, "debug", "herald");
 }
 
-/** Starts Herald; `config` is extra TOML (a [portal] section, say). */
-export async function startHerald({ config = "" } = {}) {
+/**
+ * Starts Herald; `config` is extra TOML (a [portal] section, say); `databaseUrl` names a
+ * database other than SQLite in the temporary directory.
+ */
+export async function startHerald({ config = "", databaseUrl } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), "herald-ui-"));
   const configFile = path.join(dir, "herald.toml");
   writeFileSync(configFile, config);
   const child = spawn(heraldBinary(), [
     "serve", "--config", configFile, "--data-dir", dir, "--listen", "127.0.0.1:0",
     "--allow-network", "127.0.0.0/8",
+    ...(databaseUrl ? ["--database-url", databaseUrl] : []),
   ], {
     env: { ...process.env, HERALD_ADMIN_TOKEN: ADMIN_TOKEN, NO_COLOR: "1", RUST_LOG: "warn,herald_server=info" },
     stdio: ["ignore", "ignore", "pipe"],

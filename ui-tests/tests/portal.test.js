@@ -336,10 +336,14 @@ test("F6 send example: the catalog's example arrives and its attempt shows", asy
 
 test("F7 the message log filters by type and id, keeps filters in the address, pages with them", async () => {
   const { app, portal } = await seedApp(herald, { endpoints: [`${receiver.url}/log`] });
+  // Every fifth message fails (there are no retries in this suite's configuration).
+  receiver.answer = (r) => (r.path === "/log" && JSON.parse(r.body).i % 5 === 0 ? { status: 500, body: "" } : { status: 200, body: "" });
   const types = ["user.created", "order.paid", "user.deleted"];
   for (let i = 0; i < 150; i += 1) {
     await publish(herald, app.id, types[i % 3], { i, marker: `m-${i}` }, { eventId: `evt-${i}` });
   }
+  await eventually(async () => (await herald.ok("GET", `/app/${app.id}/msg?status=2&limit=50`)).data.length === 30);
+  receiver.answer = () => ({ status: 200, body: "" });
   const page = await openPortal(portal.url);
   await page.getByTestId("nav-messages").click();
   await page.getByTestId("message-list").waitFor();
@@ -372,6 +376,16 @@ test("F7 the message log filters by type and id, keeps filters in the address, p
   await page.waitForURL(/iterator=/);
   await onlyTypes(["user.created", "user.deleted"]);
   assert.equal(await rows.count(), 50);
+  // With a delivery status too: both filters in the address, only failed rows of those types.
+  await page.getByTestId("filter-status").selectOption("2");
+  await page.getByTestId("apply-filters").click();
+  await page.waitForURL(/status=2/);
+  assert.match(page.url(), /event_types=user\.created(%2C|,)user\.deleted/);
+  assert.ok(!page.url().includes("iterator="), "a new filter starts from the first page");
+  await onlyTypes(["user.created", "user.deleted"]);
+  const failedIds = await page.getByTestId("message-list").locator("[data-testid=row] td:nth-child(3)").allTextContents();
+  assert.equal(failedIds.length, 20);
+  assert.ok(failedIds.every((id) => Number(id.replace("evt-", "")) % 5 === 0), failedIds.join());
   // An event id names one message; no match shows the empty state.
   await page.getByTestId("filter-id").fill("evt-7");
   await page.getByTestId("apply-filters").click();
@@ -381,6 +395,37 @@ test("F7 the message log filters by type and id, keeps filters in the address, p
   await page.getByTestId("apply-filters").click();
   await page.getByTestId("empty-state").waitFor();
   assert.equal(await page.getByTestId("loading").count(), 0);
+  await page.context().close();
+});
+
+test("F11 custom headers reach the receiver, reserved ones are refused, the rate limit is kept", async () => {
+  const { app, endpoints, portal } = await seedApp(herald, { endpoints: [`${receiver.url}/headers`] });
+  const page = await openPortal(portal.url);
+  await page.goto(`${herald.url}/portal/endpoints/${endpoints[0].id}`);
+  await page.getByTestId("header-name").fill("X-Tenant");
+  await page.getByTestId("header-value").fill("7");
+  await page.getByTestId("save-header").click();
+  await page.locator('[data-testid=header-row][data-name="X-Tenant"]').waitFor();
+  const msg = await publish(herald, app.id, "order.paid");
+  const request = await receiver.waitFor((r) => r.headers["webhook-id"] === msg.id);
+  assert.equal(request.headers["x-tenant"], "7");
+
+  await page.getByTestId("header-name").fill("webhook-id");
+  await page.getByTestId("header-value").fill("forged");
+  await page.getByTestId("save-header").click();
+  await page.getByTestId("header-error").waitFor();
+  const answer = await herald.api("PATCH", `/app/${app.id}/endpoint/${endpoints[0].id}/headers`, { headers: { "webhook-id": "x" } });
+  assert.equal(answer.status, 422);
+
+  await page.getByTestId("edit-open").click();
+  await page.getByTestId("edit-rate-limit").fill("25");
+  await page.getByTestId("edit-description").fill("Tenant seven");
+  await page.getByTestId("save-edit").click();
+  await page.getByTestId("endpoint-description").filter({ hasText: "Tenant seven" }).waitFor();
+  await page.reload();
+  await page.getByTestId("edit-open").click();
+  assert.equal(await page.getByTestId("edit-rate-limit").inputValue(), "25");
+  await pageChecks(page, "portal-endpoint-edit");
   await page.context().close();
 });
 

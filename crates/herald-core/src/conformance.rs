@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             attempt_stats_are_rolled_up_by_bucket_and_group,
             full_lanes_are_skipped_when_claiming,
             message_filters_select_by_type_channel_and_tag,
+            messages_are_filtered_by_the_state_of_their_deliveries,
             one_endpoint_gets_at_most_its_share_of_a_claim,
             canceled_delivery_leaves_the_queue,
             tokens_are_listed_and_deleted,
@@ -681,6 +682,40 @@ pub async fn message_filters_select_by_type_channel_and_tag(store: &dyn Store) {
         .unwrap();
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].id, tagged.message.id);
+}
+
+pub async fn messages_are_filtered_by_the_state_of_their_deliveries(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 1).await;
+    let failed = message(&a.id, "x");
+    let pending = message(&a.id, "x");
+    store.create_message(&failed).await.unwrap();
+    let c = store.claim_due(&claim_at(t0())).await.unwrap().remove(0);
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: c.lease_token.clone(),
+            event_type: c.message.event_type.clone(),
+            attempt: attempt_of(&c, t0(), false),
+            next: NextState::Failed,
+        })
+        .await
+        .unwrap();
+    store.create_message(&pending).await.unwrap();
+    let with = |status| MessageFilter {
+        delivery_status: Some(status),
+        ..Default::default()
+    };
+    let found = store
+        .list_messages(&a.id, &with(DeliveryStatus::Failed), &page(10))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].id, failed.message.id);
+    let found = store
+        .list_messages(&a.id, &with(DeliveryStatus::Pending), &page(10))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].id, pending.message.id);
 }
 
 pub async fn one_endpoint_gets_at_most_its_share_of_a_claim(store: &dyn Store) {

@@ -81,6 +81,8 @@ pub struct MessageFilter {
     pub tag: Option<String>,
     pub before: Option<DateTime<Utc>>,
     pub after: Option<DateTime<Utc>>,
+    /// Only messages with a delivery in this state (to any endpoint).
+    pub delivery_status: Option<DeliveryStatus>,
 }
 
 /// Filters on attempt lists.

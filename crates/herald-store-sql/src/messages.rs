@@ -42,6 +42,11 @@ fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
     if let Some(after) = f.after {
         sql.push(" AND m.created_at > ").push_bind(v::time(after));
     }
+    if let Some(status) = f.delivery_status {
+        sql.push(" AND EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND d.status = ")
+            .push_bind(v::code(status as i16))
+            .push(")");
+    }
 }
 
 /// Which attempts a list is of.

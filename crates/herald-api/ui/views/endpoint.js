@@ -111,6 +111,8 @@ export async function endpointDetail(ctx, main, { id }) {
       h("h1", { class: "url", testid: "endpoint-url" }, endpoint.url), endpointStatus(endpoint)),
     h("p", { testid: "endpoint-description" }, endpoint.description || h("span", { class: "muted" }, "No description")),
     settingsSection(ctx, endpoint, path),
+    ctx.can("ManageEndpoint") ? await editSection(ctx, endpoint, path) : null,
+    await headersSection(ctx, path),
     stats ? statsSection(ctx, endpoint.id, stats) : null,
     await secretSection(ctx, path),
     ctx.can("CreateAttempts") ? await exampleSection(ctx, path) : null,
@@ -151,6 +153,78 @@ function settingsSection(ctx, endpoint, path) {
     endpoint.channels?.length ? [h("h3", {}, "Channels"), h("p", {}, endpoint.channels.join(", "))] : null,
     endpoint.rateLimit ? [h("h3", {}, "Rate limit"), h("p", {}, `${endpoint.rateLimit} per second`)] : null,
     actions, error);
+}
+
+/** Changing what the endpoint is: URL, description, event types, channels, rate limit. */
+async function editSection(ctx, endpoint, path) {
+  const eventTypes = await allPages(ctx.api, "/event-type?with_content=false");
+  const url = h("input", { type: "url", value: endpoint.url, testid: "edit-url", required: true });
+  const description = h("input", { type: "text", value: endpoint.description, testid: "edit-description" });
+  const channels = h("input", { type: "text", value: (endpoint.channels || []).join(", "), testid: "edit-channels" });
+  const rateLimit = h("input", { type: "number", min: 1, max: 65535, value: endpoint.rateLimit ?? "", testid: "edit-rate-limit" });
+  const picker = eventTypePicker(eventTypes, endpoint.filterTypes || []);
+  const error = errorBox("edit-error");
+  const form = h("form", { testid: "edit-endpoint", novalidate: true, onsubmit: async (event) => {
+    event.preventDefault();
+    const problem = checkUrl(url.value.trim());
+    if (problem) return setError(error, problem);
+    const selected = picker.selected();
+    const chans = channels.value.split(",").map((c) => c.trim()).filter(Boolean);
+    try {
+      await ctx.api.patch(path, {
+        url: url.value.trim(),
+        description: description.value,
+        filterTypes: selected.length ? selected : null,
+        channels: chans.length ? chans : null,
+        rateLimit: rateLimit.value ? Number(rateLimit.value) : null,
+      });
+      ctx.render();
+    } catch (e) {
+      setError(error, e.message);
+    }
+  } },
+  field("Endpoint URL", url),
+  field("Description", description),
+  picker.element,
+  field("Channels", channels, "Comma-separated; empty means every message."),
+  field("Rate limit (messages per second)", rateLimit, "Empty means no limit."),
+  error,
+  h("button", { type: "submit", class: "primary", testid: "save-edit" }, "Save changes"));
+  return h("details", { class: "card", testid: "edit-section" },
+    h("summary", { testid: "edit-open" }, h("h2", { class: "inline-title" }, "Edit")), form);
+}
+
+/** Custom headers sent with every delivery; reserved ones are refused by the API. */
+async function headersSection(ctx, path) {
+  const current = await ctx.api.get(`${path}/headers`);
+  const error = errorBox("header-error");
+  const patch = async (body) => {
+    try {
+      await ctx.api.patch(`${path}/headers`, body);
+      ctx.render();
+    } catch (e) {
+      setError(error, e.message);
+    }
+  };
+  const rows = Object.entries(current.headers).map(([name, value]) => h("tr", { testid: "header-row", "data-name": name },
+    h("td", {}, h("code", {}, name)),
+    h("td", {}, current.sensitive.includes(name) ? h("span", { class: "muted" }, "•••• (hidden)") : value),
+    h("td", {}, ctx.can("ManageEndpoint")
+      ? h("button", { type: "button", class: "small", testid: "remove-header", onclick: () => patch({ headers: {}, deleteHeaders: [name] }) }, "Remove")
+      : null)));
+  const name = h("input", { type: "text", testid: "header-name", placeholder: "X-Tenant" });
+  const value = h("input", { type: "text", testid: "header-value" });
+  return h("section", { class: "card", "aria-labelledby": "headers-title" },
+    h("h2", { id: "headers-title" }, "Custom headers"),
+    rows.length
+      ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Value"), h("th", {}, h("span", { class: "visually-hidden" }, "Actions")))), h("tbody", {}, rows))
+      : h("p", { class: "muted" }, "None."),
+    ctx.can("ManageEndpoint") ? h("form", { class: "inline", testid: "add-header", onsubmit: (event) => {
+      event.preventDefault();
+      if (!name.value.trim()) return setError(error, "Give the header a name.");
+      patch({ headers: { [name.value.trim()]: value.value } });
+    } }, field("Header", name), field("Value", value), h("button", { type: "submit", testid: "save-header" }, "Add header")) : null,
+    error);
 }
 
 function statsSection(ctx, endpointId, stats) {

@@ -8,7 +8,7 @@ import { allPages } from "./endpoints.js";
 
 const STATUS = { 0: ["succeeded", "ok"], 1: ["pending", "warn"], 2: ["failed", "bad"], 3: ["sending", "warn"] };
 const TRIGGER = { 0: "scheduled", 1: "manual" };
-const FILTER_KEYS = ["event_types", "channel", "after", "before", "id"];
+const FILTER_KEYS = ["event_types", "status", "channel", "after", "before", "id"];
 
 export async function messageList(ctx, main, _params, search) {
   const id = search.get("id");
@@ -22,6 +22,7 @@ export async function messageList(ctx, main, _params, search) {
   }
   const filters = {
     event_types: search.get("event_types"),
+    status: search.get("status"),
     channel: search.get("channel"),
     after: search.get("after"),
     before: search.get("before"),
@@ -42,6 +43,10 @@ async function filterForm(ctx, search) {
   const chosen = (search.get("event_types") || "").split(",").filter(Boolean);
   const typeSelect = h("select", { multiple: true, testid: "filter-event-types", size: Math.min(6, Math.max(2, types.length)) },
     types.map((t) => h("option", { value: t.name, selected: chosen.includes(t.name) }, t.name)));
+  const status = h("select", { testid: "filter-status" },
+    h("option", { value: "" }, "Any"),
+    [["0", "Succeeded"], ["2", "Failed"], ["1", "Pending"], ["3", "Sending"]].map(([value, text]) =>
+      h("option", { value, selected: search.get("status") === value }, text)));
   const channel = h("input", { type: "text", testid: "filter-channel", value: search.get("channel") || "" });
   const after = h("input", { type: "datetime-local", testid: "filter-after", value: toLocalInput(search.get("after")) });
   const before = h("input", { type: "datetime-local", testid: "filter-before", value: toLocalInput(search.get("before")) });
@@ -51,6 +56,7 @@ async function filterForm(ctx, search) {
     const q = new URLSearchParams();
     const selected = [...typeSelect.selectedOptions].map((o) => o.value);
     if (selected.length) q.set("event_types", selected.join(","));
+    if (status.value) q.set("status", status.value);
     if (channel.value.trim()) q.set("channel", channel.value.trim());
     if (after.value) q.set("after", new Date(after.value).toISOString());
     if (before.value) q.set("before", new Date(before.value).toISOString());
@@ -61,6 +67,7 @@ async function filterForm(ctx, search) {
   const active = FILTER_KEYS.some((k) => search.get(k));
   return h("form", { class: "filters card", role: "search", testid: "message-filters", onsubmit: apply },
     field("Event types", typeSelect),
+    field("Delivery status", status, "Messages with a delivery in this state"),
     field("Channel", channel),
     field("After", after),
     field("Before", before),

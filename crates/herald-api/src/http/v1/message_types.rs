@@ -109,6 +109,9 @@ pub struct MessageListQuery {
     pub event_types: Option<Vec<String>>,
     /// Include payloads (default true).
     pub with_content: Option<bool>,
+    /// Herald extension: only messages with a delivery in this state (0 succeeded,
+    /// 1 pending, 2 failed, 3 sending, 4 canceled).
+    pub status: Option<i64>,
 }
 
 impl MessageListQuery {
@@ -120,6 +123,7 @@ impl MessageListQuery {
             tag: self.tag.clone(),
             before: self.before,
             after: self.after,
+            delivery_status: crate::http::v1::attempt_types::parse_status("status", self.status)?,
         })
     }
 }
