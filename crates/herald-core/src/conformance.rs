@@ -557,6 +557,34 @@ pub async fn attempt_stats_are_rolled_up_by_bucket_and_group(store: &dyn Store) 
     one.endpoint_id = Some(eps[0].id.clone());
     let mine = store.attempt_stats(&one).await.unwrap();
     assert_eq!((mine[0].counts.attempts, mine[0].counts.succeeded), (3, 3));
+    // Old minutes go first; hours are kept longer.
+    // (t0 is 20 s into its minute: the minutes start at t0 - 20 s and t0 + 40 s.)
+    let removed = store
+        .purge_stats(t0() + secs(30), t0() - secs(3600))
+        .await
+        .unwrap();
+    assert!(removed >= 1, "the first minute's rows");
+    assert_eq!(
+        store
+            .attempt_stats(&query(None, false))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.attempt_stats(&query(None, true)).await.unwrap().len(),
+        1
+    );
+    store
+        .purge_stats(t0() + secs(3600), t0() + secs(3600))
+        .await
+        .unwrap();
+    assert!(store
+        .attempt_stats(&query(None, true))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn resend_and_recover_queue_deliveries_again(store: &dyn Store) {

@@ -431,6 +431,13 @@ pub trait Queue: Send + Sync {
     /// `before`, at most `batch` of each, keeping their metadata; returns how many rows
     /// changed (fewer than `2 × batch` means nothing older is left).
     async fn purge_content(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
+    /// Removes statistics rollups of buckets before these times (minutely, hourly);
+    /// returns how many rows went.
+    async fn purge_stats(
+        &self,
+        minutes_before: DateTime<Utc>,
+        hours_before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     /// When the earliest pending delivery, other than those of `skip_endpoints`, falls due.
     async fn next_due_at(&self, skip_endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
 }

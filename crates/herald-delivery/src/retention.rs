@@ -44,10 +44,28 @@ impl Cleaner {
             if let Some(cutoff) = now.checked_sub_signed(period) {
                 self.clean_before(cutoff, &shutdown).await;
             }
+            self.clean_stats(now).await;
             tokio::select! {
                 _ = self.clock.sleep_until(now + interval) => {}
                 _ = shutdown.cancelled() => return,
             }
+        }
+    }
+
+    /// Drops statistics rollups past their keeping time.
+    async fn clean_stats(&self, now: chrono::DateTime<chrono::Utc>) {
+        let before = |keep: std::time::Duration| {
+            chrono::Duration::from_std(keep)
+                .ok()
+                .and_then(|keep| now.checked_sub_signed(keep))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+        };
+        let (minutes, hours) = (
+            before(self.config.stats_minutes),
+            before(self.config.stats_hours),
+        );
+        if let Err(e) = self.store.purge_stats(minutes, hours).await {
+            tracing::warn!(error = %e, "removing old statistics failed; the cleaner tries again later");
         }
     }
 

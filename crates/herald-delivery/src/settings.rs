@@ -91,4 +91,18 @@ pub struct RetentionConfig {
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     pub batch: u32,
+    /// How long per-minute statistics are kept (they serve ranges finer than an hour).
+    #[serde(with = "humantime_serde", default = "default_stats_minutes")]
+    pub stats_minutes: Duration,
+    /// How long per-hour statistics are kept.
+    #[serde(with = "humantime_serde", default = "default_stats_hours")]
+    pub stats_hours: Duration,
+}
+
+fn default_stats_minutes() -> Duration {
+    Duration::from_secs(35 * 24 * 3600)
+}
+
+fn default_stats_hours() -> Duration {
+    Duration::from_secs(400 * 24 * 3600)
 }

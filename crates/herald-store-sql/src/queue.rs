@@ -226,4 +226,12 @@ impl<B: Backend> Queue for SqlStore<B> {
         let purged = db.write(&messages).await.map_err(internal)?;
         Ok(purged + db.write(&attempts).await.map_err(internal)?)
     }
+
+    async fn purge_stats(
+        &self,
+        minutes_before: DateTime<Utc>,
+        hours_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        crate::stats::purge(&self.db, minutes_before, hours_before).await
+    }
 }

@@ -162,6 +162,20 @@ pub async fn query<D: Dialect>(db: &Db<D>, q: &StatsQuery) -> StoreResult<Vec<St
         .collect()
 }
 
+/// Removes rollup rows of buckets before the given times.
+pub async fn purge<D: Dialect>(
+    db: &Db<D>,
+    minutes_before: DateTime<Utc>,
+    hours_before: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let mut removed = 0;
+    for ((table, _), before) in TABLES.iter().zip([minutes_before, hours_before]) {
+        let sql = Sql::new(format!("DELETE FROM {table} WHERE bucket < ?")).bind(v::time(before));
+        removed += db.write(&sql).await.map_err(crate::internal)?;
+    }
+    Ok(removed)
+}
+
 /// How many messages the application published in `[since, until)`.
 pub async fn count_messages<D: Dialect>(
     db: &Db<D>,
