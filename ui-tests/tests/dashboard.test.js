@@ -119,6 +119,25 @@ test("F10 the catalog editor refuses an invalid schema and saves nothing", async
   await page.context().close();
 });
 
+test("F13 operational webhook endpoints are listed, added and deleted", async () => {
+  const page = await signedIn();
+  await page.getByTestId("nav-operational").click();
+  await page.getByTestId("new-operational").waitFor();
+  await page.getByTestId("operational-url").fill(`${receiver.url}/ops`);
+  await page.locator('[data-testid=operational-event][data-name="endpoint.disabled"]').check();
+  await page.getByTestId("save-operational").click();
+  await page.getByTestId("operational-list").getByTestId("row").first().waitFor();
+  const listed = await herald.ok("GET", "/operational-webhook/endpoint");
+  assert.equal(listed.data.length, 1);
+  assert.deepEqual(listed.data[0].filterTypes ?? listed.data[0].eventTypes, ["endpoint.disabled"]);
+  await pageChecks(page, "dashboard-operational");
+  await page.getByTestId("delete-operational").click();
+  await page.getByTestId("confirm-ok").click();
+  await page.getByTestId("empty-state").waitFor();
+  assert.equal((await herald.ok("GET", "/operational-webhook/endpoint")).data.length, 0);
+  await page.context().close();
+});
+
 test("F13 the instance page names the store and the queue", async () => {
   const page = await signedIn();
   await page.getByTestId("nav-instance").click();

@@ -44,6 +44,7 @@ const ASSETS: &[Asset] = &[
     asset!("views/catalog.js", JS),
     asset!("views/apps.js", JS),
     asset!("views/analytics.js", JS),
+    asset!("views/operational.js", JS),
 ];
 
 const PAGE: &str = include_str!("../ui/index.html");

@@ -10,6 +10,7 @@ import { messageList, messageDetail } from "./views/messages.js";
 import { catalogList, catalogDetail, newEventType } from "./views/catalog.js";
 import { appList, instancePage } from "./views/apps.js";
 import { analyticsPage } from "./views/analytics.js";
+import { operationalPage } from "./views/operational.js";
 
 const settings = JSON.parse(document.getElementById("herald-settings").textContent);
 const face = document.documentElement.dataset.face;
@@ -138,6 +139,7 @@ const appRoutes = [
 const dashboardRoutes = [
   ["", "apps", appList],
   ["instance", "instance", instancePage],
+  ["operational", "operational", operationalPage],
   ["event-types", "event-types", catalogList],
   ["event-types/new", "new-event-type", newEventType],
   ["event-types/:name", "event-type", catalogDetail],
@@ -187,6 +189,7 @@ function header(ctx, route) {
   const catalogBase = ctx.face === "portal" ? base : inApp ? ctx.appBase : base;
   nav.push(link(`${catalogBase}/event-types`, "Event types", "nav-event-types", route.name.includes("event-type")));
   if (ctx.face === "dashboard") {
+    nav.push(link(`${base}/operational`, "Operational webhooks", "nav-operational", route.name === "operational"));
     nav.push(link(`${base}/instance`, "Instance", "nav-instance", route.name === "instance"));
   }
   const logo = settings.logoUrl ? h("img", { src: settings.logoUrl, alt: "", class: "logo" }) : null;
