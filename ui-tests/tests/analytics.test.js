@@ -4,28 +4,16 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import { startHerald } from "../support/herald.js";
 import { startReceiver } from "../support/receiver.js";
+import { startHost } from "../support/host.js";
 import { launch, newPage, pageChecks, screenshot } from "../support/browser.js";
 import { seedCatalog, seedApp, publish } from "../support/seed.js";
 
 let herald, receiver, browser, customerSite;
 
-/** The customer's own site, on another origin, framing whatever portal URL it is given. */
-async function startCustomerSite() {
-  const server = http.createServer((req, res) => {
-    const src = new URL(req.url, "http://x").searchParams.get("src") || "";
-    res.writeHead(200, { "content-type": "text/html" });
-    res.end(`<!doctype html><html lang="en"><head><title>Customer site</title></head><body>
-      <h1>Your webhooks</h1><iframe title="Webhooks" src="${src}" style="width:100%;height:900px;border:0"></iframe></body></html>`);
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { origin: `http://127.0.0.1:${server.address().port}`, stop: () => server.close() };
-}
-
 before(async () => {
-  customerSite = await startCustomerSite();
+  customerSite = await startHost({ height: 900 });
   herald = await startHerald({
     config: `
 [delivery]

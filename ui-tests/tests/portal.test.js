@@ -4,31 +4,18 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import http from "node:http";
 import { startHerald } from "../support/herald.js";
 import { startReceiver } from "../support/receiver.js";
+import { startHost } from "../support/host.js";
 import { launch, newPage, pageChecks, screenshot } from "../support/browser.js";
 import { seedCatalog, seedApp, publish, USER_CREATED_EXAMPLE } from "../support/seed.js";
 
 let herald, receiver, browser, host, strangerHost;
 const REFRESH_URL = "https://customer.example/refresh";
 
-/** A page on another loopback origin that frames the portal. */
-async function startHost() {
-  const server = http.createServer((req, res) => {
-    const src = new URL(req.url, "http://x").searchParams.get("src");
-    res.writeHead(200, { "content-type": "text/html" });
-    res.end(`<!doctype html><html lang="en"><head><title>Host</title>
-      <script src="${new URL(src).origin}/portal/embed.js"></script></head>
-      <body><h1>Customer app</h1><iframe title="Webhooks" src="${src}" style="width:100%;height:150px;border:0"></iframe></body></html>`);
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { origin: `http://127.0.0.1:${server.address().port}`, stop: () => server.close() };
-}
-
 before(async () => {
-  host = await startHost();
-  strangerHost = await startHost();
+  host = await startHost({ embed: true });
+  strangerHost = await startHost({ embed: true });
   herald = await startHerald({
     config: `
 [delivery]

@@ -54,6 +54,34 @@ pub async fn store_token(
     }
 }
 
+/// A token to issue: everything but its value and id.
+pub struct NewToken {
+    pub app_id: Option<String>,
+    pub description: String,
+    pub now: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub portal: Option<PortalSession>,
+    pub one_time: bool,
+}
+
+/// Generates a token, stores its hash, and returns its value (shown once).
+pub async fn issue_token(store: &dyn Store, new: NewToken) -> Result<String, StoreError> {
+    let token = generate_token();
+    store
+        .insert_token(&Token {
+            id: IdKind::Token.new_id(),
+            hash: hash_token(&token),
+            app_id: new.app_id,
+            description: new.description,
+            created_at: new.now,
+            expires_at: new.expires_at,
+            portal: new.portal,
+            one_time: new.one_time,
+        })
+        .await?;
+    Ok(token)
+}
+
 /// Who is calling, as proven by their bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use herald_core::ids::IdKind;
-use herald_core::model::Token;
 use herald_core::{Clock, Store, SystemClock};
-use herald_server::auth::{generate_token, hash_token};
+use herald_server::auth::{issue_token, NewToken};
 use herald_server::config::Config;
 
 /// Stores a one-time admin token valid for `expiry` and returns the link that spends it.
@@ -16,20 +14,16 @@ pub async fn create(
     config: &Config,
     expiry: Duration,
 ) -> anyhow::Result<String> {
-    let token = generate_token();
     let now = SystemClock.now();
-    store
-        .insert_token(&Token {
-            id: IdKind::Token.new_id(),
-            hash: hash_token(&token),
-            app_id: None,
-            description: "one-time dashboard link (herald ui-link)".into(),
-            created_at: now,
-            expires_at: Some(now + chrono::Duration::from_std(expiry)?),
-            portal: None,
-            one_time: true,
-        })
-        .await?;
+    let new = NewToken {
+        app_id: None,
+        description: "one-time dashboard link (herald ui-link)".into(),
+        now,
+        expires_at: Some(now + chrono::Duration::from_std(expiry)?),
+        portal: None,
+        one_time: true,
+    };
+    let token = issue_token(store, new).await?;
     let base = config
         .public_url
         .clone()

@@ -9,10 +9,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use herald_core::ids::IdKind;
-use herald_core::model::{Capability, PortalSession, Token};
+use herald_core::model::{Capability, PortalSession};
 
-use crate::auth::{bearer, generate_token, hash_token, Caller};
+use crate::auth::{bearer, hash_token, issue_token, Caller, NewToken};
 use crate::error::{ApiError, ApiResult, HttpErrorOut};
 use crate::http::extract::ApiJson;
 use crate::http::v1::application_types::{create_or_get, ApplicationIn};
@@ -97,20 +96,15 @@ async fn portal_access(
         ));
     }
     let now = state.clock.now();
-    let token = generate_token();
-    state
-        .store
-        .insert_token(&Token {
-            id: IdKind::Token.new_id(),
-            hash: hash_token(&token),
-            app_id: Some(app.id),
-            description: "app portal".into(),
-            created_at: now,
-            expires_at: Some(now + chrono::Duration::seconds(expiry as i64)),
-            portal: Some(session),
-            one_time: false,
-        })
-        .await?;
+    let new = NewToken {
+        app_id: Some(app.id),
+        description: "app portal".into(),
+        now,
+        expires_at: Some(now + chrono::Duration::seconds(expiry as i64)),
+        portal: Some(session),
+        one_time: false,
+    };
+    let token = issue_token(state.store.as_ref(), new).await?;
     let base = &state.config.public_url;
     Ok(AppPortalAccessOut {
         // In the fragment, so the token never reaches a server log or a Referer header.
@@ -247,20 +241,15 @@ async fn one_time_token(
         Err(herald_core::StoreError::NotFound) => return Err(ApiError::Unauthorized),
         other => other?,
     }
-    let token = generate_token();
-    state
-        .store
-        .insert_token(&Token {
-            id: IdKind::Token.new_id(),
-            hash: hash_token(&token),
-            app_id: link.app_id,
-            description: "signed in with a one-time link".into(),
-            created_at: now,
-            expires_at: Some(now + chrono::Duration::hours(LINK_SESSION_HOURS)),
-            portal: link.portal,
-            one_time: false,
-        })
-        .await?;
+    let new = NewToken {
+        app_id: link.app_id,
+        description: "signed in with a one-time link".into(),
+        now,
+        expires_at: Some(now + chrono::Duration::hours(LINK_SESSION_HOURS)),
+        portal: link.portal,
+        one_time: false,
+    };
+    let token = issue_token(state.store.as_ref(), new).await?;
     Ok(Json(OneTimeTokenOut { token }))
 }
 
