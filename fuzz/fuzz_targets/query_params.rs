@@ -40,8 +40,17 @@ fn check_pagination(query: &str) {
 
 fn check_filters(query: &str) {
     if let Ok(q) = serde_html_form::from_str::<MessageListQuery>(query) {
+        // Event types are checked first, then the delivery-status filter.
+        let types_ok = comma_list("event_types", q.event_types.as_deref()).is_ok();
         match q.filter() {
-            Ok(filter) => assert_clean_list(filter.event_types.as_deref()),
+            Ok(filter) => {
+                assert_clean_list(filter.event_types.as_deref());
+                assert_eq!(
+                    filter.delivery_status,
+                    q.status.and_then(DeliveryStatus::from_i64)
+                );
+            }
+            Err(e) if types_ok => assert_validation(e, "status"),
             Err(e) => assert_validation(e, "event_types"),
         }
     }
