@@ -23,6 +23,8 @@ import time
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PAYLOAD = json.dumps({"contact": {"id": 42, "email": "someone@example.com"}, "n": 1})
 DAY_MS = 86_400_000
+# The rollup tables Herald writes, and the span of their buckets.
+ROLLUPS = (("attempt_stats_minute", 60_000), ("attempt_stats_hour", 3_600_000), ("attempt_stats_day", DAY_MS))
 
 
 def ulid(ms: int) -> str:
@@ -111,7 +113,7 @@ def seed_sqlite(path: str, n: int, history: History) -> None:
                 "'{}', 'ok', ?, 0, ?)",
                 [(a, d, m, ep, app, 0 if ok else 2, 200 if ok else 500, ms, at) for _, _, (a, d, m, ep, at, ok, ms) in batch],
             )
-        for table, span in (("attempt_stats_minute", 60_000), ("attempt_stats_hour", 3_600_000)):
+        for table, span in ROLLUPS:
             marks = ", ".join("?" * (5 + 3 + len(LATENCY_BOUNDS_MS) + 1))
             db.executemany(
                 f"INSERT INTO {table} ({ROLLUP_COLUMNS}) VALUES ({marks})",
@@ -133,7 +135,7 @@ def seed_postgres(url: str, n: int, history: History) -> None:
         for ep in history.endpoints
     ]
     stats = []
-    for table, span in (("attempt_stats_minute", 60_000), ("attempt_stats_hour", 3_600_000)):
+    for table, span in ROLLUPS:
         stats += [f"COPY {table} ({ROLLUP_COLUMNS}) FROM STDIN;"]
         stats += [
             "\t".join([app, ts(b), ep, t, str(code), *map(str, counts)])

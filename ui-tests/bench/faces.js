@@ -34,7 +34,7 @@ try {
   for (const [name, path] of [
     ["30-day series, ungrouped (API)", `/app/${app.id}/stats/series?range=30d`],
     ["30-day series, by endpoint, event type and status (API)", `/app/${app.id}/stats/series?range=30d&group_by=endpoint,event_type,status_code`],
-    ["24-hour series from minute rollups, grouped (API)", `/app/${app.id}/stats/series?range=24h&group_by=endpoint,event_type,status_code`],
+    ["24-hour series (hourly buckets), grouped (API)", `/app/${app.id}/stats/series?range=24h&group_by=endpoint,event_type,status_code`],
   ]) {
     await herald.ok("GET", path);
     const times = [];

@@ -1,9 +1,9 @@
 //! Delivery statistics. Every recorded attempt is added, in the same transaction, to
-//! rollups per application, endpoint, event type, status code and minute (and hour), so a
-//! query reads a few rows per time bucket however many attempts history holds. Latency is
+//! rollups per application, endpoint, event type, status code and minute (and hour, and
+//! day), so a query reads a few rows per time bucket however many attempts history holds. Latency is
 //! kept as a histogram with fixed bounds, from which percentiles are estimated.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// Upper bounds (ms, inclusive) of the latency histogram's buckets; one more bucket holds
 /// everything slower.
@@ -102,6 +102,56 @@ impl Dimension {
     }
 }
 
+/// The resolutions rollups are kept at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    pub const ALL: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
+
+    /// The time one rollup row spans.
+    pub fn span(self) -> TimeDelta {
+        match self {
+            Resolution::Minute => TimeDelta::minutes(1),
+            Resolution::Hour => TimeDelta::hours(1),
+            Resolution::Day => TimeDelta::days(1),
+        }
+    }
+
+    /// The coarsest resolution whose rows fit whole in buckets of `step` (buckets start
+    /// at multiples of `step` since the epoch): the one with the fewest rows to read.
+    pub fn for_step(step: TimeDelta) -> Self {
+        let seconds = step.num_seconds();
+        Self::ALL
+            .into_iter()
+            .rev()
+            .find(|r| seconds % r.span().num_seconds() == 0)
+            .unwrap_or(Resolution::Minute)
+    }
+}
+
+/// Per resolution, the time before which rollup rows are removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollupCutoffs {
+    pub minute: DateTime<Utc>,
+    pub hour: DateTime<Utc>,
+    pub day: DateTime<Utc>,
+}
+
+impl RollupCutoffs {
+    pub fn of(&self, resolution: Resolution) -> DateTime<Utc> {
+        match resolution {
+            Resolution::Minute => self.minute,
+            Resolution::Hour => self.hour,
+            Resolution::Day => self.day,
+        }
+    }
+}
+
 /// Which rollups to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsQuery {
@@ -110,8 +160,8 @@ pub struct StatsQuery {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
     pub group_by: Option<Dimension>,
-    /// Read the hourly rollups (for buckets of an hour or more) instead of the minutely.
-    pub hourly: bool,
+    /// The rollups to read: the coarsest that fits the buckets asked for.
+    pub resolution: Resolution,
 }
 
 /// The counts of one rollup bucket (of the table read), for one group.
@@ -152,6 +202,20 @@ mod tests {
         let p95 = counts.latency_quantile(0.95).unwrap();
         assert!((250.0..=500.0).contains(&p95), "{p95}");
         assert_eq!(Counts::default().latency_quantile(0.5), None);
+    }
+
+    #[test]
+    fn the_coarsest_fitting_rollup_serves_a_step() {
+        assert_eq!(
+            Resolution::for_step(TimeDelta::minutes(30)),
+            Resolution::Minute
+        );
+        assert_eq!(Resolution::for_step(TimeDelta::hours(6)), Resolution::Hour);
+        assert_eq!(Resolution::for_step(TimeDelta::days(1)), Resolution::Day);
+        assert_eq!(
+            Resolution::for_step(TimeDelta::seconds(90)),
+            Resolution::Minute
+        );
     }
 
     #[test]

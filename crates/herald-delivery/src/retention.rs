@@ -60,11 +60,12 @@ impl Cleaner {
                 .and_then(|keep| now.checked_sub_signed(keep))
                 .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
         };
-        let (minutes, hours) = (
-            before(self.config.stats_minutes),
-            before(self.config.stats_hours),
-        );
-        if let Err(e) = self.store.purge_stats(minutes, hours).await {
+        let cutoffs = herald_core::stats::RollupCutoffs {
+            minute: before(self.config.stats_minutes),
+            hour: before(self.config.stats_hours),
+            day: before(self.config.stats_days),
+        };
+        if let Err(e) = self.store.purge_stats(&cutoffs).await {
             tracing::warn!(error = %e, "removing old statistics failed; the cleaner tries again later");
         }
     }

@@ -97,6 +97,9 @@ pub struct RetentionConfig {
     /// How long per-hour statistics are kept.
     #[serde(with = "humantime_serde", default = "default_stats_hours")]
     pub stats_hours: Duration,
+    /// How long per-day statistics are kept (they serve ranges in whole days).
+    #[serde(with = "humantime_serde", default = "default_stats_days")]
+    pub stats_days: Duration,
 }
 
 fn default_stats_minutes() -> Duration {
@@ -104,5 +107,9 @@ fn default_stats_minutes() -> Duration {
 }
 
 fn default_stats_hours() -> Duration {
+    Duration::from_secs(400 * 24 * 3600)
+}
+
+fn default_stats_days() -> Duration {
     Duration::from_secs(400 * 24 * 3600)
 }

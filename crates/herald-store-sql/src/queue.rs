@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::model::DeliveryStatus;
+use herald_core::stats::RollupCutoffs;
 use herald_core::store::{
     ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, Queue, QueueSummary, StoreResult,
 };
@@ -227,11 +228,7 @@ impl<B: Backend> Queue for SqlStore<B> {
         Ok(purged + db.write(&attempts).await.map_err(internal)?)
     }
 
-    async fn purge_stats(
-        &self,
-        minutes_before: DateTime<Utc>,
-        hours_before: DateTime<Utc>,
-    ) -> StoreResult<u64> {
-        crate::stats::purge(&self.db, minutes_before, hours_before).await
+    async fn purge_stats(&self, cutoffs: &RollupCutoffs) -> StoreResult<u64> {
+        crate::stats::purge(&self.db, cutoffs).await
     }
 }

@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use herald_core::model::DeliveryStatus;
-use herald_core::stats::{Counts, Dimension, StatsQuery, StatsRow, LATENCY_BUCKETS};
+use herald_core::stats::{
+    Counts, Dimension, Resolution, RollupCutoffs, StatsQuery, StatsRow, LATENCY_BUCKETS,
+};
 use herald_core::store::{FinishedAttempt, StoreResult};
 use sqlx::Transaction;
 
@@ -13,11 +15,14 @@ use crate::db::{execute_in, Db};
 use crate::dialect::{Dialect, ReadRow};
 use crate::sql::{v, Sql};
 
-/// The two rollup tables and the span of their buckets.
-const TABLES: [(&str, TimeDelta); 2] = [
-    ("attempt_stats_minute", TimeDelta::minutes(1)),
-    ("attempt_stats_hour", TimeDelta::hours(1)),
-];
+/// The rollup table of a resolution.
+fn table(resolution: Resolution) -> &'static str {
+    match resolution {
+        Resolution::Minute => "attempt_stats_minute",
+        Resolution::Hour => "attempt_stats_hour",
+        Resolution::Day => "attempt_stats_day",
+    }
+}
 
 /// Rows per upsert: 21 values each, well under every database's limit of parameters.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -32,13 +37,14 @@ struct Key<'a> {
     status_code: i32,
 }
 
-/// Adds a batch of finished attempts to both rollups, inside the batch's transaction, so a
+/// Adds a batch of finished attempts to every rollup, inside the batch's transaction, so a
 /// recorded attempt is counted exactly once.
 pub async fn add_attempts<D: Dialect>(
     tx: &mut Transaction<'static, D::DB>,
     batch: &[FinishedAttempt],
 ) -> StoreResult<()> {
-    for (table, span) in TABLES {
+    for resolution in Resolution::ALL {
+        let span = resolution.span();
         let mut rows: HashMap<Key, Counts> = HashMap::new();
         for finished in batch {
             let a = &finished.attempt;
@@ -56,7 +62,7 @@ pub async fn add_attempts<D: Dialect>(
         }
         let rows: Vec<_> = rows.into_iter().collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            execute_in::<D>(tx, &upsert(table, chunk)).await?;
+            execute_in::<D>(tx, &upsert(table(resolution), chunk)).await?;
         }
     }
     Ok(())
@@ -109,7 +115,7 @@ fn upsert(table: &str, rows: &[(Key, Counts)]) -> Sql {
 
 /// The rollup rows of a query, summed per bucket (and group).
 pub async fn query<D: Dialect>(db: &Db<D>, q: &StatsQuery) -> StoreResult<Vec<StatsRow>> {
-    let (table, span) = TABLES[usize::from(q.hourly)];
+    let (table, span) = (table(q.resolution), q.resolution.span());
     let group = match q.group_by {
         None => "CAST(NULL AS TEXT)",
         Some(Dimension::Endpoint) => "endpoint_id",
@@ -162,15 +168,15 @@ pub async fn query<D: Dialect>(db: &Db<D>, q: &StatsQuery) -> StoreResult<Vec<St
         .collect()
 }
 
-/// Removes rollup rows of buckets before the given times.
-pub async fn purge<D: Dialect>(
-    db: &Db<D>,
-    minutes_before: DateTime<Utc>,
-    hours_before: DateTime<Utc>,
-) -> StoreResult<u64> {
+/// Removes rollup rows of buckets before the given time of their resolution.
+pub async fn purge<D: Dialect>(db: &Db<D>, cutoffs: &RollupCutoffs) -> StoreResult<u64> {
     let mut removed = 0;
-    for ((table, _), before) in TABLES.iter().zip([minutes_before, hours_before]) {
-        let sql = Sql::new(format!("DELETE FROM {table} WHERE bucket < ?")).bind(v::time(before));
+    for resolution in Resolution::ALL {
+        let sql = Sql::new(format!(
+            "DELETE FROM {} WHERE bucket < ?",
+            table(resolution)
+        ))
+        .bind(v::time(cutoffs.of(resolution)));
         removed += db.write(&sql).await.map_err(crate::internal)?;
     }
     Ok(removed)

@@ -90,8 +90,20 @@ async fn the_grouped_series_counts_every_attempt_once_per_view() {
         ))
         .await;
     assert_eq!(one["total"]["totals"]["attempts"], 4);
-    assert_eq!(one["granularity"], "30m");
+    assert_eq!(one["granularity"], "1h");
     assert!(one.get("messages").is_none());
+
+    // A month, from the daily rollups: the same attempts, grouped the same.
+    let (_, month) = herald
+        .get(&format!(
+            "/app/{app}/stats/series?range=30d&group_by=status_code"
+        ))
+        .await;
+    assert_eq!(month["granularity"], "1d");
+    assert_eq!(month["total"]["totals"]["attempts"], 8);
+    let days = month["buckets"].as_array().unwrap().len();
+    assert!((30..=31).contains(&days), "{days} buckets: {month}");
+    assert_eq!(month["groups"]["status_code"][0]["totals"]["attempts"], 4);
 }
 
 #[tokio::test]

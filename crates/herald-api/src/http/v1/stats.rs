@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use herald_core::stats::{Counts, Dimension, StatsQuery, StatsRow};
+use herald_core::stats::{Counts, Dimension, Resolution, StatsQuery, StatsRow};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -102,7 +102,7 @@ pub struct SeriesQuery {
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     /// Bucket width: `1m`, `5m`, `15m`, `30m`, `1h`, `3h`, `6h`, `12h` or `1d`; chosen from
-    /// the range when absent (1h: 1m, 24h: 30m, 7d: 3h, 30d: 12h).
+    /// the range when absent (1h: 1m, 24h: 1h, 7d: 6h, 30d: 1d).
     pub granularity: Option<String>,
     /// Also break the series down by any of `endpoint`, `event_type`, `status_code`
     /// (comma-separated).
@@ -248,21 +248,26 @@ async fn app_stats_series(
         .map(|d| dimension(d))
         .collect::<ApiResult<Vec<_>>>()?;
     let endpoint = endpoint_id.as_deref();
-    let whole = Series::read(&state, &app.id, endpoint, since, until, step, None).await?;
+    // The whole, each asked dimension and the message count are independent reads: run
+    // them together, so the page waits for the slowest, not for their sum.
+    let read = |group_by| Series::read(&state, &app.id, endpoint, since, until, step, group_by);
+    let messages = async {
+        match endpoint {
+            Some(_) => Ok(None),
+            None => Ok(Some(
+                state.store.count_messages(&app.id, since, until).await?,
+            )),
+        }
+    };
+    let (whole, grouped, messages) = tokio::try_join!(
+        read(None),
+        futures_util::future::try_join_all(dimensions.iter().map(|d| read(Some(*d)))),
+        messages,
+    )?;
     let mut groups = BTreeMap::new();
     let thresholds = &state.config.health;
-    for dimension in dimensions {
-        let series = Series::read(
-            &state,
-            &app.id,
-            endpoint,
-            since,
-            until,
-            step,
-            Some(dimension),
-        );
+    for (dimension, series) in dimensions.into_iter().zip(grouped) {
         let mut out: Vec<SeriesOut> = series
-            .await?
             .groups()
             .into_iter()
             .map(|(key, buckets)| {
@@ -283,10 +288,6 @@ async fn app_stats_series(
         });
         groups.insert(dimension.name().to_owned(), out);
     }
-    let messages = match endpoint {
-        Some(_) => None,
-        None => Some(state.store.count_messages(&app.id, since, until).await?),
-    };
     let total = whole.total();
     Ok(Json(StatsSeriesOut {
         since: whole.start,
@@ -314,9 +315,11 @@ fn range_of(
         (Some(range), _) => {
             let (length, step) = match range.as_str() {
                 "1h" => (TimeDelta::hours(1), TimeDelta::minutes(1)),
-                "24h" => (TimeDelta::hours(24), TimeDelta::minutes(30)),
-                "7d" => (TimeDelta::days(7), TimeDelta::hours(3)),
-                "30d" => (TimeDelta::days(30), TimeDelta::hours(12)),
+                // Each default reads the coarsest rollup that fits it: minutes for an
+                // hour, hours for a day or a week, days for a month.
+                "24h" => (TimeDelta::hours(24), TimeDelta::hours(1)),
+                "7d" => (TimeDelta::days(7), TimeDelta::hours(6)),
+                "30d" => (TimeDelta::days(30), TimeDelta::days(1)),
                 _ => return Err(ApiError::invalid("range", "must be 1h, 24h, 7d or 30d")),
             };
             (until - length, step)
@@ -428,8 +431,7 @@ impl Series {
                 since: start,
                 until,
                 group_by,
-                // Hourly rollups serve buckets that are whole hours.
-                hourly: step.num_minutes() % 60 == 0,
+                resolution: Resolution::for_step(step),
             })
             .await?;
         Ok(Self {
@@ -508,8 +510,8 @@ mod tests {
             range: Some(range.into()),
             ..SeriesQuery::default()
         };
-        assert_eq!(range_of(&q("24h"), now).unwrap().2, TimeDelta::minutes(30));
-        assert_eq!(range_of(&q("30d"), now).unwrap().2, TimeDelta::hours(12));
+        assert_eq!(range_of(&q("24h"), now).unwrap().2, TimeDelta::hours(1));
+        assert_eq!(range_of(&q("30d"), now).unwrap().2, TimeDelta::days(1));
         assert!(range_of(&q("2y"), now).is_err());
         assert!(range_of(&SeriesQuery::default(), now).is_err());
         assert_eq!(span_name(TimeDelta::hours(12)), "12h");
