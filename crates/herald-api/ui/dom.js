@@ -95,7 +95,8 @@ export function pretty(text) {
 
 /** A code block with a copy button. */
 export function codeBlock(text, testid = "code") {
-  const pre = h("pre", { testid }, text);
+  // Focusable, so a long body that scrolls can be scrolled from the keyboard too.
+  const pre = h("pre", { testid, tabindex: "0" }, text);
   return h("div", { class: "code" }, pre,
     h("button", { type: "button", class: "small", testid: `${testid}-copy`,
       onclick: () => navigator.clipboard.writeText(text) }, "Copy"));

@@ -54,6 +54,10 @@ pub struct DeliveryOutcome {
     pub headers: BTreeMap<String, String>,
     /// The response body, already cut at the configured limit.
     pub body: String,
+    /// Whether `body` was cut.
+    pub body_truncated: bool,
+    /// The request headers as recorded in the attempt log (secrets masked).
+    pub request_headers: BTreeMap<String, String>,
     pub duration: Duration,
     /// `None` on success.
     pub error: Option<DeliveryError>,

@@ -283,6 +283,11 @@ pub struct Attempt {
     pub response_headers: BTreeMap<String, String>,
     /// The response body, cut at the configured limit; emptied by content deletion.
     pub response: String,
+    /// Whether the response body was longer than the limit and `response` holds its start.
+    pub response_truncated: bool,
+    /// The headers Herald sent, values of secret-looking custom headers masked; empty
+    /// for destinations other than HTTP.
+    pub request_headers: BTreeMap<String, String>,
     pub response_duration_ms: i64,
     pub error_kind: Option<AttemptErrorKind>,
     pub error_detail: Option<String>,
@@ -306,6 +311,9 @@ pub struct Token {
     /// Good for one exchange (`auth/one-time-token`) for a token of the same scope, and
     /// for nothing else: what a sign-in link carries.
     pub one_time: bool,
+    /// The token's first characters (`hrld_ab12`), by which lists name it once its value
+    /// is no longer shown; empty when the token was chosen, not generated.
+    pub hint: String,
 }
 
 /// The limits of one customer-portal session (`app-portal-access`).

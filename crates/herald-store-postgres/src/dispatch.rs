@@ -57,12 +57,13 @@ pub async fn insert_attempts(
     sqlx::query(
         "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
-         error_detail, trigger_type, created_at) \
+         error_detail, trigger_type, created_at, request_headers, response_truncated) \
          SELECT v.* FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
          $6::text[], $7::int2[], $8::int4[], $9::jsonb[], $10::text[], $11::int8[], $12::text[], \
-         $13::text[], $14::int2[], $15::timestamptz[]) AS v(id, delivery_id, msg_id, endpoint_id, \
-         app_id, url, status, response_status_code, response_headers, response, \
-         response_duration_ms, error_kind, error_detail, trigger_type, created_at) \
+         $13::text[], $14::int2[], $15::timestamptz[], $16::jsonb[], $17::bool[]) \
+         AS v(id, delivery_id, msg_id, endpoint_id, app_id, url, status, response_status_code, \
+         response_headers, response, response_duration_ms, error_kind, error_detail, \
+         trigger_type, created_at, request_headers, response_truncated) \
          WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = v.msg_id) \
          AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = v.endpoint_id)",
     )
@@ -101,6 +102,18 @@ pub async fn insert_attempts(
             .collect::<Vec<_>>(),
     )
     .bind(attempts.iter().map(|a| a.created_at).collect::<Vec<_>>())
+    .bind(
+        attempts
+            .iter()
+            .map(|a| Json(&a.request_headers))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.response_truncated)
+            .collect::<Vec<_>>(),
+    )
     .execute(conn)
     .await
     .map_err(internal)?;

@@ -61,6 +61,7 @@ pub fn token(row: &impl ReadRow) -> StoreResult<Token> {
         expires_at: row.opt_time("expires_at")?,
         portal: row.opt_json("portal")?,
         one_time: row.flag("one_time")?,
+        hint: row.text("hint")?,
     })
 }
 
@@ -162,6 +163,8 @@ pub fn attempt(row: &impl ReadRow) -> StoreResult<Attempt> {
         response_headers: row.json("response_headers")?,
         response: row.text("response")?,
         response_duration_ms: row.int("response_duration_ms")?,
+        response_truncated: row.flag("response_truncated")?,
+        request_headers: row.json("request_headers")?,
         error_kind: row
             .opt_text("error_kind")?
             .map(|k| AttemptErrorKind::parse(&k)),

@@ -76,7 +76,7 @@ pub async fn insert_attempts(
     let mut qb = QueryBuilder::<Sqlite>::new(
         "WITH v (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
-         error_detail, trigger_type, created_at) AS (",
+         error_detail, trigger_type, created_at, request_headers, response_truncated) AS (",
     );
     qb.push_values(batch, |mut row, f| {
         let a = &f.attempt;
@@ -94,12 +94,14 @@ pub async fn insert_attempts(
             .push_bind(a.error_kind.map(|k| k.as_str()))
             .push_bind(a.error_detail.clone())
             .push_bind(a.trigger as i64)
-            .push_bind(ms(a.created_at));
+            .push_bind(ms(a.created_at))
+            .push_bind(json(&a.request_headers))
+            .push_bind(a.response_truncated);
     });
     qb.push(
         ") INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
-         error_detail, trigger_type, created_at) \
+         error_detail, trigger_type, created_at, request_headers, response_truncated) \
          SELECT * FROM v WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = v.msg_id) \
          AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = v.endpoint_id)",
     );

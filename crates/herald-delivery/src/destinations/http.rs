@@ -175,6 +175,7 @@ impl HttpDestination {
         &self,
         url: &str,
         req: &DeliveryRequest,
+        headers: HeaderMap,
     ) -> Result<DeliveryOutcome, DeliveryError> {
         let url = Url::parse(url).map_err(|e| {
             DeliveryError::permanent(AttemptErrorKind::Other, format!("invalid URL: {e}"))
@@ -205,7 +206,7 @@ impl HttpDestination {
         let mut response = self
             .client_for(&req.endpoint)?
             .request(method, url)
-            .headers(self.headers(req))
+            .headers(headers)
             .body(req.body().as_bytes().to_vec())
             .send()
             .await
@@ -219,12 +220,14 @@ impl HttpDestination {
             .and_then(|v| parse_retry_after(v, req.attempted_at));
         let mut body = Vec::new();
         // A body that fails midway still leaves the status, which decides the outcome.
-        while body.len() < self.max_response_bytes {
+        // Reading one byte past the limit tells a cut body from one exactly that long.
+        while body.len() <= self.max_response_bytes {
             match response.chunk().await {
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 _ => break,
             }
         }
+        let body_truncated = body.len() > self.max_response_bytes;
         body.truncate(self.max_response_bytes);
         let error = (!status.is_success()).then(|| {
             DeliveryError::new(
@@ -236,6 +239,9 @@ impl HttpDestination {
             status_code: Some(status.as_u16()),
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
+            body_truncated,
+            // Filled in by `deliver_to`, which saw the headers before they were sent.
+            request_headers: Default::default(),
             duration: Duration::ZERO,
             error,
             retry_after,
@@ -245,8 +251,14 @@ impl HttpDestination {
     /// Delivers `req` to `url`, which may differ from the endpoint's (chat URLs).
     pub async fn deliver_to(&self, url: &str, req: &DeliveryRequest) -> DeliveryOutcome {
         let started = Instant::now();
-        let mut outcome = self.send(url, req).await.unwrap_or_else(Into::into);
+        let headers = self.headers(req);
+        let recorded = recorded_request_headers(&headers, req);
+        let mut outcome = self
+            .send(url, req, headers)
+            .await
+            .unwrap_or_else(Into::into);
         outcome.duration = started.elapsed();
+        outcome.request_headers = recorded;
         outcome
     }
 }
@@ -280,6 +292,51 @@ fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
             )
         })
         .collect()
+}
+
+/// The request headers for the attempt log. Values of custom (or templated) headers whose
+/// names suggest a credential are masked: the log is shown to customers in the portal.
+fn recorded_request_headers(
+    headers: &HeaderMap,
+    req: &DeliveryRequest,
+) -> BTreeMap<String, String> {
+    let templated = req.rendered.as_ref().map(|r| &r.headers);
+    let custom = |name: &str| {
+        req.endpoint
+            .headers
+            .keys()
+            .chain(templated.into_iter().flat_map(|h| h.keys()))
+            .any(|k| k.eq_ignore_ascii_case(name))
+    };
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let name = name.as_str();
+            let value = if custom(name) && looks_secret(name) {
+                "••••••".to_owned()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.to_owned(), value)
+        })
+        .collect()
+}
+
+/// Whether a header's name suggests its value is a credential.
+fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "cookie"
+        || [
+            "auth",
+            "token",
+            "secret",
+            "key",
+            "password",
+            "signature",
+            "session",
+        ]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 /// `Retry-After` as seconds or an HTTP date.

@@ -373,6 +373,8 @@ fn record(
             .map(|(k, v)| (without_nul(k), without_nul(v)))
             .collect(),
         response: without_nul(&outcome.body),
+        response_truncated: outcome.body_truncated,
+        request_headers: outcome.request_headers.clone(),
         response_duration_ms: outcome.duration.as_millis().try_into().unwrap_or(i64::MAX),
         error_kind: outcome.error.as_ref().map(|e| e.kind),
         error_detail: outcome.error.as_ref().map(|e| without_nul(&e.detail)),

@@ -487,7 +487,7 @@ async fn unicode_and_large_payloads_arrive_byte_for_byte() {
 }
 
 #[tokio::test]
-async fn attempt_log_names_connection_refused_and_stores_a_capped_response() {
+async fn attempt_log_names_connection_refused_and_stores_what_was_sent_and_a_capped_response() {
     let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
         c.delivery.retry_schedule = vec![];
         c.delivery.max_response_bytes = 4;
@@ -503,7 +503,12 @@ async fn attempt_log_names_connection_refused_and_stores_a_capped_response() {
         .endpoint(&app, json!({"url": format!("http://{closed}/hook")}))
         .await;
     let receiver = Receiver::start().await;
-    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    herald
+        .endpoint(
+            &app,
+            json!({"url": receiver.url, "headers": {"X-Auth-Token": "t0ps3cret", "X-Tenant": "7"}}),
+        )
+        .await;
     let msg = herald
         .publish(&app, json!({"eventType": "a", "payload": {}}))
         .await;
@@ -520,6 +525,20 @@ async fn attempt_log_names_connection_refused_and_stores_a_capped_response() {
         .find(|a| a["responseStatusCode"] == 200)
         .expect("good attempt");
     assert_eq!(ok["response"], "rece", "cut at max_response_bytes");
+    assert_eq!(ok["responseTruncated"], true);
+    assert_eq!(refused["responseTruncated"], false);
+    // What was sent is recorded, even when nothing answered; credentials are masked.
+    for attempt in [ok, refused] {
+        let sent = &attempt["requestHeaders"];
+        assert_eq!(sent["webhook-id"], msg.as_str(), "{attempt}");
+        assert!(sent["webhook-signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1,"));
+    }
+    assert_eq!(ok["requestHeaders"]["x-tenant"], "7");
+    assert_eq!(ok["requestHeaders"]["x-auth-token"], "••••••");
+    assert_eq!(receiver.received()[0].header("x-auth-token"), "t0ps3cret");
 }
 
 #[tokio::test]

@@ -51,6 +51,11 @@ pub struct MessageAttemptOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_detail: Option<String>,
     pub response_headers: BTreeMap<String, String>,
+    /// Herald extension: whether `response` is only the start of a longer body.
+    pub response_truncated: bool,
+    /// Herald extension: the headers sent (values of secret-looking custom headers
+    /// masked); empty for destinations other than HTTP.
+    pub request_headers: BTreeMap<String, String>,
 }
 
 impl MessageAttemptOut {
@@ -78,6 +83,8 @@ impl MessageAttemptOut {
             } else {
                 BTreeMap::new()
             },
+            response_truncated: a.response_truncated,
+            request_headers: a.request_headers,
         }
     }
 }
