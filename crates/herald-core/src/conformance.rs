@@ -155,6 +155,11 @@ fn attempt_of(c: &ClaimedDelivery, at: DateTime<Utc>, ok: bool) -> Attempt {
         response_headers: Default::default(),
         response: "ok".into(),
         response_duration_ms: 3,
+        response_truncated: true,
+        request_headers: std::collections::BTreeMap::from([(
+            "webhook-id".to_owned(),
+            "msg_1".to_owned(),
+        )]),
         error_kind: (!ok).then_some(AttemptErrorKind::HttpStatus),
         error_detail: None,
         trigger: c.delivery.trigger,
@@ -497,15 +502,17 @@ pub async fn attempt_stats_are_rolled_up_by_bucket_and_group(store: &dyn Store) 
             .await
             .unwrap();
     }
-    let query = |group_by, hourly| crate::stats::StatsQuery {
+    use crate::stats::{Dimension, Resolution::*, RollupCutoffs};
+    let cutoffs = |minute, hour, day| RollupCutoffs { minute, hour, day };
+    let query = |group_by, resolution| crate::stats::StatsQuery {
         app_id: a.id.clone(),
         endpoint_id: None,
         since: t0() - secs(3600),
         until: t0() + secs(3600),
         group_by,
-        hourly,
+        resolution,
     };
-    let minutes = store.attempt_stats(&query(None, false)).await.unwrap();
+    let minutes = store.attempt_stats(&query(None, Minute)).await.unwrap();
     assert_eq!(minutes.len(), 2, "two minutes: {minutes:?}");
     let total = minutes
         .iter()
@@ -515,12 +522,15 @@ pub async fn attempt_stats_are_rolled_up_by_bucket_and_group(store: &dyn Store) 
         });
     assert_eq!((total.attempts, total.succeeded), (6, 3));
     assert_eq!(total.duration_ms, 3 * 20 + 3 * 4_000);
-    let hours = store.attempt_stats(&query(None, true)).await.unwrap();
+    let hours = store.attempt_stats(&query(None, Hour)).await.unwrap();
     assert_eq!(hours.len(), 1);
     assert_eq!(hours[0].counts, total);
+    let days = store.attempt_stats(&query(None, Day)).await.unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0].counts, total);
 
     let by_endpoint = store
-        .attempt_stats(&query(Some(crate::stats::Dimension::Endpoint), true))
+        .attempt_stats(&query(Some(Dimension::Endpoint), Hour))
         .await
         .unwrap();
     let failing = by_endpoint
@@ -529,7 +539,7 @@ pub async fn attempt_stats_are_rolled_up_by_bucket_and_group(store: &dyn Store) 
         .unwrap();
     assert_eq!((failing.counts.attempts, failing.counts.succeeded), (3, 0));
     let by_code = store
-        .attempt_stats(&query(Some(crate::stats::Dimension::StatusCode), true))
+        .attempt_stats(&query(Some(Dimension::StatusCode), Day))
         .await
         .unwrap();
     let mut codes: Vec<_> = by_code
@@ -539,7 +549,7 @@ pub async fn attempt_stats_are_rolled_up_by_bucket_and_group(store: &dyn Store) 
     codes.sort();
     assert_eq!(codes, [("200".to_string(), 3), ("500".to_string(), 3)]);
     let by_type = store
-        .attempt_stats(&query(Some(crate::stats::Dimension::EventType), true))
+        .attempt_stats(&query(Some(Dimension::EventType), Hour))
         .await
         .unwrap();
     let paid = by_type
@@ -553,35 +563,50 @@ pub async fn attempt_stats_are_rolled_up_by_bucket_and_group(store: &dyn Store) 
         .unwrap();
     assert_eq!(messages, 3);
     // One endpoint's view.
-    let mut one = query(None, true);
+    let mut one = query(None, Hour);
     one.endpoint_id = Some(eps[0].id.clone());
     let mine = store.attempt_stats(&one).await.unwrap();
     assert_eq!((mine[0].counts.attempts, mine[0].counts.succeeded), (3, 3));
-    // Old minutes go first; hours are kept longer.
+    // Old minutes go first; hours and days are kept longer.
     // (t0 is 20 s into its minute: the minutes start at t0 - 20 s and t0 + 40 s.)
+    let long_ago = t0() - secs(3600 * 48);
     let removed = store
-        .purge_stats(t0() + secs(30), t0() - secs(3600))
+        .purge_stats(&cutoffs(t0() + secs(30), long_ago, long_ago))
         .await
         .unwrap();
     assert!(removed >= 1, "the first minute's rows");
     assert_eq!(
         store
-            .attempt_stats(&query(None, false))
+            .attempt_stats(&query(None, Minute))
             .await
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        store.attempt_stats(&query(None, true)).await.unwrap().len(),
+        store.attempt_stats(&query(None, Hour)).await.unwrap().len(),
         1
     );
+    let later = t0() + secs(3600 * 48);
     store
-        .purge_stats(t0() + secs(3600), t0() + secs(3600))
+        .purge_stats(&cutoffs(later, later, long_ago))
         .await
         .unwrap();
     assert!(store
-        .attempt_stats(&query(None, true))
+        .attempt_stats(&query(None, Hour))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.attempt_stats(&query(None, Day)).await.unwrap().len(),
+        1
+    );
+    store
+        .purge_stats(&cutoffs(later, later, later))
+        .await
+        .unwrap();
+    assert!(store
+        .attempt_stats(&query(None, Day))
         .await
         .unwrap()
         .is_empty());
@@ -714,7 +739,8 @@ pub async fn message_filters_select_by_type_channel_and_tag(store: &dyn Store) {
 
 pub async fn messages_are_filtered_by_the_state_of_their_deliveries(store: &dyn Store) {
     let (a, _) = setup_app_with(store, 1).await;
-    let failed = message(&a.id, "x");
+    let mut failed = message(&a.id, "x");
+    failed.message.payload = Some(r#"{"order":"needle-7","note":"50%_off"}"#.into());
     let pending = message(&a.id, "x");
     store.create_message(&failed).await.unwrap();
     let c = store.claim_due(&claim_at(t0())).await.unwrap().remove(0);
@@ -744,6 +770,42 @@ pub async fn messages_are_filtered_by_the_state_of_their_deliveries(store: &dyn 
         .unwrap();
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].id, pending.message.id);
+
+    // By the class of an attempt's response: the failed one was answered 500.
+    let class = |class| MessageFilter {
+        status_code_class: Some(class),
+        ..Default::default()
+    };
+    let found = store
+        .list_messages(&a.id, &class(500), &page(10))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].id, failed.message.id);
+    let found = store
+        .list_messages(&a.id, &class(200), &page(10))
+        .await
+        .unwrap();
+    assert!(found.items.is_empty());
+
+    // By payload text, taken literally (no wildcards) and case-sensitively.
+    let containing = |text: &str| MessageFilter {
+        payload_contains: Some(text.into()),
+        ..Default::default()
+    };
+    for (text, hits) in [
+        ("needle-7", 1),
+        ("50%_off", 1),
+        ("%", 1),
+        ("_", 1),
+        ("NEEDLE", 0),
+    ] {
+        let found = store
+            .list_messages(&a.id, &containing(text), &page(10))
+            .await
+            .unwrap();
+        assert_eq!(found.items.len(), hits, "{text}");
+    }
 }
 
 pub async fn one_endpoint_gets_at_most_its_share_of_a_claim(store: &dyn Store) {
@@ -812,6 +874,7 @@ pub async fn tokens_are_listed_and_deleted(store: &dyn Store) {
         expires_at: None,
         portal: None,
         one_time: false,
+        hint: "hrld_ab12".into(),
     };
     store.insert_token(&token).await.unwrap();
     assert!(store.has_admin_token().await.unwrap());
@@ -844,6 +907,7 @@ pub async fn portal_sessions_are_revoked_by_application_and_session(store: &dyn 
             session_id: session.map(Into::into),
         }),
         one_time: session == Some("s2"),
+        hint: String::new(),
     };
     let one = token(&a, Some("s1"), true);
     let two = token(&a, Some("s2"), true);

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use crate::model::{
     Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message, Token,
 };
-use crate::stats::{StatsQuery, StatsRow};
+use crate::stats::{RollupCutoffs, StatsQuery, StatsRow};
 
 /// What a store can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,12 @@ pub struct MessageFilter {
     pub after: Option<DateTime<Utc>>,
     /// Only messages with a delivery in this state (to any endpoint).
     pub delivery_status: Option<DeliveryStatus>,
+    /// Only messages with an attempt whose response status is in this class (200 for
+    /// 2xx, 0 for "no response").
+    pub status_code_class: Option<i32>,
+    /// Only messages whose payload contains this text (case-sensitive). It reads the
+    /// payloads of the range it pages through: narrow it with a time range on a big log.
+    pub payload_contains: Option<String>,
 }
 
 /// Filters on attempt lists.
@@ -431,13 +437,9 @@ pub trait Queue: Send + Sync {
     /// `before`, at most `batch` of each, keeping their metadata; returns how many rows
     /// changed (fewer than `2 × batch` means nothing older is left).
     async fn purge_content(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
-    /// Removes statistics rollups of buckets before these times (minutely, hourly);
+    /// Removes statistics rollups of buckets before the cutoff of their resolution;
     /// returns how many rows went.
-    async fn purge_stats(
-        &self,
-        minutes_before: DateTime<Utc>,
-        hours_before: DateTime<Utc>,
-    ) -> StoreResult<u64>;
+    async fn purge_stats(&self, cutoffs: &RollupCutoffs) -> StoreResult<u64>;
     /// When the earliest pending delivery, other than those of `skip_endpoints`, falls due.
     async fn next_due_at(&self, skip_endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
 }

@@ -31,6 +31,9 @@ pub trait Dialect: Send + Sync + Sized + 'static {
 
     /// A condition that the list column `column` holds the next bound text.
     fn list_contains(column: &str) -> String;
+    /// A condition that the text column `column` contains the next bound text, as is
+    /// (case-sensitive, no wildcards).
+    fn text_contains(column: &str) -> String;
     /// Appends a condition that `column` is one of `items`. PostgreSQL binds the list
     /// once (`= ANY($n)`), so a statement's text, and the prepared statement it caches
     /// for it, do not change with the list's length; SQLite, whose statements are cheap

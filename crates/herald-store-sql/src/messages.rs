@@ -47,6 +47,21 @@ fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
             .push_bind(v::code(status as i16))
             .push(")");
     }
+    if let Some(class) = f.status_code_class {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM attempts a WHERE a.msg_id = m.id \
+             AND a.response_status_code >= ",
+        )
+        .push_bind(v::int(class))
+        .push(" AND a.response_status_code < ")
+        .push_bind(v::int(class.saturating_add(100)))
+        .push(")");
+    }
+    if let Some(text) = &f.payload_contains {
+        sql.push(" AND ")
+            .push(&D::text_contains("m.payload"))
+            .add(v::text(text));
+    }
 }
 
 /// Which attempts a list is of.

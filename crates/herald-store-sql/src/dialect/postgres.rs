@@ -54,6 +54,9 @@ impl Dialect for PostgresDialect {
     fn list_contains(column: &str) -> String {
         format!("? = ANY({column})")
     }
+    fn text_contains(column: &str) -> String {
+        format!("strpos({column}, ?) > 0")
+    }
     fn push_in_list(sql: &mut Sql, column: &str, items: Vec<String>) {
         sql.push(column)
             .push(" = ANY(")

@@ -51,6 +51,9 @@ impl Dialect for SqliteDialect {
     fn list_contains(column: &str) -> String {
         format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)")
     }
+    fn text_contains(column: &str) -> String {
+        format!("instr({column}, ?) > 0")
+    }
     fn push_in_list(sql: &mut Sql, column: &str, items: Vec<String>) {
         sql.push(column)
             .push(" IN ")

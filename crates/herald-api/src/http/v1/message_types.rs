@@ -112,6 +112,12 @@ pub struct MessageListQuery {
     /// Herald extension: only messages with a delivery in this state (0 succeeded,
     /// 1 pending, 2 failed, 3 sending, 4 canceled).
     pub status: Option<i64>,
+    /// Herald extension: only messages with an attempt answered in this class: 0 (no
+    /// response), 100, 200, 300, 400 or 500.
+    pub status_code_class: Option<i32>,
+    /// Herald extension: only messages whose payload contains this text
+    /// (case-sensitive, 1 to 256 characters).
+    pub payload_contains: Option<String>,
 }
 
 impl MessageListQuery {
@@ -124,8 +130,34 @@ impl MessageListQuery {
             before: self.before,
             after: self.after,
             delivery_status: crate::http::v1::attempt_types::parse_status("status", self.status)?,
+            status_code_class: match self.status_code_class {
+                Some(c) if !(0..=500).contains(&c) || c % 100 != 0 => {
+                    return Err(query_error(
+                        "status_code_class",
+                        "must be 0, 100, 200, 300, 400 or 500",
+                    ))
+                }
+                class => class,
+            },
+            payload_contains: match &self.payload_contains {
+                Some(text) if text.is_empty() || text.chars().count() > 256 => {
+                    return Err(query_error(
+                        "payload_contains",
+                        "must be 1 to 256 characters",
+                    ))
+                }
+                text => text.clone(),
+            },
         })
     }
+}
+
+fn query_error(param: &str, msg: &str) -> ApiError {
+    ApiError::Validation(vec![FieldError {
+        loc: vec!["query".into(), param.into()],
+        msg: msg.into(),
+        kind: "value_error",
+    }])
 }
 
 pub(crate) fn validate(body: &MessageIn, max_payload: usize) -> ApiResult<()> {
