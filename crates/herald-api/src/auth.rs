@@ -28,6 +28,12 @@ pub fn generate_token() -> String {
     )
 }
 
+/// The first characters of a generated token: its prefix and four of its forty random
+/// ones, enough to tell tokens apart in a list, too few to help guess one.
+fn hint_of(token: &str) -> String {
+    token.chars().take(TOKEN_PREFIX.len() + 4).collect()
+}
+
 /// Stores `plaintext` (hashed) as a token of the given scope.
 pub async fn store_token(
     store: &dyn Store,
@@ -46,6 +52,8 @@ pub async fn store_token(
         expires_at,
         portal: None,
         one_time: false,
+        // A chosen token's start would give part of it away.
+        hint: String::new(),
     };
     match store.insert_token(&token).await {
         // The same token stored again (HERALD_ADMIN_TOKEN at every start) is fine.
@@ -64,22 +72,30 @@ pub struct NewToken {
     pub one_time: bool,
 }
 
-/// Generates a token, stores its hash, and returns its value (shown once).
+/// Generates a token and stores its hash; returns its value (shown once).
 pub async fn issue_token(store: &dyn Store, new: NewToken) -> Result<String, StoreError> {
-    let token = generate_token();
-    store
-        .insert_token(&Token {
-            id: IdKind::Token.new_id(),
-            hash: hash_token(&token),
-            app_id: new.app_id,
-            description: new.description,
-            created_at: new.now,
-            expires_at: new.expires_at,
-            portal: new.portal,
-            one_time: new.one_time,
-        })
-        .await?;
-    Ok(token)
+    Ok(issue_token_record(store, new).await?.0)
+}
+
+/// [`issue_token`], also returning the record stored.
+pub async fn issue_token_record(
+    store: &dyn Store,
+    new: NewToken,
+) -> Result<(String, Token), StoreError> {
+    let value = generate_token();
+    let token = Token {
+        id: IdKind::Token.new_id(),
+        hash: hash_token(&value),
+        app_id: new.app_id,
+        description: new.description,
+        created_at: new.now,
+        expires_at: new.expires_at,
+        portal: new.portal,
+        one_time: new.one_time,
+        hint: hint_of(&value),
+    };
+    store.insert_token(&token).await?;
+    Ok((value, token))
 }
 
 /// Who is calling, as proven by their bearer token.

@@ -44,7 +44,7 @@ impl<B: Backend> Catalog for SqlStore<B> {
         let db = &self.db;
         let sql = Sql::new(
             "INSERT INTO tokens (id, hash, app_id, description, created_at, expires_at, \
-             portal, session_id, one_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             portal, session_id, one_time, hint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v::text(&t.id))
         .bind(v::text(&t.hash))
@@ -56,7 +56,8 @@ impl<B: Backend> Catalog for SqlStore<B> {
         .bind(v::opt_text(
             t.portal.as_ref().and_then(|p| p.session_id.as_deref()),
         ))
-        .bind(v::flag(t.one_time));
+        .bind(v::flag(t.one_time))
+        .bind(v::text(&t.hint));
         db.write(&sql).await.map_err(conflict_on("token"))?;
         Ok(())
     }

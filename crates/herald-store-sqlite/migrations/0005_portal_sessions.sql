@@ -6,3 +6,6 @@ ALTER TABLE tokens ADD COLUMN session_id TEXT;
 -- A sign-in link's token, good for one exchange for a session token (herald ui-link).
 ALTER TABLE tokens ADD COLUMN one_time INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX tokens_portal_app ON tokens (app_id, session_id) WHERE portal IS NOT NULL;
+-- A generated token's first characters, by which the dashboard names it after showing it
+-- once (the value itself is never stored).
+ALTER TABLE tokens ADD COLUMN hint TEXT NOT NULL DEFAULT '';

@@ -14,3 +14,4 @@ mod operational;
 mod portal_sessions;
 mod sdk;
 mod templates;
+mod tokens;

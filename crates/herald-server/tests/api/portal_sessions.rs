@@ -351,6 +351,7 @@ async fn a_one_time_token_is_exchanged_once_and_is_good_for_nothing_else() {
         expires_at: Some(now + chrono::Duration::minutes(5)),
         portal: None,
         one_time: true,
+        hint: String::new(),
     };
     herald.store().insert_token(&store_token).await.unwrap();
     assert_eq!(

@@ -20,6 +20,7 @@ pub mod message_types;
 pub mod operational_endpoint;
 pub mod stats;
 pub mod throttle;
+pub mod token;
 
 use utoipa_axum::router::OpenApiRouter;
 
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(attempt::router())
         .merge(event_type::router())
         .merge(auth::router())
+        .merge(token::router())
         .merge(health::router())
         .merge(instance::router())
         .merge(operational_endpoint::router())
