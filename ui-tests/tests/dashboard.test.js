@@ -147,3 +147,30 @@ test("F13 the instance page names the store and the queue", async () => {
   await pageChecks(page, "dashboard-instance");
   await page.context().close();
 });
+
+test("F13 an API token is shown once, then only by its first characters, and can be revoked", async () => {
+  const page = await signedIn();
+  await page.getByTestId("nav-tokens").click();
+  await page.getByTestId("new-token").waitFor();
+  await page.getByTestId("token-description").fill("billing service");
+  await page.getByTestId("create-token").click();
+  const value = (await page.getByTestId("token-value").textContent()).trim();
+  assert.match(value, /^hrld_[A-Za-z0-9]{40}$/);
+  // The value works as a token of the API.
+  const answer = await fetch(`${herald.url}/api/v1/app`, { headers: { authorization: `Bearer ${value}` } });
+  assert.equal(answer.status, 200);
+  const row = page.getByTestId("token-list").getByTestId("row").filter({ hasText: "billing service" });
+  assert.equal(await row.getByTestId("token-hint").textContent(), `${value.slice(0, 9)}…`);
+  await pageChecks(page, "dashboard-tokens");
+  // Shown once: after a reload the page knows only the hint.
+  await page.reload();
+  await row.waitFor();
+  assert.ok(!(await page.content()).includes(value), "the value is not on the page again");
+  assert.equal(await page.getByTestId("token-created").count(), 0);
+  await row.getByTestId("revoke-token").click();
+  await page.getByTestId("confirm-ok").click();
+  await row.waitFor({ state: "detached" });
+  const after = await fetch(`${herald.url}/api/v1/app`, { headers: { authorization: `Bearer ${value}` } });
+  assert.equal(after.status, 401);
+  await page.context().close();
+});

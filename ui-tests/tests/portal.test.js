@@ -378,6 +378,29 @@ test("F7 the message log filters by type and id, keeps filters in the address, p
   await page.getByTestId("apply-filters").click();
   await page.waitForURL(/id=evt-7/);
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=message-list] [data-testid=row]").length === 1);
+  await page.getByTestId("filter-id").fill("");
+  // By response class: the 5xx rows are the failed ones, here of every type.
+  await page.getByTestId("clear-filters").click();
+  await page.getByTestId("filter-status-class").selectOption("500");
+  await page.getByTestId("apply-filters").click();
+  await page.waitForURL(/status_code_class=500/);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=message-list] [data-testid=row]").length === 30);
+  const classIds = await page.getByTestId("message-list").locator("[data-testid=row] td:nth-child(3)").allTextContents();
+  assert.ok(classIds.every((id) => Number(id.replace("evt-", "")) % 5 === 0), classIds.join());
+  // Payload text: one message holds "m-42".
+  await page.getByTestId("clear-filters").click();
+  await page.getByTestId("filter-payload").fill("m-42\"");
+  await page.getByTestId("apply-filters").click();
+  await page.waitForURL(/payload=m-42/);
+  await page.waitForFunction(() => {
+    const cells = [...document.querySelectorAll("[data-testid=message-list] [data-testid=row] td:nth-child(3)")];
+    return cells.length === 1 && cells[0].textContent === "evt-42";
+  });
+  // A time preset keeps the other filters and sets the start of the range.
+  await page.getByTestId("range-1h").click();
+  await page.waitForURL(/after=/);
+  assert.match(page.url(), /payload=m-42/);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=message-list] [data-testid=row]").length === 1);
   await page.getByTestId("filter-id").fill("evt-nothing");
   await page.getByTestId("apply-filters").click();
   await page.getByTestId("empty-state").waitFor();
@@ -416,24 +439,44 @@ test("F11 custom headers reach the receiver, reserved ones are refused, the rate
   await page.context().close();
 });
 
-test("F8 attempt detail: status, body, webhook-id; a refused connection is named", async () => {
-  receiver.answer = (r) => (r.path === "/nope" ? { status: 500, body: "nope" } : { status: 200, body: "" });
-  const { app, portal } = await seedApp(herald, {
-    endpoints: [`${receiver.url}/nope`, "http://127.0.0.1:9/closed"],
+test("F8 attempt detail: request sent, status, body, truncation; a refused connection is named", async () => {
+  const big = "x".repeat(1024 * 1024);
+  receiver.answer = (r) => (r.path === "/nope" ? { status: 500, body: "nope" }
+    : r.path === "/big" ? { status: 200, body: big } : { status: 200, body: "" });
+  const { app, endpoints, portal } = await seedApp(herald, {
+    endpoints: [`${receiver.url}/nope`, "http://127.0.0.1:9/closed", `${receiver.url}/big`],
   });
+  await herald.ok("PATCH", `/app/${app.id}/endpoint/${endpoints[0].id}/headers`,
+    { headers: { "X-Api-Key": "s3cret-value", "X-Tenant": "7" } });
   const msg = await publish(herald, app.id, "user.created");
   const request = await receiver.waitFor((r) => r.path === "/nope" && r.headers["webhook-id"] === msg.id);
-  assert.equal(request.headers["webhook-id"], msg.id);
-  await eventually(async () => (await herald.ok("GET", `/app/${app.id}/attempt/msg/${msg.id}`)).data.length === 2);
+  assert.equal(request.headers["x-api-key"], "s3cret-value", "the receiver gets the real value");
+  await eventually(async () => (await herald.ok("GET", `/app/${app.id}/attempt/msg/${msg.id}`)).data.length === 3);
   const page = await openPortal(portal.url);
   await page.goto(`${herald.url}/portal/messages/${msg.id}`);
   const attempts = page.getByTestId("message-attempts").getByTestId("attempt-row");
-  await attempts.nth(1).waitFor();
-  assert.equal(await attempts.count(), 2);
-  const failed500 = attempts.filter({ hasText: "500" });
+  await attempts.nth(2).waitFor();
+  assert.equal(await attempts.count(), 3);
+  const failed500 = attempts.filter({ hasText: "/nope" });
   await failed500.getByTestId("attempt-open").click();
   assert.equal(await failed500.getByTestId("attempt-status-code").textContent(), "500");
   assert.match(await failed500.getByTestId("attempt-response").textContent(), /nope/);
+  // What was sent: the webhook-id is the message's id, the signature is there, the
+  // secret-looking custom header is masked and the harmless one is not.
+  const sent = await failed500.getByTestId("attempt-request-headers").textContent();
+  assert.match(sent, new RegExp(`webhook-id: ${msg.id}`));
+  assert.match(sent, /webhook-signature: v1,/);
+  assert.match(sent, /x-tenant: 7/);
+  assert.match(sent, /x-api-key: •+/);
+  assert.ok(!sent.includes("s3cret-value"), sent);
+  assert.deepEqual(JSON.parse(await failed500.getByTestId("attempt-request-body").textContent()), msg.payload);
+  assert.equal(await failed500.getByTestId("attempt-truncated").count(), 0);
+  // A 1 MiB answer is kept cut, and says so.
+  const large = attempts.filter({ hasText: "/big" });
+  await large.getByTestId("attempt-open").click();
+  await large.getByTestId("attempt-truncated").waitFor();
+  const kept = await large.getByTestId("attempt-response").textContent();
+  assert.ok(kept.length > 0 && kept.length < big.length, `${kept.length} characters shown`);
   const refused = attempts.filter({ hasText: "127.0.0.1:9" });
   await refused.getByTestId("attempt-open").click();
   assert.match(await refused.getByTestId("attempt-error").textContent(), /connection refused/);

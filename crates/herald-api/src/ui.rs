@@ -45,6 +45,7 @@ const ASSETS: &[Asset] = &[
     asset!("views/apps.js", JS),
     asset!("views/analytics.js", JS),
     asset!("views/operational.js", JS),
+    asset!("views/tokens.js", JS),
 ];
 
 const PAGE: &str = include_str!("../ui/index.html");

@@ -11,6 +11,7 @@ import { catalogList, catalogDetail, newEventType } from "./views/catalog.js";
 import { appList, instancePage } from "./views/apps.js";
 import { analyticsPage } from "./views/analytics.js";
 import { operationalPage } from "./views/operational.js";
+import { tokensPage } from "./views/tokens.js";
 
 const settings = JSON.parse(document.getElementById("herald-settings").textContent);
 const face = document.documentElement.dataset.face;
@@ -140,6 +141,7 @@ const dashboardRoutes = [
   ["", "apps", appList],
   ["instance", "instance", instancePage],
   ["operational", "operational", operationalPage],
+  ["tokens", "tokens", tokensPage],
   ["event-types", "event-types", catalogList],
   ["event-types/new", "new-event-type", newEventType],
   ["event-types/:name", "event-type", catalogDetail],
@@ -190,6 +192,7 @@ function header(ctx, route) {
   nav.push(link(`${catalogBase}/event-types`, "Event types", "nav-event-types", route.name.includes("event-type")));
   if (ctx.face === "dashboard") {
     nav.push(link(`${base}/operational`, "Operational webhooks", "nav-operational", route.name === "operational"));
+    nav.push(link(`${base}/tokens`, "API tokens", "nav-tokens", route.name === "tokens"));
     nav.push(link(`${base}/instance`, "Instance", "nav-instance", route.name === "instance"));
   }
   const logo = settings.logoUrl ? h("img", { src: settings.logoUrl, alt: "", class: "logo" }) : null;

@@ -8,7 +8,10 @@ import { allPages } from "./endpoints.js";
 
 const STATUS = { 0: ["succeeded", "ok"], 1: ["pending", "warn"], 2: ["failed", "bad"], 3: ["sending", "warn"] };
 const TRIGGER = { 0: "scheduled", 1: "manual" };
-const FILTER_KEYS = ["event_types", "status", "channel", "after", "before", "id"];
+const FILTER_KEYS = ["event_types", "status", "status_code_class", "payload", "channel", "after", "before", "id"];
+const STATUS_CLASSES = [["200", "2xx"], ["300", "3xx"], ["400", "4xx"], ["500", "5xx"], ["0", "No response"]];
+// Presets of the time range: each sets `after` to that long before now.
+const RANGE_PRESETS = [["1h", 3600e3], ["24h", 86400e3], ["7d", 7 * 86400e3]];
 
 export async function messageList(ctx, main, _params, search) {
   const id = search.get("id");
@@ -23,6 +26,8 @@ export async function messageList(ctx, main, _params, search) {
   const filters = {
     event_types: search.get("event_types"),
     status: search.get("status"),
+    status_code_class: search.get("status_code_class"),
+    payload_contains: search.get("payload"),
     channel: search.get("channel"),
     after: search.get("after"),
     before: search.get("before"),
@@ -47,6 +52,11 @@ async function filterForm(ctx, search) {
     h("option", { value: "" }, "Any"),
     [["0", "Succeeded"], ["2", "Failed"], ["1", "Pending"], ["3", "Sending"]].map(([value, text]) =>
       h("option", { value, selected: search.get("status") === value }, text)));
+  const statusClass = h("select", { testid: "filter-status-class" },
+    h("option", { value: "" }, "Any"),
+    STATUS_CLASSES.map(([value, text]) =>
+      h("option", { value, selected: search.get("status_code_class") === value }, text)));
+  const payload = h("input", { type: "search", testid: "filter-payload", value: search.get("payload") || "", maxlength: 256 });
   const channel = h("input", { type: "text", testid: "filter-channel", value: search.get("channel") || "" });
   const after = h("input", { type: "datetime-local", testid: "filter-after", value: toLocalInput(search.get("after")) });
   const before = h("input", { type: "datetime-local", testid: "filter-before", value: toLocalInput(search.get("before")) });
@@ -57,6 +67,8 @@ async function filterForm(ctx, search) {
     const selected = [...typeSelect.selectedOptions].map((o) => o.value);
     if (selected.length) q.set("event_types", selected.join(","));
     if (status.value) q.set("status", status.value);
+    if (statusClass.value) q.set("status_code_class", statusClass.value);
+    if (payload.value) q.set("payload", payload.value);
     if (channel.value.trim()) q.set("channel", channel.value.trim());
     if (after.value) q.set("after", new Date(after.value).toISOString());
     if (before.value) q.set("before", new Date(before.value).toISOString());
@@ -65,12 +77,24 @@ async function filterForm(ctx, search) {
     ctx.navigate(`${ctx.appBase}/messages${s ? `?${s}` : ""}`);
   };
   const active = FILTER_KEYS.some((k) => search.get(k));
+  // A preset keeps the other filters and replaces the time range.
+  const preset = (length) => {
+    const q = new URLSearchParams(search);
+    q.delete("iterator");
+    q.delete("before");
+    q.set("after", new Date(Date.now() - length).toISOString());
+    return `${ctx.appBase}/messages?${q}`;
+  };
   return h("form", { class: "filters card", role: "search", testid: "message-filters", onsubmit: apply },
     field("Event types", typeSelect),
     field("Delivery status", status, "Messages with a delivery in this state"),
+    field("Response status", statusClass, "Messages with an attempt answered so"),
+    field("Payload contains", payload, "Exact text, case-sensitive"),
     field("Channel", channel),
     field("After", after),
     field("Before", before),
+    h("nav", { class: "ranges", "aria-label": "Time range presets" }, RANGE_PRESETS.map(([name, length]) =>
+      h("a", { href: preset(length), "data-nav": "", class: "button small", testid: `range-${name}` }, `Last ${name}`))),
     field("Message or event id", id),
     h("div", { class: "actions" },
       h("button", { type: "submit", class: "primary", testid: "apply-filters" }, "Apply"),
@@ -153,7 +177,7 @@ export async function messageDetail(ctx, main, { id }) {
       h("h2", { id: "attempts-title" }, "Attempts"),
       attempts.length
         ? h("table", { testid: "message-attempts" }, attemptTableHead(false),
-          h("tbody", {}, attempts.map((a) => attemptRow(ctx, a, false))))
+          h("tbody", {}, attempts.map((a) => attemptRow(ctx, a, false, message.payload))))
         : emptyState("No attempts yet.")));
 }
 
@@ -163,8 +187,13 @@ export function attemptTableHead(withMessage) {
     h("th", {}, "Result"), h("th", {}, "Status code"), h("th", {}, "Duration"), h("th", {}, "Trigger")));
 }
 
-/** One attempt, opening onto its detail: what was sent where, and what came back. */
-export function attemptRow(ctx, a, withMessage) {
+/**
+ * One attempt, opening onto its detail: what was sent where, and what came back. The
+ * request body is the message's payload (or the endpoint template's output), shown when
+ * the caller has it at hand and linked otherwise.
+ */
+export function attemptRow(ctx, a, withMessage, payload) {
+  const sentHeaders = Object.entries(a.requestHeaders || {});
   const [text, kind] = STATUS[a.status] || ["unknown", ""];
   const detail = h("details", { testid: "attempt-detail" },
     h("summary", { testid: "attempt-open" }, time(a.timestamp)),
@@ -175,10 +204,23 @@ export function attemptRow(ctx, a, withMessage) {
       h("dt", {}, "Duration"), h("dd", { testid: "attempt-duration" }, `${a.responseDurationMs} ms`),
       h("dt", {}, "Trigger"), h("dd", { testid: "attempt-trigger" }, TRIGGER[a.triggerType] || String(a.triggerType)),
       a.errorKind ? [h("dt", {}, "Error"), h("dd", { testid: "attempt-error" }, describeError(a))] : null),
+    h("h3", {}, "Request"),
+    h("p", {}, h("code", { testid: "attempt-request-line" }, `POST ${a.url}`)),
+    sentHeaders.length
+      ? codeBlock(sentHeaders.map(([k, v]) => `${k}: ${v}`).join("\n"), "attempt-request-headers")
+      : h("p", { class: "muted" }, "No request headers recorded (not an HTTP destination, or an attempt made before Herald recorded them)."),
+    payload !== undefined
+      ? codeBlock(pretty(payload), "attempt-request-body")
+      : h("p", {}, "Body: the ", h("a", { href: `${ctx.appBase}/messages/${enc(a.msgId)}`, "data-nav": "" }, "message's payload"),
+        " (or the endpoint template's output)."),
     Object.keys(a.responseHeaders || {}).length
       ? [h("h3", {}, "Response headers"), codeBlock(Object.entries(a.responseHeaders).map(([k, v]) => `${k}: ${v}`).join("\n"), "attempt-response-headers")]
       : null,
     h("h3", {}, "Response body"),
+    a.responseTruncated
+      ? h("p", { class: "truncated", testid: "attempt-truncated", role: "note" },
+        "Truncated: the response was longer than Herald keeps; below is its start.")
+      : null,
     a.response ? codeBlock(pretty(a.response), "attempt-response") : h("p", { class: "muted" }, "Empty"));
   return h("tr", { testid: "attempt-row", "data-id": a.id, "data-status": text },
     h("td", {}, detail),
