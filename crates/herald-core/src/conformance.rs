@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
             full_lanes_are_skipped_when_claiming,
             message_filters_select_by_type_channel_and_tag,
             messages_are_filtered_by_the_state_of_their_deliveries,
+            the_message_stream_runs_in_commit_order_and_goes_on_where_it_stopped,
             one_endpoint_gets_at_most_its_share_of_a_claim,
             canceled_delivery_leaves_the_queue,
             tokens_are_listed_and_deleted,
@@ -735,6 +736,96 @@ pub async fn message_filters_select_by_type_channel_and_tag(store: &dyn Store) {
         .unwrap();
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].id, tagged.message.id);
+}
+
+pub async fn the_message_stream_runs_in_commit_order_and_goes_on_where_it_stopped(
+    store: &dyn Store,
+) {
+    // No endpoints: a consumer that polls needs none, and still hears of new messages.
+    let (a, _) = setup_app_with(store, 0).await;
+    let (other, _) = setup_app_with(store, 0).await;
+    let mut news = store.news();
+    news.borrow_and_update();
+    // The first message committed has the later id: the stream follows commits, not ids.
+    let earlier_id = message(&a.id, "a.one");
+    let mut later_id = message(&a.id, "a.two");
+    later_id.message.channels = Some(vec!["eu".into()]);
+    later_id.message.created_at = t0() + secs(10);
+    store.create_message(&later_id).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), news.changed())
+        .await
+        .expect("a publish is news")
+        .unwrap();
+    store.create_message(&earlier_id).await.unwrap();
+    store
+        .create_message(&message(&other.id, "a.one"))
+        .await
+        .unwrap();
+    let mut third = message(&a.id, "a.one");
+    third.message.channels = Some(vec!["us".into()]);
+    store.create_message(&third).await.unwrap();
+    let all = StreamFilter::default();
+    let ids = |p: &StreamPage| p.items.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+
+    let first = store
+        .read_stream(&a.id, &StreamPosition::Start, &all, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&first),
+        [later_id.message.id.clone(), earlier_id.message.id.clone()]
+    );
+    assert!(!first.done);
+    let second = store
+        .read_stream(&a.id, &first.next, &all, 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), [third.message.id.clone()]);
+    assert!(second.done);
+    // At the end, the position stays where it was until something comes.
+    let empty = store
+        .read_stream(&a.id, &second.next, &all, 2)
+        .await
+        .unwrap();
+    assert!(empty.items.is_empty() && empty.done);
+    assert_eq!(empty.next, second.next);
+    let fourth = message(&a.id, "a.two");
+    store.create_message(&fourth).await.unwrap();
+    let more = store
+        .read_stream(&a.id, &empty.next, &all, 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(&more), [fourth.message.id.clone()]);
+
+    let by_type = StreamFilter {
+        event_types: Some(vec!["a.two".into()]),
+        ..Default::default()
+    };
+    let typed = store
+        .read_stream(&a.id, &StreamPosition::Start, &by_type, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&typed),
+        [later_id.message.id.clone(), fourth.message.id.clone()]
+    );
+    let by_channel = StreamFilter {
+        channels: Some(vec!["us".into(), "eu".into()]),
+        ..Default::default()
+    };
+    let channeled = store
+        .read_stream(&a.id, &StreamPosition::Start, &by_channel, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&channeled),
+        [later_id.message.id.clone(), third.message.id.clone()]
+    );
+    let since = store
+        .read_stream(&a.id, &StreamPosition::Since(t0() + secs(5)), &all, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&since), [later_id.message.id.clone()]);
 }
 
 pub async fn messages_are_filtered_by_the_state_of_their_deliveries(store: &dyn Store) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::model::{
     Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message, Token,
@@ -89,6 +89,40 @@ pub struct MessageFilter {
     /// Only messages whose payload contains this text (case-sensitive). It reads the
     /// payloads of the range it pages through: narrow it with a time range on a big log.
     pub payload_contains: Option<String>,
+}
+
+/// A place in an application's message stream (the events API, for consumers that poll).
+///
+/// The stream runs in commit order, not id order: on PostgreSQL a message with an earlier
+/// id can commit after a later one (another node, a slower transaction), and a reader that
+/// went on by id would skip it. So each store numbers messages by commit (`seq`) and reads
+/// only as far as no transaction still in flight could come before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamPosition {
+    /// From the oldest message.
+    Start,
+    /// From the first message created after this time (a reader's first read).
+    Since(DateTime<Utc>),
+    /// After this message.
+    After { seq: i64, msg_id: String },
+}
+
+/// Which messages of the stream a reader wants.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamFilter {
+    pub event_types: Option<Vec<String>>,
+    /// Messages on any of these channels.
+    pub channels: Option<Vec<String>>,
+}
+
+/// One read of the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamPage {
+    pub items: Vec<Message>,
+    /// Where the next read goes on: after the last item, or where this one started.
+    pub next: StreamPosition,
+    /// Nothing more is readable now (more may come later).
+    pub done: bool,
 }
 
 /// Filters on attempt lists.
@@ -287,6 +321,18 @@ pub trait Messages: Send + Sync {
     async fn create_message_waiting(&self, new: &NewMessage) -> StoreResult<Published> {
         self.create_message(new).await
     }
+    /// Reads up to `limit` messages of the application's stream from `from`, in commit
+    /// order (see [`StreamPosition`]).
+    async fn read_stream(
+        &self,
+        app_id: &str,
+        from: &StreamPosition,
+        filter: &StreamFilter,
+        limit: u32,
+    ) -> StoreResult<StreamPage>;
+    /// Changes whenever messages may have been committed, on this node or (PostgreSQL)
+    /// another: what a long poll of the stream waits on.
+    fn news(&self) -> watch::Receiver<u64>;
     /// By id or by the publisher's event id.
     async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> StoreResult<Message>;
     async fn list_messages(

@@ -48,7 +48,13 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreEr
         .map_err(internal)?;
     let db = Db::new(pool.clone(), pool);
     let backend = PgBackend {
-        _listener: listener::ListenerTask::spawn(db.writer.clone(), db.work.clone()),
+        _listener: listener::ListenerTask::spawn(
+            db.writer.clone(),
+            listener::Wake {
+                work: db.work.clone(),
+                news: db.news.clone(),
+            },
+        ),
     };
     Ok(SqlStore::new(db, backend))
 }

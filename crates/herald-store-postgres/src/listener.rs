@@ -1,13 +1,14 @@
 //! `LISTEN herald_work` on a dedicated connection: each notification wakes this node's
-//! dispatcher. After a lost connection it reconnects with a capped back-off and wakes the
-//! dispatcher anyway, since notifications sent meanwhile were missed.
+//! dispatcher and its long polls of the message stream. After a lost connection it
+//! reconnects with a capped back-off and wakes them anyway, since notifications sent
+//! meanwhile were missed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::WORK_CHANNEL;
@@ -21,8 +22,8 @@ const QUIET_SPELL: Duration = Duration::from_secs(30);
 pub struct ListenerTask(JoinHandle<()>);
 
 impl ListenerTask {
-    pub fn spawn(pool: PgPool, work: Arc<Notify>) -> Self {
-        Self(tokio::spawn(listen(pool, work)))
+    pub fn spawn(pool: PgPool, wake: Wake) -> Self {
+        Self(tokio::spawn(listen(pool, wake)))
     }
 }
 
@@ -32,20 +33,34 @@ impl Drop for ListenerTask {
     }
 }
 
-async fn listen(pool: PgPool, work: Arc<Notify>) {
+/// Who a notification wakes: the dispatcher, and the long polls of the message stream.
+#[derive(Debug, Clone)]
+pub struct Wake {
+    pub work: Arc<Notify>,
+    pub news: Arc<watch::Sender<u64>>,
+}
+
+impl Wake {
+    fn all(&self) {
+        self.work.notify_one();
+        self.news.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+async fn listen(pool: PgPool, wake: Wake) {
     let mut backoff = Duration::from_millis(100);
     loop {
         match subscribe(&pool).await {
             Ok(mut listener) => {
                 backoff = Duration::from_millis(100);
                 // Anything published before the subscription took effect is found by this.
-                work.notify_one();
-                wait_while_connected(&mut listener, &work).await;
+                wake.all();
+                wait_while_connected(&mut listener, &wake).await;
                 tracing::warn!("lost the LISTEN connection; reconnecting");
             }
             Err(e) => tracing::warn!(error = %e, "cannot LISTEN for work; retrying"),
         }
-        work.notify_one();
+        wake.all();
         if pool.is_closed() {
             return;
         }
@@ -56,10 +71,10 @@ async fn listen(pool: PgPool, work: Arc<Notify>) {
 
 /// Relays notifications until the connection is lost. A connection dropped silently (by a
 /// NAT or a failover) would block forever, so after a quiet spell it is pinged.
-async fn wait_while_connected(listener: &mut PgListener, work: &Notify) {
+async fn wait_while_connected(listener: &mut PgListener, wake: &Wake) {
     loop {
         match tokio::time::timeout(QUIET_SPELL, listener.try_recv()).await {
-            Ok(Ok(Some(_))) => work.notify_one(),
+            Ok(Ok(Some(_))) => wake.all(),
             Ok(_) => return,
             Err(_quiet) => {
                 if sqlx::query("SELECT 1")

@@ -21,13 +21,18 @@ pub(crate) async fn publish_alone(
 ) -> StoreResult<Published> {
     let mut tx = db.begin().await?;
     let published = publish_in(&mut tx, new, sealer).await?;
-    let created = matches!(published, Published::Created { deliveries, .. } if deliveries > 0);
+    let created = matches!(published, Published::Created { .. });
+    let work = matches!(published, Published::Created { deliveries, .. } if deliveries > 0);
     if created {
+        // Also when it has no deliveries: other nodes' long polls of the stream hear it.
         notify_work(&mut tx).await?;
     }
     tx.commit().await.map_err(internal)?;
-    if created {
+    if work {
         db.work.notify_one();
+    }
+    if created {
+        db.announce_news();
     }
     Ok(published)
 }

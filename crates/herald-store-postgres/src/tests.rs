@@ -34,3 +34,49 @@ async fn secrets_are_sealed_at_rest() {
     };
     herald_core::conformance::secrets_are_sealed_at_rest(open, raw).await;
 }
+
+/// The reason the stream is numbered by transaction: a message whose transaction began
+/// first but commits last must not be skipped by a reader that already went past it.
+#[tokio::test]
+async fn the_stream_waits_for_a_transaction_still_in_flight() {
+    use herald_core::conformance::{app, message};
+    use herald_core::store::{Catalog, Messages, StreamFilter, StreamPosition};
+
+    let Some((store, _db)) = fresh_store().await else {
+        return;
+    };
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let slow = message(&a.id, "slow");
+    let mut tx = store.db().writer.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO messages (id, app_id, event_type, payload, created_at) \
+         VALUES ($1, $2, 'slow', '{}', now())",
+    )
+    .bind(&slow.message.id)
+    .bind(&a.id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let fast = message(&a.id, "fast");
+    store.create_message(&fast).await.unwrap();
+
+    let all = StreamFilter::default();
+    let read = || store.read_stream(&a.id, &StreamPosition::Start, &all, 10);
+    let held = read().await.unwrap();
+    assert!(
+        held.items.is_empty(),
+        "read past a transaction in flight: {:?}",
+        held.items
+    );
+    assert_eq!(held.next, StreamPosition::Start);
+    tx.commit().await.unwrap();
+    let ids: Vec<String> = read()
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, [slow.message.id, fast.message.id]);
+}

@@ -6,7 +6,7 @@ use herald_core::sealing::SecretSealer;
 use herald_core::store::StoreResult;
 use herald_core::StoreError;
 use sqlx::{Pool, Transaction};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::dialect::Dialect;
 use crate::sql::Sql;
@@ -23,6 +23,8 @@ pub struct Db<D: Dialect> {
     pub sealer: Arc<SecretSealer>,
     /// Signalled whenever new work may be due on this node.
     pub work: Arc<Notify>,
+    /// Bumped whenever messages may have been committed (long polls wait on it).
+    pub news: Arc<watch::Sender<u64>>,
 }
 
 impl<D: Dialect> Clone for Db<D> {
@@ -32,6 +34,7 @@ impl<D: Dialect> Clone for Db<D> {
             reader: self.reader.clone(),
             sealer: self.sealer.clone(),
             work: self.work.clone(),
+            news: self.news.clone(),
         }
     }
 }
@@ -51,7 +54,13 @@ impl<D: Dialect> Db<D> {
             reader,
             sealer: Arc::default(),
             work: Arc::new(Notify::new()),
+            news: Arc::new(watch::channel(0).0),
         }
+    }
+
+    /// Tells long polls that messages may have been committed.
+    pub fn announce_news(&self) {
+        self.news.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Runs a write on its own; the number of rows it changed.

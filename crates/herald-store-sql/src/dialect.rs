@@ -31,6 +31,15 @@ pub trait Dialect: Send + Sync + Sized + 'static {
 
     /// A condition that the list column `column` holds the next bound text.
     fn list_contains(column: &str) -> String;
+    /// The expression on `messages m` that numbers messages in commit order, and the order
+    /// of the stream (see `StreamPosition`).
+    const STREAM_SEQ: &str;
+    const STREAM_ORDER: &str;
+    /// A condition on `messages m` that holds for rows no transaction still in flight can
+    /// come before in the stream; a reader stops there and goes on at its next read.
+    const STREAM_SETTLED: &str;
+    /// Appends a condition that a row of `messages m` comes after (`seq`, `msg_id`).
+    fn push_stream_after(sql: &mut Sql, seq: i64, msg_id: &str);
     /// A condition that the text column `column` contains the next bound text, as is
     /// (case-sensitive, no wildcards).
     fn text_contains(column: &str) -> String;

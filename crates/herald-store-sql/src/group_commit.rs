@@ -90,6 +90,9 @@ async fn write_and_answer<B: Backend>(db: &Db<B::Dialect>, backend: &B, batch: V
             if creates_work(&results) {
                 db.work.notify_one();
             }
+            if creates_messages(&results) {
+                db.announce_news();
+            }
             for (pending, result) in batch.into_iter().zip(results) {
                 pending.reply.answer(result);
             }
@@ -135,7 +138,9 @@ async fn write_publishes<B: Backend>(
     read_apps_and_endpoints::<B::Dialect>(&mut tx, news, sealer, &mut known).await?;
     let (results, accepted) = plan(news, &known);
     backend.insert_accepted(&mut tx, &accepted).await?;
-    if creates_work(&results) {
+    // Other nodes hear of every new message: their dispatchers for the deliveries, their
+    // long polls of the stream even when the message has none.
+    if creates_messages(&results) {
         B::Dialect::notify_work(&mut tx).await?;
     }
     tx.commit().await.map_err(internal)?;
@@ -184,9 +189,19 @@ pub async fn publish_one<B: Backend>(
     if creates_work(&results) {
         db.work.notify_one();
     }
+    if creates_messages(&results) {
+        db.announce_news();
+    }
     results
         .pop()
         .unwrap_or_else(|| Err(internal(sqlx::Error::RowNotFound)))
+}
+
+/// Whether a batch's results include a new message.
+fn creates_messages(results: &[StoreResult<Published>]) -> bool {
+    results
+        .iter()
+        .any(|r| matches!(r, Ok(Published::Created { .. })))
 }
 
 /// Whether a batch's results include a message with deliveries to make.

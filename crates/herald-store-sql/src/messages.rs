@@ -9,8 +9,10 @@ use herald_core::model::{Attempt, DeliveryStatus, Endpoint, Message, TriggerType
 use herald_core::stats::{StatsQuery, StatsRow};
 use herald_core::store::{
     AttemptFilter, BulkRange, EndpointDelivery, MessageDelivery, MessageFilter, Messages,
-    NewMessage, Page, PageRequest, Published, StoreResult, MAX_REPLAY,
+    NewMessage, Page, PageRequest, Published, StoreResult, StreamFilter, StreamPage,
+    StreamPosition, MAX_REPLAY,
 };
+use tokio::sync::watch;
 
 use crate::db::{execute_in, read_one_in, Db};
 use crate::dialect::{Dialect, ReadRow};
@@ -62,6 +64,59 @@ fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
             .push(&D::text_contains("m.payload"))
             .add(v::text(text));
     }
+}
+
+/// Reads a page of an application's stream (see `StreamPosition`).
+async fn read_stream<D: Dialect>(
+    db: &Db<D>,
+    app_id: &str,
+    from: &StreamPosition,
+    filter: &StreamFilter,
+    limit: u32,
+) -> StoreResult<StreamPage> {
+    let mut sql = Sql::new(format!(
+        "SELECT {seq} AS stream_seq, {MESSAGE_COLUMNS} FROM messages m \
+         WHERE m.app_id = ? AND {settled}",
+        seq = D::STREAM_SEQ,
+        settled = D::STREAM_SETTLED,
+    ))
+    .bind(v::text(app_id));
+    match from {
+        StreamPosition::Start => {}
+        StreamPosition::Since(time) => {
+            sql.push(" AND m.created_at > ").push_bind(v::time(*time));
+        }
+        StreamPosition::After { seq, msg_id } => D::push_stream_after(&mut sql, *seq, msg_id),
+    }
+    if let Some(types) = filter.event_types.as_ref().filter(|t| !t.is_empty()) {
+        sql.push(" AND m.event_type IN ")
+            .push_list(types.iter().map(v::text));
+    }
+    if let Some(channels) = filter.channels.as_ref().filter(|c| !c.is_empty()) {
+        let any = vec![D::list_contains("m.channels"); channels.len()].join(" OR ");
+        sql.push(&format!(" AND ({any})"));
+        for channel in channels {
+            sql.add(v::text(channel));
+        }
+    }
+    sql.push(&format!(" ORDER BY {} LIMIT ", D::STREAM_ORDER))
+        .push_bind(v::big(limit));
+    let found = db.read(&sql).await?;
+    let mut next = from.clone();
+    let mut items = Vec::with_capacity(found.len());
+    for row in &found {
+        let message = rows::message(row)?;
+        next = StreamPosition::After {
+            seq: row.int("stream_seq")?,
+            msg_id: message.id.clone(),
+        };
+        items.push(message);
+    }
+    Ok(StreamPage {
+        done: items.len() < limit as usize,
+        items,
+        next,
+    })
 }
 
 /// Which attempts a list is of.
@@ -133,6 +188,20 @@ impl<B: Backend> Messages for SqlStore<B> {
 
     async fn create_message_waiting(&self, new: &NewMessage) -> StoreResult<Published> {
         self.publishes.submit_waiting(self.publish_job(new)).await?
+    }
+
+    async fn read_stream(
+        &self,
+        app_id: &str,
+        from: &StreamPosition,
+        filter: &StreamFilter,
+        limit: u32,
+    ) -> StoreResult<StreamPage> {
+        read_stream::<B::Dialect>(&self.db, app_id, from, filter, limit).await
+    }
+
+    fn news(&self) -> watch::Receiver<u64> {
+        self.db.news.subscribe()
     }
 
     async fn get_message(&self, app_id: &str, id_or_event_id: &str) -> StoreResult<Message> {

@@ -13,7 +13,7 @@ use sqlx::{Arguments, Column, PgConnection, Row, TypeInfo};
 
 use super::{Dialect, ReadRow};
 use crate::internal;
-use crate::sql::{Sql, Value};
+use crate::sql::{v, Sql, Value};
 
 /// The scale-out database.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,6 +53,19 @@ impl Dialect for PostgresDialect {
 
     fn list_contains(column: &str) -> String {
         format!("? = ANY({column})")
+    }
+    // A message row carries the id of the transaction that wrote it. Every transaction
+    // below the current snapshot's xmin has ended, so those rows are all there is of them;
+    // rows of a transaction still in flight have an id at or above it, and come later.
+    const STREAM_SEQ: &str = "m.txid";
+    const STREAM_ORDER: &str = "m.txid, m.id";
+    const STREAM_SETTLED: &str = "m.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+    fn push_stream_after(sql: &mut Sql, seq: i64, msg_id: &str) {
+        sql.push(" AND (m.txid, m.id) > (")
+            .push_bind(v::big(seq))
+            .push(", ")
+            .push_bind(v::text(msg_id))
+            .push(")");
     }
     fn text_contains(column: &str) -> String {
         format!("strpos({column}, ?) > 0")

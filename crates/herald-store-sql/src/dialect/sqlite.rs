@@ -10,7 +10,7 @@ use sqlx::{Arguments, Row, SqliteConnection};
 
 use super::{Dialect, ReadRow};
 use crate::internal;
-use crate::sql::{to_json, Sql, Value};
+use crate::sql::{to_json, v, Sql, Value};
 
 /// The embedded database.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,6 +50,14 @@ impl Dialect for SqliteDialect {
 
     fn list_contains(column: &str) -> String {
         format!("EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)")
+    }
+    // One writer commits one transaction at a time, and a new row's rowid is above every
+    // committed one: rowid order is commit order, and nothing in flight can come before.
+    const STREAM_SEQ: &str = "m.rowid";
+    const STREAM_ORDER: &str = "m.rowid";
+    const STREAM_SETTLED: &str = "1 = 1";
+    fn push_stream_after(sql: &mut Sql, seq: i64, _msg_id: &str) {
+        sql.push(" AND m.rowid > ").push_bind(v::big(seq));
     }
     fn text_contains(column: &str) -> String {
         format!("instr({column}, ?) > 0")
