@@ -27,6 +27,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     TooLarge(String),
+    /// What the request points at is no longer kept (an iterator past retention).
+    #[error("{detail}")]
+    Gone { code: &'static str, detail: String },
     #[error("not implemented")]
     NotImplemented,
     /// Too many requests from this token; it may try again after the duration.
@@ -81,6 +84,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::Gone { code, .. } => (StatusCode::GONE, code),
             Self::NotImplemented => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),

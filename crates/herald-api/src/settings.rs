@@ -126,4 +126,7 @@ pub struct ApiSettings {
     pub portal: PortalConfig,
     /// Endpoint health thresholds for the statistics.
     pub health: HealthThresholds,
+    /// How long message payloads are kept (`None`: for ever); the message stream refuses
+    /// to start before that.
+    pub content_retention: Option<std::time::Duration>,
 }

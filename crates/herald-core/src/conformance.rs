@@ -795,7 +795,7 @@ pub async fn the_message_stream_runs_in_commit_order_and_goes_on_where_it_stoppe
         .read_stream(&a.id, &empty.next, &all, 2)
         .await
         .unwrap();
-    assert_eq!(ids(&more), [fourth.message.id.clone()]);
+    assert_eq!(ids(&more), std::slice::from_ref(&fourth.message.id));
 
     let by_type = StreamFilter {
         event_types: Some(vec!["a.two".into()]),

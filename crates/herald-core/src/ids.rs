@@ -49,6 +49,12 @@ impl IdKind {
         format!("{}{}", self.prefix(), next_ulid())
     }
 
+    /// When an id of this kind was made, read from its ULID.
+    pub fn created_at(self, id: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        let ulid = Ulid::from_string(id.strip_prefix(self.prefix())?).ok()?;
+        chrono::DateTime::from_timestamp_millis(i64::try_from(ulid.timestamp_ms()).ok()?)
+    }
+
     /// Whether `s` looks like an id of this kind (as opposed to a user's `uid`).
     pub fn is_id(self, s: &str) -> bool {
         s.strip_prefix(self.prefix())

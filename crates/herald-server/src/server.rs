@@ -150,6 +150,7 @@ fn api_settings(config: Config, addr: std::net::SocketAddr) -> ApiSettings {
         email_enabled: config.email.is_some(),
         portal: config.portal,
         health: config.health,
+        content_retention: config.retention.enabled.then_some(config.retention.period),
         api: config.api,
         delivery: config.delivery,
     }

@@ -8,8 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
 
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 250;
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 250;
 
 /// Which way a list runs.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]

@@ -9,6 +9,7 @@ mod brokers;
 mod delivery;
 mod email;
 mod errors;
+mod events;
 mod mtls;
 mod operational;
 mod portal_sessions;

@@ -13,6 +13,7 @@ pub mod endpoint_header_types;
 pub mod endpoint_template;
 pub mod endpoint_types;
 pub mod event_type;
+pub mod events;
 pub mod health;
 pub mod instance;
 pub mod message;
@@ -34,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(endpoint_extras::router())
         .merge(endpoint_template::router())
         .merge(message::router())
+        .merge(events::router())
         .merge(attempt::router())
         .merge(event_type::router())
         .merge(auth::router())
