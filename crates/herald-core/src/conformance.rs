@@ -826,6 +826,18 @@ pub async fn the_message_stream_runs_in_commit_order_and_goes_on_where_it_stoppe
         .await
         .unwrap();
     assert_eq!(ids(&since), [later_id.message.id.clone()]);
+
+    // Named subscriptions remember an iterator per application.
+    let saved = |app: String| async move { store.stream_reader(&app, "nightly").await };
+    assert_eq!(saved(a.id.clone()).await.unwrap(), None);
+    for iterator in ["it-1", "it-2"] {
+        store
+            .save_stream_reader(&a.id, "nightly", iterator, t0())
+            .await
+            .unwrap();
+    }
+    assert_eq!(saved(a.id.clone()).await.unwrap().as_deref(), Some("it-2"));
+    assert_eq!(saved(other.id.clone()).await.unwrap(), None);
 }
 
 pub async fn messages_are_filtered_by_the_state_of_their_deliveries(store: &dyn Store) {

@@ -330,6 +330,18 @@ pub trait Messages: Send + Sync {
         filter: &StreamFilter,
         limit: u32,
     ) -> StoreResult<StreamPage>;
+    /// Where the named reader is in the application's stream: the iterator it was last
+    /// given (opaque to the store), if it has read before. Readers are named by the API
+    /// (`subscription/{id}`, …), so names of different kinds cannot meet.
+    async fn stream_reader(&self, app_id: &str, reader: &str) -> StoreResult<Option<String>>;
+    /// Remembers where the named reader goes on from.
+    async fn save_stream_reader(
+        &self,
+        app_id: &str,
+        reader: &str,
+        iterator: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Changes whenever messages may have been committed, on this node or (PostgreSQL)
     /// another: what a long poll of the stream waits on.
     fn news(&self) -> watch::Receiver<u64>;

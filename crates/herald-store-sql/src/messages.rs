@@ -200,6 +200,36 @@ impl<B: Backend> Messages for SqlStore<B> {
         read_stream::<B::Dialect>(&self.db, app_id, from, filter, limit).await
     }
 
+    async fn stream_reader(&self, app_id: &str, reader: &str) -> StoreResult<Option<String>> {
+        let sql = Sql::new("SELECT iterator FROM stream_readers WHERE app_id = ? AND reader = ?")
+            .bind(v::text(app_id))
+            .bind(v::text(reader));
+        match self.db.read_optional(&sql).await? {
+            Some(row) => Ok(Some(row.text("iterator")?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_stream_reader(
+        &self,
+        app_id: &str,
+        reader: &str,
+        iterator: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let sql = Sql::new(
+            "INSERT INTO stream_readers (app_id, reader, iterator, updated_at) \
+             VALUES (?, ?, ?, ?) ON CONFLICT (app_id, reader) \
+             DO UPDATE SET iterator = excluded.iterator, updated_at = excluded.updated_at",
+        )
+        .bind(v::text(app_id))
+        .bind(v::text(reader))
+        .bind(v::text(iterator))
+        .bind(v::time(at));
+        self.db.write(&sql).await.map_err(internal)?;
+        Ok(())
+    }
+
     fn news(&self) -> watch::Receiver<u64> {
         self.db.news.subscribe()
     }

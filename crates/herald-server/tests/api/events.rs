@@ -161,3 +161,58 @@ async fn bad_reads_are_clear_errors() {
     let (status, body) = herald.get(&format!("/app/{app}/events?wait_ms=x")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+/// One read of the application's stream through the named subscription.
+async fn read_as(herald: &TestHerald, app: &str, name: &str, query: &str) -> Value {
+    let path = format!("/app/{app}/events/subscription/{name}?{query}");
+    let (status, page) = herald.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {page}");
+    page
+}
+
+#[tokio::test]
+async fn a_named_subscription_goes_on_where_its_last_read_stopped() {
+    let mut herald = TestHerald::start().await;
+    let app = herald.app("subscriber").await;
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        sent.push(
+            herald
+                .publish(
+                    &app,
+                    json!({"eventType": "user.created", "payload": {"n": n}}),
+                )
+                .await,
+        );
+    }
+    let name = "nightly-sync.v1";
+    assert_eq!(
+        ids(&read_as(&herald, &app, name, "limit=2").await),
+        sent[..2]
+    );
+    assert_eq!(
+        ids(&read_as(&herald, &app, name, "limit=2").await),
+        sent[2..4]
+    );
+    // The plain stream and another name are not moved by it.
+    assert_eq!(ids(&read(&herald, &app, "").await), sent);
+    assert_eq!(ids(&read_as(&herald, &app, "weekly", "").await), sent);
+    // The position outlives a restart.
+    herald.restart_with(|_| {}).await;
+    assert_eq!(ids(&read_as(&herald, &app, name, "").await), sent[4..]);
+    // `after` moves the subscription back to a time; the next read goes on from there.
+    let again = read_as(&herald, &app, name, "after=2000-01-01T00:00:00Z&limit=1").await;
+    assert_eq!(ids(&again), sent[..1]);
+    assert_eq!(
+        ids(&read_as(&herald, &app, name, "limit=1").await),
+        sent[1..2]
+    );
+
+    for bad in ["has%20space".to_owned(), "x".repeat(257)] {
+        let (status, body) = herald
+            .get(&format!("/app/{app}/events/subscription/{bad}"))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["detail"][0]["loc"][1], "subscription_id", "{body}");
+    }
+}

@@ -75,6 +75,50 @@ async fn read_events(
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<MessageEventsOut>> {
     let app = state.app_for(&caller, &app_id).await?;
+    Ok(Json(read(&state, &app.id, &query).await?))
+}
+
+/// Read an application's messages like `events`, from where the last read with this
+/// `subscription_id` stopped: Herald keeps the iterator. `iterator` or `after` moves it.
+/// A read moves it on before it answers, so a consumer that must not lose a page (an
+/// answer lost on the way) keeps its own iterator with `events` instead.
+#[utoipa::path(get, path = "/app/{app_id}/events/subscription/{subscription_id}", tag = "Message",
+    params(("app_id" = String, Path), ("subscription_id" = String, Path, description = "1 to 256 of A-Z a-z 0-9 . _ -"), EventsQuery),
+    responses((status = 200, body = MessageEventsOut), (status = 404, body = HttpErrorOut),
+        (status = 410, body = HttpErrorOut, description = "The iterator points before what Herald keeps"),
+        (status = 422, body = HttpValidationError)))]
+async fn read_subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, subscription_id)): Path<(String, String)>,
+    ApiQuery(mut query): ApiQuery<EventsQuery>,
+) -> ApiResult<Json<MessageEventsOut>> {
+    let named = (1..=256).contains(&subscription_id.len())
+        && subscription_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !named {
+        return Err(ApiError::Validation(vec![FieldError {
+            loc: vec!["path".into(), "subscription_id".into()],
+            msg: "must be 1 to 256 of A-Z a-z 0-9 . _ -".into(),
+            kind: "value_error",
+        }]));
+    }
+    let app = state.app_for(&caller, &app_id).await?;
+    let reader = format!("subscription/{subscription_id}");
+    if query.iterator.is_none() && query.after.is_none() {
+        query.iterator = state.store.stream_reader(&app.id, &reader).await?;
+    }
+    let out = read(&state, &app.id, &query).await?;
+    state
+        .store
+        .save_stream_reader(&app.id, &reader, &out.iterator, state.clock.now())
+        .await?;
+    Ok(Json(out))
+}
+
+/// One read of the stream, as the query asks.
+async fn read(state: &AppState, app_id: &str, query: &EventsQuery) -> ApiResult<MessageEventsOut> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(query_error(
@@ -93,10 +137,10 @@ async fn read_events(
         event_types: comma_list("event_types", query.event_types.as_deref())?,
         channels: comma_list("channels", query.channels.as_deref())?,
     };
-    let from = start_of(&state, &query)?;
+    let from = start_of(state, query)?;
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
-    let page = read_or_wait(&state, &app.id, &from, &filter, limit, deadline).await?;
-    Ok(Json(MessageEventsOut {
+    let page = read_or_wait(state, app_id, &from, &filter, limit, deadline).await?;
+    Ok(MessageEventsOut {
         data: page
             .items
             .into_iter()
@@ -104,7 +148,7 @@ async fn read_events(
             .collect(),
         iterator: encode(&page.next),
         done: page.done,
-    }))
+    })
 }
 
 /// Reads the stream; while it has nothing and the deadline has not passed, waits for news
@@ -217,7 +261,9 @@ fn query_error(param: &str, msg: &str) -> ApiError {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(read_events))
+    OpenApiRouter::new()
+        .routes(routes!(read_events))
+        .routes(routes!(read_subscription))
 }
 
 #[cfg(test)]

@@ -1,0 +1,9 @@
+-- Where each named reader of an application's stream goes on from: the iterator it was
+-- last given. `reader` says who reads (`subscription/{id}` for `events/subscription/{id}`).
+CREATE TABLE stream_readers (
+    app_id          TEXT COLLATE "C" NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+    reader          TEXT COLLATE "C" NOT NULL,
+    iterator        TEXT NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (app_id, reader)
+);
