@@ -489,7 +489,8 @@ async fn portal_token_gets_nothing_from_any_route_of_another_application() {
     let (_, doc) = herald.get("/openapi.json").await;
     // A body every route can parse, so that no request stops at validation.
     let body = json!({"name": "x", "url": "http://127.0.0.1:9/hook", "eventType": "a",
-        "payload": {}, "since": "2020-01-01T00:00:00Z", "headers": {}, "description": "d"});
+        "payload": {}, "since": "2020-01-01T00:00:00Z", "after": "2020-01-01T00:00:00Z",
+        "headers": {}, "description": "d"});
     let mut walked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         if !path.contains("{app_id}") {
@@ -498,6 +499,9 @@ async fn portal_token_gets_nothing_from_any_route_of_another_application() {
         let url = path
             .replace("{app_id}", &theirs)
             .replace("{endpoint_id}", ep)
+            .replace("{sink_id}", ep)
+            .replace("{subscription_id}", "nightly")
+            .replace("{consumer_id}", "worker")
             .replace("{msg_id}", &msg)
             .replace("{attempt_id}", &attempt);
         for method in ops.as_object().unwrap().keys() {

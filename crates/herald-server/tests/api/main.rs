@@ -12,6 +12,7 @@ mod errors;
 mod events;
 mod mtls;
 mod operational;
+mod poller;
 mod portal_sessions;
 mod sdk;
 mod templates;

@@ -19,7 +19,9 @@ pub mod instance;
 pub mod message;
 pub mod message_types;
 pub mod operational_endpoint;
+pub mod poller;
 pub mod stats;
+pub mod stream_types;
 pub mod throttle;
 pub mod token;
 
@@ -36,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(endpoint_template::router())
         .merge(message::router())
         .merge(events::router())
+        .merge(poller::router())
         .merge(attempt::router())
         .merge(event_type::router())
         .merge(auth::router())

@@ -285,3 +285,89 @@ async fn sdk_same_idempotency_key_returns_the_same_message() {
     let listed = svix.message().list(app, None).await.expect("list");
     assert_eq!(listed.data.len(), 2);
 }
+
+#[tokio::test]
+async fn sdk_polls_an_endpoint_and_its_consumers() {
+    use svix::api::{MessagePollerConsumerPollOptions, MessagePollerPollOptions};
+    use svix::models::PollingEndpointConsumerSeekIn;
+
+    let herald = TestHerald::start().await;
+    let svix = herald.svix();
+    create_event_type(&svix, "order.paid", None).await;
+    create_event_type(&svix, "user.created", None).await;
+    let app = create_app(&svix, "poll-sdk").await.id;
+    let body = EndpointIn {
+        uid: Some("feed".to_owned()),
+        disabled: Some(true),
+        event_types: Some(set(["order.paid"])),
+        ..EndpointIn::new("https://example.com/poll-only".to_owned())
+    };
+    create_endpoint(&svix, &app, body).await;
+    let start = Utc::now() - chrono::Duration::seconds(1);
+    let mut paid = Vec::new();
+    for kind in ["order.paid", "user.created", "order.paid"] {
+        let msg = publish(&svix, &app, message(kind, json!({"kind": kind}))).await;
+        if kind == "order.paid" {
+            paid.push(msg.id);
+        }
+    }
+    let poller = svix.message().poller();
+    let page = poller
+        .poll(
+            app.clone(),
+            "feed".to_owned(),
+            Some(MessagePollerPollOptions {
+                limit: Some(1),
+                after: Some(start),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("poll");
+    assert_eq!(page.data.len(), 1);
+    assert_eq!(page.data[0].id, paid[0]);
+    assert_eq!(page.data[0].payload, json!({"kind": "order.paid"}));
+    assert!(!page.done);
+    let next = poller
+        .poll(
+            app.clone(),
+            "feed".to_owned(),
+            Some(MessagePollerPollOptions {
+                iterator: Some(page.iterator),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("poll on");
+    assert_eq!(
+        next.data.iter().map(|m| &m.id).collect::<Vec<_>>(),
+        [&paid[1]]
+    );
+    assert!(next.done);
+
+    let consume = || {
+        poller.consumer_poll(
+            app.clone(),
+            "feed".to_owned(),
+            "worker".to_owned(),
+            Some(MessagePollerConsumerPollOptions {
+                limit: Some(1),
+                ..Default::default()
+            }),
+        )
+    };
+    assert_eq!(consume().await.expect("consume").data[0].id, paid[0]);
+    assert_eq!(consume().await.expect("consume on").data[0].id, paid[1]);
+    let seek = poller
+        .consumer_seek(
+            app.clone(),
+            "feed".to_owned(),
+            "worker".to_owned(),
+            PollingEndpointConsumerSeekIn { after: start },
+            None,
+        )
+        .await
+        .expect("seek");
+    assert!(!seek.iterator.is_empty());
+    assert_eq!(consume().await.expect("consume again").data[0].id, paid[0]);
+}

@@ -1,0 +1,230 @@
+//! `/api/v1/app/{app_id}/poller/{sink_id}`: Svix's polling endpoints. The sink is one of
+//! the application's endpoints, and polling it reads the messages that endpoint subscribes
+//! to (its event types and channels) from the application's stream, with an iterator the
+//! client keeps or, for a named consumer, one Herald keeps. Disabling an endpoint stops
+//! its pushes but not its polls, so a disabled endpoint is a poll-only one.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use herald_core::model::Endpoint;
+use herald_core::store::StreamFilter;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::error::{ApiResult, HttpErrorOut, HttpValidationError};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::v1::message_types::MessageOut;
+use crate::http::v1::stream_types::{self, ReadOut, StreamRead};
+use crate::state::AppState;
+
+/// A poll of an endpoint's messages.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PollQuery {
+    /// How many messages to return (1 to 250, default 50).
+    pub limit: Option<u32>,
+    /// The `iterator` of a previous poll.
+    pub iterator: Option<String>,
+    /// Only this one of the endpoint's event types.
+    pub event_type: Option<String>,
+    /// Only this one of the endpoint's channels.
+    pub channel: Option<String>,
+    /// Without an iterator: start with the messages created after this time.
+    pub after: Option<DateTime<Utc>>,
+    /// Herald extension: when no message is there yet, wait up to this many milliseconds
+    /// (at most 30000) for one.
+    pub wait_ms: Option<u64>,
+}
+
+/// A consumer's poll: from where it last stopped, unless an iterator is given.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsumerPollQuery {
+    /// How many messages to return (1 to 250, default 50).
+    pub limit: Option<u32>,
+    /// Read from this iterator instead of the consumer's position (and move it there).
+    pub iterator: Option<String>,
+    /// Only this one of the endpoint's event types.
+    pub event_type: Option<String>,
+    /// Only this one of the endpoint's channels.
+    pub channel: Option<String>,
+    /// Herald extension: when no message is there yet, wait up to this many milliseconds
+    /// (at most 30000) for one.
+    pub wait_ms: Option<u64>,
+}
+
+/// A poll's messages and where to go on from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PollingEndpointOut {
+    pub data: Vec<MessageOut>,
+    /// Give it back to read on from here (from the same place when nothing came).
+    pub iterator: String,
+    /// Nothing more is there now (more may come later).
+    pub done: bool,
+}
+
+/// Where a consumer is to go on from.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PollingEndpointConsumerSeekIn {
+    /// The consumer's next poll reads the messages created after this time.
+    pub after: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PollingEndpointConsumerSeekOut {
+    pub iterator: String,
+}
+
+/// Read the messages an endpoint subscribes to, in the order they were committed.
+#[utoipa::path(get, path = "/app/{app_id}/poller/{sink_id}", tag = "Message Poller",
+    params(("app_id" = String, Path), ("sink_id" = String, Path, description = "The endpoint's id or uid"), PollQuery),
+    responses((status = 200, body = PollingEndpointOut), (status = 404, body = HttpErrorOut),
+        (status = 410, body = HttpErrorOut, description = "The iterator points before what Herald keeps"),
+        (status = 422, body = HttpValidationError)))]
+async fn poll(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, sink_id)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<PollQuery>,
+) -> ApiResult<Json<PollingEndpointOut>> {
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
+    let read = StreamRead {
+        limit: query.limit,
+        iterator: query.iterator,
+        after: query.after,
+        wait_ms: query.wait_ms,
+    };
+    let filter = subscribed(&endpoint, query.event_type, query.channel);
+    let out = stream_types::read(&state, &app.id, &read, &filter).await?;
+    Ok(Json(PollingEndpointOut::from(out)))
+}
+
+/// Read the messages an endpoint subscribes to as a named consumer, from where its last
+/// poll stopped: Herald keeps each consumer's position. Consumers of one endpoint are
+/// independent of each other.
+#[utoipa::path(get, path = "/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}", tag = "Message Poller",
+    params(("app_id" = String, Path), ("sink_id" = String, Path, description = "The endpoint's id or uid"),
+        ("consumer_id" = String, Path, description = "1 to 256 of A-Z a-z 0-9 . _ -"), ConsumerPollQuery),
+    responses((status = 200, body = PollingEndpointOut), (status = 404, body = HttpErrorOut),
+        (status = 410, body = HttpErrorOut, description = "The position is before what Herald keeps"),
+        (status = 422, body = HttpValidationError)))]
+async fn consumer_poll(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, sink_id, consumer_id)): Path<(String, String, String)>,
+    ApiQuery(query): ApiQuery<ConsumerPollQuery>,
+) -> ApiResult<Json<PollingEndpointOut>> {
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
+    stream_types::check_reader_name("consumer_id", &consumer_id)?;
+    let read = StreamRead {
+        limit: query.limit,
+        iterator: query.iterator,
+        after: None,
+        wait_ms: query.wait_ms,
+    };
+    let filter = subscribed(&endpoint, query.event_type, query.channel);
+    let reader = consumer_reader(&endpoint, &consumer_id);
+    let out = stream_types::read_as(&state, &app.id, &reader, &read, &filter).await?;
+    Ok(Json(PollingEndpointOut::from(out)))
+}
+
+/// Move a consumer to the first message created after a time.
+#[utoipa::path(post, path = "/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}/seek", tag = "Message Poller",
+    params(("app_id" = String, Path), ("sink_id" = String, Path, description = "The endpoint's id or uid"),
+        ("consumer_id" = String, Path, description = "1 to 256 of A-Z a-z 0-9 . _ -")),
+    request_body = PollingEndpointConsumerSeekIn,
+    responses((status = 200, body = PollingEndpointConsumerSeekOut), (status = 404, body = HttpErrorOut),
+        (status = 422, body = HttpValidationError)))]
+async fn consumer_seek(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, sink_id, consumer_id)): Path<(String, String, String)>,
+    ApiJson(body): ApiJson<PollingEndpointConsumerSeekIn>,
+) -> ApiResult<Json<PollingEndpointConsumerSeekOut>> {
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
+    stream_types::check_reader_name("consumer_id", &consumer_id)?;
+    let reader = consumer_reader(&endpoint, &consumer_id);
+    let iterator = stream_types::seek(&state, &app.id, &reader, body.after).await?;
+    Ok(Json(PollingEndpointConsumerSeekOut { iterator }))
+}
+
+/// A consumer's key among the application's stream readers: by endpoint id, so renaming
+/// the endpoint's uid keeps the position.
+fn consumer_reader(endpoint: &Endpoint, consumer_id: &str) -> String {
+    format!("poller/{}/{consumer_id}", endpoint.id)
+}
+
+/// The messages the endpoint subscribes to, narrowed to one event type or channel when a
+/// poll asks for it. Asking for one the endpoint does not take reads nothing.
+fn subscribed(
+    endpoint: &Endpoint,
+    event_type: Option<String>,
+    channel: Option<String>,
+) -> StreamFilter {
+    let event_types = narrow(endpoint.filter_types.as_deref(), event_type);
+    let channels = narrow(endpoint.channels.as_deref(), channel);
+    match (event_types, channels) {
+        (Some(event_types), Some(channels)) => StreamFilter {
+            event_types,
+            channels,
+        },
+        _ => stream_types::nothing(),
+    }
+}
+
+/// An endpoint's list (empty or absent: everything) narrowed to what a poll asked for:
+/// `None` when the two cannot meet.
+fn narrow(subscribed: Option<&[String]>, asked: Option<String>) -> Option<Option<Vec<String>>> {
+    let subscribed = subscribed.filter(|list| !list.is_empty());
+    match (subscribed, asked.filter(|a| !a.is_empty())) {
+        (None, None) => Some(None),
+        (Some(list), None) => Some(Some(list.to_vec())),
+        (None, Some(asked)) => Some(Some(vec![asked])),
+        (Some(list), Some(asked)) => list.contains(&asked).then(|| Some(vec![asked])),
+    }
+}
+
+impl From<ReadOut> for PollingEndpointOut {
+    fn from(out: ReadOut) -> Self {
+        PollingEndpointOut {
+            data: out
+                .page
+                .items
+                .into_iter()
+                .map(|m| MessageOut::new(m, true))
+                .collect(),
+            iterator: out.iterator,
+            done: out.page.done,
+        }
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(poll))
+        .routes(routes!(consumer_poll))
+        .routes(routes!(consumer_seek))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_narrows_what_the_endpoint_takes_and_never_widens_it() {
+        let list = ["a".to_owned(), "b".to_owned()];
+        assert_eq!(narrow(None, None), Some(None));
+        assert_eq!(narrow(Some(&[]), None), Some(None));
+        assert_eq!(narrow(Some(&list), None), Some(Some(list.to_vec())));
+        assert_eq!(narrow(None, Some("c".into())), Some(Some(vec!["c".into()])));
+        assert_eq!(
+            narrow(Some(&list), Some("b".into())),
+            Some(Some(vec!["b".into()]))
+        );
+        assert_eq!(narrow(Some(&list), Some("c".into())), None);
+    }
+}
