@@ -54,6 +54,7 @@ pub async fn store_token(
         one_time: false,
         // A chosen token's start would give part of it away.
         hint: String::new(),
+        poller_endpoint_id: None,
     };
     match store.insert_token(&token).await {
         // The same token stored again (HERALD_ADMIN_TOKEN at every start) is fine.
@@ -70,6 +71,8 @@ pub struct NewToken {
     pub expires_at: Option<DateTime<Utc>>,
     pub portal: Option<PortalSession>,
     pub one_time: bool,
+    /// Makes a poller token: it may only poll this endpoint.
+    pub poller_endpoint_id: Option<String>,
 }
 
 /// Generates a token and stores its hash; returns its value (shown once).
@@ -93,6 +96,7 @@ pub async fn issue_token_record(
         portal: new.portal,
         one_time: new.one_time,
         hint: hint_of(&value),
+        poller_endpoint_id: new.poller_endpoint_id,
     };
     store.insert_token(&token).await?;
     Ok((value, token))
@@ -113,6 +117,8 @@ pub struct AppScope {
     /// `None` for a token made with `herald token create --app`, which may do anything
     /// within its application; a portal session's limits otherwise.
     pub portal: Option<PortalSession>,
+    /// A poller token's one endpoint: it may poll that endpoint and do nothing else.
+    pub poller_endpoint_id: Option<String>,
 }
 
 impl Caller {
@@ -121,6 +127,18 @@ impl Caller {
         match self {
             Caller::Admin => true,
             Caller::App(scope) => scope.app_id == app_id,
+        }
+    }
+
+    /// Fails unless the caller may poll the endpoint `endpoint_id`: a poller token only
+    /// its own endpoint.
+    pub fn require_poller_of(&self, endpoint_id: &str) -> Result<(), ApiError> {
+        match self {
+            Caller::App(AppScope {
+                poller_endpoint_id: Some(own),
+                ..
+            }) if own != endpoint_id => Err(ApiError::Forbidden),
+            _ => Ok(()),
         }
     }
 
@@ -184,6 +202,18 @@ pub fn portal_capability(method: &Method, route: &str) -> Option<Capability> {
         }
         (_, _, Some("/template" | "/template/simulate")) => Some(Capability::ManageTransformations),
         _ => None,
+    }
+}
+
+/// Whether a poller token may make a request: reading its endpoint's messages, as a
+/// consumer too, and moving its consumers; nothing else (the endpoint itself is checked by
+/// the handler, which knows it).
+pub fn poller_may(method: &Method, route: &str) -> bool {
+    const POLLER: &str = "/api/v1/app/{app_id}/poller/{sink_id}";
+    match route.strip_prefix(POLLER) {
+        Some("" | "/consumer/{consumer_id}") => method == Method::GET,
+        Some("/consumer/{consumer_id}/seek") => method == Method::POST,
+        _ => false,
     }
 }
 

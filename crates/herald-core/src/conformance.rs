@@ -34,6 +34,7 @@ macro_rules! conformance_tests {
             one_endpoint_gets_at_most_its_share_of_a_claim,
             canceled_delivery_leaves_the_queue,
             tokens_are_listed_and_deleted,
+            poller_tokens_expire_together_and_go_with_their_endpoint,
             portal_sessions_are_revoked_by_application_and_session,
             attempts_after_a_manual_one_are_scheduled_again,
             old_content_is_purged_in_batches_keeping_metadata,
@@ -738,6 +739,33 @@ pub async fn message_filters_select_by_type_channel_and_tag(store: &dyn Store) {
     assert_eq!(found.items[0].id, tagged.message.id);
 }
 
+/// Waits until the application's stream shows `n` messages. On PostgreSQL a committed
+/// message joins the stream once every transaction older than it has ended, and snapshots
+/// are cluster-wide: a test creating its database beside this one holds it back a moment.
+async fn stream_holds(store: &dyn Store, app_id: &str, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = store
+            .read_stream(
+                app_id,
+                &StreamPosition::Start,
+                &StreamFilter::default(),
+                250,
+            )
+            .await
+            .unwrap();
+        if page.items.len() >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream shows {} of {n} messages",
+            page.items.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn the_message_stream_runs_in_commit_order_and_goes_on_where_it_stopped(
     store: &dyn Store,
 ) {
@@ -766,6 +794,7 @@ pub async fn the_message_stream_runs_in_commit_order_and_goes_on_where_it_stoppe
     store.create_message(&third).await.unwrap();
     let all = StreamFilter::default();
     let ids = |p: &StreamPage| p.items.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+    stream_holds(store, &a.id, 3).await;
 
     let first = store
         .read_stream(&a.id, &StreamPosition::Start, &all, 2)
@@ -791,6 +820,7 @@ pub async fn the_message_stream_runs_in_commit_order_and_goes_on_where_it_stoppe
     assert_eq!(empty.next, second.next);
     let fourth = message(&a.id, "a.two");
     store.create_message(&fourth).await.unwrap();
+    stream_holds(store, &a.id, 4).await;
     let more = store
         .read_stream(&a.id, &empty.next, &all, 2)
         .await
@@ -978,6 +1008,7 @@ pub async fn tokens_are_listed_and_deleted(store: &dyn Store) {
         portal: None,
         one_time: false,
         hint: "hrld_ab12".into(),
+        poller_endpoint_id: None,
     };
     store.insert_token(&token).await.unwrap();
     assert!(store.has_admin_token().await.unwrap());
@@ -992,6 +1023,62 @@ pub async fn tokens_are_listed_and_deleted(store: &dyn Store) {
         store.delete_token_by_id(&token.id).await,
         Err(StoreError::NotFound)
     ));
+}
+
+pub async fn poller_tokens_expire_together_and_go_with_their_endpoint(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 2).await;
+    let poller = |n: u8, endpoint: &Endpoint| Token {
+        id: IdKind::Token.new_id(),
+        hash: format!("{n:02x}").repeat(32),
+        app_id: Some(a.id.clone()),
+        description: "poller".into(),
+        created_at: t0(),
+        expires_at: None,
+        portal: None,
+        one_time: false,
+        hint: String::new(),
+        poller_endpoint_id: Some(endpoint.id.clone()),
+    };
+    let (old, other) = (poller(1, &eps[0]), poller(2, &eps[1]));
+    for token in [&old, &other] {
+        store.insert_token(token).await.unwrap();
+    }
+    assert_eq!(
+        store.find_token(&old.hash).await.unwrap(),
+        Some(old.clone())
+    );
+    assert_eq!(
+        store.poller_tokens(&eps[0].id).await.unwrap(),
+        vec![old.clone()]
+    );
+
+    // Expiring is for one endpoint's tokens, and never makes one live longer.
+    let soon = t0() + secs(300);
+    assert_eq!(
+        store.expire_poller_tokens(&eps[0].id, soon).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .expire_poller_tokens(&eps[0].id, soon + secs(60))
+            .await
+            .unwrap(),
+        0
+    );
+    let expired = store.find_token(&old.hash).await.unwrap().unwrap();
+    assert_eq!(expired.expires_at, Some(soon));
+    assert_eq!(
+        store
+            .find_token(&other.hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        None
+    );
+
+    store.delete_endpoint(&a.id, &eps[1].id).await.unwrap();
+    assert_eq!(store.find_token(&other.hash).await.unwrap(), None);
 }
 
 pub async fn portal_sessions_are_revoked_by_application_and_session(store: &dyn Store) {
@@ -1011,6 +1098,7 @@ pub async fn portal_sessions_are_revoked_by_application_and_session(store: &dyn 
         }),
         one_time: session == Some("s2"),
         hint: String::new(),
+        poller_endpoint_id: None,
     };
     let one = token(&a, Some("s1"), true);
     let two = token(&a, Some("s2"), true);

@@ -314,6 +314,8 @@ pub struct Token {
     /// The token's first characters (`hrld_ab12`), by which lists name it once its value
     /// is no longer shown; empty when the token was chosen, not generated.
     pub hint: String,
+    /// A poller token: it may only poll this endpoint of its application.
+    pub poller_endpoint_id: Option<String>,
 }
 
 /// The limits of one customer-portal session (`app-portal-access`).

@@ -237,6 +237,11 @@ pub trait Catalog: Send + Sync {
     /// Every token (hashes only), oldest first.
     async fn list_tokens(&self) -> StoreResult<Vec<Token>>;
     async fn delete_token_by_id(&self, id: &str) -> StoreResult<()>;
+    /// The poller tokens of an endpoint, oldest first.
+    async fn poller_tokens(&self, endpoint_id: &str) -> StoreResult<Vec<Token>>;
+    /// Makes the endpoint's poller tokens expire at `at`, unless they expire sooner;
+    /// returns how many changed.
+    async fn expire_poller_tokens(&self, endpoint_id: &str, at: DateTime<Utc>) -> StoreResult<u64>;
     /// Revokes an application's portal sessions: all of them, or those named. Returns how
     /// many were revoked.
     async fn delete_portal_sessions(

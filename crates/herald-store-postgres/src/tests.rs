@@ -71,12 +71,26 @@ async fn the_stream_waits_for_a_transaction_still_in_flight() {
     );
     assert_eq!(held.next, StreamPosition::Start);
     tx.commit().await.unwrap();
-    let ids: Vec<String> = read()
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|m| m.id)
-        .collect();
-    assert_eq!(ids, [slow.message.id, fast.message.id]);
+    // Once committed, both come, in commit order. Any transaction in flight on the server
+    // (in any database: PostgreSQL's snapshots are cluster-wide) may hold the stream back a
+    // moment longer, so this waits for them, and never sees `fast` alone meanwhile.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ids: Vec<String> = read()
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        if !ids.is_empty() {
+            assert_eq!(ids, [slow.message.id, fast.message.id]);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream never moved on"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -44,7 +44,8 @@ impl<B: Backend> Catalog for SqlStore<B> {
         let db = &self.db;
         let sql = Sql::new(
             "INSERT INTO tokens (id, hash, app_id, description, created_at, expires_at, \
-             portal, session_id, one_time, hint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             portal, session_id, one_time, hint, poller_endpoint_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v::text(&t.id))
         .bind(v::text(&t.hash))
@@ -57,7 +58,8 @@ impl<B: Backend> Catalog for SqlStore<B> {
             t.portal.as_ref().and_then(|p| p.session_id.as_deref()),
         ))
         .bind(v::flag(t.one_time))
-        .bind(v::text(&t.hint));
+        .bind(v::text(&t.hint))
+        .bind(v::opt_text(t.poller_endpoint_id.as_deref()));
         db.write(&sql).await.map_err(conflict_on("token"))?;
         Ok(())
     }
@@ -90,6 +92,24 @@ impl<B: Backend> Catalog for SqlStore<B> {
         let db = &self.db;
         db.write_one(&Sql::new("DELETE FROM tokens WHERE id = ?").bind(v::text(id)))
             .await
+    }
+
+    async fn poller_tokens(&self, endpoint_id: &str) -> StoreResult<Vec<Token>> {
+        let sql = Sql::new("SELECT * FROM tokens WHERE poller_endpoint_id = ? ORDER BY id")
+            .bind(v::text(endpoint_id));
+        let found = self.db.read(&sql).await?;
+        found.iter().map(rows::token).collect()
+    }
+
+    async fn expire_poller_tokens(&self, endpoint_id: &str, at: DateTime<Utc>) -> StoreResult<u64> {
+        let sql = Sql::new(
+            "UPDATE tokens SET expires_at = ? WHERE poller_endpoint_id = ? \
+             AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(v::time(at))
+        .bind(v::text(endpoint_id))
+        .bind(v::time(at));
+        self.db.write(&sql).await.map_err(internal)
     }
 
     async fn delete_portal_sessions(

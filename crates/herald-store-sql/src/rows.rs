@@ -62,6 +62,7 @@ pub fn token(row: &impl ReadRow) -> StoreResult<Token> {
         portal: row.opt_json("portal")?,
         one_time: row.flag("one_time")?,
         hint: row.text("hint")?,
+        poller_endpoint_id: row.opt_text("poller_endpoint_id")?,
     })
 }
 

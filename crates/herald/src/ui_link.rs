@@ -22,6 +22,7 @@ pub async fn create(
         expires_at: Some(now + chrono::Duration::from_std(expiry)?),
         portal: None,
         one_time: true,
+        poller_endpoint_id: None,
     };
     let token = issue_token(store, new).await?;
     let base = config

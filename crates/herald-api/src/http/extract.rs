@@ -9,7 +9,7 @@ use herald_core::validation::FieldError;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
-use crate::auth::{bearer, hash_token, portal_capability, AppScope, Caller};
+use crate::auth::{bearer, hash_token, poller_may, portal_capability, AppScope, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -125,8 +125,20 @@ impl FromRequestParts<AppState> for Caller {
             Some(app_id) => Caller::App(AppScope {
                 app_id,
                 portal: token.portal,
+                poller_endpoint_id: token.poller_endpoint_id,
             }),
         };
+        // A poller token polls and does nothing else.
+        if let Caller::App(AppScope {
+            poller_endpoint_id: Some(_),
+            ..
+        }) = &caller
+        {
+            let route = parts.extensions.get::<MatchedPath>();
+            if !route.is_some_and(|route| poller_may(&parts.method, route.as_str())) {
+                return Err(ApiError::Forbidden);
+            }
+        }
         // A portal session may make only the requests its capabilities allow; the
         // table lives beside the capabilities (`auth::portal_capability`).
         if let Caller::App(AppScope {

@@ -41,6 +41,7 @@ async fn polling_reads_every_message_once_in_order_and_resumes_after_a_restart()
                 .await,
         );
     }
+    herald.wait_streamed(&app, 25).await;
     let first = read(&herald, &app, "limit=10").await;
     assert_eq!(ids(&first), sent[..10]);
     assert_eq!(first["done"], false);
@@ -96,7 +97,7 @@ async fn a_long_poll_answers_as_soon_as_a_message_comes_and_empty_at_its_deadlin
         tokio::spawn(async move {
             let resp = http
                 .get(format!(
-                    "{url}/api/v1/app/{app}/events?iterator={iterator}&wait_ms=5000"
+                    "{url}/api/v1/app/{app}/events?iterator={iterator}&wait_ms=10000"
                 ))
                 .bearer_auth(token)
                 .send()
@@ -112,10 +113,10 @@ async fn a_long_poll_answers_as_soon_as_a_message_comes_and_empty_at_its_deadlin
     let (answered, page) = waiting.await.unwrap();
     assert_eq!(ids(&page), [msg]);
     let after = answered.saturating_duration_since(published);
-    assert!(
-        after < Duration::from_secs(1),
-        "answered {after:?} after the publish"
-    );
+    // On PostgreSQL the message joins the stream once every older transaction on the
+    // server has ended, and tests creating their databases beside this one hold it back.
+    let bound = Duration::from_secs(if herald.on_postgres() { 5 } else { 1 });
+    assert!(after < bound, "answered {after:?} after the publish");
 }
 
 #[tokio::test]
@@ -125,6 +126,7 @@ async fn an_iterator_older_than_the_kept_payloads_is_gone_with_where_to_start_ag
     herald
         .publish(&app, json!({"eventType": "user.created", "payload": {}}))
         .await;
+    herald.wait_streamed(&app, 1).await;
     let page = read(&herald, &app, "").await;
     let iterator = page["iterator"].as_str().unwrap().to_owned();
     clock.advance(Duration::from_secs(91 * 24 * 3600));
@@ -185,6 +187,7 @@ async fn a_named_subscription_goes_on_where_its_last_read_stopped() {
                 .await,
         );
     }
+    herald.wait_streamed(&app, 5).await;
     let name = "nightly-sync.v1";
     assert_eq!(
         ids(&read_as(&herald, &app, name, "limit=2").await),

@@ -153,6 +153,32 @@ impl TestHerald {
         endpoint
     }
 
+    /// Whether this Herald runs on PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self._database.is_some()
+    }
+
+    /// Waits until the application's message stream (`/events`) shows `n` messages. On
+    /// PostgreSQL a committed message joins the stream once every transaction older than
+    /// it has ended, anywhere on the server: tests creating their databases beside this
+    /// one hold it back for a moment.
+    pub async fn wait_streamed(&self, app: &str, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, page) = self.get(&format!("/app/{app}/events?limit=250")).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let shown = page["data"].as_array().map_or(0, Vec::len);
+            if shown >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stream shows {shown} of {n} messages"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Publishes and returns the message id.
     pub async fn publish(&self, app: &str, body: Value) -> String {
         let (status, msg) = self.post(&format!("/app/{app}/msg"), body).await;

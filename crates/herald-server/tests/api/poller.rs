@@ -1,13 +1,13 @@
 //! Svix's polling endpoints (`/api/v1/app/{app}/poller/{sink}`): an endpoint's messages read
 //! by polling, with an iterator the client keeps or a consumer position Herald keeps
-//! (patterns spec §5.3, check 3).
+//! (patterns spec §5.3, checks 3 and 6).
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::TestHerald;
+use crate::helpers::{read, TestHerald};
 
 fn ids(page: &Value) -> Vec<String> {
     page["data"]
@@ -51,6 +51,7 @@ async fn orders(herald: &TestHerald) -> (String, String, Vec<(String, String)>) 
             .await;
         sent.push((kind.to_owned(), id));
     }
+    herald.wait_streamed(&app, sent.len()).await;
     (app, endpoint["id"].as_str().unwrap().to_owned(), sent)
 }
 
@@ -124,6 +125,7 @@ async fn a_consumer_goes_on_where_it_stopped_and_seeks_to_a_time() {
     let later = herald
         .publish(&app, json!({"eventType": "order.paid", "payload": {}}))
         .await;
+    herald.wait_streamed(&app, sent.len() + 1).await;
     let (status, seek) = herald
         .post(
             &format!("/app/{app}/poller/{endpoint}/consumer/audit/seek"),
@@ -188,4 +190,139 @@ async fn bad_polls_are_clear_errors() {
         .get(&format!("/app/{app}/poller/{endpoint}?iterator=garbage"))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+/// A request below `/api/v1` made with `token` instead of the admin's.
+async fn as_token(
+    herald: &TestHerald,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> StatusCode {
+    let mut req = herald
+        .http
+        .request(method, format!("{}/api/v1{path}", herald.base))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    read(req.send().await.unwrap()).await.0
+}
+
+#[tokio::test]
+async fn a_poller_token_polls_its_endpoint_and_nothing_else() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let (app, endpoint, _) = orders(&herald).await;
+    let other = herald
+        .endpoint(
+            &app,
+            json!({"url": "https://example.com/other", "disabled": true}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rotate = format!("/auth/app/{app}/poller/orders-feed/token/rotate");
+    let (status, first) = herald.post(&rotate, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let first_token = first["token"].as_str().unwrap().to_owned();
+    assert_eq!(first["scopes"], json!([format!("poll:{endpoint}")]));
+
+    let poll_own = format!("/app/{app}/poller/{endpoint}");
+    for (method, path, body, expected) in [
+        (Method::GET, poll_own.clone(), None, StatusCode::OK),
+        (
+            Method::GET,
+            format!("/app/{app}/poller/orders-feed/consumer/c1"),
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::POST,
+            format!("/app/{app}/poller/{endpoint}/consumer/c1/seek"),
+            Some(json!({"after": "2020-01-01T00:00:00Z"})),
+            StatusCode::OK,
+        ),
+        (
+            Method::GET,
+            format!("/app/{app}/poller/{other}"),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::GET,
+            format!("/app/{app}/events"),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::GET,
+            format!("/app/{app}/msg"),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::GET,
+            format!("/app/{app}/endpoint/{endpoint}"),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::POST,
+            rotate.clone(),
+            Some(json!({})),
+            StatusCode::FORBIDDEN,
+        ),
+    ] {
+        let status = as_token(&herald, &first_token, method.clone(), &path, body).await;
+        assert_eq!(status, expected, "{method} {path}");
+    }
+
+    // The value is shown once; afterwards the token is named by its first characters.
+    let (status, shown) = herald
+        .get(&format!("/auth/app/{app}/poller/{endpoint}/token"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["id"], first["id"]);
+    let hint = shown["token"].as_str().unwrap();
+    assert!(
+        first_token.starts_with(hint) && hint.len() < first_token.len(),
+        "{hint}"
+    );
+
+    // Rotating keeps the old token working for the overlap (300 s by default), then not.
+    let (status, second) = herald.post(&rotate, json!({"expiry": 3600})).await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let second_token = second["token"].as_str().unwrap().to_owned();
+    assert!(second["expiresAt"].is_string(), "{second}");
+    assert_eq!(
+        as_token(&herald, &first_token, Method::GET, &poll_own, None).await,
+        StatusCode::OK
+    );
+    clock.advance(Duration::from_secs(301));
+    assert_eq!(
+        as_token(&herald, &first_token, Method::GET, &poll_own, None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        as_token(&herald, &second_token, Method::GET, &poll_own, None).await,
+        StatusCode::OK
+    );
+    // `oldTokenExpiry: 0` revokes at once.
+    let (_, third) = herald.post(&rotate, json!({"oldTokenExpiry": 0})).await;
+    assert_eq!(
+        as_token(&herald, &second_token, Method::GET, &poll_own, None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let third_token = third["token"].as_str().unwrap();
+    assert_eq!(
+        as_token(&herald, third_token, Method::GET, &poll_own, None).await,
+        StatusCode::OK
+    );
+
+    for bad in [json!({"expiry": 0}), json!({"oldTokenExpiry": 86_401})] {
+        let (status, body) = herald.post(&rotate, bad.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+    }
 }

@@ -352,6 +352,7 @@ async fn a_one_time_token_is_exchanged_once_and_is_good_for_nothing_else() {
         portal: None,
         one_time: true,
         hint: String::new(),
+        poller_endpoint_id: None,
     };
     herald.store().insert_token(&store_token).await.unwrap();
     assert_eq!(

@@ -103,6 +103,7 @@ async fn portal_access(
         expires_at: Some(now + chrono::Duration::seconds(expiry as i64)),
         portal: Some(session),
         one_time: false,
+        poller_endpoint_id: None,
     };
     let token = issue_token(state.store.as_ref(), new).await?;
     let base = &state.config.public_url;
@@ -248,6 +249,7 @@ async fn one_time_token(
         expires_at: Some(now + chrono::Duration::hours(LINK_SESSION_HOURS)),
         portal: link.portal,
         one_time: false,
+        poller_endpoint_id: None,
     };
     let token = issue_token(state.store.as_ref(), new).await?;
     Ok(Json(OneTimeTokenOut { token }))

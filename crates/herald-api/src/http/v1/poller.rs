@@ -2,20 +2,22 @@
 //! the application's endpoints, and polling it reads the messages that endpoint subscribes
 //! to (its event types and channels) from the application's stream, with an iterator the
 //! client keeps or, for a named consumer, one Herald keeps. Disabling an endpoint stops
-//! its pushes but not its polls, so a disabled endpoint is a poll-only one.
+//! its pushes but not its polls, so a disabled endpoint is a poll-only one. A poller token
+//! (`auth/app/{app}/poller/{sink}/token/rotate`) reads one endpoint and nothing else.
 
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use herald_core::model::Endpoint;
+use herald_core::model::{Endpoint, Token};
 use herald_core::store::StreamFilter;
+use herald_core::validation::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Caller;
-use crate::error::{ApiResult, HttpErrorOut, HttpValidationError};
+use crate::auth::{issue_token_record, Caller, NewToken};
+use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::v1::message_types::MessageOut;
 use crate::http::v1::stream_types::{self, ReadOut, StreamRead};
@@ -79,6 +81,137 @@ pub struct PollingEndpointConsumerSeekOut {
     pub iterator: String,
 }
 
+/// How long a new poller token lives, and how long the ones it replaces go on working.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatePollerTokenIn {
+    /// Seconds the new token is good for (at most 31,536,000, a year); forever without it.
+    pub expiry: Option<i64>,
+    /// Seconds the endpoint's earlier poller tokens go on working (0 to 86,400; default
+    /// 300). 0 revokes them at once.
+    pub old_token_expiry: Option<i64>,
+}
+
+/// A poller token. Its value is shown once, when it is made; afterwards `token` holds its
+/// first characters only.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PollerTokenOut {
+    pub id: String,
+    pub token: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// What the token may do: poll this one endpoint.
+    pub scopes: Vec<String>,
+}
+
+const MAX_TOKEN_EXPIRY_SECS: i64 = 31_536_000;
+const MAX_OLD_TOKEN_EXPIRY_SECS: i64 = 86_400;
+const DEFAULT_OLD_TOKEN_EXPIRY_SECS: i64 = 300;
+
+/// Make a token that polls this endpoint and can do nothing else (Herald extension), for a
+/// consumer that should not hold the application's keys. The endpoint's earlier poller
+/// tokens stop working after `oldTokenExpiry`.
+#[utoipa::path(post, path = "/auth/app/{app_id}/poller/{sink_id}/token/rotate", tag = "Message Poller",
+    params(("app_id" = String, Path), ("sink_id" = String, Path, description = "The endpoint's id or uid")),
+    request_body = RotatePollerTokenIn,
+    responses((status = 201, body = PollerTokenOut, description = "The token, shown this once"),
+        (status = 403, body = HttpErrorOut), (status = 404, body = HttpErrorOut),
+        (status = 422, body = HttpValidationError)))]
+async fn rotate_poller_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, sink_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<RotatePollerTokenIn>,
+) -> ApiResult<(axum::http::StatusCode, Json<PollerTokenOut>)> {
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
+    let expiry = seconds("expiry", body.expiry, 1, MAX_TOKEN_EXPIRY_SECS)?;
+    let old_expiry = seconds(
+        "oldTokenExpiry",
+        body.old_token_expiry,
+        0,
+        MAX_OLD_TOKEN_EXPIRY_SECS,
+    )?
+    .unwrap_or(chrono::Duration::seconds(DEFAULT_OLD_TOKEN_EXPIRY_SECS));
+    let now = state.clock.now();
+    state
+        .store
+        .expire_poller_tokens(&endpoint.id, now + old_expiry)
+        .await?;
+    // This node stops accepting revoked tokens at once; others within the lookups' second.
+    state.lookups.tokens.forget();
+    let new = NewToken {
+        app_id: Some(app.id),
+        description: format!("poller of {}", endpoint.id),
+        now,
+        expires_at: expiry.map(|e| now + e),
+        portal: None,
+        one_time: false,
+        poller_endpoint_id: Some(endpoint.id),
+    };
+    let (value, token) = issue_token_record(state.store.as_ref(), new).await?;
+    let mut out = PollerTokenOut::from(token);
+    out.token = value;
+    Ok((axum::http::StatusCode::CREATED, Json(out)))
+}
+
+/// The endpoint's newest poller token still working, by its first characters (Herald
+/// keeps only a hash of the value).
+#[utoipa::path(get, path = "/auth/app/{app_id}/poller/{sink_id}/token", tag = "Message Poller",
+    params(("app_id" = String, Path), ("sink_id" = String, Path, description = "The endpoint's id or uid")),
+    responses((status = 200, body = PollerTokenOut), (status = 403, body = HttpErrorOut),
+        (status = 404, body = HttpErrorOut, description = "No such endpoint, or it has no working poller token")))]
+async fn get_poller_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, sink_id)): Path<(String, String)>,
+) -> ApiResult<Json<PollerTokenOut>> {
+    let (_, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
+    let now = state.clock.now();
+    let newest = state
+        .store
+        .poller_tokens(&endpoint.id)
+        .await?
+        .into_iter()
+        .rfind(|t| t.expires_at.is_none_or(|at| at > now))
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(PollerTokenOut::from(newest)))
+}
+
+impl From<Token> for PollerTokenOut {
+    fn from(t: Token) -> Self {
+        PollerTokenOut {
+            id: t.id,
+            token: t.hint,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            scopes: t
+                .poller_endpoint_id
+                .map(|ep| vec![format!("poll:{ep}")])
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A number of seconds from a body field, checked against its bounds.
+fn seconds(
+    field: &str,
+    value: Option<i64>,
+    min: i64,
+    max: i64,
+) -> ApiResult<Option<chrono::Duration>> {
+    match value {
+        None => Ok(None),
+        Some(n) if (min..=max).contains(&n) => Ok(Some(chrono::Duration::seconds(n))),
+        Some(_) => Err(ApiError::Validation(vec![FieldError {
+            loc: vec!["body".into(), field.into()],
+            msg: format!("must be between {min} and {max} seconds"),
+            kind: "value_error",
+        }])),
+    }
+}
+
 /// Read the messages an endpoint subscribes to, in the order they were committed.
 #[utoipa::path(get, path = "/app/{app_id}/poller/{sink_id}", tag = "Message Poller",
     params(("app_id" = String, Path), ("sink_id" = String, Path, description = "The endpoint's id or uid"), PollQuery),
@@ -92,6 +225,7 @@ async fn poll(
     ApiQuery(query): ApiQuery<PollQuery>,
 ) -> ApiResult<Json<PollingEndpointOut>> {
     let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
+    caller.require_poller_of(&endpoint.id)?;
     let read = StreamRead {
         limit: query.limit,
         iterator: query.iterator,
@@ -119,6 +253,7 @@ async fn consumer_poll(
     ApiQuery(query): ApiQuery<ConsumerPollQuery>,
 ) -> ApiResult<Json<PollingEndpointOut>> {
     let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
+    caller.require_poller_of(&endpoint.id)?;
     stream_types::check_reader_name("consumer_id", &consumer_id)?;
     let read = StreamRead {
         limit: query.limit,
@@ -146,6 +281,7 @@ async fn consumer_seek(
     ApiJson(body): ApiJson<PollingEndpointConsumerSeekIn>,
 ) -> ApiResult<Json<PollingEndpointConsumerSeekOut>> {
     let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
+    caller.require_poller_of(&endpoint.id)?;
     stream_types::check_reader_name("consumer_id", &consumer_id)?;
     let reader = consumer_reader(&endpoint, &consumer_id);
     let iterator = stream_types::seek(&state, &app.id, &reader, body.after).await?;
@@ -208,6 +344,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(poll))
         .routes(routes!(consumer_poll))
         .routes(routes!(consumer_seek))
+        .routes(routes!(rotate_poller_token))
+        .routes(routes!(get_poller_token))
 }
 
 #[cfg(test)]

@@ -140,6 +140,7 @@ async fn create_token(
         expires_at,
         portal: None,
         one_time: false,
+        poller_endpoint_id: None,
     };
     let (value, stored) = issue_token_record(state.store.as_ref(), new).await?;
     Ok((

@@ -311,6 +311,7 @@ async fn sdk_polls_an_endpoint_and_its_consumers() {
             paid.push(msg.id);
         }
     }
+    herald.wait_streamed(&app, 3).await;
     let poller = svix.message().poller();
     let page = poller
         .poll(
