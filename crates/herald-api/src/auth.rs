@@ -210,9 +210,10 @@ pub fn portal_capability(method: &Method, route: &str) -> Option<Capability> {
 /// the handler, which knows it).
 pub fn poller_may(method: &Method, route: &str) -> bool {
     const POLLER: &str = "/api/v1/app/{app_id}/poller/{sink_id}";
-    match route.strip_prefix(POLLER) {
-        Some("" | "/consumer/{consumer_id}") => method == Method::GET,
-        Some("/consumer/{consumer_id}/seek") => method == Method::POST,
+    const LEASING: &str = "/api/v1/app/{app_id}/polling-endpoint/{sink_id}/consumer/{consumer_id}";
+    match (route.strip_prefix(POLLER), route.strip_prefix(LEASING)) {
+        (Some("" | "/consumer/{consumer_id}"), _) | (_, Some("")) => method == Method::GET,
+        (Some("/consumer/{consumer_id}/seek"), _) | (_, Some("/commit")) => method == Method::POST,
         _ => false,
     }
 }

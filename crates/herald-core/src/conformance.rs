@@ -805,6 +805,17 @@ pub async fn the_message_stream_runs_in_commit_order_and_goes_on_where_it_stoppe
         [later_id.message.id.clone(), earlier_id.message.id.clone()]
     );
     assert!(!first.done);
+    // Each item says where the stream goes on after it.
+    assert_eq!(first.positions.len(), 2);
+    assert_eq!(first.positions.last(), Some(&first.next));
+    let after_first = store
+        .read_stream(&a.id, &first.positions[0], &all, 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&after_first),
+        std::slice::from_ref(&earlier_id.message.id)
+    );
     let second = store
         .read_stream(&a.id, &first.next, &all, 2)
         .await

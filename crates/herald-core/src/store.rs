@@ -119,6 +119,9 @@ pub struct StreamFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamPage {
     pub items: Vec<Message>,
+    /// Where the stream goes on after each item (`positions[i]` follows `items[i]`), for
+    /// a reader that acknowledges items one by one.
+    pub positions: Vec<StreamPosition>,
     /// Where the next read goes on: after the last item, or where this one started.
     pub next: StreamPosition,
     /// Nothing more is readable now (more may come later).
@@ -335,16 +338,16 @@ pub trait Messages: Send + Sync {
         filter: &StreamFilter,
         limit: u32,
     ) -> StoreResult<StreamPage>;
-    /// Where the named reader is in the application's stream: the iterator it was last
-    /// given (opaque to the store), if it has read before. Readers are named by the API
-    /// (`subscription/{id}`, …), so names of different kinds cannot meet.
+    /// What the named reader keeps of its place in the application's stream (an iterator,
+    /// or a leasing consumer's state; opaque to the store), if it has read before. Readers
+    /// are named by the API (`subscription/{id}`, …), so names of different kinds cannot meet.
     async fn stream_reader(&self, app_id: &str, reader: &str) -> StoreResult<Option<String>>;
-    /// Remembers where the named reader goes on from.
+    /// Keeps what the named reader needs to go on.
     async fn save_stream_reader(
         &self,
         app_id: &str,
         reader: &str,
-        iterator: &str,
+        state: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// Changes whenever messages may have been committed, on this node or (PostgreSQL)

@@ -102,20 +102,21 @@ async fn read_stream<D: Dialect>(
     sql.push(&format!(" ORDER BY {} LIMIT ", D::STREAM_ORDER))
         .push_bind(v::big(limit));
     let found = db.read(&sql).await?;
-    let mut next = from.clone();
     let mut items = Vec::with_capacity(found.len());
+    let mut positions = Vec::with_capacity(found.len());
     for row in &found {
         let message = rows::message(row)?;
-        next = StreamPosition::After {
+        positions.push(StreamPosition::After {
             seq: row.int("stream_seq")?,
             msg_id: message.id.clone(),
-        };
+        });
         items.push(message);
     }
     Ok(StreamPage {
         done: items.len() < limit as usize,
+        next: positions.last().cloned().unwrap_or_else(|| from.clone()),
         items,
-        next,
+        positions,
     })
 }
 
@@ -201,11 +202,11 @@ impl<B: Backend> Messages for SqlStore<B> {
     }
 
     async fn stream_reader(&self, app_id: &str, reader: &str) -> StoreResult<Option<String>> {
-        let sql = Sql::new("SELECT iterator FROM stream_readers WHERE app_id = ? AND reader = ?")
+        let sql = Sql::new("SELECT state FROM stream_readers WHERE app_id = ? AND reader = ?")
             .bind(v::text(app_id))
             .bind(v::text(reader));
         match self.db.read_optional(&sql).await? {
-            Some(row) => Ok(Some(row.text("iterator")?)),
+            Some(row) => Ok(Some(row.text("state")?)),
             None => Ok(None),
         }
     }
@@ -214,17 +215,17 @@ impl<B: Backend> Messages for SqlStore<B> {
         &self,
         app_id: &str,
         reader: &str,
-        iterator: &str,
+        state: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
         let sql = Sql::new(
-            "INSERT INTO stream_readers (app_id, reader, iterator, updated_at) \
+            "INSERT INTO stream_readers (app_id, reader, state, updated_at) \
              VALUES (?, ?, ?, ?) ON CONFLICT (app_id, reader) \
-             DO UPDATE SET iterator = excluded.iterator, updated_at = excluded.updated_at",
+             DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
         )
         .bind(v::text(app_id))
         .bind(v::text(reader))
-        .bind(v::text(iterator))
+        .bind(v::text(state))
         .bind(v::time(at));
         self.db.write(&sql).await.map_err(internal)?;
         Ok(())

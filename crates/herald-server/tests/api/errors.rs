@@ -490,7 +490,7 @@ async fn portal_token_gets_nothing_from_any_route_of_another_application() {
     // A body every route can parse, so that no request stops at validation.
     let body = json!({"name": "x", "url": "http://127.0.0.1:9/hook", "eventType": "a",
         "payload": {}, "since": "2020-01-01T00:00:00Z", "after": "2020-01-01T00:00:00Z",
-        "headers": {}, "description": "d"});
+        "offset": 0, "headers": {}, "description": "d"});
     let mut walked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         if !path.contains("{app_id}") {

@@ -246,7 +246,25 @@ async fn a_poller_token_polls_its_endpoint_and_nothing_else() {
         ),
         (
             Method::GET,
+            format!("/app/{app}/polling-endpoint/{endpoint}/consumer/c2"),
+            None,
+            StatusCode::OK,
+        ),
+        (
+            Method::POST,
+            format!("/app/{app}/polling-endpoint/{endpoint}/consumer/c2/commit"),
+            Some(json!({"offset": 0})),
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            Method::GET,
             format!("/app/{app}/poller/{other}"),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::GET,
+            format!("/app/{app}/polling-endpoint/{other}/consumer/c2"),
             None,
             StatusCode::FORBIDDEN,
         ),
@@ -325,4 +343,82 @@ async fn a_poller_token_polls_its_endpoint_and_nothing_else() {
         let (status, body) = herald.post(&rotate, bad.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
     }
+}
+
+/// The ids and offsets of a leasing poll.
+fn offsets(page: &Value) -> Vec<(u64, String)> {
+    page["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no data in {page}"))
+        .iter()
+        .map(|m| {
+            (
+                m["offset"].as_u64().unwrap(),
+                m["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_leasing_consumer_gets_again_what_it_did_not_commit() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let (app, endpoint, sent) = orders(&herald).await;
+    let orders = of(&sent, &["order.paid", "order.refunded"]);
+    let numbered = |from: usize, to: usize| -> Vec<(u64, String)> {
+        (from..to).map(|i| (i as u64, orders[i].clone())).collect()
+    };
+    let base = format!("/app/{app}/polling-endpoint/{endpoint}/consumer");
+    let lease = |name: &str, query: &str| format!("{base}/{name}?{query}");
+    let commit = |name: &str, offset: u64| {
+        let path = format!("{base}/{name}/commit");
+        let herald = &herald;
+        async move { herald.post(&path, json!({"offset": offset})).await }
+    };
+
+    // Leased messages are not given twice while the lease lasts.
+    let first = poll(&herald, &lease("worker", "limit=2&lease_duration_ms=1000")).await;
+    assert_eq!(offsets(&first), numbered(0, 2));
+    assert_eq!(first["done"], false);
+    let next = poll(&herald, &lease("worker", "lease_duration_ms=1000")).await;
+    assert_eq!(offsets(&next), numbered(2, 3));
+    // Nothing committed when the lease runs out: all of it again, same offsets.
+    clock.advance(Duration::from_secs(2));
+    let again = poll(&herald, &lease("worker", "lease_duration_ms=1000")).await;
+    assert_eq!(offsets(&again), numbered(0, 3));
+
+    // Committing 1 acknowledges 0 and 1; 2 comes back after the lease.
+    let (status, body) = commit("worker", 1).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    clock.advance(Duration::from_secs(2));
+    let rest = poll(&herald, &lease("worker", "lease_duration_ms=1000")).await;
+    assert_eq!(offsets(&rest), numbered(2, 3));
+    assert_eq!(commit("worker", 2).await.0, StatusCode::NO_CONTENT);
+    clock.advance(Duration::from_secs(2));
+    let drained = poll(&herald, &lease("worker", "")).await;
+    assert!(offsets(&drained).is_empty(), "{drained}");
+    assert_eq!(drained["done"], true);
+    // Committing again is harmless; an offset never given is refused.
+    assert_eq!(commit("worker", 0).await.0, StatusCode::NO_CONTENT);
+    let (status, body) = commit("worker", 7).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["detail"][0]["loc"][1], "offset", "{body}");
+
+    // Consumers are independent; `latest` starts with what comes next.
+    assert_eq!(
+        offsets(&poll(&herald, &lease("audit", "")).await),
+        numbered(0, 3)
+    );
+    let late = poll(&herald, &lease("late", "starting_position=latest")).await;
+    assert!(offsets(&late).is_empty(), "{late}");
+    clock.advance(Duration::from_secs(1));
+    let new = herald
+        .publish(&app, json!({"eventType": "order.paid", "payload": {}}))
+        .await;
+    herald.wait_streamed(&app, sent.len() + 1).await;
+    let late = poll(&herald, &lease("late", "starting_position=latest")).await;
+    assert_eq!(offsets(&late), [(0, new)]);
+
+    let (status, body) = herald.get(&lease("worker", "lease_duration_ms=0")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }

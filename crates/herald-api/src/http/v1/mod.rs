@@ -20,6 +20,7 @@ pub mod message;
 pub mod message_types;
 pub mod operational_endpoint;
 pub mod poller;
+pub mod polling_endpoint;
 pub mod stats;
 pub mod stream_types;
 pub mod throttle;
@@ -39,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(message::router())
         .merge(events::router())
         .merge(poller::router())
+        .merge(polling_endpoint::router())
         .merge(attempt::router())
         .merge(event_type::router())
         .merge(auth::router())

@@ -9,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::model::{Endpoint, Token};
-use herald_core::store::StreamFilter;
 use herald_core::validation::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -232,7 +231,7 @@ async fn poll(
         after: query.after,
         wait_ms: query.wait_ms,
     };
-    let filter = subscribed(&endpoint, query.event_type, query.channel);
+    let filter = stream_types::subscribed(&endpoint, query.event_type, query.channel);
     let out = stream_types::read(&state, &app.id, &read, &filter).await?;
     Ok(Json(PollingEndpointOut::from(out)))
 }
@@ -261,7 +260,7 @@ async fn consumer_poll(
         after: None,
         wait_ms: query.wait_ms,
     };
-    let filter = subscribed(&endpoint, query.event_type, query.channel);
+    let filter = stream_types::subscribed(&endpoint, query.event_type, query.channel);
     let reader = consumer_reader(&endpoint, &consumer_id);
     let out = stream_types::read_as(&state, &app.id, &reader, &read, &filter).await?;
     Ok(Json(PollingEndpointOut::from(out)))
@@ -294,36 +293,6 @@ fn consumer_reader(endpoint: &Endpoint, consumer_id: &str) -> String {
     format!("poller/{}/{consumer_id}", endpoint.id)
 }
 
-/// The messages the endpoint subscribes to, narrowed to one event type or channel when a
-/// poll asks for it. Asking for one the endpoint does not take reads nothing.
-fn subscribed(
-    endpoint: &Endpoint,
-    event_type: Option<String>,
-    channel: Option<String>,
-) -> StreamFilter {
-    let event_types = narrow(endpoint.filter_types.as_deref(), event_type);
-    let channels = narrow(endpoint.channels.as_deref(), channel);
-    match (event_types, channels) {
-        (Some(event_types), Some(channels)) => StreamFilter {
-            event_types,
-            channels,
-        },
-        _ => stream_types::nothing(),
-    }
-}
-
-/// An endpoint's list (empty or absent: everything) narrowed to what a poll asked for:
-/// `None` when the two cannot meet.
-fn narrow(subscribed: Option<&[String]>, asked: Option<String>) -> Option<Option<Vec<String>>> {
-    let subscribed = subscribed.filter(|list| !list.is_empty());
-    match (subscribed, asked.filter(|a| !a.is_empty())) {
-        (None, None) => Some(None),
-        (Some(list), None) => Some(Some(list.to_vec())),
-        (None, Some(asked)) => Some(Some(vec![asked])),
-        (Some(list), Some(asked)) => list.contains(&asked).then(|| Some(vec![asked])),
-    }
-}
-
 impl From<ReadOut> for PollingEndpointOut {
     fn from(out: ReadOut) -> Self {
         PollingEndpointOut {
@@ -346,23 +315,4 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(consumer_seek))
         .routes(routes!(rotate_poller_token))
         .routes(routes!(get_poller_token))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_poll_narrows_what_the_endpoint_takes_and_never_widens_it() {
-        let list = ["a".to_owned(), "b".to_owned()];
-        assert_eq!(narrow(None, None), Some(None));
-        assert_eq!(narrow(Some(&[]), None), Some(None));
-        assert_eq!(narrow(Some(&list), None), Some(Some(list.to_vec())));
-        assert_eq!(narrow(None, Some("c".into())), Some(Some(vec!["c".into()])));
-        assert_eq!(
-            narrow(Some(&list), Some("b".into())),
-            Some(Some(vec!["b".into()]))
-        );
-        assert_eq!(narrow(Some(&list), Some("c".into())), None);
-    }
 }

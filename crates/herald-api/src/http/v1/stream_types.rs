@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
+use herald_core::model::Endpoint;
 use herald_core::store::{StreamFilter, StreamPage, StreamPosition};
 use herald_core::validation::FieldError;
 use tokio::time::Instant;
@@ -125,6 +126,11 @@ pub fn nothing() -> StreamFilter {
     }
 }
 
+/// An iterator that reads what is created from now on.
+pub fn from_now(state: &AppState) -> String {
+    encode(&StreamPosition::Since(state.clock.now()))
+}
+
 /// Checks the name a client gave a reader (a subscription or a consumer): 1 to 256 of
 /// `A-Z a-z 0-9 . _ -`, so that it can never contain the `/` that joins Herald's keys.
 pub fn check_reader_name(param: &str, name: &str) -> ApiResult<()> {
@@ -222,7 +228,7 @@ fn start_of(state: &AppState, read: &StreamRead) -> ApiResult<StreamPosition> {
 }
 
 /// Iterators are opaque to clients: a position, base64-encoded.
-fn encode(position: &StreamPosition) -> String {
+pub fn encode(position: &StreamPosition) -> String {
     let plain = match position {
         StreamPosition::Start => "s".to_owned(),
         StreamPosition::Since(time) => format!("t.{}", time.timestamp_micros()),
@@ -257,6 +263,36 @@ pub fn query_error(param: &str, msg: &str) -> ApiError {
     }])
 }
 
+/// The messages the endpoint subscribes to, narrowed to one event type or channel when a
+/// poll asks for it. Asking for one the endpoint does not take reads nothing.
+pub fn subscribed(
+    endpoint: &Endpoint,
+    event_type: Option<String>,
+    channel: Option<String>,
+) -> StreamFilter {
+    let event_types = narrow(endpoint.filter_types.as_deref(), event_type);
+    let channels = narrow(endpoint.channels.as_deref(), channel);
+    match (event_types, channels) {
+        (Some(event_types), Some(channels)) => StreamFilter {
+            event_types,
+            channels,
+        },
+        _ => nothing(),
+    }
+}
+
+/// An endpoint's list (empty or absent: everything) narrowed to what a poll asked for:
+/// `None` when the two cannot meet.
+fn narrow(subscribed: Option<&[String]>, asked: Option<String>) -> Option<Option<Vec<String>>> {
+    let subscribed = subscribed.filter(|list| !list.is_empty());
+    match (subscribed, asked.filter(|a| !a.is_empty())) {
+        (None, None) => Some(None),
+        (Some(list), None) => Some(Some(list.to_vec())),
+        (None, Some(asked)) => Some(Some(vec![asked])),
+        (Some(list), Some(asked)) => list.contains(&asked).then(|| Some(vec![asked])),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,5 +319,19 @@ mod tests {
         ] {
             assert_eq!(decode(garbage), None, "{garbage}");
         }
+    }
+
+    #[test]
+    fn a_poll_narrows_what_the_endpoint_takes_and_never_widens_it() {
+        let list = ["a".to_owned(), "b".to_owned()];
+        assert_eq!(narrow(None, None), Some(None));
+        assert_eq!(narrow(Some(&[]), None), Some(None));
+        assert_eq!(narrow(Some(&list), None), Some(Some(list.to_vec())));
+        assert_eq!(narrow(None, Some("c".into())), Some(Some(vec!["c".into()])));
+        assert_eq!(
+            narrow(Some(&list), Some("b".into())),
+            Some(Some(vec!["b".into()]))
+        );
+        assert_eq!(narrow(Some(&list), Some("c".into())), None);
     }
 }
