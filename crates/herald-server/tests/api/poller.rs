@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{read, TestHerald};
+use crate::helpers::TestHerald;
 
 fn ids(page: &Value) -> Vec<String> {
     page["data"]
@@ -192,24 +192,6 @@ async fn bad_polls_are_clear_errors() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
 
-/// A request below `/api/v1` made with `token` instead of the admin's.
-async fn as_token(
-    herald: &TestHerald,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> StatusCode {
-    let mut req = herald
-        .http
-        .request(method, format!("{}/api/v1{path}", herald.base))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    read(req.send().await.unwrap()).await.0
-}
-
 #[tokio::test]
 async fn a_poller_token_polls_its_endpoint_and_nothing_else() {
     let (herald, clock) = TestHerald::start_manual().await;
@@ -293,7 +275,10 @@ async fn a_poller_token_polls_its_endpoint_and_nothing_else() {
             StatusCode::FORBIDDEN,
         ),
     ] {
-        let status = as_token(&herald, &first_token, method.clone(), &path, body).await;
+        let status = herald
+            .call_as(&first_token, method.clone(), &path, body)
+            .await
+            .0;
         assert_eq!(status, expected, "{method} {path}");
     }
 
@@ -315,27 +300,42 @@ async fn a_poller_token_polls_its_endpoint_and_nothing_else() {
     let second_token = second["token"].as_str().unwrap().to_owned();
     assert!(second["expiresAt"].is_string(), "{second}");
     assert_eq!(
-        as_token(&herald, &first_token, Method::GET, &poll_own, None).await,
+        herald
+            .call_as(&first_token, Method::GET, &poll_own, None)
+            .await
+            .0,
         StatusCode::OK
     );
     clock.advance(Duration::from_secs(301));
     assert_eq!(
-        as_token(&herald, &first_token, Method::GET, &poll_own, None).await,
+        herald
+            .call_as(&first_token, Method::GET, &poll_own, None)
+            .await
+            .0,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        as_token(&herald, &second_token, Method::GET, &poll_own, None).await,
+        herald
+            .call_as(&second_token, Method::GET, &poll_own, None)
+            .await
+            .0,
         StatusCode::OK
     );
     // `oldTokenExpiry: 0` revokes at once.
     let (_, third) = herald.post(&rotate, json!({"oldTokenExpiry": 0})).await;
     assert_eq!(
-        as_token(&herald, &second_token, Method::GET, &poll_own, None).await,
+        herald
+            .call_as(&second_token, Method::GET, &poll_own, None)
+            .await
+            .0,
         StatusCode::UNAUTHORIZED
     );
     let third_token = third["token"].as_str().unwrap();
     assert_eq!(
-        as_token(&herald, third_token, Method::GET, &poll_own, None).await,
+        herald
+            .call_as(third_token, Method::GET, &poll_own, None)
+            .await
+            .0,
         StatusCode::OK
     );
 

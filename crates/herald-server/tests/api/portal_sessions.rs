@@ -16,27 +16,6 @@ async fn session(herald: &TestHerald, app: &str, options: Value) -> String {
     access["token"].as_str().unwrap().to_owned()
 }
 
-async fn as_token(
-    herald: &TestHerald,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (reqwest::StatusCode, Value) {
-    let mut req = herald
-        .http
-        .request(method, format!("{}/api/v1{path}", herald.base))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let (status, body) = read(req.send().await.unwrap()).await;
-    (
-        reqwest::StatusCode::from_u16(status.as_u16()).unwrap(),
-        body,
-    )
-}
-
 #[tokio::test]
 async fn a_read_only_session_may_look_but_change_nothing() {
     let herald = TestHerald::start().await;
@@ -46,14 +25,9 @@ async fn a_read_only_session_may_look_but_change_nothing() {
         .await;
     let ep = endpoint["id"].as_str().unwrap();
     let token = session(&herald, &app, json!({"readOnly": true})).await;
-    let (status, _) = as_token(
-        &herald,
-        &token,
-        Method::GET,
-        &format!("/app/{app}/endpoint"),
-        None,
-    )
-    .await;
+    let (status, _) = herald
+        .call_as(&token, Method::GET, &format!("/app/{app}/endpoint"), None)
+        .await;
     assert_eq!(status, 200);
     let changes = [
         (
@@ -83,7 +57,9 @@ async fn a_read_only_session_may_look_but_change_nothing() {
         ),
     ];
     for (method, path, body) in changes {
-        let (status, body) = as_token(&herald, &token, method.clone(), &path, Some(body)).await;
+        let (status, body) = herald
+            .call_as(&token, method.clone(), &path, Some(body))
+            .await;
         assert_eq!(status, 403, "{method} {path}: {body}");
         assert!(
             body["code"].is_string() && body["detail"].is_string(),
@@ -93,14 +69,9 @@ async fn a_read_only_session_may_look_but_change_nothing() {
     let (_, after) = herald.get(&format!("/app/{app}/endpoint/{ep}")).await;
     assert_eq!(after["disabled"], false);
     // Logging out is not a change a read-only session is refused.
-    let (status, _) = as_token(
-        &herald,
-        &token,
-        Method::POST,
-        "/auth/logout",
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = herald
+        .call_as(&token, Method::POST, "/auth/logout", Some(json!({})))
+        .await;
     assert_eq!(status, 204);
 }
 
@@ -121,32 +92,38 @@ async fn capabilities_gate_secrets_and_endpoint_changes() {
         json!({"capabilities": ["ViewBase", "ViewEndpointSecret"]}),
     )
     .await;
-    let (status, secret) = as_token(&herald, &viewer, Method::GET, &secret_path, None).await;
+    let (status, secret) = herald
+        .call_as(&viewer, Method::GET, &secret_path, None)
+        .await;
     assert_eq!(status, 200);
     assert!(secret["key"].as_str().unwrap().starts_with("whsec_"));
-    let (status, _) = as_token(
-        &herald,
-        &viewer,
-        Method::POST,
-        &format!("{secret_path}/rotate"),
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = herald
+        .call_as(
+            &viewer,
+            Method::POST,
+            &format!("{secret_path}/rotate"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, 403, "viewing is not rotating");
 
     let manager = session(&herald, &app, json!({"capabilities": ["ManageEndpoint"]})).await;
-    let (status, _) = as_token(&herald, &manager, Method::GET, &secret_path, None).await;
+    let (status, _) = herald
+        .call_as(&manager, Method::GET, &secret_path, None)
+        .await;
     assert_eq!(status, 403);
-    let (status, body) = as_token(
-        &herald,
-        &manager,
-        Method::POST,
-        &format!("/app/{app}/endpoint"),
-        Some(json!({"url": "https://example.com/second"})),
-    )
-    .await;
+    let (status, body) = herald
+        .call_as(
+            &manager,
+            Method::POST,
+            &format!("/app/{app}/endpoint"),
+            Some(json!({"url": "https://example.com/second"})),
+        )
+        .await;
     assert_eq!(status, 201, "{body}");
-    let (status, described) = as_token(&herald, &manager, Method::GET, "/auth/session", None).await;
+    let (status, described) = herald
+        .call_as(&manager, Method::GET, "/auth/session", None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(described["appId"], app.as_str());
     assert_eq!(described["admin"], false);
@@ -171,11 +148,11 @@ async fn expire_all_ends_named_sessions_or_every_one() {
         .await;
     assert_eq!(status, 204);
     assert_eq!(
-        as_token(&herald, &first, Method::GET, &path, None).await.0,
+        herald.call_as(&first, Method::GET, &path, None).await.0,
         401
     );
     assert_eq!(
-        as_token(&herald, &second, Method::GET, &path, None).await.0,
+        herald.call_as(&second, Method::GET, &path, None).await.0,
         200
     );
     let (status, _) = herald
@@ -183,19 +160,19 @@ async fn expire_all_ends_named_sessions_or_every_one() {
         .await;
     assert_eq!(status, 204);
     assert_eq!(
-        as_token(&herald, &second, Method::GET, &path, None).await.0,
+        herald.call_as(&second, Method::GET, &path, None).await.0,
         401
     );
     // A portal session cannot end other sessions.
     let third = session(&herald, &app, json!({})).await;
-    let (status, _) = as_token(
-        &herald,
-        &third,
-        Method::POST,
-        &format!("/auth/app/{app}/expire-all"),
-        Some(json!({})),
-    )
-    .await;
+    let (status, _) = herald
+        .call_as(
+            &third,
+            Method::POST,
+            &format!("/auth/app/{app}/expire-all"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(status, 403);
 }
 
@@ -220,12 +197,18 @@ async fn feature_flagged_event_types_are_shown_only_to_sessions_with_the_flag() 
             .collect()
     };
     let plain = session(&herald, &app, json!({})).await;
-    let (_, list) = as_token(&herald, &plain, Method::GET, "/event-type", None).await;
+    let (_, list) = herald
+        .call_as(&plain, Method::GET, "/event-type", None)
+        .await;
     assert_eq!(names(list), ["public.thing"]);
-    let (status, _) = as_token(&herald, &plain, Method::GET, "/event-type/beta.thing", None).await;
+    let (status, _) = herald
+        .call_as(&plain, Method::GET, "/event-type/beta.thing", None)
+        .await;
     assert_eq!(status, 404);
     let beta = session(&herald, &app, json!({"featureFlags": ["beta"]})).await;
-    let (_, list) = as_token(&herald, &beta, Method::GET, "/event-type", None).await;
+    let (_, list) = herald
+        .call_as(&beta, Method::GET, "/event-type", None)
+        .await;
     assert_eq!(names(list), ["beta.thing", "public.thing"]);
     let (_, list) = herald.get("/event-type").await;
     assert_eq!(names(list).len(), 2, "the provider sees every type");
@@ -284,7 +267,8 @@ async fn the_instance_is_described_to_admins_only() {
     assert_eq!(instance["queueDepth"], 0);
     let token = session(&herald, &app, json!({})).await;
     assert_eq!(
-        as_token(&herald, &token, Method::GET, "/instance", None)
+        herald
+            .call_as(&token, Method::GET, "/instance", None)
             .await
             .0,
         403
@@ -355,10 +339,7 @@ async fn a_one_time_token_is_exchanged_once_and_is_good_for_nothing_else() {
         poller_endpoint_id: None,
     };
     herald.store().insert_token(&store_token).await.unwrap();
-    assert_eq!(
-        as_token(&herald, link, Method::GET, "/app", None).await.0,
-        401
-    );
+    assert_eq!(herald.call_as(link, Method::GET, "/app", None).await.0, 401);
     let exchange = || async {
         read(
             herald
@@ -375,9 +356,7 @@ async fn a_one_time_token_is_exchanged_once_and_is_good_for_nothing_else() {
     assert_eq!(status, 200, "{body}");
     let session = body["token"].as_str().unwrap();
     assert_eq!(
-        as_token(&herald, session, Method::GET, "/app", None)
-            .await
-            .0,
+        herald.call_as(session, Method::GET, "/app", None).await.0,
         200
     );
     let (status, body) = exchange().await;

@@ -110,15 +110,11 @@ impl EventsQuery {
 
 impl From<ReadOut> for MessageEventsOut {
     fn from(out: ReadOut) -> Self {
+        let (data, iterator, done) = out.into_messages();
         MessageEventsOut {
-            data: out
-                .page
-                .items
-                .into_iter()
-                .map(|m| MessageOut::new(m, true))
-                .collect(),
-            iterator: out.iterator,
-            done: out.page.done,
+            data,
+            iterator,
+            done,
         }
     }
 }

@@ -223,8 +223,8 @@ async fn poll(
     Path((app_id, sink_id)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<PollQuery>,
 ) -> ApiResult<Json<PollingEndpointOut>> {
-    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
-    caller.require_poller_of(&endpoint.id)?;
+    let (app, endpoint) =
+        stream_types::polled_endpoint(&state, &caller, &app_id, &sink_id, None).await?;
     let read = StreamRead {
         limit: query.limit,
         iterator: query.iterator,
@@ -251,9 +251,9 @@ async fn consumer_poll(
     Path((app_id, sink_id, consumer_id)): Path<(String, String, String)>,
     ApiQuery(query): ApiQuery<ConsumerPollQuery>,
 ) -> ApiResult<Json<PollingEndpointOut>> {
-    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
-    caller.require_poller_of(&endpoint.id)?;
-    stream_types::check_reader_name("consumer_id", &consumer_id)?;
+    let (app, endpoint) =
+        stream_types::polled_endpoint(&state, &caller, &app_id, &sink_id, Some(&consumer_id))
+            .await?;
     let read = StreamRead {
         limit: query.limit,
         iterator: query.iterator,
@@ -279,9 +279,9 @@ async fn consumer_seek(
     Path((app_id, sink_id, consumer_id)): Path<(String, String, String)>,
     ApiJson(body): ApiJson<PollingEndpointConsumerSeekIn>,
 ) -> ApiResult<Json<PollingEndpointConsumerSeekOut>> {
-    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
-    caller.require_poller_of(&endpoint.id)?;
-    stream_types::check_reader_name("consumer_id", &consumer_id)?;
+    let (app, endpoint) =
+        stream_types::polled_endpoint(&state, &caller, &app_id, &sink_id, Some(&consumer_id))
+            .await?;
     let reader = consumer_reader(&endpoint, &consumer_id);
     let iterator = stream_types::seek(&state, &app.id, &reader, body.after).await?;
     Ok(Json(PollingEndpointConsumerSeekOut { iterator }))
@@ -295,15 +295,11 @@ fn consumer_reader(endpoint: &Endpoint, consumer_id: &str) -> String {
 
 impl From<ReadOut> for PollingEndpointOut {
     fn from(out: ReadOut) -> Self {
+        let (data, iterator, done) = out.into_messages();
         PollingEndpointOut {
-            data: out
-                .page
-                .items
-                .into_iter()
-                .map(|m| MessageOut::new(m, true))
-                .collect(),
-            iterator: out.iterator,
-            done: out.page.done,
+            data,
+            iterator,
+            done,
         }
     }
 }

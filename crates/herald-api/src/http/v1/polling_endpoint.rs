@@ -112,9 +112,9 @@ async fn lease_poll(
     Path((app_id, sink_id, consumer_id)): Path<(String, String, String)>,
     ApiQuery(query): ApiQuery<LeasePollQuery>,
 ) -> ApiResult<Json<PollerV2PollOut>> {
-    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
-    caller.require_poller_of(&endpoint.id)?;
-    stream_types::check_reader_name("consumer_id", &consumer_id)?;
+    let (app, endpoint) =
+        stream_types::polled_endpoint(&state, &caller, &app_id, &sink_id, Some(&consumer_id))
+            .await?;
     let lease_ms = query.lease_duration_ms.unwrap_or(DEFAULT_LEASE_MS);
     if !(1..=MAX_LEASE_MS).contains(&lease_ms) {
         return Err(stream_types::query_error(
@@ -193,9 +193,9 @@ async fn lease_commit(
     Path((app_id, sink_id, consumer_id)): Path<(String, String, String)>,
     ApiJson(body): ApiJson<PollerV2CommitIn>,
 ) -> ApiResult<StatusCode> {
-    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &sink_id).await?;
-    caller.require_poller_of(&endpoint.id)?;
-    stream_types::check_reader_name("consumer_id", &consumer_id)?;
+    let (app, endpoint) =
+        stream_types::polled_endpoint(&state, &caller, &app_id, &sink_id, Some(&consumer_id))
+            .await?;
     let reader = format!("lease/{}/{consumer_id}", endpoint.id);
     let mut consumer = load(&state, &app.id, &reader).await?.unwrap_or_default();
     if body.offset < consumer.next_offset {

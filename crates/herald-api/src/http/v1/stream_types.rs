@@ -8,13 +8,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
-use herald_core::model::Endpoint;
+use herald_core::model::{Application, Endpoint};
 use herald_core::store::{StreamFilter, StreamPage, StreamPosition};
 use herald_core::validation::FieldError;
 use tokio::time::Instant;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::list::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::http::v1::message_types::MessageOut;
 use crate::state::AppState;
 
 /// The longest a read may wait for a message.
@@ -36,6 +38,20 @@ pub struct StreamRead {
 pub struct ReadOut {
     pub page: StreamPage,
     pub iterator: String,
+}
+
+impl ReadOut {
+    /// The page's messages as the API shows them (payload included), the iterator to go
+    /// on from, and whether the stream has nothing more now.
+    pub fn into_messages(self) -> (Vec<MessageOut>, String, bool) {
+        let messages = self
+            .page
+            .items
+            .into_iter()
+            .map(|m| MessageOut::new(m, true))
+            .collect();
+        (messages, self.iterator, self.page.done)
+    }
 }
 
 /// Reads the stream from where `read` says, waiting up to its `wait_ms` for a message.
@@ -129,6 +145,23 @@ pub fn nothing() -> StreamFilter {
 /// An iterator that reads what is created from now on.
 pub fn from_now(state: &AppState) -> String {
     encode(&StreamPosition::Since(state.clock.now()))
+}
+
+/// The application and endpoint a poll names, if `caller` may poll it (a poller token only
+/// its own endpoint), after checking the consumer's name when there is one.
+pub async fn polled_endpoint(
+    state: &AppState,
+    caller: &Caller,
+    app_id: &str,
+    sink_id: &str,
+    consumer_id: Option<&str>,
+) -> ApiResult<(Application, Endpoint)> {
+    let (app, endpoint) = state.endpoint_for(caller, app_id, sink_id).await?;
+    caller.require_poller_of(&endpoint.id)?;
+    if let Some(consumer_id) = consumer_id {
+        check_reader_name("consumer_id", consumer_id)?;
+    }
+    Ok((app, endpoint))
 }
 
 /// Checks the name a client gave a reader (a subscription or a consumer): 1 to 256 of
