@@ -73,7 +73,8 @@ async fn the_stream_waits_for_a_transaction_still_in_flight() {
     tx.commit().await.unwrap();
     // Once committed, both come, in commit order. Any transaction in flight on the server
     // (in any database: PostgreSQL's snapshots are cluster-wide) may hold the stream back a
-    // moment longer, so this waits for them, and never sees `fast` alone meanwhile.
+    // moment longer (`slow` alone, even: another transaction may have begun between the
+    // two), so this waits for them, and never sees `fast` before `slow`.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let ids: Vec<String> = read()
@@ -83,8 +84,10 @@ async fn the_stream_waits_for_a_transaction_still_in_flight() {
             .into_iter()
             .map(|m| m.id)
             .collect();
-        if !ids.is_empty() {
-            assert_eq!(ids, [slow.message.id, fast.message.id]);
+        // Always a prefix of the commit order: `slow` first, never `fast` alone.
+        let expected = [slow.message.id.clone(), fast.message.id.clone()];
+        assert_eq!(ids, expected[..ids.len()], "not in commit order");
+        if ids.len() == expected.len() {
             break;
         }
         assert!(
