@@ -179,21 +179,21 @@ impl TestHerald {
     /// Waits until the application's message stream (`/events`) shows `n` messages. On
     /// PostgreSQL a committed message joins the stream once every transaction older than
     /// it has ended, anywhere on the server: tests creating their databases beside this
-    /// one hold it back for a moment.
+    /// one hold it back for a moment. The wait is Herald's own long poll, which answers
+    /// as soon as the stream moves on.
     pub async fn wait_streamed(&self, app: &str, n: usize) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, page) = self.get(&format!("/app/{app}/events?limit=250")).await;
-            assert_eq!(status, StatusCode::OK, "{page}");
-            let shown = page["data"].as_array().map_or(0, Vec::len);
-            if shown >= n {
-                return;
-            }
+        let (mut iterator, mut shown) = (String::new(), 0);
+        while shown < n {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the stream shows {shown} of {n} messages"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            let path = format!("/app/{app}/events?limit=250&wait_ms=5000&iterator={iterator}");
+            let (status, page) = self.get(&path).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            shown += page["data"].as_array().map_or(0, Vec::len);
+            iterator = page["iterator"].as_str().unwrap_or_default().to_owned();
         }
     }
 
