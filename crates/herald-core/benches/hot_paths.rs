@@ -37,6 +37,7 @@ fn endpoint(types: Option<&[&str]>) -> Endpoint {
         previous_secret: None,
         client_identity: None,
         template: None,
+        adhoc: false,
         created_at: now,
         updated_at: now,
     }

@@ -41,7 +41,8 @@ macro_rules! conformance_tests {
             disabled_endpoint_gets_no_new_deliveries,
             failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable,
             the_operational_app_is_not_listed,
-            a_batch_of_finished_attempts_skips_what_was_deleted
+            a_batch_of_finished_attempts_skips_what_was_deleted,
+            adhoc_endpoints_get_only_what_names_them_and_share_the_app_secret
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -99,6 +100,7 @@ pub fn endpoint(app_id: &str, types: Option<&[&str]>) -> Endpoint {
         previous_secret: None,
         client_identity: None,
         template: None,
+        adhoc: false,
         created_at: t0(),
         updated_at: t0(),
     }
@@ -119,6 +121,7 @@ pub fn message(app_id: &str, event_type: &str) -> NewMessage {
         },
         idempotency_key: None,
         only_endpoint: None,
+        adhoc_endpoints: Vec::new(),
     }
 }
 
@@ -1405,9 +1408,18 @@ where
         (text.clone(), credentialed.to_owned())
     );
 
+    let adhoc = plain
+        .adhoc_secret(&a.id, &EndpointSecret::generate())
+        .await
+        .unwrap();
+
     // A key is configured: existing secrets are re-sealed, new ones sealed.
     let sealed = open(sealer(Some(1), &[])).await;
-    assert_eq!(sealed.reseal_secrets().await.unwrap(), 1);
+    assert_eq!(
+        sealed.reseal_secrets().await.unwrap(),
+        2,
+        "an endpoint, an app"
+    );
     assert_eq!(
         sealed.reseal_secrets().await.unwrap(),
         0,
@@ -1434,8 +1446,10 @@ where
         rotated.get_endpoint(&a.id, &first.id).await.unwrap().secret,
         first.secret
     );
-    assert_eq!(rotated.reseal_secrets().await.unwrap(), 2);
+    assert_eq!(rotated.reseal_secrets().await.unwrap(), 3);
     let only_new = open(sealer(Some(2), &[])).await;
+    let fresh = EndpointSecret::generate();
+    assert_eq!(only_new.adhoc_secret(&a.id, &fresh).await.unwrap(), adhoc);
     assert_eq!(
         only_new
             .get_endpoint(&a.id, &second.id)
@@ -1489,4 +1503,108 @@ pub async fn a_batch_of_finished_attempts_skips_what_was_deleted(store: &dyn Sto
         .await
         .unwrap()
         .is_empty());
+}
+
+pub async fn adhoc_endpoints_get_only_what_names_them_and_share_the_app_secret(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 1).await;
+    let wanted = Endpoint {
+        uid: Some("adhoc_cb1".into()),
+        url: "https://example.com/callback".into(),
+        adhoc: true,
+        ..endpoint(&a.id, None)
+    };
+    let made = store.adhoc_endpoint(&wanted).await.unwrap();
+    assert!(made.adhoc);
+    let app_secret = store
+        .adhoc_secret(&a.id, &EndpointSecret::generate())
+        .await
+        .unwrap();
+    assert_eq!(
+        app_secret.secret, wanted.secret,
+        "the first value is the wanted one"
+    );
+    assert_eq!(made.secret, app_secret.secret);
+    let again = Endpoint {
+        id: IdKind::Endpoint.new_id(),
+        secret: EndpointSecret::generate(),
+        ..wanted.clone()
+    };
+    assert_eq!(
+        store.adhoc_endpoint(&again).await.unwrap().id,
+        made.id,
+        "reused by uid"
+    );
+
+    // Hidden from lists and counts, found by id.
+    let listed = store.list_endpoints(&a.id, &page(10)).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].id, eps[0].id);
+    assert_eq!(store.count_endpoints(&a.id).await.unwrap(), 1);
+    assert!(store.get_endpoint(&a.id, &made.id).await.unwrap().adhoc);
+
+    // A message goes to it only when it names it, with the trigger `Adhoc`, kept on retry.
+    store.create_message(&message(&a.id, "x")).await.unwrap();
+    let mut named = message(&a.id, "x");
+    named.adhoc_endpoints = vec![made.id.clone()];
+    let published = store.create_message(&named).await.unwrap();
+    assert!(matches!(
+        published,
+        Published::Created { deliveries: 2, .. }
+    ));
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let to_adhoc: Vec<&ClaimedDelivery> = claimed
+        .iter()
+        .filter(|c| c.endpoint.id == made.id)
+        .collect();
+    assert_eq!(to_adhoc.len(), 1);
+    assert_eq!(to_adhoc[0].delivery.msg_id, named.message.id);
+    assert_eq!(to_adhoc[0].delivery.trigger, TriggerType::Adhoc);
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: to_adhoc[0].lease_token.clone(),
+            event_type: "x".into(),
+            attempt: attempt_of(to_adhoc[0], t0(), false),
+            next: NextState::RetryAt(t0() + secs(5)),
+        })
+        .await
+        .unwrap();
+    let retry = store.claim_due(&claim_at(t0() + secs(5))).await.unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].delivery.trigger, TriggerType::Adhoc);
+
+    // A rotation reaches the application's ad-hoc endpoints, not its others.
+    let rotated = AdhocSecret {
+        secret: EndpointSecret::generate(),
+        previous: Some(PreviousSecret {
+            secret: app_secret.secret.clone(),
+            expires_at: t0() + secs(60),
+        }),
+    };
+    store.set_adhoc_secret(&a.id, &rotated).await.unwrap();
+    let read = store
+        .adhoc_secret(&a.id, &EndpointSecret::generate())
+        .await
+        .unwrap();
+    assert_eq!(read, rotated);
+    let after = store.get_endpoint(&a.id, &made.id).await.unwrap();
+    assert_eq!(after.secret, rotated.secret);
+    assert_eq!(after.previous_secret, rotated.previous);
+    let other = store.get_endpoint(&a.id, &eps[0].id).await.unwrap();
+    assert_eq!(other.secret, eps[0].secret);
+
+    // An ordinary endpoint's uid is not a callback's to take.
+    let taken = Endpoint {
+        uid: Some("plain".into()),
+        ..endpoint(&a.id, None)
+    };
+    store.create_endpoint(&taken).await.unwrap();
+    let clash = Endpoint {
+        uid: Some("plain".into()),
+        ..wanted
+    };
+    assert!(matches!(
+        store.adhoc_endpoint(&clash).await,
+        Err(StoreError::Conflict(_))
+    ));
 }

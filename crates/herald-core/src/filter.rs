@@ -56,6 +56,7 @@ mod tests {
             previous_secret: None,
             client_identity: None,
             template: None,
+            adhoc: false,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -69,6 +69,10 @@ pub struct Endpoint {
     /// How what is sent is rendered from the event; `None`: the payload as published (or
     /// the destination kind's default, for email and chat).
     pub template: Option<EndpointTemplate>,
+    /// A hidden endpoint standing for a one-off callback URL (`callbackUrls`): it receives
+    /// only the messages that name it, is signed with the application's ad-hoc secret, is
+    /// never listed nor disabled, yet its attempts are logged, counted and resendable.
+    pub adhoc: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -112,6 +116,14 @@ impl std::fmt::Debug for ClientIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ClientIdentity(<redacted>)")
     }
+}
+
+/// An application's ad-hoc secret, which signs its one-off callbacks: the current one and,
+/// for a while after a rotation, the one before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdhocSecret {
+    pub secret: EndpointSecret,
+    pub previous: Option<PreviousSecret>,
 }
 
 /// A rotated-out secret that keeps signing beside the new one for a while.
@@ -174,20 +186,51 @@ impl DeliveryStatus {
     }
 }
 
-/// Why an attempt was made. The numbers are Svix's.
+/// Why an attempt was made. 0 and 1 are Svix's numbers; the rest are Herald's patterns,
+/// which Svix's `triggerType` shows as `Scheduled` (see [`TriggerType::svix`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TriggerType {
+    /// Published and delivered to a subscribed endpoint, or retried on schedule.
     Scheduled = 0,
+    /// Resent, recovered or replayed by hand.
     Manual = 1,
+    /// A one-off callback URL given with the message.
+    Adhoc = 2,
+    /// A synchronous call, whose answer the caller waited for.
+    Sync = 3,
+    /// A subscription's verification challenge.
+    Verification = 4,
 }
 
 impl TriggerType {
-    /// From the stored/wire number.
+    /// From the stored number; unknown numbers read as `Scheduled`.
     pub fn from_i64(n: i64) -> Self {
-        if n == 1 {
-            Self::Manual
-        } else {
-            Self::Scheduled
+        match n {
+            1 => Self::Manual,
+            2 => Self::Adhoc,
+            3 => Self::Sync,
+            4 => Self::Verification,
+            _ => Self::Scheduled,
+        }
+    }
+
+    /// The number Svix's `triggerType` has for it: Svix knows only scheduled (0) and
+    /// manual (1), and its SDKs refuse other numbers.
+    pub fn svix(self) -> i64 {
+        match self {
+            Self::Manual => 1,
+            _ => 0,
+        }
+    }
+
+    /// The stable name used in the API (`trigger`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Manual => "manual",
+            Self::Adhoc => "adhoc",
+            Self::Sync => "sync",
+            Self::Verification => "verification",
         }
     }
 }

@@ -12,8 +12,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
 
 use crate::model::{
-    Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message, Token,
+    AdhocSecret, Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message,
+    Token, TriggerType,
 };
+use crate::signing::EndpointSecret;
 use crate::stats::{RollupCutoffs, StatsQuery, StatsRow};
 
 /// What a store can fail with.
@@ -152,6 +154,20 @@ pub struct NewMessage {
     pub idempotency_key: Option<String>,
     /// Deliver to this endpoint only, whatever its filters (an example sent to one endpoint).
     pub only_endpoint: Option<String>,
+    /// Ad-hoc endpoints (one-off callback URLs) to deliver to as well; an ad-hoc endpoint
+    /// receives nothing that does not name it.
+    pub adhoc_endpoints: Vec<String>,
+}
+
+impl NewMessage {
+    /// What triggers the first attempt of this message's delivery to an endpoint.
+    pub fn trigger_for(&self, endpoint_id: &str) -> TriggerType {
+        if self.adhoc_endpoints.iter().any(|id| id == endpoint_id) {
+            TriggerType::Adhoc
+        } else {
+            TriggerType::Scheduled
+        }
+    }
 }
 
 /// The result of publishing.
@@ -277,7 +293,17 @@ pub trait Catalog: Send + Sync {
 
     // --- endpoints
     async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    /// The application's ad-hoc secret, made `fresh` first if it has none.
+    async fn adhoc_secret(&self, app_id: &str, fresh: &EndpointSecret) -> StoreResult<AdhocSecret>;
+    /// Replaces the application's ad-hoc secret, on its ad-hoc endpoints too.
+    async fn set_adhoc_secret(&self, app_id: &str, secret: &AdhocSecret) -> StoreResult<()>;
+    /// The application's ad-hoc endpoint with `wanted`'s uid, made from `wanted` if there is
+    /// none (so a callback URL used again reuses its endpoint), signed with the
+    /// application's ad-hoc secret. `wanted.secret` is that secret's first value if the
+    /// application has none yet.
+    async fn adhoc_endpoint(&self, wanted: &Endpoint) -> StoreResult<Endpoint>;
     async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Endpoint>;
+    /// The application's endpoints, without its ad-hoc ones.
     async fn list_endpoints(&self, app_id: &str, page: &PageRequest)
         -> StoreResult<Page<Endpoint>>;
     /// Replaces the endpoint's settings if it is unchanged since it was read, i.e. its
@@ -289,7 +315,7 @@ pub trait Catalog: Send + Sync {
     /// with the current key, or plain when no key seals), leaving secrets changed meanwhile
     /// alone; returns how many endpoints were rewritten.
     async fn reseal_secrets(&self) -> StoreResult<u64>;
-    /// How many endpoints the application has.
+    /// How many endpoints the application has, not counting ad-hoc ones.
     async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64>;
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;
     /// Disables an endpoint on Herald's own decision (it answered `410 Gone`, or failed for

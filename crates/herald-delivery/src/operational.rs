@@ -190,6 +190,7 @@ impl Operational {
             },
             idempotency_key: None,
             only_endpoint: None,
+            adhoc_endpoints: Vec::new(),
         };
         // Waits for room in the store's queue: nobody would publish this event again.
         if let Err(e) = self.store.create_message_waiting(&new).await {

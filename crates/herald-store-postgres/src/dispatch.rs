@@ -136,7 +136,8 @@ pub async fn update_deliveries(
         .collect();
     sqlx::query(
         "UPDATE deliveries d SET status = v.status, attempt_count = d.attempt_count + 1, \
-         next_attempt_at = v.next_at, lease_token = NULL, trigger_type = 0, updated_at = v.at \
+         next_attempt_at = v.next_at, lease_token = NULL, \
+         trigger_type = CASE WHEN d.trigger_type = 1 THEN 0 ELSE d.trigger_type END, updated_at = v.at \
          FROM UNNEST($1::text[], $2::text[], $3::int2[], $4::timestamptz[], $5::timestamptz[]) \
          AS v(id, token, status, next_at, at) \
          WHERE d.id = v.id AND d.lease_token = v.token",

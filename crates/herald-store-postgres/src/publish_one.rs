@@ -94,11 +94,15 @@ async fn publish_in(
         _ => internal(e),
     })?;
 
-    let found = sqlx::query("SELECT * FROM endpoints WHERE app_id = $1 AND NOT disabled")
-        .bind(&m.app_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(internal)?;
+    let found = sqlx::query(
+        "SELECT * FROM endpoints WHERE app_id = $1 \
+         AND (NOT disabled AND NOT adhoc OR adhoc AND id = ANY($2))",
+    )
+    .bind(&m.app_id)
+    .bind(&new.adhoc_endpoints)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(internal)?;
     let endpoints = found
         .iter()
         .map(|row| rows::endpoint(row, sealer))
@@ -113,14 +117,20 @@ async fn publish_in(
         sqlx::query(
             "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
              next_attempt_at, trigger_type, updated_at) \
-             SELECT id, $3, endpoint_id, $4, 1, 0, $5, 0, $5 FROM UNNEST($1::text[], $2::text[]) \
-             AS t(id, endpoint_id)",
+             SELECT id, $3, endpoint_id, $4, 1, 0, $5, trigger_type, $5 \
+             FROM UNNEST($1::text[], $2::text[], $6::smallint[]) AS t(id, endpoint_id, trigger_type)",
         )
         .bind(&ids)
         .bind(&targets)
         .bind(&m.id)
         .bind(&m.app_id)
         .bind(m.created_at)
+        .bind(
+            targets
+                .iter()
+                .map(|id| new.trigger_for(id) as i16)
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await
         .map_err(internal)?;

@@ -2,7 +2,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_core::model::{Application, Endpoint, EventType, Token, OPERATIONAL_APP_ID};
+use herald_core::model::{
+    AdhocSecret, Application, Endpoint, EventType, Token, OPERATIONAL_APP_ID,
+};
+use herald_core::signing::EndpointSecret;
 use herald_core::store::{Catalog, DeliveryStats, Page, PageRequest, StoreResult};
 use herald_core::StoreError;
 
@@ -286,6 +289,92 @@ impl<B: Backend> Catalog for SqlStore<B> {
         Ok(())
     }
 
+    async fn adhoc_secret(&self, app_id: &str, fresh: &EndpointSecret) -> StoreResult<AdhocSecret> {
+        let db = &self.db;
+        // Made on first use; of two first uses at once, the first write wins.
+        let init = Sql::new(
+            "UPDATE applications SET adhoc_secret = ? WHERE id = ? AND adhoc_secret IS NULL",
+        )
+        .bind(v::text(db.sealer.seal(&fresh.expose())))
+        .bind(v::text(app_id));
+        db.write(&init).await.map_err(internal)?;
+        let sql = Sql::new(
+            "SELECT adhoc_secret, adhoc_previous_secret, adhoc_previous_expires_at \
+             FROM applications WHERE id = ?",
+        )
+        .bind(v::text(app_id));
+        rows::adhoc_secret(&db.read_one(&sql).await?, &db.sealer)
+    }
+
+    async fn set_adhoc_secret(&self, app_id: &str, secret: &AdhocSecret) -> StoreResult<()> {
+        let db = &self.db;
+        let sealer = &db.sealer;
+        let previous = secret.previous.as_ref();
+        let sql = Sql::new(
+            "UPDATE applications SET adhoc_secret = ?, adhoc_previous_secret = ?, \
+             adhoc_previous_expires_at = ? WHERE id = ?",
+        )
+        .bind(v::text(sealer.seal(&secret.secret.expose())))
+        .bind(v::opt_text(
+            previous.map(|p| sealer.seal(&p.secret.expose())),
+        ))
+        .bind(v::opt_time(previous.map(|p| p.expires_at)))
+        .bind(v::text(app_id));
+        db.write_one(&sql).await?;
+        // Copied from the application in one statement, so an ad-hoc endpoint made
+        // meanwhile (which copies them too) ends with the same secrets either way.
+        let copy = Sql::new(
+            "UPDATE endpoints SET \
+             secret = (SELECT adhoc_secret FROM applications a WHERE a.id = endpoints.app_id), \
+             previous_secret = (SELECT adhoc_previous_secret FROM applications a \
+             WHERE a.id = endpoints.app_id), \
+             previous_secret_expires_at = (SELECT adhoc_previous_expires_at FROM applications a \
+             WHERE a.id = endpoints.app_id) \
+             WHERE app_id = ? AND adhoc",
+        )
+        .bind(v::text(app_id));
+        db.write(&copy).await.map_err(internal)?;
+        Ok(())
+    }
+
+    async fn adhoc_endpoint(&self, wanted: &Endpoint) -> StoreResult<Endpoint> {
+        let uid = wanted.uid.as_deref().ok_or(StoreError::InvalidInput)?;
+        if let Ok(found) = self.get_endpoint(&wanted.app_id, uid).await {
+            if found.adhoc {
+                return Ok(found);
+            }
+        }
+        self.adhoc_secret(&wanted.app_id, &wanted.secret).await?;
+        let db = &self.db;
+        // The secrets are copied from the application in the same statement (see
+        // `set_adhoc_secret`); a uid taken meanwhile by the same URL is that endpoint.
+        let sql = Sql::new(
+            "INSERT INTO endpoints (id, app_id, uid, url, description, version, disabled, \
+             metadata, headers, secret, previous_secret, previous_secret_expires_at, adhoc, \
+             created_at, updated_at) \
+             SELECT ?, id, ?, ?, ?, 1, FALSE, ?, ?, adhoc_secret, adhoc_previous_secret, \
+             adhoc_previous_expires_at, TRUE, ?, ? FROM applications WHERE id = ? \
+             ON CONFLICT (app_id, uid) DO NOTHING",
+        )
+        .bind(v::text(&wanted.id))
+        .bind(v::text(uid))
+        .bind(v::text(db.sealer.seal_url(&wanted.url)))
+        .bind(v::text(&wanted.description))
+        .bind(v::json(&wanted.metadata))
+        .bind(v::json(&wanted.headers))
+        .bind(v::time(wanted.created_at))
+        .bind(v::time(wanted.updated_at))
+        .bind(v::text(&wanted.app_id));
+        db.write(&sql).await.map_err(internal)?;
+        let made = self.get_endpoint(&wanted.app_id, uid).await?;
+        // A uid an ordinary endpoint took is not this callback's to reuse.
+        if made.adhoc {
+            Ok(made)
+        } else {
+            Err(StoreError::Conflict("uid"))
+        }
+    }
+
     async fn get_endpoint(&self, app_id: &str, id_or_uid: &str) -> StoreResult<Endpoint> {
         let db = &self.db;
         let sql = Sql::new(
@@ -305,7 +394,8 @@ impl<B: Backend> Catalog for SqlStore<B> {
         page: &PageRequest,
     ) -> StoreResult<Page<Endpoint>> {
         let db = &self.db;
-        let mut sql = Sql::new("SELECT * FROM endpoints WHERE app_id = ?").bind(v::text(app_id));
+        let mut sql = Sql::new("SELECT * FROM endpoints WHERE app_id = ? AND NOT adhoc")
+            .bind(v::text(app_id));
         let shape = push_page(&mut sql, "id", page);
         let found = db.read(&sql).await?;
         let items = found
@@ -383,13 +473,13 @@ impl<B: Backend> Catalog for SqlStore<B> {
             .bind(v::text(url));
             rewritten += db.write(&sql).await.map_err(internal)?;
         }
-        Ok(rewritten)
+        Ok(rewritten + reseal_adhoc_secrets(db).await?)
     }
 
     async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64> {
         let db = &self.db;
-        let sql =
-            Sql::new("SELECT COUNT(*) AS n FROM endpoints WHERE app_id = ?").bind(v::text(app_id));
+        let sql = Sql::new("SELECT COUNT(*) AS n FROM endpoints WHERE app_id = ? AND NOT adhoc")
+            .bind(v::text(app_id));
         let n = db.read_one(&sql).await?.int("n")?;
         Ok(n.max(0) as u64)
     }
@@ -473,4 +563,38 @@ impl<B: Backend> Catalog for SqlStore<B> {
         }
         Ok(stats)
     }
+}
+
+/// Re-seals applications' ad-hoc secrets with the current key; how many were rewritten.
+async fn reseal_adhoc_secrets<D: Dialect>(db: &Db<D>) -> StoreResult<u64> {
+    let sealer = &db.sealer;
+    let found = db
+        .read(&Sql::new(
+            "SELECT id, adhoc_secret, adhoc_previous_secret FROM applications \
+             WHERE adhoc_secret IS NOT NULL",
+        ))
+        .await?;
+    let mut rewritten = 0;
+    for row in found {
+        let secret = row.text("adhoc_secret")?;
+        let previous = row.opt_text("adhoc_previous_secret")?;
+        if sealer.is_current(&secret) && previous.iter().all(|p| sealer.is_current(p)) {
+            continue;
+        }
+        let reseal = |text: &String| -> StoreResult<String> {
+            Ok(sealer.seal(&sealer.open(text).map_err(internal)?))
+        };
+        // Only if unchanged since it was read: a rotation in between wins.
+        let sql = Sql::new(
+            "UPDATE applications SET adhoc_secret = ?, adhoc_previous_secret = ? \
+             WHERE id = ? AND adhoc_secret = ? AND adhoc_previous_secret IS NOT DISTINCT FROM ?",
+        )
+        .bind(v::text(reseal(&secret)?))
+        .bind(v::opt_text(previous.as_ref().map(reseal).transpose()?))
+        .bind(v::text(row.text("id")?))
+        .bind(v::text(secret))
+        .bind(v::opt_text(previous));
+        rewritten += db.write(&sql).await.map_err(internal)?;
+    }
+    Ok(rewritten)
 }

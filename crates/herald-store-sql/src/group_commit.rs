@@ -161,8 +161,15 @@ async fn read_apps_and_endpoints<D: Dialect>(
     for row in D::fetch_all(&mut *tx, &apps).await.map_err(internal)? {
         known.apps.insert(row.text("id")?);
     }
-    let mut endpoints = Sql::new("SELECT * FROM endpoints WHERE NOT disabled AND ");
+    // Ad-hoc endpoints only when named: an application may have many, and they receive
+    // nothing else.
+    let mut endpoints = Sql::new("SELECT * FROM endpoints WHERE NOT disabled AND NOT adhoc AND ");
     D::push_in_list(&mut endpoints, "app_id", app_ids);
+    let adhoc = Known::adhoc_of(news);
+    if !adhoc.is_empty() {
+        endpoints.push(" OR adhoc AND ");
+        D::push_in_list(&mut endpoints, "id", adhoc);
+    }
     for row in D::fetch_all(tx, &endpoints).await.map_err(internal)? {
         match rows::endpoint(&row, sealer) {
             Ok(endpoint) => known

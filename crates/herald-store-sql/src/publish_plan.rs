@@ -19,7 +19,7 @@ pub struct Known {
     pub event_ids: HashSet<(String, String)>,
     /// The batch's applications that exist.
     pub apps: HashSet<String>,
-    /// Their enabled endpoints, by application.
+    /// Their enabled endpoints, by application, and the ad-hoc endpoints the batch names.
     pub endpoints: HashMap<String, Vec<Endpoint>>,
     /// Applications with an endpoint that could not be read (a secret sealed with a key no
     /// longer configured), with the reason: their publishes fail, and only theirs.
@@ -35,6 +35,14 @@ impl Known {
             .collect()
     }
 
+    /// The ad-hoc endpoints the batch's messages name.
+    pub fn adhoc_of(batch: &[&NewMessage]) -> Vec<String> {
+        batch
+            .iter()
+            .flat_map(|n| n.adhoc_endpoints.iter().cloned())
+            .collect()
+    }
+
     /// The (application, event id) pairs of the batch.
     pub fn event_ids_of<'a>(batch: &[&'a NewMessage]) -> Vec<(&'a str, &'a str)> {
         batch
@@ -44,8 +52,12 @@ impl Known {
     }
 }
 
-/// Whether `new` goes to `endpoint`: the one it names, or else any whose filters accept it.
+/// Whether `new` goes to `endpoint`: an ad-hoc endpoint only if it names it; else the
+/// one endpoint it names, or else any whose filters accept it.
 pub fn wants(new: &NewMessage, endpoint: &Endpoint) -> bool {
+    if endpoint.adhoc {
+        return new.adhoc_endpoints.contains(&endpoint.id);
+    }
     match &new.only_endpoint {
         Some(only) => *only == endpoint.id,
         None => endpoint_accepts(

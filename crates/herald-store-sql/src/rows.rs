@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use herald_core::model::{
-    Application, Attempt, AttemptErrorKind, ClientIdentity, Delivery, DeliveryStatus, Endpoint,
-    EventType, Message, PreviousSecret, Token, TriggerType,
+    AdhocSecret, Application, Attempt, AttemptErrorKind, ClientIdentity, Delivery, DeliveryStatus,
+    Endpoint, EventType, Message, PreviousSecret, Token, TriggerType,
 };
 use herald_core::sealing::SecretSealer;
 use herald_core::signing::EndpointSecret;
@@ -112,8 +112,26 @@ pub fn endpoint(row: &impl ReadRow, sealer: &SecretSealer) -> StoreResult<Endpoi
             .map(|text| sealer.open(&text).map(ClientIdentity).map_err(internal))
             .transpose()?,
         template: row.opt_json("template")?,
+        adhoc: row.flag("adhoc")?,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
+    })
+}
+
+/// An application's ad-hoc secret, from its `adhoc_…` columns.
+pub fn adhoc_secret(row: &impl ReadRow, sealer: &SecretSealer) -> StoreResult<AdhocSecret> {
+    let previous = match row.opt_text("adhoc_previous_secret")? {
+        Some(text) => Some(PreviousSecret {
+            secret: secret(&text, sealer)?,
+            expires_at: row
+                .opt_time("adhoc_previous_expires_at")?
+                .unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(AdhocSecret {
+        secret: secret(&row.text("adhoc_secret")?, sealer)?,
+        previous,
     })
 }
 

@@ -130,7 +130,8 @@ pub async fn update_deliveries(
     });
     qb.push(
         ") UPDATE deliveries SET status = v.status, attempt_count = attempt_count + 1, \
-         next_attempt_at = v.next_at, lease_token = NULL, trigger_type = 0, updated_at = v.at \
+         next_attempt_at = v.next_at, lease_token = NULL, \
+         trigger_type = CASE WHEN trigger_type = 1 THEN 0 ELSE trigger_type END, updated_at = v.at \
          FROM v WHERE deliveries.id = v.id AND deliveries.lease_token = v.token",
     );
     qb.build().execute(&mut *tx).await.map_err(internal)?;

@@ -97,16 +97,21 @@ pub async fn insert_deliveries(
     tx: &mut SqliteConnection,
     accepted: &[Accepted<'_>],
 ) -> StoreResult<()> {
-    let deliveries: Vec<(&Message, &str)> = accepted
+    let deliveries: Vec<(&Message, &str, i16)> = accepted
         .iter()
-        .flat_map(|a| a.endpoint_ids.iter().map(|id| (&a.new.message, *id)))
+        .flat_map(|a| {
+            let trigger = |id: &str| a.new.trigger_for(id) as i16;
+            a.endpoint_ids
+                .iter()
+                .map(move |id| (&a.new.message, *id, trigger(id)))
+        })
         .collect();
     for chunk in deliveries.chunks(ROWS_PER_INSERT) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
              next_attempt_at, trigger_type, updated_at) ",
         );
-        qb.push_values(chunk, |mut row, (m, endpoint_id)| {
+        qb.push_values(chunk, |mut row, (m, endpoint_id, trigger)| {
             let created = ms(m.created_at);
             row.push_bind(IdKind::Delivery.new_id())
                 .push_bind(m.id.clone())
@@ -114,8 +119,8 @@ pub async fn insert_deliveries(
                 .push_bind(m.app_id.clone())
                 .push_unseparated(", 1, 0, ")
                 .push_bind_unseparated(created)
-                .push_unseparated(", 0, ")
-                .push_bind_unseparated(created);
+                .push_bind(*trigger)
+                .push_bind(created);
         });
         qb.build().execute(&mut *tx).await.map_err(internal)?;
     }

@@ -247,6 +247,11 @@ async fn disable(
     claimed: &ClaimedDelivery,
     since: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
+    // A callback URL is one message's, not a subscription: its deliveries end with their
+    // retries, and the next message's callback to it must still be made.
+    if claimed.endpoint.adhoc {
+        return None;
+    }
     let (app, endpoint) = (&claimed.message.app_id, &claimed.endpoint.id);
     match ctx
         .store
