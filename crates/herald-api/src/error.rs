@@ -25,6 +25,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("invalid fields")]
     Validation(Vec<FieldError>),
+    /// A 422 that is not about one field's shape, with a code of its own (a callback URL
+    /// Herald will not call, a timeout above the server's cap).
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
     #[error("{0}")]
     TooLarge(String),
     /// What the request points at is no longer kept (an iterator past retention).
@@ -83,6 +87,7 @@ impl ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Gone { code, .. } => (StatusCode::GONE, code),
             Self::NotImplemented => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),

@@ -31,6 +31,7 @@ use crate::state::AppState;
         (name = "Endpoint", description = "Where an application's messages are delivered."),
         (name = "Message", description = "Events published for an application."),
         (name = "Message Attempt", description = "Deliveries and their attempts."),
+        (name = "Callback", description = "One-off callback URLs given with a message, and the ad-hoc secret that signs them (Herald extension)."),
         (name = "Message Poller", description = "An endpoint's messages read by polling, for consumers that cannot receive pushes."),
         (name = "Event Type", description = "The catalog of event types."),
         (name = "Authentication", description = "App-scoped tokens."),

@@ -8,19 +8,7 @@ use herald_core::{Clock, ManualClock, SystemClock};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{Receiver, Reply, TestHerald};
-
-/// Verifies a delivery with the independent `standardwebhooks` crate.
-fn verify(secret: &str, got: &crate::helpers::Received) -> bool {
-    let mut headers = http::HeaderMap::new();
-    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
-        headers.insert(name, got.header(name).parse().unwrap());
-    }
-    standardwebhooks::Webhook::new(secret)
-        .unwrap()
-        .verify(&got.body, &headers)
-        .is_ok()
-}
+use crate::helpers::{verify, Receiver, Reply, TestHerald};
 
 async fn secret_of(herald: &TestHerald, app: &str, endpoint: &Value) -> String {
     let (_, secret) = herald

@@ -280,6 +280,18 @@ pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// Verifies a delivery with the independent `standardwebhooks` crate.
+pub fn verify(secret: &str, got: &Received) -> bool {
+    let mut headers = http::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        headers.insert(name, got.header(name).parse().unwrap());
+    }
+    standardwebhooks::Webhook::new(secret)
+        .unwrap()
+        .verify(&got.body, &headers)
+        .is_ok()
+}
+
 /// One request a receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {

@@ -6,6 +6,7 @@ mod services;
 mod stats;
 
 mod brokers;
+mod callbacks;
 mod delivery;
 mod email;
 mod errors;

@@ -39,8 +39,11 @@ pub struct MessageAttemptOut {
     /// 0 success, 2 failure.
     pub status: i64,
     pub status_text: &'static str,
-    /// 0 scheduled, 1 manual.
+    /// 0 scheduled, 1 manual (Svix's numbers; Herald's other triggers show as 0 here).
     pub trigger_type: i64,
+    /// Herald extension: what made the attempt, `scheduled`, `manual`, `adhoc` (a one-off
+    /// callback URL), `sync` or `verification`.
+    pub trigger: &'static str,
     /// When the attempt was made.
     pub timestamp: DateTime<Utc>,
     /// Why the attempt failed: `http_status`, `timeout`, `connection_refused`, `dns`, `tls`,
@@ -74,7 +77,8 @@ impl MessageAttemptOut {
             response_duration_ms: a.response_duration_ms,
             status: a.status as i64,
             status_text: status_text(a.status),
-            trigger_type: a.trigger as i64,
+            trigger_type: a.trigger.svix(),
+            trigger: a.trigger.as_str(),
             timestamp: a.created_at,
             error_kind: a.error_kind.map(|k| k.as_str()),
             error_detail: a.error_detail,

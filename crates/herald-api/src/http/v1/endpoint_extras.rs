@@ -341,6 +341,7 @@ async fn send_example(
         },
         idempotency_key: None,
         only_endpoint: Some(endpoint.id),
+        adhoc_endpoints: Vec::new(),
     };
     let message = match state.store.create_message(&new).await? {
         Published::Created { message, .. } | Published::Existing(message) => message,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
-use herald_core::model::{ClientIdentity, Endpoint, Metadata};
+use herald_core::model::{ClientIdentity, Endpoint, Metadata, PreviousSecret};
 use herald_core::sealing::{url_for_display, url_for_update};
 use herald_core::signing::EndpointSecret;
 use herald_core::validation::{self, FieldError, Validator};
@@ -209,6 +209,7 @@ impl EndpointIn {
             previous_secret: None,
             client_identity: None,
             template: None,
+            adhoc: false,
             created_at: now,
             updated_at: now,
         };
@@ -424,6 +425,22 @@ pub const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
 /// one signing for the grace period; stores the endpoint.
 pub async fn rotate(state: &AppState, endpoint: &mut Endpoint, body: &[u8]) -> ApiResult<()> {
     let read_at = endpoint.updated_at;
+    let old = endpoint.secret.clone();
+    let (secret, previous) = rotation(state, old, body)?;
+    endpoint.secret = secret;
+    endpoint.previous_secret = previous;
+    endpoint.updated_at = state.clock.now();
+    state.store.update_endpoint(endpoint, read_at).await?;
+    Ok(())
+}
+
+/// The secret a rotation request (`EndpointSecretRotateIn`, or no body) asks for, and the
+/// old secret kept signing beside it for the grace period (`None` for a grace of 0).
+pub fn rotation(
+    state: &AppState,
+    old: EndpointSecret,
+    body: &[u8],
+) -> ApiResult<(EndpointSecret, Option<PreviousSecret>)> {
     // Older clients send no body at all.
     let body: EndpointSecretRotateIn = if body.iter().all(u8::is_ascii_whitespace) {
         EndpointSecretRotateIn::default()
@@ -445,13 +462,9 @@ pub async fn rotate(state: &AppState, endpoint: &mut Endpoint, body: &[u8]) -> A
         None => chrono::Duration::from_std(state.config.delivery.secret_rotation_overlap)
             .unwrap_or(chrono::Duration::hours(24)),
     };
-    let now = state.clock.now();
-    let old = std::mem::replace(&mut endpoint.secret, new_secret);
-    endpoint.previous_secret = (!grace.is_zero()).then(|| herald_core::model::PreviousSecret {
+    let previous = (!grace.is_zero()).then(|| PreviousSecret {
         secret: old,
-        expires_at: now + grace,
+        expires_at: state.clock.now() + grace,
     });
-    endpoint.updated_at = now;
-    state.store.update_endpoint(endpoint, read_at).await?;
-    Ok(())
+    Ok((new_secret, previous))
 }

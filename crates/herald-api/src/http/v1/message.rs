@@ -14,6 +14,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
+use crate::http::v1::callback_types;
 use crate::http::v1::message_types::{
     check_schema, idempotency_key, target_app, validate, ContentQuery, MessageIn, MessageListQuery,
     MessageOut,
@@ -25,7 +26,8 @@ use crate::state::AppState;
     params(("app_id" = String, Path), ContentQuery, ("idempotency-key" = Option<String>, Header, description = "The same key returns the same message")),
     request_body = MessageIn,
     responses((status = 202, body = MessageOut), (status = 404, body = HttpErrorOut), (status = 409, body = HttpErrorOut),
-        (status = 413, body = HttpErrorOut), (status = 422, body = HttpValidationError),
+        (status = 413, body = HttpErrorOut),
+        (status = 422, description = "Invalid fields (`validation`); or, as an `HttpErrorOut`, a callback URL the address policy refuses (`url_not_allowed`)", body = HttpValidationError),
         (status = 503, description = "Too many publishes waiting; try again after `Retry-After`", body = HttpErrorOut)))]
 async fn create_message(
     State(state): State<AppState>,
@@ -41,7 +43,10 @@ async fn create_message(
     validate(&body, state.config.api.max_payload_bytes)?;
     let idempotency_key = idempotency_key(&headers)?;
     let app = target_app(&state, &caller, &app_id, &mut body).await?;
+    let callbacks = body.callback_urls.take().unwrap_or_default();
+    callback_types::check(&state, &callbacks)?;
     check_schema(&state, &body).await?;
+    let adhoc_endpoints = callback_types::endpoints(&state, &app.id, &callbacks).await?;
     let new = NewMessage {
         message: Message {
             id: IdKind::Message.new_id(),
@@ -55,6 +60,7 @@ async fn create_message(
         },
         idempotency_key,
         only_endpoint: None,
+        adhoc_endpoints,
     };
     let message = match state.store.create_message(&new).await {
         Ok(Published::Created { message, .. }) | Ok(Published::Existing(message)) => message,

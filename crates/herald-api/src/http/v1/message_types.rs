@@ -17,6 +17,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::list::comma_list;
 use crate::http::v1::application_types::{create_or_get, ApplicationIn};
+use crate::http::v1::callback_types::CallbackUrlIn;
 use crate::schema;
 use crate::state::AppState;
 
@@ -43,6 +44,10 @@ pub struct MessageIn {
     pub payload_retention_period: Option<i64>,
     /// Hours to keep the payload (accepted; retention is global for now).
     pub payload_retention_hours: Option<i64>,
+    /// Herald extension: URLs called back once with this message (besides the subscribed
+    /// endpoints), with the usual retries, signed with the application's ad-hoc secret;
+    /// at most 10.
+    pub callback_urls: Option<Vec<CallbackUrlIn>>,
 }
 
 /// A published message.

@@ -7,6 +7,8 @@ pub mod application_types;
 pub mod attempt;
 pub mod attempt_types;
 pub mod auth;
+pub mod callback;
+pub mod callback_types;
 pub mod endpoint;
 pub mod endpoint_extras;
 pub mod endpoint_header_types;
@@ -38,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(endpoint_extras::router())
         .merge(endpoint_template::router())
         .merge(message::router())
+        .merge(callback::router())
         .merge(events::router())
         .merge(poller::router())
         .merge(polling_endpoint::router())

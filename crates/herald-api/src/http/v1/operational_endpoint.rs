@@ -153,6 +153,7 @@ fn blank(now: DateTime<Utc>) -> Endpoint {
         previous_secret: None,
         client_identity: None,
         template: None,
+        adhoc: false,
         created_at: now,
         updated_at: now,
     }

@@ -1,0 +1,131 @@
+//! One-off callback URLs: the `callbackUrls` a message may carry (a Herald extension of
+//! Svix's message create), their checks, and the hidden ad-hoc endpoints they are delivered
+//! through, so that retries, the log, statistics and resend work for them unchanged.
+
+use std::collections::BTreeMap;
+
+use herald_core::ids::IdKind;
+use herald_core::model::{Endpoint, Metadata};
+use herald_core::signing::EndpointSecret;
+use herald_core::validation;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::v1::endpoint_header_types::check_headers;
+use crate::http::v1::endpoint_types::blocked_address;
+use crate::state::AppState;
+
+/// The most callback URLs one message may carry: each is a delivery the caller chose the
+/// target of, so a message must not fan out to an unbounded list of them.
+pub const MAX_CALLBACKS: usize = 10;
+
+/// A URL called back once with the message, signed with the application's ad-hoc secret.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallbackUrlIn {
+    /// An `http` or `https` URL; checked against the server's address policy now, and on
+    /// the address it resolves to at each attempt.
+    pub url: String,
+    /// Extra headers sent with the callback.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// An application's ad-hoc secret, which signs its one-off callbacks.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdhocSecretOut {
+    /// `whsec_…`: the receivers of callbacks verify them with it.
+    pub key: String,
+}
+
+/// Checks a message's callbacks before anything is stored: their number, their URLs (a
+/// URL the address policy refuses is `422 url_not_allowed`) and their headers.
+pub fn check(state: &AppState, callbacks: &[CallbackUrlIn]) -> ApiResult<()> {
+    if callbacks.len() > MAX_CALLBACKS {
+        return Err(ApiError::invalid(
+            "callbackUrls",
+            format!("at most {MAX_CALLBACKS} callback URLs per message"),
+        ));
+    }
+    for callback in callbacks {
+        let url = validation::endpoint_url("callbackUrls.url", &callback.url)
+            .map_err(|e| ApiError::Validation(vec![e]))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ApiError::invalid(
+                "callbackUrls.url",
+                "a callback URL is http or https",
+            ));
+        }
+        if let Some(problem) =
+            blocked_address(&callback.url, &state.config.delivery.allowed_networks)
+        {
+            return Err(ApiError::Unprocessable {
+                code: "url_not_allowed",
+                detail: format!("callback URL {}: {problem}", callback.url),
+            });
+        }
+        check_headers(&callback.headers)?;
+    }
+    Ok(())
+}
+
+/// The ad-hoc endpoints of `callbacks` (made on first use, reused after), by id, each once.
+pub async fn endpoints(
+    state: &AppState,
+    app_id: &str,
+    callbacks: &[CallbackUrlIn],
+) -> ApiResult<Vec<String>> {
+    let now = state.clock.now();
+    let mut ids: Vec<String> = Vec::with_capacity(callbacks.len());
+    for callback in callbacks {
+        let wanted = Endpoint {
+            id: IdKind::Endpoint.new_id(),
+            app_id: app_id.to_owned(),
+            uid: Some(adhoc_uid(callback)),
+            url: callback.url.clone(),
+            description: "One-off callback URL".into(),
+            version: 1,
+            rate_limit: None,
+            max_concurrency: None,
+            disabled: false,
+            failing_since: None,
+            filter_types: None,
+            channels: None,
+            metadata: Metadata::new(),
+            headers: callback.headers.clone(),
+            // Only the application's ad-hoc secret's first value, if it has none yet.
+            secret: EndpointSecret::generate(),
+            previous_secret: None,
+            client_identity: None,
+            template: None,
+            adhoc: true,
+            created_at: now,
+            updated_at: now,
+        };
+        let endpoint = state.store.adhoc_endpoint(&wanted).await?;
+        if !ids.contains(&endpoint.id) {
+            ids.push(endpoint.id);
+        }
+    }
+    Ok(ids)
+}
+
+/// The uid of the ad-hoc endpoint for a URL and its headers: the same callback given again
+/// finds the same endpoint, so an application that calls back a few URLs has a few hidden
+/// endpoints, not one per message.
+fn adhoc_uid(callback: &CallbackUrlIn) -> String {
+    let mut hash = Sha256::new();
+    hash.update(callback.url.as_bytes());
+    for (name, value) in &callback.headers {
+        hash.update([0]);
+        hash.update(name.to_ascii_lowercase().as_bytes());
+        hash.update([0]);
+        hash.update(value.as_bytes());
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("adhoc_{hex}")
+}
