@@ -245,6 +245,16 @@ pub struct FinishedAttempt {
     pub next: NextState,
 }
 
+/// A synchronous call, recorded once it was made: its message, and the attempt made to
+/// each endpoint called. Each attempt's delivery is created with it, leased to the
+/// attempt's `lease_token`, and settled by it in the same transaction, so a call is never
+/// queued for later.
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    pub message: Message,
+    pub attempts: Vec<FinishedAttempt>,
+}
+
 /// Tokens, event types, applications and endpoints: what the API manages.
 #[async_trait]
 pub trait Catalog: Send + Sync {
@@ -450,6 +460,9 @@ pub trait Messages: Send + Sync {
     /// accept and that was never queued for it (it was added later, or its filters
     /// changed); returns how many (only counts them on a dry run), at most [`MAX_REPLAY`].
     async fn replay_missing(&self, endpoint: &Endpoint, range: &BulkRange) -> StoreResult<u64>;
+    /// Writes a synchronous call that was made (see [`RecordedCall`]) in one transaction:
+    /// the message, its deliveries, their attempts and statistics.
+    async fn record_call(&self, call: &RecordedCall) -> StoreResult<()>;
 
     // --- statistics (see `stats`)
     /// The delivery-statistics rollups a query asks for, summed per bucket and group.

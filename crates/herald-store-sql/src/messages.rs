@@ -9,7 +9,7 @@ use herald_core::model::{Attempt, DeliveryStatus, Endpoint, Message, TriggerType
 use herald_core::stats::{StatsQuery, StatsRow};
 use herald_core::store::{
     AttemptFilter, BulkRange, EndpointDelivery, MessageDelivery, MessageFilter, Messages,
-    NewMessage, Page, PageRequest, Published, StoreResult, StreamFilter, StreamPage,
+    NewMessage, Page, PageRequest, Published, RecordedCall, StoreResult, StreamFilter, StreamPage,
     StreamPosition, MAX_REPLAY,
 };
 use tokio::sync::watch;
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::db::{execute_in, read_one_in, Db};
 use crate::dialect::{Dialect, ReadRow};
 use crate::group_commit::PublishJob;
+use crate::publish_plan::Accepted;
 use crate::rows::{self, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
@@ -512,6 +513,52 @@ impl<B: Backend> Messages for SqlStore<B> {
             db.work.notify_one();
         }
         Ok(replayed)
+    }
+
+    async fn record_call(&self, call: &RecordedCall) -> StoreResult<()> {
+        let db = &self.db;
+        let new = NewMessage {
+            message: call.message.clone(),
+            idempotency_key: None,
+            only_endpoint: None,
+            adhoc_endpoints: Vec::new(),
+        };
+        let message = Accepted {
+            new: &new,
+            endpoint_ids: Vec::new(),
+        };
+        let mut tx = db.begin().await?;
+        self.backend.insert_accepted(&mut tx, &[message]).await?;
+        // Each delivery is written leased to its attempt, which the backend then records
+        // as it records any: the call's rows pass through no state the dispatcher takes.
+        for finished in &call.attempts {
+            let a = &finished.attempt;
+            let sql = Sql::new(
+                "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
+                 next_attempt_at, trigger_type, updated_at, lease_token) \
+                 VALUES (?, ?, ?, ?, 3, 0, ?, ?, ?, ?)",
+            )
+            .bind(v::text(&a.delivery_id))
+            .bind(v::text(&a.msg_id))
+            .bind(v::text(&a.endpoint_id))
+            .bind(v::text(&a.app_id))
+            .bind(v::time(a.created_at))
+            .bind(v::code(a.trigger as i16))
+            .bind(v::time(a.created_at))
+            .bind(v::text(&finished.lease_token));
+            execute_in::<B::Dialect>(&mut tx, &sql).await?;
+        }
+        if !call.attempts.is_empty() {
+            self.backend
+                .record_attempts(&mut tx, &call.attempts)
+                .await?;
+            crate::stats::add_attempts::<B::Dialect>(&mut tx, &call.attempts).await?;
+        }
+        // Long polls of the stream on every node hear of the message.
+        <B::Dialect as Dialect>::notify_work(&mut tx).await?;
+        tx.commit().await.map_err(internal)?;
+        db.announce_news();
+        Ok(())
     }
 
     async fn attempt_stats(&self, query: &StatsQuery) -> StoreResult<Vec<StatsRow>> {
