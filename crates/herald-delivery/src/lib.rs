@@ -1,7 +1,8 @@
 //! Herald's delivery engine: the dispatcher that claims due deliveries and runs each
 //! endpoint in its own lane (`dispatch`), the destinations it delivers to (`destinations`:
 //! signed HTTP, chat, email, brokers, with templates), the operational webhooks it sends
-//! the provider (`operational`), and the cleaner that enforces retention (`retention`).
+//! the provider (`operational`), the cleaner that enforces retention (`retention`), and
+//! synchronous calls whose answer the caller waits for (`sync_call`).
 //!
 //! It knows the store only through `herald_core::Store`, and nothing of HTTP APIs or of
 //! how the process is assembled; its configuration is its own (`settings`).
@@ -11,3 +12,4 @@ pub mod dispatch;
 pub mod operational;
 pub mod retention;
 pub mod settings;
+pub mod sync_call;

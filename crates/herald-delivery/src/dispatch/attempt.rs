@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest};
 use herald_core::ids::IdKind;
-use herald_core::model::{Attempt, AttemptErrorKind, DeliveryStatus};
+use herald_core::model::{
+    Attempt, AttemptErrorKind, DeliveryStatus, Endpoint, Message, TriggerType,
+};
 use herald_core::store::{ClaimedDelivery, FinishedAttempt, NextState};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -167,7 +169,13 @@ async fn settle(
     let finished = FinishedAttempt {
         lease_token: claimed.lease_token.clone(),
         event_type: claimed.message.event_type.clone(),
-        attempt: record(claimed, outcome, started_at),
+        attempt: record(
+            &claimed.message,
+            &claimed.endpoint,
+            (&claimed.delivery.id, claimed.delivery.trigger),
+            outcome,
+            started_at,
+        ),
         next: if gone {
             NextState::Failed
         } else {
@@ -354,18 +362,22 @@ fn next_state(ctx: &Context, claimed: &ClaimedDelivery, outcome: &DeliveryOutcom
     }
 }
 
-fn record(
-    claimed: &ClaimedDelivery,
+/// The attempt log's row for `outcome`, an attempt made at `at` of the delivery
+/// `(id, trigger)` of `message` to `endpoint`.
+pub(crate) fn record(
+    message: &Message,
+    endpoint: &Endpoint,
+    (delivery_id, trigger): (&str, TriggerType),
     outcome: &DeliveryOutcome,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Attempt {
     Attempt {
         id: IdKind::Attempt.new_id(),
-        delivery_id: claimed.delivery.id.clone(),
-        msg_id: claimed.message.id.clone(),
-        endpoint_id: claimed.endpoint.id.clone(),
-        app_id: claimed.message.app_id.clone(),
-        url: without_credentials(&claimed.endpoint.url),
+        delivery_id: delivery_id.to_owned(),
+        msg_id: message.id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        app_id: message.app_id.clone(),
+        url: without_credentials(&endpoint.url),
         status: if outcome.succeeded() {
             DeliveryStatus::Success
         } else {
@@ -383,7 +395,7 @@ fn record(
         response_duration_ms: outcome.duration.as_millis().try_into().unwrap_or(i64::MAX),
         error_kind: outcome.error.as_ref().map(|e| e.kind),
         error_detail: outcome.error.as_ref().map(|e| without_nul(&e.detail)),
-        trigger: claimed.delivery.trigger,
+        trigger,
         created_at: at,
     }
 }

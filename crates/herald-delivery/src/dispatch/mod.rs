@@ -5,7 +5,7 @@
 //! loop sleeps until new work is signalled, an attempt frees room, or the next delivery
 //! falls due, whichever comes first; a periodic sweep is only a safety net.
 
-mod attempt;
+pub(crate) mod attempt;
 mod breaker;
 mod lanes;
 
