@@ -11,6 +11,9 @@ pub struct ApiConfig {
     pub rate_limit_per_token: u32,
     pub rate_limit_burst: u32,
     pub max_endpoints_per_app: u32,
+    /// The longest deadline a synchronous call (`POST /app/{app}/call`) may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_call_timeout: std::time::Duration,
 }
 
 /// The customer portal and dashboard (`[portal]`): who may frame them and how they look.

@@ -11,6 +11,7 @@ use crate::http::rate_limit::TokenRateLimit;
 use crate::lookups::Lookups;
 use crate::settings::ApiSettings;
 use herald_delivery::operational::Operational;
+use herald_delivery::sync_call::SyncCaller;
 
 /// Handles to the store, the clock and the API's settings.
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ApiSettings>,
     pub operational: Operational,
+    /// Synchronous calls, made through the delivery engine's destinations.
+    pub sync_calls: SyncCaller,
     pub rate_limit: Arc<TokenRateLimit>,
     /// Recent token, application and event type lookups, for the publishing hot path.
     pub lookups: Arc<Lookups>,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use herald_core::destination::Destination;
 use herald_core::sealing::SecretSealer;
 use herald_core::{Clock, Store};
 use tokio::sync::watch;
@@ -18,6 +19,7 @@ use herald_delivery::destinations::Destinations;
 use herald_delivery::dispatch::{BreakerSettings, DispatchSettings, Dispatcher};
 use herald_delivery::operational::Operational;
 use herald_delivery::retention::Cleaner;
+use herald_delivery::sync_call::SyncCaller;
 
 use crate::config::Config;
 
@@ -118,10 +120,9 @@ fn dispatcher(
     config: &Config,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<Dispatcher> {
+    destination: Arc<dyn Destination>,
+) -> Dispatcher {
     let delivery = &config.delivery;
-    let destinations = Destinations::new(delivery, config.email.as_ref());
-    let destination = Arc::new(destinations.context("setting up destinations")?);
     let settings = DispatchSettings {
         max_in_flight: delivery.max_in_flight as usize,
         endpoint_concurrency: delivery.endpoint_concurrency as usize,
@@ -136,7 +137,7 @@ fn dispatcher(
         },
     };
     let policy = config.retry_policy();
-    Ok(Dispatcher::new(store, clock, destination, policy, settings))
+    Dispatcher::new(store, clock, destination, policy, settings)
 }
 
 /// What the API reads of the configuration.
@@ -209,7 +210,13 @@ fn sealer(config: &Config) -> anyhow::Result<SecretSealer> {
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
     let store = open_store(&config, config.database.migrate).await?;
     let generated_admin_token = prepare_store(store.as_ref(), &config, clock.as_ref()).await?;
-    let dispatcher = dispatcher(&config, store.clone(), clock.clone())?;
+    // The dispatcher and the API's synchronous calls deliver through the same destinations
+    // (one connection pool, one address policy).
+    let destinations = Destinations::new(&config.delivery, config.email.as_ref());
+    let destination: Arc<dyn Destination> =
+        Arc::new(destinations.context("setting up destinations")?);
+    let dispatcher = dispatcher(&config, store.clone(), clock.clone(), destination.clone());
+    let sync_calls = SyncCaller::new(destination, store.clone(), clock.clone());
     let settled = dispatcher.settled();
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -234,6 +241,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     let state = AppState {
         store: store.clone(),
         operational: Operational::new(store.clone(), clock.clone()),
+        sync_calls,
         rate_limit: Arc::new(TokenRateLimit::new(
             config.api.rate_limit_per_token,
             config.api.rate_limit_burst,

@@ -32,6 +32,7 @@ use crate::state::AppState;
         (name = "Message", description = "Events published for an application."),
         (name = "Message Attempt", description = "Deliveries and their attempts."),
         (name = "Callback", description = "One-off callback URLs given with a message, and the ad-hoc secret that signs them (Herald extension)."),
+        (name = "Call", description = "Synchronous calls: an event delivered now, whose receiver's answer (allow, deny, a reply) the caller waits for (Herald extension)."),
         (name = "Message Poller", description = "An endpoint's messages read by polling, for consumers that cannot receive pushes."),
         (name = "Event Type", description = "The catalog of event types."),
         (name = "Authentication", description = "App-scoped tokens."),

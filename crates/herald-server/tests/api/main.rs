@@ -4,6 +4,7 @@
 mod helpers;
 mod services;
 mod stats;
+mod sync_calls;
 
 mod brokers;
 mod callbacks;

@@ -45,7 +45,7 @@ async fn create_message(
     let app = target_app(&state, &caller, &app_id, &mut body).await?;
     let callbacks = body.callback_urls.take().unwrap_or_default();
     callback_types::check(&state, &callbacks)?;
-    check_schema(&state, &body).await?;
+    check_schema(&state, &body.event_type, &body.payload).await?;
     let adhoc_endpoints = callback_types::endpoints(&state, &app.id, &callbacks).await?;
     let new = NewMessage {
         message: Message {

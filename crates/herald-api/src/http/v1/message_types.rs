@@ -218,18 +218,22 @@ pub(crate) fn validate(body: &MessageIn, max_payload: usize) -> ApiResult<()> {
 }
 
 /// Refuses a payload that breaks its event type's schema.
-pub(crate) async fn check_schema(state: &AppState, body: &MessageIn) -> ApiResult<()> {
-    let remembered = state.lookups.event_types.get(&body.event_type);
+pub(crate) async fn check_schema(
+    state: &AppState,
+    event_type_name: &str,
+    payload: &RawValue,
+) -> ApiResult<()> {
+    let remembered = state.lookups.event_types.get(&event_type_name.to_owned());
     let found = match remembered {
         Some(found) => found,
         None => {
             let stamp = state.lookups.event_types.stamp();
-            let found = match state.store.get_event_type(&body.event_type).await {
+            let found = match state.store.get_event_type(event_type_name).await {
                 Ok(e) => Some(e),
                 Err(StoreError::NotFound) => None,
                 Err(e) => return Err(e.into()),
             };
-            let name = body.event_type.clone();
+            let name = event_type_name.to_owned();
             state.lookups.event_types.put(name, found.clone(), stamp);
             found
         }
@@ -237,7 +241,7 @@ pub(crate) async fn check_schema(state: &AppState, body: &MessageIn) -> ApiResul
     let Some(event_type) = found.filter(|e| e.schemas.is_some()) else {
         return Ok(());
     };
-    let payload: Value = serde_json::from_str(body.payload.get())
+    let payload: Value = serde_json::from_str(payload.get())
         .map_err(|e| ApiError::invalid("payload", e.to_string()))?;
     let problems = schema::payload_problems(&event_type, &payload);
     if problems.is_empty() {
@@ -249,7 +253,7 @@ pub(crate) async fn check_schema(state: &AppState, body: &MessageIn) -> ApiResul
             .map(|p| {
                 FieldError::body(
                     "payload",
-                    format!("does not match the schema of `{}`: {p}", body.event_type),
+                    format!("does not match the schema of `{event_type_name}`: {p}"),
                     "value_error.jsonschema",
                 )
             })

@@ -7,6 +7,8 @@ pub mod application_types;
 pub mod attempt;
 pub mod attempt_types;
 pub mod auth;
+pub mod call;
+pub mod call_types;
 pub mod callback;
 pub mod callback_types;
 pub mod endpoint;
@@ -41,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(endpoint_template::router())
         .merge(message::router())
         .merge(callback::router())
+        .merge(call::router())
         .merge(events::router())
         .merge(poller::router())
         .merge(polling_endpoint::router())
