@@ -28,6 +28,7 @@ pub enum IdKind {
     Delivery,
     Token,
     Task,
+    Source,
 }
 
 impl IdKind {
@@ -41,6 +42,7 @@ impl IdKind {
             IdKind::Delivery => "dlv_",
             IdKind::Token => "tok_",
             IdKind::Task => "qtask_",
+            IdKind::Source => "src_",
         }
     }
 

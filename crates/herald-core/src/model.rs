@@ -405,3 +405,26 @@ impl Capability {
         Capability::ManageEndpoint,
     ];
 }
+
+/// An inbound source: a URL a provider (GitHub, Stripe…) sends its webhooks to, which
+/// Herald verifies and publishes as messages of the source's application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    /// The provider's scheme (`github`, `stripe`, `hmac`…), Svix's `type`.
+    pub kind: String,
+    /// The scheme's settings, secrets included (sealed at rest).
+    pub config: serde_json::Value,
+    /// The application whose messages the source's requests become.
+    pub app_id: String,
+    /// The last part of the receive URL: whoever knows it may send.
+    pub token: String,
+    /// The token before the last rotation, accepted until it expires.
+    pub previous_token: Option<String>,
+    pub previous_token_expires_at: Option<DateTime<Utc>>,
+    pub metadata: Metadata,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

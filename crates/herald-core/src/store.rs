@@ -13,7 +13,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::model::{
     AdhocSecret, Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message,
-    Token, TriggerType,
+    Source, Token, TriggerType,
 };
 use crate::signing::EndpointSecret;
 use crate::stats::{RollupCutoffs, StatsQuery, StatsRow};
@@ -325,6 +325,15 @@ pub trait Catalog: Send + Sync {
     /// with the current key, or plain when no key seals), leaving secrets changed meanwhile
     /// alone; returns how many endpoints were rewritten.
     async fn reseal_secrets(&self) -> StoreResult<u64>;
+    // --- inbound sources
+    /// `Conflict` if the uid is taken.
+    async fn create_source(&self, source: &Source) -> StoreResult<()>;
+    async fn get_source(&self, id_or_uid: &str) -> StoreResult<Source>;
+    async fn list_sources(&self, page: &PageRequest) -> StoreResult<Page<Source>>;
+    /// `Conflict` if the new uid is taken.
+    async fn update_source(&self, source: &Source) -> StoreResult<()>;
+    async fn delete_source(&self, id: &str) -> StoreResult<()>;
+
     /// How many endpoints the application has, not counting ad-hoc ones.
     async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64>;
     async fn delete_endpoint(&self, app_id: &str, id: &str) -> StoreResult<()>;

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::model::{
-    AdhocSecret, Application, Endpoint, EventType, Token, OPERATIONAL_APP_ID,
+    AdhocSecret, Application, Endpoint, EventType, Source, Token, OPERATIONAL_APP_ID,
 };
 use herald_core::signing::EndpointSecret;
 use herald_core::store::{Catalog, DeliveryStats, Page, PageRequest, StoreResult};
@@ -289,6 +289,85 @@ impl<B: Backend> Catalog for SqlStore<B> {
         Ok(())
     }
 
+    async fn create_source(&self, src: &Source) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "INSERT INTO ingest_sources (id, uid, name, kind, config, app_id, token, \
+             previous_token, previous_token_expires_at, metadata, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(v::text(&src.id))
+        .bind(v::opt_text(src.uid.as_deref()))
+        .bind(v::text(&src.name))
+        .bind(v::text(&src.kind))
+        .bind(v::text(db.sealer.seal(&src.config.to_string())))
+        .bind(v::text(&src.app_id))
+        .bind(v::text(db.sealer.seal(&src.token)))
+        .bind(v::opt_text(
+            src.previous_token.as_deref().map(|t| db.sealer.seal(t)),
+        ))
+        .bind(v::opt_time(src.previous_token_expires_at))
+        .bind(v::json(&src.metadata))
+        .bind(v::time(src.created_at))
+        .bind(v::time(src.updated_at));
+        db.write(&sql).await.map_err(conflict_on("uid"))?;
+        Ok(())
+    }
+
+    async fn get_source(&self, id_or_uid: &str) -> StoreResult<Source> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "SELECT * FROM ingest_sources WHERE id = ? OR uid = ? ORDER BY id = ? DESC LIMIT 1",
+        )
+        .bind(v::text(id_or_uid))
+        .bind(v::text(id_or_uid))
+        .bind(v::text(id_or_uid));
+        rows::source(&db.read_one(&sql).await?, &db.sealer)
+    }
+
+    async fn list_sources(&self, page: &PageRequest) -> StoreResult<Page<Source>> {
+        let db = &self.db;
+        let mut sql = Sql::new("SELECT * FROM ingest_sources WHERE 1 = 1");
+        let shape = push_page(&mut sql, "id", page);
+        let found = db.read(&sql).await?;
+        let items = found
+            .iter()
+            .map(|row| rows::source(row, &db.sealer))
+            .collect::<StoreResult<_>>()?;
+        Ok(shape.finish(items))
+    }
+
+    async fn update_source(&self, src: &Source) -> StoreResult<()> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "UPDATE ingest_sources SET uid = ?, name = ?, kind = ?, config = ?, token = ?, \
+             previous_token = ?, previous_token_expires_at = ?, metadata = ?, updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(v::opt_text(src.uid.as_deref()))
+        .bind(v::text(&src.name))
+        .bind(v::text(&src.kind))
+        .bind(v::text(db.sealer.seal(&src.config.to_string())))
+        .bind(v::text(db.sealer.seal(&src.token)))
+        .bind(v::opt_text(
+            src.previous_token.as_deref().map(|t| db.sealer.seal(t)),
+        ))
+        .bind(v::opt_time(src.previous_token_expires_at))
+        .bind(v::json(&src.metadata))
+        .bind(v::time(src.updated_at))
+        .bind(v::text(&src.id));
+        match db.write(&sql).await.map_err(conflict_on("uid"))? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete_source(&self, id: &str) -> StoreResult<()> {
+        let db = &self.db;
+        db.write_one(&Sql::new("DELETE FROM ingest_sources WHERE id = ?").bind(v::text(id)))
+            .await
+    }
+
     async fn adhoc_secret(&self, app_id: &str, fresh: &EndpointSecret) -> StoreResult<AdhocSecret> {
         let db = &self.db;
         // Made on first use; of two first uses at once, the first write wins.
@@ -473,7 +552,7 @@ impl<B: Backend> Catalog for SqlStore<B> {
             .bind(v::text(url));
             rewritten += db.write(&sql).await.map_err(internal)?;
         }
-        Ok(rewritten + reseal_adhoc_secrets(db).await?)
+        Ok(rewritten + reseal_adhoc_secrets(db).await? + reseal_sources(db).await?)
     }
 
     async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64> {
@@ -594,6 +673,42 @@ async fn reseal_adhoc_secrets<D: Dialect>(db: &Db<D>) -> StoreResult<u64> {
         .bind(v::text(row.text("id")?))
         .bind(v::text(secret))
         .bind(v::opt_text(previous));
+        rewritten += db.write(&sql).await.map_err(internal)?;
+    }
+    Ok(rewritten)
+}
+
+/// Re-seals inbound sources' configs and tokens with the current key; how many were
+/// rewritten.
+async fn reseal_sources<D: Dialect>(db: &Db<D>) -> StoreResult<u64> {
+    let sealer = &db.sealer;
+    let found = db
+        .read(&Sql::new(
+            "SELECT id, config, token, previous_token FROM ingest_sources",
+        ))
+        .await?;
+    let mut rewritten = 0;
+    for row in found {
+        let (config, token) = (row.text("config")?, row.text("token")?);
+        let previous = row.opt_text("previous_token")?;
+        let current = [&config, &token].into_iter().chain(&previous);
+        if current.into_iter().all(|t| sealer.is_current(t)) {
+            continue;
+        }
+        let reseal = |text: &String| -> StoreResult<String> {
+            Ok(sealer.seal(&sealer.open(text).map_err(internal)?))
+        };
+        // Only if unchanged since it was read: an update in between wins.
+        let sql = Sql::new(
+            "UPDATE ingest_sources SET config = ?, token = ?, previous_token = ? \
+             WHERE id = ? AND config = ? AND token = ?",
+        )
+        .bind(v::text(reseal(&config)?))
+        .bind(v::text(reseal(&token)?))
+        .bind(v::opt_text(previous.as_ref().map(reseal).transpose()?))
+        .bind(v::text(row.text("id")?))
+        .bind(v::text(config))
+        .bind(v::text(token));
         rewritten += db.write(&sql).await.map_err(internal)?;
     }
     Ok(rewritten)

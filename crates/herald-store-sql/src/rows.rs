@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use herald_core::model::{
     AdhocSecret, Application, Attempt, AttemptErrorKind, ClientIdentity, Delivery, DeliveryStatus,
-    Endpoint, EventType, Message, PreviousSecret, Token, TriggerType,
+    Endpoint, EventType, Message, PreviousSecret, Source, Token, TriggerType,
 };
 use herald_core::sealing::SecretSealer;
 use herald_core::signing::EndpointSecret;
@@ -190,5 +190,25 @@ pub fn attempt(row: &impl ReadRow) -> StoreResult<Attempt> {
         error_detail: row.opt_text("error_detail")?,
         trigger: TriggerType::from_i64(row.int("trigger_type")?),
         created_at: row.time("created_at")?,
+    })
+}
+
+/// An inbound source; its config and tokens are opened with `sealer`.
+pub fn source(row: &impl ReadRow, sealer: &SecretSealer) -> StoreResult<Source> {
+    let open = |text: String| sealer.open(&text).map_err(internal);
+    let config = open(row.text("config")?)?;
+    Ok(Source {
+        id: row.text("id")?,
+        uid: row.opt_text("uid")?,
+        name: row.text("name")?,
+        kind: row.text("kind")?,
+        config: serde_json::from_str(&config).map_err(internal)?,
+        app_id: row.text("app_id")?,
+        token: open(row.text("token")?)?,
+        previous_token: row.opt_text("previous_token")?.map(open).transpose()?,
+        previous_token_expires_at: row.opt_time("previous_token_expires_at")?,
+        metadata: row.json("metadata")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
     })
 }
