@@ -2,6 +2,7 @@
 //! every request goes through.
 
 pub mod extract;
+pub mod ingest;
 pub mod list;
 pub mod patch;
 pub mod rate_limit;
@@ -32,6 +33,7 @@ use crate::state::AppState;
         (name = "Message", description = "Events published for an application."),
         (name = "Message Attempt", description = "Deliveries and their attempts."),
         (name = "Callback", description = "One-off callback URLs given with a message, and the ad-hoc secret that signs them (Herald extension)."),
+        (name = "Ingest Source", description = "Inbound sources: receive URLs that verify a provider's webhooks (GitHub, Stripe, Slack…) and publish them as messages (Svix's ingest API)."),
         (name = "Call", description = "Synchronous calls: an event delivered now, whose receiver's answer (allow, deny, a reply) the caller waits for (Herald extension)."),
         (name = "Message Poller", description = "An endpoint's messages read by polling, for consumers that cannot receive pushes."),
         (name = "Event Type", description = "The catalog of event types."),
@@ -58,6 +60,7 @@ impl Modify for BearerAuth {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1::router())
+        .nest("/ingest/api/v1", ingest::router())
         .into_openapi()
 }
 
@@ -85,6 +88,7 @@ fn not_implemented() -> Router<AppState> {
 pub fn app(state: AppState) -> NormalizePath<Router> {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1::router())
+        .nest("/ingest/api/v1", ingest::router())
         .split_for_parts();
     let document = api.to_pretty_json().unwrap_or_default();
     // The body limit leaves room around the largest payload for the rest of the message.
@@ -98,6 +102,10 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
         .route(
             "/api/v1/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], document) }),
+        )
+        .route(
+            "/ingest/{source_id}/{token}",
+            axum::routing::post(ingest::receive::receive).get(ingest::receive::receive),
         )
         .merge(not_implemented())
         .merge(crate::ui::router())

@@ -2,6 +2,7 @@
 //! receivers on port 0, driven over HTTP (raw requests and the official Svix SDK).
 
 mod helpers;
+mod ingest;
 mod services;
 mod stats;
 mod sync_calls;

@@ -1,0 +1,126 @@
+//! `POST /ingest/{source_id}/{token}`: where providers send. A request is believed only
+//! if the token is the source's and it passes the source's check; it is then committed as
+//! a message of the source's application before it is acknowledged, so a 2xx never
+//! loses an event. A refusal never says which check failed (the reason is logged), and a
+//! redelivery of an event already stored (the provider's own id) is acknowledged again
+//! without a second message.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use herald_core::ids::IdKind;
+use herald_core::model::{Message, Source};
+use herald_core::store::{NewMessage, Published};
+use herald_core::StoreError;
+use herald_inbound::{event_of, handshake, payload_of, verifier, verify, Inbound};
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Receives one request for a source.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path((source_id, token)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let source = match state.store.get_source(&source_id).await {
+        Ok(source) if token_matches(&state, &source, &token) => source,
+        Ok(_) | Err(StoreError::NotFound) => return Err(ApiError::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    let limit = state.config.api.max_payload_bytes;
+    if body.len() > limit {
+        return Err(ApiError::TooLarge(format!(
+            "The body is {} bytes; the limit is {limit} bytes.",
+            body.len()
+        )));
+    }
+    let Ok(check) = verifier(&source.kind, &source.config) else {
+        tracing::error!(source = %source.id, "a stored source has settings Herald cannot read");
+        return Err(ApiError::Unauthorized);
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let base_url = format!("http://{host}");
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    let req = Inbound {
+        headers: &headers,
+        body: &body,
+        base_url: &base_url,
+        path_and_query,
+        now: state.clock.now(),
+    };
+    let is_get = method == Method::GET;
+    if is_get {
+        // Only subscription checks come as a GET; they carry no signature.
+        return match handshake(&check, &req, true) {
+            Some(reply) => {
+                Ok(([(header::CONTENT_TYPE, reply.content_type)], reply.body).into_response())
+            }
+            None => Err(ApiError::NotFound),
+        };
+    }
+    if let Err(rejection) = verify(&check, &req) {
+        tracing::warn!(source = %source.id, reason = rejection.as_str(), "inbound request refused");
+        return Err(ApiError::Unauthorized);
+    }
+    if let Some(reply) = handshake(&check, &req, false) {
+        return Ok(([(header::CONTENT_TYPE, reply.content_type)], reply.body).into_response());
+    }
+    let event = event_of(&source.kind, &req);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let new = NewMessage {
+        message: Message {
+            id: IdKind::Message.new_id(),
+            app_id: source.app_id.clone(),
+            event_type: event.event_type,
+            event_id: event.event_id,
+            channels: None,
+            tags: None,
+            payload: Some(payload_of(content_type, &body).into()),
+            created_at: state.clock.now(),
+        },
+        idempotency_key: None,
+        only_endpoint: None,
+        adhoc_endpoints: Vec::new(),
+    };
+    match state.store.create_message(&new).await {
+        Ok(Published::Created { message, .. } | Published::Existing(message)) => {
+            Ok((StatusCode::OK, Json(json!({"id": message.id}))).into_response())
+        }
+        // The provider delivered this event before: acknowledged again, stored once.
+        Err(StoreError::Conflict(_)) => {
+            let mut response = (StatusCode::OK, Json(json!({"duplicate": true}))).into_response();
+            response
+                .headers_mut()
+                .insert("herald-duplicate", HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `given` is the source's token, or its previous one still in its overlap.
+fn token_matches(state: &AppState, source: &Source, given: &str) -> bool {
+    let equal = |a: &str| {
+        a.len() == given.len()
+            && a.bytes()
+                .zip(given.bytes())
+                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                == 0
+    };
+    let previous_valid = source
+        .previous_token_expires_at
+        .is_some_and(|until| state.clock.now() < until);
+    equal(&source.token) || (previous_valid && source.previous_token.as_deref().is_some_and(equal))
+}

@@ -1,0 +1,322 @@
+//! Inbound sources (patterns spec §1.4): a provider's signed request is verified over its
+//! raw bytes, stored once, published to the source's application and delivered on; a
+//! request that fails a check is refused without saying which, and stores nothing.
+
+use std::time::Duration;
+
+use herald_core::Clock;
+use herald_inbound::config::Algorithm;
+use herald_inbound::verify::sign_hex;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{read, Receiver, TestHerald};
+
+/// Creates a source through Svix's ingest API; its JSON.
+async fn source(herald: &TestHerald, body: Value) -> Value {
+    let (status, out) = ingest_api(herald, reqwest::Method::POST, "/source", Some(body)).await;
+    assert_eq!(status, 201, "{out}");
+    out
+}
+
+async fn ingest_api(
+    herald: &TestHerald,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = herald
+        .http
+        .request(method, format!("{}/ingest/api/v1{path}", herald.base))
+        .bearer_auth(&herald.token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    read(req.send().await.unwrap()).await
+}
+
+/// Posts `body` to a source's receive URL with `headers`.
+async fn send(url: &str, headers: &[(&str, &str)], body: &'static [u8]) -> reqwest::Response {
+    let mut req = reqwest::Client::new().post(url).body(body);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+async fn messages(herald: &TestHerald, app: &str) -> Vec<Value> {
+    let (status, list) = herald.get(&format!("/app/{app}/msg")).await;
+    assert_eq!(status, 200, "{list}");
+    list["data"].as_array().unwrap().clone()
+}
+
+const PUSH: &[u8] = br#"{"ref": "refs/heads/main",  "after": "6113728f"}"#;
+
+#[tokio::test]
+async fn a_signed_github_delivery_is_published_byte_for_byte_once() {
+    let herald = TestHerald::start().await;
+    let src = source(
+        &herald,
+        json!({"name": "GitHub", "type": "github", "config": {"secret": "gh-secret"}}),
+    )
+    .await;
+    assert_eq!(src["config"], json!({}), "the secret is never shown");
+    let app = src["appId"].as_str().unwrap();
+    let receiver = Receiver::start().await;
+    herald.endpoint(app, json!({"url": receiver.url})).await;
+
+    let signature = format!(
+        "sha256={}",
+        sign_hex(Algorithm::Sha256, "gh-secret", &[PUSH])
+    );
+    let headers = [
+        ("x-hub-signature-256", signature.as_str()),
+        ("x-github-event", "push"),
+        ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+        ("content-type", "application/json"),
+    ];
+    let url = src["ingestUrl"].as_str().unwrap();
+    let first = send(url, &headers, PUSH).await;
+    assert_eq!(first.status(), 200);
+
+    // Delivered on, signed with the endpoint's own secret, the body as the provider sent it.
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].body, PUSH);
+    let stored = messages(&herald, app).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["eventType"], "push");
+    assert_eq!(stored[0]["eventId"], "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+
+    // GitHub redelivers with the same delivery id: acknowledged, not stored again.
+    let again = send(url, &headers, PUSH).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["herald-duplicate"], "true");
+    assert_eq!(messages(&herald, app).await.len(), 1);
+
+    // One byte changed: refused, without saying which check failed, and nothing stored.
+    let mut tampered_headers = headers;
+    tampered_headers[2] = ("x-github-delivery", "another-delivery");
+    let tampered = send(
+        url,
+        &tampered_headers,
+        br#"{"ref": "refs/heads/main",  "after": "6113728e"}"#,
+    )
+    .await;
+    assert_eq!(tampered.status(), 401);
+    let (_, body) = read(tampered).await;
+    let text = body.to_string();
+    assert!(
+        !text.contains("signature") && !text.contains("secret"),
+        "{text}"
+    );
+    let unsigned = send(url, &headers[1..], PUSH).await;
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(messages(&herald, app).await.len(), 1);
+
+    // A wrong token or source is simply not there.
+    let wrong = url.replace(src["id"].as_str().unwrap(), "src_nope");
+    assert_eq!(send(&wrong, &headers, PUSH).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_stripe_timestamp_is_checked_against_the_tolerance() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let src = source(
+        &herald,
+        json!({"name": "Stripe", "type": "stripe", "config": {"secret": "whsec_stripe"}}),
+    )
+    .await;
+    let app = src["appId"].as_str().unwrap();
+    let url = src["ingestUrl"].as_str().unwrap();
+    let body: &[u8] = br#"{"id":"evt_1","type":"invoice.paid"}"#;
+    let signed = |at: i64| {
+        let t = at.to_string();
+        let v1 = sign_hex(
+            Algorithm::Sha256,
+            "whsec_stripe",
+            &[t.as_bytes(), b".", body],
+        );
+        format!("t={t},v1={v1}")
+    };
+    let now = clock.now().timestamp();
+    let old = signed(now - 301);
+    assert_eq!(
+        send(
+            url,
+            &[("stripe-signature", &old)],
+            br#"{"id":"evt_1","type":"invoice.paid"}"#
+        )
+        .await
+        .status(),
+        401
+    );
+    let fresh = signed(now - 299);
+    assert_eq!(
+        send(
+            url,
+            &[("stripe-signature", &fresh)],
+            br#"{"id":"evt_1","type":"invoice.paid"}"#
+        )
+        .await
+        .status(),
+        200
+    );
+    let stored = messages(&herald, app).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (
+            stored[0]["eventType"].as_str(),
+            stored[0]["eventId"].as_str()
+        ),
+        (Some("invoice.paid"), Some("evt_1"))
+    );
+}
+
+#[tokio::test]
+async fn slack_url_verification_is_answered_once_verified() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let src = source(
+        &herald,
+        json!({"name": "Slack", "type": "slack", "config": {"secret": "slack-secret"}}),
+    )
+    .await;
+    let url = src["ingestUrl"].as_str().unwrap();
+    const BODY: &[u8] = br#"{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+    let ts = clock.now().timestamp().to_string();
+    let sig = format!(
+        "v0={}",
+        sign_hex(
+            Algorithm::Sha256,
+            "slack-secret",
+            &[b"v0:", ts.as_bytes(), b":", BODY]
+        )
+    );
+    let headers = [
+        ("x-slack-request-timestamp", ts.as_str()),
+        ("x-slack-signature", sig.as_str()),
+    ];
+    let reply = send(url, &headers, BODY).await;
+    assert_eq!(reply.status(), 200);
+    let (_, answer) = read(reply).await;
+    assert_eq!(
+        answer["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    assert!(messages(&herald, src["appId"].as_str().unwrap())
+        .await
+        .is_empty());
+    // Unsigned, the same handshake is refused.
+    assert_eq!(send(url, &[], BODY).await.status(), 401);
+}
+
+#[tokio::test]
+async fn a_rotated_token_works_for_its_overlap_then_stops() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let src = source(
+        &herald,
+        json!({"name": "Anything", "type": "generic-webhook"}),
+    )
+    .await;
+    let old_url = src["ingestUrl"].as_str().unwrap().to_owned();
+    let id = src["id"].as_str().unwrap();
+    let (status, rotated) = ingest_api(
+        &herald,
+        reqwest::Method::POST,
+        &format!("/source/{id}/token/rotate"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_url = rotated["ingestUrl"].as_str().unwrap();
+    assert_ne!(new_url, old_url);
+    assert_eq!(send(new_url, &[], b"{}").await.status(), 200);
+    assert_eq!(send(&old_url, &[], b"{}").await.status(), 200);
+    clock.advance(Duration::from_secs(48 * 3600 + 1));
+    assert_eq!(send(&old_url, &[], b"{}").await.status(), 404);
+    assert_eq!(send(new_url, &[], b"{}").await.status(), 200);
+    // A body that is not a JSON object is kept, wrapped.
+    assert_eq!(
+        send(new_url, &[("content-type", "text/plain")], b"plain text")
+            .await
+            .status(),
+        200
+    );
+    let stored = messages(&herald, src["appId"].as_str().unwrap()).await;
+    assert_eq!(stored.len(), 4);
+    assert_eq!(
+        stored[0]["payload"],
+        json!({"contentType": "text/plain", "body": "plain text"})
+    );
+    assert_eq!(stored[0]["eventType"], "generic-webhook.received");
+}
+
+#[tokio::test]
+async fn sources_are_managed_through_the_svix_sdk_and_checked() {
+    let herald = TestHerald::start().await;
+    let svix = herald.svix();
+    use svix::models::{IngestSourceIn, IngestSourceInConfig, StripeConfig};
+    let created = svix
+        .ingest()
+        .source()
+        .create(
+            IngestSourceIn {
+                name: "Billing".into(),
+                uid: Some("billing".into()),
+                metadata: None,
+                config: IngestSourceInConfig::Stripe(StripeConfig::new("whsec_x".into())),
+            },
+            None,
+        )
+        .await
+        .expect("the SDK creates a source");
+    assert!(created
+        .ingest_url
+        .as_deref()
+        .unwrap()
+        .contains("/ingest/src_"));
+    let got = svix.ingest().source().get("billing".into()).await.unwrap();
+    assert_eq!(got.id, created.id);
+    let list = svix.ingest().source().list(None).await.unwrap();
+    assert_eq!(list.data.len(), 1);
+    let rotated = svix
+        .ingest()
+        .source()
+        .rotate_token(created.id.clone(), None)
+        .await
+        .unwrap();
+    assert_ne!(Some(rotated.ingest_url), created.ingest_url);
+    svix.ingest()
+        .source()
+        .delete(created.id.clone())
+        .await
+        .unwrap();
+    assert!(svix.ingest().source().get(created.id).await.is_err());
+
+    for bad in [
+        json!({"name": "x", "type": "ftp"}),
+        json!({"name": "x", "type": "github"}),
+        json!({"name": "x", "type": "svix", "config": {"secret": "not base64!"}}),
+        json!({"name": "", "type": "generic-webhook"}),
+    ] {
+        let (status, body) =
+            ingest_api(&herald, reqwest::Method::POST, "/source", Some(bad.clone())).await;
+        assert_eq!(status, 422, "{bad} → {body}");
+    }
+    // Only the provider manages sources.
+    let app = herald.app("acme").await;
+    let (_, token) = herald.post("/auth/app-portal-access/acme", json!({})).await;
+    let portal = token["token"].as_str().unwrap();
+    let (status, _) = herald
+        .call_as(portal, reqwest::Method::GET, "/app/acme/endpoint", None)
+        .await;
+    assert_eq!(status, 200, "the portal token works where it may");
+    let refused = herald
+        .http
+        .get(format!("{}/ingest/api/v1/source", herald.base))
+        .bearer_auth(portal)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let _ = app;
+}
