@@ -38,6 +38,7 @@ fn endpoint(types: Option<&[&str]>) -> Endpoint {
         client_identity: None,
         template: None,
         adhoc: false,
+        verification: Default::default(),
         created_at: now,
         updated_at: now,
     }

@@ -42,7 +42,8 @@ macro_rules! conformance_tests {
             failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable,
             the_operational_app_is_not_listed,
             a_batch_of_finished_attempts_skips_what_was_deleted,
-            adhoc_endpoints_get_only_what_names_them_and_share_the_app_secret
+            adhoc_endpoints_get_only_what_names_them_and_share_the_app_secret,
+            unverified_endpoints_hold_their_deliveries_until_a_current_challenge_succeeds
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -74,6 +75,7 @@ pub fn app(uid: Option<&str>) -> Application {
         name: "Acme".into(),
         rate_limit: None,
         metadata: [("tier".to_string(), "gold".to_string())].into(),
+        verification: Default::default(),
         created_at: t0(),
         updated_at: t0(),
     }
@@ -101,6 +103,7 @@ pub fn endpoint(app_id: &str, types: Option<&[&str]>) -> Endpoint {
         client_identity: None,
         template: None,
         adhoc: false,
+        verification: Default::default(),
         created_at: t0(),
         updated_at: t0(),
     }
@@ -1511,6 +1514,7 @@ pub async fn adhoc_endpoints_get_only_what_names_them_and_share_the_app_secret(s
         uid: Some("adhoc_cb1".into()),
         url: "https://example.com/callback".into(),
         adhoc: true,
+        verification: Default::default(),
         ..endpoint(&a.id, None)
     };
     let made = store.adhoc_endpoint(&wanted).await.unwrap();
@@ -1607,4 +1611,107 @@ pub async fn adhoc_endpoints_get_only_what_names_them_and_share_the_app_secret(s
         store.adhoc_endpoint(&clash).await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+pub async fn unverified_endpoints_hold_their_deliveries_until_a_current_challenge_succeeds(
+    store: &dyn Store,
+) {
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let open = endpoint(&a.id, None);
+    let asking = Endpoint {
+        verification: Verification::pending(t0()),
+        ..endpoint(&a.id, None)
+    };
+    store.create_endpoint(&open).await.unwrap();
+    store.create_endpoint(&asking).await.unwrap();
+
+    // Published while it is pending: stored for both, only the verified one is due.
+    store.create_message(&message(&a.id, "x")).await.unwrap();
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].endpoint.id, open.id);
+    let held = store
+        .list_endpoint_messages(
+            &a.id,
+            &asking.id,
+            &MessageFilter::default(),
+            None,
+            &page(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.items[0].delivery.status, DeliveryStatus::Held);
+
+    // A try is leased with a challenge; one superseded since (a URL change) counts not.
+    let lease = t0() + secs(20);
+    let tries = store.claim_verifications(t0(), lease, 10).await.unwrap();
+    assert_eq!(tries.len(), 1);
+    let (_, stale) = &tries[0];
+    assert!(
+        store
+            .claim_verifications(t0(), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    let mut moved = store.get_endpoint(&a.id, &asking.id).await.unwrap();
+    let read_at = moved.updated_at;
+    moved.verification = Verification::pending(t0());
+    moved.updated_at = t0() + secs(1);
+    store.update_endpoint(&moved, read_at).await.unwrap();
+    let verified = VerificationResult::Verified(t0() + secs(2));
+    assert!(!store
+        .finish_verification(&asking.id, stale, &verified)
+        .await
+        .unwrap());
+
+    // The current try fails once, then succeeds: its held delivery becomes due.
+    let (_, current) = store
+        .claim_verifications(t0(), lease, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let retry = VerificationResult::Retry {
+        next: t0() + secs(5),
+        error: "wrong".into(),
+    };
+    assert!(store
+        .finish_verification(&asking.id, &current, &retry)
+        .await
+        .unwrap());
+    let after = store
+        .get_endpoint(&a.id, &asking.id)
+        .await
+        .unwrap()
+        .verification;
+    assert_eq!(
+        (after.status, after.tries),
+        (VerificationStatus::Pending, 1)
+    );
+    assert!(store
+        .claim_verifications(t0() + secs(4), lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let (_, last) = store
+        .claim_verifications(t0() + secs(5), lease, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(store
+        .finish_verification(&asking.id, &last, &verified)
+        .await
+        .unwrap());
+    let done = store
+        .get_endpoint(&a.id, &asking.id)
+        .await
+        .unwrap()
+        .verification;
+    assert_eq!(done.status, VerificationStatus::Verified);
+    assert_eq!(done.tries, 0);
+    let released = store.claim_due(&claim_at(t0() + secs(2))).await.unwrap();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0].endpoint.id, asking.id);
 }

@@ -57,6 +57,7 @@ mod tests {
             client_identity: None,
             template: None,
             adhoc: false,
+            verification: Default::default(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -21,6 +21,8 @@ pub struct Application {
     pub name: String,
     pub rate_limit: Option<u32>,
     pub metadata: Metadata,
+    /// Whether its endpoints must verify their subscription first.
+    pub verification: VerificationMode,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -73,8 +75,103 @@ pub struct Endpoint {
     /// only the messages that name it, is signed with the application's ad-hoc secret, is
     /// never listed nor disabled, yet its attempts are logged, counted and resendable.
     pub adhoc: bool,
+    /// Whether it has shown it wants the events, when its application asks.
+    pub verification: Verification,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// How an application's endpoints show they want its events before any is sent
+/// (subscription intent verification), Svix's behaviour (`None`) by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VerificationMode {
+    #[default]
+    None,
+    /// A signed POST `{"type": "webhook.verification", "challenge": …}`, to be echoed.
+    Challenge,
+    /// A WebSub GET with `hub.mode`, `hub.topic`, `hub.challenge`, `hub.lease_seconds`,
+    /// answered with the challenge as the body.
+    WebSub,
+}
+
+impl VerificationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Challenge => "challenge",
+            Self::WebSub => "websub",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "none" => Self::None,
+            "challenge" => Self::Challenge,
+            "websub" => Self::WebSub,
+            _ => return None,
+        })
+    }
+}
+
+/// Where an endpoint stands in verifying its subscription.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VerificationStatus {
+    /// Never asked: its application does not verify.
+    #[default]
+    None = 0,
+    /// Asked, not yet answered right: its messages are held.
+    Pending = 1,
+    /// Every try failed: its messages are held until it is verified again.
+    Failed = 2,
+    Verified = 3,
+}
+
+impl VerificationStatus {
+    pub fn from_i64(n: i64) -> Self {
+        match n {
+            1 => Self::Pending,
+            2 => Self::Failed,
+            3 => Self::Verified,
+            _ => Self::None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Pending => "pending",
+            Self::Failed => "verification_failed",
+            Self::Verified => "verified",
+        }
+    }
+
+    /// Whether messages wait (held) instead of being delivered.
+    pub fn holds(self) -> bool {
+        matches!(self, Self::Pending | Self::Failed)
+    }
+}
+
+/// An endpoint's verification state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verification {
+    pub status: VerificationStatus,
+    /// Failed tries since it was last asked afresh.
+    pub tries: u32,
+    /// When the next try is due (while pending).
+    pub due_at: Option<DateTime<Utc>>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+impl Verification {
+    /// Asked afresh, due at `now`.
+    pub fn pending(now: DateTime<Utc>) -> Self {
+        Self {
+            status: VerificationStatus::Pending,
+            due_at: Some(now),
+            ..Self::default()
+        }
+    }
 }
 
 /// Templates (minijinja syntax) rendering what an endpoint is sent from the event. Each
@@ -170,6 +267,8 @@ pub enum DeliveryStatus {
     Sending = 3,
     /// Not attempted because the endpoint was disabled before its turn came.
     Canceled = 4,
+    /// Waiting for the endpoint to verify its subscription; pending once it does.
+    Held = 5,
 }
 
 impl DeliveryStatus {
@@ -181,8 +280,17 @@ impl DeliveryStatus {
             2 => Self::Failed,
             3 => Self::Sending,
             4 => Self::Canceled,
+            5 => Self::Held,
             _ => return None,
         })
+    }
+
+    /// The number Svix's SDKs know: a held delivery is pending to them.
+    pub fn svix(self) -> i64 {
+        match self {
+            Self::Held => Self::Pending as i64,
+            other => other as i64,
+        }
     }
 }
 

@@ -255,6 +255,17 @@ pub struct RecordedCall {
     pub attempts: Vec<FinishedAttempt>,
 }
 
+/// What a verification try found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerificationResult {
+    /// The challenge came back, at this time.
+    Verified(DateTime<Utc>),
+    /// It did not; the next try is due at `next`.
+    Retry { next: DateTime<Utc>, error: String },
+    /// It did not, and no try is left (or the receiver refused).
+    Failed { error: String },
+}
+
 /// Tokens, event types, applications and endpoints: what the API manages.
 #[async_trait]
 pub trait Catalog: Send + Sync {
@@ -325,6 +336,25 @@ pub trait Catalog: Send + Sync {
     /// with the current key, or plain when no key seals), leaving secrets changed meanwhile
     /// alone; returns how many endpoints were rewritten.
     async fn reseal_secrets(&self) -> StoreResult<u64>;
+    // --- subscription verification
+    /// Leases up to `limit` endpoints whose verification try is due, until `lease_until`,
+    /// each with a fresh challenge: the endpoint and the challenge to send it.
+    async fn claim_verifications(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(Endpoint, String)>>;
+    /// Records the result of the try that sent `challenge`, if it is still the endpoint's
+    /// (a URL change or a new request since makes it stale: `false`, nothing written). A
+    /// verified endpoint's held deliveries become due now.
+    async fn finish_verification(
+        &self,
+        endpoint_id: &str,
+        challenge: &str,
+        result: &VerificationResult,
+    ) -> StoreResult<bool>;
+
     // --- inbound sources
     /// `Conflict` if the uid is taken.
     async fn create_source(&self, source: &Source) -> StoreResult<()>;

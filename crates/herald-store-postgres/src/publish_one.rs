@@ -6,6 +6,7 @@ use herald_core::sealing::SecretSealer;
 use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::dialect::PostgresDialect;
+use herald_store_sql::group_commit;
 use herald_store_sql::publish_plan::wants;
 use herald_store_sql::rows;
 use herald_store_sql::Db;
@@ -134,6 +135,11 @@ async fn publish_in(
         .execute(&mut *tx)
         .await
         .map_err(internal)?;
+        let targeted = endpoints
+            .iter()
+            .filter(|e| targets.contains(&e.id.as_str()));
+        let holding = group_commit::holding(targeted);
+        group_commit::hold::<PostgresDialect>(tx, vec![m.id.clone()], holding).await?;
     }
     Ok(Published::Created {
         message: m.clone(),

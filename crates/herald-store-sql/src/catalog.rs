@@ -3,13 +3,17 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::model::{
-    AdhocSecret, Application, Endpoint, EventType, Source, Token, OPERATIONAL_APP_ID,
+    AdhocSecret, Application, Endpoint, EventType, Source, Token, Verification, VerificationStatus,
+    OPERATIONAL_APP_ID,
 };
 use herald_core::signing::EndpointSecret;
-use herald_core::store::{Catalog, DeliveryStats, Page, PageRequest, StoreResult};
+use herald_core::store::{
+    Catalog, DeliveryStats, Page, PageRequest, StoreResult, VerificationResult,
+};
 use herald_core::StoreError;
+use rand::distributions::{Alphanumeric, DistString};
 
-use crate::db::Db;
+use crate::db::{execute_in, Db};
 use crate::dialect::{Dialect, ReadRow};
 use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
@@ -39,6 +43,16 @@ fn bind_endpoint_fields<D: Dialect>(sql: Sql, e: &Endpoint, db: &Db<D>) -> Sql {
             e.client_identity.as_ref().map(|c| sealer.seal(&c.0)),
         ))
         .bind(v::opt_json(e.template.as_ref()))
+}
+
+/// Binds an endpoint's verification columns, in the order `verification_status`,
+/// `verification_tries`, `verification_due_at`, `verified_at`, `verification_error`.
+fn bind_verification(sql: Sql, ver: &Verification) -> Sql {
+    sql.bind(v::code(ver.status as i16))
+        .bind(v::int(ver.tries))
+        .bind(v::opt_time(ver.due_at))
+        .bind(v::opt_time(ver.verified_at))
+        .bind(v::opt_text(ver.last_error.as_deref()))
 }
 
 #[async_trait]
@@ -208,14 +222,15 @@ impl<B: Backend> Catalog for SqlStore<B> {
     async fn create_app(&self, a: &Application) -> StoreResult<()> {
         let db = &self.db;
         let sql = Sql::new(
-            "INSERT INTO applications (id, uid, name, rate_limit, metadata, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO applications (id, uid, name, rate_limit, metadata, verification, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v::text(&a.id))
         .bind(v::opt_text(a.uid.as_deref()))
         .bind(v::text(&a.name))
         .bind(v::opt_int(a.rate_limit))
         .bind(v::json(&a.metadata))
+        .bind(v::text(a.verification.as_str()))
         .bind(v::time(a.created_at))
         .bind(v::time(a.updated_at));
         db.write(&sql).await.map_err(conflict_on("uid"))?;
@@ -252,12 +267,13 @@ impl<B: Backend> Catalog for SqlStore<B> {
         let db = &self.db;
         let sql = Sql::new(
             "UPDATE applications SET uid = ?, name = ?, rate_limit = ?, metadata = ?, \
-             updated_at = ? WHERE id = ?",
+             verification = ?, updated_at = ? WHERE id = ?",
         )
         .bind(v::opt_text(a.uid.as_deref()))
         .bind(v::text(&a.name))
         .bind(v::opt_int(a.rate_limit))
         .bind(v::json(&a.metadata))
+        .bind(v::text(a.verification.as_str()))
         .bind(v::time(a.updated_at))
         .bind(v::text(&a.id));
         match db.write(&sql).await.map_err(conflict_on("uid"))? {
@@ -277,16 +293,111 @@ impl<B: Backend> Catalog for SqlStore<B> {
         let sql = Sql::new(
             "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
              disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
-             previous_secret_expires_at, max_concurrency, client_identity, template, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             previous_secret_expires_at, max_concurrency, client_identity, template, \
+             verification_status, verification_tries, verification_due_at, verified_at, \
+             verification_error, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v::text(&e.id))
         .bind(v::text(&e.app_id));
-        let sql = bind_endpoint_fields(sql, e, db)
+        let sql = bind_verification(bind_endpoint_fields(sql, e, db), &e.verification)
             .bind(v::time(e.created_at))
             .bind(v::time(e.updated_at));
         db.write(&sql).await.map_err(conflict_on("uid"))?;
         Ok(())
+    }
+
+    async fn claim_verifications(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(Endpoint, String)>> {
+        let db = &self.db;
+        let due = Sql::new(
+            "SELECT id FROM endpoints WHERE verification_status = 1 AND verification_due_at <= ? \
+             ORDER BY verification_due_at LIMIT ?",
+        )
+        .bind(v::time(now))
+        .bind(v::big(i64::from(limit)));
+        let mut claimed = Vec::new();
+        for row in db.read(&due).await? {
+            let id = row.text("id")?;
+            let challenge = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+            // The due time is checked again: of nodes claiming at once, one gets it.
+            let lease = Sql::new(
+                "UPDATE endpoints SET verification_challenge = ?, verification_due_at = ? \
+                 WHERE id = ? AND verification_status = 1 AND verification_due_at <= ?",
+            )
+            .bind(v::text(&challenge))
+            .bind(v::time(lease_until))
+            .bind(v::text(&id))
+            .bind(v::time(now));
+            if db.write(&lease).await.map_err(internal)? == 0 {
+                continue;
+            }
+            let read = Sql::new("SELECT * FROM endpoints WHERE id = ?").bind(v::text(&id));
+            claimed.push((
+                rows::endpoint(&db.read_one(&read).await?, &db.sealer)?,
+                challenge,
+            ));
+        }
+        Ok(claimed)
+    }
+
+    async fn finish_verification(
+        &self,
+        endpoint_id: &str,
+        challenge: &str,
+        result: &VerificationResult,
+    ) -> StoreResult<bool> {
+        let db = &self.db;
+        let (status, due_at, verified_at, error) = match result {
+            VerificationResult::Verified(at) => {
+                (VerificationStatus::Verified, None, Some(*at), None)
+            }
+            VerificationResult::Retry { next, error } => (
+                VerificationStatus::Pending,
+                Some(*next),
+                None,
+                Some(error.as_str()),
+            ),
+            VerificationResult::Failed { error } => {
+                (VerificationStatus::Failed, None, None, Some(error.as_str()))
+            }
+        };
+        let tried = i64::from(!matches!(result, VerificationResult::Verified(_)));
+        let mut tx = db.begin().await?;
+        let sql = Sql::new(
+            "UPDATE endpoints SET verification_status = ?, verification_due_at = ?, \
+             verified_at = COALESCE(?, verified_at), verification_error = ?, \
+             verification_tries = CASE WHEN ? = 1 THEN verification_tries + 1 ELSE 0 END, \
+             verification_challenge = NULL WHERE id = ? AND verification_challenge = ?",
+        )
+        .bind(v::code(status as i16))
+        .bind(v::opt_time(due_at))
+        .bind(v::opt_time(verified_at))
+        .bind(v::opt_text(error))
+        .bind(v::big(tried))
+        .bind(v::text(endpoint_id))
+        .bind(v::text(challenge));
+        if execute_in::<B::Dialect>(&mut tx, &sql).await? == 0 {
+            return Ok(false);
+        }
+        if let VerificationResult::Verified(at) = result {
+            let release = Sql::new(
+                "UPDATE deliveries SET status = 1, next_attempt_at = ?, updated_at = ? \
+                 WHERE endpoint_id = ? AND status = 5",
+            )
+            .bind(v::time(*at))
+            .bind(v::time(*at))
+            .bind(v::text(endpoint_id));
+            execute_in::<B::Dialect>(&mut tx, &release).await?;
+            <B::Dialect as Dialect>::notify_work(&mut tx).await?;
+        }
+        tx.commit().await.map_err(internal)?;
+        db.work.notify_one();
+        Ok(true)
     }
 
     async fn create_source(&self, src: &Source) -> StoreResult<()> {
@@ -490,12 +601,14 @@ impl<B: Backend> Catalog for SqlStore<B> {
             "UPDATE endpoints SET uid = ?, url = ?, description = ?, version = ?, rate_limit = ?, \
              disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
              previous_secret = ?, previous_secret_expires_at = ?, max_concurrency = ?, \
-             client_identity = ?, template = ?, updated_at = ?, \
+             client_identity = ?, template = ?, verification_status = ?, verification_tries = ?, \
+             verification_due_at = ?, verified_at = ?, verification_error = ?, \
+             verification_challenge = NULL, updated_at = ?, \
              failing_since = CASE WHEN ? AND disabled THEN NULL ELSE failing_since END \
              WHERE app_id = ? AND id = ? AND updated_at = ?",
         );
         // Only the dispatcher sets `failing_since`; enabling a disabled endpoint clears it.
-        let sql = bind_endpoint_fields(sql, e, db)
+        let sql = bind_verification(bind_endpoint_fields(sql, e, db), &e.verification)
             .bind(v::time(e.updated_at))
             .bind(v::flag(!e.disabled))
             .bind(v::text(&e.app_id))

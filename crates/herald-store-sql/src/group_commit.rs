@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use herald_core::model::Endpoint;
 use herald_core::sealing::SecretSealer;
 use herald_core::store::{FinishedAttempt, NewMessage, Published, StoreResult};
 use herald_core::StoreError;
@@ -138,6 +139,16 @@ async fn write_publishes<B: Backend>(
     read_apps_and_endpoints::<B::Dialect>(&mut tx, news, sealer, &mut known).await?;
     let (results, accepted) = plan(news, &known);
     backend.insert_accepted(&mut tx, &accepted).await?;
+    let holding = holding(known.endpoints.values().flatten());
+    if !holding.is_empty() {
+        let messages = accepted.iter().filter(|a| {
+            a.endpoint_ids
+                .iter()
+                .any(|id| holding.contains(&id.to_string()))
+        });
+        let messages = messages.map(|a| a.new.message.id.clone()).collect();
+        hold::<B::Dialect>(&mut tx, messages, holding).await?;
+    }
     // Other nodes hear of every new message: their dispatchers for the deliveries, their
     // long polls of the stream even when the message has none.
     if creates_messages(&results) {
@@ -244,4 +255,32 @@ async fn record_batches<B: Backend>(
             }
         }
     }
+}
+
+/// The endpoints among `endpoints` whose deliveries wait for them to verify their
+/// subscription.
+pub fn holding<'a>(endpoints: impl IntoIterator<Item = &'a Endpoint>) -> Vec<String> {
+    endpoints
+        .into_iter()
+        .filter(|e| e.verification.status.holds())
+        .map(|e| e.id.clone())
+        .collect()
+}
+
+/// Within `tx`, holds the new deliveries of `messages` to `endpoints` (status 5): stored,
+/// not sent until the endpoint verifies.
+pub async fn hold<D: Dialect>(
+    tx: &mut Conn<D>,
+    messages: Vec<String>,
+    endpoints: Vec<String>,
+) -> StoreResult<()> {
+    if messages.is_empty() || endpoints.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new("UPDATE deliveries SET status = 5 WHERE status = 1 AND ");
+    D::push_in_list(&mut sql, "msg_id", messages);
+    sql.push(" AND ");
+    D::push_in_list(&mut sql, "endpoint_id", endpoints);
+    D::execute(tx, &sql).await.map_err(internal)?;
+    Ok(())
 }

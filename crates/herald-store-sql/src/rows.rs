@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use herald_core::model::{
     AdhocSecret, Application, Attempt, AttemptErrorKind, ClientIdentity, Delivery, DeliveryStatus,
-    Endpoint, EventType, Message, PreviousSecret, Source, Token, TriggerType,
+    Endpoint, EventType, Message, PreviousSecret, Source, Token, TriggerType, Verification,
+    VerificationMode, VerificationStatus,
 };
 use herald_core::sealing::SecretSealer;
 use herald_core::signing::EndpointSecret;
@@ -46,6 +47,7 @@ pub fn application(row: &impl ReadRow) -> StoreResult<Application> {
         name: row.text("name")?,
         rate_limit: limit(row.opt_int("rate_limit")?),
         metadata: row.json("metadata")?,
+        verification: VerificationMode::parse(&row.text("verification")?).unwrap_or_default(),
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
@@ -113,6 +115,16 @@ pub fn endpoint(row: &impl ReadRow, sealer: &SecretSealer) -> StoreResult<Endpoi
             .transpose()?,
         template: row.opt_json("template")?,
         adhoc: row.flag("adhoc")?,
+        verification: Verification {
+            status: VerificationStatus::from_i64(row.int("verification_status")?),
+            tries: row
+                .int("verification_tries")?
+                .try_into()
+                .unwrap_or(u32::MAX),
+            due_at: row.opt_time("verification_due_at")?,
+            verified_at: row.opt_time("verified_at")?,
+            last_error: row.opt_text("verification_error")?,
+        },
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
