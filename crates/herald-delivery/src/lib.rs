@@ -2,7 +2,8 @@
 //! endpoint in its own lane (`dispatch`), the destinations it delivers to (`destinations`:
 //! signed HTTP, chat, email, brokers, with templates), the operational webhooks it sends
 //! the provider (`operational`), the cleaner that enforces retention (`retention`), and
-//! synchronous calls whose answer the caller waits for (`sync_call`).
+//! synchronous calls whose answer the caller waits for (`sync_call`), and the loop that
+//! verifies endpoints' subscriptions (`verification`).
 //!
 //! It knows the store only through `herald_core::Store`, and nothing of HTTP APIs or of
 //! how the process is assembled; its configuration is its own (`settings`).
@@ -13,3 +14,4 @@ pub mod operational;
 pub mod retention;
 pub mod settings;
 pub mod sync_call;
+pub mod verification;

@@ -25,6 +25,7 @@ pub const EVENT_TYPES: &[&str] = &[
     ATTEMPT_FAILING,
     ATTEMPT_EXHAUSTED,
     ATTEMPT_RECOVERED,
+    ENDPOINT_VERIFICATION_FAILED,
 ];
 pub const ENDPOINT_CREATED: &str = "endpoint.created";
 pub const ENDPOINT_UPDATED: &str = "endpoint.updated";
@@ -34,6 +35,8 @@ pub const ENDPOINT_ENABLED: &str = "endpoint.enabled";
 pub const ATTEMPT_FAILING: &str = "message.attempt.failing";
 pub const ATTEMPT_EXHAUSTED: &str = "message.attempt.exhausted";
 pub const ATTEMPT_RECOVERED: &str = "message.attempt.recovered";
+/// Herald's own: an endpoint did not verify its subscription after every try.
+pub const ENDPOINT_VERIFICATION_FAILED: &str = "endpoint.verification_failed";
 
 /// After this many failed attempts of one message to one endpoint, `message.attempt.failing`
 /// is sent (Svix's choice: the fourth); a later success sends `message.attempt.recovered`.
@@ -81,6 +84,7 @@ impl Operational {
             name: "Herald operational webhooks".to_owned(),
             rate_limit: None,
             metadata: Default::default(),
+            verification: Default::default(),
             created_at: now,
             updated_at: now,
         };
@@ -128,6 +132,19 @@ impl Operational {
             },
         });
         self.emit(ENDPOINT_DISABLED, data).await;
+    }
+
+    /// `endpoint.verification_failed`.
+    pub async fn endpoint_verification_failed(&self, endpoint: &Endpoint, error: &str) {
+        let app_uid = self.app_uid(&endpoint.app_id).await;
+        let data = json!({
+            "appId": endpoint.app_id,
+            "appUid": app_uid,
+            "endpointId": endpoint.id,
+            "endpointUid": endpoint.uid,
+            "error": error,
+        });
+        self.emit(ENDPOINT_VERIFICATION_FAILED, data).await;
     }
 
     /// `message.attempt.failing`, `.exhausted` or `.recovered`.

@@ -42,6 +42,12 @@ pub struct DeliveryConfig {
     #[serde(with = "humantime_serde")]
     pub circuit_breaker_max_cooldown: Duration,
     pub dispatch: bool,
+    /// Tries of a subscription verification before the endpoint is `verification_failed`
+    /// (spaced like retries, by `retry_schedule`).
+    pub verification_tries: u32,
+    /// How long a receiver has to answer a verification challenge.
+    #[serde(with = "humantime_serde")]
+    pub verification_timeout: Duration,
 }
 
 /// How email destinations reach their SMTP server.

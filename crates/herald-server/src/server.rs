@@ -20,6 +20,7 @@ use herald_delivery::dispatch::{BreakerSettings, DispatchSettings, Dispatcher};
 use herald_delivery::operational::Operational;
 use herald_delivery::retention::Cleaner;
 use herald_delivery::sync_call::SyncCaller;
+use herald_delivery::verification::{VerificationSettings, Verifier};
 
 use crate::config::Config;
 
@@ -212,9 +213,24 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     let generated_admin_token = prepare_store(store.as_ref(), &config, clock.as_ref()).await?;
     // The dispatcher and the API's synchronous calls deliver through the same destinations
     // (one connection pool, one address policy).
-    let destinations = Destinations::new(&config.delivery, config.email.as_ref());
-    let destination: Arc<dyn Destination> =
-        Arc::new(destinations.context("setting up destinations")?);
+    let destinations = Destinations::new(&config.delivery, config.email.as_ref())
+        .context("setting up destinations")?;
+    let verifier = Verifier::new(
+        store.clone(),
+        clock.clone(),
+        destinations.http(),
+        VerificationSettings {
+            tries: config.delivery.verification_tries.max(1),
+            schedule: config
+                .delivery
+                .retry_schedule
+                .iter()
+                .map(|d| d.into_inner())
+                .collect(),
+            timeout: config.delivery.verification_timeout,
+        },
+    );
+    let destination: Arc<dyn Destination> = Arc::new(destinations);
     let dispatcher = dispatcher(&config, store.clone(), clock.clone(), destination.clone());
     let sync_calls = SyncCaller::new(destination, store.clone(), clock.clone());
     let settled = dispatcher.settled();
@@ -242,6 +258,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         store: store.clone(),
         operational: Operational::new(store.clone(), clock.clone()),
         sync_calls,
+        verifications: verifier.waker(),
         rate_limit: Arc::new(TokenRateLimit::new(
             config.api.rate_limit_per_token,
             config.api.rate_limit_burst,
@@ -255,6 +272,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         axum::ServiceExt::<axum::extract::Request>::into_make_service(herald_api::http::app(state));
     let api = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let dispatch = dispatching.then(|| tokio::spawn(dispatcher.run(shutdown.clone())));
+    if dispatching {
+        tokio::spawn(verifier.run(shutdown.clone()));
+    }
     if cleaning {
         tokio::spawn(cleaner.run(shutdown.clone()));
     }

@@ -144,6 +144,11 @@ impl Destinations {
         })
     }
 
+    /// The HTTP destination, for what only HTTP does (subscription verification).
+    pub fn http(&self) -> Arc<http::HttpDestination> {
+        self.http.clone()
+    }
+
     fn kind_destination(&self, kind: Kind) -> Result<&dyn Destination, DeliveryError> {
         Ok(match kind {
             Kind::Http => self.http.as_ref(),
