@@ -193,6 +193,7 @@ pub fn portal_capability(method: &Method, route: &str) -> Option<Capability> {
         ("POST", ENDPOINT, _) => Some(Capability::ManageEndpoint),
         ("PUT" | "PATCH" | "DELETE", _, Some("")) => Some(Capability::ManageEndpoint),
         ("PUT" | "PATCH", _, Some("/headers")) => Some(Capability::ManageEndpoint),
+        ("POST", _, Some("/verify")) => Some(Capability::ManageEndpoint),
         ("POST", _, Some("/secret/rotate")) => Some(Capability::ManageEndpointSecret),
         ("POST", _, Some("/recover" | "/replay-missing" | "/send-example")) => {
             Some(Capability::CreateAttempts)

@@ -22,6 +22,8 @@ pub struct AppState {
     pub operational: Operational,
     /// Synchronous calls, made through the delivery engine's destinations.
     pub sync_calls: SyncCaller,
+    /// Wakes this node's verification loop (an endpoint now waits for one).
+    pub verifications: Arc<tokio::sync::Notify>,
     pub rate_limit: Arc<TokenRateLimit>,
     /// Recent token, application and event type lookups, for the publishing hot path.
     pub lookups: Arc<Lookups>,

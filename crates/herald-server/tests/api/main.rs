@@ -20,3 +20,4 @@ mod portal_sessions;
 mod sdk;
 mod templates;
 mod tokens;
+mod verification;

@@ -71,6 +71,7 @@ async fn create(state: &AppState, body: IngestSourceIn, uid: Option<String>) -> 
                 uid: None,
                 throttle_rate: None,
                 metadata: Metadata::default(),
+                verification: None,
             };
             create_or_get(state, app, false).await?.1
         }

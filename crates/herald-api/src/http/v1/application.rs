@@ -101,6 +101,10 @@ async fn update_app(
     app.uid = body.uid;
     app.rate_limit = body.throttle_rate.map(u32::from);
     app.metadata = body.metadata;
+    // Svix's SDKs send no `verification`: a replace from them keeps it.
+    if let Some(mode) = body.verification {
+        app.verification = mode.into();
+    }
     app.updated_at = state.clock.now();
     state.store.update_app(&app).await?;
     state.lookups.apps.forget();
@@ -139,6 +143,9 @@ async fn patch_app(
     );
     if let Some(metadata) = body.metadata {
         app.metadata = metadata;
+    }
+    if let Some(mode) = body.verification {
+        app.verification = mode.into();
     }
     app.updated_at = state.clock.now();
     state.store.update_app(&app).await?;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
-use herald_core::model::{Application, Metadata};
+use herald_core::model::{Application, Metadata, VerificationMode};
 use herald_core::validation::{self, Validator};
 use herald_core::StoreError;
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,28 @@ pub struct ApplicationIn {
     pub throttle_rate: Option<u16>,
     #[serde(default)]
     pub metadata: Metadata,
+    /// Herald extension: whether new or moved endpoints must first show they want the
+    /// events: `none` (the default), `challenge` or `websub`.
+    pub verification: Option<VerificationModeIn>,
+}
+
+/// How an application's endpoints verify their subscription.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerificationModeIn {
+    None,
+    Challenge,
+    Websub,
+}
+
+impl From<VerificationModeIn> for VerificationMode {
+    fn from(m: VerificationModeIn) -> Self {
+        match m {
+            VerificationModeIn::None => Self::None,
+            VerificationModeIn::Challenge => Self::Challenge,
+            VerificationModeIn::Websub => Self::WebSub,
+        }
+    }
 }
 
 /// An application.
@@ -42,6 +64,9 @@ pub struct ApplicationOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<u16>,
     pub metadata: Metadata,
+    /// Herald extension: how its endpoints verify their subscription (`none`, `challenge`,
+    /// `websub`).
+    pub verification: &'static str,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -58,6 +83,8 @@ pub struct ApplicationPatch {
     #[schema(value_type = Option<u16>)]
     pub throttle_rate: Option<Option<u16>>,
     pub metadata: Option<Metadata>,
+    /// Herald extension: how its endpoints verify their subscription.
+    pub verification: Option<VerificationModeIn>,
 }
 
 /// `POST /app` options.
@@ -79,6 +106,7 @@ impl From<Application> for ApplicationOut {
             throttle_rate: rate,
             rate_limit: rate,
             metadata: a.metadata,
+            verification: a.verification.as_str(),
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -114,6 +142,7 @@ impl ApplicationIn {
             name: self.name,
             rate_limit: self.throttle_rate.map(u32::from),
             metadata: self.metadata,
+            verification: self.verification.map(Into::into).unwrap_or_default(),
             created_at: now,
             updated_at: now,
         }

@@ -212,7 +212,7 @@ impl From<EndpointDelivery> for MessageEndpointOut {
             channels: e.channels,
             created_at: e.created_at,
             updated_at: e.updated_at,
-            status: delivery.status as i64,
+            status: delivery.status.svix(),
             status_text: status_text(delivery.status),
             next_attempt: delivery.next_attempt_at,
         }

@@ -19,6 +19,7 @@ pub fn status_text(status: DeliveryStatus) -> &'static str {
         DeliveryStatus::Failed => "fail",
         DeliveryStatus::Sending => "sending",
         DeliveryStatus::Canceled => "canceled",
+        DeliveryStatus::Held => "held",
     }
 }
 
@@ -121,7 +122,7 @@ pub fn parse_status(field: &str, status: Option<i64>) -> ApiResult<Option<Delive
             DeliveryStatus::from_i64(n).ok_or_else(|| {
                 ApiError::Validation(vec![herald_core::validation::FieldError {
                     loc: vec!["query".into(), field.into()],
-                    msg: "must be 0, 1, 2, 3 or 4".into(),
+                    msg: "must be 0, 1, 2, 3, 4 or 5".into(),
                     kind: "value_error",
                 }])
             })

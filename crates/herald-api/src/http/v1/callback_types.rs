@@ -102,6 +102,7 @@ pub async fn endpoints(
             client_identity: None,
             template: None,
             adhoc: true,
+            verification: Default::default(),
             created_at: now,
             updated_at: now,
         };

@@ -16,8 +16,8 @@ use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
 use crate::http::v1::endpoint_types::{
-    rotate, validate, EndpointIn, EndpointOut, EndpointPatch, EndpointSecretOut,
-    EndpointSecretRotateIn,
+    fresh_verification, rotate, validate, EndpointIn, EndpointOut, EndpointPatch,
+    EndpointSecretOut, EndpointSecretRotateIn,
 };
 use crate::state::AppState;
 use herald_delivery::operational::{self, DisableTrigger};
@@ -27,8 +27,11 @@ async fn new_endpoint(
     app: &Application,
     body: EndpointIn,
 ) -> ApiResult<Endpoint> {
-    let endpoint = body.into_new(&app.id, state.clock.now())?;
+    let mut endpoint = body.into_new(&app.id, state.clock.now())?;
     validate(state, &endpoint).await?;
+    if let Some(verification) = fresh_verification(app, &endpoint, state.clock.now()) {
+        endpoint.verification = verification;
+    }
     // A soft bound: two creations at the same moment may both pass it.
     let limit = state.config.api.max_endpoints_per_app;
     if state.store.count_endpoints(&app.id).await? >= u64::from(limit) {
@@ -42,6 +45,9 @@ async fn new_endpoint(
         .create_endpoint(&endpoint)
         .await
         .map_err(uid_conflict)?;
+    if endpoint.verification.status.holds() {
+        state.verifications.notify_one();
+    }
     state
         .operational
         .endpoint_changed(operational::ENDPOINT_CREATED, app, &endpoint)
@@ -53,19 +59,28 @@ async fn new_endpoint(
 async fn save_edited(
     state: &AppState,
     app: &Application,
-    was_disabled: bool,
-    read_at: chrono::DateTime<chrono::Utc>,
+    read: &Endpoint,
     endpoint: &mut Endpoint,
 ) -> ApiResult<()> {
+    let was_disabled = read.disabled;
     if was_disabled && !endpoint.disabled {
         // Enabled again: a fresh start (the store clears it too).
         endpoint.failing_since = None;
     }
+    // A new URL must show it wants the events too; until then they are held.
+    let moved = endpoint.url != read.url;
+    let fresh = moved.then(|| fresh_verification(app, endpoint, state.clock.now()));
+    if let Some(verification) = fresh.flatten() {
+        endpoint.verification = verification;
+    }
     state
         .store
-        .update_endpoint(endpoint, read_at)
+        .update_endpoint(endpoint, read.updated_at)
         .await
         .map_err(uid_conflict)?;
+    if endpoint.verification.status.holds() && moved {
+        state.verifications.notify_one();
+    }
     let ops = &state.operational;
     ops.endpoint_changed(operational::ENDPOINT_UPDATED, app, endpoint)
         .await;
@@ -164,11 +179,11 @@ async fn update_endpoint(
         }
         Err(e) => return Err(e.into()),
     };
-    let (was_disabled, read_at) = (endpoint.disabled, endpoint.updated_at);
+    let read = endpoint.clone();
     body.replace(&mut endpoint)?;
     validate(&state, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
-    save_edited(&state, &app, was_disabled, read_at, &mut endpoint).await?;
+    save_edited(&state, &app, &read, &mut endpoint).await?;
     Ok((StatusCode::OK, Json(endpoint.into())))
 }
 
@@ -183,11 +198,11 @@ async fn patch_endpoint(
     ApiJson(body): ApiJson<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
     let (app, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
-    let (was_disabled, read_at) = (endpoint.disabled, endpoint.updated_at);
+    let read = endpoint.clone();
     body.apply(&mut endpoint)?;
     validate(&state, &endpoint).await?;
     endpoint.updated_at = state.clock.now();
-    save_edited(&state, &app, was_disabled, read_at, &mut endpoint).await?;
+    save_edited(&state, &app, &read, &mut endpoint).await?;
     Ok(Json(endpoint.into()))
 }
 

@@ -22,6 +22,7 @@ use crate::http::v1::attempt_types::{parse_status, status_text};
 use crate::http::v1::endpoint_header_types::{
     check_headers, EndpointHeadersIn, EndpointHeadersOut, EndpointHeadersPatchIn,
 };
+use crate::http::v1::endpoint_types::{fresh_verification, EndpointOut};
 use crate::http::v1::message_types::{MessageListQuery, MessageOut};
 use crate::schema;
 use crate::state::AppState;
@@ -87,6 +88,34 @@ async fn patch_headers(
     endpoint.updated_at = state.clock.now();
     state.store.update_endpoint(&endpoint, read_at).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ask the endpoint to verify its subscription again (Herald extension), as after a URL
+/// change: its messages are held until it does. Only for applications that verify.
+#[utoipa::path(post, path = "/app/{app_id}/endpoint/{endpoint_id}/verify", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    responses((status = 202, body = EndpointOut), (status = 404, body = HttpErrorOut), (status = 422, body = HttpErrorOut)))]
+async fn verify_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): EndpointPath,
+) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
+    let (app, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
+    let now = state.clock.now();
+    let Some(fresh) = fresh_verification(&app, &endpoint, now) else {
+        return Err(ApiError::Unprocessable {
+            code: "verification_off",
+            detail: "This application does not verify its endpoints (its `verification` is \
+                     `none`), or the endpoint is not an HTTP endpoint."
+                .into(),
+        });
+    };
+    let read_at = endpoint.updated_at;
+    endpoint.verification = fresh;
+    endpoint.updated_at = now;
+    state.store.update_endpoint(&endpoint, read_at).await?;
+    state.verifications.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(endpoint.into())))
 }
 
 /// Counts of an endpoint's deliveries by state.
@@ -177,7 +206,7 @@ async fn list_endpoint_messages(
         |d| &d.message.id,
         |d: MessageDelivery| EndpointMessageOut {
             message: MessageOut::new(d.message, with_content),
-            status: d.delivery.status as i64,
+            status: d.delivery.status.svix(),
             status_text: status_text(d.delivery.status),
             next_attempt: d.delivery.next_attempt_at,
         },
@@ -358,4 +387,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(recover))
         .routes(routes!(replay_missing))
         .routes(routes!(send_example))
+        .routes(routes!(verify_endpoint))
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
-use herald_core::model::{ClientIdentity, Endpoint, Metadata, PreviousSecret};
+use herald_core::model::{
+    Application, ClientIdentity, Endpoint, Metadata, PreviousSecret, Verification, VerificationMode,
+};
 use herald_core::sealing::{url_for_display, url_for_update};
 use herald_core::signing::EndpointSecret;
 use herald_core::validation::{self, FieldError, Validator};
@@ -90,8 +92,35 @@ pub struct EndpointOut {
     /// Herald extension: `true` when a TLS client certificate is set (it is never shown).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub has_client_certificate: bool,
+    /// Herald extension: whether it has verified its subscription, when its application
+    /// asks (`none`, `pending`, `verified`, `verification_failed`).
+    pub verification: EndpointVerificationOut,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where an endpoint stands in verifying its subscription.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointVerificationOut {
+    pub status: &'static str,
+    /// Failed tries since it was last asked afresh.
+    pub tries: u32,
+    pub verified_at: Option<DateTime<Utc>>,
+    /// What the last failed try found.
+    pub last_error: Option<String>,
+}
+
+/// An endpoint asked to verify its subscription afresh, if its application wants it and
+/// it is an HTTP endpoint: the verification state to give it.
+pub fn fresh_verification(
+    app: &Application,
+    endpoint: &Endpoint,
+    now: DateTime<Utc>,
+) -> Option<Verification> {
+    let http = url::Url::parse(&endpoint.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+    (app.verification != VerificationMode::None && http && !endpoint.adhoc)
+        .then(|| Verification::pending(now))
 }
 
 /// Changes to an endpoint; absent fields are kept, `null` clears.
@@ -161,6 +190,12 @@ impl From<Endpoint> for EndpointOut {
             max_concurrency: e.max_concurrency,
             failing_since: e.failing_since,
             has_client_certificate: e.client_identity.is_some(),
+            verification: EndpointVerificationOut {
+                status: e.verification.status.as_str(),
+                tries: e.verification.tries,
+                verified_at: e.verification.verified_at,
+                last_error: e.verification.last_error,
+            },
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
@@ -210,6 +245,7 @@ impl EndpointIn {
             client_identity: None,
             template: None,
             adhoc: false,
+            verification: Default::default(),
             created_at: now,
             updated_at: now,
         };

@@ -154,6 +154,7 @@ fn blank(now: DateTime<Utc>) -> Endpoint {
         client_identity: None,
         template: None,
         adhoc: false,
+        verification: Default::default(),
         created_at: now,
         updated_at: now,
     }
