@@ -1642,6 +1642,13 @@ pub async fn unverified_endpoints_hold_their_deliveries_until_a_current_challeng
         .await
         .unwrap();
     assert_eq!(held.items[0].delivery.status, DeliveryStatus::Held);
+    // Nor does a resend by hand reach it.
+    let msg_id = held.items[0].message.id.clone();
+    store
+        .resend(&a.id, &msg_id, &asking.id, t0())
+        .await
+        .unwrap();
+    assert!(store.claim_due(&claim_at(t0())).await.unwrap().is_empty());
 
     // A try is leased with a challenge; one superseded since (a URL change) counts not.
     let lease = t0() + secs(20);

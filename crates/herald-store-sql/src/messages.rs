@@ -398,6 +398,7 @@ impl<B: Backend> Messages for SqlStore<B> {
         .bind(v::time(now))
         .bind(v::time(now));
         execute_in::<B::Dialect>(&mut tx, &sql).await?;
+        hold_if_unverified::<B::Dialect>(&mut tx, endpoint_id).await?;
         <B::Dialect as Dialect>::notify_work(&mut tx).await?;
         tx.commit().await.map_err(internal)?;
         db.work.notify_one();
@@ -441,6 +442,7 @@ impl<B: Backend> Messages for SqlStore<B> {
         let mut tx = db.begin().await?;
         let recovered = execute_in::<B::Dialect>(&mut tx, &sql).await?;
         if recovered > 0 {
+            hold_if_unverified::<B::Dialect>(&mut tx, endpoint_id).await?;
             <B::Dialect as Dialect>::notify_work(&mut tx).await?;
         }
         tx.commit().await.map_err(internal)?;
@@ -506,6 +508,7 @@ impl<B: Backend> Messages for SqlStore<B> {
             }
         }
         if replayed > 0 {
+            hold_if_unverified::<B::Dialect>(&mut tx, &endpoint.id).await?;
             <B::Dialect as Dialect>::notify_work(&mut tx).await?;
         }
         tx.commit().await.map_err(internal)?;
@@ -604,4 +607,21 @@ impl<B: Backend> SqlStore<B> {
             sealer: self.db.sealer.clone(),
         }
     }
+}
+
+/// Within `tx`, holds the endpoint's due deliveries again if it has not verified its
+/// subscription: a resend, recover or replay must not reach a URL that never said it
+/// wants the events.
+async fn hold_if_unverified<D: Dialect>(
+    tx: &mut sqlx::Transaction<'static, D::DB>,
+    endpoint_id: &str,
+) -> StoreResult<()> {
+    let sql = Sql::new(
+        "UPDATE deliveries SET status = 5 WHERE endpoint_id = ? AND status = 1 AND EXISTS \
+         (SELECT 1 FROM endpoints e WHERE e.id = ? AND e.verification_status IN (1, 2))",
+    )
+    .bind(v::text(endpoint_id))
+    .bind(v::text(endpoint_id));
+    execute_in::<D>(tx, &sql).await?;
+    Ok(())
 }
