@@ -220,3 +220,60 @@ async fn sigterm_lets_the_attempt_in_flight_finish_and_exits_zero() {
     assert_eq!(deliveries["data"][0]["statusText"], "success");
     assert_eq!(*receiver.total.borrow(), 1);
 }
+
+/// Patterns spec §1.4 check 9: an inbound request answered 2xx is already committed, so a
+/// SIGKILL right after the answer loses none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_inbound_request_survives_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let mut node = Node::start(&["--data-dir", &data], None, &[]);
+    let client = reqwest::Client::new();
+    let root = node.base.trim_end_matches("/api/v1").to_owned();
+    let source: Value = client
+        .post(format!("{root}/ingest/api/v1/source"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "anything", "type": "generic-webhook"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = source["ingestUrl"]
+        .as_str()
+        .expect("an ingest URL")
+        .to_owned();
+    const SENT: usize = 20;
+    for n in 0..SENT {
+        let answer = client
+            .post(&url)
+            .json(&json!({"n": n}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "request {n}");
+    }
+    // No shutdown: whatever was acknowledged must already be on disk.
+    node.kill();
+
+    let node = Node::start(&["--data-dir", &data], None, &[]);
+    let app = source["appId"].as_str().unwrap();
+    let listed: Value = client
+        .get(format!("{}/app/{app}/msg?limit=100", node.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut seen: Vec<i64> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["payload"]["n"].as_i64().unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..SENT as i64).collect::<Vec<_>>());
+}

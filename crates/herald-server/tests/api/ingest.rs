@@ -320,3 +320,84 @@ async fn sources_are_managed_through_the_svix_sdk_and_checked() {
     assert_eq!(refused.status(), 403);
     let _ = app;
 }
+
+#[tokio::test]
+async fn twilio_is_verified_against_the_public_url_it_called() {
+    let herald = TestHerald::start().await;
+    let plain = source(
+        &herald,
+        json!({"name": "Twilio", "type": "twilio", "config": {"secret": "12345"}}),
+    )
+    .await;
+    let behind_proxy = source(
+        &herald,
+        json!({"name": "Twilio (proxied)", "type": "twilio",
+               "config": {"secret": "12345", "publicUrl": "https://public.example"}}),
+    )
+    .await;
+    const FORM: &[u8] = b"To=%2B18005551212&CallSid=CA1234567890ABCDE&From=%2B12349013030";
+    // Twilio signs the URL it called (the public one) and the sorted parameters.
+    let sign = |src: &Value| {
+        let url = src["ingestUrl"].as_str().unwrap();
+        let path = &url[url.find("/ingest/").unwrap()..];
+        let content = format!(
+            "https://public.example{path}CallSidCA1234567890ABCDEFrom+12349013030To+18005551212"
+        );
+        herald_inbound::verify::sign_base64(Algorithm::Sha1, b"12345", &[content.as_bytes()])
+    };
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let received_locally = sign(&plain);
+    let url = plain["ingestUrl"].as_str().unwrap();
+    let refused = send(
+        url,
+        &[form, ("x-twilio-signature", &received_locally)],
+        FORM,
+    )
+    .await;
+    assert_eq!(refused.status(), 401, "the signature is for another URL");
+
+    let signature = sign(&behind_proxy);
+    let url = behind_proxy["ingestUrl"].as_str().unwrap();
+    let accepted = send(url, &[form, ("x-twilio-signature", &signature)], FORM).await;
+    assert_eq!(accepted.status(), 200);
+    let stored = messages(&herald, behind_proxy["appId"].as_str().unwrap()).await;
+    assert_eq!(stored[0]["eventType"], "twilio.received");
+    assert_eq!(
+        stored[0]["payload"],
+        json!({"contentType": "application/x-www-form-urlencoded",
+               "body": std::str::from_utf8(FORM).unwrap()})
+    );
+}
+
+#[tokio::test]
+async fn zoom_url_validation_is_answered_with_the_hmac_of_the_plain_token() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let src = source(
+        &herald,
+        json!({"name": "Zoom", "type": "zoom", "config": {"secret": "zoom_secret"}}),
+    )
+    .await;
+    const BODY: &[u8] = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+    let ts = clock.now().timestamp().to_string();
+    let sig = format!(
+        "v0={}",
+        sign_hex(
+            Algorithm::Sha256,
+            "zoom_secret",
+            &[b"v0:", ts.as_bytes(), b":", BODY]
+        )
+    );
+    let headers = [
+        ("x-zm-request-timestamp", ts.as_str()),
+        ("x-zm-signature", sig.as_str()),
+    ];
+    let reply = send(src["ingestUrl"].as_str().unwrap(), &headers, BODY).await;
+    assert_eq!(reply.status(), 200);
+    let (_, answer) = read(reply).await;
+    assert_eq!(answer["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+    // Computed independently with Python's hmac module.
+    assert_eq!(
+        answer["encryptedToken"],
+        "46a324cfb7c2ec760e4cd561586a53aadb6fc7561eb8d626d6ee1b71d808b3c0"
+    );
+}
