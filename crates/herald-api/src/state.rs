@@ -42,8 +42,25 @@ impl AppState {
         }
     }
 
-    /// The application and its endpoint, if `caller` may see them.
+    /// The application and its endpoint, if `caller` may see them. A one-off callback's
+    /// hidden endpoint is not found here: it is no subscription to read or change (its
+    /// secret is the application's ad-hoc secret, for the provider only).
     pub async fn endpoint_for(
+        &self,
+        caller: &Caller,
+        app_id: &str,
+        endpoint_id: &str,
+    ) -> ApiResult<(Application, Endpoint)> {
+        let (app, endpoint) = self.any_endpoint_for(caller, app_id, endpoint_id).await?;
+        if endpoint.adhoc {
+            return Err(ApiError::NotFound);
+        }
+        Ok((app, endpoint))
+    }
+
+    /// [`endpoint_for`](Self::endpoint_for), callbacks' hidden endpoints included: for the
+    /// routes that work on attempts (their log, a resend).
+    pub async fn any_endpoint_for(
         &self,
         caller: &Caller,
         app_id: &str,

@@ -29,6 +29,7 @@ pub enum IdKind {
     Token,
     Task,
     Source,
+    IngestLog,
 }
 
 impl IdKind {
@@ -43,6 +44,7 @@ impl IdKind {
             IdKind::Token => "tok_",
             IdKind::Task => "qtask_",
             IdKind::Source => "src_",
+            IdKind::IngestLog => "ilog_",
         }
     }
 

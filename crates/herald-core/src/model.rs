@@ -113,6 +113,10 @@ impl VerificationMode {
     }
 }
 
+/// The event type of the messages that record subscription verification challenges; they
+/// are left out of the application's stream and of replays.
+pub const VERIFICATION_EVENT_TYPE: &str = "webhook.verification";
+
 /// Where an endpoint stands in verifying its subscription.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum VerificationStatus {
@@ -535,4 +539,16 @@ pub struct Source {
     pub metadata: Metadata,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A request an inbound source refused, and why: the sender is told only that it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestRejection {
+    pub id: String,
+    pub source_id: String,
+    /// The status answered (401, 413…).
+    pub status: u16,
+    /// Which check failed, e.g. `signature_mismatch`.
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
 }

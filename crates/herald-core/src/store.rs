@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
 
 use crate::model::{
-    AdhocSecret, Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType, Message,
-    Source, Token, TriggerType,
+    AdhocSecret, Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType,
+    IngestRejection, Message, Source, Token, TriggerType,
 };
 use crate::signing::EndpointSecret;
 use crate::stats::{RollupCutoffs, StatsQuery, StatsRow};
@@ -363,6 +363,17 @@ pub trait Catalog: Send + Sync {
     /// `Conflict` if the new uid is taken.
     async fn update_source(&self, source: &Source) -> StoreResult<()>;
     async fn delete_source(&self, id: &str) -> StoreResult<()>;
+    /// Stops holding the application's endpoints for verification (it no longer asks):
+    /// they are as if never asked, and their held deliveries are released soon after.
+    async fn clear_verification(&self, app_id: &str) -> StoreResult<u64>;
+    /// Notes a refused request in its source's log (kept for the retention period).
+    async fn record_ingest_rejection(&self, rejection: &IngestRejection) -> StoreResult<()>;
+    /// A source's refused requests, newest first.
+    async fn list_ingest_rejections(
+        &self,
+        source_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<IngestRejection>>;
 
     /// How many endpoints the application has, not counting ad-hoc ones.
     async fn count_endpoints(&self, app_id: &str) -> StoreResult<u64>;
@@ -570,6 +581,17 @@ pub trait Queue: Send + Sync {
         lease_token: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Ends a claimed delivery's lease unattempted, held: its endpoint has not verified its
+    /// subscription (see [`release_held`](Self::release_held)).
+    async fn hold(
+        &self,
+        delivery_id: &str,
+        lease_token: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Makes due now the held deliveries of endpoints that no longer need verifying
+    /// (verified, or their application stopped asking); how many.
+    async fn release_held(&self, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Gives a claimed delivery back unattempted, due again at `due_at`.
     async fn release(
         &self,

@@ -21,7 +21,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Rendered};
 use herald_core::ids::IdKind;
-use herald_core::model::{AttemptErrorKind, Endpoint, Message, TriggerType, VerificationMode};
+use herald_core::model::{
+    AttemptErrorKind, Endpoint, Message, TriggerType, VerificationMode, VERIFICATION_EVENT_TYPE,
+};
 use herald_core::store::{FinishedAttempt, NextState, RecordedCall, VerificationResult};
 use herald_core::{Clock, Store};
 use serde_json::{json, Value};
@@ -33,7 +35,7 @@ use crate::dispatch::attempt::record;
 use crate::operational::Operational;
 
 /// The event type of a verification's recorded message.
-pub const EVENT_TYPE: &str = "webhook.verification";
+pub const EVENT_TYPE: &str = VERIFICATION_EVENT_TYPE;
 /// What `hub.lease_seconds` says: Herald does not expire verified subscriptions.
 const WEBSUB_LEASE_SECONDS: u64 = 365 * 24 * 3600;
 /// How often the store is asked for due tries when nothing wakes the loop sooner.
@@ -101,6 +103,11 @@ impl Verifier {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "looking for due verifications failed"),
+            }
+            // Deliveries held while a publish raced a verification, or of endpoints whose
+            // application stopped asking, are let go here.
+            if let Err(e) = this.store.release_held(this.clock.now()).await {
+                tracing::warn!(error = %e, "releasing held deliveries failed");
             }
             let next = this.clock.now() + chrono::Duration::from_std(POLL).unwrap_or_default();
             tokio::select! {

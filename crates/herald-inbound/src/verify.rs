@@ -255,7 +255,7 @@ fn fresh(timestamp: &str, tolerance: Duration, now: DateTime<Utc>) -> Checked {
         .trim()
         .parse()
         .map_err(|_| Rejection::MissingSignature)?;
-    let off = (now.timestamp() - t).unsigned_abs();
+    let off = now.timestamp().abs_diff(t);
     (off <= tolerance.as_secs())
         .then_some(())
         .ok_or(Rejection::TimestampOutOfTolerance)

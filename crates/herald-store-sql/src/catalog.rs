@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::model::{
-    AdhocSecret, Application, Endpoint, EventType, Source, Token, Verification, VerificationStatus,
-    OPERATIONAL_APP_ID,
+    AdhocSecret, Application, Endpoint, EventType, IngestRejection, Source, Token, Verification,
+    VerificationStatus, OPERATIONAL_APP_ID,
 };
 use herald_core::signing::EndpointSecret;
 use herald_core::store::{
@@ -471,6 +471,54 @@ impl<B: Backend> Catalog for SqlStore<B> {
             0 => Err(StoreError::NotFound),
             _ => Ok(()),
         }
+    }
+
+    async fn clear_verification(&self, app_id: &str) -> StoreResult<u64> {
+        let sql = Sql::new(
+            "UPDATE endpoints SET verification_status = 0, verification_challenge = NULL, \
+             verification_due_at = NULL WHERE app_id = ? AND verification_status IN (1, 2)",
+        )
+        .bind(v::text(app_id));
+        self.db.write(&sql).await.map_err(internal)
+    }
+
+    async fn record_ingest_rejection(&self, r: &IngestRejection) -> StoreResult<()> {
+        let sql = Sql::new(
+            "INSERT INTO ingest_log (id, source_id, status, reason, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(v::text(&r.id))
+        .bind(v::text(&r.source_id))
+        .bind(v::int(r.status))
+        .bind(v::text(&r.reason))
+        .bind(v::time(r.created_at));
+        self.db.write(&sql).await.map_err(internal)?;
+        Ok(())
+    }
+
+    async fn list_ingest_rejections(
+        &self,
+        source_id: &str,
+        page: &PageRequest,
+    ) -> StoreResult<Page<IngestRejection>> {
+        let db = &self.db;
+        let mut sql =
+            Sql::new("SELECT * FROM ingest_log WHERE source_id = ?").bind(v::text(source_id));
+        let shape = push_page(&mut sql, "id", page);
+        let found = db.read(&sql).await?;
+        let items = found
+            .iter()
+            .map(|row| {
+                Ok(IngestRejection {
+                    id: row.text("id")?,
+                    source_id: row.text("source_id")?,
+                    status: row.int("status")?.try_into().unwrap_or(0),
+                    reason: row.text("reason")?,
+                    created_at: row.time("created_at")?,
+                })
+            })
+            .collect::<StoreResult<_>>()?;
+        Ok(shape.finish(items))
     }
 
     async fn delete_source(&self, id: &str) -> StoreResult<()> {

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::filter::endpoint_accepts;
 use herald_core::ids::IdKind;
-use herald_core::model::{Attempt, DeliveryStatus, Endpoint, Message, TriggerType};
+use herald_core::model::{
+    Attempt, DeliveryStatus, Endpoint, Message, TriggerType, VERIFICATION_EVENT_TYPE,
+};
 use herald_core::stats::{StatsQuery, StatsRow};
 use herald_core::store::{
     AttemptFilter, BulkRange, EndpointDelivery, MessageDelivery, MessageFilter, Messages,
@@ -77,11 +79,13 @@ async fn read_stream<D: Dialect>(
 ) -> StoreResult<StreamPage> {
     let mut sql = Sql::new(format!(
         "SELECT {seq} AS stream_seq, {MESSAGE_COLUMNS} FROM messages m \
-         WHERE m.app_id = ? AND {settled}",
+         WHERE m.app_id = ? AND {settled} AND m.event_type <> ?",
         seq = D::STREAM_SEQ,
         settled = D::STREAM_SETTLED,
     ))
-    .bind(v::text(app_id));
+    .bind(v::text(app_id))
+    // A verification challenge was for one endpoint, not an event of the application.
+    .bind(v::text(VERIFICATION_EVENT_TYPE));
     match from {
         StreamPosition::Start => {}
         StreamPosition::Since(time) => {
@@ -424,7 +428,8 @@ impl<B: Backend> Messages for SqlStore<B> {
             .bind(v::time(range.now))
         };
         sql.push(
-            "WHERE app_id = ? AND endpoint_id = ? AND status = 2 AND msg_id IN \
+            "WHERE app_id = ? AND endpoint_id = ? AND status = 2 AND trigger_type NOT IN (3, 4) \
+             AND msg_id IN \
              (SELECT id FROM messages WHERE app_id = ? AND created_at >= ?",
         );
         let mut sql = sql
@@ -466,8 +471,12 @@ impl<B: Backend> Messages for SqlStore<B> {
         if let Some(until) = until {
             sql.push(" AND m.created_at < ").push_bind(v::time(until));
         }
+        // Synchronous calls and verification challenges were questions to the endpoints
+        // asked then, not events to replay to others.
         sql.push(
-            " AND NOT EXISTS (SELECT 1 FROM deliveries d \
+            " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.msg_id = m.id \
+             AND s.trigger_type IN (3, 4)) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries d \
              WHERE d.msg_id = m.id AND d.endpoint_id = ",
         )
         .push_bind(v::text(&endpoint.id))

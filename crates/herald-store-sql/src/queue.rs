@@ -197,6 +197,37 @@ impl<B: Backend> Queue for SqlStore<B> {
         end_lease(db, delivery_id, lease_token, canceled, None, at).await
     }
 
+    async fn hold(
+        &self,
+        delivery_id: &str,
+        lease_token: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let db = &self.db;
+        end_lease(db, delivery_id, lease_token, DeliveryStatus::Held, None, at).await
+    }
+
+    async fn release_held(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let db = &self.db;
+        let sql = Sql::new(
+            "UPDATE deliveries SET status = 1, next_attempt_at = ?, updated_at = ? \
+             WHERE status = 5 AND endpoint_id IN \
+             (SELECT id FROM endpoints WHERE verification_status IN (0, 3))",
+        )
+        .bind(v::time(now))
+        .bind(v::time(now));
+        let mut tx = db.begin().await?;
+        let released = execute_in::<B::Dialect>(&mut tx, &sql).await?;
+        if released > 0 {
+            <B::Dialect as Dialect>::notify_work(&mut tx).await?;
+        }
+        tx.commit().await.map_err(internal)?;
+        if released > 0 {
+            db.work.notify_one();
+        }
+        Ok(released)
+    }
+
     async fn next_due_at(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
         let db = &self.db;
         let mut sql =
@@ -224,8 +255,15 @@ impl<B: Backend> Queue for SqlStore<B> {
         ))
         .bind(v::time(before))
         .bind(v::big(batch));
+        let rejections = Sql::new(format!(
+            "DELETE FROM ingest_log WHERE id IN \
+             (SELECT id FROM ingest_log WHERE created_at < ? LIMIT ?{lock})"
+        ))
+        .bind(v::time(before))
+        .bind(v::big(batch));
         let purged = db.write(&messages).await.map_err(internal)?;
-        Ok(purged + db.write(&attempts).await.map_err(internal)?)
+        let purged = purged + db.write(&attempts).await.map_err(internal)?;
+        Ok(purged + db.write(&rejections).await.map_err(internal)?)
     }
 
     async fn purge_stats(&self, cutoffs: &RollupCutoffs) -> StoreResult<u64> {

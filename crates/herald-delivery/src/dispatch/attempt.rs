@@ -69,6 +69,10 @@ async fn admit(
         cancel_to_disabled(ctx, claimed).await;
         return None;
     }
+    if claimed.endpoint.verification.status.holds() {
+        hold_until_verified(ctx, claimed).await;
+        return None;
+    }
     let probe = match ctx.breakers.admit(&claimed.endpoint.id, ctx.clock.now()) {
         Admission::Go => false,
         Admission::Probe => true,
@@ -106,6 +110,21 @@ async fn cancel_to_disabled(ctx: &Context, claimed: &ClaimedDelivery) {
         tracing::warn!(error = %e, "canceling a delivery to a disabled endpoint failed");
     }
     ctx.settled.send_modify(|n| *n += 1);
+    ctx.let_go(&claimed.delivery.id);
+}
+
+/// Holds a delivery to an endpoint that has not verified its subscription (its URL changed
+/// since the delivery was queued, or a retry came due meanwhile): nothing is sent to a URL
+/// that has not said it wants the events; it is released once it has.
+async fn hold_until_verified(ctx: &Context, claimed: &ClaimedDelivery) {
+    let now = ctx.clock.now();
+    if let Err(e) = ctx
+        .store
+        .hold(&claimed.delivery.id, &claimed.lease_token, now)
+        .await
+    {
+        tracing::warn!(error = %e, "holding a delivery for verification failed; its lease will expire");
+    }
     ctx.let_go(&claimed.delivery.id);
 }
 

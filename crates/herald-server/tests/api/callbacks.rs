@@ -87,6 +87,31 @@ async fn a_callback_url_gets_one_signed_request_and_is_no_listed_endpoint() {
     subscriber.wait_for(3).await;
     herald.wait_recorded(5).await;
     assert_eq!(callback.received().len(), 2, "only messages naming it");
+
+    // Not a subscription anyone may read or change through the endpoint routes (its secret
+    // is the provider's), and its uid prefix is reserved.
+    let hidden = first_ep.as_str().unwrap();
+    for path in ["", "/secret", "/headers", "/stats"] {
+        let (status, _) = herald
+            .get(&format!("/app/{app}/endpoint/{hidden}{path}"))
+            .await;
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = herald
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/app/{app}/endpoint/{hidden}"),
+            Some(json!({"url": "http://127.0.0.1:1/elsewhere"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = herald
+        .post(
+            &format!("/app/{app}/endpoint"),
+            json!({"url": callback.url, "uid": "adhoc_mine"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
 }
 
 #[tokio::test]

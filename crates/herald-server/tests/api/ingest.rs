@@ -50,6 +50,22 @@ async fn messages(herald: &TestHerald, app: &str) -> Vec<Value> {
     list["data"].as_array().unwrap().clone()
 }
 
+/// The reasons in a source's log of refused requests, newest first.
+async fn reasons(herald: &TestHerald, src: &Value) -> Vec<String> {
+    let path = format!("/source/{}/log", src["id"].as_str().unwrap());
+    let (status, log) = ingest_api(herald, reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{log}");
+    log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["statusCode"], 401);
+            r["reason"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
 const PUSH: &[u8] = br#"{"ref": "refs/heads/main",  "after": "6113728f"}"#;
 
 #[tokio::test]
@@ -113,6 +129,12 @@ async fn a_signed_github_delivery_is_published_byte_for_byte_once() {
     assert_eq!(unsigned.status(), 401);
     assert_eq!(messages(&herald, app).await.len(), 1);
 
+    // The provider sees why in the source's log, newest first.
+    assert_eq!(
+        reasons(&herald, &src).await,
+        ["missing_signature", "signature_mismatch"]
+    );
+
     // A wrong token or source is simply not there.
     let wrong = url.replace(src["id"].as_str().unwrap(), "src_nope");
     assert_eq!(send(&wrong, &headers, PUSH).await.status(), 404);
@@ -161,6 +183,7 @@ async fn a_stripe_timestamp_is_checked_against_the_tolerance() {
         .status(),
         200
     );
+    assert_eq!(reasons(&herald, &src).await, ["timestamp_out_of_tolerance"]);
     let stored = messages(&herald, app).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(

@@ -38,6 +38,8 @@ struct Got {
 #[derive(Clone)]
 struct SubscriberState {
     answers: Arc<Mutex<VecDeque<Answer>>>,
+    /// What events (not verifications) are answered with.
+    event_status: StatusCode,
     got: Arc<Mutex<Vec<Got>>>,
     count: Arc<watch::Sender<usize>>,
 }
@@ -51,8 +53,17 @@ struct Subscriber {
 
 impl Subscriber {
     async fn start(answers: impl IntoIterator<Item = Answer>) -> Self {
+        Self::start_failing_events(answers, StatusCode::OK).await
+    }
+
+    /// A subscriber that answers events with `event_status`.
+    async fn start_failing_events(
+        answers: impl IntoIterator<Item = Answer>,
+        event_status: StatusCode,
+    ) -> Self {
         let (tx, count) = watch::channel(0);
         let state = SubscriberState {
+            event_status,
             answers: Arc::new(Mutex::new(answers.into_iter().collect())),
             got: Arc::default(),
             count: Arc::new(tx),
@@ -109,7 +120,7 @@ async fn answer(
         .map(|(_, v)| v.into_owned());
     let is_verification = body["type"] == "webhook.verification" || websub_challenge.is_some();
     let reply = if !is_verification {
-        (StatusCode::OK, "ok".into())
+        (state.event_status, "ok".into())
     } else {
         let scripted = state.answers.lock().unwrap().pop_front();
         match (scripted.unwrap_or(Answer::Echo), websub_challenge) {
@@ -381,4 +392,104 @@ async fn websub_subscribers_get_a_get_with_the_hub_parameters_and_may_refuse() {
         "{failed}"
     );
     assert_eq!(unwilling.got().len(), 1, "a refusal is final");
+}
+
+/// Polls the message's delivery to `ep` until its status text is `text`.
+async fn wait_delivery(herald: &TestHerald, app: &str, msg: &str, text: &str) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let (_, list) = herald.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
+        if list["data"][0]["statusText"] == text {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never {text}: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_retry_due_after_a_url_change_waits_for_the_new_url_to_verify() {
+    let (herald, clock) = herald().await;
+    let app = app(&herald, "acme", "challenge").await;
+    let old = Subscriber::start_failing_events([], StatusCode::INTERNAL_SERVER_ERROR).await;
+    let endpoint = herald.endpoint(&app, json!({"url": old.url})).await;
+    let ep = endpoint["id"].as_str().unwrap();
+    wait_status(&herald, &app, ep, "verified").await;
+    let msg = herald
+        .publish(
+            &app,
+            json!({"eventType": "invoice.paid", "payload": {"n": 3}}),
+        )
+        .await;
+    old.wait_for(2).await;
+    herald.wait_recorded(1).await;
+
+    // The event failed at the old URL and is due again in 5 s; the URL moves meanwhile.
+    let new = Subscriber::start([Answer::Wrong, Answer::Wrong]).await;
+    let (status, _) = herald
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/app/{app}/endpoint/{ep}"),
+            Some(json!({"url": new.url})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    new.wait_for(1).await;
+    wait_verification(&herald, &app, ep, "pending", 1).await;
+    clock.advance(Duration::from_secs(6));
+    // The retry is held rather than sent to a URL that has not verified (which fails its
+    // second try too).
+    wait_delivery(&herald, &app, &msg, "held").await;
+    wait_verification(&herald, &app, ep, "pending", 2).await;
+    assert!(new.events().is_empty(), "{:?}", new.got());
+
+    // A sync call does not reach it either, by filter or by name.
+    let (status, answer) = herald
+        .post(
+            &format!("/app/{app}/call"),
+            json!({"eventType": "invoice.paid", "payload": {}, "endpointId": ep}),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["code"], "endpoint_not_callable");
+
+    // Verified at its third try: the held event follows.
+    clock.advance(Duration::from_secs(301));
+    wait_status(&herald, &app, ep, "verified").await;
+    new.wait_for(4).await;
+    assert_eq!(new.events()[0].body, json!({"n": 3}));
+    assert_eq!(old.events().len(), 1);
+}
+
+#[tokio::test]
+async fn turning_verification_off_releases_what_was_held() {
+    let (herald, _clock) = herald().await;
+    let app = app(&herald, "acme", "websub").await;
+    let subscriber = Subscriber::start([Answer::Refuse]).await;
+    let endpoint = herald.endpoint(&app, json!({"url": subscriber.url})).await;
+    let ep = endpoint["id"].as_str().unwrap();
+    wait_status(&herald, &app, ep, "verification_failed").await;
+    let msg = herald
+        .publish(
+            &app,
+            json!({"eventType": "invoice.paid", "payload": {"n": 4}}),
+        )
+        .await;
+    wait_delivery(&herald, &app, &msg, "held").await;
+
+    let (status, changed) = herald
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/app/{app}"),
+            Some(json!({"verification": "none"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["verification"], "none");
+    wait_status(&herald, &app, ep, "none").await;
+    let got = subscriber.wait_for(2).await;
+    assert_eq!(got[1].body, json!({"n": 4}));
 }

@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::ids::IdKind;
-use herald_core::model::{Message, Source};
+use herald_core::model::{IngestRejection, Message, Source};
 use herald_core::store::{NewMessage, Published};
 use herald_core::StoreError;
 use herald_inbound::{event_of, handshake, payload_of, verifier, verify, Inbound};
@@ -36,6 +36,7 @@ pub async fn receive(
     };
     let limit = state.config.api.max_payload_bytes;
     if body.len() > limit {
+        note_rejection(&state, &source, 413, "too_large").await;
         return Err(ApiError::TooLarge(format!(
             "The body is {} bytes; the limit is {limit} bytes.",
             body.len()
@@ -43,18 +44,16 @@ pub async fn receive(
     }
     let Ok(check) = verifier(&source.kind, &source.config) else {
         tracing::error!(source = %source.id, "a stored source has settings Herald cannot read");
+        note_rejection(&state, &source, 401, "unreadable_settings").await;
         return Err(ApiError::Unauthorized);
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let base_url = format!("http://{host}");
+    // The URL the provider was given (Twilio signs it), not the Host header a client sets.
+    let base_url = state.config.public_url.trim_end_matches('/');
     let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     let req = Inbound {
         headers: &headers,
         body: &body,
-        base_url: &base_url,
+        base_url,
         path_and_query,
         now: state.clock.now(),
     };
@@ -70,6 +69,7 @@ pub async fn receive(
     }
     if let Err(rejection) = verify(&check, &req) {
         tracing::warn!(source = %source.id, reason = rejection.as_str(), "inbound request refused");
+        note_rejection(&state, &source, 401, rejection.as_str()).await;
         return Err(ApiError::Unauthorized);
     }
     if let Some(reply) = handshake(&check, &req, false) {
@@ -107,6 +107,20 @@ pub async fn receive(
             Ok(response)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Notes a refusal in the source's log; failing to is logged, never answered.
+async fn note_rejection(state: &AppState, source: &Source, status: u16, reason: &str) {
+    let rejection = IngestRejection {
+        id: IdKind::IngestLog.new_id(),
+        source_id: source.id.clone(),
+        status,
+        reason: reason.to_owned(),
+        created_at: state.clock.now(),
+    };
+    if let Err(e) = state.store.record_ingest_rejection(&rejection).await {
+        tracing::warn!(error = %e, source = %source.id, "noting a refused inbound request failed");
     }
 }
 

@@ -16,7 +16,8 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::ingest::source_types::{
-    check, ingest_url, new_token, IngestSourceIn, IngestSourceOut, RotateTokenOut,
+    check, ingest_url, new_token, IngestRejectionOut, IngestSourceIn, IngestSourceOut,
+    RotateTokenOut,
 };
 use crate::http::list::{ListResponse, Pagination};
 use crate::http::v1::application_types::{create_or_get, ApplicationIn};
@@ -204,10 +205,31 @@ async fn rotate_token(
     }))
 }
 
+/// List the requests the source refused, newest first, with the reason (Herald extension;
+/// the sender is only told 401).
+#[utoipa::path(get, path = "/source/{source_id}/log", tag = "Ingest Source",
+    params(("source_id" = String, Path), Pagination),
+    responses((status = 200, body = ListResponse<IngestRejectionOut>), (status = 404, body = HttpErrorOut)))]
+async fn list_rejections(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(source_id): Path<String>,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> ApiResult<Json<ListResponse<IngestRejectionOut>>> {
+    caller.require_admin()?;
+    let source = state.store.get_source(&source_id).await?;
+    let page = state
+        .store
+        .list_ingest_rejections(&source.id, &page.to_request(Order::Descending)?)
+        .await?;
+    Ok(Json(ListResponse::from_page(page, |r| &r.id, Into::into)))
+}
+
 /// The source routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_sources, create_source))
         .routes(routes!(get_source, upsert_source, delete_source))
         .routes(routes!(rotate_token))
+        .routes(routes!(list_rejections))
 }

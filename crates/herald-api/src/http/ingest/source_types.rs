@@ -116,3 +116,27 @@ pub fn check(body: &IngestSourceIn) -> ApiResult<()> {
         .map(drop)
         .map_err(|detail| ApiError::invalid("config", detail))
 }
+
+/// A request the source refused, and why (the sender was told only that it was).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestRejectionOut {
+    pub id: String,
+    /// What the sender was answered: 401, or 413 for a body over the size limit.
+    pub status_code: u16,
+    /// `missing_signature`, `signature_mismatch`, `timestamp_out_of_tolerance`,
+    /// `bad_credentials` or `too_large`.
+    pub reason: String,
+    pub timestamp: DateTime<Utc>,
+}
+
+impl From<herald_core::model::IngestRejection> for IngestRejectionOut {
+    fn from(r: herald_core::model::IngestRejection) -> Self {
+        Self {
+            id: r.id,
+            status_code: r.status,
+            reason: r.reason,
+            timestamp: r.created_at,
+        }
+    }
+}

@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use herald_core::ids::IdKind;
+use herald_core::model::{Application, VerificationMode};
 use herald_core::store::Order;
 use herald_core::validation::{self, Validator};
 use utoipa_axum::router::OpenApiRouter;
@@ -102,11 +103,13 @@ async fn update_app(
     app.rate_limit = body.throttle_rate.map(u32::from);
     app.metadata = body.metadata;
     // Svix's SDKs send no `verification`: a replace from them keeps it.
+    let asked = app.verification;
     if let Some(mode) = body.verification {
         app.verification = mode.into();
     }
     app.updated_at = state.clock.now();
     state.store.update_app(&app).await?;
+    stop_verifying_if_off(&state, &app, asked).await?;
     state.lookups.apps.forget();
     Ok((StatusCode::OK, Json(app.into())))
 }
@@ -144,11 +147,13 @@ async fn patch_app(
     if let Some(metadata) = body.metadata {
         app.metadata = metadata;
     }
+    let asked = app.verification;
     if let Some(mode) = body.verification {
         app.verification = mode.into();
     }
     app.updated_at = state.clock.now();
     state.store.update_app(&app).await?;
+    stop_verifying_if_off(&state, &app, asked).await?;
     state.lookups.apps.forget();
     Ok(Json(app.into()))
 }
@@ -175,4 +180,18 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_apps, create_app))
         .routes(routes!(get_app, update_app, patch_app, delete_app))
+}
+
+/// When an application stops asking its endpoints to verify, the ones still waiting stop
+/// waiting: their held messages are released by the verification loop, which is woken.
+async fn stop_verifying_if_off(
+    state: &AppState,
+    app: &Application,
+    before: VerificationMode,
+) -> ApiResult<()> {
+    if before != VerificationMode::None && app.verification == VerificationMode::None {
+        state.store.clear_verification(&app.id).await?;
+        state.verifications.notify_one();
+    }
+    Ok(())
 }

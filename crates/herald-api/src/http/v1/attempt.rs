@@ -28,7 +28,9 @@ async fn list_attempts_by_endpoint(
     ApiQuery(page): ApiQuery<Pagination>,
     ApiQuery(query): ApiQuery<AttemptListQuery>,
 ) -> ApiResult<Json<ListResponse<MessageAttemptOut>>> {
-    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state
+        .any_endpoint_for(&caller, &app_id, &endpoint_id)
+        .await?;
     let request = page.to_request(Order::Descending)?;
     let page = state
         .store
@@ -256,7 +258,9 @@ async fn resend(
     caller: Caller,
     Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
 ) -> ApiResult<(StatusCode, Json<EmptyResponse>)> {
-    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state
+        .any_endpoint_for(&caller, &app_id, &endpoint_id)
+        .await?;
     let message = state.store.get_message(&app.id, &msg_id).await?;
     if endpoint.disabled {
         return Err(ApiError::BadRequest {

@@ -215,10 +215,12 @@ pub async fn targets(
 ) -> ApiResult<Vec<Arc<Endpoint>>> {
     if let Some(id) = &body.endpoint_id {
         let endpoint = state.store.get_endpoint(app_id, id).await?;
-        if endpoint.disabled || endpoint.adhoc || !is_http(&endpoint) {
+        if !callable(&endpoint) {
             return Err(ApiError::Unprocessable {
                 code: "endpoint_not_callable",
-                detail: "A call goes to an enabled endpoint with an http or https URL.".into(),
+                detail: "A call goes to an enabled endpoint with an http or https URL that \
+                         has verified its subscription if its application asks."
+                    .into(),
             });
         }
         return Ok(vec![Arc::new(endpoint)]);
@@ -241,13 +243,22 @@ pub async fn targets(
         found.extend(
             page.items
                 .into_iter()
-                .filter(|e| !e.disabled && is_http(e) && named(e))
+                .filter(|e| callable(e) && named(e))
                 .map(Arc::new),
         );
         if page.done || cursor.is_none() {
             return Ok(found);
         }
     }
+}
+
+/// Whether a call may go to `endpoint`: enabled, HTTP, not a callback URL, and not waiting
+/// to verify its subscription.
+fn callable(endpoint: &Endpoint) -> bool {
+    !endpoint.disabled
+        && !endpoint.adhoc
+        && !endpoint.verification.status.holds()
+        && is_http(endpoint)
 }
 
 fn is_http(endpoint: &Endpoint) -> bool {

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::v1::endpoint_header_types::check_headers;
-use crate::http::v1::endpoint_types::blocked_address;
+use crate::http::v1::endpoint_types::{blocked_address, ADHOC_UID_PREFIX};
 use crate::state::AppState;
 
 /// The most callback URLs one message may carry: each is a delivery the caller chose the
@@ -128,5 +128,5 @@ fn adhoc_uid(callback: &CallbackUrlIn) -> String {
     }
     let digest = hash.finalize();
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("adhoc_{hex}")
+    format!("{ADHOC_UID_PREFIX}{hex}")
 }

@@ -99,6 +99,9 @@ pub struct EndpointOut {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The uid prefix of callback URLs' hidden endpoints, which no other endpoint may take.
+pub const ADHOC_UID_PREFIX: &str = "adhoc_";
+
 /// Where an endpoint stands in verifying its subscription.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -332,6 +335,17 @@ pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
     }
     if let Some(problem) = blocked_address(&e.url, &state.config.delivery.allowed_networks) {
         v.check(Err(FieldError::body("url", problem, "value_error.url")));
+    }
+    if !e.adhoc
+        && e.uid
+            .as_deref()
+            .is_some_and(|u| u.starts_with(ADHOC_UID_PREFIX))
+    {
+        v.check(Err(FieldError::body(
+            "uid",
+            format!("the prefix `{ADHOC_UID_PREFIX}` is reserved for callback URLs"),
+            "value_error",
+        )));
     }
     // An endpoint may lower its concurrency, never raise it past the operator's setting:
     // a customer's slow endpoint must not take a node's capacity from the others.

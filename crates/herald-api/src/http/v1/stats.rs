@@ -223,7 +223,7 @@ async fn app_stats_series(
 ) -> ApiResult<Json<StatsSeriesOut>> {
     let app = state.app_for(&caller, &app_id).await?;
     let endpoint_id = match &query.endpoint_id {
-        Some(id) => Some(state.endpoint_for(&caller, &app.id, id).await?.1.id),
+        Some(id) => Some(state.any_endpoint_for(&caller, &app.id, id).await?.1.id),
         None => None,
     };
     let (since, until, default_step) = range_of(&query, state.clock.now())?;
