@@ -349,3 +349,34 @@ fn payloads_keep_json_objects_byte_for_byte_and_wrap_the_rest() {
     let bytes: serde_json::Value = serde_json::from_str(&payload_of(None, &[0xff, 0x00])).unwrap();
     assert_eq!(bytes["bodyBase64"], "/wA=");
 }
+
+#[test]
+fn standard_webhooks_agrees_with_the_reference_library() {
+    let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let reference = standardwebhooks::Webhook::new(secret).unwrap();
+    let body = br#"{"type":"invoice.paid","data":{"id":7}}"#;
+    // The reference library checks the timestamp against the real clock.
+    let now = Utc::now().timestamp();
+    let signature = reference
+        .sign("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now, body)
+        .unwrap();
+    let ts = now.to_string();
+    let h = headers(&[
+        ("webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"),
+        ("webhook-timestamp", &ts),
+        ("webhook-signature", &signature),
+    ]);
+    let config = json!({"secret": secret});
+    assert!(reference.verify(body, &h).is_ok());
+    assert_eq!(
+        check("standard-webhooks", config.clone(), &h, body, now),
+        Ok(())
+    );
+    let mut tampered = body.to_vec();
+    tampered[10] ^= 1;
+    assert!(reference.verify(&tampered, &h).is_err());
+    assert_eq!(
+        check("standard-webhooks", config, &h, &tampered, now),
+        Err(Rejection::SignatureMismatch)
+    );
+}
