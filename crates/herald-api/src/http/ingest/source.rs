@@ -97,12 +97,7 @@ async fn create(state: &AppState, body: IngestSourceIn, uid: Option<String>) -> 
         .store
         .create_source(&source)
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ApiError::Conflict("A source with this uid already exists.".into())
-            }
-            e => e.into(),
-        })?;
+        .map_err(uid_conflict)?;
     Ok(source)
 }
 
@@ -158,12 +153,7 @@ async fn upsert_source(
         .store
         .update_source(&source)
         .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ApiError::Conflict("A source with this uid already exists.".into())
-            }
-            e => e.into(),
-        })?;
+        .map_err(uid_conflict)?;
     Ok((StatusCode::OK, Json(IngestSourceOut::new(&state, source))))
 }
 
@@ -232,4 +222,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_source, upsert_source, delete_source))
         .routes(routes!(rotate_token))
         .routes(routes!(list_rejections))
+}
+
+/// A taken uid as the API says it.
+fn uid_conflict(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(_) => {
+            ApiError::Conflict("A source with this uid already exists.".into())
+        }
+        e => e.into(),
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use herald_core::model::Endpoint;
 use herald_core::store::{Cursor, Order, PageRequest};
-use herald_core::validation::{self, FieldError, Validator};
+use herald_core::validation::FieldError;
 use herald_delivery::destinations::Kind;
 use herald_delivery::sync_call::{Answer, CallResult, Decision, Mode, Outcome, Policy};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
+use crate::http::v1::message_types::check_event;
 use crate::state::AppState;
 
 /// The deadline of a call that names none, as Slack gives slash commands.
@@ -168,22 +169,8 @@ impl CallOut {
 
 /// Checks a call before anything is sent; its deadline.
 pub fn check(state: &AppState, body: &CallIn) -> ApiResult<Duration> {
-    let size = body.payload.get().len();
     let max_payload = state.config.api.max_payload_bytes;
-    if size > max_payload {
-        return Err(ApiError::TooLarge(format!(
-            "The payload is {size} bytes; the limit is {max_payload} bytes."
-        )));
-    }
-    let mut v = Validator::default();
-    v.check(validation::event_type_name("eventType", &body.event_type));
-    if !body.payload.get().trim_start().starts_with('{') {
-        v.check(Err(FieldError::body(
-            "payload",
-            "must be a JSON object",
-            "type_error.dict",
-        )));
-    }
+    let mut v = check_event(&body.event_type, &body.payload, max_payload)?;
     if body.timeout_ms == Some(0) {
         v.check(Err(FieldError::body(
             "timeoutMs",

@@ -165,22 +165,34 @@ fn query_error(param: &str, msg: &str) -> ApiError {
     }])
 }
 
-pub(crate) fn validate(body: &MessageIn, max_payload: usize) -> ApiResult<()> {
-    let size = body.payload.get().len();
+/// Checks what every event sent carries, a message's or a synchronous call's: the payload's
+/// size (413 past `max_payload`), then the event type's name and the payload's shape, whose
+/// problems are added to the returned validator for the caller's own checks.
+pub(crate) fn check_event(
+    event_type: &str,
+    payload: &RawValue,
+    max_payload: usize,
+) -> ApiResult<Validator> {
+    let size = payload.get().len();
     if size > max_payload {
         return Err(ApiError::TooLarge(format!(
             "The payload is {size} bytes; the limit is {max_payload} bytes."
         )));
     }
     let mut v = Validator::default();
-    v.check(validation::event_type_name("eventType", &body.event_type));
-    if !body.payload.get().trim_start().starts_with('{') {
+    v.check(validation::event_type_name("eventType", event_type));
+    if !payload.get().trim_start().starts_with('{') {
         v.check(Err(FieldError::body(
             "payload",
             "must be a JSON object",
             "type_error.dict",
         )));
     }
+    Ok(v)
+}
+
+pub(crate) fn validate(body: &MessageIn, max_payload: usize) -> ApiResult<()> {
+    let mut v = check_event(&body.event_type, &body.payload, max_payload)?;
     if let Some(event_id) = &body.event_id {
         v.check(validation::uid("eventId", event_id));
     }
