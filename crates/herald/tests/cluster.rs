@@ -15,7 +15,7 @@ use herald_store_postgres::testing::TestDatabase;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use support::{call, explain_missing, setup, Node, Receiver, DEADLINE, TOKEN};
+use support::{call, explain_missing, get_json, setup, Node, Receiver, DEADLINE, TOKEN};
 
 /// The tests of this file take turns: each runs several servers, and two at once on a
 /// two-core machine would mostly measure each other.
@@ -285,14 +285,6 @@ async fn concurrent_duplicates_across_nodes_are_resolved_once() {
             .all(|id| *id == published[0] && id.is_string()),
         "{published:?}"
     );
-    let list: Value = client
-        .get(format!("{}/app/{app_id}/msg", nodes[2].base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = get_json(&client, format!("{}/app/{app_id}/msg", nodes[2].base)).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }

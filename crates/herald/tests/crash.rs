@@ -20,7 +20,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use support::{explain_missing, post, setup, Answer, Node, Receiver, DEADLINE, TOKEN};
+use support::{explain_missing, get_json, post, setup, Answer, Node, Receiver, DEADLINE, TOKEN};
 
 const CRASHES: usize = 5;
 const PUBLISHERS: usize = 4;
@@ -197,26 +197,18 @@ async fn sigterm_lets_the_attempt_in_flight_finish_and_exits_zero() {
     // so nothing is sent again.
     let node = Node::start(&["--data-dir", &data], None, &[]);
     let msg_id = msg["id"].as_str().unwrap();
-    let attempts: Value = client
-        .get(format!("{}/app/{app_id}/attempt/msg/{msg_id}", node.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let attempts: Value = get_json(
+        &client,
+        format!("{}/app/{app_id}/attempt/msg/{msg_id}", node.base),
+    )
+    .await;
     assert_eq!(attempts["data"].as_array().unwrap().len(), 1, "{attempts}");
     assert_eq!(attempts["data"][0]["status"], 0, "{attempts}");
-    let deliveries: Value = client
-        .get(format!("{}/app/{app_id}/msg/{msg_id}/endpoint", node.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let deliveries: Value = get_json(
+        &client,
+        format!("{}/app/{app_id}/msg/{msg_id}/endpoint", node.base),
+    )
+    .await;
     assert_eq!(deliveries["data"][0]["statusText"], "success");
     assert_eq!(*receiver.total.borrow(), 1);
 }
@@ -259,15 +251,7 @@ async fn an_acknowledged_inbound_request_survives_a_sigkill() {
 
     let node = Node::start(&["--data-dir", &data], None, &[]);
     let app = source["appId"].as_str().unwrap();
-    let listed: Value = client
-        .get(format!("{}/app/{app}/msg?limit=100", node.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&client, format!("{}/app/{app}/msg?limit=100", node.base)).await;
     let mut seen: Vec<i64> = listed["data"]
         .as_array()
         .unwrap()

@@ -265,6 +265,12 @@ pub async fn call(client: &reqwest::Client, url: String, body: Value) -> Result<
     }
 }
 
+/// GETs `url` with the admin token; the JSON answer.
+pub async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    let answer = client.get(url).bearer_auth(TOKEN).send().await.unwrap();
+    answer.json().await.unwrap()
+}
+
 /// An application with one endpoint per receiver, created through `base`.
 pub async fn setup(client: &reqwest::Client, base: &str, receivers: &[Receiver]) -> String {
     let app = call(
