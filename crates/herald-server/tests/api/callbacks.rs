@@ -307,3 +307,53 @@ async fn the_adhoc_secret_rotates_with_an_overlap_and_only_the_provider_sees_it(
         .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn a_dedicated_callback_reaches_only_its_url() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let subscriber = Receiver::start().await;
+    herald.endpoint(&app, json!({"url": subscriber.url})).await;
+    let callback = Receiver::start().await;
+
+    let (status, msg) = herald
+        .post(
+            &format!("/app/{app}/callback"),
+            json!({"url": callback.url, "headers": {"x-job": "42"},
+                   "eventType": "export.ready", "payload": {"export": 42}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{msg}");
+    let got = callback.wait_for(1).await;
+    herald.wait_recorded(1).await;
+    assert!(verify(&adhoc_secret(&herald, &app).await, &got[0]));
+    assert_eq!(got[0].header("x-job"), "42");
+    assert_eq!(got[0].body, r#"{"export":42}"#);
+    let attempts = herald.attempts(&app, msg["id"].as_str().unwrap()).await;
+    assert_eq!(
+        attempts.len(),
+        1,
+        "the subscriber is not sent it: {attempts:?}"
+    );
+    assert_eq!(attempts[0]["trigger"], "adhoc");
+    assert!(subscriber.received().is_empty());
+
+    // Checked like callbackUrls, and nothing is stored when refused.
+    let (status, body) = herald
+        .post(
+            &format!("/app/{app}/callback"),
+            json!({"url": "http://10.0.0.1/x", "eventType": "export.ready", "payload": {}}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["code"], "url_not_allowed");
+    let (status, _) = herald
+        .post(
+            &format!("/app/{app}/callback"),
+            json!({"url": callback.url, "eventType": "export.ready", "payload": [1]}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (_, messages) = herald.get(&format!("/app/{app}/msg")).await;
+    assert_eq!(messages["data"].as_array().unwrap().len(), 1);
+}

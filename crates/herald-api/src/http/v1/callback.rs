@@ -1,19 +1,27 @@
-//! `/api/v1/app/{app_id}/adhoc-secret`: the secret that signs an application's one-off
-//! callbacks (`callbackUrls` on a message), which their receivers verify with. A Herald
-//! extension; the provider shares it once with whoever receives the callbacks.
+//! One-off callbacks beyond `callbackUrls`: `POST /api/v1/app/{app_id}/callback` sends an
+//! event to one callback URL only, and `/app/{app_id}/adhoc-secret` is the secret that signs
+//! callbacks, which their receivers verify with. Herald extensions; the provider shares the
+//! secret once with whoever receives the callbacks.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
+use herald_core::ids::IdKind;
 use herald_core::model::AdhocSecret;
+use herald_core::model::Message;
 use herald_core::signing::EndpointSecret;
+use herald_core::store::{NewMessage, Published};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::error::{ApiResult, HttpErrorOut, HttpValidationError};
-use crate::http::v1::callback_types::AdhocSecretOut;
+use crate::http::extract::ApiJson;
+use crate::http::v1::callback_types::{self, AdhocSecretOut, CallbackIn, CallbackUrlIn};
 use crate::http::v1::endpoint_types::{rotation, EndpointSecretRotateIn};
+use crate::http::v1::message_types::{check_event, check_schema, MessageOut};
 use crate::state::AppState;
 
 /// Get the application's ad-hoc secret (made on first use).
@@ -56,9 +64,58 @@ async fn rotate_adhoc_secret(
     Ok(Json(AdhocSecretOut { key }))
 }
 
-/// The ad-hoc secret routes.
+/// Send an event to one callback URL only, with the usual retries, signed with the
+/// application's ad-hoc secret; none of its endpoints receive it.
+#[utoipa::path(post, path = "/app/{app_id}/callback", tag = "Callback",
+    params(("app_id" = String, Path)), request_body = CallbackIn,
+    responses((status = 202, body = MessageOut), (status = 404, body = HttpErrorOut),
+        (status = 413, body = HttpErrorOut), (status = 422, body = HttpValidationError)))]
+async fn send_callback(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    ApiJson(body): ApiJson<CallbackIn>,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    let app = state.app_for(&caller, &app_id).await?;
+    // Signed with the application's secret: only the provider may send.
+    caller.require_admin()?;
+    let max_payload = state.config.api.max_payload_bytes;
+    check_event(&body.event_type, &body.payload, max_payload)?
+        .finish()
+        .map_err(ApiError::Validation)?;
+    let callback = [CallbackUrlIn {
+        url: body.url,
+        headers: body.headers,
+    }];
+    callback_types::check(&state, &callback)?;
+    check_schema(&state, &body.event_type, &body.payload).await?;
+    let adhoc = callback_types::endpoints(&state, &app.id, &callback).await?;
+    let new = NewMessage {
+        message: Message {
+            id: IdKind::Message.new_id(),
+            app_id: app.id,
+            event_type: body.event_type,
+            event_id: None,
+            channels: None,
+            tags: None,
+            payload: Some(body.payload.get().into()),
+            created_at: state.clock.now(),
+        },
+        idempotency_key: None,
+        // Naming the callback's endpoint as the only one keeps every subscriber out.
+        only_endpoint: adhoc.first().cloned(),
+        adhoc_endpoints: adhoc,
+    };
+    let message = match state.store.create_message(&new).await? {
+        Published::Created { message, .. } | Published::Existing(message) => message,
+    };
+    Ok((StatusCode::ACCEPTED, Json(MessageOut::new(message, true))))
+}
+
+/// The callback routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(send_callback))
         .routes(routes!(get_adhoc_secret))
         .routes(routes!(rotate_adhoc_secret))
 }

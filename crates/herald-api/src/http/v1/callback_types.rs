@@ -33,6 +33,23 @@ pub struct CallbackUrlIn {
     pub headers: BTreeMap<String, String>,
 }
 
+/// An event for one callback URL only (`POST /app/{app_id}/callback`): none of the
+/// application's endpoints receive it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallbackIn {
+    /// An `http` or `https` URL, checked like those of `callbackUrls`.
+    pub url: String,
+    /// Extra headers sent with the callback.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// e.g. `export.ready`.
+    pub event_type: String,
+    /// The JSON object sent, byte for byte.
+    #[schema(value_type = Object)]
+    pub payload: Box<serde_json::value::RawValue>,
+}
+
 /// An application's ad-hoc secret, which signs its one-off callbacks.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
