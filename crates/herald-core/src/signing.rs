@@ -120,6 +120,50 @@ impl EndpointSecret {
     }
 }
 
+/// What a receiver verifies signatures with: the shared secret (`whsec_…`), or the public
+/// key (`whpk_…`) of an endpoint that signs with ed25519.
+#[derive(Clone)]
+pub enum VerificationKey {
+    Hmac(EndpointSecret),
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+impl VerificationKey {
+    /// Parses `whsec_<base64>` or `whpk_<base64>`.
+    pub fn parse(s: &str) -> Result<Self, SecretError> {
+        let Some(encoded) = s.strip_prefix(PUBLIC_KEY_PREFIX) else {
+            return EndpointSecret::parse(s).map(Self::Hmac);
+        };
+        let bytes = BASE64.decode(encoded).map_err(|_| SecretError::Format)?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| SecretError::Ed25519Key)?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map(Self::Ed25519)
+            .map_err(|_| SecretError::Ed25519Key)
+    }
+
+    /// Whether one of the signatures of a `webhook-signature` header is this key's over
+    /// `"{id}.{timestamp}.{body}"`.
+    pub fn verifies(&self, msg_id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+        match self {
+            Self::Hmac(secret) => {
+                let expected = secret.sign(msg_id, timestamp, body);
+                header.split(' ').any(|s| s == expected)
+            }
+            Self::Ed25519(key) => {
+                use ed25519_dalek::Verifier as _;
+                let mut content = format!("{msg_id}.{timestamp}.").into_bytes();
+                content.extend_from_slice(body);
+                header
+                    .split(' ')
+                    .filter_map(|s| s.strip_prefix("v1a,"))
+                    .filter_map(|s| BASE64.decode(s).ok())
+                    .filter_map(|s| ed25519_dalek::Signature::from_slice(&s).ok())
+                    .any(|signature| key.verify(&content, &signature).is_ok())
+            }
+        }
+    }
+}
+
 /// An ed25519 key given as its 32-byte seed, or as seed and public key (64 bytes, the
 /// libsodium layout), in which case the public half must be the seed's.
 fn parse_ed25519(bytes: &[u8]) -> Result<SigningKey, SecretError> {
@@ -243,5 +287,21 @@ mod tests {
             EndpointSecret::parse("whsk_YWJj"),
             Err(SecretError::Ed25519Key)
         );
+    }
+
+    #[test]
+    fn receivers_verify_with_the_shared_secret_or_the_public_key() {
+        for secret in [
+            EndpointSecret::generate(),
+            EndpointSecret::generate_ed25519(),
+        ] {
+            let key = VerificationKey::parse(&secret.verification_key()).unwrap();
+            let header = format!("v1,bm90IGl0 {}", secret.sign("msg_1", 1_700_000_000, b"{}"));
+            assert!(key.verifies("msg_1", 1_700_000_000, b"{}", &header));
+            assert!(!key.verifies("msg_1", 1_700_000_000, b"{ }", &header));
+            assert!(!key.verifies("msg_2", 1_700_000_000, b"{}", &header));
+        }
+        assert!(VerificationKey::parse("whpk_YWJj").is_err());
+        assert!(VerificationKey::parse("nonsense").is_err());
     }
 }

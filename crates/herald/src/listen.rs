@@ -4,20 +4,24 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use herald_core::signing::EndpointSecret;
+use herald_core::signing::VerificationKey;
 
 /// What the receiver knows: the secret to verify with, and the status to answer.
 struct Listener {
-    secret: Option<EndpointSecret>,
+    secret: Option<VerificationKey>,
     status: StatusCode,
 }
 
 /// Runs the receiver until Ctrl-C.
 pub async fn run(addr: SocketAddr, secret: Option<String>, status: u16) -> anyhow::Result<()> {
-    let secret = secret.map(|s| EndpointSecret::parse(&s)).transpose()?;
+    let secret = secret
+        .map(|s| VerificationKey::parse(&s))
+        .transpose()
+        .context("--secret takes the endpoint's whsec_… secret or its whpk_… public key")?;
     let status = StatusCode::from_u16(status)?;
     let app = axum::Router::new()
         .fallback(receive)
@@ -40,16 +44,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// Whether one of the `v1,` signatures in the header matches.
-fn signature_matches(secret: &EndpointSecret, headers: &HeaderMap, body: &[u8]) -> bool {
+/// Whether one of the signatures in the header (`v1,` or `v1a,`) is the key's.
+fn signature_matches(key: &VerificationKey, headers: &HeaderMap, body: &[u8]) -> bool {
     let id = header(headers, "webhook-id");
     let Ok(timestamp) = header(headers, "webhook-timestamp").parse::<i64>() else {
         return false;
     };
-    let expected = secret.sign(id, timestamp, body);
-    header(headers, "webhook-signature")
-        .split(' ')
-        .any(|s| s == expected)
+    key.verifies(id, timestamp, body, header(headers, "webhook-signature"))
 }
 
 async fn receive(
@@ -60,7 +61,7 @@ async fn receive(
     let verdict = match &listener.secret {
         Some(secret) if signature_matches(secret, &headers, &body) => "signature verified",
         Some(_) => "SIGNATURE INVALID",
-        None => "signature not checked (pass --secret whsec_…)",
+        None => "signature not checked (pass --secret whsec_… or whpk_…)",
     };
     let pretty = serde_json::from_slice::<serde_json::Value>(&body)
         .and_then(|v| serde_json::to_string_pretty(&v))
@@ -76,6 +77,7 @@ async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use herald_core::signing::EndpointSecret;
 
     #[test]
     fn matches_any_of_several_signatures() {
@@ -89,7 +91,8 @@ mod tests {
             secret.sign("msg_1", 1700000000, b"{}")
         );
         headers.insert("webhook-signature", both.parse().unwrap());
-        assert!(signature_matches(&secret, &headers, b"{}"));
-        assert!(!signature_matches(&secret, &headers, b"{ }"));
+        let key = VerificationKey::parse(&secret.verification_key()).unwrap();
+        assert!(signature_matches(&key, &headers, b"{}"));
+        assert!(!signature_matches(&key, &headers, b"{ }"));
     }
 }

@@ -60,7 +60,8 @@ enum Command {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
-        /// The endpoint's secret (`whsec_…`), to verify signatures.
+        /// The endpoint's secret (`whsec_…`) or, for an ed25519 endpoint, its public key
+        /// (`whpk_…`), to verify signatures.
         #[arg(long)]
         secret: Option<String>,
         /// The status to answer with (try 500 to watch retries).
@@ -143,7 +144,18 @@ impl CommonArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    // A user reads an error, not a backtrace: the message and its causes, one line.
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     // Logs go to stderr; stdout carries what a command prints for the user (a token…).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
