@@ -92,8 +92,18 @@ pub struct CallOut {
     pub outcome: &'static str,
     /// `allow` or `deny`; `null` when the policy was `fail` or no endpoint was asked.
     pub decision: Option<&'static str>,
-    #[serde(flatten)]
-    pub deciding: Option<CallAnswerOut>,
+    /// The endpoint whose answer (or silence) decided; `null` when none was asked.
+    pub endpoint_id: Option<String>,
+    /// Its attempt, in the log.
+    pub attempt_id: Option<String>,
+    /// Why, when the receiver said: its `reason`, or the body of a 4xx.
+    pub reason: Option<String>,
+    /// The HTTP status it answered, if a response came.
+    pub status: Option<u16>,
+    /// Its response body: JSON when it is JSON, else text; a 2xx's text is the reply.
+    #[schema(value_type = Object)]
+    pub body: Value,
+    pub duration_ms: Option<u64>,
     /// The message the call was recorded as (in the log, with trigger `sync`).
     pub msg_id: String,
     pub results: Vec<CallAnswerOut>,
@@ -143,15 +153,22 @@ impl From<&Answer> for CallAnswerOut {
 
 impl CallOut {
     pub fn new(result: &CallResult, msg_id: String) -> Self {
+        let results: Vec<CallAnswerOut> = result.answers.iter().map(Into::into).collect();
+        let deciding = result.deciding.and_then(|i| results.get(i));
         Self {
             outcome: result.outcome.as_str(),
             decision: result.decision.map(|d| match d {
                 Decision::Allow => "allow",
                 Decision::Deny => "deny",
             }),
-            deciding: result.deciding.map(|i| (&result.answers[i]).into()),
+            endpoint_id: deciding.map(|a| a.endpoint_id.clone()),
+            attempt_id: deciding.map(|a| a.attempt_id.clone()),
+            reason: deciding.and_then(|a| a.reason.clone()),
+            status: deciding.and_then(|a| a.status),
+            body: deciding.map_or(Value::Null, |a| a.body.clone()),
+            duration_ms: deciding.map(|a| a.duration_ms),
             msg_id,
-            results: result.answers.iter().map(Into::into).collect(),
+            results,
         }
     }
 
