@@ -2,8 +2,10 @@
 //! raw bytes, stored once, published to the source's application and delivered on; a
 //! request that fails a check is refused without saying which, and stores nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use herald_core::clock::SystemClock;
 use herald_core::Clock;
 use herald_inbound::config::Algorithm;
 use herald_inbound::verify::sign_hex;
@@ -36,8 +38,8 @@ async fn ingest_api(
 }
 
 /// Posts `body` to a source's receive URL with `headers`.
-async fn send(url: &str, headers: &[(&str, &str)], body: &'static [u8]) -> reqwest::Response {
-    let mut req = reqwest::Client::new().post(url).body(body);
+async fn send(url: &str, headers: &[(&str, &str)], body: &[u8]) -> reqwest::Response {
+    let mut req = reqwest::Client::new().post(url).body(body.to_vec());
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
@@ -423,4 +425,35 @@ async fn zoom_url_validation_is_answered_with_the_hmac_of_the_plain_token() {
         answer["encryptedToken"],
         "46a324cfb7c2ec760e4cd561586a53aadb6fc7561eb8d626d6ee1b71d808b3c0"
     );
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_a_json_413_and_stores_nothing() {
+    let herald =
+        TestHerald::start_with(Arc::new(SystemClock), |c| c.api.max_payload_bytes = 1024).await;
+    let src = source(
+        &herald,
+        json!({"name": "Anything", "type": "generic-webhook"}),
+    )
+    .await;
+    let url = src["ingestUrl"].as_str().unwrap();
+    for size in [2_000, 1024 * 1024] {
+        let body = format!("{{\"x\":\"{}\"}}", "y".repeat(size));
+        let refused = send(
+            url,
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(refused.status(), 413, "{size} bytes");
+        let (_, answer) = read(refused).await;
+        assert_eq!(answer["code"], "payload_too_large", "{answer}");
+    }
+    assert!(messages(&herald, src["appId"].as_str().unwrap())
+        .await
+        .is_empty());
+    let path = format!("/source/{}/log", src["id"].as_str().unwrap());
+    let (_, log) = ingest_api(&herald, reqwest::Method::GET, &path, None).await;
+    assert_eq!(log["data"][0]["reason"], "too_large");
+    assert_eq!(log["data"][0]["statusCode"], 413);
 }

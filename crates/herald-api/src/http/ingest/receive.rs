@@ -5,7 +5,7 @@
 //! redelivery of an event already stored (the provider's own id) is acknowledged again
 //! without a second message.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -27,21 +27,21 @@ pub async fn receive(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult<Response> {
     let source = match state.store.get_source(&source_id).await {
         Ok(source) if token_matches(&state, &source, &token) => source,
         Ok(_) | Err(StoreError::NotFound) => return Err(ApiError::NotFound),
         Err(e) => return Err(e.into()),
     };
+    // Read only once the source is known, and never past the limit.
     let limit = state.config.api.max_payload_bytes;
-    if body.len() > limit {
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
         note_rejection(&state, &source, 413, "too_large").await;
         return Err(ApiError::TooLarge(format!(
-            "The body is {} bytes; the limit is {limit} bytes.",
-            body.len()
+            "The body is over the limit of {limit} bytes (or could not be read)."
         )));
-    }
+    };
     let Ok(check) = verifier(&source.kind, &source.config) else {
         tracing::error!(source = %source.id, "a stored source has settings Herald cannot read");
         note_rejection(&state, &source, 401, "unreadable_settings").await;
