@@ -27,7 +27,7 @@ use herald_core::model::{
 use herald_core::store::{FinishedAttempt, NextState, RecordedCall, VerificationResult};
 use herald_core::{Clock, Store};
 use serde_json::{json, Value};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::destinations::http::HttpDestination;
@@ -60,6 +60,8 @@ pub struct Verifier {
     operational: Operational,
     settings: VerificationSettings,
     wake: Arc<Notify>,
+    /// Counts tries settled (recorded, or found superseded), for whoever watches progress.
+    tried: watch::Sender<u64>,
 }
 
 impl Verifier {
@@ -76,12 +78,18 @@ impl Verifier {
             http,
             settings,
             wake: Arc::default(),
+            tried: watch::Sender::new(0),
         }
     }
 
     /// Notifying it makes the loop look for due tries now (an endpoint was just created).
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()
+    }
+
+    /// How many verification tries this process has settled so far.
+    pub fn tried(&self) -> watch::Receiver<u64> {
+        self.tried.subscribe()
     }
 
     /// Verifies due endpoints until `shutdown`.
@@ -174,6 +182,7 @@ impl Verifier {
                 tracing::warn!(error = %e, endpoint = %endpoint.id, "recording a verification failed")
             }
         }
+        self.tried.send_modify(|n| *n += 1);
     }
 
     async fn ask_challenge(

@@ -35,6 +35,10 @@ pub struct Server {
     pub settled: watch::Receiver<u64>,
     /// How many payloads and response bodies the retention cleaner removed.
     pub purged: watch::Receiver<u64>,
+    /// How many claimed deliveries were held because their endpoint must verify first.
+    pub held: watch::Receiver<u64>,
+    /// How many subscription verification tries this process has settled.
+    pub verification_tries: watch::Receiver<u64>,
     /// The store this server runs on (for commands and tests that act beside the API).
     pub store: Arc<dyn Store>,
     shutdown: CancellationToken,
@@ -234,6 +238,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     let dispatcher = dispatcher(&config, store.clone(), clock.clone(), destination.clone());
     let sync_calls = SyncCaller::new(destination, store.clone(), clock.clone());
     let settled = dispatcher.settled();
+    let held = dispatcher.held();
+    let verification_tries = verifier.tried();
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -294,6 +300,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         generated_admin_token,
         settled,
         purged,
+        held,
+        verification_tries,
         shutdown,
         tasks,
     })

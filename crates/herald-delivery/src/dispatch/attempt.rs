@@ -125,6 +125,7 @@ async fn hold_until_verified(ctx: &Context, claimed: &ClaimedDelivery) {
     {
         tracing::warn!(error = %e, "holding a delivery for verification failed; its lease will expire");
     }
+    ctx.held.send_modify(|n| *n += 1);
     ctx.let_go(&claimed.delivery.id);
 }
 

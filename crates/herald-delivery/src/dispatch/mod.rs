@@ -80,6 +80,8 @@ pub(crate) struct Context {
     /// Counts deliveries settled (attempt recorded, or canceled), for whoever watches
     /// progress (tests, metrics).
     pub settled: watch::Sender<u64>,
+    /// Counts deliveries held at claim time for their endpoint's verification.
+    pub held: watch::Sender<u64>,
     /// The leases held by running tasks (delivery id → lease token), given back on shutdown.
     pub leases: Mutex<HashMap<String, String>>,
     pub disable_on_gone: bool,
@@ -110,6 +112,7 @@ impl Dispatcher {
             destination,
             policy,
             settled: watch::Sender::new(0),
+            held: watch::Sender::new(0),
             leases: Mutex::default(),
             disable_on_gone: settings.disable_on_gone,
             disable_after: settings.disable_after,
@@ -122,6 +125,11 @@ impl Dispatcher {
     /// How many deliveries were settled so far (attempts recorded, cancellations).
     pub fn settled(&self) -> watch::Receiver<u64> {
         self.ctx.settled.subscribe()
+    }
+
+    /// How many claimed deliveries were held for their endpoint's verification so far.
+    pub fn held(&self) -> watch::Receiver<u64> {
+        self.ctx.held.subscribe()
     }
 
     /// Runs until `shutdown` is cancelled, then lets attempts in flight finish within the

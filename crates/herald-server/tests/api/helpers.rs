@@ -214,6 +214,30 @@ impl TestHerald {
         assert!(got, "expected {n} deliveries settled, saw {}", *rx.borrow());
     }
 
+    /// Waits until this Herald has settled `n` subscription verification tries in all.
+    pub async fn wait_verification_tries(&self, n: u64) {
+        let mut rx = self
+            .server
+            .as_ref()
+            .expect("running")
+            .verification_tries
+            .clone();
+        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
+            .await
+            .is_ok();
+        assert!(got, "expected {n} verification tries, saw {}", *rx.borrow());
+    }
+
+    /// Waits until this Herald's dispatcher has held `n` claimed deliveries for their
+    /// endpoint's verification.
+    pub async fn wait_held(&self, n: u64) {
+        let mut rx = self.server.as_ref().expect("running").held.clone();
+        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
+            .await
+            .is_ok();
+        assert!(got, "expected {n} deliveries held, saw {}", *rx.borrow());
+    }
+
     /// Waits until the retention cleaner has removed `n` payloads and response bodies.
     pub async fn wait_purged(&self, n: u64) {
         let mut rx = self.server.as_ref().expect("running").purged.clone();

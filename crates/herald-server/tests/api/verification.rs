@@ -156,34 +156,18 @@ async fn app(herald: &TestHerald, uid: &str, mode: &str) -> String {
     app["id"].as_str().unwrap().to_owned()
 }
 
-/// Waits until the endpoint's verification reads `status`.
-async fn wait_status(herald: &TestHerald, app: &str, ep: &str, status: &str) -> Value {
-    wait_verification(herald, app, ep, status, 0).await
+/// The endpoint as the API shows it, once this Herald has settled `tries` verification
+/// tries in all (the verifier settles a try just after the receiver answered it).
+async fn after_tries(herald: &TestHerald, tries: u64, app: &str, ep: &str) -> Value {
+    herald.wait_verification_tries(tries).await;
+    let (_, endpoint) = herald.get(&format!("/app/{app}/endpoint/{ep}")).await;
+    endpoint
 }
 
-/// Waits until the endpoint's verification reads `status` after at least `failed` failed
-/// tries: a try is settled just after the receiver answered it.
-async fn wait_verification(
-    herald: &TestHerald,
-    app: &str,
-    ep: &str,
-    status: &str,
-    failed: u64,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let (_, endpoint) = herald.get(&format!("/app/{app}/endpoint/{ep}")).await;
-        let v = &endpoint["verification"];
-        if v["status"] == status && v["tries"].as_u64() >= Some(failed) {
-            return endpoint;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "endpoint never became {status}: {endpoint}"
-        );
-        // The verifier settles a try just after the receiver answered it.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// The status text of the message's delivery to its (one) endpoint.
+async fn delivery_status(herald: &TestHerald, app: &str, msg: &str) -> Value {
+    let (_, list) = herald.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
+    list["data"][0]["statusText"].clone()
 }
 
 #[tokio::test]
@@ -199,7 +183,9 @@ async fn events_wait_for_the_challenge_and_arrive_once_it_is_echoed() {
     let first = subscriber.wait_for(1).await;
     assert_eq!(first[0].body["type"], "webhook.verification");
     assert!(first[0].headers.contains_key("webhook-signature"));
-    let pending = wait_verification(&herald, &app, ep, "pending", 1).await;
+    let pending = after_tries(&herald, 1, &app, ep).await;
+    assert_eq!(pending["verification"]["status"], "pending");
+    assert_eq!(pending["verification"]["tries"], 1);
     let error = pending["verification"]["lastError"]
         .as_str()
         .unwrap_or_default()
@@ -221,7 +207,8 @@ async fn events_wait_for_the_challenge_and_arrive_once_it_is_echoed() {
     // The next try, on the retry schedule, is echoed: verified, and the event follows.
     clock.advance(Duration::from_secs(6));
     subscriber.wait_for(3).await;
-    let verified = wait_status(&herald, &app, ep, "verified").await;
+    let verified = after_tries(&herald, 2, &app, ep).await;
+    assert_eq!(verified["verification"]["status"], "verified");
     assert!(verified["verification"]["verifiedAt"].is_string());
     let events = subscriber.events();
     assert_eq!(events.len(), 1, "{events:?}");
@@ -263,14 +250,14 @@ async fn a_wrong_challenge_holds_everything_and_fails_after_the_tries() {
         .await;
 
     // Tries 2 and 3 come on the retry schedule (5 s, then 5 min).
-    wait_verification(&herald, &app, ep, "pending", 1).await;
+    after_tries(&herald, 1, &app, ep).await;
     clock.advance(Duration::from_secs(6));
-    subscriber.wait_for(2).await;
+    let second = after_tries(&herald, 2, &app, ep).await;
+    assert_eq!(second["verification"]["status"], "pending");
     assert!(subscriber.events().is_empty(), "{:?}", subscriber.got());
-    wait_verification(&herald, &app, ep, "pending", 2).await;
     clock.advance(Duration::from_secs(301));
-    subscriber.wait_for(3).await;
-    let failed = wait_status(&herald, &app, ep, "verification_failed").await;
+    let failed = after_tries(&herald, 3, &app, ep).await;
+    assert_eq!(failed["verification"]["status"], "verification_failed");
     assert!(failed["verification"]["lastError"].is_string(), "{failed}");
     let reported = ops.wait_for(1).await;
     let event: Value = serde_json::from_slice(&reported[0].body).unwrap();
@@ -291,8 +278,8 @@ async fn a_new_url_is_asked_again_and_only_it() {
     let old = Subscriber::start([]).await;
     let endpoint = herald.endpoint(&app, json!({"url": old.url})).await;
     let ep = endpoint["id"].as_str().unwrap();
-    old.wait_for(1).await;
-    wait_status(&herald, &app, ep, "verified").await;
+    let verified = after_tries(&herald, 1, &app, ep).await;
+    assert_eq!(verified["verification"]["status"], "verified");
 
     let new = Subscriber::start([]).await;
     let (status, moved) = herald
@@ -304,8 +291,9 @@ async fn a_new_url_is_asked_again_and_only_it() {
         .await;
     assert_eq!(status, 200, "{moved}");
     assert_eq!(moved["verification"]["status"], "pending");
-    new.wait_for(1).await;
-    wait_status(&herald, &app, ep, "verified").await;
+    let verified = after_tries(&herald, 2, &app, ep).await;
+    assert_eq!(verified["verification"]["status"], "verified");
+    assert_eq!(new.got().len(), 1);
     assert_eq!(old.got().len(), 1, "the old URL is not asked again");
 
     // A description change does not ask again; `verify` does.
@@ -321,8 +309,8 @@ async fn a_new_url_is_asked_again_and_only_it() {
         .post(&format!("/app/{app}/endpoint/{ep}/verify"), json!({}))
         .await;
     assert_eq!(status, 202, "{again}");
-    new.wait_for(2).await;
-    wait_status(&herald, &app, ep, "verified").await;
+    let verified = after_tries(&herald, 3, &app, ep).await;
+    assert_eq!(verified["verification"]["status"], "verified");
     assert_eq!(new.got().len(), 2);
 }
 
@@ -372,18 +360,13 @@ async fn websub_subscribers_get_a_get_with_the_hub_parameters_and_may_refuse() {
         ]
     );
     assert_eq!(params[0].1, "subscribe");
-    wait_status(&herald, &app, endpoint["id"].as_str().unwrap(), "verified").await;
+    let verified = after_tries(&herald, 1, &app, endpoint["id"].as_str().unwrap()).await;
+    assert_eq!(verified["verification"]["status"], "verified");
 
     let unwilling = Subscriber::start([Answer::Refuse]).await;
     let refused = herald.endpoint(&app, json!({"url": unwilling.url})).await;
-    unwilling.wait_for(1).await;
-    let failed = wait_status(
-        &herald,
-        &app,
-        refused["id"].as_str().unwrap(),
-        "verification_failed",
-    )
-    .await;
+    let failed = after_tries(&herald, 2, &app, refused["id"].as_str().unwrap()).await;
+    assert_eq!(failed["verification"]["status"], "verification_failed");
     assert!(
         failed["verification"]["lastError"]
             .as_str()
@@ -394,22 +377,6 @@ async fn websub_subscribers_get_a_get_with_the_hub_parameters_and_may_refuse() {
     assert_eq!(unwilling.got().len(), 1, "a refusal is final");
 }
 
-/// Polls the message's delivery to `ep` until its status text is `text`.
-async fn wait_delivery(herald: &TestHerald, app: &str, msg: &str, text: &str) {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let (_, list) = herald.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
-        if list["data"][0]["statusText"] == text {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never {text}: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_retry_due_after_a_url_change_waits_for_the_new_url_to_verify() {
     let (herald, clock) = herald().await;
@@ -417,7 +384,8 @@ async fn a_retry_due_after_a_url_change_waits_for_the_new_url_to_verify() {
     let old = Subscriber::start_failing_events([], StatusCode::INTERNAL_SERVER_ERROR).await;
     let endpoint = herald.endpoint(&app, json!({"url": old.url})).await;
     let ep = endpoint["id"].as_str().unwrap();
-    wait_status(&herald, &app, ep, "verified").await;
+    let verified = after_tries(&herald, 1, &app, ep).await;
+    assert_eq!(verified["verification"]["status"], "verified");
     let msg = herald
         .publish(
             &app,
@@ -437,13 +405,14 @@ async fn a_retry_due_after_a_url_change_waits_for_the_new_url_to_verify() {
         )
         .await;
     assert_eq!(status, 200);
-    new.wait_for(1).await;
-    wait_verification(&herald, &app, ep, "pending", 1).await;
+    after_tries(&herald, 2, &app, ep).await;
     clock.advance(Duration::from_secs(6));
     // The retry is held rather than sent to a URL that has not verified (which fails its
     // second try too).
-    wait_delivery(&herald, &app, &msg, "held").await;
-    wait_verification(&herald, &app, ep, "pending", 2).await;
+    herald.wait_held(1).await;
+    assert_eq!(delivery_status(&herald, &app, &msg).await, "held");
+    let pending = after_tries(&herald, 3, &app, ep).await;
+    assert_eq!(pending["verification"]["status"], "pending");
     assert!(new.events().is_empty(), "{:?}", new.got());
 
     // A sync call does not reach it either, by filter or by name.
@@ -458,7 +427,8 @@ async fn a_retry_due_after_a_url_change_waits_for_the_new_url_to_verify() {
 
     // Verified at its third try: the held event follows.
     clock.advance(Duration::from_secs(301));
-    wait_status(&herald, &app, ep, "verified").await;
+    let verified = after_tries(&herald, 4, &app, ep).await;
+    assert_eq!(verified["verification"]["status"], "verified");
     new.wait_for(4).await;
     assert_eq!(new.events()[0].body, json!({"n": 3}));
     assert_eq!(old.events().len(), 1);
@@ -471,14 +441,16 @@ async fn turning_verification_off_releases_what_was_held() {
     let subscriber = Subscriber::start([Answer::Refuse]).await;
     let endpoint = herald.endpoint(&app, json!({"url": subscriber.url})).await;
     let ep = endpoint["id"].as_str().unwrap();
-    wait_status(&herald, &app, ep, "verification_failed").await;
+    let failed = after_tries(&herald, 1, &app, ep).await;
+    assert_eq!(failed["verification"]["status"], "verification_failed");
     let msg = herald
         .publish(
             &app,
             json!({"eventType": "invoice.paid", "payload": {"n": 4}}),
         )
         .await;
-    wait_delivery(&herald, &app, &msg, "held").await;
+    // Held as it is published: nothing to wait for.
+    assert_eq!(delivery_status(&herald, &app, &msg).await, "held");
 
     let (status, changed) = herald
         .call(
@@ -489,7 +461,8 @@ async fn turning_verification_off_releases_what_was_held() {
         .await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["verification"], "none");
-    wait_status(&herald, &app, ep, "none").await;
+    let (_, cleared) = herald.get(&format!("/app/{app}/endpoint/{ep}")).await;
+    assert_eq!(cleared["verification"]["status"], "none");
     let got = subscriber.wait_for(2).await;
     assert_eq!(got[1].body, json!({"n": 4}));
 }
