@@ -997,7 +997,12 @@ pub async fn canceled_delivery_leaves_the_queue(store: &dyn Store) {
     store.create_message(&m).await.unwrap();
     let c = store.claim_due(&claim_at(t0())).await.unwrap().remove(0);
     store
-        .cancel(&c.delivery.id, &c.lease_token, t0())
+        .set_aside(
+            &c.delivery.id,
+            &c.lease_token,
+            DeliveryStatus::Canceled,
+            t0(),
+        )
         .await
         .unwrap();
     assert!(store

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ids::IdKind;
 use crate::signing::EndpointSecret;
 
 /// Free-form string labels a user attaches to an object.
@@ -235,6 +236,35 @@ pub struct PreviousSecret {
 }
 
 impl Endpoint {
+    /// A new endpoint of `app_id` at `url`, with a fresh id and secret and every option
+    /// unset; callers set what they have with struct update syntax.
+    pub fn new(app_id: &str, url: String, now: DateTime<Utc>) -> Self {
+        Self {
+            id: IdKind::Endpoint.new_id(),
+            app_id: app_id.to_owned(),
+            uid: None,
+            url,
+            description: String::new(),
+            version: 1,
+            rate_limit: None,
+            max_concurrency: None,
+            disabled: false,
+            failing_since: None,
+            filter_types: None,
+            channels: None,
+            metadata: Metadata::new(),
+            headers: BTreeMap::new(),
+            secret: EndpointSecret::generate(),
+            previous_secret: None,
+            client_identity: None,
+            template: None,
+            adhoc: false,
+            verification: Verification::default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The secrets that sign a delivery made at `now`: the current one, and the previous one
     /// while its overlap lasts.
     pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&EndpointSecret> {
@@ -260,6 +290,22 @@ pub struct Message {
     /// The payload exactly as the publisher sent it (raw JSON text); `None` once deleted.
     pub payload: Option<Arc<str>>,
     pub created_at: DateTime<Utc>,
+}
+
+impl Message {
+    /// A new message of `app_id` with a fresh id, and no event id, channels or tags.
+    pub fn new(app_id: &str, event_type: &str, payload: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            id: IdKind::Message.new_id(),
+            app_id: app_id.to_owned(),
+            event_type: event_type.to_owned(),
+            event_id: None,
+            channels: None,
+            tags: None,
+            payload: Some(payload.into()),
+            created_at: now,
+        }
+    }
 }
 
 /// The state of one message's delivery to one endpoint. The numbers are Svix's.

@@ -159,6 +159,18 @@ pub struct NewMessage {
     pub adhoc_endpoints: Vec<String>,
 }
 
+impl From<Message> for NewMessage {
+    /// A plain publish: no idempotency key, to every endpoint that wants it.
+    fn from(message: Message) -> Self {
+        Self {
+            message,
+            idempotency_key: None,
+            only_endpoint: None,
+            adhoc_endpoints: Vec::new(),
+        }
+    }
+}
+
 impl NewMessage {
     /// What triggers the first attempt of this message's delivery to an endpoint.
     pub fn trigger_for(&self, endpoint_id: &str) -> TriggerType {
@@ -574,19 +586,14 @@ pub trait Queue: Send + Sync {
     /// [`finish_attempt`](Self::finish_attempt) for many, in one transaction: all or none.
     /// An attempt whose message or endpoint was deleted meanwhile is skipped.
     async fn finish_attempts(&self, batch: &[FinishedAttempt]) -> StoreResult<()>;
-    /// Ends a claimed delivery unattempted, as canceled (its endpoint was disabled).
-    async fn cancel(
+    /// Ends a claimed delivery's lease unattempted, in `status`: `Canceled` (its endpoint
+    /// was disabled) or `Held` (its endpoint has not verified its subscription; see
+    /// [`release_held`](Self::release_held)).
+    async fn set_aside(
         &self,
         delivery_id: &str,
         lease_token: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()>;
-    /// Ends a claimed delivery's lease unattempted, held: its endpoint has not verified its
-    /// subscription (see [`release_held`](Self::release_held)).
-    async fn hold(
-        &self,
-        delivery_id: &str,
-        lease_token: &str,
+        status: DeliveryStatus,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// Makes due now the held deliveries of endpoints that no longer need verifying

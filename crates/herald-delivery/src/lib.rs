@@ -14,4 +14,5 @@ pub mod operational;
 pub mod retention;
 pub mod settings;
 pub mod sync_call;
+mod unqueued;
 pub mod verification;

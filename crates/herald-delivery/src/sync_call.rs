@@ -12,13 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
-use herald_core::ids::IdKind;
 use herald_core::model::{AttemptErrorKind, Endpoint, Message, TriggerType};
-use herald_core::store::{FinishedAttempt, NextState, RecordedCall};
+use herald_core::store::RecordedCall;
 use herald_core::{Clock, Store};
 use serde::Deserialize;
 
-use crate::dispatch::attempt::record;
+use crate::unqueued::{finished, within};
 
 /// What a receiver's answer, or the policy, decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,26 +173,10 @@ impl SyncCaller {
         let mut attempts = Vec::with_capacity(made.len());
         let mut answers = Vec::with_capacity(made.len());
         for (endpoint, outcome) in &made {
-            let delivery_id = IdKind::Delivery.new_id();
-            let attempt = record(
-                &call.message,
-                endpoint,
-                (&delivery_id, TriggerType::Sync),
-                outcome,
-                attempted_at,
-            );
-            answers.push(answer_of(call, endpoint, &attempt.id, outcome));
-            attempts.push(FinishedAttempt {
-                lease_token: IdKind::Delivery.new_id(),
-                event_type: call.message.event_type.clone(),
-                attempt,
-                // A call is never retried later: its deadline has passed.
-                next: if outcome.succeeded() {
-                    NextState::Succeeded
-                } else {
-                    NextState::Failed
-                },
-            });
+            let trigger = TriggerType::Sync;
+            let attempt = finished(&call.message, endpoint, trigger, outcome, attempted_at);
+            answers.push(answer_of(call, endpoint, &attempt.attempt.id, outcome));
+            attempts.push(attempt);
         }
         let recorded = RecordedCall {
             message: call.message.clone(),
@@ -234,21 +217,7 @@ impl SyncCaller {
             rendered: None,
         };
         let remaining = deadline.saturating_duration_since(started);
-        match tokio::time::timeout(remaining, self.destination.deliver(&request)).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                let mut outcome: DeliveryOutcome = DeliveryError::permanent(
-                    AttemptErrorKind::Timeout,
-                    format!(
-                        "no answer within the call's deadline ({} ms)",
-                        call.timeout.as_millis()
-                    ),
-                )
-                .into();
-                outcome.duration = started.elapsed();
-                outcome
-            }
-        }
+        within(remaining, self.destination.deliver(&request)).await
     }
 }
 

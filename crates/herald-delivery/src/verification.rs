@@ -20,19 +20,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Rendered};
-use herald_core::ids::IdKind;
 use herald_core::model::{
     AttemptErrorKind, Endpoint, Message, TriggerType, VerificationMode, VERIFICATION_EVENT_TYPE,
 };
-use herald_core::store::{FinishedAttempt, NextState, RecordedCall, VerificationResult};
+use herald_core::store::{RecordedCall, VerificationResult};
 use herald_core::{Clock, Store};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::destinations::http::HttpDestination;
-use crate::dispatch::attempt::record;
 use crate::operational::Operational;
+use crate::unqueued::{finished, within};
 
 /// The event type of a verification's recorded message.
 pub const EVENT_TYPE: &str = VERIFICATION_EVENT_TYPE;
@@ -136,20 +135,8 @@ impl Verifier {
             }
         };
         let at = self.clock.now();
-        let message = Message {
-            id: IdKind::Message.new_id(),
-            app_id: endpoint.app_id.clone(),
-            event_type: EVENT_TYPE.into(),
-            event_id: None,
-            channels: None,
-            tags: None,
-            payload: Some(
-                json!({"type": EVENT_TYPE, "mode": mode.as_str(), "challenge": challenge})
-                    .to_string()
-                    .into(),
-            ),
-            created_at: at,
-        };
+        let payload = json!({"type": EVENT_TYPE, "mode": mode.as_str(), "challenge": challenge});
+        let message = Message::new(&endpoint.app_id, EVENT_TYPE, &payload.to_string(), at);
         let (outcome, refused) = match mode {
             // The application stopped asking since: nothing to prove.
             VerificationMode::None => (DeliveryOutcome::default(), false),
@@ -256,20 +243,7 @@ impl Verifier {
             attempted_at: at,
             rendered,
         };
-        let started = std::time::Instant::now();
-        match tokio::time::timeout(self.settings.timeout, self.http.deliver_to(url, &request)).await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                let mut outcome: DeliveryOutcome = DeliveryError::new(
-                    AttemptErrorKind::Timeout,
-                    format!("no answer within {} s", self.settings.timeout.as_secs()),
-                )
-                .into();
-                outcome.duration = started.elapsed();
-                outcome
-            }
-        }
+        within(self.settings.timeout, self.http.deliver_to(url, &request)).await
     }
 
     /// Records the try in the log: a message with one attempt, trigger `verification`.
@@ -280,26 +254,10 @@ impl Verifier {
         outcome: &DeliveryOutcome,
         at: DateTime<Utc>,
     ) {
-        let delivery_id = IdKind::Delivery.new_id();
-        let attempt = record(
-            message,
-            endpoint,
-            (&delivery_id, TriggerType::Verification),
-            outcome,
-            at,
-        );
+        let trigger = TriggerType::Verification;
         let call = RecordedCall {
             message: message.clone(),
-            attempts: vec![FinishedAttempt {
-                lease_token: IdKind::Delivery.new_id(),
-                event_type: EVENT_TYPE.into(),
-                attempt,
-                next: if outcome.succeeded() {
-                    NextState::Succeeded
-                } else {
-                    NextState::Failed
-                },
-            }],
+            attempts: vec![finished(message, endpoint, trigger, outcome, at)],
         };
         if let Err(e) = self.store.record_call(&call).await {
             tracing::warn!(error = %e, endpoint = %endpoint.id, "recording a verification try failed");

@@ -529,12 +529,7 @@ impl<B: Backend> Messages for SqlStore<B> {
 
     async fn record_call(&self, call: &RecordedCall) -> StoreResult<()> {
         let db = &self.db;
-        let new = NewMessage {
-            message: call.message.clone(),
-            idempotency_key: None,
-            only_endpoint: None,
-            adhoc_endpoints: Vec::new(),
-        };
+        let new = NewMessage::from(call.message.clone());
         let message = Accepted {
             new: &new,
             endpoint_ids: Vec::new(),

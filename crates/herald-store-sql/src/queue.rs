@@ -186,34 +186,32 @@ impl<B: Backend> Queue for SqlStore<B> {
         Ok(())
     }
 
-    async fn cancel(
+    async fn set_aside(
         &self,
         delivery_id: &str,
         lease_token: &str,
+        status: DeliveryStatus,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let db = &self.db;
-        let canceled = DeliveryStatus::Canceled;
-        end_lease(db, delivery_id, lease_token, canceled, None, at).await
-    }
-
-    async fn hold(
-        &self,
-        delivery_id: &str,
-        lease_token: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        let db = &self.db;
-        end_lease(db, delivery_id, lease_token, DeliveryStatus::Held, None, at).await
+        end_lease(&self.db, delivery_id, lease_token, status, None, at).await
     }
 
     async fn release_held(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        const RELEASABLE: &str = "status = 5 AND endpoint_id IN \
+             (SELECT id FROM endpoints WHERE verification_status IN (0, 3))";
         let db = &self.db;
-        let sql = Sql::new(
+        // Asked every second by every node, and almost always for nothing: a read first,
+        // so that no write transaction is taken (SQLite's one writer) when none is needed.
+        let probe = Sql::new(format!(
+            "SELECT 1 AS found FROM deliveries WHERE {RELEASABLE} LIMIT 1"
+        ));
+        if db.read(&probe).await?.is_empty() {
+            return Ok(0);
+        }
+        let sql = Sql::new(format!(
             "UPDATE deliveries SET status = 1, next_attempt_at = ?, updated_at = ? \
-             WHERE status = 5 AND endpoint_id IN \
-             (SELECT id FROM endpoints WHERE verification_status IN (0, 3))",
-        )
+             WHERE {RELEASABLE}"
+        ))
         .bind(v::time(now))
         .bind(v::time(now));
         let mut tx = db.begin().await?;

@@ -104,7 +104,12 @@ async fn cancel_to_disabled(ctx: &Context, claimed: &ClaimedDelivery) {
     let now = ctx.clock.now();
     if let Err(e) = ctx
         .store
-        .cancel(&claimed.delivery.id, &claimed.lease_token, now)
+        .set_aside(
+            &claimed.delivery.id,
+            &claimed.lease_token,
+            DeliveryStatus::Canceled,
+            now,
+        )
         .await
     {
         tracing::warn!(error = %e, "canceling a delivery to a disabled endpoint failed");
@@ -120,7 +125,12 @@ async fn hold_until_verified(ctx: &Context, claimed: &ClaimedDelivery) {
     let now = ctx.clock.now();
     if let Err(e) = ctx
         .store
-        .hold(&claimed.delivery.id, &claimed.lease_token, now)
+        .set_aside(
+            &claimed.delivery.id,
+            &claimed.lease_token,
+            DeliveryStatus::Held,
+            now,
+        )
         .await
     {
         tracing::warn!(error = %e, "holding a delivery for verification failed; its lease will expire");

@@ -79,21 +79,17 @@ pub async fn receive(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let new = NewMessage {
-        message: Message {
-            id: IdKind::Message.new_id(),
-            app_id: source.app_id.clone(),
-            event_type: event.event_type,
-            event_id: event.event_id,
-            channels: None,
-            tags: None,
-            payload: Some(payload_of(content_type, &body).into()),
-            created_at: state.clock.now(),
-        },
-        idempotency_key: None,
-        only_endpoint: None,
-        adhoc_endpoints: Vec::new(),
+    let payload = payload_of(content_type, &body);
+    let message = Message {
+        event_id: event.event_id,
+        ..Message::new(
+            &source.app_id,
+            &event.event_type,
+            &payload,
+            state.clock.now(),
+        )
     };
+    let new = NewMessage::from(message);
     match state.store.create_message(&new).await {
         Ok(Published::Created { message, .. } | Published::Existing(message)) => {
             Ok((StatusCode::OK, Json(json!({"id": message.id}))).into_response())

@@ -6,7 +6,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use herald_core::ids::IdKind;
 use herald_core::model::Message;
 use herald_delivery::sync_call::Call;
 use utoipa_axum::router::OpenApiRouter;
@@ -44,16 +43,12 @@ async fn call(
     let timeout = check(&state, &body)?;
     check_schema(&state, &body.event_type, &body.payload).await?;
     let endpoints = targets(&state, &app.id, &body).await?;
-    let message = Message {
-        id: IdKind::Message.new_id(),
-        app_id: app.id,
-        event_type: body.event_type,
-        event_id: None,
-        channels: None,
-        tags: None,
-        payload: Some(body.payload.get().into()),
-        created_at: state.clock.now(),
-    };
+    let message = Message::new(
+        &app.id,
+        &body.event_type,
+        body.payload.get(),
+        state.clock.now(),
+    );
     let msg_id = message.id.clone();
     let call = Call {
         message,

@@ -7,7 +7,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use herald_core::ids::IdKind;
 use herald_core::model::AdhocSecret;
 use herald_core::model::Message;
 use herald_core::signing::EndpointSecret;
@@ -90,21 +89,17 @@ async fn send_callback(
     callback_types::check(&state, &callback)?;
     check_schema(&state, &body.event_type, &body.payload).await?;
     let adhoc = callback_types::endpoints(&state, &app.id, &callback).await?;
+    let message = Message::new(
+        &app.id,
+        &body.event_type,
+        body.payload.get(),
+        state.clock.now(),
+    );
     let new = NewMessage {
-        message: Message {
-            id: IdKind::Message.new_id(),
-            app_id: app.id,
-            event_type: body.event_type,
-            event_id: None,
-            channels: None,
-            tags: None,
-            payload: Some(body.payload.get().into()),
-            created_at: state.clock.now(),
-        },
-        idempotency_key: None,
         // Naming the callback's endpoint as the only one keeps every subscriber out.
         only_endpoint: adhoc.first().cloned(),
         adhoc_endpoints: adhoc,
+        ..message.into()
     };
     let message = match state.store.create_message(&new).await? {
         Published::Created { message, .. } | Published::Existing(message) => message,

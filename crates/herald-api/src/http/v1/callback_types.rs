@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use herald_core::ids::IdKind;
-use herald_core::model::{Endpoint, Metadata};
-use herald_core::signing::EndpointSecret;
+use herald_core::model::Endpoint;
 use herald_core::validation;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -99,29 +97,13 @@ pub async fn endpoints(
     let mut ids: Vec<String> = Vec::with_capacity(callbacks.len());
     for callback in callbacks {
         let wanted = Endpoint {
-            id: IdKind::Endpoint.new_id(),
-            app_id: app_id.to_owned(),
             uid: Some(adhoc_uid(callback)),
-            url: callback.url.clone(),
             description: "One-off callback URL".into(),
-            version: 1,
-            rate_limit: None,
-            max_concurrency: None,
-            disabled: false,
-            failing_since: None,
-            filter_types: None,
-            channels: None,
-            metadata: Metadata::new(),
             headers: callback.headers.clone(),
-            // Only the application's ad-hoc secret's first value, if it has none yet.
-            secret: EndpointSecret::generate(),
-            previous_secret: None,
-            client_identity: None,
-            template: None,
+            // Its secret is only the application's ad-hoc secret's first value, if the
+            // application has none yet.
             adhoc: true,
-            verification: Default::default(),
-            created_at: now,
-            updated_at: now,
+            ..Endpoint::new(app_id, callback.url.clone(), now)
         };
         let endpoint = state.store.adhoc_endpoint(&wanted).await?;
         if !ids.contains(&endpoint.id) {

@@ -357,20 +357,15 @@ async fn send_example(
                 detail: "The event type's schema has no example object to send.".into(),
             })?
     };
+    let message = Message::new(
+        &app.id,
+        &body.event_type,
+        &payload.to_string(),
+        state.clock.now(),
+    );
     let new = NewMessage {
-        message: Message {
-            id: IdKind::Message.new_id(),
-            app_id: app.id,
-            event_type: body.event_type,
-            event_id: None,
-            channels: None,
-            tags: None,
-            payload: Some(payload.to_string().into()),
-            created_at: state.clock.now(),
-        },
-        idempotency_key: None,
         only_endpoint: Some(endpoint.id),
-        adhoc_endpoints: Vec::new(),
+        ..message.into()
     };
     let message = match state.store.create_message(&new).await? {
         Published::Created { message, .. } | Published::Existing(message) => message,

@@ -229,28 +229,9 @@ impl EndpointIn {
             None => EndpointSecret::generate(),
         };
         let mut endpoint = Endpoint {
-            id: IdKind::Endpoint.new_id(),
-            app_id: app_id.to_owned(),
-            uid: None,
-            url: String::new(),
-            description: String::new(),
             version: self.version.unwrap_or(1),
-            rate_limit: None,
-            max_concurrency: None,
-            disabled: false,
-            failing_since: None,
-            filter_types: None,
-            channels: None,
-            metadata: Metadata::new(),
-            headers: BTreeMap::new(),
             secret,
-            previous_secret: None,
-            client_identity: None,
-            template: None,
-            adhoc: false,
-            verification: Default::default(),
-            created_at: now,
-            updated_at: now,
+            ..Endpoint::new(app_id, String::new(), now)
         };
         self.replace(&mut endpoint)?;
         Ok(endpoint)

@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
 use herald_core::model::{Endpoint, Metadata, OPERATIONAL_APP_ID};
 use herald_core::sealing::{url_for_display, url_for_update};
-use herald_core::signing::EndpointSecret;
 use herald_core::store::Order;
 use herald_core::validation::FieldError;
 use herald_core::StoreError;
@@ -133,40 +132,13 @@ fn validate(e: &Endpoint) -> ApiResult<()> {
     v.finish().map_err(ApiError::Validation)
 }
 
-fn blank(now: DateTime<Utc>) -> Endpoint {
-    Endpoint {
-        id: IdKind::Endpoint.new_id(),
-        app_id: OPERATIONAL_APP_ID.to_owned(),
-        uid: None,
-        url: String::new(),
-        description: String::new(),
-        version: 1,
-        rate_limit: None,
-        max_concurrency: None,
-        disabled: false,
-        failing_since: None,
-        filter_types: None,
-        channels: None,
-        metadata: Metadata::new(),
-        headers: BTreeMap::new(),
-        secret: EndpointSecret::generate(),
-        previous_secret: None,
-        client_identity: None,
-        template: None,
-        adhoc: false,
-        verification: Default::default(),
-        created_at: now,
-        updated_at: now,
-    }
-}
-
 async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Endpoint> {
     caller.require_admin()?;
     Ok(state.store.get_endpoint(OPERATIONAL_APP_ID, id).await?)
 }
 
 async fn create(state: &AppState, body: OperationalEndpointIn) -> ApiResult<Endpoint> {
-    let mut endpoint = blank(state.clock.now());
+    let mut endpoint = Endpoint::new(OPERATIONAL_APP_ID, String::new(), state.clock.now());
     body.apply(&mut endpoint, true)?;
     validate(&endpoint)?;
     state
