@@ -101,42 +101,30 @@ async fn admit(
 /// starts afresh.
 async fn cancel_to_disabled(ctx: &Context, claimed: &ClaimedDelivery) {
     ctx.breakers.forget(&claimed.endpoint.id);
-    let now = ctx.clock.now();
-    if let Err(e) = ctx
-        .store
-        .set_aside(
-            &claimed.delivery.id,
-            &claimed.lease_token,
-            DeliveryStatus::Canceled,
-            now,
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "canceling a delivery to a disabled endpoint failed");
-    }
-    ctx.settled.send_modify(|n| *n += 1);
-    ctx.let_go(&claimed.delivery.id);
+    set_aside(ctx, claimed, DeliveryStatus::Canceled).await;
 }
 
 /// Holds a delivery to an endpoint that has not verified its subscription (its URL changed
 /// since the delivery was queued, or a retry came due meanwhile): nothing is sent to a URL
 /// that has not said it wants the events; it is released once it has.
 async fn hold_until_verified(ctx: &Context, claimed: &ClaimedDelivery) {
+    set_aside(ctx, claimed, DeliveryStatus::Held).await;
+}
+
+/// Ends the claim unattempted, in `status`, and counts it where watchers look: a canceled
+/// delivery is settled, a held one is not (it will be attempted once released).
+async fn set_aside(ctx: &Context, claimed: &ClaimedDelivery, status: DeliveryStatus) {
+    let (id, token) = (&claimed.delivery.id, &claimed.lease_token);
     let now = ctx.clock.now();
-    if let Err(e) = ctx
-        .store
-        .set_aside(
-            &claimed.delivery.id,
-            &claimed.lease_token,
-            DeliveryStatus::Held,
-            now,
-        )
-        .await
-    {
-        tracing::warn!(error = %e, "holding a delivery for verification failed; its lease will expire");
+    if let Err(e) = ctx.store.set_aside(id, token, status, now).await {
+        tracing::warn!(error = %e, ?status, "setting a delivery aside failed; its lease will expire");
     }
-    ctx.held.send_modify(|n| *n += 1);
-    ctx.let_go(&claimed.delivery.id);
+    let counter = match status {
+        DeliveryStatus::Held => &ctx.held,
+        _ => &ctx.settled,
+    };
+    counter.send_modify(|n| *n += 1);
+    ctx.let_go(id);
 }
 
 /// Waits until the endpoint's pace allows an attempt (its rate limit, or a pause it asked
