@@ -1,6 +1,8 @@
 //! The delivery engine's sections of the configuration (`[delivery]`, `[email]`,
 //! `[retention]`); the process's configuration composes them.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,6 +25,10 @@ pub struct DeliveryConfig {
     pub max_response_bytes: usize,
     pub svix_headers: bool,
     pub allowed_networks: Vec<IpNet>,
+    /// Host names answered without DNS (like curl's `--resolve`), e.g. to pin a receiver's
+    /// address. The answers are checked against the address policy like any other.
+    #[serde(default)]
+    pub resolve: BTreeMap<String, Vec<IpAddr>>,
     /// PEM files of certificate authorities trusted beside the public ones (receivers
     /// behind a private CA).
     #[serde(default)]

@@ -14,6 +14,7 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 pub const TYPES: &[&str] = &[
     "generic-webhook",
     "github",
+    "meta",
     "stripe",
     "slack",
     "shopify",
@@ -32,6 +33,12 @@ pub enum Verifier {
     /// Anything is accepted (the token in the URL is the only check).
     None,
     GitHub(Secrets),
+    /// Meta (Facebook, Instagram, WhatsApp): signed like GitHub with the app secret; its
+    /// subscription check must carry the verify token the provider was given.
+    Meta {
+        secrets: Secrets,
+        verify_token: Option<String>,
+    },
     Stripe(Secrets, Duration),
     Slack(Secrets, Duration),
     Shopify(Secrets),
@@ -112,6 +119,7 @@ struct SecretFields {
     secrets: Vec<String>,
     tolerance: Option<u64>,
     public_url: Option<String>,
+    verify_token: Option<String>,
 }
 
 impl SecretFields {
@@ -152,6 +160,13 @@ pub fn verifier(kind: &str, config: &Value) -> Result<Verifier, String> {
     Ok(match kind {
         "generic-webhook" => Verifier::None,
         "github" => Verifier::GitHub(signed()?.0),
+        "meta" => {
+            let f: SecretFields = fields(config)?;
+            Verifier::Meta {
+                secrets: f.secrets()?,
+                verify_token: f.verify_token.clone().filter(|t| !t.is_empty()),
+            }
+        }
         "stripe" => {
             let (s, t) = signed()?;
             Verifier::Stripe(s, t)

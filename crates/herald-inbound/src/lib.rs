@@ -22,15 +22,29 @@ pub struct Reply {
 
 /// The answer to a handshake, if `req` is one: Slack's `url_verification` (echo the
 /// challenge), Zoom's `endpoint.url_validation` (the plain token and its HMAC), and a
-/// WebSub or Meta subscription check, a GET with `hub.challenge` (echo it). POST handshakes
+/// WebSub or Meta subscription check, a GET with `hub.challenge` (echo it, for Meta only
+/// with the source's `verifyToken` as `hub.verify_token`). POST handshakes
 /// are signed like events and are answered only once verified.
 pub fn handshake(verifier: &Verifier, req: &Inbound<'_>, is_get: bool) -> Option<Reply> {
     if is_get {
         let query = req.path_and_query.split_once('?')?.1;
-        let challenge = url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "hub.challenge")?
-            .1
-            .into_owned();
+        let param = |name: &str| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let challenge = param("hub.challenge")?;
+        // Meta proves the check is its own with the verify token it was given.
+        if let Verifier::Meta {
+            verify_token: Some(expected),
+            ..
+        } = verifier
+        {
+            let given = param("hub.verify_token").unwrap_or_default();
+            if !verify::same_bytes(expected.as_bytes(), given.as_bytes()) {
+                return None;
+            }
+        }
         return Some(Reply {
             content_type: "text/plain",
             body: challenge,
@@ -93,6 +107,16 @@ pub fn event_of(kind: &str, req: &Inbound<'_>) -> Event {
         ),
         "twilio" => (None, header("i-twilio-idempotency-token")),
         "zoom" => (text(&body["event"]), None),
+        // `{"object": "page", "entry": [{"changes": [{"field": "feed", …}]}]}` is `page.feed`.
+        "meta" => {
+            let object = text(&body["object"]);
+            let field = text(&body["entry"][0]["changes"][0]["field"]);
+            let name = match (object, field) {
+                (Some(o), Some(f)) => Some(format!("{o}.{f}")),
+                (o, _) => o,
+            };
+            (name, None)
+        }
         _ => (None, None),
     };
     let event_type = event_type

@@ -302,6 +302,48 @@ fn handshakes_of_slack_zoom_and_websub() {
 }
 
 #[test]
+fn meta_signs_like_github_and_its_subscription_check_needs_the_verify_token() {
+    // Meta's `X-Hub-Signature-256` is GitHub's scheme with the app secret: GitHub's vector.
+    let config = json!({"secret": "It's a Secret to Everybody", "verifyToken": "meatball"});
+    let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    let h = headers(&[("x-hub-signature-256", sig)]);
+    assert_eq!(check("meta", config.clone(), &h, b"Hello, World!", 0), Ok(()));
+    assert_eq!(
+        check("meta", config.clone(), &h, b"Hello, World?", 0),
+        Err(Rejection::SignatureMismatch)
+    );
+
+    let meta = verifier("meta", &config).unwrap();
+    let none = HeaderMap::new();
+    let get = |path: &'static str| Inbound {
+        headers: &none,
+        body: b"",
+        base_url: "http://127.0.0.1",
+        path_and_query: path,
+        now: at(0),
+    };
+    let subscribe = "/i/s/t?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=";
+    let right = get("/i/s/t?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=meatball");
+    assert_eq!(handshake(&meta, &right, true).unwrap().body, "1158201444");
+    let wrong = get("/i/s/t?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=beef");
+    assert_eq!(handshake(&meta, &wrong, true), None);
+    assert_eq!(handshake(&meta, &get(subscribe), true), None);
+
+    let body = br#"{"object":"page","entry":[{"id":"1","changes":[{"field":"feed","value":{}}]}]}"#;
+    assert_eq!(event_of("meta", &get_with_body(&none, body)).event_type, "page.feed");
+}
+
+fn get_with_body<'a>(h: &'a HeaderMap, body: &'a [u8]) -> Inbound<'a> {
+    Inbound {
+        headers: h,
+        body,
+        base_url: "",
+        path_and_query: "",
+        now: at(0),
+    }
+}
+
+#[test]
 fn events_are_named_from_the_providers_headers_or_body() {
     let h = headers(&[
         ("x-github-event", "pull_request"),

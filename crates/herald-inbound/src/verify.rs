@@ -58,7 +58,7 @@ type Checked = Result<(), Rejection>;
 pub fn verify(verifier: &Verifier, req: &Inbound<'_>) -> Checked {
     match verifier {
         Verifier::None => Ok(()),
-        Verifier::GitHub(secrets) => {
+        Verifier::GitHub(secrets) | Verifier::Meta { secrets, .. } => {
             let given = prefixed(req.header("x-hub-signature-256"), "sha256=")?;
             any_hex(secrets, Algorithm::Sha256, &[req.body], given)
         }
@@ -90,14 +90,14 @@ pub fn verify(verifier: &Verifier, req: &Inbound<'_>) -> Checked {
             let given = prefixed(req.header("authorization"), "Basic ")
                 .map_err(|_| Rejection::BadCredentials)?;
             let expected = BASE64.encode(format!("{username}:{password}"));
-            equal(expected.as_bytes(), given.trim().as_bytes())
+            same_bytes(expected.as_bytes(), given.trim().as_bytes())
                 .then_some(())
                 .ok_or(Rejection::BadCredentials)
         }
         Verifier::ApiKey { header, keys } => {
             let given = req.header(header).ok_or(Rejection::BadCredentials)?;
             keys.iter()
-                .any(|k| equal(k.as_bytes(), given.as_bytes()))
+                .any(|k| same_bytes(k.as_bytes(), given.as_bytes()))
                 .then_some(())
                 .ok_or(Rejection::BadCredentials)
         }
@@ -174,7 +174,7 @@ fn standard(secrets: &[String], tolerance: Duration, req: &Inbound<'_>) -> Check
             .split(' ')
             .filter_map(|s| s.strip_prefix("v1,"))
             .filter_map(|s| BASE64.decode(s).ok())
-            .any(|given| equal(&expected, &given));
+            .any(|given| same_bytes(&expected, &given));
         if matched {
             return Ok(());
         }
@@ -211,7 +211,7 @@ fn twilio(tokens: &[String], public_url: Option<&str>, req: &Inbound<'_>) -> Che
             .map(|(_, v)| v.into_owned())
             .ok_or(Rejection::SignatureMismatch)?;
         let actual = to_hex(&Sha256::digest(req.body));
-        if !equal(actual.as_bytes(), claimed.to_ascii_lowercase().as_bytes()) {
+        if !same_bytes(actual.as_bytes(), claimed.to_ascii_lowercase().as_bytes()) {
             return Err(Rejection::SignatureMismatch);
         }
     }
@@ -283,7 +283,7 @@ fn any_hex(secrets: &[String], alg: Algorithm, content: &[&[u8]], given: &str) -
     secrets
         .iter()
         .any(|s| {
-            equal(
+            same_bytes(
                 to_hex(&mac(alg, s.as_bytes(), content)).as_bytes(),
                 given.as_bytes(),
             )
@@ -299,7 +299,7 @@ fn any_base64(secrets: &[String], alg: Algorithm, content: &[&[u8]], given: &str
         .map_err(|_| Rejection::SignatureMismatch)?;
     secrets
         .iter()
-        .any(|s| equal(&mac(alg, s.as_bytes(), content), &given))
+        .any(|s| same_bytes(&mac(alg, s.as_bytes(), content), &given))
         .then_some(())
         .ok_or(Rejection::SignatureMismatch)
 }
@@ -314,7 +314,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 }
 
 /// Compares in time that depends on the lengths only, not on where the bytes differ.
-fn equal(a: &[u8], b: &[u8]) -> bool {
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

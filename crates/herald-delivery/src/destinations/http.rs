@@ -90,6 +90,11 @@ impl HttpDestination {
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: self.policy.clone(),
+                fixed: Arc::new(
+                    (self.config.resolve.iter())
+                        .map(|(host, ips)| (host.to_ascii_lowercase(), ips.clone()))
+                        .collect(),
+                ),
             }))
             .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")));
         for root in &self.extra_roots {

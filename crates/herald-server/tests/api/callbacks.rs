@@ -229,6 +229,37 @@ async fn a_callback_name_refused_at_send_time_is_not_called_again() {
 }
 
 #[tokio::test]
+async fn a_public_looking_name_that_resolves_to_loopback_is_refused_when_sent() {
+    // `delivery.resolve` answers the name without DNS (the spec's resolver stub): the name
+    // looks public when given, so it is accepted, and is judged on its address at send time.
+    let name = "callbacks.example";
+    let loopback = "127.0.0.1".parse().unwrap();
+    let mut herald = TestHerald::start_with(std::sync::Arc::new(herald_core::SystemClock), |c| {
+        c.delivery.resolve = [(name.to_owned(), vec![loopback])].into();
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let callback = Receiver::start().await;
+    let by_name = callback.url.replace("127.0.0.1", name);
+
+    // Allowed by the operator: the stub's answer is where it is delivered.
+    herald.publish(&app, with_callbacks(&[&by_name])).await;
+    callback.wait_for(1).await;
+    herald.wait_recorded(1).await;
+
+    // Not allowed: accepted when given, refused at send time, never reaching the receiver.
+    herald
+        .restart_with(|c| c.delivery.allowed_networks = vec![])
+        .await;
+    let msg = herald.publish(&app, with_callbacks(&[&by_name])).await;
+    herald.wait_recorded(1).await;
+    let attempts = herald.attempts(&app, &msg).await;
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["errorKind"], "blocked", "{:?}", attempts[0]);
+    assert_eq!(callback.received().len(), 1, "only the allowed one arrived");
+}
+
+#[tokio::test]
 async fn a_callback_answering_with_a_redirect_fails_and_the_redirect_is_not_followed() {
     let herald = TestHerald::start_with(std::sync::Arc::new(herald_core::SystemClock), |c| {
         c.delivery.retry_schedule = vec![];

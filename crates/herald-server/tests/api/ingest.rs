@@ -96,6 +96,7 @@ async fn a_signed_github_delivery_is_published_byte_for_byte_once() {
     let url = src["ingestUrl"].as_str().unwrap();
     let first = send(url, &headers, PUSH).await;
     assert_eq!(first.status(), 200);
+    let (_, first) = read(first).await;
 
     // Delivered on, signed with the endpoint's own secret, the body as the provider sent it.
     let got = receiver.wait_for(1).await;
@@ -109,6 +110,9 @@ async fn a_signed_github_delivery_is_published_byte_for_byte_once() {
     let again = send(url, &headers, PUSH).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.headers()["herald-duplicate"], "true");
+    let (_, again) = read(again).await;
+    assert_eq!(again["id"], first["id"], "answered as the first time");
+    assert_eq!(stored[0]["id"], first["id"]);
     assert_eq!(messages(&herald, app).await.len(), 1);
 
     // One byte changed: refused, without saying which check failed, and nothing stored.

@@ -14,6 +14,7 @@ use herald_core::ids::IdKind;
 use herald_core::model::{IngestRejection, Message, Source};
 use herald_core::store::{NewMessage, Published};
 use herald_core::StoreError;
+use herald_inbound::verify::same_bytes;
 use herald_inbound::{event_of, handshake, payload_of, verifier, verify, Inbound};
 use serde_json::json;
 
@@ -94,9 +95,12 @@ pub async fn receive(
         Ok(Published::Created { message, .. } | Published::Existing(message)) => {
             Ok((StatusCode::OK, Json(json!({"id": message.id}))).into_response())
         }
-        // The provider delivered this event before: acknowledged again, stored once.
+        // The provider delivered this event before: acknowledged again as the first time
+        // (with the same message id), stored once.
         Err(StoreError::Conflict(_)) => {
-            let mut response = (StatusCode::OK, Json(json!({"duplicate": true}))).into_response();
+            let event_id = new.message.event_id.as_deref().unwrap_or_default();
+            let first = state.store.get_message(&source.app_id, event_id).await?;
+            let mut response = (StatusCode::OK, Json(json!({"id": first.id}))).into_response();
             response
                 .headers_mut()
                 .insert("herald-duplicate", HeaderValue::from_static("true"));
@@ -122,13 +126,7 @@ async fn note_rejection(state: &AppState, source: &Source, status: u16, reason: 
 
 /// Whether `given` is the source's token, or its previous one still in its overlap.
 fn token_matches(state: &AppState, source: &Source, given: &str) -> bool {
-    let equal = |a: &str| {
-        a.len() == given.len()
-            && a.bytes()
-                .zip(given.bytes())
-                .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-                == 0
-    };
+    let equal = |a: &str| same_bytes(a.as_bytes(), given.as_bytes());
     let previous_valid = source
         .previous_token_expires_at
         .is_some_and(|until| state.clock.now() < until);
