@@ -21,7 +21,7 @@ pub struct IngestSourceIn {
     pub name: String,
     /// Your own unique id for the source; usable wherever its id is.
     pub uid: Option<String>,
-    /// The provider's scheme: `generic-webhook`, `github`, `stripe`, `slack`, `shopify`,
+    /// The provider's scheme: `generic-webhook`, `github`, `meta`, `stripe`, `slack`, `shopify`,
     /// `standard-webhooks` (or `svix`), `twilio`, `zoom`, `hmac`, `basic-auth`, `api-key`.
     #[serde(rename = "type")]
     pub kind: String,
