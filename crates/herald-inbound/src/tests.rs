@@ -307,7 +307,10 @@ fn meta_signs_like_github_and_its_subscription_check_needs_the_verify_token() {
     let config = json!({"secret": "It's a Secret to Everybody", "verifyToken": "meatball"});
     let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
     let h = headers(&[("x-hub-signature-256", sig)]);
-    assert_eq!(check("meta", config.clone(), &h, b"Hello, World!", 0), Ok(()));
+    assert_eq!(
+        check("meta", config.clone(), &h, b"Hello, World!", 0),
+        Ok(())
+    );
     assert_eq!(
         check("meta", config.clone(), &h, b"Hello, World?", 0),
         Err(Rejection::SignatureMismatch)
@@ -330,7 +333,10 @@ fn meta_signs_like_github_and_its_subscription_check_needs_the_verify_token() {
     assert_eq!(handshake(&meta, &get(subscribe), true), None);
 
     let body = br#"{"object":"page","entry":[{"id":"1","changes":[{"field":"feed","value":{}}]}]}"#;
-    assert_eq!(event_of("meta", &get_with_body(&none, body)).event_type, "page.feed");
+    assert_eq!(
+        event_of("meta", &get_with_body(&none, body)).event_type,
+        "page.feed"
+    );
 }
 
 fn get_with_body<'a>(h: &'a HeaderMap, body: &'a [u8]) -> Inbound<'a> {

@@ -42,10 +42,15 @@ impl Api {
     }
 
     async fn post(&self, node: usize, path: &str, body: &Value) -> anyhow::Result<Value> {
+        self.post_at(node, &format!("/api/v1{path}"), body).await
+    }
+
+    /// A POST to `path` on the node, outside `/api/v1` too (the ingest API).
+    async fn post_at(&self, node: usize, path: &str, body: &Value) -> anyhow::Result<Value> {
         let base = &self.bases[node % self.bases.len()];
         let response = self
             .http
-            .post(format!("{base}/api/v1{path}"))
+            .post(format!("{base}{path}"))
             .bearer_auth(&self.token)
             .json(body)
             .send()
@@ -57,12 +62,141 @@ impl Api {
     }
 }
 
-/// Creates `apps` applications with `endpoints` endpoints each; returns the application ids.
-pub async fn setup(
+/// What each request of a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pattern {
+    /// Messages published through the API (`POST /app/{app}/msg`).
+    Publish,
+    /// Signed GitHub deliveries to an inbound source's receive URL, published on to the
+    /// source's application's endpoints.
+    Ingest,
+    /// Synchronous calls (`POST /app/{app}/call`) to one endpoint; each answer is timed.
+    Call,
+}
+
+/// The requests of a run, set up on the server.
+#[derive(Clone)]
+pub enum Workload {
+    Publish {
+        apps: Arc<Vec<String>>,
+    },
+    /// `path` is the source's receive path; each delivery is signed with `secret`.
+    Ingest {
+        path: String,
+        secret: String,
+    },
+    Call {
+        app: String,
+    },
+}
+
+/// The event type synchronous calls are made with; the bench's endpoints name it.
+const CALL_TYPE: &str = "bench.call";
+
+impl Workload {
+    /// Creates what `pattern` needs: applications (or a source and its application) with
+    /// `endpoints` endpoints each, at the bench's receivers.
+    pub async fn setup(
+        pattern: Pattern,
+        api: &Api,
+        receivers: &Receivers,
+        apps: u32,
+        endpoints: u32,
+    ) -> anyhow::Result<Self> {
+        match pattern {
+            Pattern::Publish => {
+                let ids = setup(api, receivers, apps, endpoints, &json!({})).await?;
+                Ok(Self::Publish {
+                    apps: Arc::new(ids),
+                })
+            }
+            Pattern::Ingest => {
+                let secret = format!("bench-{}", herald_core::ids::IdKind::Token.new_id());
+                let source = api
+                    .post_at(
+                        0,
+                        "/ingest/api/v1/source",
+                        &json!({"name": "bench", "type": "github", "config": {"secret": secret}}),
+                    )
+                    .await
+                    .context("creating an inbound source")?;
+                let app = source["appId"]
+                    .as_str()
+                    .context("the source's application")?;
+                add_endpoints(api, receivers, app, 0, endpoints, &json!({})).await?;
+                let url = source["ingestUrl"].as_str().context("the ingest URL")?;
+                let path = url::Url::parse(url)?.path().to_owned();
+                Ok(Self::Ingest { path, secret })
+            }
+            Pattern::Call => {
+                // Endpoints are asked only for types they name; an existing type is fine.
+                let _ = api
+                    .post(
+                        0,
+                        "/event-type",
+                        &json!({"name": CALL_TYPE, "description": "herald bench calls"}),
+                    )
+                    .await;
+                let filter = json!({"filterTypes": [CALL_TYPE]});
+                let ids = setup(api, receivers, 1, endpoints, &filter).await?;
+                Ok(Self::Call {
+                    app: ids[0].clone(),
+                })
+            }
+        }
+    }
+
+    /// Sends request `n` to a node; for a call, how long its answer took.
+    async fn send(&self, api: &Api, n: u64) -> anyhow::Result<Option<Duration>> {
+        let node = n as usize;
+        let payload = json!({"n": n, "padding": "herald-bench"});
+        match self {
+            Self::Publish { apps } => {
+                let app = &apps[(n % apps.len() as u64) as usize];
+                let body = json!({"eventType": "bench.event", "payload": payload});
+                api.post(node, &format!("/app/{app}/msg"), &body).await?;
+                Ok(None)
+            }
+            Self::Ingest { path, secret } => {
+                let body = payload.to_string();
+                let signature = herald_inbound::verify::sign_hex(
+                    herald_inbound::config::Algorithm::Sha256,
+                    secret,
+                    &[body.as_bytes()],
+                );
+                let base = &api.bases[node % api.bases.len()];
+                let response = api
+                    .http
+                    .post(format!("{base}{path}"))
+                    .header("content-type", "application/json")
+                    .header("x-github-event", "push")
+                    .header("x-github-delivery", format!("bench-{n}"))
+                    .header("x-hub-signature-256", format!("sha256={signature}"))
+                    .body(body)
+                    .send()
+                    .await?;
+                let status = response.status();
+                anyhow::ensure!(status.is_success(), "the receive URL answered {status}");
+                Ok(None)
+            }
+            Self::Call { app } => {
+                let body = json!({"eventType": CALL_TYPE, "payload": payload});
+                let started = Instant::now();
+                api.post(node, &format!("/app/{app}/call"), &body).await?;
+                Ok(Some(started.elapsed()))
+            }
+        }
+    }
+}
+
+/// Creates `apps` applications with `endpoints` endpoints each (with the `extra` fields);
+/// returns the application ids.
+async fn setup(
     api: &Api,
     receivers: &Receivers,
     apps: u32,
     endpoints: u32,
+    extra: &Value,
 ) -> anyhow::Result<Vec<String>> {
     let run = herald_core::ids::IdKind::Task.new_id().to_lowercase();
     let mut ids = Vec::new();
@@ -76,18 +210,31 @@ pub async fn setup(
             .await
             .context("creating an application")?;
         let id = app["id"].as_str().context("an application id")?.to_owned();
-        for e in 0..endpoints {
-            api.post(
-                0,
-                &format!("/app/{id}/endpoint"),
-                &json!({"url": receivers.url(a, e)}),
-            )
-            .await
-            .context("creating an endpoint")?;
-        }
+        add_endpoints(api, receivers, &id, a, endpoints, extra).await?;
         ids.push(id);
     }
     Ok(ids)
+}
+
+/// Creates application `app`'s endpoints at the receivers of application number `a`.
+async fn add_endpoints(
+    api: &Api,
+    receivers: &Receivers,
+    app: &str,
+    a: u32,
+    endpoints: u32,
+    extra: &Value,
+) -> anyhow::Result<()> {
+    for e in 0..endpoints {
+        let mut body = json!({"url": receivers.url(a, e)});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        api.post(0, &format!("/app/{app}/endpoint"), &body)
+            .await
+            .context("creating an endpoint")?;
+    }
+    Ok(())
 }
 
 /// What publishing measured.
@@ -97,29 +244,43 @@ pub struct Published {
     pub started: Instant,
     pub finished: Instant,
     pub refused: u64,
+    /// How long each answered call took, in milliseconds.
+    pub answers_ms: Vec<f64>,
 }
 
-/// Publishes `messages` messages, numbered 0…, spread over the applications and nodes.
-pub async fn publish(api: &Api, apps: &[String], messages: u64, pace: Pace) -> Published {
+/// Sends `messages` requests of the workload, numbered 0…, spread over the nodes.
+pub async fn publish(api: &Api, workload: &Workload, messages: u64, pace: Pace) -> Published {
     let sent: Arc<Vec<std::sync::Mutex<Option<Instant>>>> =
         Arc::new((0..messages).map(|_| std::sync::Mutex::new(None)).collect());
     let refused = Arc::new(AtomicU64::new(0));
-    let apps = Arc::new(apps.to_vec());
+    let answers = Arc::new(std::sync::Mutex::new(Vec::new()));
     let started = Instant::now();
     let one = {
-        let (api, sent, refused, apps) = (api.clone(), sent.clone(), refused.clone(), apps.clone());
+        let (api, sent, refused, workload, answers) = (
+            api.clone(),
+            sent.clone(),
+            refused.clone(),
+            workload.clone(),
+            answers.clone(),
+        );
         move |n: u64| {
-            let (api, sent, refused, apps) =
-                (api.clone(), sent.clone(), refused.clone(), apps.clone());
+            let (api, sent, refused, workload, answers) = (
+                api.clone(),
+                sent.clone(),
+                refused.clone(),
+                workload.clone(),
+                answers.clone(),
+            );
             async move {
-                let app = &apps[(n % apps.len() as u64) as usize];
-                let body = json!({"eventType": "bench.event", "payload": {"n": n, "padding": "herald-bench"}});
                 let at = Instant::now();
-                match api
-                    .post(n as usize, &format!("/app/{app}/msg"), &body)
-                    .await
-                {
-                    Ok(_) => *sent[n as usize].lock().unwrap_or_else(|e| e.into_inner()) = Some(at),
+                match workload.send(&api, n).await {
+                    Ok(took) => {
+                        *sent[n as usize].lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+                        if let Some(took) = took {
+                            let mut answers = answers.lock().unwrap_or_else(|e| e.into_inner());
+                            answers.push(took.as_secs_f64() * 1000.0);
+                        }
+                    }
                     Err(e) => {
                         if refused.fetch_add(1, Ordering::Relaxed) == 0 {
                             eprintln!("a publish failed: {e:#}");
@@ -176,10 +337,12 @@ pub async fn publish(api: &Api, apps: &[String], messages: u64, pace: Pace) -> P
         .iter()
         .map(|s| *s.lock().unwrap_or_else(|e| e.into_inner()))
         .collect();
+    let answers_ms = std::mem::take(&mut *answers.lock().unwrap_or_else(|e| e.into_inner()));
     Published {
         sent,
         started,
         finished,
         refused: refused.load(Ordering::Relaxed),
+        answers_ms,
     }
 }

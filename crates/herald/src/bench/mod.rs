@@ -18,7 +18,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use self::load::{Api, Pace};
+use self::load::{Api, Pace, Pattern, Workload};
 use self::receiver::Receivers;
 use self::target::{usage, Target, Usage};
 
@@ -39,7 +39,11 @@ pub struct BenchArgs {
     /// Herald nodes to start on the one database (needs --database-url for more than 1).
     #[arg(long, default_value_t = 1)]
     nodes: u32,
-    /// Messages to publish.
+    /// What is sent: messages published, inbound deliveries to a source (verified and
+    /// published on), or synchronous calls (timed to their answer).
+    #[arg(long, value_enum, default_value = "publish")]
+    pattern: Pattern,
+    /// Messages to publish (requests to send, for the other patterns).
     #[arg(long, default_value_t = 10_000)]
     messages: u64,
     /// Endpoints per application.
@@ -100,6 +104,10 @@ pub struct Report {
     pub latency: Latency,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_endpoint_latency: Option<Latency>,
+    /// Synchronous calls: request → answer (the bench's receiver answers at once, so this
+    /// is Herald's overhead plus two loopback round trips).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_latency: Option<Latency>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_idle: Option<Usage>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,12 +125,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => Target::start(args.nodes, args.database_url.as_deref())?,
     };
     let api = Api::new(&target)?;
-    let apps = load::setup(&api, &receivers, args.apps.max(1), args.endpoints.max(1))
-        .await
-        .context("setting up applications and endpoints")?;
+    let workload = Workload::setup(
+        args.pattern,
+        &api,
+        &receivers,
+        args.apps.max(1),
+        args.endpoints.max(1),
+    )
+    .await
+    .context("setting up applications and endpoints")?;
     let idle = usage(&target.pids);
 
-    let expected = args.messages * u64::from(args.endpoints.max(1));
+    let expected = args.messages * receiving_endpoints(&args);
     let progress = if args.json {
         ProgressBar::hidden()
     } else {
@@ -152,10 +166,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         })
     };
     progress.set_message("publishing");
-    let published = load::publish(&api, &apps, args.messages, pace).await;
+    let published = load::publish(&api, &workload, args.messages, pace).await;
     progress.set_message("delivering");
     let accepted = published.sent.iter().filter(|s| s.is_some()).count() as u64;
-    let wanted = accepted * u64::from(args.endpoints.max(1));
+    let wanted = accepted * receiving_endpoints(&args);
     let _ = tokio::time::timeout(args.timeout, arrived.wait_for(|n| *n >= wanted)).await;
     progress.finish_and_clear();
     watcher.abort();
@@ -216,7 +230,7 @@ fn summarize(
     }
     let delivered = seen.len() as u64;
     let duplicates = arrivals.len() as u64 - delivered;
-    let expected = accepted * u64::from(args.endpoints.max(1));
+    let expected = accepted * receiving_endpoints(args);
     let publish_secs = published
         .finished
         .duration_since(published.started)
@@ -239,10 +253,20 @@ fn summarize(
         duplicates,
         latency: percentiles(&mut fast),
         slow_endpoint_latency: (!slow.is_empty()).then(|| percentiles(&mut slow)),
+        call_latency: (!published.answers_ms.is_empty())
+            .then(|| percentiles(&mut published.answers_ms.clone())),
         server_cpu_seconds_during_run: idle.zip(after).map(|(i, a)| a.cpu_seconds - i.cpu_seconds),
         server_idle: idle,
         server_after: after,
         baseline,
+    }
+}
+
+/// How many endpoints receive each request: a call (`mode: first`) asks one.
+fn receiving_endpoints(args: &BenchArgs) -> u64 {
+    match args.pattern {
+        Pattern::Call => 1,
+        Pattern::Publish | Pattern::Ingest => u64::from(args.endpoints.max(1)),
     }
 }
 
@@ -261,8 +285,13 @@ fn scenario(args: &BenchArgs) -> String {
     } else {
         String::new()
     };
+    let pattern = match args.pattern {
+        Pattern::Publish => "",
+        Pattern::Ingest => "inbound GitHub deliveries, ",
+        Pattern::Call => "synchronous calls, ",
+    };
     format!(
-        "{store}, {} node(s), {} app(s) × {} endpoint(s){slow}, {pace}",
+        "{pattern}{store}, {} node(s), {} app(s) × {} endpoint(s){slow}, {pace}",
         args.nodes, args.apps, args.endpoints
     )
 }
@@ -298,6 +327,12 @@ fn print_report(r: &Report) {
         "latency       p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (publish → arrival)",
         l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
     );
+    if let Some(l) = &r.call_latency {
+        println!(
+            "calls         p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (request → answer)",
+            l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
+        );
+    }
     if let Some(l) = &r.slow_endpoint_latency {
         println!(
             "slow ones     p50 {:.1} ms, p99 {:.1} ms",
