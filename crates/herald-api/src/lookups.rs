@@ -1,5 +1,6 @@
 //! A short memory of what every publish looks up before it writes: the caller's token, the
-//! application, and the event type (for its schema). At thousands of publishes a second
+//! application, and the event type (for its schema); and of the inbound source every
+//! request to a receive URL names. At thousands of publishes a second
 //! those three reads cost more than the publish's own write; remembered for
 //! [`REMEMBER_FOR`], they are read about once a second each.
 //!
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use herald_core::model::{Application, EventType, Token};
+use herald_core::model::{Application, EventType, Source, Token};
 
 /// How long a lookup is remembered.
 pub const REMEMBER_FOR: Duration = Duration::from_secs(1);
@@ -29,6 +30,8 @@ pub struct Lookups {
     pub apps: Remembered<String, Application>,
     /// Event types by name; `None` for a name with no event type.
     pub event_types: Remembered<String, Option<EventType>>,
+    /// Inbound sources by the id in their receive URL. Only found sources.
+    pub sources: Remembered<String, Source>,
 }
 
 /// A map whose entries are forgotten [`REMEMBER_FOR`] after they were stored.

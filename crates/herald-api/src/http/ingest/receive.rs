@@ -30,11 +30,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let source = match state.store.get_source(&source_id).await {
-        Ok(source) if token_matches(&state, &source, &token) => source,
-        Ok(_) | Err(StoreError::NotFound) => return Err(ApiError::NotFound),
-        Err(e) => return Err(e.into()),
-    };
+    let source = source_for(&state, &source_id, &token).await?;
     // Read only once the source is known, and never past the limit.
     let limit = state.config.api.max_payload_bytes;
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
@@ -121,6 +117,31 @@ async fn note_rejection(state: &AppState, source: &Source, status: u16, reason: 
     };
     if let Err(e) = state.store.record_ingest_rejection(&rejection).await {
         tracing::warn!(error = %e, source = %source.id, "noting a refused inbound request failed");
+    }
+}
+
+/// The source `source_id` if `token` opens it. Remembered for a moment (see `lookups`):
+/// a provider sending thousands of requests a second must not cost a read each; a token
+/// that does not match what is remembered is checked against the store.
+async fn source_for(state: &AppState, source_id: &str, token: &str) -> ApiResult<Source> {
+    let remembered = &state.lookups.sources;
+    if let Some(source) = remembered.get(&source_id.to_owned()) {
+        if token_matches(state, &source, token) {
+            return Ok(source);
+        }
+    }
+    let stamp = remembered.stamp();
+    match state.store.get_source(source_id).await {
+        Ok(source) => {
+            remembered.put(source_id.to_owned(), source.clone(), stamp);
+            if token_matches(state, &source, token) {
+                Ok(source)
+            } else {
+                Err(ApiError::NotFound)
+            }
+        }
+        Err(StoreError::NotFound) => Err(ApiError::NotFound),
+        Err(e) => Err(e.into()),
     }
 }
 

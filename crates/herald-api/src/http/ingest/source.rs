@@ -154,6 +154,7 @@ async fn upsert_source(
         .update_source(&source)
         .await
         .map_err(uid_conflict)?;
+    state.lookups.sources.forget();
     Ok((StatusCode::OK, Json(IngestSourceOut::new(&state, source))))
 }
 
@@ -168,6 +169,7 @@ async fn delete_source(
     caller.require_admin()?;
     let source = state.store.get_source(&source_id).await?;
     state.store.delete_source(&source.id).await?;
+    state.lookups.sources.forget();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -190,6 +192,7 @@ async fn rotate_token(
     source.previous_token_expires_at = Some(now + TOKEN_OVERLAP);
     source.updated_at = now;
     state.store.update_source(&source).await?;
+    state.lookups.sources.forget();
     Ok(Json(RotateTokenOut {
         ingest_url: ingest_url(&state, &source.id, &source.token),
     }))
