@@ -39,6 +39,8 @@ pub struct Server {
     pub held: watch::Receiver<u64>,
     /// How many subscription verification tries this process has settled.
     pub verification_tries: watch::Receiver<u64>,
+    /// How many synchronous calls were recorded (just after they were answered).
+    pub calls_recorded: watch::Receiver<u64>,
     /// The store this server runs on (for commands and tests that act beside the API).
     pub store: Arc<dyn Store>,
     shutdown: CancellationToken,
@@ -240,6 +242,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     let settled = dispatcher.settled();
     let held = dispatcher.held();
     let verification_tries = verifier.tried();
+    let calls_recorded = sync_calls.recorded();
+    let draining_calls = sync_calls.clone();
+    let shutdown_grace = config.delivery.shutdown_grace;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -287,6 +292,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     let closing = store.clone();
     let tasks = tokio::spawn(async move {
         api.await.context("serving the API")?;
+        draining_calls.drain(shutdown_grace).await;
         if let Some(dispatch) = dispatch {
             dispatch.await.context("dispatcher panicked")?;
         }
@@ -302,6 +308,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         purged,
         held,
         verification_tries,
+        calls_recorded,
         shutdown,
         tasks,
     })

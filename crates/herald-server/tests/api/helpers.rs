@@ -228,6 +228,21 @@ impl TestHerald {
         assert!(got, "expected {n} verification tries, saw {}", *rx.borrow());
     }
 
+    /// Waits until this Herald has recorded `n` synchronous calls (written just after
+    /// each is answered).
+    pub async fn wait_calls_recorded(&self, n: u64) {
+        let mut rx = self
+            .server
+            .as_ref()
+            .expect("running")
+            .calls_recorded
+            .clone();
+        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
+            .await
+            .is_ok();
+        assert!(got, "expected {n} recorded calls, saw {}", *rx.borrow());
+    }
+
     /// Waits until this Herald's dispatcher has held `n` claimed deliveries for their
     /// endpoint's verification.
     pub async fn wait_held(&self, n: u64) {

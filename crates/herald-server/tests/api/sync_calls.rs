@@ -142,7 +142,8 @@ async fn a_deny_with_a_reason_is_returned_and_logged_as_a_sync_attempt() {
     let took = answer["durationMs"].as_u64().unwrap();
     assert!((50..1000).contains(&took), "{took} ms");
 
-    // In the log as soon as the call returns, with what triggered it.
+    // In the log just after the call returns, with what triggered it.
+    herald.wait_calls_recorded(1).await;
     let msg = answer["msgId"].as_str().unwrap();
     let attempts = herald.attempts(&app, msg).await;
     assert_eq!(attempts.len(), 1, "{attempts:?}");
@@ -152,6 +153,22 @@ async fn a_deny_with_a_reason_is_returned_and_logged_as_a_sync_attempt() {
     let (_, message) = herald.get(&format!("/app/{app}/msg/{msg}")).await;
     assert_eq!(message["eventType"], "payment.authorize");
     assert_eq!(message["payload"]["amount"], 4200);
+}
+
+#[tokio::test]
+async fn a_call_answered_just_before_a_shutdown_is_still_recorded() {
+    // The recording follows the answer; a graceful shutdown waits for it.
+    let mut herald = TestHerald::start().await;
+    let receiver = Answerer::start(200, JSON, r#"{"allow": true}"#).await;
+    let (app, _) = app_calling(&herald, &receiver.url).await;
+    let (status, answer) = call(&herald, &app, authorize(json!({}))).await;
+    assert_eq!(status, 200, "{answer}");
+    herald.restart_with(|_| {}).await;
+    let attempts = herald
+        .attempts(&app, answer["msgId"].as_str().unwrap())
+        .await;
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["trigger"], "sync");
 }
 
 #[tokio::test]
@@ -184,6 +201,7 @@ async fn a_slow_receiver_times_out_at_the_deadline_and_the_policy_decides() {
     assert_eq!(status, 504, "{answer}");
     assert_eq!(answer["outcome"], "timeout");
     assert_eq!(answer["decision"], Value::Null);
+    herald.wait_calls_recorded(2).await;
     let attempts = herald
         .attempts(&app, answer["msgId"].as_str().unwrap())
         .await;
@@ -217,6 +235,7 @@ async fn a_failing_receiver_is_asked_once_and_the_error_policy_decides() {
     assert_eq!(receiver.count(), 1);
 
     // Failed for good, not queued for a retry the dispatcher would make later.
+    herald.wait_calls_recorded(1).await;
     let msg = answer["msgId"].as_str().unwrap();
     let (_, deliveries) = herald.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
     let delivery = &deliveries["data"][0];
