@@ -114,6 +114,8 @@ impl From<StoreError> for ApiError {
             },
             // Long enough for a few group commits to drain the queue.
             StoreError::Busy => Self::Unavailable(std::time::Duration::from_secs(1)),
+            // A database restart or failover takes seconds; SDKs retry on a 503.
+            StoreError::Unavailable => Self::Unavailable(std::time::Duration::from_secs(2)),
             StoreError::Internal(e) => Self::Internal(anyhow::anyhow!(e)),
         }
     }

@@ -27,6 +27,9 @@ pub struct AppState {
     pub rate_limit: Arc<TokenRateLimit>,
     /// Recent token, application and event type lookups, for the publishing hot path.
     pub lookups: Arc<Lookups>,
+    /// Whether this node's dispatcher is running (`None`: the node serves the API only),
+    /// for the readiness probe.
+    pub dispatcher_running: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl AppState {

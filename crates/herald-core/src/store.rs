@@ -32,6 +32,10 @@ pub enum StoreError {
     /// More writes are waiting than the store queues; the caller may try again shortly.
     #[error("the store is busy")]
     Busy,
+    /// The database cannot be reached (refused, cut, restarting, no connection free in
+    /// time); nothing was written, and the caller may try again shortly.
+    #[error("the database cannot be reached")]
+    Unavailable,
     /// The database failed; never shown to API clients.
     #[error(transparent)]
     Internal(Box<dyn std::error::Error + Send + Sync>),

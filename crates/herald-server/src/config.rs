@@ -54,6 +54,13 @@ pub struct DatabaseConfig {
     pub migrate: bool,
     pub readers: u32,
     pub max_connections: u32,
+    /// PostgreSQL: how long a request waits for a connection before it is answered `503`.
+    #[serde(with = "humantime_serde", default = "default_acquire_timeout")]
+    pub acquire_timeout: std::time::Duration,
+}
+
+fn default_acquire_timeout() -> std::time::Duration {
+    herald_store_postgres::ACQUIRE_TIMEOUT
 }
 
 /// Keys that seal endpoint secrets at rest.

@@ -1,6 +1,7 @@
 //! Starting and stopping a Herald process: store, API listener and dispatcher.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -65,10 +66,15 @@ pub async fn open_store(config: &Config, migrate: bool) -> anyhow::Result<Arc<dy
     let url = config.database_url();
     let sealer = Arc::new(sealer(config)?);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = herald_store_postgres::connect(&url, config.database.max_connections)
-            .await
-            .context("connecting to PostgreSQL")?
-            .with_sealer(sealer);
+        let database = &config.database;
+        let store = herald_store_postgres::connect_waiting(
+            &url,
+            database.max_connections,
+            database.acquire_timeout,
+        )
+        .await
+        .context("connecting to PostgreSQL")?
+        .with_sealer(sealer);
         if migrate {
             store.migrate().await.context("applying migrations")?;
         }
@@ -265,6 +271,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     if !dispatching {
         tracing::info!("delivery.dispatch is off: this node serves the API only");
     }
+    let dispatcher_running = Arc::new(AtomicBool::new(dispatching));
     let state = AppState {
         store: store.clone(),
         operational: Operational::new(store.clone(), clock.clone()),
@@ -277,12 +284,26 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         clock,
         config: Arc::new(api_settings(config, addr)),
         lookups: Arc::default(),
+        dispatcher_running: dispatching.then(|| dispatcher_running.clone()),
     };
     let shutdown = CancellationToken::new();
     let app =
         axum::ServiceExt::<axum::extract::Request>::into_make_service(herald_api::http::app(state));
     let api = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let dispatch = dispatching.then(|| tokio::spawn(dispatcher.run(shutdown.clone())));
+    let dispatch = dispatching.then(|| {
+        let run = dispatcher.run(shutdown.clone());
+        tokio::spawn(async move {
+            // Reset however the loop ends, a panic included: readiness says so.
+            struct Stopped(Arc<AtomicBool>);
+            impl Drop for Stopped {
+                fn drop(&mut self) {
+                    self.0.store(false, Ordering::SeqCst);
+                }
+            }
+            let _stopped = Stopped(dispatcher_running);
+            run.await
+        })
+    });
     if dispatching {
         tokio::spawn(verifier.run(shutdown.clone()));
     }

@@ -39,10 +39,24 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub(crate) use herald_store_sql::dialect::postgres::WORK_CHANNEL;
 
+/// How long a statement waits for a connection by default (`database.acquire_timeout`).
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Connects with a pool of up to `max_connections`, and starts listening for work.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+    connect_waiting(url, max_connections, ACQUIRE_TIMEOUT).await
+}
+
+/// [`connect`], with how long a statement may wait for a connection (a free one, or a new
+/// one while the database is out of reach) before it fails as `Unavailable`.
+pub async fn connect_waiting(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: std::time::Duration,
+) -> Result<PgStore, StoreError> {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections.max(2))
+        .acquire_timeout(acquire_timeout)
         .connect(url)
         .await
         .map_err(internal)?;

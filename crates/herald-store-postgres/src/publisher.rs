@@ -46,7 +46,7 @@ pub async fn lock_idempotency_keys(tx: &mut PgConnection, news: &[&NewMessage]) 
 pub fn publishing_alone_may_help(e: &StoreError) -> bool {
     match e {
         StoreError::InvalidInput | StoreError::Conflict(_) | StoreError::NotFound => true,
-        StoreError::Busy => false,
+        StoreError::Busy | StoreError::Unavailable => false,
         StoreError::Internal(inner) => match inner.downcast_ref::<sqlx::Error>() {
             Some(sqlx::Error::Database(db)) => db
                 .code()

@@ -115,8 +115,13 @@ async fn write_and_answer<B: Backend>(db: &Db<B::Dialect>, backend: &B, batch: V
             // Nothing of the batch was committed, and trying again would fail again:
             // every publisher hears so.
             let message = e.to_string();
+            let unavailable = matches!(e, StoreError::Unavailable);
             for pending in batch {
-                let error = StoreError::Internal(message.clone().into());
+                let error = if unavailable {
+                    StoreError::Unavailable
+                } else {
+                    StoreError::Internal(message.clone().into())
+                };
                 pending.reply.answer(Err(error));
             }
         }

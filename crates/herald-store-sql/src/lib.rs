@@ -35,15 +35,34 @@ use herald_core::StoreError;
 
 /// Wraps a database error as a store error: a value the database cannot hold (SQL's
 /// "data exception" class 22, e.g. a NUL character in text, a date out of range) is the
-/// client's mistake; anything else is internal.
+/// client's mistake; a database out of reach is [`StoreError::Unavailable`]; anything else
+/// is internal.
 pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
-    if let Some(sqlx::Error::Database(db)) = boxed.downcast_ref::<sqlx::Error>() {
-        if db.code().is_some_and(|code| code.starts_with("22")) {
-            return StoreError::InvalidInput;
+    match boxed.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) if db.code().is_some_and(|c| c.starts_with("22")) => {
+            StoreError::InvalidInput
         }
+        Some(e) if out_of_reach(e) => StoreError::Unavailable,
+        _ => StoreError::Internal(boxed),
     }
-    StoreError::Internal(boxed)
+}
+
+/// Whether `e` says the database could not be reached, rather than that a statement
+/// failed: a refused or cut connection, no connection free in time, or PostgreSQL shutting
+/// down or starting (SQLSTATE class 08, and 57P01-57P03).
+fn out_of_reach(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+        _ => false,
+    }
 }
 
 /// Maps a unique-constraint violation to `Conflict(what)`, anything else to `Internal`.

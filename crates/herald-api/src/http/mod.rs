@@ -5,6 +5,7 @@ pub mod extract;
 pub mod ingest;
 pub mod list;
 pub mod patch;
+pub mod probes;
 pub mod rate_limit;
 pub mod v1;
 
@@ -107,6 +108,7 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
             "/ingest/{source_id}/{token}",
             axum::routing::post(ingest::receive::receive).get(ingest::receive::receive),
         )
+        .merge(probes::router())
         .merge(not_implemented())
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound })

@@ -17,6 +17,7 @@ mod mtls;
 mod operational;
 mod poller;
 mod portal_sessions;
+mod probes;
 mod sdk;
 mod templates;
 mod tokens;
