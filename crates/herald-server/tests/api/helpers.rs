@@ -207,59 +207,34 @@ impl TestHerald {
     /// Waits until this Herald has settled `n` deliveries in all: each recorded attempt and
     /// each delivery canceled unattempted counts one.
     pub async fn wait_recorded(&self, n: u64) {
-        let mut rx = self.server.as_ref().expect("running").settled.clone();
-        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
-            .await
-            .is_ok();
-        assert!(got, "expected {n} deliveries settled, saw {}", *rx.borrow());
+        let server = self.server.as_ref().expect("running");
+        wait_count(server.settled.clone(), n, "deliveries settled").await;
     }
 
     /// Waits until this Herald has settled `n` subscription verification tries in all.
     pub async fn wait_verification_tries(&self, n: u64) {
-        let mut rx = self
-            .server
-            .as_ref()
-            .expect("running")
-            .verification_tries
-            .clone();
-        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
-            .await
-            .is_ok();
-        assert!(got, "expected {n} verification tries, saw {}", *rx.borrow());
+        let server = self.server.as_ref().expect("running");
+        wait_count(server.verification_tries.clone(), n, "verification tries").await;
     }
 
     /// Waits until this Herald has recorded `n` synchronous calls (written just after
     /// each is answered).
     pub async fn wait_calls_recorded(&self, n: u64) {
-        let mut rx = self
-            .server
-            .as_ref()
-            .expect("running")
-            .calls_recorded
-            .clone();
-        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
-            .await
-            .is_ok();
-        assert!(got, "expected {n} recorded calls, saw {}", *rx.borrow());
+        let server = self.server.as_ref().expect("running");
+        wait_count(server.calls_recorded.clone(), n, "recorded calls").await;
     }
 
     /// Waits until this Herald's dispatcher has held `n` claimed deliveries for their
     /// endpoint's verification.
     pub async fn wait_held(&self, n: u64) {
-        let mut rx = self.server.as_ref().expect("running").held.clone();
-        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
-            .await
-            .is_ok();
-        assert!(got, "expected {n} deliveries held, saw {}", *rx.borrow());
+        let server = self.server.as_ref().expect("running");
+        wait_count(server.held.clone(), n, "deliveries held").await;
     }
 
     /// Waits until the retention cleaner has removed `n` payloads and response bodies.
     pub async fn wait_purged(&self, n: u64) {
-        let mut rx = self.server.as_ref().expect("running").purged.clone();
-        let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
-            .await
-            .is_ok();
-        assert!(got, "expected {n} purged, saw {}", *rx.borrow());
+        let server = self.server.as_ref().expect("running");
+        wait_count(server.purged.clone(), n, "purged").await;
     }
 
     /// The attempts of a message, newest first.
@@ -296,6 +271,14 @@ impl TestHerald {
             server.wait().await.expect("clean shutdown");
         }
     }
+}
+
+/// Waits until the counter `rx` reaches `n`, failing the test after [`DEADLINE`].
+async fn wait_count(mut rx: tokio::sync::watch::Receiver<u64>, n: u64, what: &str) {
+    let got = tokio::time::timeout(DEADLINE, rx.wait_for(|c| *c >= n))
+        .await
+        .is_ok();
+    assert!(got, "expected {n} {what}, saw {}", *rx.borrow());
 }
 
 impl Drop for TestHerald {

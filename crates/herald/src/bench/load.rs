@@ -248,45 +248,55 @@ pub struct Published {
     pub answers_ms: Vec<f64>,
 }
 
+/// What the requests of a run note as they finish.
+struct Tally {
+    /// When each request was sent, by number (`None`: refused).
+    sent: Vec<std::sync::Mutex<Option<Instant>>>,
+    refused: AtomicU64,
+    answers_ms: std::sync::Mutex<Vec<f64>>,
+}
+
+impl Tally {
+    fn new(requests: u64) -> Self {
+        Self {
+            sent: (0..requests).map(|_| std::sync::Mutex::new(None)).collect(),
+            refused: AtomicU64::new(0),
+            answers_ms: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Notes how request `n`, sent `at`, ended.
+    fn note(&self, n: u64, at: Instant, result: anyhow::Result<Option<Duration>>) {
+        match result {
+            Ok(took) => {
+                *self.sent[n as usize]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(at);
+                if let Some(took) = took {
+                    let mut answers = self.answers_ms.lock().unwrap_or_else(|e| e.into_inner());
+                    answers.push(took.as_secs_f64() * 1000.0);
+                }
+            }
+            Err(e) => {
+                if self.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                    eprintln!("a publish failed: {e:#}");
+                }
+            }
+        }
+    }
+}
+
 /// Sends `messages` requests of the workload, numbered 0…, spread over the nodes.
 pub async fn publish(api: &Api, workload: &Workload, messages: u64, pace: Pace) -> Published {
-    let sent: Arc<Vec<std::sync::Mutex<Option<Instant>>>> =
-        Arc::new((0..messages).map(|_| std::sync::Mutex::new(None)).collect());
-    let refused = Arc::new(AtomicU64::new(0));
-    let answers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tally = Arc::new(Tally::new(messages));
     let started = Instant::now();
     let one = {
-        let (api, sent, refused, workload, answers) = (
-            api.clone(),
-            sent.clone(),
-            refused.clone(),
-            workload.clone(),
-            answers.clone(),
-        );
+        let (api, workload, tally) = (api.clone(), workload.clone(), tally.clone());
         move |n: u64| {
-            let (api, sent, refused, workload, answers) = (
-                api.clone(),
-                sent.clone(),
-                refused.clone(),
-                workload.clone(),
-                answers.clone(),
-            );
+            let (api, workload, tally) = (api.clone(), workload.clone(), tally.clone());
             async move {
                 let at = Instant::now();
-                match workload.send(&api, n).await {
-                    Ok(took) => {
-                        *sent[n as usize].lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
-                        if let Some(took) = took {
-                            let mut answers = answers.lock().unwrap_or_else(|e| e.into_inner());
-                            answers.push(took.as_secs_f64() * 1000.0);
-                        }
-                    }
-                    Err(e) => {
-                        if refused.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("a publish failed: {e:#}");
-                        }
-                    }
-                }
+                tally.note(n, at, workload.send(&api, n).await);
             }
         }
     };
@@ -333,16 +343,16 @@ pub async fn publish(api: &Api, workload: &Workload, messages: u64, pace: Pace) 
         }
     }
     let finished = Instant::now();
-    let sent = sent
-        .iter()
+    let sent = (tally.sent.iter())
         .map(|s| *s.lock().unwrap_or_else(|e| e.into_inner()))
         .collect();
-    let answers_ms = std::mem::take(&mut *answers.lock().unwrap_or_else(|e| e.into_inner()));
+    let answers_ms =
+        std::mem::take(&mut *tally.answers_ms.lock().unwrap_or_else(|e| e.into_inner()));
     Published {
         sent,
         started,
         finished,
-        refused: refused.load(Ordering::Relaxed),
+        refused: tally.refused.load(Ordering::Relaxed),
         answers_ms,
     }
 }
