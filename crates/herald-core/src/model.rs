@@ -228,6 +228,85 @@ pub struct AdhocSecret {
     pub previous: Option<PreviousSecret>,
 }
 
+/// Where an application's one-off callbacks may go, beside the server's address policy
+/// (which still applies): the provider narrows what its API's callers may name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallbackPolicy {
+    /// Only `https` callback URLs.
+    pub https_only: bool,
+    /// Host patterns a callback's host must match: `hooks.example.com`, or `*.example.com`
+    /// for any name below it. Empty: any host.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl CallbackPolicy {
+    /// Why `url` may not be called back, if it may not.
+    pub fn refusal(&self, url: &url::Url) -> Option<String> {
+        if self.https_only && url.scheme() != "https" {
+            return Some("this application takes only https callback URLs".into());
+        }
+        if self.allowed_hosts.is_empty() {
+            return None;
+        }
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let allowed = self.allowed_hosts.iter().any(|pattern| {
+            let pattern = pattern.to_ascii_lowercase();
+            match pattern.strip_prefix("*.") {
+                Some(domain) => host
+                    .strip_suffix(domain)
+                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => host == pattern,
+            }
+        });
+        (!allowed).then(|| format!("{host} is not among this application's callback hosts"))
+    }
+
+    /// Whether `pattern` is a host name, or `*.` and one.
+    pub fn is_host_pattern(pattern: &str) -> bool {
+        let name = pattern.strip_prefix("*.").unwrap_or(pattern);
+        !name.is_empty()
+            && name.len() <= 253
+            && !name.contains("*")
+            && matches!(url::Host::parse(name), Ok(url::Host::Domain(_)))
+    }
+}
+
+#[cfg(test)]
+mod callback_policy_tests {
+    use super::CallbackPolicy;
+
+    #[test]
+    fn hosts_match_exactly_or_below_a_wildcard_and_https_can_be_required() {
+        let policy = CallbackPolicy {
+            https_only: true,
+            allowed_hosts: vec!["hooks.example.com".into(), "*.client.example".into()],
+        };
+        let refusal = |u: &str| policy.refusal(&url::Url::parse(u).unwrap());
+        assert_eq!(refusal("https://hooks.example.com/x"), None);
+        assert_eq!(refusal("https://HOOKS.example.com/x"), None);
+        assert_eq!(refusal("https://a.b.client.example/x"), None);
+        assert!(
+            refusal("https://client.example/x").is_some(),
+            "not the bare domain"
+        );
+        assert!(refusal("https://evilclient.example/x").is_some());
+        assert!(refusal("https://hooks.example.com.evil/x").is_some());
+        assert!(refusal("http://hooks.example.com/x")
+            .unwrap()
+            .contains("https"));
+        assert_eq!(
+            CallbackPolicy::default().refusal(&url::Url::parse("http://x.y/").unwrap()),
+            None
+        );
+
+        assert!(CallbackPolicy::is_host_pattern("*.example.com"));
+        assert!(CallbackPolicy::is_host_pattern("hooks.example.com"));
+        for bad in ["", "*.", "a.*.com", "http://x", "127.0.0.1", "a b"] {
+            assert!(!CallbackPolicy::is_host_pattern(bad), "{bad}");
+        }
+    }
+}
+
 /// A rotated-out secret that keeps signing beside the new one for a while.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreviousSecret {

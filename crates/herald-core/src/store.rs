@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
 
 use crate::model::{
-    AdhocSecret, Application, Attempt, Delivery, DeliveryStatus, Endpoint, EventType,
-    IngestRejection, Message, Source, Token, TriggerType,
+    AdhocSecret, Application, Attempt, CallbackPolicy, Delivery, DeliveryStatus, Endpoint,
+    EventType, IngestRejection, Message, Source, Token, TriggerType,
 };
 use crate::signing::EndpointSecret;
 use crate::stats::{RollupCutoffs, StatsQuery, StatsRow};
@@ -332,6 +332,9 @@ pub trait Catalog: Send + Sync {
     async fn create_endpoint(&self, endpoint: &Endpoint) -> StoreResult<()>;
     /// The application's ad-hoc secret, made `fresh` first if it has none.
     async fn adhoc_secret(&self, app_id: &str, fresh: &EndpointSecret) -> StoreResult<AdhocSecret>;
+    /// Where the application's callbacks may go (the default when it set nothing).
+    async fn callback_policy(&self, app_id: &str) -> StoreResult<CallbackPolicy>;
+    async fn set_callback_policy(&self, app_id: &str, policy: &CallbackPolicy) -> StoreResult<()>;
     /// Replaces the application's ad-hoc secret, on its ad-hoc endpoints too.
     async fn set_adhoc_secret(&self, app_id: &str, secret: &AdhocSecret) -> StoreResult<()>;
     /// The application's ad-hoc endpoint with `wanted`'s uid, made from `wanted` if there is

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_core::model::{
-    AdhocSecret, Application, Endpoint, EventType, IngestRejection, Source, Token, Verification,
-    VerificationStatus, OPERATIONAL_APP_ID,
+    AdhocSecret, Application, CallbackPolicy, Endpoint, EventType, IngestRejection, Source, Token,
+    Verification, VerificationStatus, OPERATIONAL_APP_ID,
 };
 use herald_core::signing::EndpointSecret;
 use herald_core::store::{
@@ -542,6 +542,30 @@ impl<B: Backend> Catalog for SqlStore<B> {
         )
         .bind(v::text(app_id));
         rows::adhoc_secret(&db.read_one(&sql).await?, &db.sealer)
+    }
+
+    async fn callback_policy(&self, app_id: &str) -> StoreResult<CallbackPolicy> {
+        let sql =
+            Sql::new("SELECT * FROM callback_policies WHERE app_id = ?").bind(v::text(app_id));
+        let Some(row) = self.db.read_optional(&sql).await? else {
+            return Ok(CallbackPolicy::default());
+        };
+        Ok(CallbackPolicy {
+            https_only: row.flag("https_only")?,
+            allowed_hosts: row.json("allowed_hosts")?,
+        })
+    }
+
+    async fn set_callback_policy(&self, app_id: &str, policy: &CallbackPolicy) -> StoreResult<()> {
+        let sql = Sql::new(
+            "INSERT INTO callback_policies (app_id, https_only, allowed_hosts) VALUES (?, ?, ?) \
+             ON CONFLICT (app_id) DO UPDATE SET https_only = excluded.https_only, \
+             allowed_hosts = excluded.allowed_hosts",
+        )
+        .bind(v::text(app_id))
+        .bind(v::flag(policy.https_only))
+        .bind(v::json(&policy.allowed_hosts));
+        self.db.write_one(&sql).await
     }
 
     async fn set_adhoc_secret(&self, app_id: &str, secret: &AdhocSecret) -> StoreResult<()> {

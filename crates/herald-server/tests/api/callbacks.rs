@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use herald_core::Clock;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{verify, Receiver, TestHerald};
@@ -257,6 +258,70 @@ async fn a_public_looking_name_that_resolves_to_loopback_is_refused_when_sent() 
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0]["errorKind"], "blocked", "{:?}", attempts[0]);
     assert_eq!(callback.received().len(), 1, "only the allowed one arrived");
+}
+
+#[tokio::test]
+async fn an_application_can_allow_only_some_callback_hosts_and_only_https() {
+    let name = "cb.allowed.test";
+    let loopback = "127.0.0.1".parse().unwrap();
+    let herald = TestHerald::start_with(std::sync::Arc::new(herald_core::SystemClock), |c| {
+        c.delivery.resolve = [(name.to_owned(), vec![loopback])].into();
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let callback = Receiver::start().await;
+    let path = format!("/app/{app}/callback-policy");
+
+    let (status, policy) = herald.get(&path).await;
+    assert_eq!(status, 200);
+    assert_eq!(policy, json!({"httpsOnly": false, "allowedHosts": []}));
+    for bad in [
+        json!({"allowedHosts": ["*"]}),
+        json!({"allowedHosts": ["a.*.test"]}),
+    ] {
+        let (status, body) = herald.call(Method::PUT, &path, Some(bad.clone())).await;
+        assert_eq!(status, 422, "{bad} → {body}");
+    }
+    let only = json!({"httpsOnly": false, "allowedHosts": ["*.allowed.test"]});
+    let (status, body) = herald.call(Method::PUT, &path, Some(only.clone())).await;
+    assert_eq!((status.as_u16(), &body), (200, &only));
+    assert_eq!(herald.get(&path).await.1, only);
+
+    // A host outside the list is refused before anything is stored, on both routes.
+    let (status, body) = herald
+        .post(&format!("/app/{app}/msg"), with_callbacks(&[&callback.url]))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["code"], "url_not_allowed");
+    assert!(
+        body["detail"].as_str().unwrap().contains("callback hosts"),
+        "{body}"
+    );
+    let dedicated = json!({"url": callback.url, "eventType": "export.ready", "payload": {}});
+    let (status, _) = herald
+        .post(&format!("/app/{app}/callback"), dedicated)
+        .await;
+    assert_eq!(status, 422);
+
+    // A name below the allowed domain is called back.
+    let allowed = callback.url.replace("127.0.0.1", name);
+    herald.publish(&app, with_callbacks(&[&allowed])).await;
+    callback.wait_for(1).await;
+
+    // HTTPS only: the same http URL is refused now.
+    let https = json!({"httpsOnly": true, "allowedHosts": ["*.allowed.test"]});
+    herald.call(Method::PUT, &path, Some(https)).await;
+    let (status, body) = herald
+        .post(&format!("/app/{app}/msg"), with_callbacks(&[&allowed]))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("https"), "{body}");
+    let (_, list) = herald.get(&format!("/app/{app}/msg")).await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "only the allowed one"
+    );
 }
 
 #[tokio::test]

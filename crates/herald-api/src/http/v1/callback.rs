@@ -18,7 +18,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::error::{ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::ApiJson;
-use crate::http::v1::callback_types::{self, AdhocSecretOut, CallbackIn, CallbackUrlIn};
+use crate::http::v1::callback_types::{
+    self, AdhocSecretOut, CallbackIn, CallbackPolicyInOut, CallbackUrlIn,
+};
 use crate::http::v1::endpoint_types::{rotation, EndpointSecretRotateIn};
 use crate::http::v1::message_types::{check_event, check_schema, MessageOut};
 use crate::state::AppState;
@@ -63,6 +65,40 @@ async fn rotate_adhoc_secret(
     Ok(Json(AdhocSecretOut { key }))
 }
 
+/// Get where the application's callbacks may go (Herald extension).
+#[utoipa::path(get, path = "/app/{app_id}/callback-policy", tag = "Callback",
+    params(("app_id" = String, Path)),
+    responses((status = 200, body = CallbackPolicyInOut), (status = 403, body = HttpErrorOut), (status = 404, body = HttpErrorOut)))]
+async fn get_callback_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+) -> ApiResult<Json<CallbackPolicyInOut>> {
+    let app = state.app_for(&caller, &app_id).await?;
+    caller.require_admin()?;
+    let policy = state.store.callback_policy(&app.id).await?;
+    Ok(Json(policy.into()))
+}
+
+/// Set where the application's callbacks may go: HTTPS only, and host patterns. It applies
+/// to callbacks given from now on (Herald extension).
+#[utoipa::path(put, path = "/app/{app_id}/callback-policy", tag = "Callback",
+    params(("app_id" = String, Path)), request_body = CallbackPolicyInOut,
+    responses((status = 200, body = CallbackPolicyInOut), (status = 403, body = HttpErrorOut),
+        (status = 404, body = HttpErrorOut), (status = 422, body = HttpValidationError)))]
+async fn set_callback_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    ApiJson(body): ApiJson<CallbackPolicyInOut>,
+) -> ApiResult<Json<CallbackPolicyInOut>> {
+    let app = state.app_for(&caller, &app_id).await?;
+    caller.require_admin()?;
+    let policy = body.into_policy()?;
+    state.store.set_callback_policy(&app.id, &policy).await?;
+    Ok(Json(policy.into()))
+}
+
 /// Send an event to one callback URL only, with the usual retries, signed with the
 /// application's ad-hoc secret; none of its endpoints receive it.
 #[utoipa::path(post, path = "/app/{app_id}/callback", tag = "Callback",
@@ -86,7 +122,7 @@ async fn send_callback(
         url: body.url,
         headers: body.headers,
     }];
-    callback_types::check(&state, &callback)?;
+    callback_types::check(&state, &app.id, &callback).await?;
     check_schema(&state, &body.event_type, &body.payload).await?;
     let adhoc = callback_types::endpoints(&state, &app.id, &callback).await?;
     let message = Message::new(
@@ -111,6 +147,7 @@ async fn send_callback(
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(send_callback))
+        .routes(routes!(get_callback_policy, set_callback_policy))
         .routes(routes!(get_adhoc_secret))
         .routes(routes!(rotate_adhoc_secret))
 }

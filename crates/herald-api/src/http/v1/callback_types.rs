@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use herald_core::model::Endpoint;
+use herald_core::model::{CallbackPolicy, Endpoint};
 use herald_core::validation;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -56,15 +56,70 @@ pub struct AdhocSecretOut {
     pub key: String,
 }
 
+/// Where an application's callbacks may go (Herald extension), beside the server's address
+/// policy, which still applies. Recommended for an API whose callers name callback URLs.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallbackPolicyInOut {
+    /// Only `https` callback URLs.
+    #[serde(default)]
+    pub https_only: bool,
+    /// Host patterns a callback's host must match: `hooks.example.com`, or `*.example.com`
+    /// for any name below it. Empty (the default): any host.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// The most host patterns a callback policy holds.
+const MAX_ALLOWED_HOSTS: usize = 100;
+
+impl CallbackPolicyInOut {
+    /// The policy, if its patterns are host names.
+    pub fn into_policy(self) -> ApiResult<CallbackPolicy> {
+        if self.allowed_hosts.len() > MAX_ALLOWED_HOSTS {
+            return Err(ApiError::invalid(
+                "allowedHosts",
+                format!("at most {MAX_ALLOWED_HOSTS} host patterns"),
+            ));
+        }
+        if let Some(bad) = (self.allowed_hosts.iter()).find(|p| !CallbackPolicy::is_host_pattern(p))
+        {
+            return Err(ApiError::invalid(
+                "allowedHosts",
+                format!("`{bad}` is neither a host name nor `*.` followed by one"),
+            ));
+        }
+        Ok(CallbackPolicy {
+            https_only: self.https_only,
+            allowed_hosts: self.allowed_hosts,
+        })
+    }
+}
+
+impl From<CallbackPolicy> for CallbackPolicyInOut {
+    fn from(policy: CallbackPolicy) -> Self {
+        Self {
+            https_only: policy.https_only,
+            allowed_hosts: policy.allowed_hosts,
+        }
+    }
+}
+
 /// Checks a message's callbacks before anything is stored: their number, their URLs (a
-/// URL the address policy refuses is `422 url_not_allowed`) and their headers.
-pub fn check(state: &AppState, callbacks: &[CallbackUrlIn]) -> ApiResult<()> {
+/// URL the address policy or the application's callback policy refuses is
+/// `422 url_not_allowed`) and their headers. The policy is read only when there are
+/// callbacks, so a publish without them costs nothing more.
+pub async fn check(state: &AppState, app_id: &str, callbacks: &[CallbackUrlIn]) -> ApiResult<()> {
+    if callbacks.is_empty() {
+        return Ok(());
+    }
     if callbacks.len() > MAX_CALLBACKS {
         return Err(ApiError::invalid(
             "callbackUrls",
             format!("at most {MAX_CALLBACKS} callback URLs per message"),
         ));
     }
+    let policy = state.store.callback_policy(app_id).await?;
     for callback in callbacks {
         let url = validation::endpoint_url("callbackUrls.url", &callback.url)
             .map_err(|e| ApiError::Validation(vec![e]))?;
@@ -74,9 +129,9 @@ pub fn check(state: &AppState, callbacks: &[CallbackUrlIn]) -> ApiResult<()> {
                 "a callback URL is http or https",
             ));
         }
-        if let Some(problem) =
-            blocked_address(&callback.url, &state.config.delivery.allowed_networks)
-        {
+        let refusal = (policy.refusal(&url))
+            .or_else(|| blocked_address(&callback.url, &state.config.delivery.allowed_networks));
+        if let Some(problem) = refusal {
             return Err(ApiError::Unprocessable {
                 code: "url_not_allowed",
                 detail: format!("callback URL {}: {problem}", callback.url),

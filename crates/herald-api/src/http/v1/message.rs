@@ -44,7 +44,7 @@ async fn create_message(
     let idempotency_key = idempotency_key(&headers)?;
     let app = target_app(&state, &caller, &app_id, &mut body).await?;
     let callbacks = body.callback_urls.take().unwrap_or_default();
-    callback_types::check(&state, &callbacks)?;
+    callback_types::check(&state, &app.id, &callbacks).await?;
     check_schema(&state, &body.event_type, &body.payload).await?;
     let adhoc_endpoints = callback_types::endpoints(&state, &app.id, &callbacks).await?;
     let new = NewMessage {
