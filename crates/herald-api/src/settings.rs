@@ -14,6 +14,10 @@ pub struct ApiConfig {
     /// The longest deadline a synchronous call (`POST /app/{app}/call`) may ask for.
     #[serde(with = "humantime_serde")]
     pub max_call_timeout: std::time::Duration,
+    /// When set, `GET /metrics` wants it as a bearer token; unset, metrics are open (block
+    /// the path at the proxy, or serve Herald on a private network).
+    #[serde(default)]
+    pub metrics_token: Option<herald_core::secret::Secret>,
 }
 
 /// The customer portal and dashboard (`[portal]`): who may frame them and how they look.

@@ -30,6 +30,8 @@ pub struct AppState {
     /// Whether this node's dispatcher is running (`None`: the node serves the API only),
     /// for the readiness probe.
     pub dispatcher_running: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// The process's metrics, which the API counts into and `/metrics` shows.
+    pub metrics: herald_core::metrics::Metrics,
 }
 
 impl AppState {

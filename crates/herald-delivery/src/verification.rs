@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Rendered};
+use herald_core::metrics::Metrics;
 use herald_core::model::{
     AttemptErrorKind, Endpoint, Message, TriggerType, VerificationMode, VERIFICATION_EVENT_TYPE,
 };
@@ -61,6 +62,7 @@ pub struct Verifier {
     wake: Arc<Notify>,
     /// Counts tries settled (recorded, or found superseded), for whoever watches progress.
     tried: watch::Sender<u64>,
+    metrics: Metrics,
 }
 
 impl Verifier {
@@ -78,7 +80,14 @@ impl Verifier {
             settings,
             wake: Arc::default(),
             tried: watch::Sender::new(0),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// Counts its tries in `metrics` (by default, in a registry nobody reads).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Notifying it makes the loop look for due tries now (an endpoint was just created).
@@ -150,6 +159,11 @@ impl Verifier {
             self.record(&endpoint, &message, &outcome, at).await;
         }
         let result = self.judge(&endpoint, &outcome, refused);
+        if mode != VerificationMode::None {
+            let verified = matches!(result, VerificationResult::Verified(_));
+            let outcome = if verified { "verified" } else { "failed" };
+            Metrics::count(&self.metrics.verification_tries, outcome);
+        }
         match self
             .store
             .finish_verification(&endpoint.id, &challenge, &result)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use herald_core::destination::Destination;
+use herald_core::metrics::Metrics;
 use herald_core::sealing::SecretSealer;
 use herald_core::{Clock, Store};
 use tokio::sync::watch;
@@ -131,9 +132,8 @@ async fn prepare_store(
 /// The dispatcher the `[delivery]` and `[email]` settings describe.
 fn dispatcher(
     config: &Config,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    destination: Arc<dyn Destination>,
+    (store, clock, destination): (Arc<dyn Store>, Arc<dyn Clock>, Arc<dyn Destination>),
+    metrics: Metrics,
 ) -> Dispatcher {
     let delivery = &config.delivery;
     let settings = DispatchSettings {
@@ -148,6 +148,7 @@ fn dispatcher(
             cooldown: delivery.circuit_breaker_cooldown,
             max_cooldown: delivery.circuit_breaker_max_cooldown,
         },
+        metrics,
     };
     let policy = config.retry_policy();
     Dispatcher::new(store, clock, destination, policy, settings)
@@ -227,6 +228,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     // (one connection pool, one address policy).
     let destinations = Destinations::new(&config.delivery, config.email.as_ref())
         .context("setting up destinations")?;
+    // One registry for the process: the API, the engine and each pattern count into it.
+    let metrics = Metrics::new();
     let verifier = Verifier::new(
         store.clone(),
         clock.clone(),
@@ -241,9 +244,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
                 .collect(),
             timeout: config.delivery.verification_timeout,
         },
-    );
+    )
+    .with_metrics(metrics.clone());
     let destination: Arc<dyn Destination> = Arc::new(destinations);
-    let dispatcher = dispatcher(&config, store.clone(), clock.clone(), destination.clone());
+    let dispatcher = dispatcher(
+        &config,
+        (store.clone(), clock.clone(), destination.clone()),
+        metrics.clone(),
+    );
     let sync_calls = SyncCaller::new(destination, store.clone(), clock.clone());
     let settled = dispatcher.settled();
     let held = dispatcher.held();
@@ -285,6 +293,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         config: Arc::new(api_settings(config, addr)),
         lookups: Arc::default(),
         dispatcher_running: dispatching.then(|| dispatcher_running.clone()),
+        metrics,
     };
     let shutdown = CancellationToken::new();
     let app =

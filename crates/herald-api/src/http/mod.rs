@@ -112,6 +112,10 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
         .merge(not_implemented())
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            probes::count_request,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state);

@@ -67,6 +67,18 @@ impl Kind {
         })
     }
 
+    /// Its name in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Chat(_) => "chat",
+            Self::Email => "email",
+            Self::Nats => "nats",
+            Self::Amqp => "amqp",
+            Self::Redis => "redis",
+        }
+    }
+
     /// Checks the rest of a URL of this kind; the message is shown to the API caller.
     fn check(self, url: &Url) -> Result<(), String> {
         match self {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest};
 use herald_core::ids::IdKind;
+use herald_core::metrics::{AttemptLabels, DestinationLabels};
 use herald_core::model::{
     Attempt, AttemptErrorKind, DeliveryStatus, Endpoint, Message, TriggerType,
 };
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::breaker::Admission;
 use super::lanes::LaneTicket;
 use super::Context;
+use crate::destinations::Kind;
 use crate::operational::{self, DisableTrigger, LastAttempt};
 
 /// Recording an attempt is tried this many times before the lease is left to expire.
@@ -177,6 +179,7 @@ async fn settle(
     started_at: DateTime<Utc>,
 ) {
     let succeeded = outcome.succeeded();
+    count_attempt(ctx, claimed, outcome);
     if ctx
         .breakers
         .record(&claimed.endpoint.id, succeeded, ctx.clock.now())
@@ -359,6 +362,27 @@ async fn store_attempt(ctx: &Context, finished: &FinishedAttempt) -> bool {
         }
     }
     false
+}
+
+/// Counts the attempt in the metrics, by destination kind, trigger and outcome.
+fn count_attempt(ctx: &Context, claimed: &ClaimedDelivery, outcome: &DeliveryOutcome) {
+    let scheme = claimed.endpoint.url.split(':').next().unwrap_or_default();
+    let destination = Kind::of_scheme(&scheme.to_ascii_lowercase()).map_or("unknown", Kind::label);
+    let labels = AttemptLabels {
+        destination: destination.to_owned(),
+        trigger: claimed.delivery.trigger.as_str().to_owned(),
+        outcome: if outcome.succeeded() {
+            "success"
+        } else {
+            "failure"
+        }
+        .to_owned(),
+    };
+    ctx.metrics.attempts.get_or_create(&labels).inc();
+    let kind = DestinationLabels {
+        destination: labels.destination,
+    };
+    (ctx.metrics.attempt_duration.get_or_create(&kind)).observe(outcome.duration.as_secs_f64());
 }
 
 fn next_state(ctx: &Context, claimed: &ClaimedDelivery, outcome: &DeliveryOutcome) -> NextState {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use herald_core::destination::Destination;
+use herald_core::metrics::Metrics;
 use herald_core::retry::RetryPolicy;
 use herald_core::store::ClaimRequest;
 use herald_core::{Clock, Store};
@@ -51,6 +52,8 @@ pub struct DispatchSettings {
     /// Disable an endpoint whose every attempt has failed for this long.
     pub disable_after: Option<Duration>,
     pub breaker: BreakerSettings,
+    /// Where attempts are counted.
+    pub metrics: Metrics,
 }
 
 impl DispatchSettings {
@@ -88,6 +91,7 @@ pub(crate) struct Context {
     pub disable_after: Option<Duration>,
     pub breakers: Breakers,
     pub operational: Operational,
+    pub metrics: Metrics,
 }
 
 /// The delivery loop of one Herald process.
@@ -118,6 +122,7 @@ impl Dispatcher {
             disable_after: settings.disable_after,
             breakers: Breakers::new(settings.breaker),
             operational,
+            metrics: settings.metrics.clone(),
         });
         Self { ctx, settings }
     }

@@ -144,6 +144,23 @@ async fn a_signed_github_delivery_is_published_byte_for_byte_once() {
     // A wrong token or source is simply not there.
     let wrong = url.replace(src["id"].as_str().unwrap(), "src_nope");
     assert_eq!(send(&wrong, &headers, PUSH).await.status(), 404);
+
+    // Each outcome is counted, with no source id as a label.
+    let metrics = herald
+        .http
+        .get(format!("{}/metrics", herald.base))
+        .send()
+        .await;
+    let metrics = metrics.unwrap().text().await.unwrap();
+    for (outcome, n) in [
+        ("accepted", 1),
+        ("duplicate", 1),
+        ("refused", 2),
+        ("unknown_source", 1),
+    ] {
+        let line = format!("herald_ingest_requests_total{{outcome=\"{outcome}\"}} {n}");
+        assert!(metrics.contains(&line), "missing `{line}` in:\n{metrics}");
+    }
 }
 
 #[tokio::test]

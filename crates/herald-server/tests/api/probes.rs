@@ -9,7 +9,7 @@ use herald_store_postgres::testing::TestDatabase;
 use serde_json::{json, Value};
 use url::Url;
 
-use crate::helpers::TestHerald;
+use crate::helpers::{Receiver, TestHerald};
 use crate::services::Proxy;
 
 async fn probe(herald: &TestHerald, path: &str) -> (u16, Option<String>, Value) {
@@ -100,5 +100,59 @@ async fn a_database_out_of_reach_is_503_with_retry_after_and_not_ready() {
         list["data"].as_array().unwrap().len(),
         2,
         "nothing of the refused one"
+    );
+}
+
+async fn scrape(herald: &TestHerald, token: Option<&str>) -> (u16, String) {
+    let mut request = herald.http.get(format!("{}/metrics", herald.base));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_publishes_attempts_and_requests_by_route_not_by_id() {
+    let herald = TestHerald::start().await;
+    let receiver = Receiver::start().await;
+    let app = herald.app("acme").await;
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let callback = json!([{"url": receiver.url}]);
+    let body = json!({"eventType": "user.created", "payload": {}, "callbackUrls": callback});
+    herald.publish(&app, body).await;
+    herald.wait_recorded(2).await;
+
+    let (status, text) = scrape(&herald, None).await;
+    assert_eq!(status, 200);
+    for line in [
+        "herald_messages_published_total 1",
+        "herald_callback_urls_total 1",
+        "herald_attempts_total{destination=\"http\",trigger=\"scheduled\",outcome=\"success\"} 1",
+        "herald_attempts_total{destination=\"http\",trigger=\"adhoc\",outcome=\"success\"} 1",
+        "herald_http_requests_total{method=\"POST\",route=\"/api/v1/app/{app_id}/msg\",status=\"202\"} 1",
+        "herald_queue_waiting_deliveries 0",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    assert!(
+        text.contains("herald_attempt_duration_seconds_bucket{le=\"+Inf\",destination=\"http\"} 2")
+    );
+    assert!(!text.contains(&app), "no application id is ever a label");
+}
+
+#[tokio::test]
+async fn a_metrics_token_keeps_metrics_from_everyone_else() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.api.metrics_token = Some(herald_core::secret::Secret::new("scrape-me".to_owned()));
+    })
+    .await;
+    assert_eq!(scrape(&herald, None).await.0, 401);
+    assert_eq!(scrape(&herald, Some("nope")).await.0, 401);
+    let (status, text) = scrape(&herald, Some("scrape-me")).await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("# TYPE herald_messages_published counter"),
+        "{text}"
     );
 }

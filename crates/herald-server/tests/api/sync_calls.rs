@@ -247,6 +247,17 @@ async fn a_failing_receiver_is_asked_once_and_the_error_policy_decides() {
     assert_eq!(status, 502, "the default policy is fail: {answer}");
     assert_eq!(answer["outcome"], "error");
     assert_eq!(receiver.count(), 2);
+
+    let metrics = herald
+        .http
+        .get(format!("{}/metrics", herald.base))
+        .send()
+        .await;
+    let metrics = metrics.unwrap().text().await.unwrap();
+    for outcome in ["policy_applied", "error"] {
+        let line = format!("herald_sync_calls_total{{outcome=\"{outcome}\"}} 1");
+        assert!(metrics.contains(&line), "missing `{line}` in:\n{metrics}");
+    }
 }
 
 #[tokio::test]

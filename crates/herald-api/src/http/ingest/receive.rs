@@ -18,18 +18,46 @@ use herald_inbound::verify::same_bytes;
 use herald_inbound::{event_of, handshake, payload_of, verifier, verify, Inbound};
 use serde_json::json;
 
+use herald_core::metrics::Metrics;
+
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Receives one request for a source.
+/// Receives one request for a source, and counts how it ended.
 pub async fn receive(
+    state: State<AppState>,
+    path: Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let metrics = state.metrics.clone();
+    let answer = receive_one(state, path, method, uri, headers, body).await;
+    let outcome: &str = match &answer {
+        Ok((outcome, _)) => outcome,
+        Err(ApiError::NotFound) => "unknown_source",
+        Err(ApiError::Unauthorized | ApiError::TooLarge(_)) => "refused",
+        Err(_) => "error",
+    };
+    Metrics::count(&metrics.ingest_requests, outcome);
+    if outcome == "accepted" {
+        metrics.messages_published.inc();
+    }
+    answer.map(|(_, response)| response)
+}
+
+/// How a request that was answered `2xx` ended, for the metrics.
+type Received = (&'static str, Response);
+
+async fn receive_one(
     State(state): State<AppState>,
     Path((source_id, token)): Path<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Response> {
+) -> ApiResult<Received> {
     let source = source_for(&state, &source_id, &token).await?;
     // Read only once the source is known, and never past the limit.
     let limit = state.config.api.max_payload_bytes;
@@ -59,7 +87,8 @@ pub async fn receive(
         // Only subscription checks come as a GET; they carry no signature.
         return match handshake(&check, &req, true) {
             Some(reply) => {
-                Ok(([(header::CONTENT_TYPE, reply.content_type)], reply.body).into_response())
+                let response = ([(header::CONTENT_TYPE, reply.content_type)], reply.body);
+                Ok(("handshake", response.into_response()))
             }
             None => Err(ApiError::NotFound),
         };
@@ -70,7 +99,8 @@ pub async fn receive(
         return Err(ApiError::Unauthorized);
     }
     if let Some(reply) = handshake(&check, &req, false) {
-        return Ok(([(header::CONTENT_TYPE, reply.content_type)], reply.body).into_response());
+        let response = ([(header::CONTENT_TYPE, reply.content_type)], reply.body);
+        return Ok(("handshake", response.into_response()));
     }
     let event = event_of(&source.kind, &req);
     let content_type = headers
@@ -88,8 +118,13 @@ pub async fn receive(
     };
     let new = NewMessage::from(message);
     match state.store.create_message(&new).await {
-        Ok(Published::Created { message, .. } | Published::Existing(message)) => {
-            Ok((StatusCode::OK, Json(json!({"id": message.id}))).into_response())
+        Ok(Published::Created { message, .. }) => {
+            let response = (StatusCode::OK, Json(json!({"id": message.id})));
+            Ok(("accepted", response.into_response()))
+        }
+        Ok(Published::Existing(message)) => {
+            let response = (StatusCode::OK, Json(json!({"id": message.id})));
+            Ok(("duplicate", response.into_response()))
         }
         // The provider delivered this event before: acknowledged again as the first time
         // (with the same message id), stored once.
@@ -100,7 +135,7 @@ pub async fn receive(
             response
                 .headers_mut()
                 .insert("herald-duplicate", HeaderValue::from_static("true"));
-            Ok(response)
+            Ok(("duplicate", response))
         }
         Err(e) => Err(e.into()),
     }

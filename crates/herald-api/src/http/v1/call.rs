@@ -11,6 +11,8 @@ use herald_delivery::sync_call::Call;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use herald_core::metrics::Metrics;
+
 use crate::auth::Caller;
 use crate::error::{ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::ApiJson;
@@ -65,6 +67,11 @@ async fn call(
             .map_or(herald_delivery::sync_call::Policy::Fail, Into::into),
     };
     let result = state.sync_calls.call(&call).await;
+    Metrics::count(&state.metrics.sync_calls, result.outcome.as_str());
+    if !call.endpoints.is_empty() {
+        // Recorded as a message (just after this answer).
+        state.metrics.messages_published.inc();
+    }
     Ok((
         CallOut::status(&result),
         Json(CallOut::new(&result, msg_id)),

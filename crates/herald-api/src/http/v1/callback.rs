@@ -138,7 +138,12 @@ async fn send_callback(
         ..message.into()
     };
     let message = match state.store.create_message(&new).await? {
-        Published::Created { message, .. } | Published::Existing(message) => message,
+        Published::Created { message, .. } => {
+            state.metrics.messages_published.inc();
+            state.metrics.callback_urls.inc();
+            message
+        }
+        Published::Existing(message) => message,
     };
     Ok((StatusCode::ACCEPTED, Json(MessageOut::new(message, true))))
 }

@@ -63,7 +63,12 @@ async fn create_message(
         adhoc_endpoints,
     };
     let message = match state.store.create_message(&new).await {
-        Ok(Published::Created { message, .. }) | Ok(Published::Existing(message)) => message,
+        Ok(Published::Created { message, .. }) => {
+            state.metrics.messages_published.inc();
+            (state.metrics.callback_urls).inc_by(callbacks.len() as u64);
+            message
+        }
+        Ok(Published::Existing(message)) => message,
         Err(StoreError::Conflict(_)) => {
             return Err(ApiError::Conflict(
                 "A message with this eventId already exists.".into(),
