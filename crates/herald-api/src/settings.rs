@@ -18,6 +18,14 @@ pub struct ApiConfig {
     /// the path at the proxy, or serve Herald on a private network).
     #[serde(default)]
     pub metrics_token: Option<herald_core::secret::Secret>,
+    /// Requests served at once; one more is answered `503` with `Retry-After` at once,
+    /// before it costs memory. Long polls count while they wait. 0: no limit.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+}
+
+fn default_max_concurrent_requests() -> usize {
+    4096
 }
 
 /// The customer portal and dashboard (`[portal]`): who may frame them and how they look.

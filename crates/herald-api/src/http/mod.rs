@@ -86,6 +86,11 @@ fn not_implemented() -> Router<AppState> {
 
 /// The application: every route, ready to serve. Trailing slashes are trimmed before
 /// routing, so `/api/v1/app/` and `/api/v1/app` are the same route (Svix clients use both).
+/// What a request past `api.max_concurrent_requests` is answered, at once.
+async fn overloaded(_: tower::BoxError) -> ApiError {
+    ApiError::Unavailable(std::time::Duration::from_secs(1))
+}
+
 pub fn app(state: AppState) -> NormalizePath<Router> {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1::router())
@@ -112,6 +117,21 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
         .merge(not_implemented())
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound })
+        // At most so many requests at once across every route; one more is shed with a
+        // 503 instead of waiting in memory. Inside the metrics layer, so it counts them.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+                .layer(tower::load_shed::LoadShedLayer::new())
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(match state
+                    .config
+                    .api
+                    .max_concurrent_requests
+                {
+                    0 => tokio::sync::Semaphore::MAX_PERMITS,
+                    max => max,
+                })),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             probes::count_request,

@@ -204,6 +204,16 @@ impl TestHerald {
         msg["id"].as_str().unwrap().to_owned()
     }
 
+    /// What `GET /metrics` shows now (Herald's own, with no token asked).
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(format!("{}/metrics", self.base)).send().await;
+        response
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Waits until this Herald has settled `n` deliveries in all: each recorded attempt and
     /// each delivery canceled unattempted counts one.
     pub async fn wait_recorded(&self, n: u64) {

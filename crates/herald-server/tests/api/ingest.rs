@@ -146,12 +146,7 @@ async fn a_signed_github_delivery_is_published_byte_for_byte_once() {
     assert_eq!(send(&wrong, &headers, PUSH).await.status(), 404);
 
     // Each outcome is counted, with no source id as a label.
-    let metrics = herald
-        .http
-        .get(format!("{}/metrics", herald.base))
-        .send()
-        .await;
-    let metrics = metrics.unwrap().text().await.unwrap();
+    let metrics = herald.metrics().await;
     for (outcome, n) in [
         ("accepted", 1),
         ("duplicate", 1),

@@ -9,7 +9,7 @@ use herald_store_postgres::testing::TestDatabase;
 use serde_json::{json, Value};
 use url::Url;
 
-use crate::helpers::{Receiver, TestHerald};
+use crate::helpers::{Receiver, TestHerald, DEADLINE};
 use crate::services::Proxy;
 
 async fn probe(herald: &TestHerald, path: &str) -> (u16, Option<String>, Value) {
@@ -154,5 +154,46 @@ async fn a_metrics_token_keeps_metrics_from_everyone_else() {
     assert!(
         text.contains("# TYPE herald_messages_published counter"),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn past_the_concurrency_limit_a_request_is_shed_at_once_with_a_503() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.api.max_concurrent_requests = 1;
+    })
+    .await;
+    let app = herald.app("acme").await;
+
+    // A long poll holds the one slot while it waits for a message that never comes.
+    let poll = herald
+        .http
+        .get(format!(
+            "{}/api/v1/app/{app}/events?wait_ms=2000",
+            herald.base
+        ))
+        .bearer_auth(&herald.token)
+        .send();
+    let poll = tokio::spawn(poll);
+    let started = std::time::Instant::now();
+    let shed = loop {
+        let (status, retry_after, body) = probe(&herald, "/health/live").await;
+        if status == 503 {
+            break (retry_after, body);
+        }
+        assert!(started.elapsed() < DEADLINE, "never shed");
+    };
+    assert_eq!(shed.0.as_deref(), Some("1"));
+    assert_eq!(shed.1["code"], "service_unavailable", "{}", shed.1);
+
+    // The poll itself was served, and once it is done the slot is free again.
+    let poll = poll.await.unwrap().unwrap();
+    assert_eq!(poll.status(), 200);
+    let (status, _, _) = probe(&herald, "/health/live").await;
+    assert_eq!(status, 200);
+    let metrics = herald.metrics().await;
+    assert!(
+        metrics.contains("route=\"/health/live\",status=\"503\""),
+        "shed requests are counted: {metrics}"
     );
 }

@@ -248,12 +248,7 @@ async fn a_failing_receiver_is_asked_once_and_the_error_policy_decides() {
     assert_eq!(answer["outcome"], "error");
     assert_eq!(receiver.count(), 2);
 
-    let metrics = herald
-        .http
-        .get(format!("{}/metrics", herald.base))
-        .send()
-        .await;
-    let metrics = metrics.unwrap().text().await.unwrap();
+    let metrics = herald.metrics().await;
     for outcome in ["policy_applied", "error"] {
         let line = format!("herald_sync_calls_total{{outcome=\"{outcome}\"}} 1");
         assert!(metrics.contains(&line), "missing `{line}` in:\n{metrics}");
