@@ -156,14 +156,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    // Logs go to stderr; stdout carries what a command prints for the user (a token…).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
-        )
-        .init();
+    init_logs()?;
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => {
@@ -248,6 +241,30 @@ async fn run() -> anyhow::Result<()> {
 }
 
 /// Opens the store for a command, migrating it unless the configuration says not to.
+/// Logs go to stderr; stdout carries what a command prints for the user (a token…).
+/// `HERALD_LOG` filters them (`info` by default); `HERALD_LOG_FORMAT=json` writes one JSON
+/// object per line, the event's fields (`endpoint`, `error`, …) at the top level and the
+/// spans around it in `spans`, for a log pipeline to index.
+fn init_logs() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match std::env::var("HERALD_LOG_FORMAT").as_deref() {
+        Ok("json") => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+        Ok("text") | Err(std::env::VarError::NotPresent) => logs.init(),
+        Ok(other) => anyhow::bail!("HERALD_LOG_FORMAT is `text` or `json`, not `{other}`"),
+        Err(e) => anyhow::bail!("HERALD_LOG_FORMAT: {e}"),
+    }
+    Ok(())
+}
+
 async fn open_store_for(config: &Config) -> anyhow::Result<std::sync::Arc<dyn herald_core::Store>> {
     open_store(config, config.database.migrate).await
 }

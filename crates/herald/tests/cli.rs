@@ -77,3 +77,88 @@ async fn listen_verifies_ed25519_signatures_with_the_public_key() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `HERALD_LOG_FORMAT=json` makes every log line a JSON object, and a client asking for a
+/// route Herald does not offer (501) is not logged as a server error.
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_and_a_501_is_not_an_error() {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("HERALD_ADMIN_TOKEN", "hrld_cli_test_token_0123456789abcdef")
+        .env("HERALD_LOG_FORMAT", "json")
+        // tower-http's request logs included, so a 501 logged at any level would show.
+        .env(
+            "HERALD_LOG",
+            "debug,sqlx=warn,hyper=warn,h2=warn,reqwest=warn",
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("herald serve starts");
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let api = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("herald logs its address");
+        let object: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        seen.push(object.clone());
+        if let Some(api) = object["api"].as_str() {
+            break api.to_owned();
+        }
+    };
+    let root = api.trim_end_matches("/api/v1");
+    let client = reqwest::Client::new();
+    let answer = client
+        .get(format!("{api}/auth/whoami"))
+        .bearer_auth("hrld_cli_test_token_0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 501);
+    // `/` tells a client where things are, and sends a browser to the dashboard.
+    let landing: serde_json::Value = client.get(root).send().await.unwrap().json().await.unwrap();
+    assert_eq!(landing["openapi"], "/api/v1/openapi.json");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser
+        .get(root)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.headers()["location"], "/ui");
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) {
+        seen.push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}")));
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l["message"] == "shutting down: no new work, finishing attempts in flight"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|l| l["status"] == "501 Not Implemented"),
+        "the 501 is logged, at debug: {seen:?}"
+    );
+    let errors: Vec<_> = seen.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}

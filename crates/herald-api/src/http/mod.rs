@@ -10,10 +10,11 @@ pub mod rate_limit;
 pub mod v1;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::routing::{any, get};
 use axum::Router;
 use tower::Layer;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -84,13 +85,68 @@ fn not_implemented() -> Router<AppState> {
     })
 }
 
-/// The application: every route, ready to serve. Trailing slashes are trimmed before
-/// routing, so `/api/v1/app/` and `/api/v1/app` are the same route (Svix clients use both).
 /// What a request past `api.max_concurrent_requests` is answered, at once.
 async fn overloaded(_: tower::BoxError) -> ApiError {
     ApiError::Unavailable(std::time::Duration::from_secs(1))
 }
 
+/// Request logs whose level says who is at fault. tower-http's default logs every 5xx at
+/// ERROR; but a 501 answers a client asking for what Herald does not offer, and a 503 is
+/// Herald shedding load on purpose (counted in `/metrics`, and a flood of log lines is the
+/// last thing an overloaded server needs). Only the remaining 5xx, Herald's own failures,
+/// are errors.
+#[derive(Clone, Copy)]
+struct LogByFault;
+
+impl tower_http::trace::OnFailure<ServerErrorsFailureClass> for LogByFault {
+    fn on_failure(
+        &mut self,
+        failure: ServerErrorsFailureClass,
+        latency: std::time::Duration,
+        _: &tracing::Span,
+    ) {
+        let latency_ms = latency.as_millis();
+        match failure {
+            ServerErrorsFailureClass::StatusCode(status)
+                if status == StatusCode::NOT_IMPLEMENTED
+                    || status == StatusCode::SERVICE_UNAVAILABLE =>
+            {
+                tracing::debug!(%status, latency_ms, "request not served")
+            }
+            ServerErrorsFailureClass::StatusCode(status) => {
+                tracing::error!(%status, latency_ms, "request failed")
+            }
+            ServerErrorsFailureClass::Error(error) => {
+                tracing::error!(%error, latency_ms, "request failed")
+            }
+        }
+    }
+}
+
+/// `/`: a browser is sent to the dashboard; any other client learns where things are.
+async fn root(headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        return axum::response::Redirect::to("/ui").into_response();
+    }
+    axum::Json(serde_json::json!({
+        "name": "Herald",
+        "version": env!("CARGO_PKG_VERSION"),
+        "dashboard": "/ui",
+        "portal": "/portal",
+        "api": "/api/v1",
+        "openapi": "/api/v1/openapi.json",
+        "health": "/health/ready",
+    }))
+    .into_response()
+}
+
+/// The application: every route, ready to serve. Trailing slashes are trimmed before
+/// routing, so `/api/v1/app/` and `/api/v1/app` are the same route (Svix clients use both).
 pub fn app(state: AppState) -> NormalizePath<Router> {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1::router())
@@ -113,6 +169,7 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
             "/ingest/{source_id}/{token}",
             axum::routing::post(ingest::receive::receive).get(ingest::receive::receive),
         )
+        .route("/", get(root))
         .merge(probes::router())
         .merge(not_implemented())
         .merge(crate::ui::router())
@@ -137,7 +194,7 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
             probes::count_request,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(LogByFault))
         .with_state(state);
     NormalizePathLayer::trim_trailing_slash().layer(router)
 }
