@@ -631,4 +631,7 @@ pub trait Store: Catalog + Messages + Queue + 'static {
     /// Closes the connections once the server has stopped using them, waiting for queries
     /// in flight (SQLite checkpoints its write-ahead log as the last one closes).
     async fn close(&self);
+    /// How many of this binary's migrations the database has not applied (for readiness:
+    /// a node started with `database.migrate = false` waits for `herald migrate`).
+    async fn pending_migrations(&self) -> StoreResult<usize>;
 }

@@ -78,6 +78,25 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ) -> StoreResult<()>;
     /// Applies pending migrations.
     async fn migrate(&self, db: &Db<Self::Dialect>) -> StoreResult<()>;
+    /// How many migrations are not applied yet (see [`unapplied_migrations`]).
+    async fn pending_migrations(&self, db: &Db<Self::Dialect>) -> StoreResult<usize>;
+}
+
+/// How many of `migrator`'s migrations the database behind `conn` has not applied. Reads
+/// only: a database never migrated (no bookkeeping table yet) has all of them pending.
+pub async fn unapplied_migrations(
+    migrator: &sqlx::migrate::Migrator,
+    conn: &mut impl sqlx::migrate::Migrate,
+) -> StoreResult<usize> {
+    let applied: std::collections::HashSet<i64> = match conn.list_applied_migrations().await {
+        Ok(applied) => applied.into_iter().map(|m| m.version).collect(),
+        Err(sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(_))) => Default::default(),
+        Err(e) => return Err(crate::internal(e)),
+    };
+    Ok(migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .count())
 }
 
 /// A store on a SQL database: its connections and its backend.
@@ -139,5 +158,9 @@ impl<B: Backend> SqlStore<B> {
 impl<B: Backend> Store for SqlStore<B> {
     async fn close(&self) {
         self.db.close().await;
+    }
+
+    async fn pending_migrations(&self) -> StoreResult<usize> {
+        self.backend.pending_migrations(&self.db).await
     }
 }

@@ -118,6 +118,11 @@ impl Backend for SqliteBackend {
     async fn migrate(&self, db: &Db<SqliteDialect>) -> StoreResult<()> {
         MIGRATOR.run(&db.writer).await.map_err(internal)
     }
+
+    async fn pending_migrations(&self, db: &Db<SqliteDialect>) -> StoreResult<usize> {
+        let mut conn = db.reader.acquire().await.map_err(internal)?;
+        herald_store_sql::store::unapplied_migrations(&MIGRATOR, &mut *conn).await
+    }
 }
 
 pub(crate) use herald_store_sql::internal;

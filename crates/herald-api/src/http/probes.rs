@@ -1,6 +1,7 @@
 //! What operators' tools ask: `/health/live` and `/health/ready` for a load balancer or
 //! an orchestrator, without authentication (live: the process answers HTTP; ready: it can
-//! do its work, the database answers and the dispatcher runs on a node that dispatches), and
+//! do its work, the database answers with this binary's migrations applied and the dispatcher
+//! runs on a node that dispatches), and
 //! `/metrics` for Prometheus, with every request counted on the way (`count_request`).
 
 use std::sync::atomic::Ordering;
@@ -100,15 +101,28 @@ async fn ready(State(state): State<AppState>) -> Response {
         }
         Err(_) => "timeout",
     };
+    let migrations = if store == "ok" {
+        match tokio::time::timeout(STORE_CHECK_TIMEOUT, state.store.pending_migrations()).await {
+            Ok(Ok(0)) => "applied",
+            Ok(Ok(_)) => "pending",
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: reading the applied migrations failed");
+                "unknown"
+            }
+            Err(_) => "timeout",
+        }
+    } else {
+        "unknown"
+    };
     let dispatcher = match &state.dispatcher_running {
         None => "off",
         Some(running) if running.load(Ordering::SeqCst) => "running",
         Some(_) => "stopped",
     };
-    let ready = store == "ok" && dispatcher != "stopped";
+    let ready = store == "ok" && migrations == "applied" && dispatcher != "stopped";
     let body = Json(json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "checks": {"store": store, "dispatcher": dispatcher},
+        "checks": {"store": store, "migrations": migrations, "dispatcher": dispatcher},
     }));
     if ready {
         (StatusCode::OK, body).into_response()

@@ -171,6 +171,11 @@ impl TestHerald {
         endpoint
     }
 
+    /// The database URL this Herald runs on, for tests that look at the database itself.
+    pub fn database_url(&self) -> String {
+        self.config.database_url()
+    }
+
     /// Whether this Herald runs on PostgreSQL.
     pub fn on_postgres(&self) -> bool {
         self._database.is_some()

@@ -36,7 +36,7 @@ async fn liveness_and_readiness_answer_without_a_token() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"status": "ready", "checks": {"store": "ok", "dispatcher": "running"}})
+        json!({"status": "ready", "checks": {"store": "ok", "migrations": "applied", "dispatcher": "running"}})
     );
 
     // An API-only node has no dispatcher to wait for, and is ready.
@@ -45,6 +45,29 @@ async fn liveness_and_readiness_answer_without_a_token() {
     let (status, _, body) = probe(&api_only, "/health/ready").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["dispatcher"], "off");
+}
+
+/// A node whose binary knows a migration the database lacks (started with
+/// `database.migrate = false` before `herald migrate` ran) is not ready.
+#[tokio::test]
+async fn a_migration_not_applied_makes_the_node_not_ready() {
+    let herald = TestHerald::start().await;
+    let forget_the_last = "DELETE FROM _sqlx_migrations \
+        WHERE version = (SELECT max(version) FROM _sqlx_migrations)";
+    let url = herald.database_url();
+    if herald.on_postgres() {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(forget_the_last).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(forget_the_last).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+    let (status, retry_after, body) = probe(&herald, "/health/ready").await;
+    assert_eq!((status, retry_after.as_deref()), (503, Some("2")), "{body}");
+    assert_eq!(body["checks"]["migrations"], "pending");
+    assert_eq!(body["checks"]["store"], "ok");
 }
 
 #[tokio::test]
