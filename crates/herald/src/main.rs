@@ -1,5 +1,6 @@
 //! `herald`: run the webhooks server and manage it from the command line.
 
+mod backup;
 mod bench;
 mod listen;
 mod ui_link;
@@ -44,6 +45,23 @@ enum Command {
     Token(TokenCommand),
     /// Print the built-in configuration, every key with its default.
     Config,
+    /// Copy the SQLite database to FILE while Herald serves (a consistent snapshot).
+    Backup {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Where to write the copy; it must not exist.
+        file: PathBuf,
+    },
+    /// Put a backup in place of the SQLite database (Herald stopped).
+    Restore {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The backup, as written by `herald backup`.
+        file: PathBuf,
+        /// Replace an existing database.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Print a one-time sign-in link to the dashboard (/ui), good for one use.
     UiLink {
         #[command(flatten)]
@@ -163,6 +181,30 @@ async fn run() -> anyhow::Result<()> {
             let config = args.load(args.overrides())?;
             open_store(&config, true).await?;
             println!("migrations applied to {}", config.database_display());
+            Ok(())
+        }
+        Command::Backup { common, file } => {
+            let config = common.load(common.overrides())?;
+            backup::backup(&config.database_url(), &file).await?;
+            println!(
+                "backed up {} to {}",
+                config.database_display(),
+                file.display()
+            );
+            Ok(())
+        }
+        Command::Restore {
+            common,
+            file,
+            replace,
+        } => {
+            let config = common.load(common.overrides())?;
+            backup::restore(&config.database_url(), &file, replace).await?;
+            println!(
+                "restored {} from {}",
+                config.database_display(),
+                file.display()
+            );
             Ok(())
         }
         Command::Token(TokenCommand::List { common }) => {
