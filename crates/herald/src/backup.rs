@@ -4,26 +4,32 @@
 //! PostgreSQL has its own tools (`pg_dump`, base backups), which these commands name.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
 
 use anyhow::{bail, Context as _};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
 
-/// The database file behind a `sqlite://` URL; an error naming PostgreSQL's tools otherwise.
+/// The database file behind a SQLite URL, read as the store reads it; an error naming
+/// PostgreSQL's tools for any other database.
 fn sqlite_file(database_url: &str) -> anyhow::Result<PathBuf> {
-    match database_url.strip_prefix("sqlite://") {
-        Some(path) => Ok(PathBuf::from(path.split('?').next().unwrap_or(path))),
-        None => bail!(
+    if !database_url.starts_with("sqlite:") {
+        bail!(
             "herald backup and restore copy the embedded SQLite database; on PostgreSQL use \
              pg_dump / pg_restore or your provider's backups"
-        ),
+        );
     }
+    let options = SqliteConnectOptions::from_str(database_url)
+        .with_context(|| format!("reading the database URL {database_url}"))?;
+    Ok(options.get_filename().to_owned())
 }
 
-async fn open(path: &Path, read_only: bool) -> anyhow::Result<SqliteConnection> {
+/// A read-only connection to one file: a backup only reads the live database, and a
+/// restore only checks the copy before moving it.
+async fn open_read_only(path: &Path) -> anyhow::Result<SqliteConnection> {
     SqliteConnectOptions::new()
         .filename(path)
-        .read_only(read_only)
+        .read_only(true)
         .connect()
         .await
         .with_context(|| format!("opening {}", path.display()))
@@ -41,7 +47,7 @@ pub async fn backup(database_url: &str, to: &Path) -> anyhow::Result<()> {
     let target = to
         .to_str()
         .context("the backup file's path must be valid UTF-8")?;
-    let mut conn = open(&from, false).await?;
+    let mut conn = open_read_only(&from).await?;
     // One read transaction over the whole database, written out compacted; a server
     // writing at the same time is not blocked (write-ahead log mode).
     sqlx::query("VACUUM INTO ?")
@@ -55,7 +61,7 @@ pub async fn backup(database_url: &str, to: &Path) -> anyhow::Result<()> {
 
 /// Checks that `file` is a whole SQLite database that Herald wrote.
 async fn check(file: &Path) -> anyhow::Result<()> {
-    let mut conn = open(file, true).await?;
+    let mut conn = open_read_only(file).await?;
     let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(&mut conn)
         .await?;

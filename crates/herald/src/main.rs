@@ -282,7 +282,6 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
-/// Opens the store for a command, migrating it unless the configuration says not to.
 /// Logs go to stderr; stdout carries what a command prints for the user (a token…).
 /// `HERALD_LOG` filters them (`info` by default); `HERALD_LOG_FORMAT=json` writes one JSON
 /// object per line, the event's fields (`endpoint`, `error`, …) at the top level and the
@@ -307,6 +306,7 @@ fn init_logs() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens the store for a command, migrating it unless the configuration says not to.
 async fn open_store_for(config: &Config) -> anyhow::Result<std::sync::Arc<dyn herald_core::Store>> {
     open_store(config, config.database.migrate).await
 }
