@@ -9,6 +9,17 @@ use std::time::Duration;
 
 use herald_core::signing::EndpointSecret;
 
+/// The lines a child process writes to `output`, as they come, read on a thread of their own.
+fn lines_of(output: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
 #[test]
 fn a_bad_argument_is_one_line_of_error_without_a_backtrace() {
     let out = Command::new(env!("CARGO_BIN_EXE_herald"))
@@ -34,13 +45,7 @@ async fn listen_verifies_ed25519_signatures_with_the_public_key() {
         .stderr(Stdio::null())
         .spawn()
         .expect("herald listen starts");
-    let (tx, lines) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let lines = lines_of(child.stdout.take().unwrap());
     let next = || lines.recv_timeout(Duration::from_secs(30)).expect("a line");
     let first = next();
     let url = first
@@ -97,13 +102,7 @@ async fn json_logs_are_one_object_per_line_and_a_501_is_not_an_error() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("herald serve starts");
-    let (tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let lines = lines_of(child.stderr.take().unwrap());
     let mut seen = Vec::new();
     let api = loop {
         let line = lines
