@@ -23,6 +23,9 @@ pub enum ApiError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// A 409 with a code of its own (`session_in_use`).
+    #[error("{detail}")]
+    ConflictWith { code: &'static str, detail: String },
     #[error("invalid fields")]
     Validation(Vec<FieldError>),
     /// A 422 that is not about one field's shape, with a code of its own (a callback URL
@@ -86,6 +89,7 @@ impl ApiError {
             Self::Forbidden => (StatusCode::FORBIDDEN, "insufficient_access"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::ConflictWith { code, .. } => (StatusCode::CONFLICT, code),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

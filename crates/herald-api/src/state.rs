@@ -32,6 +32,8 @@ pub struct AppState {
     pub dispatcher_running: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// The process's metrics, which the API counts into and `/metrics` shows.
     pub metrics: herald_core::metrics::Metrics,
+    /// The `herald listen --server` sessions attached to this node.
+    pub listen_sessions: herald_delivery::destinations::listen::ListenSessions,
 }
 
 impl AppState {

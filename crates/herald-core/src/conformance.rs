@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             poller_tokens_expire_together_and_go_with_their_endpoint,
             portal_sessions_are_revoked_by_application_and_session,
             attempts_after_a_manual_one_are_scheduled_again,
+            retries_of_one_endpoint_can_be_made_due_now,
             old_content_is_purged_in_batches_keeping_metadata,
             disabled_endpoint_gets_no_new_deliveries,
             failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable,
@@ -1184,6 +1185,30 @@ pub async fn attempts_after_a_manual_one_are_scheduled_again(store: &dyn Store) 
         .unwrap()
         .remove(0);
     assert_eq!(retry.delivery.trigger, TriggerType::Scheduled);
+}
+
+pub async fn retries_of_one_endpoint_can_be_made_due_now(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 2).await;
+    store.create_message(&message(&a.id, "x")).await.unwrap();
+    let hour = t0() + secs(3600);
+    for claimed in store.claim_due(&claim_at(t0())).await.unwrap() {
+        store
+            .finish_attempt(&FinishedAttempt {
+                lease_token: claimed.lease_token.clone(),
+                event_type: claimed.message.event_type.clone(),
+                attempt: attempt_of(&claimed, t0(), false),
+                next: NextState::RetryAt(hour),
+            })
+            .await
+            .unwrap();
+    }
+    assert!(store.claim_due(&claim_at(t0())).await.unwrap().is_empty());
+    let later = t0() + secs(1);
+    assert_eq!(store.retry_now(&eps[0].id, later).await.unwrap(), 1);
+    let due = store.claim_due(&claim_at(later)).await.unwrap();
+    assert_eq!(due.len(), 1, "only the named endpoint's retry");
+    assert_eq!(due[0].delivery.endpoint_id, eps[0].id);
+    assert_eq!(store.retry_now(&eps[0].id, later).await.unwrap(), 0);
 }
 
 pub async fn old_content_is_purged_in_batches_keeping_metadata(store: &dyn Store) {

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod destination;
 pub mod filter;
 pub mod ids;
+pub mod listen;
 pub mod metrics;
 pub mod model;
 pub mod network;

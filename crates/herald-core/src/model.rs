@@ -505,6 +505,8 @@ pub enum AttemptErrorKind {
     Template,
     /// The destination refused the message for good (an SMTP 5xx reply, a broker's nack).
     Rejected,
+    /// A `herald listen` endpoint with no session attached to this node.
+    ListenerOffline,
     /// Anything else; the detail says what.
     Other,
 }
@@ -523,6 +525,7 @@ impl AttemptErrorKind {
             Self::Blocked => "blocked",
             Self::Template => "template",
             Self::Rejected => "rejected",
+            Self::ListenerOffline => "listener_offline",
             Self::Other => "other",
         }
     }
@@ -540,6 +543,7 @@ impl AttemptErrorKind {
             Self::Blocked,
             Self::Template,
             Self::Rejected,
+            Self::ListenerOffline,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

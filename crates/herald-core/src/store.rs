@@ -606,6 +606,9 @@ pub trait Queue: Send + Sync {
     /// Makes due now the held deliveries of endpoints that no longer need verifying
     /// (verified, or their application stopped asking); how many.
     async fn release_held(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Makes due now the pending deliveries of one endpoint that wait for a later retry
+    /// (a `herald listen` session came back); how many.
+    async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Gives a claimed delivery back unattempted, due again at `due_at`.
     async fn release(
         &self,

@@ -246,6 +246,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         },
     )
     .with_metrics(metrics.clone());
+    let listen_sessions = destinations.listen_sessions();
     let destination: Arc<dyn Destination> = Arc::new(destinations);
     let dispatcher = dispatcher(
         &config,
@@ -294,6 +295,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         lookups: Arc::default(),
         dispatcher_running: dispatching.then(|| dispatcher_running.clone()),
         metrics,
+        listen_sessions,
     };
     let shutdown = CancellationToken::new();
     let app =

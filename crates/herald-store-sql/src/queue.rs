@@ -226,6 +226,28 @@ impl<B: Backend> Queue for SqlStore<B> {
         Ok(released)
     }
 
+    async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let sql = Sql::new(
+            "UPDATE deliveries SET next_attempt_at = ?, updated_at = ? \
+             WHERE endpoint_id = ? AND status = 1 AND next_attempt_at > ?",
+        )
+        .bind(v::time(now))
+        .bind(v::time(now))
+        .bind(v::text(endpoint_id))
+        .bind(v::time(now));
+        let db = &self.db;
+        let mut tx = db.begin().await?;
+        let hastened = execute_in::<B::Dialect>(&mut tx, &sql).await?;
+        if hastened > 0 {
+            <B::Dialect as Dialect>::notify_work(&mut tx).await?;
+        }
+        tx.commit().await.map_err(internal)?;
+        if hastened > 0 {
+            db.work.notify_one();
+        }
+        Ok(hastened)
+    }
+
     async fn next_due_at(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
         let db = &self.db;
         let mut sql =

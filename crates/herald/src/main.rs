@@ -73,19 +73,9 @@ enum Command {
     /// Measure a server end to end: publish, deliver to local receivers, report rates,
     /// latency, losses, duplicates, memory and CPU (see BENCHMARKS.md).
     Bench(bench::BenchArgs),
-    /// Run a local webhook receiver that prints what arrives and checks signatures.
-    Listen {
-        /// Where to listen.
-        #[arg(long, default_value = "127.0.0.1:9000")]
-        listen: SocketAddr,
-        /// The endpoint's secret (`whsec_…`) or, for an ed25519 endpoint, its public key
-        /// (`whpk_…`), to verify signatures.
-        #[arg(long)]
-        secret: Option<String>,
-        /// The status to answer with (try 500 to watch retries).
-        #[arg(long, default_value_t = 200)]
-        status: u16,
-    },
+    /// Receive webhooks on this machine: attached to a Herald server (--server), forwarded
+    /// to a local URL; or as a local receiver that prints what arrives.
+    Listen(listen::ListenArgs),
 }
 
 #[derive(Args)]
@@ -270,11 +260,7 @@ async fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Listen {
-            listen,
-            secret,
-            status,
-        } => listen::run(listen, secret, status).await,
+        Command::Listen(args) => listen::run(args).await,
         Command::Config => {
             print!("{}", herald_server::config::DEFAULT_CONFIG);
             Ok(())

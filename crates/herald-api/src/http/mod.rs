@@ -40,6 +40,7 @@ use crate::state::AppState;
         (name = "Message Poller", description = "An endpoint's messages read by polling, for consumers that cannot receive pushes."),
         (name = "Event Type", description = "The catalog of event types."),
         (name = "Authentication", description = "App-scoped tokens."),
+        (name = "Listen", description = "`herald listen --server` sessions: an application's messages delivered over a WebSocket to a developer's CLI (Herald extension)."),
         (name = "Statistics", description = "Delivery statistics, read from rollups kept with the attempts."),
         (name = "Health", description = "Liveness."),
     )

@@ -244,6 +244,7 @@ const ERROR_TEXT = {
   blocked: "address not allowed",
   template: "template failed",
   rejected: "rejected",
+  listener_offline: "no herald listen session attached",
 };
 
 function describeError(a) {

@@ -137,7 +137,9 @@ impl HttpDestination {
         Ok(client)
     }
 
-    fn headers(&self, req: &DeliveryRequest) -> HeaderMap {
+    /// The request's headers: custom and templated ones, then the signed Standard Webhooks
+    /// ones, which always win.
+    pub(super) fn headers(&self, req: &DeliveryRequest) -> HeaderMap {
         let timestamp = req.attempted_at.timestamp();
         let secrets = req.endpoint.signing_secrets(req.attempted_at);
         // What is signed is what is sent: a template's output, when there is one.
@@ -253,6 +255,11 @@ impl HttpDestination {
         })
     }
 
+    /// How much of a response body the attempt log keeps.
+    pub(super) fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+
     /// Delivers `req` to `url`, which may differ from the endpoint's (chat URLs).
     pub async fn deliver_to(&self, url: &str, req: &DeliveryRequest) -> DeliveryOutcome {
         let started = Instant::now();
@@ -301,7 +308,7 @@ fn recorded_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
 
 /// The request headers for the attempt log. Values of custom (or templated) headers whose
 /// names suggest a credential are masked: the log is shown to customers in the portal.
-fn recorded_request_headers(
+pub(super) fn recorded_request_headers(
     headers: &HeaderMap,
     req: &DeliveryRequest,
 ) -> BTreeMap<String, String> {
@@ -345,7 +352,10 @@ fn looks_secret(name: &str) -> bool {
 }
 
 /// `Retry-After` as seconds or an HTTP date.
-fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+pub(super) fn parse_retry_after(
+    value: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));

@@ -11,6 +11,7 @@
 //! | `nats` | NATS JetStream publish | [`nats`] |
 //! | `amqp`, `amqps` | RabbitMQ publish with confirms | [`amqp`] |
 //! | `redis` | Redis Streams `XADD` | [`redis_stream`] |
+//! | `listen` | a `herald listen --server` session's WebSocket | [`listen`] |
 //!
 //! A new kind is one module implementing [`Destination`] with a `check` of its URLs, and
 //! one line in [`Kind`].
@@ -20,6 +21,7 @@ pub mod chat;
 pub mod email;
 mod guard;
 pub mod http;
+pub mod listen;
 pub mod nats;
 pub mod redis_stream;
 mod resolver;
@@ -47,6 +49,7 @@ pub enum Kind {
     Nats,
     Amqp,
     Redis,
+    Listen,
 }
 
 impl Kind {
@@ -63,6 +66,7 @@ impl Kind {
             "nats" => Self::Nats,
             "amqp" | "amqps" => Self::Amqp,
             "redis" => Self::Redis,
+            herald_core::listen::SCHEME => Self::Listen,
             scheme => Self::Chat(ChatService::of_scheme(scheme)?),
         })
     }
@@ -76,6 +80,7 @@ impl Kind {
             Self::Nats => "nats",
             Self::Amqp => "amqp",
             Self::Redis => "redis",
+            Self::Listen => "listen",
         }
     }
 
@@ -88,6 +93,7 @@ impl Kind {
             Self::Nats => nats::check(url),
             Self::Amqp => amqp::check(url),
             Self::Redis => redis_stream::check(url),
+            Self::Listen => listen::check(url),
         }
     }
 
@@ -104,7 +110,7 @@ impl Kind {
     /// Which template parts mean something to this kind.
     pub fn template_parts(self) -> &'static [&'static str] {
         match self {
-            Self::Http => &["body", "method", "headers", "contentType"],
+            Self::Http | Self::Listen => &["body", "method", "headers", "contentType"],
             Self::Chat(_) => &["body", "headers"],
             Self::Email => &["body", "subject", "html"],
             Self::Nats | Self::Redis => &["body", "headers"],
@@ -115,7 +121,7 @@ impl Kind {
 
 /// The URL schemes Herald delivers to, for error messages.
 const SCHEMES: &str = "http, https, slack+https, discord+https, teams+https, mailto, nats, \
-                       amqp, amqps, redis";
+                       amqp, amqps, redis, listen";
 
 /// Checks that an endpoint URL names a destination Herald can deliver to, and how.
 pub fn check_url(url: &Url) -> Result<Kind, String> {
@@ -138,6 +144,8 @@ pub struct Destinations {
     nats: nats::NatsDestination,
     amqp: amqp::AmqpDestination,
     redis: redis_stream::RedisDestination,
+    listen: listen::ListenDestination,
+    sessions: listen::ListenSessions,
 }
 
 impl Destinations {
@@ -146,7 +154,10 @@ impl Destinations {
         let http = Arc::new(http::HttpDestination::new(delivery)?);
         let policy = Arc::new(AddressPolicy::new(delivery.allowed_networks.clone()));
         let timeout = delivery.timeout;
+        let sessions = listen::ListenSessions::default();
         Ok(Self {
+            listen: listen::ListenDestination::new(sessions.clone(), http.clone(), timeout),
+            sessions,
             chat: chat::ChatDestination::new(http.clone()),
             http,
             email: email.map(email::EmailDestination::new).transpose()?,
@@ -159,6 +170,11 @@ impl Destinations {
     /// The HTTP destination, for what only HTTP does (subscription verification).
     pub fn http(&self) -> Arc<http::HttpDestination> {
         self.http.clone()
+    }
+
+    /// The `herald listen` sessions attached to this node, for the API's WebSocket route.
+    pub fn listen_sessions(&self) -> listen::ListenSessions {
+        self.sessions.clone()
     }
 
     fn kind_destination(&self, kind: Kind) -> Result<&dyn Destination, DeliveryError> {
@@ -174,6 +190,7 @@ impl Destinations {
             Kind::Nats => &self.nats,
             Kind::Amqp => &self.amqp,
             Kind::Redis => &self.redis,
+            Kind::Listen => &self.listen,
         })
     }
 

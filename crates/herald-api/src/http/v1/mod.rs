@@ -20,6 +20,7 @@ pub mod event_type;
 pub mod events;
 pub mod health;
 pub mod instance;
+pub mod listen;
 pub mod message;
 pub mod message_types;
 pub mod operational_endpoint;
@@ -55,4 +56,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(instance::router())
         .merge(operational_endpoint::router())
         .merge(stats::router())
+        .merge(listen::router())
 }

@@ -1,5 +1,5 @@
-//! `herald listen`: a local webhook receiver that prints what arrives and checks its
-//! signature, for trying Herald out and debugging endpoints.
+//! `herald listen` without `--server`: a local webhook receiver that prints what arrives
+//! and checks its signature, for trying Herald out and debugging endpoints.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,227 @@
+//! `GET /api/v1/app/{app_id}/listen` (a Herald extension): the WebSocket `herald listen
+//! --server` opens. The session attaches to the app's `listen://NAME` endpoint, created on
+//! first use so its secret is the same each time; the dispatcher delivers to it as to any
+//! endpoint (see `herald_delivery::destinations::listen`), and this module carries the
+//! deliveries out as frames and the CLI's answers back. The frames are
+//! [`herald_core::listen`]'s.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use herald_core::listen::{endpoint_uid, valid_name, ClientFrame, ServerFrame, SCHEME};
+use herald_core::model::{Application, Capability, Endpoint};
+use herald_core::StoreError;
+use herald_delivery::destinations::listen::{ListenReply, Session};
+use herald_delivery::operational;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
+use crate::http::extract::ApiQuery;
+use crate::http::v1::endpoint_types::validate;
+use crate::state::AppState;
+
+/// How often Herald pings the CLI; a CLI that sends nothing (not even a pong) for three
+/// of these is taken for gone.
+const PING_EVERY: Duration = Duration::from_secs(15);
+const SILENT_FOR: Duration = Duration::from_secs(45);
+
+/// Which session, and what it receives.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListenQuery {
+    /// The session's name: letters, digits and hyphens. One endpoint per application and name.
+    name: String,
+    /// Event types to receive (repeat the parameter); all when absent.
+    #[serde(default)]
+    filter_types: Option<Vec<String>>,
+    /// Channels to receive (repeat the parameter); all when absent.
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    /// Take the name over from a session still attached.
+    #[serde(default)]
+    force: bool,
+}
+
+/// Attach a `herald listen` session: a WebSocket over which the application's messages are
+/// delivered to the CLI (a Herald extension; frames in `herald_core::listen`).
+#[utoipa::path(get, path = "/app/{app_id}/listen", tag = "Listen",
+    params(("app_id" = String, Path), ListenQuery),
+    responses((status = 101, description = "The WebSocket; the first frame is `ready`"),
+        (status = 400, body = HttpErrorOut, description = "Not a WebSocket upgrade"),
+        (status = 404, body = HttpErrorOut),
+        (status = 409, body = HttpErrorOut, description = "`session_in_use`: another session has this name"),
+        (status = 422, body = HttpValidationError)))]
+async fn listen(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    query: Result<ApiQuery<ListenQuery>, ApiError>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    // The caller's access first: a token of another application learns nothing, not even
+    // that its query was malformed.
+    let app = state.app_for(&caller, &app_id).await?;
+    // A session creates an endpoint and shows its secret.
+    caller.require(Capability::ManageEndpoint)?;
+    caller.require(Capability::ViewEndpointSecret)?;
+    let ApiQuery(query) = query?;
+    if !valid_name(&query.name) {
+        return Err(ApiError::invalid(
+            "name",
+            "a session name is 1 to 64 letters, digits and hyphens, not starting or ending with one",
+        ));
+    }
+    let upgrade = upgrade.map_err(|e| ApiError::BadRequest {
+        code: "websocket_required",
+        detail: format!("This route is a WebSocket for `herald listen --server`: {e}."),
+    })?;
+    let endpoint = listen_endpoint(&state, &app, &query).await?;
+    let session = state
+        .listen_sessions
+        .attach(&endpoint.id, query.force)
+        .map_err(|e| ApiError::ConflictWith {
+            code: "session_in_use",
+            detail: e.to_string(),
+        })?;
+    Ok(upgrade.on_upgrade(move |socket| serve(state, endpoint, session, socket)))
+}
+
+/// The app's endpoint for this session name, created or brought up to date (filters,
+/// enabled) with what the CLI asked for.
+async fn listen_endpoint(
+    state: &AppState,
+    app: &Application,
+    query: &ListenQuery,
+) -> ApiResult<Endpoint> {
+    let now = state.clock.now();
+    let uid = endpoint_uid(&query.name);
+    let existing = match state.store.get_endpoint(&app.id, &uid).await {
+        Ok(endpoint) => Some(endpoint),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let Some(read) = existing else {
+        let mut endpoint = Endpoint::new(&app.id, format!("{SCHEME}://{}", query.name), now);
+        endpoint.uid = Some(uid);
+        endpoint.description = format!("herald listen session `{}`", query.name);
+        endpoint.filter_types = query.filter_types.clone();
+        endpoint.channels = query.channels.clone();
+        validate(state, &endpoint).await?;
+        state.store.create_endpoint(&endpoint).await?;
+        let ops = &state.operational;
+        ops.endpoint_changed(operational::ENDPOINT_CREATED, app, &endpoint)
+            .await;
+        return Ok(endpoint);
+    };
+    let mut endpoint = read.clone();
+    endpoint.filter_types = query.filter_types.clone();
+    endpoint.channels = query.channels.clone();
+    endpoint.disabled = false;
+    if endpoint != read {
+        if read.disabled {
+            endpoint.failing_since = None;
+        }
+        validate(state, &endpoint).await?;
+        state
+            .store
+            .update_endpoint(&endpoint, read.updated_at)
+            .await?;
+        let ops = &state.operational;
+        ops.endpoint_changed(operational::ENDPOINT_UPDATED, app, &endpoint)
+            .await;
+    }
+    Ok(endpoint)
+}
+
+/// Runs one attached session until the CLI goes, falls silent, or is taken over.
+async fn serve(state: AppState, endpoint: Endpoint, mut session: Session, mut socket: WebSocket) {
+    let ready = ServerFrame::Ready {
+        endpoint_id: endpoint.id.clone(),
+        secret: endpoint.secret.verification_key(),
+        filter_types: endpoint.filter_types.clone(),
+    };
+    if send(&mut socket, &ready).await.is_err() {
+        return;
+    }
+    // Retries that wait for a later slot are due now that someone listens again.
+    let now = state.clock.now();
+    if let Err(e) = state.store.retry_now(&endpoint.id, now).await {
+        tracing::warn!(endpoint = %endpoint.id, error = %e, "could not hasten a listen session's retries");
+    }
+    tracing::info!(endpoint = %endpoint.id, "herald listen session attached");
+    let mut waiting: HashMap<u64, oneshot::Sender<ListenReply>> = HashMap::new();
+    let mut next_attempt = 0u64;
+    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut heard = tokio::time::Instant::now();
+    let ended = loop {
+        tokio::select! {
+            delivery = session.deliveries.recv() => {
+                let Some(delivery) = delivery else {
+                    break "another session took this name over";
+                };
+                next_attempt += 1;
+                let frame = ServerFrame::Deliver {
+                    attempt_id: next_attempt,
+                    msg_id: delivery.msg_id,
+                    event_type: delivery.event_type,
+                    method: delivery.method,
+                    headers: delivery.headers,
+                    body: delivery.body,
+                };
+                if send(&mut socket, &frame).await.is_err() {
+                    break "the connection failed";
+                }
+                waiting.insert(next_attempt, delivery.reply);
+            }
+            received = socket.recv() => {
+                heard = tokio::time::Instant::now();
+                match received {
+                    Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
+                        Ok(ClientFrame::Result { attempt_id, status, headers, body, error }) => {
+                            if let Some(reply) = waiting.remove(&attempt_id) {
+                                let _ = reply.send(ListenReply { status, headers, body, error });
+                            }
+                        }
+                        Err(e) => tracing::debug!(error = %e, "a listen session sent a frame Herald does not read"),
+                    },
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break "the CLI disconnected",
+                    Some(Ok(_)) => {} // pings, pongs
+                }
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() > SILENT_FOR {
+                    break "the CLI fell silent";
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    break "the connection failed";
+                }
+            }
+        }
+    };
+    tracing::info!(endpoint = %endpoint.id, why = ended, "herald listen session detached");
+    let close = CloseFrame {
+        code: axum::extract::ws::close_code::AWAY,
+        reason: ended.into(),
+    };
+    let _ = socket.send(Message::Close(Some(close))).await;
+    // Dropping `session` detaches it; the attempts still waiting see it end.
+}
+
+async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(frame).expect("frames serialize");
+    socket.send(Message::Text(text.into())).await
+}
+
+/// The listen route.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(listen))
+}

@@ -1,0 +1,347 @@
+//! `herald listen --server` as a developer meets it (spec patterns.md §6.4): Herald runs in
+//! this process on a manual clock, the CLI is a child process, and a local server on
+//! loopback is what the CLI forwards to.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use herald_core::signing::VerificationKey;
+use herald_core::{Clock, ManualClock};
+use herald_server::config::{Config, Secret};
+use herald_server::Server;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+const TOKEN: &str = "hrld_listen_test_token_0123456789abcdef";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Herald on a manual clock, with an app `test` and the event types `a` and `b`.
+struct Herald {
+    server: Server,
+    clock: Arc<ManualClock>,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Herald {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::defaults();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.data_dir = dir.path().to_owned();
+        config.admin_token = Some(Secret::new(TOKEN.to_owned()));
+        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+        let server = herald_server::start(config, clock.clone() as Arc<dyn Clock>)
+            .await
+            .unwrap();
+        let herald = Self {
+            server,
+            clock,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        };
+        for name in ["a", "b"] {
+            let body = json!({"name": name, "description": name});
+            herald.post("/event-type", body).await;
+        }
+        herald
+            .post("/app", json!({"name": "Test", "uid": "test"}))
+            .await;
+        herald
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let url = format!("{}/api/v1{path}", self.base());
+        let answer = self.http.post(url).bearer_auth(TOKEN).json(&body);
+        let answer = answer.send().await.unwrap();
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+        answer.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let url = format!("{}/api/v1{path}", self.base());
+        let answer = self.http.get(url).bearer_auth(TOKEN).send().await.unwrap();
+        answer.json().await.unwrap()
+    }
+
+    /// Publishes `payload` as type `event_type`; the message id.
+    async fn publish(&self, event_type: &str, payload: Value) -> String {
+        let msg = json!({"eventType": event_type, "payload": payload});
+        let msg = self.post("/app/test/msg", msg).await;
+        msg["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until `n` deliveries have been settled (an attempt recorded) in all.
+    async fn wait_settled(&self, n: u64) {
+        let mut settled = self.server.settled.clone();
+        let done = tokio::time::timeout(DEADLINE, settled.wait_for(|c| *c >= n)).await;
+        assert!(done.is_ok(), "{n} attempts recorded");
+    }
+
+    /// The attempts of a message, oldest first.
+    async fn attempts(&self, msg_id: &str) -> Vec<Value> {
+        let page = self.get(&format!("/app/test/attempt/msg/{msg_id}")).await;
+        let mut attempts = page["data"].as_array().cloned().unwrap_or_default();
+        attempts.reverse();
+        attempts
+    }
+}
+
+/// A local server recording each request and answering with the status it is set to.
+struct LocalServer {
+    url: String,
+    status: Arc<AtomicU16>,
+    received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    count: watch::Receiver<usize>,
+}
+
+impl LocalServer {
+    async fn start() -> Self {
+        let status = Arc::new(AtomicU16::new(200));
+        let received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
+        let (tx, count) = watch::channel(0);
+        let (answer, log) = (status.clone(), received.clone());
+        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let (answer, log, tx) = (answer.clone(), log.clone(), tx.clone());
+            async move {
+                log.lock().unwrap().push((headers, body));
+                tx.send_modify(|n| *n += 1);
+                let status = StatusCode::from_u16(answer.load(Ordering::SeqCst)).unwrap();
+                (status, "local answer")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/webhooks", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url,
+            status,
+            received,
+            count,
+        }
+    }
+
+    async fn wait_for(&self, n: usize) {
+        let mut count = self.count.clone();
+        let done = tokio::time::timeout(DEADLINE, count.wait_for(|c| *c >= n)).await;
+        assert!(done.is_ok(), "{n} requests reached the local server");
+    }
+
+    fn request(&self, i: usize) -> (HeaderMap, Bytes) {
+        self.received.lock().unwrap()[i].clone()
+    }
+
+    fn len(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+}
+
+/// `herald listen` as a child, its stdout read line by line (on a thread, handed over a
+/// channel the test awaits: the server under test shares the test's runtime).
+struct Cli {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+}
+
+impl Cli {
+    fn start(herald: &Herald, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .arg("listen")
+            .args(args)
+            .args(["--server", &herald.base(), "--app", "test"])
+            .env("HERALD_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("herald listen starts");
+        let (tx, lines) = mpsc::unbounded_channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line that contains `needle`.
+    async fn line_with(&mut self, needle: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(DEADLINE, self.lines.recv()).await;
+            let line = line.ok().flatten();
+            let line = line.unwrap_or_else(|| panic!("a line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// The signing secret printed once the session is attached.
+    async fn secret(&mut self) -> String {
+        let line = self.line_with("Signing secret:").await;
+        let secret = line.split_whitespace().find(|w| w.starts_with("whsec_"));
+        secret.expect("a whsec_ secret").to_owned()
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn a_session_forwards_signed_messages_and_the_log_records_the_local_answers() {
+    let herald = Herald::start().await;
+    let local = LocalServer::start().await;
+    let mut cli = Cli::start(&herald, &[&local.url, "--name", "laptop", "--events", "a"]);
+    let secret = VerificationKey::parse(&cli.secret().await).unwrap();
+
+    // Only type `a` is asked for: `b` is never forwarded (it gets no delivery at all).
+    herald.publish("b", json!({"x": 0})).await;
+    let first = herald.publish("a", json!({"x": 1})).await;
+    local.wait_for(1).await;
+    herald.wait_settled(1).await;
+    let (headers, body) = local.request(0);
+    assert_eq!(&body[..], br#"{"x":1}"#);
+    assert_eq!(header(&headers, "webhook-id"), first);
+    let timestamp = header(&headers, "webhook-timestamp").parse().unwrap();
+    let signature = header(&headers, "webhook-signature");
+    assert!(
+        secret.verifies(&first, timestamp, &body, signature),
+        "the signature verifies with the secret the CLI printed"
+    );
+    let attempts = herald.attempts(&first).await;
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["responseStatusCode"], 200);
+    assert_eq!(attempts[0]["response"], "local answer");
+
+    // The local server fails: the attempt is failed with its status, and retried on the
+    // schedule (moved along by the clock), when it succeeds.
+    local.status.store(500, Ordering::SeqCst);
+    let second = herald.publish("a", json!({"x": 2})).await;
+    local.wait_for(2).await;
+    herald.wait_settled(2).await;
+    let attempts = herald.attempts(&second).await;
+    assert_eq!(attempts[0]["responseStatusCode"], 500, "{attempts:?}");
+    assert_eq!(attempts[0]["status"], 2, "failed");
+    local.status.store(200, Ordering::SeqCst);
+    herald.clock.advance(Duration::from_secs(3600));
+    local.wait_for(3).await;
+    herald.wait_settled(3).await;
+    assert_eq!(header(&local.request(2).0, "webhook-id"), second);
+    let attempts = herald.attempts(&second).await;
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[1]["responseStatusCode"], 200);
+    assert_eq!(local.len(), 3, "nothing of type b arrived");
+}
+
+#[tokio::test]
+async fn a_session_that_comes_back_gets_what_was_sent_while_it_was_away_once() {
+    let herald = Herald::start().await;
+    let local = LocalServer::start().await;
+    let mut cli = Cli::start(&herald, &[&local.url, "--name", "laptop"]);
+    let secret = cli.secret().await;
+
+    // The name is taken while the first session is attached.
+    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["listen", &local.url, "--name", "laptop", "--app", "test"])
+        .args(["--server", &herald.base(), "--token", TOKEN])
+        .output()
+        .await
+        .unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("session_in_use"), "{stderr}");
+
+    // Away: the attempt fails as `listener_offline` and waits for its retry.
+    cli.child.kill().unwrap();
+    cli.child.wait().unwrap();
+    let missed = herald.publish("a", json!({"x": 1})).await;
+    herald.wait_settled(1).await;
+    let attempts = herald.attempts(&missed).await;
+    assert_eq!(attempts[0]["errorKind"], "listener_offline", "{attempts:?}");
+
+    // Back under the same name: same secret, and the retry comes at once, not on its
+    // schedule (the clock does not move).
+    let mut back = Cli::start(&herald, &[&local.url, "--name", "laptop"]);
+    assert_eq!(
+        back.secret().await,
+        secret,
+        "the secret is the same for the same name"
+    );
+    local.wait_for(1).await;
+    herald.wait_settled(2).await;
+    assert_eq!(header(&local.request(0).0, "webhook-id"), missed);
+    assert_eq!(local.len(), 1, "delivered once");
+}
+
+#[tokio::test]
+async fn without_a_target_the_session_prints_json_and_answers_200() {
+    let herald = Herald::start().await;
+    let mut cli = Cli::start(&herald, &["--print-json"]);
+    cli.secret().await;
+    let msg = herald.publish("a", json!({"x": 1})).await;
+    let line = cli.line_with(&msg).await;
+    let printed: Value = serde_json::from_str(&line).expect("one JSON object per line");
+    assert_eq!(printed["payload"], json!({"x": 1}));
+    assert_eq!(printed["eventType"], "a");
+    herald.wait_settled(1).await;
+    let attempts = herald.attempts(&msg).await;
+    assert_eq!(attempts[0]["responseStatusCode"], 200, "{attempts:?}");
+}
+
+#[tokio::test]
+async fn the_listen_route_answers_plain_requests_with_an_error_a_client_can_read() {
+    let herald = Herald::start().await;
+    let url = format!("{}/api/v1/app/test/listen?name=laptop", herald.base());
+    let answer = herald
+        .http
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["code"], "websocket_required", "{body}");
+
+    let url = format!("{}/api/v1/app/test/listen?name=no%20spaces", herald.base());
+    let answer = herald
+        .http
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+}
+
+#[test]
+fn a_forward_target_off_this_machine_is_refused_unless_allowed() {
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["listen", "http://10.0.0.1:9/hook", "--app", "test"])
+        .args(["--server", "http://127.0.0.1:9", "--token", TOKEN])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--allow-external"), "{stderr}");
+}
