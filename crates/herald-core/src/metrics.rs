@@ -77,6 +77,8 @@ pub struct Metrics {
     pub queue_waiting: Gauge,
     /// How long the oldest of them has waited, in seconds, read when scraped.
     pub queue_oldest_seconds: Gauge,
+    /// `herald listen --server` sessions attached to this node, read when scraped.
+    pub listen_sessions: Gauge,
 }
 
 /// Latency buckets from 1 ms to ~33 s, doubling.
@@ -169,6 +171,12 @@ impl Metrics {
             "Age of the oldest waiting delivery",
             queue_oldest_seconds.clone(),
         );
+        let listen_sessions = Gauge::default();
+        registry.register(
+            "listen_sessions",
+            "herald listen sessions attached to this node",
+            listen_sessions.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             http_requests,
@@ -182,6 +190,7 @@ impl Metrics {
             verification_tries,
             queue_waiting,
             queue_oldest_seconds,
+            listen_sessions,
         }
     }
 

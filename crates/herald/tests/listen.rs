@@ -298,6 +298,12 @@ async fn without_a_target_the_session_prints_json_and_answers_200() {
     let herald = Herald::start().await;
     let mut cli = Cli::start(&herald, &["--print-json"]);
     cli.secret().await;
+    let metrics = herald.http.get(format!("{}/metrics", herald.base()));
+    let metrics = metrics.send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "herald_listen_sessions 1"),
+        "the session is counted: {metrics}"
+    );
     let msg = herald.publish("a", json!({"x": 1})).await;
     let line = cli.line_with(&msg).await;
     let printed: Value = serde_json::from_str(&line).expect("one JSON object per line");

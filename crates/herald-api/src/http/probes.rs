@@ -55,7 +55,7 @@ pub async fn count_request(State(state): State<AppState>, req: Request, next: Ne
     response
 }
 
-/// The metrics in Prometheus' text format; the queue's gauges are read now.
+/// The metrics in Prometheus' text format; the queue's and sessions' gauges are read now.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.config.api.metrics_token {
         let given = headers
@@ -75,6 +75,8 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         state.metrics.queue_waiting.set(queue.waiting as i64);
         state.metrics.queue_oldest_seconds.set(waited);
     }
+    let sessions = state.listen_sessions.count();
+    state.metrics.listen_sessions.set(sessions as i64);
     (
         [(
             header::CONTENT_TYPE,
