@@ -3,6 +3,7 @@
 mod backup;
 mod bench;
 mod listen;
+mod signature;
 mod ui_link;
 
 use std::net::SocketAddr;
@@ -76,6 +77,10 @@ enum Command {
     /// Receive webhooks on this machine: attached to a Herald server (--server), forwarded
     /// to a local URL; or as a local receiver that prints what arrives.
     Listen(listen::ListenArgs),
+    /// Print the Standard Webhooks signature (`webhook-signature` value) of a payload.
+    Sign(signature::SignArgs),
+    /// Check a received request's signature: Standard Webhooks or a provider's scheme.
+    Verify(signature::VerifyArgs),
 }
 
 #[derive(Args)]
@@ -156,6 +161,11 @@ async fn main() -> std::process::ExitCode {
     // A user reads an error, not a backtrace: the message and its causes, one line.
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // A verdict (a signature that does not verify) was printed; only its status is left.
+        Err(e) if e.is::<signature::Verdict>() => {
+            let signature::Verdict(code) = e.downcast().expect("checked");
+            std::process::ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
@@ -261,6 +271,8 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Listen(args) => listen::run(args).await,
+        Command::Sign(args) => signature::sign(args),
+        Command::Verify(args) => signature::verify(args),
         Command::Config => {
             print!("{}", herald_server::config::DEFAULT_CONFIG);
             Ok(())

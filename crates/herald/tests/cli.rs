@@ -161,3 +161,119 @@ async fn json_logs_are_one_object_per_line_and_a_501_is_not_an_error() {
     let errors: Vec<_> = seen.iter().filter(|l| l["level"] == "ERROR").collect();
     assert!(errors.is_empty(), "{errors:?}");
 }
+
+/// Runs `herald ARGS`; its exit code and stdout.
+fn herald(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .output()
+        .expect("herald runs");
+    let code = out.status.code().expect("an exit code");
+    (code, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[test]
+fn sign_matches_the_svix_library_and_verify_names_the_check_that_fails() {
+    let secret = EndpointSecret::generate().expose();
+    let now = chrono::Utc::now().timestamp();
+    let ts = now.to_string();
+    let payload = r#"{"type":"contact.created","id":7}"#;
+    let (code, signature) = herald(&[
+        "sign",
+        "--secret",
+        &secret,
+        "--id",
+        "msg_1",
+        "--timestamp",
+        &ts,
+        payload,
+    ]);
+    assert_eq!(code, 0);
+    let svix = svix::webhooks::Webhook::new(&secret).unwrap();
+    let expected = svix.sign("msg_1", now, payload.as_bytes()).unwrap();
+    assert_eq!(signature, expected, "the same signature as Svix's library");
+
+    // A captured request, as a receiver would log it.
+    let dir = tempfile::tempdir().unwrap();
+    let captured = dir.path().join("request.http");
+    let capture = |timestamp: &str, body: &str| {
+        let text = format!(
+            "POST /webhooks HTTP/1.1\r\ncontent-type: application/json\r\nwebhook-id: msg_1\r\n\
+             webhook-timestamp: {timestamp}\r\nwebhook-signature: {signature}\r\n\r\n{body}"
+        );
+        std::fs::write(&captured, text).unwrap();
+    };
+    let file = captured.to_str().unwrap();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", "--secret", &secret, "--headers-file", file];
+        args.extend_from_slice(extra);
+        herald(&args)
+    };
+    capture(&ts, payload);
+    assert_eq!(verify(&[]), (0, "valid".to_owned()));
+    capture(&ts, &payload.replace('7', "8"));
+    assert_eq!(verify(&[]), (1, "signature_mismatch".to_owned()));
+
+    // Ten minutes old: refused, unless the timestamp is not to be checked.
+    let old = (now - 600).to_string();
+    let (_, old_signature) = herald(&[
+        "sign",
+        "--secret",
+        &secret,
+        "--id",
+        "msg_1",
+        "--timestamp",
+        &old,
+        payload,
+    ]);
+    let text = format!(
+        "webhook-id: msg_1\nwebhook-timestamp: {old}\nwebhook-signature: {old_signature}\n\n{payload}"
+    );
+    std::fs::write(&captured, text).unwrap();
+    assert_eq!(verify(&[]), (1, "timestamp_out_of_tolerance".to_owned()));
+    assert_eq!(verify(&["--ignore-timestamp"]), (0, "valid".to_owned()));
+
+    // The same check given as flags, and a usage error (a malformed secret) exits 2.
+    let flags = [
+        "verify",
+        "--secret",
+        &secret,
+        "--id",
+        "msg_1",
+        "--timestamp",
+        &ts,
+    ];
+    let mut args = flags.to_vec();
+    args.extend(["--signature", &signature, payload]);
+    assert_eq!(herald(&args), (0, "valid".to_owned()));
+    let (code, _) = herald(&["verify", "--secret", "not-a-secret", "--headers-file", file]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn verify_checks_a_providers_scheme_as_inbound_sources_do() {
+    // GitHub: `x-hub-signature-256: sha256=<hex HMAC of the body>`.
+    let body = r#"{"zen":"Keep it logically awesome."}"#;
+    let signature = {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"It's a Secret to Everybody").unwrap();
+        mac.update(body.as_bytes());
+        let bytes = mac.finalize().into_bytes();
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let header = format!("X-Hub-Signature-256: sha256={signature}");
+    let github = |payload: &str| {
+        herald(&[
+            "verify",
+            "--scheme",
+            "github",
+            "--secret",
+            "It's a Secret to Everybody",
+            "-H",
+            &header,
+            payload,
+        ])
+    };
+    assert_eq!(github(body), (0, "valid".to_owned()));
+    assert_eq!(github("{}"), (1, "signature_mismatch".to_owned()));
+}
