@@ -3,6 +3,8 @@
 mod backup;
 mod bench;
 mod listen;
+mod remote;
+mod send;
 mod signature;
 mod ui_link;
 
@@ -77,6 +79,8 @@ enum Command {
     /// Receive webhooks on this machine: attached to a Herald server (--server), forwarded
     /// to a local URL; or as a local receiver that prints what arrives.
     Listen(listen::ListenArgs),
+    /// Publish a message to a running Herald; with --wait, report each endpoint's answer.
+    Send(send::SendArgs),
     /// Print the Standard Webhooks signature (`webhook-signature` value) of a payload.
     Sign(signature::SignArgs),
     /// Check a received request's signature: Standard Webhooks or a provider's scheme.
@@ -271,6 +275,7 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Listen(args) => listen::run(args).await,
+        Command::Send(args) => send::run(args).await,
         Command::Sign(args) => signature::sign(args),
         Command::Verify(args) => signature::verify(args),
         Command::Config => {

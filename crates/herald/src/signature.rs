@@ -226,7 +226,7 @@ fn provider(
 
 /// The payload argument's bytes: text, `@FILE`, or `-` for standard input; `None` when
 /// there is no argument (standard input for `sign`, the captured body for `verify`).
-fn read_payload(arg: Option<&str>) -> anyhow::Result<Option<Vec<u8>>> {
+pub fn read_payload(arg: Option<&str>) -> anyhow::Result<Option<Vec<u8>>> {
     Ok(match arg {
         None => None,
         Some("-") => {

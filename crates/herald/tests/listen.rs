@@ -2,148 +2,20 @@
 //! this process on a manual clock, the CLI is a child process, and a local server on
 //! loopback is what the CLI forwards to.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use herald_core::signing::VerificationKey;
-use herald_core::{Clock, ManualClock};
-use herald_server::config::{Config, Secret};
-use herald_server::Server;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-const TOKEN: &str = "hrld_listen_test_token_0123456789abcdef";
-const DEADLINE: Duration = Duration::from_secs(30);
-
-/// Herald on a manual clock, with an app `test` and the event types `a` and `b`.
-struct Herald {
-    server: Server,
-    clock: Arc<ManualClock>,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Herald {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::defaults();
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.data_dir = dir.path().to_owned();
-        config.admin_token = Some(Secret::new(TOKEN.to_owned()));
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let server = herald_server::start(config, clock.clone() as Arc<dyn Clock>)
-            .await
-            .unwrap();
-        let herald = Self {
-            server,
-            clock,
-            http: reqwest::Client::new(),
-            _dir: dir,
-        };
-        for name in ["a", "b"] {
-            let body = json!({"name": name, "description": name});
-            herald.post("/event-type", body).await;
-        }
-        herald
-            .post("/app", json!({"name": "Test", "uid": "test"}))
-            .await;
-        herald
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.server.addr)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let url = format!("{}/api/v1{path}", self.base());
-        let answer = self.http.post(url).bearer_auth(TOKEN).json(&body);
-        let answer = answer.send().await.unwrap();
-        assert!(answer.status().is_success(), "{path}: {}", answer.status());
-        answer.json().await.unwrap()
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let url = format!("{}/api/v1{path}", self.base());
-        let answer = self.http.get(url).bearer_auth(TOKEN).send().await.unwrap();
-        answer.json().await.unwrap()
-    }
-
-    /// Publishes `payload` as type `event_type`; the message id.
-    async fn publish(&self, event_type: &str, payload: Value) -> String {
-        let msg = json!({"eventType": event_type, "payload": payload});
-        let msg = self.post("/app/test/msg", msg).await;
-        msg["id"].as_str().unwrap().to_owned()
-    }
-
-    /// Waits until `n` deliveries have been settled (an attempt recorded) in all.
-    async fn wait_settled(&self, n: u64) {
-        let mut settled = self.server.settled.clone();
-        let done = tokio::time::timeout(DEADLINE, settled.wait_for(|c| *c >= n)).await;
-        assert!(done.is_ok(), "{n} attempts recorded");
-    }
-
-    /// The attempts of a message, oldest first.
-    async fn attempts(&self, msg_id: &str) -> Vec<Value> {
-        let page = self.get(&format!("/app/test/attempt/msg/{msg_id}")).await;
-        let mut attempts = page["data"].as_array().cloned().unwrap_or_default();
-        attempts.reverse();
-        attempts
-    }
-}
-
-/// A local server recording each request and answering with the status it is set to.
-struct LocalServer {
-    url: String,
-    status: Arc<AtomicU16>,
-    received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
-    count: watch::Receiver<usize>,
-}
-
-impl LocalServer {
-    async fn start() -> Self {
-        let status = Arc::new(AtomicU16::new(200));
-        let received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
-        let (tx, count) = watch::channel(0);
-        let (answer, log) = (status.clone(), received.clone());
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-            let (answer, log, tx) = (answer.clone(), log.clone(), tx.clone());
-            async move {
-                log.lock().unwrap().push((headers, body));
-                tx.send_modify(|n| *n += 1);
-                let status = StatusCode::from_u16(answer.load(Ordering::SeqCst)).unwrap();
-                (status, "local answer")
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/webhooks", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self {
-            url,
-            status,
-            received,
-            count,
-        }
-    }
-
-    async fn wait_for(&self, n: usize) {
-        let mut count = self.count.clone();
-        let done = tokio::time::timeout(DEADLINE, count.wait_for(|c| *c >= n)).await;
-        assert!(done.is_ok(), "{n} requests reached the local server");
-    }
-
-    fn request(&self, i: usize) -> (HeaderMap, Bytes) {
-        self.received.lock().unwrap()[i].clone()
-    }
-
-    fn len(&self) -> usize {
-        self.received.lock().unwrap().len()
-    }
-}
+use support::in_process::{Herald, LocalServer};
+use support::{DEADLINE, TOKEN};
 
 /// `herald listen` as a child, its stdout read line by line (on a thread, handed over a
 /// channel the test awaits: the server under test shares the test's runtime).

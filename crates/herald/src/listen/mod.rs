@@ -84,7 +84,7 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
         None => None,
     };
     let session = relay::Session {
-        server: relay::api_base(&server)?,
+        server: crate::remote::api_base(&server)?,
         token,
         app,
         name: args.name,

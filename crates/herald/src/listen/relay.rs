@@ -47,19 +47,6 @@ pub struct Session {
     pub print_json: bool,
 }
 
-/// The API base of a server given as `http://host:port` or `…/api/v1`.
-pub fn api_base(server: &str) -> anyhow::Result<Url> {
-    let mut url = Url::parse(server).with_context(|| format!("--server {server}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        bail!("--server takes an http:// or https:// URL, not {server}");
-    }
-    let path = url.path().trim_end_matches('/').trim_end_matches("/api/v1");
-    let path = format!("{path}/api/v1");
-    url.set_path(&path);
-    url.set_query(None);
-    Ok(url)
-}
-
 /// The URL to forward to, refused unless it is on this machine or `allow_external` is set:
 /// a session must not turn a developer's CLI into a way into their network.
 pub async fn forward_target(target: &str, allow_external: bool) -> anyhow::Result<Url> {
@@ -403,21 +390,6 @@ fn report(msg_id: &str, event_type: &str, result: &ClientFrame, took: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_server_may_be_given_with_or_without_the_api_path() {
-        for given in [
-            "http://127.0.0.1:8071",
-            "http://127.0.0.1:8071/",
-            "http://127.0.0.1:8071/api/v1/",
-        ] {
-            assert_eq!(
-                api_base(given).unwrap().as_str(),
-                "http://127.0.0.1:8071/api/v1"
-            );
-        }
-        assert!(api_base("ftp://x").is_err());
-    }
 
     #[tokio::test]
     async fn only_this_machine_is_a_forward_target_unless_allowed() {

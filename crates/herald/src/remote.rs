@@ -1,0 +1,106 @@
+//! The commands that talk to a running Herald over its API (`send`, `listen --server`):
+//! where it is, the token, and errors read from its `{code, detail}` bodies.
+
+use anyhow::{bail, Context as _};
+use serde_json::Value;
+use url::Url;
+
+/// The API base of a server given as `http://host:port` or `…/api/v1`.
+pub fn api_base(server: &str) -> anyhow::Result<Url> {
+    let mut url = Url::parse(server).with_context(|| format!("--server {server}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("--server takes an http:// or https:// URL, not {server}");
+    }
+    let path = url.path().trim_end_matches('/').trim_end_matches("/api/v1");
+    let path = format!("{path}/api/v1");
+    url.set_path(&path);
+    url.set_query(None);
+    Ok(url)
+}
+
+/// A Herald API and the token to call it with.
+pub struct Remote {
+    /// `…/api/v1`
+    pub base: Url,
+    pub token: String,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    pub fn new(server: &str, token: String) -> anyhow::Result<Self> {
+        Ok(Self {
+            base: api_base(server)?,
+            token,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GETs `path` (below `/api/v1`).
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let request = self.http.get(self.url(path)).bearer_auth(&self.token);
+        answer(
+            request
+                .send()
+                .await
+                .with_context(|| self.base.to_string())?,
+        )
+        .await
+    }
+
+    /// POSTs `body` to `path` with extra `headers`.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Value> {
+        let mut request = self.http.post(self.url(path)).bearer_auth(&self.token);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.json(body).send().await;
+        answer(response.with_context(|| self.base.to_string())?).await
+    }
+}
+
+/// The JSON of a 2xx; Herald's own words (`detail (code)`) otherwise.
+async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    if status.is_success() {
+        return Ok(body);
+    }
+    let detail = match &body["detail"] {
+        Value::String(text) => text.clone(),
+        Value::Null => format!("the server answered {status}"),
+        other => other.to_string(),
+    };
+    let code = body["code"].as_str().unwrap_or("error");
+    bail!("{detail} ({code})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_may_be_given_with_or_without_the_api_path() {
+        for given in [
+            "http://127.0.0.1:8071",
+            "http://127.0.0.1:8071/",
+            "http://127.0.0.1:8071/api/v1/",
+        ] {
+            assert_eq!(
+                api_base(given).unwrap().as_str(),
+                "http://127.0.0.1:8071/api/v1"
+            );
+        }
+        assert!(api_base("ftp://x").is_err());
+    }
+}
