@@ -2,6 +2,7 @@
 
 mod backup;
 mod bench;
+mod export;
 mod listen;
 mod remote;
 mod send;
@@ -64,6 +65,21 @@ enum Command {
         /// Replace an existing database.
         #[arg(long)]
         replace: bool,
+    },
+    /// Write the event types, applications and endpoints (secrets included) to FILE as JSON.
+    Export {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Where to write; it must not exist. It holds every endpoint secret: keep it safe.
+        file: PathBuf,
+    },
+    /// Create what an export holds in this database (SQLite or PostgreSQL); what is
+    /// already there (same id or name) is left as it is.
+    Import {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// A file written by `herald export`.
+        file: PathBuf,
     },
     /// Print a one-time sign-in link to the dashboard (/ui), good for one use.
     UiLink {
@@ -265,6 +281,34 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Export { common, file } => {
+            let config = common.load(common.overrides())?;
+            let store = open_store_for(&config).await?;
+            let export = export::export(store.as_ref(), chrono_now()).await?;
+            export::write(&export, &file)?;
+            let endpoints: usize = export.applications.iter().map(|a| a.endpoints()).sum();
+            println!(
+                "exported {} event types, {} applications and {endpoints} endpoints to {} \
+                 (it holds their secrets)",
+                export.event_types.len(),
+                export.applications.len(),
+                file.display()
+            );
+            Ok(())
+        }
+        Command::Import { common, file } => {
+            let export = export::read(&file)?;
+            let config = common.load(common.overrides())?;
+            let store = open_store_for(&config).await?;
+            let done = export::import(store.as_ref(), export).await?;
+            println!(
+                "imported into {}: {} created, {} already there",
+                config.database_display(),
+                done.created,
+                done.skipped
+            );
+            Ok(())
+        }
         Command::UiLink { common, expiry } => {
             let config = common.load(common.overrides())?;
             let store = open_store_for(&config).await?;

@@ -51,6 +51,11 @@ impl Herald {
         herald
     }
 
+    /// Where its SQLite database lives (`--data-dir` for a command run beside it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn base(&self) -> String {
         format!("http://{}", self.server.addr)
     }
