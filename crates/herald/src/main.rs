@@ -7,6 +7,7 @@ mod listen;
 mod remote;
 mod send;
 mod signature;
+mod tail;
 mod ui_link;
 
 use std::net::SocketAddr;
@@ -97,6 +98,8 @@ enum Command {
     Listen(listen::ListenArgs),
     /// Publish a message to a running Herald; with --wait, report each endpoint's answer.
     Send(send::SendArgs),
+    /// Print an application's delivery attempts as they are made.
+    Tail(tail::TailArgs),
     /// Print the Standard Webhooks signature (`webhook-signature` value) of a payload.
     Sign(signature::SignArgs),
     /// Check a received request's signature: Standard Webhooks or a provider's scheme.
@@ -321,6 +324,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Listen(args) => listen::run(args).await,
         Command::Send(args) => send::run(args).await,
         Command::Sign(args) => signature::sign(args),
+        Command::Tail(args) => tail::run(args).await,
         Command::Verify(args) => signature::verify(args),
         Command::Config => {
             print!("{}", herald_server::config::DEFAULT_CONFIG);

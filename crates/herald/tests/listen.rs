@@ -4,72 +4,30 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
 use herald_core::signing::VerificationKey;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
-use support::in_process::{Herald, LocalServer};
-use support::{DEADLINE, TOKEN};
+use support::in_process::{Command, Herald, LocalServer};
+use support::TOKEN;
 
-/// `herald listen` as a child, its stdout read line by line (on a thread, handed over a
-/// channel the test awaits: the server under test shares the test's runtime).
-struct Cli {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
+/// `herald listen ARGS` against `herald`'s app `test`.
+fn listen(herald: &Herald, args: &[&str]) -> Command {
+    let base = herald.base();
+    let mut all = vec!["listen"];
+    all.extend_from_slice(args);
+    all.extend(["--server", &base, "--app", "test"]);
+    Command::start(&all)
 }
 
-impl Cli {
-    fn start(herald: &Herald, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .arg("listen")
-            .args(args)
-            .args(["--server", &herald.base(), "--app", "test"])
-            .env("HERALD_TOKEN", TOKEN)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("herald listen starts");
-        let (tx, lines) = mpsc::unbounded_channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// The next line that contains `needle`.
-    async fn line_with(&mut self, needle: &str) -> String {
-        loop {
-            let line = tokio::time::timeout(DEADLINE, self.lines.recv()).await;
-            let line = line.ok().flatten();
-            let line = line.unwrap_or_else(|| panic!("a line with {needle:?}"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    /// The signing secret printed once the session is attached.
-    async fn secret(&mut self) -> String {
-        let line = self.line_with("Signing secret:").await;
-        let secret = line.split_whitespace().find(|w| w.starts_with("whsec_"));
-        secret.expect("a whsec_ secret").to_owned()
-    }
-}
-
-impl Drop for Cli {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The signing secret a session prints once attached.
+async fn secret(cli: &mut Command) -> String {
+    let line = cli.line_with("Signing secret:").await;
+    let secret = line.split_whitespace().find(|w| w.starts_with("whsec_"));
+    secret.expect("a whsec_ secret").to_owned()
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
@@ -83,8 +41,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 async fn a_session_forwards_signed_messages_and_the_log_records_the_local_answers() {
     let herald = Herald::start().await;
     let local = LocalServer::start().await;
-    let mut cli = Cli::start(&herald, &[&local.url, "--name", "laptop", "--events", "a"]);
-    let secret = VerificationKey::parse(&cli.secret().await).unwrap();
+    let mut cli = listen(&herald, &[&local.url, "--name", "laptop", "--events", "a"]);
+    let key = VerificationKey::parse(&secret(&mut cli).await).unwrap();
 
     // Only type `a` is asked for: `b` is never forwarded (it gets no delivery at all).
     herald.publish("b", json!({"x": 0})).await;
@@ -97,7 +55,7 @@ async fn a_session_forwards_signed_messages_and_the_log_records_the_local_answer
     let timestamp = header(&headers, "webhook-timestamp").parse().unwrap();
     let signature = header(&headers, "webhook-signature");
     assert!(
-        secret.verifies(&first, timestamp, &body, signature),
+        key.verifies(&first, timestamp, &body, signature),
         "the signature verifies with the secret the CLI printed"
     );
     let attempts = herald.attempts(&first).await;
@@ -129,8 +87,8 @@ async fn a_session_forwards_signed_messages_and_the_log_records_the_local_answer
 async fn a_session_that_comes_back_gets_what_was_sent_while_it_was_away_once() {
     let herald = Herald::start().await;
     let local = LocalServer::start().await;
-    let mut cli = Cli::start(&herald, &[&local.url, "--name", "laptop"]);
-    let secret = cli.secret().await;
+    let mut cli = listen(&herald, &[&local.url, "--name", "laptop"]);
+    let first_secret = secret(&mut cli).await;
 
     // The name is taken while the first session is attached.
     let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
@@ -144,8 +102,7 @@ async fn a_session_that_comes_back_gets_what_was_sent_while_it_was_away_once() {
     assert!(stderr.contains("session_in_use"), "{stderr}");
 
     // Away: the attempt fails as `listener_offline` and waits for its retry.
-    cli.child.kill().unwrap();
-    cli.child.wait().unwrap();
+    drop(cli);
     let missed = herald.publish("a", json!({"x": 1})).await;
     herald.wait_settled(1).await;
     let attempts = herald.attempts(&missed).await;
@@ -153,10 +110,10 @@ async fn a_session_that_comes_back_gets_what_was_sent_while_it_was_away_once() {
 
     // Back under the same name: same secret, and the retry comes at once, not on its
     // schedule (the clock does not move).
-    let mut back = Cli::start(&herald, &[&local.url, "--name", "laptop"]);
+    let mut back = listen(&herald, &[&local.url, "--name", "laptop"]);
     assert_eq!(
-        back.secret().await,
-        secret,
+        secret(&mut back).await,
+        first_secret,
         "the secret is the same for the same name"
     );
     local.wait_for(1).await;
@@ -168,8 +125,8 @@ async fn a_session_that_comes_back_gets_what_was_sent_while_it_was_away_once() {
 #[tokio::test]
 async fn without_a_target_the_session_prints_json_and_answers_200() {
     let herald = Herald::start().await;
-    let mut cli = Cli::start(&herald, &["--print-json"]);
-    cli.secret().await;
+    let mut cli = listen(&herald, &["--print-json"]);
+    secret(&mut cli).await;
     let metrics = herald.http.get(format!("{}/metrics", herald.base()));
     let metrics = metrics.send().await.unwrap().text().await.unwrap();
     assert!(
@@ -214,7 +171,7 @@ async fn the_listen_route_answers_plain_requests_with_an_error_a_client_can_read
 
 #[test]
 fn a_forward_target_off_this_machine_is_refused_unless_allowed() {
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["listen", "http://10.0.0.1:9/hook", "--app", "test"])
         .args(["--server", "http://127.0.0.1:9", "--token", TOKEN])
         .output()

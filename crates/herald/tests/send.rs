@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 
-use support::in_process::{Herald, LocalServer};
+use support::in_process::{Command, Herald, LocalServer};
 use support::TOKEN;
 
 async fn send(herald: &Herald, extra: &[&str]) -> (i32, Vec<String>) {
@@ -87,4 +87,30 @@ async fn send_explains_what_the_server_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not_found"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[tokio::test]
+async fn tail_prints_each_attempt_as_one_json_line_in_order() {
+    let herald = Herald::start().await;
+    let local = LocalServer::start().await;
+    herald
+        .post("/app/test/endpoint", json!({"url": local.url}))
+        .await;
+    let base = herald.base();
+    let mut tail = Command::start(&[
+        "tail", "--server", &base, "--app", "test", "--json", "--since", "1m",
+    ]);
+    let mut sent = Vec::new();
+    for n in 1..=3 {
+        sent.push(herald.publish("a", json!({"n": n})).await);
+        local.wait_for(n).await;
+    }
+    for msg_id in &sent {
+        let line = tail.line_with("msgId").await;
+        let attempt: serde_json::Value = serde_json::from_str(&line).expect("one JSON object");
+        assert_eq!(&attempt["msgId"], msg_id, "in send order: {line}");
+        assert_eq!(attempt["eventType"], "a");
+        assert_eq!(attempt["responseStatusCode"], 200);
+        assert_eq!(attempt["outcome"], "ok");
+    }
 }

@@ -1,6 +1,8 @@
 //! Herald in the test's own process, on a manual clock, for tests that run a `herald`
 //! command as a child against it; and a local server that records what reaches it.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +12,7 @@ use herald_core::{Clock, ManualClock};
 use herald_server::config::{Config, Secret};
 use herald_server::Server;
 use serde_json::{json, Value};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::{DEADLINE, TOKEN};
 
@@ -143,5 +145,52 @@ impl LocalServer {
 
     pub fn len(&self) -> usize {
         self.received.lock().unwrap().len()
+    }
+}
+
+/// A `herald` command running as a child with the admin token in `HERALD_TOKEN`, its
+/// stdout read line by line on a thread and handed over a channel the test awaits (the
+/// server under test shares the test's runtime, which must not block). Killed when dropped.
+pub struct Command {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+}
+
+impl Command {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .env("HERALD_TOKEN", TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("herald starts");
+        let (tx, lines) = mpsc::unbounded_channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line that contains `needle`.
+    pub async fn line_with(&mut self, needle: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(DEADLINE, self.lines.recv()).await;
+            let line = line.ok().flatten();
+            let line = line.unwrap_or_else(|| panic!("a line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Command {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
