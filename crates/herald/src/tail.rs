@@ -58,7 +58,7 @@ pub async fn run(args: TailArgs) -> anyhow::Result<()> {
     let mut endpoints = Vec::new();
     let mut round = 0u32;
     loop {
-        if round % ENDPOINTS_EVERY == 0 {
+        if round.is_multiple_of(ENDPOINTS_EVERY) {
             endpoints = match &args.endpoint {
                 Some(one) => vec![one.clone()],
                 None => endpoint_ids(&remote, &app).await?,
