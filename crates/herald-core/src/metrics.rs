@@ -10,9 +10,11 @@ use std::sync::Arc;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+/// A value that goes up and down; the engine keeps some of its own.
+pub use prometheus_client::metrics::gauge::Gauge;
 
 /// An HTTP request the API answered.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +41,20 @@ pub struct AttemptLabels {
     pub trigger: String,
     /// `success` or `failure`.
     pub outcome: String,
+}
+
+/// One of a store's group commits: `publish` or `record` (attempts).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommitLabels {
+    pub commit: String,
+}
+
+/// A store's connection pool (`writer`, `reader`, or `shared` when one pool does both),
+/// and whether its connections are `in_use` or `idle`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub pool: String,
+    pub state: String,
 }
 
 /// A destination kind, for attempt latency.
@@ -79,11 +95,22 @@ pub struct Metrics {
     pub queue_oldest_seconds: Gauge,
     /// `herald listen --server` sessions attached to this node, read when scraped.
     pub listen_sessions: Gauge,
+    /// Endpoints whose circuit is open (or waiting for its probe's answer) on this node.
+    pub circuits_open: Gauge,
+    /// How many publishes or attempt records each group commit wrote.
+    pub commit_batch_size: Family<CommitLabels, Histogram>,
+    /// The store's connections by pool and state, read when scraped.
+    pub pool_connections: Family<PoolLabels, Gauge>,
 }
 
 /// Latency buckets from 1 ms to ~33 s, doubling.
 fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Batch sizes from 1 to 512, doubling.
+fn batch_sizes() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 10))
 }
 
 impl std::fmt::Debug for Metrics {
@@ -177,6 +204,26 @@ impl Metrics {
             "herald listen sessions attached to this node",
             listen_sessions.clone(),
         );
+        let circuits_open = Gauge::default();
+        registry.register(
+            "endpoint_circuits_open",
+            "Endpoints whose circuit breaker is open or probing on this node",
+            circuits_open.clone(),
+        );
+        let commit_batch_size = Family::<CommitLabels, Histogram>::new_with_constructor(
+            batch_sizes as fn() -> Histogram,
+        );
+        registry.register(
+            "store_commit_batch_size",
+            "Publishes or attempt records written by one group commit",
+            commit_batch_size.clone(),
+        );
+        let pool_connections = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "store_pool_connections",
+            "Database connections by pool and state (in_use, idle, max)",
+            pool_connections.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             http_requests,
@@ -191,6 +238,9 @@ impl Metrics {
             queue_waiting,
             queue_oldest_seconds,
             listen_sessions,
+            circuits_open,
+            commit_batch_size,
+            pool_connections,
         }
     }
 

@@ -627,6 +627,17 @@ pub trait Queue: Send + Sync {
     async fn next_due_at(&self, skip_endpoints: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
 }
 
+/// One connection pool's use: `writer`, `reader`, or `shared` (one pool for both).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub name: &'static str,
+    /// Connections open, busy or idle.
+    pub open: u32,
+    pub idle: u32,
+    /// The most it may open.
+    pub max: u32,
+}
+
 /// Durable storage of everything Herald knows, and the delivery queue. Callers name the
 /// part they use ([`Catalog`], [`Messages`], [`Queue`]); a store implements all three.
 #[async_trait]
@@ -637,4 +648,10 @@ pub trait Store: Catalog + Messages + Queue + 'static {
     /// How many of this binary's migrations the database has not applied (for readiness:
     /// a node started with `database.migrate = false` waits for `herald migrate`).
     async fn pending_migrations(&self) -> StoreResult<usize>;
+    /// The connection pools' use now, for `/metrics`.
+    fn pools(&self) -> Vec<PoolUsage> {
+        Vec::new()
+    }
+    /// From now on, counts the size of each group commit into `metrics`.
+    fn attach_metrics(&self, _metrics: &crate::metrics::Metrics) {}
 }

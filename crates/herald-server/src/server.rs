@@ -230,6 +230,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         .context("setting up destinations")?;
     // One registry for the process: the API, the engine and each pattern count into it.
     let metrics = Metrics::new();
+    store.attach_metrics(&metrics);
     let verifier = Verifier::new(
         store.clone(),
         clock.clone(),

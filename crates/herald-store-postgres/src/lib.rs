@@ -60,7 +60,7 @@ pub async fn connect_waiting(
         .connect(url)
         .await
         .map_err(internal)?;
-    let db = Db::new(pool.clone(), pool);
+    let db = Db::shared(pool);
     let backend = PgBackend {
         _listener: listener::ListenerTask::spawn(
             db.writer.clone(),

@@ -1,8 +1,10 @@
 //! The connections a store works through, and the few ways the shared queries use them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use herald_core::metrics::{CommitLabels, Metrics};
 use herald_core::sealing::SecretSealer;
+use herald_core::store::PoolUsage;
 use herald_core::store::StoreResult;
 use herald_core::StoreError;
 use sqlx::{Pool, Transaction};
@@ -25,6 +27,10 @@ pub struct Db<D: Dialect> {
     pub work: Arc<Notify>,
     /// Bumped whenever messages may have been committed (long polls wait on it).
     pub news: Arc<watch::Sender<u64>>,
+    /// Whether `writer` and `reader` are one pool.
+    pub shared_pool: bool,
+    /// Where group commits count their sizes, once the server attaches its metrics.
+    pub metrics: Arc<OnceLock<Metrics>>,
 }
 
 impl<D: Dialect> Clone for Db<D> {
@@ -35,6 +41,8 @@ impl<D: Dialect> Clone for Db<D> {
             sealer: self.sealer.clone(),
             work: self.work.clone(),
             news: self.news.clone(),
+            shared_pool: self.shared_pool,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -55,6 +63,42 @@ impl<D: Dialect> Db<D> {
             sealer: Arc::default(),
             work: Arc::new(Notify::new()),
             news: Arc::new(watch::channel(0).0),
+            shared_pool: false,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// A handle over one pool that both writes and reads.
+    pub fn shared(pool: Pool<D::DB>) -> Self {
+        Self {
+            shared_pool: true,
+            ..Self::new(pool.clone(), pool)
+        }
+    }
+
+    /// Each pool's use now.
+    pub fn pools(&self) -> Vec<PoolUsage> {
+        let usage = |name, pool: &Pool<D::DB>| PoolUsage {
+            name,
+            open: pool.size(),
+            idle: pool.num_idle() as u32,
+            max: pool.options().get_max_connections(),
+        };
+        if self.shared_pool {
+            vec![usage("shared", &self.writer)]
+        } else {
+            vec![usage("writer", &self.writer), usage("reader", &self.reader)]
+        }
+    }
+
+    /// Counts one group commit of `size` items, if metrics are attached.
+    pub fn count_commit(&self, commit: &str, size: usize) {
+        if let Some(metrics) = self.metrics.get() {
+            let labels = CommitLabels {
+                commit: commit.to_owned(),
+            };
+            let histogram = metrics.commit_batch_size.get_or_create(&labels);
+            histogram.observe(size as f64);
         }
     }
 

@@ -81,6 +81,7 @@ async fn publish_batches<B: Backend>(
 }
 
 async fn write_and_answer<B: Backend>(db: &Db<B::Dialect>, backend: &B, batch: Vec<Publish>) {
+    db.count_commit("publish", batch.len());
     let news: Vec<&NewMessage> = batch.iter().map(|p| &p.job.new).collect();
     // Every job comes from the one store, with its one sealer.
     let sealer = batch[0].job.sealer.clone();
@@ -242,6 +243,7 @@ async fn record_batches<B: Backend>(
     while let Some(batch) = batches.next_batch(MAX_RECORD_BATCH).await {
         let (finished, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.job, p.reply)).unzip();
+        db.count_commit("record", finished.len());
         match queue::finish_attempts(&db, &*backend, &finished).await {
             Ok(()) => replies.into_iter().for_each(|r| r.answer(Ok(()))),
             Err(e) if finished.len() > 1 => {

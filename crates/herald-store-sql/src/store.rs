@@ -163,4 +163,12 @@ impl<B: Backend> Store for SqlStore<B> {
     async fn pending_migrations(&self) -> StoreResult<usize> {
         self.backend.pending_migrations(&self.db).await
     }
+
+    fn pools(&self) -> Vec<herald_core::store::PoolUsage> {
+        self.db.pools()
+    }
+
+    fn attach_metrics(&self, metrics: &herald_core::metrics::Metrics) {
+        let _ = self.db.metrics.set(metrics.clone());
+    }
 }

@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use herald_core::metrics::{RequestLabels, RouteLabels};
+use herald_core::metrics::{PoolLabels, RequestLabels, RouteLabels};
 use herald_inbound::verify::same_bytes;
 use serde_json::json;
 
@@ -55,7 +55,8 @@ pub async fn count_request(State(state): State<AppState>, req: Request, next: Ne
     response
 }
 
-/// The metrics in Prometheus' text format; the queue's and sessions' gauges are read now.
+/// The metrics in Prometheus' text format; the queue's, sessions' and pools' gauges are
+/// read now.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.config.api.metrics_token {
         let given = headers
@@ -77,6 +78,24 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
     let sessions = state.listen_sessions.count();
     state.metrics.listen_sessions.set(sessions as i64);
+    for pool in state.store.pools() {
+        let states = [
+            ("in_use", pool.open.saturating_sub(pool.idle)),
+            ("idle", pool.idle),
+            ("max", pool.max),
+        ];
+        for (name, value) in states {
+            let labels = PoolLabels {
+                pool: pool.name.to_owned(),
+                state: name.to_owned(),
+            };
+            state
+                .metrics
+                .pool_connections
+                .get_or_create(&labels)
+                .set(i64::from(value));
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use herald_core::metrics::Gauge;
 
 /// Past this many remembered endpoints, closed circuits are forgotten.
 const MEMORY: usize = 10_000;
@@ -58,14 +59,23 @@ struct Circuit {
 pub struct Breakers {
     settings: BreakerSettings,
     circuits: Arc<Mutex<HashMap<String, Circuit>>>,
+    /// How many circuits are not closed, kept as they open and close (for `/metrics`).
+    tripped: Gauge,
 }
 
 impl Breakers {
-    pub fn new(settings: BreakerSettings) -> Self {
+    pub fn new(settings: BreakerSettings, tripped: Gauge) -> Self {
         Self {
             settings,
             circuits: Arc::default(),
+            tripped,
         }
+    }
+
+    /// Sets the gauge after a circuit opened or closed.
+    fn count_tripped(&self, circuits: &HashMap<String, Circuit>) {
+        let tripped = circuits.values().filter(|c| c.state != State::Closed);
+        self.tripped.set(tripped.count() as i64);
     }
 
     /// Whether an attempt to `endpoint_id` may start at `now`.
@@ -94,7 +104,10 @@ impl Breakers {
         }
         let mut circuits = self.lock();
         if succeeded {
-            circuits.remove(endpoint_id);
+            let closed = circuits.remove(endpoint_id);
+            if closed.is_some_and(|c| c.state != State::Closed) {
+                self.count_tripped(&circuits);
+            }
             return false;
         }
         if circuits.len() > MEMORY {
@@ -119,6 +132,7 @@ impl Breakers {
             until: now + cooldown,
             cooldown,
         };
+        self.count_tripped(&circuits);
         true
     }
 
@@ -163,7 +177,10 @@ impl Breakers {
     /// Forgets the endpoint's circuit: it was disabled, so when its owner enables it again
     /// it starts afresh.
     pub fn forget(&self, endpoint_id: &str) {
-        self.lock().remove(endpoint_id);
+        let mut circuits = self.lock();
+        if circuits.remove(endpoint_id).is_some() {
+            self.count_tripped(&circuits);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Circuit>> {
@@ -176,11 +193,14 @@ mod tests {
     use super::*;
 
     fn breakers() -> Breakers {
-        Breakers::new(BreakerSettings {
-            failures: 3,
-            cooldown: Duration::from_secs(10),
-            max_cooldown: Duration::from_secs(25),
-        })
+        Breakers::new(
+            BreakerSettings {
+                failures: 3,
+                cooldown: Duration::from_secs(10),
+                max_cooldown: Duration::from_secs(25),
+            },
+            Gauge::default(),
+        )
     }
 
     fn secs(n: i64) -> chrono::Duration {
@@ -259,11 +279,14 @@ mod tests {
 
     #[test]
     fn zero_failures_turns_it_off() {
-        let b = Breakers::new(BreakerSettings {
-            failures: 0,
-            cooldown: Duration::from_secs(10),
-            max_cooldown: Duration::from_secs(10),
-        });
+        let b = Breakers::new(
+            BreakerSettings {
+                failures: 0,
+                cooldown: Duration::from_secs(10),
+                max_cooldown: Duration::from_secs(10),
+            },
+            Gauge::default(),
+        );
         let now = Utc::now();
         for _ in 0..100 {
             assert!(!b.record("ep", false, now));

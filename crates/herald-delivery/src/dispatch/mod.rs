@@ -120,7 +120,7 @@ impl Dispatcher {
             leases: Mutex::default(),
             disable_on_gone: settings.disable_on_gone,
             disable_after: settings.disable_after,
-            breakers: Breakers::new(settings.breaker),
+            breakers: Breakers::new(settings.breaker, settings.metrics.circuits_open.clone()),
             operational,
             metrics: settings.metrics.clone(),
         });

@@ -71,12 +71,21 @@ async fn an_open_circuit_holds_attempts_back_until_a_probe_succeeds() {
     // Three failures open the circuit: the other two messages are not attempted.
     herald.wait_recorded(3).await;
     let opened_at = clock.now();
+    let open = "herald_endpoint_circuits_open";
+    assert!(
+        herald.metrics().await.contains(&format!("{open} 1\n")),
+        "counted open"
+    );
     // The first retries fall due (5 s) while the circuit is open: still nothing is sent.
     clock.advance(Duration::from_secs(10));
     clock.advance(Duration::from_secs(51));
     // After the cool-down one probe goes; it succeeds and the rest follows.
     herald.wait_recorded(8).await;
     assert_eq!(receiver.received().len(), 8, "3 failures, then 5 successes");
+    assert!(
+        herald.metrics().await.contains(&format!("{open} 0\n")),
+        "closed again"
+    );
     let mut all = Vec::new();
     for msg in &msgs {
         all.extend(herald.attempts(&app, msg).await);

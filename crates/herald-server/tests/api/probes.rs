@@ -162,6 +162,23 @@ async fn metrics_count_publishes_attempts_and_requests_by_route_not_by_id() {
         text.contains("herald_attempt_duration_seconds_bucket{le=\"+Inf\",destination=\"http\"} 2")
     );
     assert!(!text.contains(&app), "no application id is ever a label");
+    // The store: one publish in one group commit, both attempts recorded, and its pools
+    // (`writer` and `reader` on SQLite, one `shared` pool on PostgreSQL).
+    for line in [
+        "herald_store_commit_batch_size_count{commit=\"publish\"} 1",
+        "herald_store_commit_batch_size_sum{commit=\"record\"} 2.0",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    let max_connections: Vec<i64> = text
+        .lines()
+        .filter(|l| l.starts_with("herald_store_pool_connections{") && l.contains("state=\"max\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        !max_connections.is_empty() && max_connections.iter().all(|n| *n >= 1),
+        "{text}"
+    );
 }
 
 #[tokio::test]
