@@ -18,6 +18,10 @@ pub struct ApiConfig {
     /// the path at the proxy, or serve Herald on a private network).
     #[serde(default)]
     pub metrics_token: Option<herald_core::secret::Secret>,
+    /// When set, `GET /metrics` is served on this address only (a port Prometheus reaches
+    /// and the public does not), not beside the API.
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Requests served at once; one more is answered `503` with `Retry-After` at once,
     /// before it costs memory. Long polls count while they wait. 0: no limit.
     #[serde(default = "default_max_concurrent_requests")]

@@ -30,6 +30,8 @@ use crate::config::Config;
 pub struct Server {
     /// The address the API listens on (the real port when 0 was asked for).
     pub addr: SocketAddr,
+    /// Where `/metrics` is served apart from the API (`api.metrics_listen`), if it is.
+    pub metrics_addr: Option<SocketAddr>,
     /// The admin token generated at this start, if one was (it is shown only now).
     pub generated_admin_token: Option<String>,
     /// How many deliveries this process has settled (an attempt recorded, or the delivery
@@ -266,6 +268,21 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match config.api.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("binding api.metrics_listen {at}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()?;
+    if let Some(at) = metrics_addr {
+        tracing::info!(metrics = %format!("http://{at}/metrics"), "metrics are served apart");
+    }
     tracing::info!(
         database = %config.database_display(),
         api = %format!("http://{addr}/api/v1"),
@@ -299,6 +316,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         listen_sessions,
     };
     let shutdown = CancellationToken::new();
+    if let Some(listener) = metrics_listener {
+        let metrics = herald_api::http::probes::metrics_app(state.clone());
+        let stop = shutdown.clone().cancelled_owned();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, metrics).with_graceful_shutdown(stop);
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "serving metrics failed");
+            }
+        });
+    }
     let app =
         axum::ServiceExt::<axum::extract::Request>::into_make_service(herald_api::http::app(state));
     let api = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -335,6 +362,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     });
     Ok(Server {
         addr,
+        metrics_addr,
         store,
         generated_admin_token,
         settled,

@@ -171,7 +171,7 @@ pub fn app(state: AppState) -> NormalizePath<Router> {
             axum::routing::post(ingest::receive::receive).get(ingest::receive::receive),
         )
         .route("/", get(root))
-        .merge(probes::router())
+        .merge(probes::router(state.config.api.metrics_listen.is_none()))
         .merge(not_implemented())
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound })

@@ -23,12 +23,23 @@ use crate::state::AppState;
 /// How long the readiness probe waits for the database: a probe must answer quickly.
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The probe and metrics routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The probe routes, and the metrics unless they are served on an address of their own.
+pub fn router(with_metrics: bool) -> Router<AppState> {
+    let probes = Router::new()
         .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
+        .route("/health/ready", get(ready));
+    if with_metrics {
+        probes.route("/metrics", get(metrics))
+    } else {
+        probes
+    }
+}
+
+/// `GET /metrics` alone, for `api.metrics_listen`.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
+        .with_state(state)
 }
 
 /// Counts an API request by method, route template and status, and times it. The route is

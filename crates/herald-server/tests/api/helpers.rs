@@ -210,6 +210,11 @@ impl TestHerald {
     }
 
     /// What `GET /metrics` shows now (Herald's own, with no token asked).
+    /// Where `/metrics` is served apart from the API, when `api.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().and_then(|s| s.metrics_addr)
+    }
+
     pub async fn metrics(&self) -> String {
         let response = self.http.get(format!("{}/metrics", self.base)).send().await;
         response

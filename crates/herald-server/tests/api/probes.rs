@@ -182,6 +182,30 @@ async fn metrics_count_publishes_attempts_and_requests_by_route_not_by_id() {
 }
 
 #[tokio::test]
+async fn metrics_can_be_served_on_an_address_of_their_own_and_then_only_there() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.api.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let (status, _) = scrape(&herald, None).await;
+    assert_eq!(status, 404, "not beside the API");
+    let apart = herald.metrics_addr().expect("a metrics address");
+    assert_ne!(apart.port(), 0);
+    let response = herald
+        .http
+        .get(format!("http://{apart}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE herald_messages_published counter"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_metrics_token_keeps_metrics_from_everyone_else() {
     let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
         c.api.metrics_token = Some(herald_core::secret::Secret::new("scrape-me".to_owned()));
