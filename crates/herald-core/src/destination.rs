@@ -72,6 +72,11 @@ impl DeliveryOutcome {
     }
 }
 
+/// The status recorded for an attempt a message broker confirmed (a JetStream ack, a
+/// RabbitMQ publisher confirm, a Redis `XADD` id): the message was taken, as a `202
+/// Accepted` would say; whether a consumer processed it is not known.
+pub const BROKER_ACCEPTED: u16 = 202;
+
 /// Why an attempt failed.
 #[derive(Debug, Clone)]
 pub struct DeliveryError {

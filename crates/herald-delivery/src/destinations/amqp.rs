@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
+use herald_core::destination::{
+    DeliveryError, DeliveryOutcome, DeliveryRequest, Destination, BROKER_ACCEPTED,
+};
 use herald_core::model::AttemptErrorKind;
 use herald_core::network::AddressPolicy;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -206,6 +208,7 @@ impl AmqpDestination {
                     "routingKey": routing_key,
                 })
                 .to_string(),
+                status_code: Some(BROKER_ACCEPTED),
                 ..DeliveryOutcome::default()
             }),
             Confirmation::Ack(Some(_)) => Err(DeliveryError::new(

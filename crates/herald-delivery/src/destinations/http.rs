@@ -368,6 +368,9 @@ pub(super) fn parse_retry_after(
 /// detail: it may carry credentials.
 fn classify(e: &reqwest::Error) -> DeliveryError {
     let chain = source_chain(e);
+    // rustls names its failures in CamelCase (`received fatal alert: CertificateRequired`).
+    let lower = chain.to_ascii_lowercase();
+    let tls = ["certificate", "tls", "handshake", "fatal alert"];
     let kind = if find_source::<BlockedAddress>(e).is_some() {
         AttemptErrorKind::Blocked
     } else if e.is_timeout() {
@@ -378,8 +381,7 @@ fn classify(e: &reqwest::Error) -> DeliveryError {
         AttemptErrorKind::ConnectionRefused
     } else if chain.contains("dns error") || chain.contains("failed to lookup address") {
         AttemptErrorKind::Dns
-    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake")
-    {
+    } else if tls.iter().any(|word| lower.contains(word)) {
         AttemptErrorKind::Tls
     } else if e.is_connect() {
         AttemptErrorKind::Connection

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use async_trait::async_trait;
-use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
+use herald_core::destination::{
+    DeliveryError, DeliveryOutcome, DeliveryRequest, Destination, BROKER_ACCEPTED,
+};
 use herald_core::model::AttemptErrorKind;
 use herald_core::network::AddressPolicy;
 use url::Url;
@@ -133,6 +135,7 @@ impl NatsDestination {
                 "duplicate": ack.duplicate,
             })
             .to_string(),
+            status_code: Some(BROKER_ACCEPTED),
             ..DeliveryOutcome::default()
         })
     }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
+use herald_core::destination::{
+    DeliveryError, DeliveryOutcome, DeliveryRequest, Destination, BROKER_ACCEPTED,
+};
 use herald_core::model::AttemptErrorKind;
 use herald_core::network::AddressPolicy;
 use redis::aio::MultiplexedConnection;
@@ -137,6 +139,7 @@ impl RedisDestination {
         match xadd.query_async::<String>(&mut connection).await {
             Ok(entry_id) => Ok(DeliveryOutcome {
                 body: serde_json::json!({ "stream": target.stream, "id": entry_id }).to_string(),
+                status_code: Some(BROKER_ACCEPTED),
                 ..DeliveryOutcome::default()
             }),
             Err(e) => {

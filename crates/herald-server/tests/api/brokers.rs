@@ -149,12 +149,12 @@ async fn nats_jetstream_gets_each_event_once_with_its_id_even_across_an_outage()
     assert_eq!(header(&headers, "webhook-event-type"), "order.shipped");
     assert!(header(&headers, "webhook-signature").starts_with("v1,"));
     h.wait_recorded(1).await;
-    let ack: Value = serde_json::from_str(
-        h.attempts(&app, &first).await[0]["response"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let attempt = &h.attempts(&app, &first).await[0];
+    assert_eq!(
+        attempt["responseStatusCode"], 202,
+        "a broker's ack: {attempt}"
+    );
+    let ack: Value = serde_json::from_str(attempt["response"].as_str().unwrap()).unwrap();
     assert_eq!(ack["stream"], name.as_str());
     assert_eq!(ack["sequence"], 1);
 
@@ -222,12 +222,12 @@ async fn rabbitmq_gets_each_event_confirmed_with_its_id_even_across_an_outage() 
     assert_eq!(header(&headers, "webhook-id"), first);
     assert_eq!(header(&headers, "webhook-event-type"), "order.shipped");
     h.wait_recorded(1).await;
-    let ack: Value = serde_json::from_str(
-        h.attempts(&app, &first).await[0]["response"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let attempt = &h.attempts(&app, &first).await[0];
+    assert_eq!(
+        attempt["responseStatusCode"], 202,
+        "a broker's ack: {attempt}"
+    );
+    let ack: Value = serde_json::from_str(attempt["response"].as_str().unwrap()).unwrap();
     assert_eq!(ack["confirmed"], true);
     assert_eq!(ack["routingKey"], queue.as_str());
 
@@ -320,12 +320,12 @@ async fn redis_streams_get_each_event_once_with_its_id_even_across_an_outage() {
         json!({"order": 1})
     );
     h.wait_recorded(1).await;
-    let ack: Value = serde_json::from_str(
-        h.attempts(&app, &first).await[0]["response"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let attempt = &h.attempts(&app, &first).await[0];
+    assert_eq!(
+        attempt["responseStatusCode"], 202,
+        "a broker's ack: {attempt}"
+    );
+    let ack: Value = serde_json::from_str(attempt["response"].as_str().unwrap()).unwrap();
     assert_eq!(ack["id"], entry.as_str());
 
     let second = publish_through_outage(&h, &app, &proxy, 1).await;

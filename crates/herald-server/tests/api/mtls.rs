@@ -167,5 +167,9 @@ async fn an_endpoint_presents_its_client_certificate_to_a_receiver_that_demands_
     let attempt = &herald.attempts(&app, &refused_msg).await[0];
     assert_eq!(attempt["status"], 2, "{attempt}");
     assert_eq!(attempt["endpointId"], without["id"]);
+    assert_eq!(
+        attempt["errorKind"], "tls",
+        "a TLS failure, named so: {attempt}"
+    );
     assert!(requests.try_recv().is_err(), "nothing was served to it");
 }

@@ -353,8 +353,12 @@ async fn send_example(
         schema::example(&event_type, body.example_index)
             .filter(Value::is_object)
             .ok_or_else(|| ApiError::BadRequest {
-                code: "invalid_scheme",
-                detail: "The event type's schema has no example object to send.".into(),
+                code: "no_example",
+                detail: format!(
+                    "The event type `{}` has no example object at index {} to send; add one \
+                     to its schema's `examples`, or send `svix.ping`.",
+                    body.event_type, body.example_index
+                ),
             })?
     };
     let message = Message::new(

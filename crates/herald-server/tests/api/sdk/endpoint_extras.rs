@@ -211,12 +211,29 @@ async fn sdk_send_example_delivers_the_schema_example_to_that_endpoint_only() {
 
     let ping = svix
         .endpoint()
-        .send_example(app, ep, EventExampleIn::new("svix.ping".to_owned()), None)
+        .send_example(
+            app.clone(),
+            ep.clone(),
+            EventExampleIn::new("svix.ping".to_owned()),
+            None,
+        )
         .await
         .expect("send svix.ping");
     assert_eq!(ping.payload, json!({"success": true}));
     target.wait_for(2).await;
     assert!(bystander.received().is_empty());
+
+    // A type without examples: a 400 that says what is missing.
+    create_event_type(&svix, "user.deleted", None).await;
+    let (status, refused) = herald
+        .post(
+            &format!("/app/{app}/endpoint/{ep}/send-example"),
+            json!({"eventType": "user.deleted"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["code"], "no_example", "{refused}");
+    assert!(refused["detail"].as_str().unwrap().contains("user.deleted"));
 }
 
 #[tokio::test]
