@@ -37,7 +37,7 @@ macro_rules! conformance_tests {
             poller_tokens_expire_together_and_go_with_their_endpoint,
             portal_sessions_are_revoked_by_application_and_session,
             attempts_after_a_manual_one_are_scheduled_again,
-            retries_of_one_endpoint_can_be_made_due_now,
+            retries_of_one_endpoint_can_be_made_due_now_or_held_back,
             old_content_is_purged_in_batches_keeping_metadata,
             disabled_endpoint_gets_no_new_deliveries,
             failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable,
@@ -1187,7 +1187,7 @@ pub async fn attempts_after_a_manual_one_are_scheduled_again(store: &dyn Store) 
     assert_eq!(retry.delivery.trigger, TriggerType::Scheduled);
 }
 
-pub async fn retries_of_one_endpoint_can_be_made_due_now(store: &dyn Store) {
+pub async fn retries_of_one_endpoint_can_be_made_due_now_or_held_back(store: &dyn Store) {
     let (a, eps) = setup_app_with(store, 2).await;
     store.create_message(&message(&a.id, "x")).await.unwrap();
     let hour = t0() + secs(3600);
@@ -1209,6 +1209,24 @@ pub async fn retries_of_one_endpoint_can_be_made_due_now(store: &dyn Store) {
     assert_eq!(due.len(), 1, "only the named endpoint's retry");
     assert_eq!(due[0].delivery.endpoint_id, eps[0].id);
     assert_eq!(store.retry_now(&eps[0].id, later).await.unwrap(), 0);
+
+    // Held back: the other endpoint's retry (due in an hour) moves to two hours.
+    let two_hours = t0() + secs(7200);
+    assert_eq!(store.defer_pending(&eps[1].id, two_hours).await.unwrap(), 1);
+    let of_second = |claimed: Vec<crate::store::ClaimedDelivery>| {
+        claimed
+            .iter()
+            .filter(|c| c.delivery.endpoint_id == eps[1].id)
+            .count()
+    };
+    assert_eq!(
+        of_second(store.claim_due(&claim_at(hour)).await.unwrap()),
+        0
+    );
+    assert_eq!(
+        of_second(store.claim_due(&claim_at(two_hours)).await.unwrap()),
+        1
+    );
 }
 
 pub async fn old_content_is_purged_in_batches_keeping_metadata(store: &dyn Store) {

@@ -609,6 +609,9 @@ pub trait Queue: Send + Sync {
     /// Makes due now the pending deliveries of one endpoint that wait for a later retry
     /// (a `herald listen` session came back); how many.
     async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Holds back until `until` the pending deliveries of one endpoint due before then (its
+    /// circuit opened), so that their next attempt shows when it will be; how many.
+    async fn defer_pending(&self, endpoint_id: &str, until: DateTime<Utc>) -> StoreResult<u64>;
     /// Gives a claimed delivery back unattempted, due again at `due_at`.
     async fn release(
         &self,

@@ -227,25 +227,11 @@ impl<B: Backend> Queue for SqlStore<B> {
     }
 
     async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
-        let sql = Sql::new(
-            "UPDATE deliveries SET next_attempt_at = ?, updated_at = ? \
-             WHERE endpoint_id = ? AND status = 1 AND next_attempt_at > ?",
-        )
-        .bind(v::time(now))
-        .bind(v::time(now))
-        .bind(v::text(endpoint_id))
-        .bind(v::time(now));
-        let db = &self.db;
-        let mut tx = db.begin().await?;
-        let hastened = execute_in::<B::Dialect>(&mut tx, &sql).await?;
-        if hastened > 0 {
-            <B::Dialect as Dialect>::notify_work(&mut tx).await?;
-        }
-        tx.commit().await.map_err(internal)?;
-        if hastened > 0 {
-            db.work.notify_one();
-        }
-        Ok(hastened)
+        move_pending(&self.db, endpoint_id, now, ">").await
+    }
+
+    async fn defer_pending(&self, endpoint_id: &str, until: DateTime<Utc>) -> StoreResult<u64> {
+        move_pending(&self.db, endpoint_id, until, "<").await
     }
 
     async fn next_due_at(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
@@ -289,4 +275,32 @@ impl<B: Backend> Queue for SqlStore<B> {
     async fn purge_stats(&self, cutoffs: &RollupCutoffs) -> StoreResult<u64> {
         crate::stats::purge(&self.db, cutoffs).await
     }
+}
+
+/// Makes the pending deliveries of one endpoint due at `to`: those due later (`">"`, to
+/// hasten them) or earlier (`"<"`, to hold them back); how many moved.
+async fn move_pending<D: Dialect>(
+    db: &Db<D>,
+    endpoint_id: &str,
+    to: DateTime<Utc>,
+    due: &'static str,
+) -> StoreResult<u64> {
+    let sql = Sql::new(format!(
+        "UPDATE deliveries SET next_attempt_at = ?, updated_at = ? \
+         WHERE endpoint_id = ? AND status = 1 AND next_attempt_at {due} ?"
+    ))
+    .bind(v::time(to))
+    .bind(v::time(to))
+    .bind(v::text(endpoint_id))
+    .bind(v::time(to));
+    let mut tx = db.begin().await?;
+    let moved = execute_in::<D>(&mut tx, &sql).await?;
+    if moved > 0 {
+        D::notify_work(&mut tx).await?;
+    }
+    tx.commit().await.map_err(internal)?;
+    if moved > 0 {
+        db.work.notify_one();
+    }
+    Ok(moved)
 }

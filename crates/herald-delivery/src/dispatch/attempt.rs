@@ -180,12 +180,15 @@ async fn settle(
 ) {
     let succeeded = outcome.succeeded();
     count_attempt(ctx, claimed, outcome);
-    if ctx
+    let opened_until = ctx
         .breakers
-        .record(&claimed.endpoint.id, succeeded, ctx.clock.now())
-    {
+        .record(&claimed.endpoint.id, succeeded, ctx.clock.now());
+    if opened_until.is_some() {
         tracing::info!(endpoint = %claimed.endpoint.id, "endpoint keeps failing: circuit opened");
     }
+    let open_until = ctx
+        .breakers
+        .open_until(&claimed.endpoint.id, ctx.clock.now());
     let gone = ctx.disable_on_gone && outcome.status_code == Some(410);
     let finished = FinishedAttempt {
         lease_token: claimed.lease_token.clone(),
@@ -197,12 +200,22 @@ async fn settle(
             outcome,
             started_at,
         ),
-        next: if gone {
-            NextState::Failed
-        } else {
-            next_state(ctx, claimed, outcome)
+        next: match (gone, next_state(ctx, claimed, outcome), open_until) {
+            (true, ..) => NextState::Failed,
+            // The circuit is open (this attempt opened it, or one that ended while this one
+            // was out): no retry before it lets a probe through.
+            (false, NextState::RetryAt(at), Some(until)) => NextState::RetryAt(at.max(until)),
+            (false, next, _) => next,
         },
     };
+    if let Some(until) = opened_until {
+        // What else waits for the endpoint now is due when the circuit lets a probe
+        // through, and says so (before this attempt is recorded, so whoever sees it sees
+        // that too). Messages published while it is open show their own time until then.
+        if let Err(e) = ctx.store.defer_pending(&claimed.endpoint.id, until).await {
+            tracing::warn!(endpoint = %claimed.endpoint.id, error = %e, "could not hold back deliveries");
+        }
+    }
     // Endpoint health first, so that whoever sees the attempt also sees its effect (a
     // disabled endpoint): the receiver said the URL is gone for good, or it has failed for
     // longer than allowed.

@@ -97,10 +97,15 @@ impl Breakers {
         }
     }
 
-    /// Notes the outcome of an attempt to `endpoint_id`: `true` if the circuit opened.
-    pub fn record(&self, endpoint_id: &str, succeeded: bool, now: DateTime<Utc>) -> bool {
+    /// Notes the outcome of an attempt to `endpoint_id`; if the circuit opened, until when.
+    pub fn record(
+        &self,
+        endpoint_id: &str,
+        succeeded: bool,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         if self.settings.failures == 0 {
-            return false;
+            return None;
         }
         let mut circuits = self.lock();
         if succeeded {
@@ -108,7 +113,7 @@ impl Breakers {
             if closed.is_some_and(|c| c.state != State::Closed) {
                 self.count_tripped(&circuits);
             }
-            return false;
+            return None;
         }
         if circuits.len() > MEMORY {
             circuits.retain(|_, c| c.state != State::Closed);
@@ -122,18 +127,24 @@ impl Breakers {
         let max = chrono::Duration::from_std(self.settings.max_cooldown).unwrap_or(base);
         let cooldown = match circuit.state {
             State::Closed if circuit.failures >= self.settings.failures => base,
-            State::Closed => return false,
+            State::Closed => return None,
             // A failed probe: wait twice as long before the next.
             State::Probing { cooldown } => (cooldown * 2).min(max),
             // An attempt that started before the circuit opened: no change.
-            State::Open { .. } => return false,
+            State::Open { .. } => return None,
         };
-        circuit.state = State::Open {
-            until: now + cooldown,
-            cooldown,
-        };
+        let until = now + cooldown;
+        circuit.state = State::Open { until, cooldown };
         self.count_tripped(&circuits);
-        true
+        Some(until)
+    }
+
+    /// Until when the endpoint's circuit is open, if it is at `now`.
+    pub fn open_until(&self, endpoint_id: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.lock().get(endpoint_id)?.state {
+            State::Open { until, .. } if until > now => Some(until),
+            _ => None,
+        }
     }
 
     /// Endpoints the claimer should leave alone at `now`: open, or waiting for a probe.
@@ -211,13 +222,19 @@ mod tests {
     fn opens_after_consecutive_failures_only() {
         let b = breakers();
         let now = Utc::now();
-        assert!(!b.record("ep", false, now));
-        assert!(!b.record("ep", false, now));
-        assert!(!b.record("ep", true, now), "a success resets the count");
-        assert!(!b.record("ep", false, now));
-        assert!(!b.record("ep", false, now));
+        assert!(b.record("ep", false, now).is_none());
+        assert!(b.record("ep", false, now).is_none());
+        assert!(
+            b.record("ep", true, now).is_none(),
+            "a success resets the count"
+        );
+        assert!(b.record("ep", false, now).is_none());
+        assert!(b.record("ep", false, now).is_none());
         assert_eq!(b.admit("ep", now), Admission::Go);
-        assert!(b.record("ep", false, now), "the third in a row opens it");
+        assert!(
+            b.record("ep", false, now).is_some(),
+            "the third in a row opens it"
+        );
         assert_eq!(b.admit("ep", now), Admission::GiveBack(now + secs(10)));
         assert_eq!(b.tripped(now), ["ep"]);
         assert_eq!(b.next_probe_at(now), Some(now + secs(10)));
@@ -244,7 +261,10 @@ mod tests {
             "one probe at a time"
         );
         assert_eq!(b.tripped(t1), ["ep"]);
-        assert!(b.record("ep", false, t1), "a failed probe opens it again");
+        assert!(
+            b.record("ep", false, t1).is_some(),
+            "a failed probe opens it again"
+        );
         assert_eq!(b.admit("ep", t1), Admission::GiveBack(t1 + secs(20)));
         let t2 = t1 + secs(20);
         assert_eq!(b.admit("ep", t2), Admission::Probe);
@@ -289,7 +309,7 @@ mod tests {
         );
         let now = Utc::now();
         for _ in 0..100 {
-            assert!(!b.record("ep", false, now));
+            assert!(b.record("ep", false, now).is_none());
         }
         assert_eq!(b.admit("ep", now), Admission::Go);
     }

@@ -76,6 +76,26 @@ async fn an_open_circuit_holds_attempts_back_until_a_probe_succeeds() {
         herald.metrics().await.contains(&format!("{open} 1\n")),
         "counted open"
     );
+    // The failed ones show when they will be tried again: when the circuit lets a probe
+    // through, not their schedule's 5 s, which would be in the past while it is open.
+    let mut held_back = 0;
+    for msg in &msgs {
+        if herald.attempts(&app, msg).await.is_empty() {
+            continue; // published after the circuit opened: its own time until the probe
+        }
+        let (_, destinations) = herald.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
+        let next: chrono::DateTime<chrono::Utc> = destinations["data"][0]["nextAttempt"]
+            .as_str()
+            .expect("a next attempt")
+            .parse()
+            .unwrap();
+        assert!(
+            next >= opened_at + chrono::Duration::seconds(59),
+            "{destinations}"
+        );
+        held_back += 1;
+    }
+    assert_eq!(held_back, 3);
     // The first retries fall due (5 s) while the circuit is open: still nothing is sent.
     clock.advance(Duration::from_secs(10));
     clock.advance(Duration::from_secs(51));
