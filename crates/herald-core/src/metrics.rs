@@ -332,6 +332,18 @@ mod tests {
             destination: "http".into(),
         };
         metrics.attempt_duration.get_or_create(&kind).observe(0.1);
+        let commit = CommitLabels {
+            commit: "publish".into(),
+        };
+        metrics
+            .commit_batch_size
+            .get_or_create(&commit)
+            .observe(1.0);
+        let pool = PoolLabels {
+            pool: "writer".into(),
+            state: "idle".into(),
+        };
+        metrics.pool_connections.get_or_create(&pool).set(1);
         let text = metrics.render();
         let names: Vec<&str> = dashboard
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))

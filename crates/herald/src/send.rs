@@ -172,11 +172,15 @@ async fn outcomes(
             },
         );
     }
-    // Newest first: the first attempt seen for an endpoint is its latest.
+    // Newest first: the first attempt seen for an endpoint is its latest, and says whether
+    // it delivered (the endpoint list, read a moment before, may still say "sending").
     for a in attempts["data"].as_array().into_iter().flatten() {
         let endpoint = a["endpointId"].as_str().unwrap_or_default();
         if let Some(outcome) = outcomes.get_mut(endpoint) {
-            outcome.attempt.get_or_insert_with(|| a.clone());
+            if outcome.attempt.is_none() {
+                outcome.delivered = a["status"] == 0;
+                outcome.attempt = Some(a.clone());
+            }
         }
     }
     Ok(outcomes)

@@ -41,7 +41,7 @@ async fn send_wait_reports_each_endpoint_and_fails_if_one_did() {
             .await;
     }
 
-    let (code, lines) = send(&herald, &["--data", r#"{"x":1}"#, "--wait", "20s"]).await;
+    let (code, lines) = send(&herald, &["--data", r#"{"x":1}"#, "--wait", "60s"]).await;
     assert_eq!(code, 1, "one endpoint failed: {lines:?}");
     assert_eq!(
         lines.len(),

@@ -11,7 +11,9 @@ use herald_core::metrics::{AttemptLabels, DestinationLabels};
 use herald_core::model::{
     Attempt, AttemptErrorKind, DeliveryStatus, Endpoint, Message, TriggerType,
 };
-use herald_core::store::{ClaimedDelivery, FinishedAttempt, NextState};
+use herald_core::store::{
+    AttemptFilter, ClaimedDelivery, FinishedAttempt, NextState, Order, PageRequest,
+};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
@@ -100,10 +102,54 @@ async fn admit(
 
 /// Ends a delivery to an endpoint disabled after the message was published: the customer
 /// wants nothing sent there. Its circuit is forgotten, so that once enabled again it
-/// starts afresh.
+/// starts afresh. A delivery that had failed attempts was given up on: the provider hears
+/// of it as of any delivery whose retries ran out (`message.attempt.exhausted`).
 async fn cancel_to_disabled(ctx: &Context, claimed: &ClaimedDelivery) {
     ctx.breakers.forget(&claimed.endpoint.id);
     set_aside(ctx, claimed, DeliveryStatus::Canceled).await;
+    if claimed.delivery.attempt_count > 0 {
+        report_dropped(ctx, claimed).await;
+    }
+}
+
+/// `message.attempt.exhausted` for a delivery canceled after failed attempts, with the last.
+async fn report_dropped(ctx: &Context, claimed: &ClaimedDelivery) {
+    let filter = AttemptFilter {
+        endpoint_id: Some(claimed.endpoint.id.clone()),
+        ..AttemptFilter::default()
+    };
+    let newest = PageRequest {
+        limit: 1,
+        cursor: None,
+        order: Order::Descending,
+    };
+    let (app, msg) = (&claimed.message.app_id, &claimed.message.id);
+    let last = match ctx
+        .store
+        .list_attempts_by_message(app, msg, &filter, &newest)
+        .await
+    {
+        Ok(page) => page.items.into_iter().next(),
+        Err(e) => {
+            tracing::warn!(error = %e, msg = %msg, "message.attempt.exhausted not sent");
+            None
+        }
+    };
+    if let Some(attempt) = last {
+        let last = LastAttempt {
+            id: attempt.id,
+            response_status_code: attempt.response_status_code,
+            timestamp: attempt.created_at,
+        };
+        ctx.operational
+            .attempt_event(
+                operational::ATTEMPT_EXHAUSTED,
+                &claimed.message,
+                &claimed.endpoint.id,
+                &last,
+            )
+            .await;
+    }
 }
 
 /// Holds a delivery to an endpoint that has not verified its subscription (its URL changed

@@ -225,10 +225,19 @@ async fn an_endpoint_failing_past_disable_after_is_disabled_and_the_provider_tol
         first_failure.timestamp_millis()
     );
 
-    // The remaining attempt is canceled, not made.
+    // The remaining attempt is canceled, not made, and the provider learns the message
+    // was given up on, with its last attempt.
     clock.advance(Duration::from_secs(1800));
     herald.wait_recorded(6).await;
     assert_eq!(receiver.received().len(), 3);
+    ops.wait_for(3).await;
+    let got = events(&ops);
+    let exhausted = got
+        .iter()
+        .find(|e| e["type"] == "message.attempt.exhausted")
+        .expect("message.attempt.exhausted");
+    assert_eq!(exhausted["data"]["endpointId"], ep_id);
+    assert_eq!(exhausted["data"]["lastAttempt"]["responseStatusCode"], 500);
 
     // Its owner enables it again: a fresh start, and the provider hears of it.
     let (status, ep) = herald
@@ -240,14 +249,15 @@ async fn an_endpoint_failing_past_disable_after_is_disabled_and_the_provider_tol
         .await;
     assert_eq!(status, StatusCode::OK, "{ep}");
     assert!(ep.get("failingSince").is_none(), "{ep}");
-    ops.wait_for(4).await;
+    ops.wait_for(5).await;
     assert_eq!(
         types_of(&events(&ops)),
         [
             "endpoint.created",
             "endpoint.disabled",
             "endpoint.enabled",
-            "endpoint.updated"
+            "endpoint.updated",
+            "message.attempt.exhausted"
         ]
     );
 }

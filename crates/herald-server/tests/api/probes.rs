@@ -261,32 +261,3 @@ async fn past_the_concurrency_limit_a_request_is_shed_at_once_with_a_503() {
         "shed requests are counted: {metrics}"
     );
 }
-
-#[tokio::test]
-async fn every_metric_the_grafana_dashboard_queries_exists() {
-    let herald = TestHerald::start().await;
-    let (_, text) = scrape(&herald, None).await;
-    let dashboard = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../ops/grafana/herald.json"
-    ))
-    .unwrap();
-    let mut names: Vec<&str> = dashboard
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|word| word.starts_with("herald_"))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    assert!(names.len() >= 10, "{names:?}");
-    for name in names {
-        // A histogram's series and a counter's `_total` are read under the family's name.
-        let family = ["_bucket", "_sum", "_count", "_total"]
-            .iter()
-            .find_map(|suffix| name.strip_suffix(suffix))
-            .unwrap_or(name);
-        assert!(
-            text.contains(&format!("# TYPE {family} ")),
-            "the dashboard queries {name}, which /metrics does not have"
-        );
-    }
-}
