@@ -1212,7 +1212,13 @@ pub async fn retries_of_one_endpoint_can_be_made_due_now_or_held_back(store: &dy
 
     // Held back: the other endpoint's retry (due in an hour) moves to two hours.
     let two_hours = t0() + secs(7200);
-    assert_eq!(store.defer_pending(&eps[1].id, two_hours).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .defer_pending(&eps[1].id, two_hours, later)
+            .await
+            .unwrap(),
+        1
+    );
     let of_second = |claimed: Vec<crate::store::ClaimedDelivery>| {
         claimed
             .iter()

@@ -83,6 +83,9 @@ pub enum ServerFrame {
         headers: BTreeMap<String, String>,
         /// The body exactly as signed.
         body: String,
+        /// How long Herald waits for the result: an answer later than this is not heard,
+        /// and the delivery is retried.
+        timeout_ms: u64,
     },
 }
 
@@ -111,6 +114,7 @@ mod tests {
             method: "POST".into(),
             headers: BTreeMap::new(),
             body: "{}".into(),
+            timeout_ms: 15_000,
         })
         .unwrap();
         assert_eq!(deliver["type"], "deliver");

@@ -611,7 +611,12 @@ pub trait Queue: Send + Sync {
     async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Holds back until `until` the pending deliveries of one endpoint due before then (its
     /// circuit opened), so that their next attempt shows when it will be; how many.
-    async fn defer_pending(&self, endpoint_id: &str, until: DateTime<Utc>) -> StoreResult<u64>;
+    async fn defer_pending(
+        &self,
+        endpoint_id: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     /// Gives a claimed delivery back unattempted, due again at `due_at`.
     async fn release(
         &self,

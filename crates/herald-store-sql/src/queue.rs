@@ -227,11 +227,16 @@ impl<B: Backend> Queue for SqlStore<B> {
     }
 
     async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
-        move_pending(&self.db, endpoint_id, now, ">").await
+        move_pending(&self.db, endpoint_id, (now, now), ">").await
     }
 
-    async fn defer_pending(&self, endpoint_id: &str, until: DateTime<Utc>) -> StoreResult<u64> {
-        move_pending(&self.db, endpoint_id, until, "<").await
+    async fn defer_pending(
+        &self,
+        endpoint_id: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        move_pending(&self.db, endpoint_id, (until, now), "<").await
     }
 
     async fn next_due_at(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
@@ -278,11 +283,12 @@ impl<B: Backend> Queue for SqlStore<B> {
 }
 
 /// Makes the pending deliveries of one endpoint due at `to`: those due later (`">"`, to
-/// hasten them) or earlier (`"<"`, to hold them back); how many moved.
+/// hasten them) or earlier (`"<"`, to hold them back), noting the change at `now`; how
+/// many moved.
 async fn move_pending<D: Dialect>(
     db: &Db<D>,
     endpoint_id: &str,
-    to: DateTime<Utc>,
+    (to, now): (DateTime<Utc>, DateTime<Utc>),
     due: &'static str,
 ) -> StoreResult<u64> {
     let sql = Sql::new(format!(
@@ -290,7 +296,7 @@ async fn move_pending<D: Dialect>(
          WHERE endpoint_id = ? AND status = 1 AND next_attempt_at {due} ?"
     ))
     .bind(v::time(to))
-    .bind(v::time(to))
+    .bind(v::time(now))
     .bind(v::text(endpoint_id))
     .bind(v::time(to));
     let mut tx = db.begin().await?;

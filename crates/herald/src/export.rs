@@ -16,7 +16,7 @@ use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
 use herald_core::model::{
     Application, ClientIdentity, Endpoint, EndpointTemplate, EventType, Metadata, PreviousSecret,
-    VerificationMode,
+    Verification, VerificationMode,
 };
 use herald_core::signing::EndpointSecret;
 use herald_core::store::{Cursor, Order, Page, PageRequest};
@@ -128,6 +128,18 @@ pub struct Imported {
     pub skipped: u64,
 }
 
+impl Imported {
+    /// Counts one object's creation: made, or already there.
+    fn count(&mut self, created: Result<(), StoreError>, what: &str) -> anyhow::Result<()> {
+        match created {
+            Ok(()) => self.created += 1,
+            Err(StoreError::Conflict(_)) => self.skipped += 1,
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("creating {what}"))),
+        }
+        Ok(())
+    }
+}
+
 /// Reads every page of a list.
 async fn all<T, F, Fut>(mut page: F, key: fn(&T) -> String) -> anyhow::Result<Vec<T>>
 where
@@ -226,31 +238,50 @@ pub fn read(path: &Path) -> anyhow::Result<Export> {
 }
 
 /// Creates what the document holds in `store`; what is already there is left alone.
-pub async fn import(store: &dyn Store, export: Export) -> anyhow::Result<Imported> {
+pub async fn import(
+    store: &dyn Store,
+    export: Export,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Imported> {
     let mut done = Imported::default();
-    let mut count = |created: Result<(), StoreError>, what: &str| match created {
-        Ok(()) => {
-            done.created += 1;
-            Ok(())
-        }
-        Err(StoreError::Conflict(_)) => {
-            done.skipped += 1;
-            Ok(())
-        }
-        Err(e) => Err(anyhow::Error::new(e).context(format!("creating {what}"))),
-    };
     for doc in export.event_types {
         let name = doc.name.clone();
-        count(store.create_event_type(&doc.into_model()).await, &name)?;
+        done.count(store.create_event_type(&doc.into_model()).await, &name)?;
     }
     for doc in export.applications {
-        let (app, endpoints) = doc.into_model()?;
+        let (app, mut endpoints) = doc.into_model()?;
         let app_id = app.id.clone();
-        let existing = store.get_app(&app_id).await;
-        match existing {
-            Ok(_) => count(Err(StoreError::Conflict("app")), &app_id)?,
-            Err(StoreError::NotFound) => count(store.create_app(&app).await, &app_id)?,
+        let app_there = match store.get_app(&app_id).await {
+            Ok(_) => {
+                done.skipped += 1;
+                true
+            }
+            Err(StoreError::NotFound) => match store.create_app(&app).await {
+                Ok(()) => {
+                    done.created += 1;
+                    true
+                }
+                // Another application has its uid: its endpoints have no home here.
+                Err(StoreError::Conflict(_)) => false,
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("creating {app_id}"))),
+            },
             Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {app_id}"))),
+        };
+        if !app_there {
+            eprintln!(
+                "skipped application {app_id} and its {} endpoints: its uid belongs to another \
+                 application here",
+                endpoints.len()
+            );
+            done.skipped += 1 + endpoints.len() as u64;
+            continue;
+        }
+        // An application that asks its endpoints to verify their subscription asks again:
+        // an imported endpoint has not shown this server that it wants the events.
+        if app.verification != VerificationMode::None {
+            for endpoint in endpoints.iter_mut().filter(|e| e.url.starts_with("http")) {
+                endpoint.verification = Verification::pending(now);
+            }
         }
         for endpoint in endpoints {
             let id = endpoint.id.clone();
@@ -259,7 +290,7 @@ pub async fn import(store: &dyn Store, export: Export) -> anyhow::Result<Importe
                 Err(StoreError::NotFound) => store.create_endpoint(&endpoint).await,
                 Err(e) => Err(e),
             };
-            count(created, &id)?;
+            done.count(created, &id)?;
         }
     }
     Ok(done)
@@ -368,8 +399,8 @@ impl EndpointDoc {
         }
     }
 
-    /// The endpoint; a subscription verification it had passed is not carried over (its
-    /// application asks again, if it asks).
+    /// The endpoint; a subscription verification it had passed is not carried over (see
+    /// [`import`]: its application asks again, if it asks).
     fn into_model(self, app_id: &str) -> anyhow::Result<Endpoint> {
         let id = self.id.clone();
         let parse = |text: &str| {

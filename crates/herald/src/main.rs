@@ -303,7 +303,7 @@ async fn run() -> anyhow::Result<()> {
             let export = export::read(&file)?;
             let config = common.load(common.overrides())?;
             let store = open_store_for(&config).await?;
-            let done = export::import(store.as_ref(), export).await?;
+            let done = export::import(store.as_ref(), export, chrono_now()).await?;
             println!(
                 "imported into {}: {} created, {} already there",
                 config.database_display(),

@@ -98,7 +98,7 @@ impl std::error::Error for Verdict {}
 pub fn sign(args: SignArgs) -> anyhow::Result<()> {
     let secret = EndpointSecret::parse(&args.secret)
         .context("--secret takes a whsec_… secret or a whsk_… signing key")?;
-    let payload = read_payload(args.payload.as_deref())?.unwrap_or_default();
+    let payload = read_payload(Some(args.payload.as_deref().unwrap_or("-")))?.unwrap_or_default();
     println!("{}", secret.sign(&args.id, args.timestamp, &payload));
     Ok(())
 }

@@ -17,8 +17,9 @@ use crate::remote::Remote;
 const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Endpoints are listed again this often (in rounds), to see new ones.
 const ENDPOINTS_EVERY: u32 = 10;
-/// How far back each round reads again.
-const OVERLAP: chrono::Duration = chrono::Duration::seconds(10);
+/// How far back each round reads again: an attempt is listed under the time it started,
+/// and may be recorded up to a delivery timeout (15 s by default) later.
+const OVERLAP: chrono::Duration = chrono::Duration::seconds(90);
 
 #[derive(Args)]
 pub struct TailArgs {

@@ -189,6 +189,24 @@ fn sign_matches_the_svix_library_and_verify_names_the_check_that_fails() {
         payload,
     ]);
     assert_eq!(code, 0);
+    // The payload from standard input signs the same.
+    let mut piped = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "sign",
+            "--secret",
+            &secret,
+            "--id",
+            "msg_1",
+            "--timestamp",
+            &ts,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut piped.stdin.take().unwrap(), payload.as_bytes()).unwrap();
+    let out = piped.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), signature);
     let svix = svix::webhooks::Webhook::new(&secret).unwrap();
     let expected = svix.sign("msg_1", now, payload.as_bytes()).unwrap();
     assert_eq!(signature, expected, "the same signature as Svix's library");

@@ -32,6 +32,8 @@ pub struct ListenDelivery {
     pub method: String,
     pub headers: BTreeMap<String, String>,
     pub body: String,
+    /// How long the attempt waits for the answer.
+    pub timeout: Duration,
     pub reply: oneshot::Sender<ListenReply>,
 }
 
@@ -175,6 +177,7 @@ impl Destination for ListenDestination {
                 })
                 .collect(),
             body: req.body().to_owned(),
+            timeout: self.timeout,
             reply,
         };
         if session.try_send(delivery).is_err() {

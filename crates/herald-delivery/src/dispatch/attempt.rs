@@ -226,9 +226,18 @@ async fn settle(
 ) {
     let succeeded = outcome.succeeded();
     count_attempt(ctx, claimed, outcome);
-    let opened_until = ctx
-        .breakers
-        .record(&claimed.endpoint.id, succeeded, ctx.clock.now());
+    // A `herald listen` session that is away says nothing of the endpoint's health: its
+    // retries must go at once when it comes back, not wait for a circuit.
+    let offline = outcome
+        .error
+        .as_ref()
+        .is_some_and(|e| e.kind == AttemptErrorKind::ListenerOffline);
+    let opened_until = if offline {
+        None
+    } else {
+        ctx.breakers
+            .record(&claimed.endpoint.id, succeeded, ctx.clock.now())
+    };
     if opened_until.is_some() {
         tracing::info!(endpoint = %claimed.endpoint.id, "endpoint keeps failing: circuit opened");
     }
@@ -258,7 +267,11 @@ async fn settle(
         // What else waits for the endpoint now is due when the circuit lets a probe
         // through, and says so (before this attempt is recorded, so whoever sees it sees
         // that too). Messages published while it is open show their own time until then.
-        if let Err(e) = ctx.store.defer_pending(&claimed.endpoint.id, until).await {
+        if let Err(e) = ctx
+            .store
+            .defer_pending(&claimed.endpoint.id, until, ctx.clock.now())
+            .await
+        {
             tracing::warn!(endpoint = %claimed.endpoint.id, error = %e, "could not hold back deliveries");
         }
     }

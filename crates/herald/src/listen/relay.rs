@@ -5,12 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use futures_util::{SinkExt as _, StreamExt as _};
 use herald_core::listen::{ClientFrame, ServerFrame};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -27,7 +29,7 @@ const BACKOFF: [Duration; 4] = [
     Duration::from_secs(1),
     Duration::from_secs(5),
 ];
-/// How long the local server has to answer.
+/// The longest the local server has to answer (less when Herald waits less).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much of the local server's answer goes back to Herald's attempt log.
 const MAX_BODY: usize = 16 * 1024;
@@ -80,9 +82,9 @@ pub async fn forward_target(target: &str, allow_external: bool) -> anyhow::Resul
 /// Attaches, forwards until the connection ends, and reconnects with back-off; returns
 /// only on an error reconnecting cannot mend (a wrong token, app or name in use).
 pub async fn run(session: Session) -> anyhow::Result<()> {
+    let session = Arc::new(session);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(FORWARD_TIMEOUT)
         .build()?;
     let mut secret: Option<String> = None;
     let mut failures = 0usize;
@@ -99,17 +101,16 @@ pub async fn run(session: Session) -> anyhow::Result<()> {
                         send_missed(&session, &client, endpoint_id, since).await?;
                     }
                 }
-                let ended = forward(&session, &client, socket).await;
+                let ended = forward(session.clone(), &client, socket).await;
                 eprintln!(
                     "disconnected from {}: {ended}; reconnecting",
                     session.server
                 );
             }
-            // Refusals are final, except a name still held by this CLI's previous
-            // connection, which the server has not yet seen close.
-            Err(Attach::Refused { code, detail })
-                if secret.is_none() || code != "session_in_use" =>
-            {
+            // Refusals are final, except, once attached before, a name still held by this
+            // CLI's previous connection (the server has not yet seen it close) and a server
+            // or proxy that is busy or restarting.
+            Err(Attach::Refused { code, detail }) if secret.is_none() || !passing(&code) => {
                 bail!("{detail} ({code})");
             }
             Err(Attach::Refused { detail, .. }) => eprintln!("{detail}; retrying"),
@@ -259,10 +260,32 @@ async fn send_missed(
     Ok(())
 }
 
-/// Forwards each delivery and answers it, until the connection ends; returns why it did.
-async fn forward(session: &Session, client: &reqwest::Client, mut socket: Socket) -> String {
+/// Whether a refusal may pass by itself: the name held by a connection of ours that is
+/// closing, or a server (or proxy) that is busy or restarting.
+fn passing(code: &str) -> bool {
+    matches!(
+        code,
+        "session_in_use" | "service_unavailable" | "rate_limited"
+    ) || code.starts_with('5')
+}
+
+/// Forwards each delivery, several at once as Herald sends them, and answers each, until
+/// the connection ends; returns why it did.
+async fn forward(session: Arc<Session>, client: &reqwest::Client, socket: Socket) -> String {
+    let (mut to_herald, mut from_herald) = socket.split();
+    let (answered, mut answers) = mpsc::unbounded_channel::<ClientFrame>();
     loop {
-        let frame = match tokio::time::timeout(SILENT_FOR, socket.next()).await {
+        let frame = tokio::select! {
+            frame = tokio::time::timeout(SILENT_FOR, from_herald.next()) => frame,
+            Some(answer) = answers.recv() => {
+                let text = serde_json::to_string(&answer).expect("frames serialize");
+                if let Err(e) = to_herald.send(Message::Text(text.into())).await {
+                    return e.to_string();
+                }
+                continue;
+            }
+        };
+        let frame = match frame {
             Err(_) => return "the server fell silent".into(),
             Ok(None) => return "the connection closed".into(),
             Ok(Some(Err(e))) => return e.to_string(),
@@ -274,48 +297,61 @@ async fn forward(session: &Session, client: &reqwest::Client, mut socket: Socket
             Ok(Some(Ok(Message::Text(text)))) => text,
             Ok(Some(Ok(_))) => continue, // pings are answered by the library
         };
-        let Ok(ServerFrame::Deliver {
-            attempt_id,
-            msg_id,
-            event_type,
-            method,
-            headers,
-            body,
-        }) = serde_json::from_str(&frame)
-        else {
+        let Ok(delivery @ ServerFrame::Deliver { .. }) = serde_json::from_str(&frame) else {
             continue;
         };
-        let started = Instant::now();
-        let result = match &session.forward_to {
-            Some(url) => {
-                let request = (method.as_str(), &headers, body.clone());
-                let result = send_to(client, url, attempt_id, request).await;
-                report(&msg_id, &event_type, &result, started.elapsed());
-                result
-            }
-            None => ClientFrame::Result {
-                attempt_id,
-                status: Some(200),
-                headers: BTreeMap::new(),
-                body: String::new(),
-                error: None,
-            },
-        };
-        if session.print_json {
-            let payload = serde_json::from_str::<serde_json::Value>(&body)
-                .unwrap_or(serde_json::Value::String(body));
-            let line = serde_json::json!({
-                "msgId": msg_id, "eventType": event_type, "headers": headers, "payload": payload,
-            });
-            println!("{line}");
-        } else if session.forward_to.is_none() {
-            println!("── {event_type} {msg_id}\n{body}\n");
-        }
-        let text = serde_json::to_string(&result).expect("frames serialize");
-        if let Err(e) = socket.send(Message::Text(text.into())).await {
-            return e.to_string();
-        }
+        let (session, client, answered) = (session.clone(), client.clone(), answered.clone());
+        tokio::spawn(async move {
+            let _ = answered.send(handle(&session, &client, delivery).await);
+        });
     }
+}
+
+/// Forwards (or prints) one delivery; the result frame to answer it with.
+async fn handle(session: &Session, client: &reqwest::Client, delivery: ServerFrame) -> ClientFrame {
+    let ServerFrame::Deliver {
+        attempt_id,
+        msg_id,
+        event_type,
+        method,
+        headers,
+        body,
+        timeout_ms,
+    } = delivery
+    else {
+        unreachable!("only deliveries are handled");
+    };
+    let started = Instant::now();
+    // An answer after Herald stopped waiting would not be heard: give up a little before.
+    let deadline = Duration::from_millis(timeout_ms)
+        .saturating_sub(Duration::from_millis(500))
+        .min(FORWARD_TIMEOUT);
+    let result = match &session.forward_to {
+        Some(url) => {
+            let request = (method.as_str(), &headers, body.clone(), deadline);
+            let result = send_to(client, url, attempt_id, request).await;
+            report(&msg_id, &event_type, &result, started.elapsed());
+            result
+        }
+        None => ClientFrame::Result {
+            attempt_id,
+            status: Some(200),
+            headers: BTreeMap::new(),
+            body: String::new(),
+            error: None,
+        },
+    };
+    if session.print_json {
+        let payload = serde_json::from_str::<serde_json::Value>(&body)
+            .unwrap_or(serde_json::Value::String(body));
+        let line = serde_json::json!({
+            "msgId": msg_id, "eventType": event_type, "headers": headers, "payload": payload,
+        });
+        println!("{line}");
+    } else if session.forward_to.is_none() {
+        println!("── {event_type} {msg_id}\n{body}\n");
+    }
+    result
 }
 
 /// Sends one delivery (method, headers, body) to the local server; what it answered, as
@@ -324,10 +360,13 @@ async fn send_to(
     client: &reqwest::Client,
     url: &Url,
     attempt_id: u64,
-    (method, headers, body): (&str, &BTreeMap<String, String>, String),
+    (method, headers, body, deadline): (&str, &BTreeMap<String, String>, String, Duration),
 ) -> ClientFrame {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
-    let mut request = client.request(method, url.clone()).body(body);
+    let mut request = client
+        .request(method, url.clone())
+        .body(body)
+        .timeout(deadline);
     for (name, value) in headers {
         request = request.header(name, value);
     }
@@ -365,7 +404,7 @@ async fn send_to(
 /// The reason a forward failed, without the URL (the user knows it).
 fn describe(e: reqwest::Error) -> String {
     if e.is_timeout() {
-        format!("no answer within {FORWARD_TIMEOUT:?}")
+        "no answer in time".to_owned()
     } else if e.is_connect() {
         "could not connect".to_owned()
     } else {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use herald_core::listen::{endpoint_uid, valid_name, ClientFrame, ServerFrame, SCHEME};
 use herald_core::model::{Application, Capability, Endpoint};
@@ -22,7 +23,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Caller;
+use crate::auth::{hash_token, Caller};
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::ApiQuery;
 use crate::http::v1::endpoint_types::validate;
@@ -64,6 +65,7 @@ async fn listen(
     State(state): State<AppState>,
     caller: Caller,
     Path(app_id): Path<String>,
+    headers: HeaderMap,
     query: Result<ApiQuery<ListenQuery>, ApiError>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
@@ -84,7 +86,23 @@ async fn listen(
         code: "websocket_required",
         detail: format!("This route is a WebSocket for `herald listen --server`: {e}."),
     })?;
-    let endpoint = listen_endpoint(&state, &app, &query).await?;
+    // Only this node's dispatcher delivers to a session attached here.
+    if state.dispatcher_running.is_none() {
+        return Err(ApiError::ConflictWith {
+            code: "dispatch_off",
+            detail: "This node does not deliver (delivery.dispatch = false): attach to one \
+                     that does."
+                .into(),
+        });
+    }
+    // Checked again while the session lasts: revoking the token ends it.
+    let token_hash = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, token)| hash_token(token.trim()))
+        .unwrap_or_default();
+    let endpoint = session_endpoint(&state, &app, &query).await?;
     let session = state
         .listen_sessions
         .attach(&endpoint.id, query.force)
@@ -92,58 +110,108 @@ async fn listen(
             code: "session_in_use",
             detail: e.to_string(),
         })?;
-    Ok(upgrade.on_upgrade(move |socket| serve(state, endpoint, session, socket)))
+    // Attached: what the CLI asked for is now this session's to set.
+    let endpoint = bring_up_to_date(&state, &app, endpoint, &query).await?;
+    let live = Live {
+        state,
+        endpoint,
+        token_hash,
+    };
+    Ok(upgrade.on_upgrade(move |socket| serve(live, session, socket)))
 }
 
-/// The app's endpoint for this session name, created or brought up to date (filters,
-/// enabled) with what the CLI asked for.
-async fn listen_endpoint(
+/// The app's endpoint for this session name, created on first use. A uid `listen-NAME`
+/// that belongs to an endpoint of another kind is not taken over.
+async fn session_endpoint(
     state: &AppState,
     app: &Application,
     query: &ListenQuery,
 ) -> ApiResult<Endpoint> {
-    let now = state.clock.now();
     let uid = endpoint_uid(&query.name);
-    let existing = match state.store.get_endpoint(&app.id, &uid).await {
+    let found = match state.store.get_endpoint(&app.id, &uid).await {
         Ok(endpoint) => Some(endpoint),
         Err(StoreError::NotFound) => None,
         Err(e) => return Err(e.into()),
     };
-    let Some(read) = existing else {
-        let mut endpoint = Endpoint::new(&app.id, format!("{SCHEME}://{}", query.name), now);
-        endpoint.uid = Some(uid);
-        endpoint.description = format!("herald listen session `{}`", query.name);
-        endpoint.filter_types = query.filter_types.clone();
-        endpoint.channels = query.channels.clone();
-        validate(state, &endpoint).await?;
-        state.store.create_endpoint(&endpoint).await?;
-        let ops = &state.operational;
-        ops.endpoint_changed(operational::ENDPOINT_CREATED, app, &endpoint)
-            .await;
+    if let Some(endpoint) = found {
+        if !endpoint.url.starts_with(&format!("{SCHEME}://")) {
+            return Err(ApiError::ConflictWith {
+                code: "uid_taken",
+                detail: format!(
+                    "The endpoint with uid `{uid}` is not a listen endpoint; choose another --name."
+                ),
+            });
+        }
         return Ok(endpoint);
-    };
+    }
+    let now = state.clock.now();
+    let mut endpoint = Endpoint::new(&app.id, format!("{SCHEME}://{}", query.name), now);
+    endpoint.uid = Some(uid);
+    endpoint.description = format!("herald listen session `{}`", query.name);
+    endpoint.filter_types = query.filter_types.clone();
+    endpoint.channels = query.channels.clone();
+    validate(state, &endpoint).await?;
+    state.store.create_endpoint(&endpoint).await?;
+    let ops = &state.operational;
+    ops.endpoint_changed(operational::ENDPOINT_CREATED, app, &endpoint)
+        .await;
+    Ok(endpoint)
+}
+
+/// The endpoint with the session's filters, enabled again if it was disabled.
+async fn bring_up_to_date(
+    state: &AppState,
+    app: &Application,
+    read: Endpoint,
+    query: &ListenQuery,
+) -> ApiResult<Endpoint> {
     let mut endpoint = read.clone();
     endpoint.filter_types = query.filter_types.clone();
     endpoint.channels = query.channels.clone();
     endpoint.disabled = false;
-    if endpoint != read {
-        if read.disabled {
-            endpoint.failing_since = None;
-        }
-        validate(state, &endpoint).await?;
-        state
-            .store
-            .update_endpoint(&endpoint, read.updated_at)
-            .await?;
-        let ops = &state.operational;
-        ops.endpoint_changed(operational::ENDPOINT_UPDATED, app, &endpoint)
-            .await;
+    if endpoint == read {
+        return Ok(endpoint);
     }
+    if read.disabled {
+        endpoint.failing_since = None;
+    }
+    endpoint.updated_at = state.clock.now();
+    validate(state, &endpoint).await?;
+    state
+        .store
+        .update_endpoint(&endpoint, read.updated_at)
+        .await?;
+    let ops = &state.operational;
+    ops.endpoint_changed(operational::ENDPOINT_UPDATED, app, &endpoint)
+        .await;
     Ok(endpoint)
 }
 
+/// What a running session needs besides its socket.
+struct Live {
+    state: AppState,
+    endpoint: Endpoint,
+    /// The hash of the bearer token it attached with.
+    token_hash: String,
+}
+
+impl Live {
+    /// Whether the token the session attached with still holds (not revoked, not expired).
+    /// A database that does not answer is no reason to end it.
+    async fn token_holds(&self) -> bool {
+        match self.state.store.find_token(&self.token_hash).await {
+            Ok(Some(token)) => token
+                .expires_at
+                .is_none_or(|at| at > self.state.clock.now()),
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+}
+
 /// Runs one attached session until the CLI goes, falls silent, or is taken over.
-async fn serve(state: AppState, endpoint: Endpoint, mut session: Session, mut socket: WebSocket) {
+async fn serve(live: Live, mut session: Session, mut socket: WebSocket) {
+    let (state, endpoint) = (&live.state, &live.endpoint);
     let ready = ServerFrame::Ready {
         endpoint_id: endpoint.id.clone(),
         secret: endpoint.secret.verification_key(),
@@ -176,6 +244,7 @@ async fn serve(state: AppState, endpoint: Endpoint, mut session: Session, mut so
                     method: delivery.method,
                     headers: delivery.headers,
                     body: delivery.body,
+                    timeout_ms: delivery.timeout.as_millis() as u64,
                 };
                 if send(&mut socket, &frame).await.is_err() {
                     break "the connection failed";
@@ -201,6 +270,11 @@ async fn serve(state: AppState, endpoint: Endpoint, mut session: Session, mut so
                 if heard.elapsed() > SILENT_FOR {
                     break "the CLI fell silent";
                 }
+                if !live.token_holds().await {
+                    break "its token was revoked or expired";
+                }
+                // Attempts that gave up waiting (their deadline passed) are forgotten.
+                waiting.retain(|_, reply| !reply.is_closed());
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     break "the connection failed";
                 }
