@@ -38,6 +38,7 @@ macro_rules! conformance_tests {
             portal_sessions_are_revoked_by_application_and_session,
             attempts_after_a_manual_one_are_scheduled_again,
             retries_of_one_endpoint_can_be_made_due_now_or_held_back,
+            a_message_to_deliver_later_is_due_then,
             old_content_is_purged_in_batches_keeping_metadata,
             disabled_endpoint_gets_no_new_deliveries,
             failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable,
@@ -126,6 +127,7 @@ pub fn message(app_id: &str, event_type: &str) -> NewMessage {
         idempotency_key: None,
         only_endpoint: None,
         adhoc_endpoints: Vec::new(),
+        deliver_at: None,
     }
 }
 
@@ -1233,6 +1235,19 @@ pub async fn retries_of_one_endpoint_can_be_made_due_now_or_held_back(store: &dy
         of_second(store.claim_due(&claim_at(two_hours)).await.unwrap()),
         1
     );
+}
+
+pub async fn a_message_to_deliver_later_is_due_then(store: &dyn Store) {
+    let (a, _) = setup_app_with(store, 2).await;
+    let later = t0() + secs(3600);
+    let new = NewMessage {
+        deliver_at: Some(later),
+        ..message(&a.id, "x")
+    };
+    store.create_message(&new).await.unwrap();
+    assert!(store.claim_due(&claim_at(t0())).await.unwrap().is_empty());
+    assert_eq!(store.next_due_at(&[]).await.unwrap(), Some(later));
+    assert_eq!(store.claim_due(&claim_at(later)).await.unwrap().len(), 2);
 }
 
 pub async fn old_content_is_purged_in_batches_keeping_metadata(store: &dyn Store) {

@@ -161,6 +161,8 @@ pub struct NewMessage {
     /// Ad-hoc endpoints (one-off callback URLs) to deliver to as well; an ad-hoc endpoint
     /// receives nothing that does not name it.
     pub adhoc_endpoints: Vec<String>,
+    /// When its deliveries are first due (`deliverAt`); `None`: at once.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 impl From<Message> for NewMessage {
@@ -171,11 +173,17 @@ impl From<Message> for NewMessage {
             idempotency_key: None,
             only_endpoint: None,
             adhoc_endpoints: Vec::new(),
+            deliver_at: None,
         }
     }
 }
 
 impl NewMessage {
+    /// When its deliveries are first due: at `deliverAt`, or as it is published.
+    pub fn first_due(&self) -> DateTime<Utc> {
+        self.deliver_at.unwrap_or(self.message.created_at)
+    }
+
     /// What triggers the first attempt of this message's delivery to an endpoint.
     pub fn trigger_for(&self, endpoint_id: &str) -> TriggerType {
         if self.adhoc_endpoints.iter().any(|id| id == endpoint_id) {

@@ -194,21 +194,16 @@ impl Operational {
         }
         let now = self.clock.now();
         let payload = json!({ "type": event_type, "timestamp": now, "data": data });
-        let new = NewMessage {
-            message: Message {
-                id: IdKind::Message.new_id(),
-                app_id: OPERATIONAL_APP_ID.to_owned(),
-                event_type: event_type.to_owned(),
-                event_id: None,
-                channels: None,
-                tags: None,
-                payload: Some(payload.to_string().into()),
-                created_at: now,
-            },
-            idempotency_key: None,
-            only_endpoint: None,
-            adhoc_endpoints: Vec::new(),
-        };
+        let new = NewMessage::from(Message {
+            id: IdKind::Message.new_id(),
+            app_id: OPERATIONAL_APP_ID.to_owned(),
+            event_type: event_type.to_owned(),
+            event_id: None,
+            channels: None,
+            tags: None,
+            payload: Some(payload.to_string().into()),
+            created_at: now,
+        });
         // Waits for room in the store's queue: nobody would publish this event again.
         if let Err(e) = self.store.create_message_waiting(&new).await {
             tracing::warn!(error = %e, event_type, "operational webhook not sent");

@@ -118,7 +118,7 @@ async fn publish_in(
         sqlx::query(
             "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
              next_attempt_at, trigger_type, updated_at) \
-             SELECT id, $3, endpoint_id, $4, 1, 0, $5, trigger_type, $5 \
+             SELECT id, $3, endpoint_id, $4, 1, 0, $7, trigger_type, $5 \
              FROM UNNEST($1::text[], $2::text[], $6::smallint[]) AS t(id, endpoint_id, trigger_type)",
         )
         .bind(&ids)
@@ -132,6 +132,7 @@ async fn publish_in(
                 .map(|id| new.trigger_for(id) as i16)
                 .collect::<Vec<_>>(),
         )
+        .bind(new.first_due())
         .execute(&mut *tx)
         .await
         .map_err(internal)?;

@@ -134,13 +134,13 @@ pub async fn insert_deliveries(
     tx: &mut PgConnection,
     accepted: &[Accepted<'_>],
 ) -> StoreResult<()> {
-    let deliveries: Vec<(&Message, &str, i16)> = accepted
+    let deliveries: Vec<(&NewMessage, &str, i16)> = accepted
         .iter()
         .flat_map(|a| {
             let trigger = |id: &str| a.new.trigger_for(id) as i16;
             a.endpoint_ids
                 .iter()
-                .map(move |id| (&a.new.message, *id, trigger(id)))
+                .map(move |id| (a.new, *id, trigger(id)))
         })
         .collect();
     if deliveries.is_empty() {
@@ -153,31 +153,38 @@ pub async fn insert_deliveries(
     sqlx::query(
         "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
          next_attempt_at, trigger_type, updated_at) \
-         SELECT id, msg_id, endpoint_id, app_id, 1, 0, at, trigger_type, at \
+         SELECT id, msg_id, endpoint_id, app_id, 1, 0, due, trigger_type, at \
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], \
-         $6::smallint[]) AS d(id, msg_id, endpoint_id, app_id, at, trigger_type)",
+         $6::smallint[], $7::timestamptz[]) AS d(id, msg_id, endpoint_id, app_id, at, \
+         trigger_type, due)",
     )
     .bind(&ids)
     .bind(
         deliveries
             .iter()
-            .map(|(m, _, _)| m.id.as_str())
+            .map(|(new, _, _)| new.message.id.as_str())
             .collect::<Vec<_>>(),
     )
     .bind(deliveries.iter().map(|(_, e, _)| *e).collect::<Vec<_>>())
     .bind(
         deliveries
             .iter()
-            .map(|(m, _, _)| m.app_id.as_str())
+            .map(|(new, _, _)| new.message.app_id.as_str())
             .collect::<Vec<_>>(),
     )
     .bind(
         deliveries
             .iter()
-            .map(|(m, _, _)| m.created_at)
+            .map(|(new, _, _)| new.message.created_at)
             .collect::<Vec<_>>(),
     )
     .bind(deliveries.iter().map(|(_, _, t)| *t).collect::<Vec<_>>())
+    .bind(
+        deliveries
+            .iter()
+            .map(|(new, _, _)| new.first_due())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *tx)
     .await
     .map_err(internal)?;

@@ -2,7 +2,6 @@
 //! `VALUES` for the inserts. (The batching itself is `herald_store_sql::group_commit`.)
 
 use herald_core::ids::IdKind;
-use herald_core::model::Message;
 use herald_core::store::{NewMessage, StoreResult};
 use herald_store_sql::dialect::sqlite::ms;
 use herald_store_sql::publish_plan::{Accepted, Known};
@@ -97,13 +96,13 @@ pub async fn insert_deliveries(
     tx: &mut SqliteConnection,
     accepted: &[Accepted<'_>],
 ) -> StoreResult<()> {
-    let deliveries: Vec<(&Message, &str, i16)> = accepted
+    let deliveries: Vec<(&NewMessage, &str, i16)> = accepted
         .iter()
         .flat_map(|a| {
             let trigger = |id: &str| a.new.trigger_for(id) as i16;
             a.endpoint_ids
                 .iter()
-                .map(move |id| (&a.new.message, *id, trigger(id)))
+                .map(move |id| (a.new, *id, trigger(id)))
         })
         .collect();
     for chunk in deliveries.chunks(ROWS_PER_INSERT) {
@@ -111,16 +110,16 @@ pub async fn insert_deliveries(
             "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
              next_attempt_at, trigger_type, updated_at) ",
         );
-        qb.push_values(chunk, |mut row, (m, endpoint_id, trigger)| {
-            let created = ms(m.created_at);
+        qb.push_values(chunk, |mut row, (new, endpoint_id, trigger)| {
+            let m = &new.message;
             row.push_bind(IdKind::Delivery.new_id())
                 .push_bind(m.id.clone())
                 .push_bind(endpoint_id.to_string())
                 .push_bind(m.app_id.clone())
                 .push_unseparated(", 1, 0, ")
-                .push_bind_unseparated(created)
+                .push_bind_unseparated(ms(new.first_due()))
                 .push_bind(*trigger)
-                .push_bind(created);
+                .push_bind(ms(m.created_at));
         });
         qb.build().execute(&mut *tx).await.map_err(internal)?;
     }

@@ -987,3 +987,51 @@ async fn a_password_in_the_endpoint_url_is_write_only_and_survives_updates() {
         "the literal placeholder, not the secret"
     );
 }
+
+#[tokio::test]
+async fn a_message_with_deliver_at_is_delivered_then_and_not_before() {
+    let (herald, clock) = TestHerald::start_manual().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let at = clock.now() + chrono::Duration::hours(1);
+    let body = json!({"eventType": "a", "payload": {"later": true}, "deliverAt": at});
+    let later = herald.publish(&app, body).await;
+    // Readable at once, and it says when it will go.
+    let (_, destinations) = herald
+        .get(&format!("/app/{app}/msg/{later}/endpoint"))
+        .await;
+    let next: chrono::DateTime<chrono::Utc> = destinations["data"][0]["nextAttempt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(next.timestamp_millis(), at.timestamp_millis());
+
+    // A minute before: a message published now goes, the scheduled one waits.
+    clock.advance(Duration::from_secs(59 * 60));
+    let now = herald
+        .publish(&app, json!({"eventType": "a", "payload": {"later": false}}))
+        .await;
+    herald.wait_recorded(1).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].headers["webhook-id"], now.as_str());
+
+    clock.advance(Duration::from_secs(2 * 60));
+    herald.wait_recorded(2).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].headers["webhook-id"], later.as_str());
+
+    // Well in the past, or further ahead than 30 days: refused, naming the field.
+    for wrong in [
+        clock.now() - chrono::Duration::hours(1),
+        clock.now() + chrono::Duration::days(40),
+    ] {
+        let body = json!({"eventType": "a", "payload": {}, "deliverAt": wrong});
+        let (status, refused) = herald.post(&format!("/app/{app}/msg"), body).await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(refused["detail"][0]["loc"], json!(["body", "deliverAt"]));
+    }
+}

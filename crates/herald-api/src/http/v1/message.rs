@@ -16,8 +16,8 @@ use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
 use crate::http::v1::callback_types;
 use crate::http::v1::message_types::{
-    check_schema, idempotency_key, target_app, validate, ContentQuery, MessageIn, MessageListQuery,
-    MessageOut,
+    check_schema, deliver_at, idempotency_key, target_app, validate, ContentQuery, MessageIn,
+    MessageListQuery, MessageOut,
 };
 use crate::state::AppState;
 
@@ -41,6 +41,8 @@ async fn create_message(
     // or a portal user could forge authentic webhooks into the customer's systems.
     caller.require_admin()?;
     validate(&body, state.config.api.max_payload_bytes)?;
+    let now = state.clock.now();
+    let deliver_at = deliver_at(&body, now, state.config.content_retention)?;
     let idempotency_key = idempotency_key(&headers)?;
     let app = target_app(&state, &caller, &app_id, &mut body).await?;
     let callbacks = body.callback_urls.take().unwrap_or_default();
@@ -56,11 +58,12 @@ async fn create_message(
             channels: body.channels,
             tags: body.tags,
             payload: Some(body.payload.get().into()),
-            created_at: state.clock.now(),
+            created_at: now,
         },
         idempotency_key,
         only_endpoint: None,
         adhoc_endpoints,
+        deliver_at,
     };
     let message = match state.store.create_message(&new).await {
         Ok(Published::Created { message, .. }) => {

@@ -48,6 +48,9 @@ pub struct MessageIn {
     /// endpoints), with the usual retries, signed with the application's ad-hoc secret;
     /// at most 10.
     pub callback_urls: Option<Vec<CallbackUrlIn>>,
+    /// When to deliver it: deliveries wait until then (at most 30 days ahead, and within the
+    /// payload retention). The message itself is published, and can be read, at once.
+    pub deliver_at: Option<DateTime<Utc>>,
 }
 
 /// A published message.
@@ -123,11 +126,21 @@ pub struct MessageListQuery {
     /// Herald extension: only messages whose payload contains this text
     /// (case-sensitive, 1 to 256 characters).
     pub payload_contains: Option<String>,
+    /// Not supported: refused, so that a search is never mistaken for its results (use
+    /// `payload_contains`, `tag`, `channel` or `event_types`).
+    #[param(ignore)]
+    pub search: Option<String>,
 }
 
 impl MessageListQuery {
     /// The store filter these parameters describe.
     pub fn filter(&self) -> ApiResult<MessageFilter> {
+        if self.search.is_some() {
+            return Err(query_error(
+                "search",
+                "is not supported; filter with payload_contains, tag, channel or event_types",
+            ));
+        }
         Ok(MessageFilter {
             event_types: comma_list("event_types", self.event_types.as_deref())?,
             channel: self.channel.clone(),
@@ -189,6 +202,39 @@ pub(crate) fn check_event(
         )));
     }
     Ok(v)
+}
+
+/// The furthest ahead `deliverAt` may be.
+const MAX_DELIVER_AHEAD: chrono::Duration = chrono::Duration::days(30);
+/// How far in the past `deliverAt` may be (clocks differ): it then means now.
+const DELIVER_AT_SLACK: chrono::Duration = chrono::Duration::minutes(5);
+
+/// When a message's deliveries are first due, from its `deliverAt`: `None` for at once.
+/// Refused: a time well in the past (a mistake, not "now"), too far ahead, or after its
+/// payload would be deleted.
+pub(crate) fn deliver_at(
+    body: &MessageIn,
+    now: DateTime<Utc>,
+    retention: Option<std::time::Duration>,
+) -> ApiResult<Option<DateTime<Utc>>> {
+    let Some(at) = body.deliver_at else {
+        return Ok(None);
+    };
+    let kept = retention
+        .and_then(|r| chrono::Duration::from_std(r).ok())
+        .map_or(MAX_DELIVER_AHEAD, |r| r.min(MAX_DELIVER_AHEAD));
+    let problem = if at < now - DELIVER_AT_SLACK {
+        "is in the past; leave it out to deliver at once"
+    } else if at > now + kept {
+        "is too far ahead: at most 30 days, and before the payload retention ends"
+    } else {
+        return Ok((at > now).then_some(at));
+    };
+    Err(ApiError::Validation(vec![FieldError::body(
+        "deliverAt",
+        format!("`{}` {problem}", at.to_rfc3339()),
+        "value_error.datetime",
+    )]))
 }
 
 pub(crate) fn validate(body: &MessageIn, max_payload: usize) -> ApiResult<()> {
