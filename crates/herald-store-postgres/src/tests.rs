@@ -97,3 +97,59 @@ async fn the_stream_waits_for_a_transaction_still_in_flight() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Nodes of a cluster are upgraded one at a time, so a migration runs while older nodes
+/// still serve: it may only add (expand). What older nodes could trip over (dropping or
+/// renaming, changing a type, a new NOT NULL without a default) waits for a later release
+/// in a migration that says why no node needs the old shape any more (`-- contract: …`).
+#[test]
+fn migrations_only_add_unless_they_say_they_contract() {
+    let breaking = [
+        "DROP TABLE",
+        "DROP COLUMN",
+        "RENAME ",
+        " TYPE ",
+        "SET NOT NULL",
+        "DROP DEFAULT",
+    ];
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 14, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        if text
+            .lines()
+            .any(|l| l.trim_start().starts_with("-- contract:"))
+        {
+            continue;
+        }
+        // Statements only: comments say what they like.
+        let sql: String = text
+            .lines()
+            .map(|l| l.split("--").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase();
+        for word in breaking {
+            assert!(
+                !sql.contains(word),
+                "{} has `{}`, which older nodes still serving may trip over: split it into an \
+                 expand now and a `-- contract:` migration later",
+                file.display(),
+                word.trim()
+            );
+        }
+        for added in sql.split("ADD COLUMN").skip(1) {
+            let column = added.split([',', ';']).next().unwrap_or_default();
+            assert!(
+                !column.contains("NOT NULL") || column.contains("DEFAULT"),
+                "{}: a column added NOT NULL needs a DEFAULT, or older nodes' inserts fail",
+                file.display()
+            );
+        }
+    }
+}
