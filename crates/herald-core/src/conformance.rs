@@ -123,6 +123,7 @@ pub fn message(app_id: &str, event_type: &str) -> NewMessage {
             tags: None,
             payload: Some(r#"{"n": 1}"#.into()),
             created_at: t0(),
+            traceparent: None,
         },
         idempotency_key: None,
         only_endpoint: None,

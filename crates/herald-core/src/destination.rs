@@ -23,6 +23,41 @@ pub struct DeliveryRequest {
     pub attempted_at: DateTime<Utc>,
     /// What the endpoint's template made of the event; `None`: send the payload as is.
     pub rendered: Option<Rendered>,
+    /// The W3C `traceparent` the message was published with, if any: the request carries
+    /// the same trace on (see [`child_traceparent`]).
+    pub traceparent: Option<String>,
+}
+
+/// Whether `value` is a W3C `traceparent` Herald carries on: version `00`, a trace id and
+/// a parent id in lower-case hex, neither all zeros, and flags.
+pub fn valid_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    matches!(parts.as_slice(), [version, trace, parent, flags]
+        if *version == "00" && hex(trace, 32) && nonzero(trace) && hex(parent, 16)
+            && nonzero(parent) && hex(flags, 2))
+}
+
+/// The `traceparent` of a delivery of a message published under `parent`: the same trace
+/// and flags, and a parent id of its own (the attempt is a step of its own in the trace).
+pub fn child_traceparent(parent: &str) -> Option<String> {
+    if !valid_traceparent(parent) {
+        return None;
+    }
+    let mut parts = parent.split('-');
+    let (_, trace, _, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let span: u64 = loop {
+        let id = rand::random::<u64>();
+        if id != 0 {
+            break id;
+        }
+    };
+    Some(format!("00-{trace}-{span:016x}-{flags}"))
 }
 
 impl DeliveryRequest {
@@ -122,4 +157,29 @@ pub trait Destination: Send + Sync + 'static {
     /// Makes one attempt. Never panics and never returns early without an outcome: every
     /// failure is described in the outcome so that it can be logged.
     async fn deliver(&self, request: &DeliveryRequest) -> DeliveryOutcome;
+}
+
+#[cfg(test)]
+mod traceparent_tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_continues_the_trace_with_a_parent_id_of_its_own() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let child = child_traceparent(parent).unwrap();
+        assert!(valid_traceparent(&child), "{child}");
+        assert!(child.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(child.ends_with("-01"));
+        assert_ne!(child, parent);
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+        ] {
+            assert!(child_traceparent(bad).is_none(), "{bad}");
+        }
+    }
 }

@@ -369,6 +369,8 @@ pub struct Message {
     /// The payload exactly as the publisher sent it (raw JSON text); `None` once deleted.
     pub payload: Option<Arc<str>>,
     pub created_at: DateTime<Utc>,
+    /// The W3C `traceparent` it was published with, carried to its deliveries.
+    pub traceparent: Option<String>,
 }
 
 impl Message {
@@ -383,6 +385,7 @@ impl Message {
             tags: None,
             payload: Some(payload.into()),
             created_at: now,
+            traceparent: None,
         }
     }
 }

@@ -203,6 +203,7 @@ impl Operational {
             tags: None,
             payload: Some(payload.to_string().into()),
             created_at: now,
+            traceparent: None,
         });
         // Waits for room in the store's queue: nobody would publish this event again.
         if let Err(e) = self.store.create_message_waiting(&new).await {

@@ -259,6 +259,7 @@ impl SyncCaller {
             endpoint: Arc::new(endpoint),
             attempted_at: self.clock.now(),
             rendered: None,
+            traceparent: call.message.traceparent.clone(),
         };
         let remaining = deadline.saturating_duration_since(started);
         within(remaining, self.destination.deliver(&request)).await

@@ -256,6 +256,7 @@ impl Verifier {
             endpoint: Arc::new(plain),
             attempted_at: at,
             rendered,
+            traceparent: None,
         };
         within(self.settings.timeout, self.http.deliver_to(url, &request)).await
     }

@@ -76,7 +76,8 @@ async fn publish_in(
     }
     sqlx::query(
         "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
-         idempotency_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         idempotency_key, created_at, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&m.id)
     .bind(&m.app_id)
@@ -87,6 +88,7 @@ async fn publish_in(
     .bind(m.payload.as_deref())
     .bind(&new.idempotency_key)
     .bind(m.created_at)
+    .bind(&m.traceparent)
     .execute(&mut *tx)
     .await
     .map_err(|e| match &e {

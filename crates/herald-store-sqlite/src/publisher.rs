@@ -73,7 +73,7 @@ pub async fn insert_messages(
     for chunk in accepted.chunks(ROWS_PER_INSERT) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
-             idempotency_key, created_at) ",
+             idempotency_key, created_at, traceparent) ",
         );
         qb.push_values(chunk, |mut row, Accepted { new, .. }| {
             let m = &new.message;
@@ -85,7 +85,8 @@ pub async fn insert_messages(
                 .push_bind(m.tags.as_ref().map(json))
                 .push_bind(m.payload.as_deref().map(str::to_owned))
                 .push_bind(new.idempotency_key.clone())
-                .push_bind(ms(m.created_at));
+                .push_bind(ms(m.created_at))
+                .push_bind(m.traceparent.clone());
         });
         qb.build().execute(&mut *tx).await.map_err(internal)?;
     }

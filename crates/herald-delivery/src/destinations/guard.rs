@@ -201,6 +201,7 @@ mod tests {
             payload: "{}".into(),
             endpoint: Arc::new(endpoint),
             attempted_at: chrono::Utc::now(),
+            traceparent: None,
             rendered: Some(Rendered {
                 headers: headers
                     .iter()

@@ -12,7 +12,9 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
 use async_trait::async_trait;
-use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
+use herald_core::destination::{
+    child_traceparent, DeliveryError, DeliveryOutcome, DeliveryRequest, Destination,
+};
 use herald_core::model::{AttemptErrorKind, ClientIdentity, Endpoint};
 use herald_core::network::AddressPolicy;
 use herald_core::signing::signature_header;
@@ -167,6 +169,10 @@ impl HttpDestination {
             }
         };
         let timestamp = timestamp.to_string();
+        // The trace the message was published in goes on, one step further.
+        if let Some(traceparent) = req.traceparent.as_deref().and_then(child_traceparent) {
+            set("traceparent", &traceparent);
+        }
         set("webhook-id", &req.msg_id);
         set("webhook-timestamp", &timestamp);
         set("webhook-signature", &signature);

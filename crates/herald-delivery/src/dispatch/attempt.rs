@@ -413,6 +413,7 @@ async fn deliver(
         endpoint: claimed.endpoint.clone(),
         attempted_at: at,
         rendered: None,
+        traceparent: claimed.message.traceparent.clone(),
     };
     ctx.destination.deliver(&request).await
 }

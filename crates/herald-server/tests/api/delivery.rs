@@ -1035,3 +1035,48 @@ async fn a_message_with_deliver_at_is_delivered_then_and_not_before() {
         assert_eq!(refused["detail"][0]["loc"], json!(["body", "deliverAt"]));
     }
 }
+
+#[tokio::test]
+async fn the_trace_of_the_publish_request_goes_on_to_the_receiver() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut ids = Vec::new();
+    for traceparent in [Some(parent), None, Some("00-not-a-trace-01")] {
+        let mut request = herald
+            .request(Method::POST, &format!("/app/{app}/msg"))
+            .json(&json!({"eventType": "a", "payload": {}}));
+        if let Some(value) = traceparent {
+            request = request.header("traceparent", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 202);
+        let msg: Value = response.json().await.unwrap();
+        ids.push(msg["id"].as_str().unwrap().to_owned());
+    }
+    let got = receiver.wait_for(3).await;
+    // What the delivery of the i-th message carried (deliveries may arrive in any order).
+    let sent = |i: usize| {
+        let delivery = got
+            .iter()
+            .find(|r| r.headers["webhook-id"] == ids[i].as_str())
+            .expect("delivered");
+        (delivery.headers.get("traceparent")).map(|v| v.to_str().unwrap().to_owned())
+    };
+    let first = sent(0).expect("the trace goes on");
+    let [version, trace, span, flags]: [&str; 4] =
+        first.split('-').collect::<Vec<_>>().try_into().unwrap();
+    assert_eq!(
+        (version, trace, flags),
+        ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01")
+    );
+    assert_ne!(
+        span, "00f067aa0ba902b7",
+        "the delivery is a step of its own"
+    );
+    assert_eq!(span.len(), 16);
+    assert_eq!(sent(1), None, "no trace, none invented");
+    assert_eq!(sent(2), None, "a malformed one is ignored");
+}

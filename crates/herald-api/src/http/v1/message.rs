@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use herald_core::destination::valid_traceparent;
 use herald_core::ids::IdKind;
 use herald_core::model::Message;
 use herald_core::store::{NewMessage, Order, Published};
@@ -59,6 +60,7 @@ async fn create_message(
             tags: body.tags,
             payload: Some(body.payload.get().into()),
             created_at: now,
+            traceparent: traceparent(&headers),
         },
         idempotency_key,
         only_endpoint: None,
@@ -84,6 +86,13 @@ async fn create_message(
         StatusCode::ACCEPTED,
         Json(MessageOut::new(message, with_content)),
     ))
+}
+
+/// The W3C `traceparent` of the publish request, carried to the deliveries; one that is
+/// not well formed is ignored, as the W3C recommendation asks.
+fn traceparent(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?.trim();
+    valid_traceparent(value).then(|| value.to_owned())
 }
 
 /// List an application's messages, newest first.
