@@ -14,5 +14,6 @@ pub mod operational;
 pub mod retention;
 pub mod settings;
 pub mod sync_call;
+pub mod trace_context;
 mod unqueued;
 pub mod verification;

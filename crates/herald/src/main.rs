@@ -4,6 +4,7 @@ mod backup;
 mod bench;
 mod export;
 mod listen;
+mod logs;
 mod remote;
 mod send;
 mod signature;
@@ -181,8 +182,17 @@ impl CommonArgs {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let telemetry = match logs::init() {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let ran = run().await;
+    telemetry.shutdown().await;
     // A user reads an error, not a backtrace: the message and its causes, one line.
-    match run().await {
+    match ran {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // A verdict (a signature that does not verify) was printed; only its status is left.
         Err(e) if e.is::<signature::Verdict>() => {
@@ -197,7 +207,6 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    init_logs()?;
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Migrate(args) => {
@@ -331,30 +340,6 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// Logs go to stderr; stdout carries what a command prints for the user (a token…).
-/// `HERALD_LOG` filters them (`info` by default); `HERALD_LOG_FORMAT=json` writes one JSON
-/// object per line, the event's fields (`endpoint`, `error`, …) at the top level and the
-/// spans around it in `spans`, for a log pipeline to index.
-fn init_logs() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
-        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into());
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    match std::env::var("HERALD_LOG_FORMAT").as_deref() {
-        Ok("json") => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
-            .init(),
-        Ok("text") | Err(std::env::VarError::NotPresent) => logs.init(),
-        Ok(other) => anyhow::bail!("HERALD_LOG_FORMAT is `text` or `json`, not `{other}`"),
-        Err(e) => anyhow::bail!("HERALD_LOG_FORMAT: {e}"),
-    }
-    Ok(())
 }
 
 /// Opens the store for a command, migrating it unless the configuration says not to.

@@ -12,9 +12,7 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
 use async_trait::async_trait;
-use herald_core::destination::{
-    child_traceparent, DeliveryError, DeliveryOutcome, DeliveryRequest, Destination,
-};
+use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
 use herald_core::model::{AttemptErrorKind, ClientIdentity, Endpoint};
 use herald_core::network::AddressPolicy;
 use herald_core::signing::signature_header;
@@ -24,6 +22,7 @@ use reqwest::Url;
 
 use super::resolver::{BlockedAddress, GuardedResolver};
 use crate::settings::DeliveryConfig;
+use crate::trace_context::outgoing_traceparent;
 
 /// At most this many response headers are recorded.
 const MAX_RECORDED_HEADERS: usize = 64;
@@ -170,7 +169,9 @@ impl HttpDestination {
         };
         let timestamp = timestamp.to_string();
         // The trace the message was published in goes on, one step further.
-        if let Some(traceparent) = req.traceparent.as_deref().and_then(child_traceparent) {
+        let span = tracing::Span::current();
+        let traceparent = req.traceparent.as_deref();
+        if let Some(traceparent) = traceparent.and_then(|p| outgoing_traceparent(&span, p)) {
             set("traceparent", &traceparent);
         }
         set("webhook-id", &req.msg_id);

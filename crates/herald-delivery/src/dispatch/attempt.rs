@@ -16,12 +16,14 @@ use herald_core::store::{
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::breaker::Admission;
 use super::lanes::LaneTicket;
 use super::Context;
 use crate::destinations::Kind;
 use crate::operational::{self, DisableTrigger, LastAttempt};
+use crate::trace_context;
 
 /// Recording an attempt is tried this many times before the lease is left to expire.
 const RECORD_TRIES: u32 = 3;
@@ -37,8 +39,20 @@ pub(crate) async fn run(
     let Some(admitted) = admit(&ctx, &claimed, ticket, &shutdown).await else {
         return;
     };
-    let (outcome, started_at) = deliver_in_lane(&ctx, &claimed, admitted).await;
-    settle(&ctx, &claimed, &outcome, started_at).await;
+    // One span per attempt, in the trace the message was published in (if any).
+    let span = tracing::info_span!(
+        "attempt",
+        msg = %claimed.message.id,
+        endpoint = %claimed.endpoint.id,
+        attempt = claimed.delivery.attempt_count + 1,
+    );
+    trace_context::continue_trace(&span, claimed.message.traceparent.as_deref());
+    async {
+        let (outcome, started_at) = deliver_in_lane(&ctx, &claimed, admitted).await;
+        settle(&ctx, &claimed, &outcome, started_at).await;
+    }
+    .instrument(span)
+    .await;
 }
 
 /// An attempt let through: its place in the endpoint's lane, and one of the lane's slots.

@@ -8,6 +8,8 @@ use herald_core::ids::IdKind;
 use herald_core::model::Message;
 use herald_core::store::{NewMessage, Order, Published};
 use herald_core::StoreError;
+use herald_delivery::trace_context;
+use tracing::Instrument as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -67,7 +69,10 @@ async fn create_message(
         adhoc_endpoints,
         deliver_at,
     };
-    let message = match state.store.create_message(&new).await {
+    // The commit is a span of the publisher's trace, if it sent one.
+    let span = tracing::info_span!("publish", msg = %new.message.id, app = %new.message.app_id);
+    trace_context::continue_trace(&span, new.message.traceparent.as_deref());
+    let message = match state.store.create_message(&new).instrument(span).await {
         Ok(Published::Created { message, .. }) => {
             state.metrics.messages_published.inc();
             (state.metrics.callback_urls).inc_by(callbacks.len() as u64);
