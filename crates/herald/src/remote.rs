@@ -18,6 +18,25 @@ pub fn api_base(server: &str) -> anyhow::Result<Url> {
     Ok(url)
 }
 
+/// Where the server is and the token to call it with, as the commands that talk to one
+/// take them.
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// The Herald server (HERALD_SERVER).
+    #[arg(long, env = "HERALD_SERVER", default_value = "http://127.0.0.1:8071")]
+    server: String,
+    /// An admin token or one scoped to the app (HERALD_TOKEN).
+    #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl ServerArgs {
+    /// A client of that server.
+    pub fn remote(&self) -> anyhow::Result<Remote> {
+        Remote::new(&self.server, self.token.clone())
+    }
+}
+
 /// A Herald API and the token to call it with.
 pub struct Remote {
     /// `…/api/v1`

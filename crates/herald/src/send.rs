@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::remote::Remote;
+use crate::remote::{Remote, ServerArgs};
 use crate::signature::{read_payload, Verdict};
 
 /// How often `--wait` asks for the attempts.
@@ -20,12 +20,8 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 only if every endpoint accepted the message (1 otherwise)."
 )]
 pub struct SendArgs {
-    /// The Herald server (HERALD_SERVER).
-    #[arg(long, env = "HERALD_SERVER", default_value = "http://127.0.0.1:8071")]
-    server: String,
-    /// An admin token or one scoped to the app (HERALD_TOKEN).
-    #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
-    token: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// The application (id or uid).
     #[arg(long)]
     app: String,
@@ -51,7 +47,7 @@ pub struct SendArgs {
 
 /// Publishes, prints the id, and with `--wait` each endpoint's outcome.
 pub async fn run(args: SendArgs) -> anyhow::Result<()> {
-    let remote = Remote::new(&args.server, args.token.clone())?;
+    let remote = args.server.remote()?;
     let data = read_payload(args.data.as_deref())?.unwrap_or_else(|| b"{}".to_vec());
     let payload: Value = serde_json::from_slice(&data).context("--data must be JSON")?;
     let mut body = json!({"eventType": args.event_type, "payload": payload});

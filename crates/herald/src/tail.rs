@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::remote::Remote;
+use crate::remote::{Remote, ServerArgs};
 
 const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Endpoints are listed again this often (in rounds), to see new ones.
@@ -23,12 +23,8 @@ const OVERLAP: chrono::Duration = chrono::Duration::seconds(90);
 
 #[derive(Args)]
 pub struct TailArgs {
-    /// The Herald server (HERALD_SERVER).
-    #[arg(long, env = "HERALD_SERVER", default_value = "http://127.0.0.1:8071")]
-    server: String,
-    /// An admin token or one scoped to the app (HERALD_TOKEN).
-    #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
-    token: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// The application (id or uid).
     #[arg(long)]
     app: String,
@@ -48,7 +44,7 @@ pub struct TailArgs {
 
 /// Prints attempts until Ctrl-C.
 pub async fn run(args: TailArgs) -> anyhow::Result<()> {
-    let remote = Remote::new(&args.server, args.token.clone())?;
+    let remote = args.server.remote()?;
     let app = args.app.clone();
     // Checked now, so a wrong app or token is an error, not silence.
     remote.get(&format!("/app/{app}")).await?;

@@ -91,12 +91,9 @@ async fn a_session_that_comes_back_gets_what_was_sent_while_it_was_away_once() {
     let first_secret = secret(&mut cli).await;
 
     // The name is taken while the first session is attached.
-    let second = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["listen", &local.url, "--name", "laptop", "--app", "test"])
-        .args(["--server", &herald.base(), "--token", TOKEN])
-        .output()
-        .await
-        .unwrap();
+    let base = herald.base();
+    let same_name = ["listen", &local.url, "--name", "laptop", "--app", "test"];
+    let second = Command::run(&[&same_name[..], &["--server", &base]].concat()).await;
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("session_in_use"), "{stderr}");
@@ -136,12 +133,11 @@ async fn a_name_whose_uid_belongs_to_another_endpoint_is_not_taken_over() {
     let herald = Herald::start().await;
     let body = json!({"url": "https://example.com/hook", "uid": "listen-laptop"});
     herald.post("/app/test/endpoint", body).await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["listen", "--name", "laptop", "--app", "test"])
-        .args(["--server", &herald.base(), "--token", TOKEN])
-        .output()
-        .await
-        .unwrap();
+    let base = herald.base();
+    let out = Command::run(&[
+        "listen", "--name", "laptop", "--app", "test", "--server", &base,
+    ])
+    .await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("uid_taken"), "{stderr}");
@@ -171,26 +167,16 @@ async fn without_a_target_the_session_prints_json_and_answers_200() {
 #[tokio::test]
 async fn the_listen_route_answers_plain_requests_with_an_error_a_client_can_read() {
     let herald = Herald::start().await;
-    let url = format!("{}/api/v1/app/test/listen?name=laptop", herald.base());
-    let answer = herald
-        .http
-        .get(&url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let ask = |query: &str| {
+        let url = format!("{}/api/v1/app/test/listen?{query}", herald.base());
+        herald.http.get(url).bearer_auth(TOKEN).send()
+    };
+    let answer = ask("name=laptop").await.unwrap();
     assert_eq!(answer.status(), 400);
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["code"], "websocket_required", "{body}");
 
-    let url = format!("{}/api/v1/app/test/listen?name=no%20spaces", herald.base());
-    let answer = herald
-        .http
-        .get(&url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let answer = ask("name=no%20spaces").await.unwrap();
     assert_eq!(answer.status(), 422);
 }
 

@@ -175,6 +175,17 @@ impl Command {
         Self { child, lines }
     }
 
+    /// Runs `herald ARGS` to its end (the admin token in `HERALD_TOKEN`), without blocking
+    /// the runtime the server under test shares.
+    pub async fn run(args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .env("HERALD_TOKEN", TOKEN)
+            .output()
+            .await
+            .expect("herald runs")
+    }
+
     /// The next line that contains `needle`.
     pub async fn line_with(&mut self, needle: &str) -> String {
         loop {
