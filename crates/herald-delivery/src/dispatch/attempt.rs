@@ -438,6 +438,7 @@ async fn store_attempt(ctx: &Context, finished: &FinishedAttempt) -> bool {
     for try_number in 1..=RECORD_TRIES {
         // The store records attempts that finish together in one transaction.
         if ctx.store.finish_attempt(finished).await.is_ok() {
+            hold_back_if_open(ctx, finished).await;
             ctx.settled.send_modify(|n| *n += 1);
             return true;
         }
@@ -449,6 +450,21 @@ async fn store_attempt(ctx: &Context, finished: &FinishedAttempt) -> bool {
         }
     }
     false
+}
+
+/// A retry recorded while another attempt opened the endpoint's circuit (whose hold-back
+/// ran before this record landed) is held back too, before anyone is told it settled.
+async fn hold_back_if_open(ctx: &Context, finished: &FinishedAttempt) {
+    let NextState::RetryAt(at) = finished.next else {
+        return;
+    };
+    let (endpoint, now) = (&finished.attempt.endpoint_id, ctx.clock.now());
+    let open = ctx.breakers.open_until(endpoint, now);
+    if let Some(until) = open.filter(|until| at < *until) {
+        if let Err(e) = ctx.store.defer_pending(endpoint, until, now).await {
+            tracing::warn!(endpoint = %endpoint, error = %e, "could not hold back deliveries");
+        }
+    }
 }
 
 /// Counts the attempt in the metrics, by destination kind, trigger and outcome.
