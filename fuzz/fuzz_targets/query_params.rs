@@ -54,7 +54,8 @@ fn check_filters(query: &str) {
                     "event_types",
                     "status",
                     "status_code_class",
-                    "payload_contains"
+                    "payload_contains",
+                    "search"
                 ]
                 .contains(&errors[0].loc[1].as_str()),
                 "{errors:?}"
