@@ -181,6 +181,34 @@ async fn the_listen_route_answers_plain_requests_with_an_error_a_client_can_read
 }
 
 #[test]
+fn a_server_that_does_not_answer_is_one_line_naming_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "listen",
+            "--app",
+            "test",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            TOKEN,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("connecting to http://127.0.0.1:9/api/v1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("refused").count(),
+        1,
+        "the cause once: {stderr}"
+    );
+}
+
+#[test]
 fn a_forward_target_off_this_machine_is_refused_unless_allowed() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["listen", "http://10.0.0.1:9/hook", "--app", "test"])

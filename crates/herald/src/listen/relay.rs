@@ -179,7 +179,9 @@ async fn attach(session: &Session) -> Result<(Socket, ServerFrame), Attach> {
                 detail: text("detail", format!("the server answered {status}")),
             });
         }
-        Err(e) => return Err(Attach::Failed(e.into())),
+        // Its message already names the cause (`IO error: Connection refused`); as a
+        // source too, the cause would be printed twice.
+        Err(e) => return Err(Attach::Failed(anyhow::anyhow!("{e}"))),
     };
     let first = tokio::time::timeout(SILENT_FOR, socket.next()).await;
     match first {
