@@ -78,6 +78,31 @@ pub struct Page<T> {
     pub done: bool,
 }
 
+/// Every item of a list, read page by page in ascending order; `key` is what a page's
+/// last item continues from (its id, or an event type's name).
+pub async fn read_all<T, F, Fut>(mut page: F, key: fn(&T) -> String) -> StoreResult<Vec<T>>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<Page<T>>>,
+{
+    let mut items = Vec::new();
+    let mut cursor = None;
+    loop {
+        let request = PageRequest {
+            limit: 250,
+            cursor,
+            order: Order::Ascending,
+        };
+        let got = page(request).await?;
+        cursor = got.items.last().map(|last| Cursor::After(key(last)));
+        let done = got.done || got.items.is_empty();
+        items.extend(got.items);
+        if done {
+            return Ok(items);
+        }
+    }
+}
+
 /// Filters on message lists.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessageFilter {

@@ -8,7 +8,6 @@
 //! SQLite database; `pg_dump` a PostgreSQL one).
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -19,7 +18,7 @@ use herald_core::model::{
     Verification, VerificationMode,
 };
 use herald_core::signing::EndpointSecret;
-use herald_core::store::{Cursor, Order, Page, PageRequest};
+use herald_core::store::read_all;
 use herald_core::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -140,39 +139,15 @@ impl Imported {
     }
 }
 
-/// Reads every page of a list.
-async fn all<T, F, Fut>(mut page: F, key: fn(&T) -> String) -> anyhow::Result<Vec<T>>
-where
-    F: FnMut(PageRequest) -> Fut,
-    Fut: Future<Output = Result<Page<T>, StoreError>>,
-{
-    let mut items = Vec::new();
-    let mut cursor = None;
-    loop {
-        let request = PageRequest {
-            limit: 250,
-            cursor,
-            order: Order::Ascending,
-        };
-        let got = page(request).await?;
-        cursor = got.items.last().map(|last| Cursor::After(key(last)));
-        let done = got.done || got.items.is_empty();
-        items.extend(got.items);
-        if done {
-            return Ok(items);
-        }
-    }
-}
-
 /// Everything the document holds, read from `store`.
 pub async fn export(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Result<Export> {
-    let event_types = all(
+    let event_types = read_all(
         |p| async move { store.list_event_types(&p, true).await },
         |t| t.name.clone(),
     )
     .await
     .context("reading event types")?;
-    let apps = all(
+    let apps = read_all(
         |p| async move { store.list_apps(&p).await },
         |a| a.id.clone(),
     )
@@ -181,7 +156,7 @@ pub async fn export(store: &dyn Store, now: DateTime<Utc>) -> anyhow::Result<Exp
     let mut applications = Vec::with_capacity(apps.len());
     for app in apps {
         let app_id = app.id.clone();
-        let endpoints = all(
+        let endpoints = read_all(
             |p| {
                 let app_id = app_id.clone();
                 async move { store.list_endpoints(&app_id, &p).await }

@@ -169,9 +169,9 @@ impl HttpDestination {
         };
         let timestamp = timestamp.to_string();
         // The trace the message was published in goes on, one step further.
-        let span = tracing::Span::current();
         let traceparent = req.traceparent.as_deref();
-        if let Some(traceparent) = traceparent.and_then(|p| outgoing_traceparent(&span, p)) {
+        let onward = traceparent.and_then(|p| outgoing_traceparent(&tracing::Span::current(), p));
+        if let Some(traceparent) = onward {
             set("traceparent", &traceparent);
         }
         set("webhook-id", &req.msg_id);

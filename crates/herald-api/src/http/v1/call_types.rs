@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::model::Endpoint;
-use herald_core::store::{Cursor, Order, PageRequest};
+use herald_core::store::read_all;
 use herald_core::validation::FieldError;
 use herald_delivery::destinations::Kind;
 use herald_delivery::sync_call::{Answer, CallResult, Decision, Mode, Outcome, Policy};
@@ -229,31 +229,21 @@ pub async fn targets(
         }
         return Ok(vec![Arc::new(endpoint)]);
     }
-    let mut found = Vec::new();
-    let mut cursor = None;
-    loop {
-        let request = PageRequest {
-            limit: 250,
-            cursor,
-            order: Order::Ascending,
-        };
-        let page = state.store.list_endpoints(app_id, &request).await?;
-        cursor = page.items.last().map(|e| Cursor::After(e.id.clone()));
-        let named = |e: &Endpoint| {
-            e.filter_types
-                .as_ref()
-                .is_some_and(|types| types.contains(&body.event_type))
-        };
-        found.extend(
-            page.items
-                .into_iter()
-                .filter(|e| callable(e) && named(e))
-                .map(Arc::new),
-        );
-        if page.done || cursor.is_none() {
-            return Ok(found);
-        }
-    }
+    let named = |e: &Endpoint| {
+        e.filter_types
+            .as_ref()
+            .is_some_and(|types| types.contains(&body.event_type))
+    };
+    let all = read_all(
+        |p| async move { state.store.list_endpoints(app_id, &p).await },
+        |e| e.id.clone(),
+    )
+    .await?;
+    Ok(all
+        .into_iter()
+        .filter(|e| callable(e) && named(e))
+        .map(Arc::new)
+        .collect())
 }
 
 /// Whether a call may go to `endpoint`: enabled, HTTP, not a callback URL, and not waiting
