@@ -190,6 +190,8 @@ pub fn portal_capability(method: &Method, route: &str) -> Option<Capability> {
         (_, _, Some("/secret")) if method == Method::GET => Some(Capability::ViewEndpointSecret),
         ("GET" | "HEAD", _, _) => Some(Capability::ViewBase),
         ("POST", "/api/v1/auth/logout", _) => Some(Capability::ViewBase),
+        // Trying filters on a sample changes nothing.
+        ("POST", _, Some("/filter/simulate")) => Some(Capability::ViewBase),
         ("POST", ENDPOINT, _) => Some(Capability::ManageEndpoint),
         ("PUT" | "PATCH" | "DELETE", _, Some("")) => Some(Capability::ManageEndpoint),
         ("PUT" | "PATCH", _, Some("/headers")) => Some(Capability::ManageEndpoint),
@@ -273,6 +275,11 @@ mod tests {
                 Method::PUT,
                 &format!("{ep}/template"),
                 Some(Capability::ManageTransformations),
+            ),
+            (
+                Method::POST,
+                &format!("{ep}/filter/simulate"),
+                Some(Capability::ViewBase),
             ),
             (Method::POST, "/api/v1/app/{app_id}/msg", None),
             (Method::DELETE, "/api/v1/app/{app_id}", None),

@@ -5,8 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use herald_core::filter::endpoint_accepts;
+use herald_core::filter::{endpoint_accepts, payload_accepts, LazyPayload};
 use herald_core::model::Endpoint;
+use herald_core::payload_filter::PayloadFilter;
 use herald_core::signing::{signature_header, EndpointSecret};
 
 /// A payload of about `n` bytes, shaped like an event.
@@ -17,30 +18,14 @@ fn payload(n: usize) -> Vec<u8> {
 
 /// An endpoint of `app_1` with these event-type filters (none: every type).
 fn endpoint(types: Option<&[&str]>) -> Endpoint {
-    let now = chrono::Utc::now();
     Endpoint {
         id: "ep_1".into(),
-        app_id: "app_1".into(),
-        uid: None,
-        url: "https://example.com/hook".into(),
-        description: String::new(),
-        version: 1,
-        rate_limit: None,
-        max_concurrency: None,
-        disabled: false,
-        failing_since: None,
         filter_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
-        channels: None,
-        metadata: Default::default(),
-        headers: Default::default(),
-        secret: EndpointSecret::generate(),
-        previous_secret: None,
-        client_identity: None,
-        template: None,
-        adhoc: false,
-        verification: Default::default(),
-        created_at: now,
-        updated_at: now,
+        ..Endpoint::new(
+            "app_1",
+            "https://example.com/hook".into(),
+            chrono::Utc::now(),
+        )
     }
 }
 
@@ -90,6 +75,31 @@ fn filtering(c: &mut Criterion) {
             app_endpoints
                 .iter()
                 .filter(|e| endpoint_accepts(e, "contact.event19", Some(&channels)))
+                .count()
+        })
+    });
+    // The same fan-out with a payload filter on each endpoint, which the message meets:
+    // the payload is parsed once, then each filter evaluated.
+    let order = r#"{"type":"order.paid","data":{"amount":120,"currency":"EUR","customer":{"id":"cus_8","tier":"gold","country":"DE"},"items":[{"sku":"A-1","qty":2},{"sku":"B-2","qty":1}],"note":"leave at the door"}}"#;
+    let mut with_payload_filter = filtered.clone();
+    with_payload_filter.payload_filter = Some(
+        PayloadFilter::parse(serde_json::json!({
+            "data.currency": "EUR",
+            "data.amount": {"$gte": 100},
+            "$or": [{"data.customer.country": {"$in": ["DE", "FR"]}}, {"data.customer.tier": "platinum"}]
+        }))
+        .unwrap(),
+    );
+    let app_endpoints: Vec<_> = (0..50).map(|_| with_payload_filter.clone()).collect();
+    group.bench_function("fan-out-50-endpoints-payload-filters", |b| {
+        b.iter(|| {
+            let payload = LazyPayload::new(Some(black_box(order)));
+            app_endpoints
+                .iter()
+                .filter(|e| {
+                    endpoint_accepts(e, "contact.event19", Some(&channels))
+                        && payload_accepts(e, &payload)
+                })
                 .count()
         })
     });

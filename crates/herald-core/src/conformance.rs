@@ -41,6 +41,7 @@ macro_rules! conformance_tests {
             a_message_to_deliver_later_is_due_then,
             old_content_is_purged_in_batches_keeping_metadata,
             disabled_endpoint_gets_no_new_deliveries,
+            payload_filters_decide_deliveries_and_replays,
             failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable,
             the_operational_app_is_not_listed,
             a_batch_of_finished_attempts_skips_what_was_deleted,
@@ -86,28 +87,9 @@ pub fn app(uid: Option<&str>) -> Application {
 /// An endpoint of `app_id` with optional event-type filter.
 pub fn endpoint(app_id: &str, types: Option<&[&str]>) -> Endpoint {
     Endpoint {
-        id: IdKind::Endpoint.new_id(),
-        app_id: app_id.into(),
-        uid: None,
-        url: "https://example.com/hook".into(),
-        description: String::new(),
-        version: 1,
-        rate_limit: None,
-        max_concurrency: None,
-        disabled: false,
-        failing_since: None,
         filter_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
-        channels: None,
-        metadata: Default::default(),
         headers: [("x-team".to_string(), "a".to_string())].into(),
-        secret: EndpointSecret::generate(),
-        previous_secret: None,
-        client_identity: None,
-        template: None,
-        adhoc: false,
-        verification: Default::default(),
-        created_at: t0(),
-        updated_at: t0(),
+        ..Endpoint::new(app_id, "https://example.com/hook".into(), t0())
     }
 }
 
@@ -1338,6 +1320,76 @@ pub async fn disabled_endpoint_gets_no_new_deliveries(store: &dyn Store) {
     );
     let missing = store.disable_endpoint(&a.id, "ep_nope", t0()).await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+pub async fn payload_filters_decide_deliveries_and_replays(store: &dyn Store) {
+    let (a, eps) = setup_app_with(store, 1).await;
+    let tier = |t: &str| {
+        let filter = serde_json::json!({ "customer.tier": t });
+        Some(crate::payload_filter::PayloadFilter::parse(filter).unwrap())
+    };
+    let gold = Endpoint {
+        payload_filter: tier("gold"),
+        ..endpoint(&a.id, None)
+    };
+    store.create_endpoint(&gold).await.unwrap();
+    let stored = store.get_endpoint(&a.id, &gold.id).await.unwrap();
+    assert_eq!(
+        stored.payload_filter, gold.payload_filter,
+        "stored as given"
+    );
+
+    let publish = |t: &str, at: i64| {
+        let mut m = message(&a.id, "order.paid");
+        m.message.payload = Some(format!(r#"{{"customer":{{"tier":"{t}"}}}}"#).into());
+        m.message.created_at = t0() + secs(at);
+        m
+    };
+    let deliveries = |p: Published| match p {
+        Published::Created { deliveries, .. } => deliveries,
+        Published::Existing(_) => panic!("a new message"),
+    };
+    let to_gold = store.create_message(&publish("gold", 1)).await.unwrap();
+    assert_eq!(
+        deliveries(to_gold),
+        2,
+        "the filtered endpoint and the open one"
+    );
+    let to_tin = store.create_message(&publish("tin", 2)).await.unwrap();
+    assert_eq!(deliveries(to_tin), 1, "only the open one: {}", eps[0].id);
+
+    // A replay asks the filter again: a late endpoint for `tin` gets only that message.
+    let late = Endpoint {
+        payload_filter: tier("tin"),
+        ..endpoint(&a.id, None)
+    };
+    store.create_endpoint(&late).await.unwrap();
+    let range = BulkRange {
+        since: t0(),
+        until: None,
+        now: t0() + secs(10),
+        dry_run: false,
+    };
+    assert_eq!(store.replay_missing(&late, &range).await.unwrap(), 1);
+
+    // Removed, it lets everything through.
+    let open = Endpoint {
+        payload_filter: None,
+        updated_at: t0() + secs(5),
+        ..stored.clone()
+    };
+    store
+        .update_endpoint(&open, stored.updated_at)
+        .await
+        .unwrap();
+    assert!(store
+        .get_endpoint(&a.id, &gold.id)
+        .await
+        .unwrap()
+        .payload_filter
+        .is_none());
+    let to_all = store.create_message(&publish("tin", 3)).await.unwrap();
+    assert_eq!(deliveries(to_all), 3);
 }
 
 pub async fn failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable(store: &dyn Store) {

@@ -1,5 +1,9 @@
 //! Which endpoints a message goes to.
 
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
 use crate::model::Endpoint;
 
 /// Whether `endpoint` subscribes to a message of `event_type` published on `channels`.
@@ -13,53 +17,75 @@ pub fn endpoint_accepts(
     event_type: &str,
     channels: Option<&[String]>,
 ) -> bool {
-    if endpoint.disabled {
-        return false;
-    }
-    let type_ok = match &endpoint.filter_types {
+    !endpoint.disabled
+        && type_accepted(endpoint, event_type)
+        && channels_accepted(endpoint, channels)
+}
+
+/// Whether `endpoint`'s event-type filter lets `event_type` through.
+pub fn type_accepted(endpoint: &Endpoint, event_type: &str) -> bool {
+    match &endpoint.filter_types {
         Some(types) if !types.is_empty() => types.iter().any(|t| t == event_type),
         _ => true,
-    };
-    let channel_ok = match &endpoint.channels {
+    }
+}
+
+/// Whether `endpoint`'s channels let a message on `channels` through.
+pub fn channels_accepted(endpoint: &Endpoint, channels: Option<&[String]>) -> bool {
+    match &endpoint.channels {
         Some(wanted) if !wanted.is_empty() => {
             channels.is_some_and(|given| given.iter().any(|c| wanted.contains(c)))
         }
         _ => true,
-    };
-    type_ok && channel_ok
+    }
+}
+
+/// A message's payload as published (JSON text), parsed only when a payload filter first
+/// needs it, and then once for all the endpoints that look at it.
+pub struct LazyPayload<'a> {
+    text: Option<&'a str>,
+    parsed: OnceLock<Value>,
+}
+
+impl<'a> LazyPayload<'a> {
+    /// `None`: the payload was expunged.
+    pub fn new(text: Option<&'a str>) -> Self {
+        Self {
+            text,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// The parsed payload; `null` when there is none (expunged, or not JSON, which the API
+    /// never lets in).
+    pub fn value(&self) -> &Value {
+        self.parsed.get_or_init(|| {
+            self.text
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or(Value::Null)
+        })
+    }
+}
+
+/// Whether `payload` meets `endpoint`'s payload filter (always, when it has none).
+pub fn payload_accepts(endpoint: &Endpoint, payload: &LazyPayload) -> bool {
+    endpoint
+        .payload_filter
+        .as_ref()
+        .is_none_or(|filter| filter.matches(payload.value()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signing::EndpointSecret;
     use chrono::Utc;
 
     fn endpoint(types: Option<&[&str]>, channels: Option<&[&str]>) -> Endpoint {
         let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
         Endpoint {
-            id: "ep_1".into(),
-            app_id: "app_1".into(),
-            uid: None,
-            url: "https://example.com".into(),
-            description: String::new(),
-            version: 1,
-            rate_limit: None,
-            max_concurrency: None,
-            disabled: false,
-            failing_since: None,
             filter_types: types.map(own),
             channels: channels.map(own),
-            metadata: Default::default(),
-            headers: Default::default(),
-            secret: EndpointSecret::generate(),
-            previous_secret: None,
-            client_identity: None,
-            template: None,
-            adhoc: false,
-            verification: Default::default(),
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
+            ..Endpoint::new("app_1", "https://example.com".into(), Utc::now())
         }
     }
 
@@ -94,6 +120,28 @@ mod tests {
         let mut ep = endpoint(None, None);
         ep.disabled = true;
         assert!(!endpoint_accepts(&ep, "a", None));
+    }
+
+    #[test]
+    fn the_payload_is_parsed_only_for_a_payload_filter() {
+        let mut ep = endpoint(None, None);
+        let broken = LazyPayload::new(Some("not json"));
+        assert!(payload_accepts(&ep, &broken));
+        assert!(broken.parsed.get().is_none(), "no filter, no parse");
+        ep.payload_filter = Some(
+            crate::payload_filter::PayloadFilter::parse(serde_json::json!({"tier": "gold"}))
+                .unwrap(),
+        );
+        assert!(payload_accepts(
+            &ep,
+            &LazyPayload::new(Some(r#"{"tier":"gold"}"#))
+        ));
+        assert!(!payload_accepts(
+            &ep,
+            &LazyPayload::new(Some(r#"{"tier":"tin"}"#))
+        ));
+        assert!(!payload_accepts(&ep, &LazyPayload::new(None)), "expunged");
+        assert!(!payload_accepts(&ep, &broken));
     }
 
     #[test]

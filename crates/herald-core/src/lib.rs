@@ -10,6 +10,7 @@ pub mod listen;
 pub mod metrics;
 pub mod model;
 pub mod network;
+pub mod payload_filter;
 pub mod retry;
 pub mod sealing;
 pub mod secret;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::IdKind;
+use crate::payload_filter::PayloadFilter;
 use crate::signing::EndpointSecret;
 
 /// Free-form string labels a user attaches to an object.
@@ -61,6 +62,9 @@ pub struct Endpoint {
     pub failing_since: Option<DateTime<Utc>>,
     pub filter_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
+    /// A condition on the payload that a message must meet to be sent here, checked at
+    /// publishing beside the event-type and channel filters.
+    pub payload_filter: Option<PayloadFilter>,
     pub metadata: Metadata,
     /// Extra headers sent with every delivery to this endpoint.
     pub headers: BTreeMap<String, String>,
@@ -331,6 +335,7 @@ impl Endpoint {
             failing_since: None,
             filter_types: None,
             channels: None,
+            payload_filter: None,
             metadata: Metadata::new(),
             headers: BTreeMap::new(),
             secret: EndpointSecret::generate(),

@@ -4,9 +4,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use herald_core::network::AddressPolicy;
+use herald_core::payload_filter::PayloadFilter;
 use herald_core::signing::EndpointSecret;
 use herald_core::validation;
 use proptest::prelude::*;
+use serde_json::{json, Value};
 
 fn allowed_uid_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
@@ -84,5 +86,110 @@ proptest! {
         }
         let ula = Ipv6Addr::new(0xfd00 | u16::from(b), u16::from(c), 0, 0, 0, 0, 0, u16::from(d));
         prop_assert!(!policy.permits(IpAddr::V6(ula)), "{}", ula);
+    }
+}
+
+/// Scalars from a small domain, so that generated filters and payloads often meet.
+fn scalar() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        (-3i64..3).prop_map(Value::from),
+        (-3i64..3).prop_map(|n| json!(n as f64 + 0.5)),
+        prop::sample::select(vec!["x", "y", "xy"]).prop_map(Value::from),
+    ]
+}
+
+/// Payloads whose keys are `a`, `b` or `c`, nested a few levels.
+fn payload() -> impl Strategy<Value = Value> {
+    scalar().prop_recursive(3, 24, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::btree_map(prop::sample::select(vec!["a", "b", "c"]), inner, 0..3)
+                .prop_map(|m| json!(m)),
+        ]
+    })
+}
+
+fn path() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["a", "b", "a.b", "a.0", "c.a.b", "b.1"]).prop_map(String::from)
+}
+
+/// One field condition: a path and an operator with its operand.
+fn field() -> impl Strategy<Value = Value> {
+    let operand = prop_oneof![
+        scalar().prop_map(|v| json!({ "$eq": v })),
+        scalar().prop_map(|v| json!({ "$ne": v })),
+        prop::collection::vec(scalar(), 0..3).prop_map(|v| json!({ "$in": v })),
+        prop::collection::vec(scalar(), 0..3).prop_map(|v| json!({ "$nin": v })),
+        any::<bool>().prop_map(|b| json!({ "$exists": b })),
+        (
+            prop::sample::select(vec!["$gt", "$gte", "$lt", "$lte"]),
+            -3i64..3
+        )
+            .prop_map(|(op, n)| json!({ op: n })),
+        scalar().prop_map(|v| json!({ "$contains": v })),
+        scalar(),
+    ];
+    (path(), operand).prop_map(|(path, operand)| json!({ path: operand }))
+}
+
+/// Filters built from field conditions with `$and`, `$or` and `$not`.
+fn filter() -> impl Strategy<Value = Value> {
+    field().prop_recursive(3, 16, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 1..3).prop_map(|fs| json!({ "$and": fs })),
+            prop::collection::vec(inner.clone(), 1..3).prop_map(|fs| json!({ "$or": fs })),
+            inner.prop_map(|f| json!({ "$not": f })),
+        ]
+    })
+}
+
+fn matches(filter: Value, payload: &Value) -> bool {
+    PayloadFilter::parse(filter)
+        .expect("generated filters are valid")
+        .matches(payload)
+}
+
+proptest! {
+    #[test]
+    fn payload_filter_combinators_are_boolean_algebra(f in filter(), g in filter(), p in payload()) {
+        let (a, b) = (matches(f.clone(), &p), matches(g.clone(), &p));
+        prop_assert_eq!(matches(json!({ "$not": f.clone() }), &p), !a);
+        prop_assert_eq!(matches(json!({ "$and": [f.clone(), g.clone()] }), &p), a && b);
+        prop_assert_eq!(matches(json!({ "$or": [f, g] }), &p), a || b);
+    }
+
+    #[test]
+    fn payload_filter_explains_exactly_its_refusals(f in filter(), p in payload()) {
+        let parsed = PayloadFilter::parse(f).unwrap();
+        prop_assert_eq!(parsed.explain(&p).is_ok(), parsed.matches(&p));
+    }
+
+    #[test]
+    fn payload_filter_negative_operators_are_complements(
+        path in path(), v in scalar(), vs in prop::collection::vec(scalar(), 0..3), p in payload()
+    ) {
+        let eq = matches(json!({ path.clone(): { "$eq": v.clone() } }), &p);
+        prop_assert_eq!(matches(json!({ path.clone(): { "$ne": v } }), &p), !eq);
+        let is_in = matches(json!({ path.clone(): { "$in": vs.clone() } }), &p);
+        prop_assert_eq!(matches(json!({ path: { "$nin": vs } }), &p), !is_in);
+    }
+
+    #[test]
+    fn payload_filter_orders_numbers_by_value(a in any::<i64>(), b in any::<i64>(), x in -1e9f64..1e9, y in -1e9f64..1e9) {
+        let doc = json!({ "n": a, "f": x });
+        prop_assert_eq!(matches(json!({ "n": { "$gt": b } }), &doc), a > b);
+        prop_assert_eq!(matches(json!({ "n": { "$lte": b } }), &doc), a <= b);
+        prop_assert_eq!(matches(json!({ "f": { "$lt": y } }), &doc), x < y);
+        prop_assert_eq!(matches(json!({ "f": { "$gte": y } }), &doc), x >= y);
+    }
+
+    #[test]
+    fn payload_filter_parsing_never_panics_and_round_trips(doc in payload()) {
+        if let Ok(parsed) = PayloadFilter::parse(doc.clone()) {
+            let text = serde_json::to_string(&parsed).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), doc);
+        }
     }
 }

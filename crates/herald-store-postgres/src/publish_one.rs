@@ -7,7 +7,7 @@ use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::dialect::PostgresDialect;
 use herald_store_sql::group_commit;
-use herald_store_sql::publish_plan::wants;
+use herald_store_sql::publish_plan::recipients;
 use herald_store_sql::rows;
 use herald_store_sql::Db;
 use sqlx::PgConnection;
@@ -110,11 +110,7 @@ async fn publish_in(
         .iter()
         .map(|row| rows::endpoint(row, sealer))
         .collect::<StoreResult<Vec<_>>>()?;
-    let targets: Vec<&str> = endpoints
-        .iter()
-        .filter(|endpoint| wants(new, endpoint))
-        .map(|endpoint| endpoint.id.as_str())
-        .collect();
+    let targets = recipients(new, &endpoints);
     if !targets.is_empty() {
         let ids: Vec<String> = targets.iter().map(|_| IdKind::Delivery.new_id()).collect();
         sqlx::query(

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use herald_core::filter::endpoint_accepts;
+use herald_core::filter::{endpoint_accepts, payload_accepts, LazyPayload};
 use herald_core::ids::IdKind;
 use herald_core::model::{
     Attempt, DeliveryStatus, Endpoint, Message, TriggerType, VERIFICATION_EVENT_TYPE,
@@ -463,7 +463,7 @@ impl<B: Backend> Messages for SqlStore<B> {
         // Candidates are read and filtered here, with the same filter publishing uses,
         // rather than in SQL, where channel lists are stored differently per database.
         let mut sql = Sql::new(
-            "SELECT m.id, m.event_type, m.channels FROM messages m \
+            "SELECT m.id, m.event_type, m.channels, m.payload FROM messages m \
              WHERE m.app_id = ? AND m.created_at >= ?",
         )
         .bind(v::text(&endpoint.app_id))
@@ -490,6 +490,10 @@ impl<B: Backend> Messages for SqlStore<B> {
         for row in &candidates {
             let (event_type, channels) = (row.text("event_type")?, row.opt_list("channels")?);
             if !endpoint_accepts(endpoint, &event_type, channels.as_deref()) {
+                continue;
+            }
+            let payload = row.opt_text("payload")?;
+            if !payload_accepts(endpoint, &LazyPayload::new(payload.as_deref())) {
                 continue;
             }
             if range.dry_run {

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use herald_core::filter::endpoint_accepts;
+use herald_core::filter::{endpoint_accepts, payload_accepts, LazyPayload};
 use herald_core::model::{Endpoint, Message};
 use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
@@ -52,20 +52,34 @@ impl Known {
     }
 }
 
-/// Whether `new` goes to `endpoint`: an ad-hoc endpoint only if it names it; else the
-/// one endpoint it names, or else any whose filters accept it.
-pub fn wants(new: &NewMessage, endpoint: &Endpoint) -> bool {
-    if endpoint.adhoc {
-        return new.adhoc_endpoints.contains(&endpoint.id);
-    }
-    match &new.only_endpoint {
-        Some(only) => *only == endpoint.id,
-        None => endpoint_accepts(
-            endpoint,
-            &new.message.event_type,
-            new.message.channels.as_deref(),
-        ),
-    }
+/// The endpoints among `endpoints` that `new` goes to: an ad-hoc endpoint only if it
+/// names it; else the one endpoint it names, or else any whose filters accept it (the
+/// payload is parsed once, and only if a payload filter is reached).
+pub fn recipients<'e>(
+    new: &NewMessage,
+    endpoints: impl IntoIterator<Item = &'e Endpoint>,
+) -> Vec<&'e str> {
+    let payload = LazyPayload::new(new.message.payload.as_deref());
+    let wants = |endpoint: &Endpoint| {
+        if endpoint.adhoc {
+            return new.adhoc_endpoints.contains(&endpoint.id);
+        }
+        match &new.only_endpoint {
+            Some(only) => *only == endpoint.id,
+            None => {
+                endpoint_accepts(
+                    endpoint,
+                    &new.message.event_type,
+                    new.message.channels.as_deref(),
+                ) && payload_accepts(endpoint, &payload)
+            }
+        }
+    };
+    endpoints
+        .into_iter()
+        .filter(|endpoint| wants(endpoint))
+        .map(|endpoint| endpoint.id.as_str())
+        .collect()
 }
 
 /// A publish the batch will write, with the endpoints it goes to.
@@ -122,14 +136,7 @@ pub fn plan<'a>(
         if let Some(key) = key {
             keys_taken.insert(key, m);
         }
-        let endpoint_ids: Vec<&str> = known
-            .endpoints
-            .get(&m.app_id)
-            .into_iter()
-            .flatten()
-            .filter(|endpoint| wants(new, endpoint))
-            .map(|endpoint| endpoint.id.as_str())
-            .collect();
+        let endpoint_ids = recipients(new, known.endpoints.get(&m.app_id).into_iter().flatten());
         results.push(Ok(Published::Created {
             message: m.clone(),
             deliveries: endpoint_ids.len(),

@@ -106,6 +106,7 @@ pub fn endpoint(row: &impl ReadRow, sealer: &SecretSealer) -> StoreResult<Endpoi
         failing_since: row.opt_time("failing_since")?,
         filter_types: row.opt_list("filter_types")?,
         channels: row.opt_list("channels")?,
+        payload_filter: row.opt_json("payload_filter")?,
         metadata: row.json("metadata")?,
         headers: row.json("headers")?,
         secret: secret(&row.text("secret")?, sealer)?,

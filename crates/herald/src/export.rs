@@ -17,6 +17,7 @@ use herald_core::model::{
     Application, ClientIdentity, Endpoint, EndpointTemplate, EventType, Metadata, PreviousSecret,
     Verification, VerificationMode,
 };
+use herald_core::payload_filter::PayloadFilter;
 use herald_core::signing::EndpointSecret;
 use herald_core::store::read_all;
 use herald_core::{Store, StoreError};
@@ -95,6 +96,8 @@ pub struct EndpointDoc {
     filter_types: Option<Vec<String>>,
     #[serde(default)]
     channels: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payload_filter: Option<PayloadFilter>,
     #[serde(default)]
     metadata: Metadata,
     #[serde(default)]
@@ -360,6 +363,7 @@ impl EndpointDoc {
             disabled: e.disabled,
             filter_types: e.filter_types,
             channels: e.channels,
+            payload_filter: e.payload_filter,
             metadata: e.metadata,
             headers: e.headers,
             secret: e.secret.expose(),
@@ -399,6 +403,7 @@ impl EndpointDoc {
             disabled: self.disabled,
             filter_types: self.filter_types,
             channels: self.channels,
+            payload_filter: self.payload_filter,
             metadata: self.metadata,
             headers: self.headers,
             secret,

@@ -15,6 +15,7 @@ mod errors;
 mod events;
 mod mtls;
 mod operational;
+mod payload_filters;
 mod poller;
 mod portal_sessions;
 mod probes;

@@ -93,19 +93,35 @@ pub enum Workload {
 /// The event type synchronous calls are made with; the bench's endpoints name it.
 const CALL_TYPE: &str = "bench.call";
 
+/// A payload filter of the size providers write (a few conditions, a nested `$or`), which
+/// every bench message meets: with it the deliveries are the same, and what differs is the
+/// filter's cost.
+pub fn bench_filter() -> Value {
+    json!({
+        "padding": "herald-bench",
+        "n": {"$gte": 0},
+        "$or": [{"kind": {"$exists": false}}, {"kind": {"$in": ["a", "b"]}}]
+    })
+}
+
 impl Workload {
     /// Creates what `pattern` needs: applications (or a source and its application) with
-    /// `endpoints` endpoints each, at the bench's receivers.
+    /// `endpoints` endpoints each, at the bench's receivers; with `payload_filter`, each
+    /// published-to endpoint has [`bench_filter`].
     pub async fn setup(
         pattern: Pattern,
         api: &Api,
         receivers: &Receivers,
-        apps: u32,
-        endpoints: u32,
+        (apps, endpoints): (u32, u32),
+        payload_filter: bool,
     ) -> anyhow::Result<Self> {
         match pattern {
             Pattern::Publish => {
-                let ids = setup(api, receivers, apps, endpoints, &json!({})).await?;
+                let extra = match payload_filter {
+                    true => json!({ "payloadFilter": bench_filter() }),
+                    false => json!({}),
+                };
+                let ids = setup(api, receivers, apps, endpoints, &extra).await?;
                 Ok(Self::Publish {
                     apps: Arc::new(ids),
                 })

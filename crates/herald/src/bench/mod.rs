@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Applications; messages are spread over them.
     #[arg(long, default_value_t = 1)]
     apps: u32,
+    /// Give every endpoint a payload filter that each message meets (`--pattern publish`),
+    /// to measure what filters cost.
+    #[arg(long)]
+    payload_filter: bool,
     /// Concurrent publishers, publishing as fast as they can.
     #[arg(long, default_value_t = 50)]
     concurrency: u32,
@@ -129,8 +133,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.pattern,
         &api,
         &receivers,
-        args.apps.max(1),
-        args.endpoints.max(1),
+        (args.apps.max(1), args.endpoints.max(1)),
+        args.payload_filter,
     )
     .await
     .context("setting up applications and endpoints")?;
@@ -280,11 +284,14 @@ fn scenario(args: &BenchArgs) -> String {
         Some(r) => format!("{r} msg/s"),
         None => format!("saturating, {} publishers", args.concurrency),
     };
-    let slow = if args.slow_endpoints > 0 {
+    let mut slow = if args.slow_endpoints > 0 {
         format!(", {} slow ({:?})", args.slow_endpoints, args.slow_delay)
     } else {
         String::new()
     };
+    if args.payload_filter {
+        slow.push_str(", each filtering the payload");
+    }
     let pattern = match args.pattern {
         Pattern::Publish => "",
         Pattern::Ingest => "inbound GitHub deliveries, ",

@@ -8,11 +8,13 @@ use herald_core::ids::IdKind;
 use herald_core::model::{
     Application, ClientIdentity, Endpoint, Metadata, PreviousSecret, Verification, VerificationMode,
 };
+use herald_core::payload_filter::PayloadFilter;
 use herald_core::sealing::{url_for_display, url_for_update};
 use herald_core::signing::EndpointSecret;
 use herald_core::validation::{self, FieldError, Validator};
 use herald_core::StoreError;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -44,6 +46,12 @@ pub struct EndpointIn {
     pub event_types: Option<Vec<String>>,
     /// Only messages on one of these channels are delivered.
     pub channels: Option<Vec<String>>,
+    /// Herald extension: only messages whose payload meets this filter are delivered
+    /// (the README's "Payload filters" has the syntax). Kept when a replacement omits it,
+    /// since Svix's SDKs do not know it; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Option<Option<Value>>,
     /// `whsec_…` (HMAC-SHA256), or an ed25519 signing key `whsk_…` (`v1a` signatures);
     /// an HMAC secret is generated when absent.
     pub secret: Option<String>,
@@ -82,6 +90,10 @@ pub struct EndpointOut {
     pub filter_types: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<Vec<String>>,
+    /// Herald extension: the payload filter, as it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Option<Value>,
     pub metadata: Metadata,
     /// Herald extension: the endpoint's own concurrency cap, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,6 +159,10 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<String>>)]
     pub channels: Option<Option<Vec<String>>>,
+    /// A payload filter; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub max_concurrency: Option<Option<u16>>,
@@ -189,6 +205,7 @@ impl From<Endpoint> for EndpointOut {
             event_types: e.filter_types.clone(),
             filter_types: e.filter_types,
             channels: e.channels,
+            payload_filter: e.payload_filter.map(|f| f.source().clone()),
             metadata: e.metadata,
             max_concurrency: e.max_concurrency,
             failing_since: e.failing_since,
@@ -216,6 +233,18 @@ pub fn parse_secret(field: &str, text: &str) -> Result<EndpointSecret, FieldErro
     EndpointSecret::parse(&full).map_err(|e| FieldError::body(field, e.to_string(), "value_error"))
 }
 
+/// A payload filter from a request body, or a 422 naming `payloadFilter` and where in the
+/// filter the problem is.
+pub fn payload_filter_field(source: Value) -> ApiResult<PayloadFilter> {
+    PayloadFilter::parse(source).map_err(|e| {
+        ApiError::Validation(vec![FieldError::body(
+            "payloadFilter",
+            e.to_string(),
+            "value_error.filter",
+        )])
+    })
+}
+
 /// A secret from a request body, or a 422 naming `field`.
 fn secret_field(field: &str, text: &str) -> ApiResult<EndpointSecret> {
     parse_secret(field, text).map_err(|e| ApiError::Validation(vec![e]))
@@ -237,8 +266,8 @@ impl EndpointIn {
         Ok(endpoint)
     }
 
-    /// Replaces every setting of `endpoint` with this body's; the secret and headers only
-    /// when the body has them.
+    /// Replaces every setting of `endpoint` with this body's; the secret, headers, client
+    /// certificate and payload filter only when the body has them.
     pub fn replace(self, endpoint: &mut Endpoint) -> ApiResult<()> {
         if let Some(text) = &self.secret {
             endpoint.secret = secret_field("secret", text)?;
@@ -256,6 +285,9 @@ impl EndpointIn {
         endpoint.disabled = self.disabled;
         endpoint.filter_types = self.event_types;
         endpoint.channels = self.channels;
+        if let Some(filter) = self.payload_filter {
+            endpoint.payload_filter = filter.map(payload_filter_field).transpose()?;
+        }
         endpoint.metadata = self.metadata;
         endpoint.max_concurrency = self.max_concurrency.map(u32::from);
         Ok(())
@@ -287,6 +319,9 @@ impl EndpointPatch {
         patch::apply(&mut endpoint.uid, self.uid);
         patch::apply(&mut endpoint.filter_types, self.event_types);
         patch::apply(&mut endpoint.channels, self.channels);
+        if let Some(filter) = self.payload_filter {
+            endpoint.payload_filter = filter.map(payload_filter_field).transpose()?;
+        }
         patch::apply(
             &mut endpoint.max_concurrency,
             self.max_concurrency.map(|c| c.map(u32::from)),

@@ -13,6 +13,7 @@ pub mod callback;
 pub mod callback_types;
 pub mod endpoint;
 pub mod endpoint_extras;
+pub mod endpoint_filter;
 pub mod endpoint_header_types;
 pub mod endpoint_template;
 pub mod endpoint_types;
@@ -42,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(endpoint::router())
         .merge(endpoint_extras::router())
         .merge(endpoint_template::router())
+        .merge(endpoint_filter::router())
         .merge(message::router())
         .merge(callback::router())
         .merge(call::router())

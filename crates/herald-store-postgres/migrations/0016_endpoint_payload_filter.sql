@@ -1,0 +1,3 @@
+-- An endpoint's payload filter (the document the API was given): a message is sent to it
+-- only if its payload meets it. NULL: no condition on the payload.
+ALTER TABLE endpoints ADD COLUMN payload_filter JSONB;
