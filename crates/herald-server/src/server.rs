@@ -41,6 +41,9 @@ pub struct Server {
     pub purged: watch::Receiver<u64>,
     /// How many claimed deliveries were held because their endpoint must verify first.
     pub held: watch::Receiver<u64>,
+    /// How many deliveries were moved to their endpoint's probe time while its circuit was
+    /// open.
+    pub held_back: watch::Receiver<u64>,
     /// How many subscription verification tries this process has settled.
     pub verification_tries: watch::Receiver<u64>,
     /// How many synchronous calls were recorded (just after they were answered).
@@ -259,6 +262,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     let sync_calls = SyncCaller::new(destination, store.clone(), clock.clone());
     let settled = dispatcher.settled();
     let held = dispatcher.held();
+    let held_back = dispatcher.held_back();
     let verification_tries = verifier.tried();
     let calls_recorded = sync_calls.recorded();
     let draining_calls = sync_calls.clone();
@@ -368,6 +372,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         settled,
         purged,
         held,
+        held_back,
         verification_tries,
         calls_recorded,
         shutdown,

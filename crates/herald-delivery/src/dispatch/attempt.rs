@@ -281,13 +281,7 @@ async fn settle(
         // What else waits for the endpoint now is due when the circuit lets a probe
         // through, and says so (before this attempt is recorded, so whoever sees it sees
         // that too). Messages published while it is open show their own time until then.
-        if let Err(e) = ctx
-            .store
-            .defer_pending(&claimed.endpoint.id, until, ctx.clock.now())
-            .await
-        {
-            tracing::warn!(endpoint = %claimed.endpoint.id, error = %e, "could not hold back deliveries");
-        }
+        ctx.hold_back(&claimed.endpoint.id, until).await;
     }
     // Endpoint health first, so that whoever sees the attempt also sees its effect (a
     // disabled endpoint): the receiver said the URL is gone for good, or it has failed for
@@ -461,9 +455,7 @@ async fn hold_back_if_open(ctx: &Context, finished: &FinishedAttempt) {
     let (endpoint, now) = (&finished.attempt.endpoint_id, ctx.clock.now());
     let open = ctx.breakers.open_until(endpoint, now);
     if let Some(until) = open.filter(|until| at < *until) {
-        if let Err(e) = ctx.store.defer_pending(endpoint, until, now).await {
-            tracing::warn!(endpoint = %endpoint, error = %e, "could not hold back deliveries");
-        }
+        ctx.hold_back(endpoint, until).await;
     }
 }
 

@@ -147,6 +147,17 @@ impl Breakers {
         }
     }
 
+    /// The circuits open at `now`, with when each lets a probe through.
+    pub fn open(&self, now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>)> {
+        self.lock()
+            .iter()
+            .filter_map(|(id, c)| match c.state {
+                State::Open { until, .. } if until > now => Some((id.clone(), until)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Endpoints the claimer should leave alone at `now`: open, or waiting for a probe.
     pub fn tripped(&self, now: DateTime<Utc>) -> Vec<String> {
         self.lock()

@@ -7,13 +7,14 @@
 
 pub(crate) mod attempt;
 mod breaker;
+mod hold;
 mod lanes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use herald_core::destination::Destination;
 use herald_core::metrics::Metrics;
 use herald_core::retry::RetryPolicy;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::breaker::BreakerSettings;
 use self::breaker::Breakers;
+use self::hold::OpenCircuitHold;
 use self::lanes::Lanes;
 use crate::operational::Operational;
 
@@ -85,6 +87,8 @@ pub(crate) struct Context {
     pub settled: watch::Sender<u64>,
     /// Counts deliveries held at claim time for their endpoint's verification.
     pub held: watch::Sender<u64>,
+    /// Counts deliveries moved to their endpoint's probe time because its circuit is open.
+    pub held_back: watch::Sender<u64>,
     /// The leases held by running tasks (delivery id → lease token), given back on shutdown.
     pub leases: Mutex<HashMap<String, String>>,
     pub disable_on_gone: bool,
@@ -117,6 +121,7 @@ impl Dispatcher {
             policy,
             settled: watch::Sender::new(0),
             held: watch::Sender::new(0),
+            held_back: watch::Sender::new(0),
             leases: Mutex::default(),
             disable_on_gone: settings.disable_on_gone,
             disable_after: settings.disable_after,
@@ -137,6 +142,12 @@ impl Dispatcher {
         self.ctx.held.subscribe()
     }
 
+    /// How many deliveries were moved to their endpoint's probe time while its circuit was
+    /// open, so far.
+    pub fn held_back(&self) -> watch::Receiver<u64> {
+        self.ctx.held_back.subscribe()
+    }
+
     /// Runs until `shutdown` is cancelled, then lets attempts in flight finish within the
     /// grace period; deliveries not finished by then are given back to the queue.
     pub async fn run(self, shutdown: CancellationToken) {
@@ -145,6 +156,7 @@ impl Dispatcher {
         let mut tasks = JoinSet::new();
         // Rounds in a row that found due work yet claimed none (see below).
         let mut fruitless = 0;
+        let mut hold = OpenCircuitHold::default();
         loop {
             reap(&mut tasks);
             let room = self.settings.max_in_flight.saturating_sub(tasks.len());
@@ -155,7 +167,10 @@ impl Dispatcher {
                     .claim(room, &skipped_in_claim, &lanes, &mut tasks, &shutdown)
                     .await
                 {
-                    Ok((count, limit)) if count == limit => continue, // probably more due now
+                    Ok((count, limit)) if count == limit => {
+                        hold.work_arrived();
+                        continue; // probably more due now
+                    }
                     Ok((count, _)) => claimed = count,
                     Err(()) => {
                         if pause(BACKOFF, &shutdown).await {
@@ -172,6 +187,7 @@ impl Dispatcher {
             let room = self.settings.max_in_flight.saturating_sub(tasks.len());
             let constrained = room == 0 || !skip.is_empty();
             let now = self.ctx.clock.now();
+            hold.run(&self.ctx, now).await;
             let next_due = self.ctx.store.next_due_at(&skip).await.ok().flatten();
             if room > 0 && next_due.is_some_and(|due| due <= now) {
                 // Work fell due or was published since the claim, or a lane skipped in the
@@ -199,8 +215,11 @@ impl Dispatcher {
                 .into_iter()
                 .flatten()
                 .fold(sweep, DateTime::min);
+            let hold_at = hold.due_at(&self.ctx, now);
             tokio::select! {
-                _ = work.notified() => {}
+                _ = work.notified() => hold.work_arrived(),
+                _ = tokio::time::sleep_until(hold_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if hold_at.is_some() => {}
                 _ = tasks.join_next(), if constrained && !tasks.is_empty() => {}
                 _ = lanes.freed(), if !skip.is_empty() => {}
                 _ = self.ctx.clock.sleep_until(wake_at) => {}
@@ -301,6 +320,20 @@ impl Dispatcher {
 
 impl Context {
     /// Notes a lease held by a running task.
+    /// Moves `endpoint`'s deliveries due before `until` (its circuit's probe) to then.
+    async fn hold_back(&self, endpoint: &str, until: DateTime<Utc>) {
+        match self
+            .store
+            .defer_pending(endpoint, until, self.clock.now())
+            .await
+        {
+            Ok(moved) => self.held_back.send_modify(|n| *n += moved),
+            Err(e) => {
+                tracing::warn!(endpoint = %endpoint, error = %e, "could not hold back deliveries")
+            }
+        }
+    }
+
     fn hold(&self, delivery_id: &str, token: &str) {
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         leases.insert(delivery_id.to_owned(), token.to_owned());

@@ -251,6 +251,18 @@ impl TestHerald {
         wait_count(server.held.clone(), n, "deliveries held").await;
     }
 
+    /// How many deliveries the dispatcher has moved to their endpoint's probe time while
+    /// its circuit was open, so far.
+    pub fn held_back(&self) -> u64 {
+        *self.server.as_ref().expect("running").held_back.borrow()
+    }
+
+    /// Waits until the dispatcher has moved `n` deliveries behind open circuits.
+    pub async fn wait_held_back(&self, n: u64) {
+        let server = self.server.as_ref().expect("running");
+        wait_count(server.held_back.clone(), n, "deliveries held back").await;
+    }
+
     /// Waits until the retention cleaner has removed `n` payloads and response bodies.
     pub async fn wait_purged(&self, n: u64) {
         let server = self.server.as_ref().expect("running");

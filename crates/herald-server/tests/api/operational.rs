@@ -96,12 +96,30 @@ async fn an_open_circuit_holds_attempts_back_until_a_probe_succeeds() {
         held_back += 1;
     }
     assert_eq!(held_back, 3);
+    // Published while the circuit is open, a message is due at once yet waits for the
+    // probe: it soon says so too.
+    let moved = herald.held_back();
+    let late = herald
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 5}}))
+        .await;
+    herald.wait_held_back(moved + 1).await;
+    let (_, destinations) = herald.get(&format!("/app/{app}/msg/{late}/endpoint")).await;
+    let next: chrono::DateTime<chrono::Utc> = destinations["data"][0]["nextAttempt"]
+        .as_str()
+        .expect("a next attempt")
+        .parse()
+        .unwrap();
+    assert!(
+        next >= opened_at + chrono::Duration::seconds(59),
+        "{destinations}"
+    );
+    msgs.push(late);
     // The first retries fall due (5 s) while the circuit is open: still nothing is sent.
     clock.advance(Duration::from_secs(10));
     clock.advance(Duration::from_secs(51));
     // After the cool-down one probe goes; it succeeds and the rest follows.
-    herald.wait_recorded(8).await;
-    assert_eq!(receiver.received().len(), 8, "3 failures, then 5 successes");
+    herald.wait_recorded(9).await;
+    assert_eq!(receiver.received().len(), 9, "3 failures, then 6 successes");
     assert!(
         herald.metrics().await.contains(&format!("{open} 0\n")),
         "closed again"
@@ -118,7 +136,7 @@ async fn an_open_circuit_holds_attempts_back_until_a_probe_succeeds() {
         .iter()
         .filter(|a| a["responseStatusCode"] == 200)
         .collect();
-    assert_eq!((failed.len(), later.len()), (3, 5));
+    assert_eq!((failed.len(), later.len()), (3, 6));
     for attempt in &later {
         assert!(
             timestamp(attempt) >= opened_at + chrono::Duration::seconds(60),
