@@ -24,6 +24,7 @@ pub enum Ordering {
 #[into_params(parameter_in = Query)]
 pub struct Pagination {
     /// How many items to return (1 to 250, default 50).
+    #[param(minimum = 1, maximum = 250)]
     pub limit: Option<u32>,
     /// The `iterator` (or `prevIterator`) of a previous page.
     pub iterator: Option<String>,

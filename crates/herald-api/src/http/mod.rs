@@ -1,6 +1,7 @@
 //! The HTTP face of Herald: the `/api/v1` router, its OpenAPI document, and the layers
 //! every request goes through.
 
+mod doc_errors;
 pub mod extract;
 pub mod ingest;
 pub mod list;
@@ -28,6 +29,8 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Herald", description = "A webhooks server with a Svix-compatible API."),
     modifiers(&BearerAuth),
+    // Named by parameters (`order`), which utoipa does not collect on its own.
+    components(schemas(list::Ordering)),
     security(("HTTPBearer" = [])),
     tags(
         (name = "Application", description = "One per customer (tenant)."),
@@ -61,10 +64,12 @@ impl Modify for BearerAuth {
 
 /// The OpenAPI document of the API, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+    let mut doc = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1::router())
         .nest("/ingest/api/v1", ingest::router())
-        .into_openapi()
+        .into_openapi();
+    doc_errors::declare(&mut doc);
+    doc
 }
 
 /// Routes the Svix SDKs know that Herald does not offer (yet): a clear 501 rather than a
@@ -149,10 +154,11 @@ async fn root(headers: axum::http::HeaderMap) -> axum::response::Response {
 /// The application: every route, ready to serve. Trailing slashes are trimmed before
 /// routing, so `/api/v1/app/` and `/api/v1/app` are the same route (Svix clients use both).
 pub fn app(state: AppState) -> NormalizePath<Router> {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1::router())
         .nest("/ingest/api/v1", ingest::router())
         .split_for_parts();
+    doc_errors::declare(&mut api);
     let document = api.to_pretty_json().unwrap_or_default();
     // The body limit leaves room around the largest payload for the rest of the message.
     let body_limit = state

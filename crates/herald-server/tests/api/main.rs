@@ -14,6 +14,7 @@ mod email;
 mod errors;
 mod events;
 mod mtls;
+mod openapi;
 mod operational;
 mod payload_filters;
 mod poller;

@@ -182,8 +182,10 @@ pub struct EndpointMessagesQuery {
 }
 
 /// List the messages sent to an endpoint, with their delivery state, newest first.
+// `status` is documented once, by `MessageListQuery`: here it is the state of the delivery to
+// this endpoint (`EndpointMessagesQuery`), which the message filter's meaning then agrees with.
 #[utoipa::path(get, path = "/app/{app_id}/endpoint/{endpoint_id}/msg", tag = "Message Attempt",
-    params(("app_id" = String, Path), ("endpoint_id" = String, Path), Pagination, MessageListQuery, EndpointMessagesQuery),
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path), Pagination, MessageListQuery),
     responses((status = 200, body = ListResponse<EndpointMessageOut>), (status = 404, body = HttpErrorOut)))]
 async fn list_endpoint_messages(
     State(state): State<AppState>,

@@ -1,0 +1,183 @@
+//! The OpenAPI document as a client generator reads it: every reference resolves, bounds
+//! are stated, and a walk over every operation with requests a careless or hostile client
+//! sends (unknown ids, out-of-range parameters, bodies of the wrong shape, no JSON at all)
+//! gets only statuses the document declares for that operation, and never a 5xx.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::TestHerald;
+use crate::services::service;
+
+/// Every `$ref` in `value`.
+fn references(value: &Value, found: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("$ref", Value::String(target)) => {
+                        found.insert(target.clone());
+                    }
+                    _ => references(v, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_reference_resolves_and_list_bounds_are_stated() {
+    let h = TestHerald::start().await;
+    let (_, doc) = h.get("/openapi.json").await;
+    let mut found = BTreeSet::new();
+    references(&doc, &mut found);
+    assert!(found.len() > 20, "{found:?}");
+    for target in &found {
+        let pointer = target.strip_prefix('#').expect("a local reference");
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "{target} resolves to nothing"
+        );
+    }
+    let list = &doc["paths"]["/api/v1/app"]["get"]["parameters"];
+    let limit = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("a limit parameter");
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&json!(1), &json!(250)),
+        "{limit}"
+    );
+}
+
+/// The document passes an OpenAPI linter: `openapi-spec-validator`, named by
+/// `HERALD_TEST_OPENAPI_VALIDATOR` (`.ci/run` installs it beside the SMTP server).
+#[tokio::test]
+async fn the_document_passes_an_openapi_validator() {
+    let Some(validator) = service("HERALD_TEST_OPENAPI_VALIDATOR") else {
+        return;
+    };
+    let h = TestHerald::start().await;
+    let (_, doc) = h.get("/openapi.json").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let out = tokio::process::Command::new(&validator)
+        .arg(&file)
+        .output()
+        .await
+        .expect("the validator runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A request of the walk: what it changes from a plain one.
+enum Probe {
+    /// Ids in the path that name nothing, and an empty JSON object as the body.
+    UnknownIds,
+    /// Parameters out of range or of the wrong type.
+    BadQuery,
+    /// A JSON body of the wrong shape.
+    WrongShape,
+    /// A body that is not JSON.
+    NotJson,
+}
+
+#[tokio::test]
+async fn no_operation_answers_an_undeclared_status_or_a_server_error() {
+    let h = TestHerald::start().await;
+    // Real ids where a route needs an existing parent, so the walk gets past the first
+    // lookup; unknown ids in the first probe.
+    let app = h.app("acme").await;
+    let (_, doc) = h.get("/openapi.json").await;
+    let mut walked = 0;
+    let mut wrong = Vec::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let Ok(method) = Method::from_bytes(method.to_uppercase().as_bytes()) else {
+                continue;
+            };
+            if path.ends_with("/listen") {
+                continue; // a WebSocket; its refusals are tested in the CLI's listen suite
+            }
+            let declared: BTreeSet<&str> = operation["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            for probe in [
+                Probe::UnknownIds,
+                Probe::BadQuery,
+                Probe::WrongShape,
+                Probe::NotJson,
+            ] {
+                let url = fill(path, &app, matches!(probe, Probe::UnknownIds));
+                let mut request = h
+                    .http
+                    .request(method.clone(), format!("{}{url}", h.base))
+                    .bearer_auth(&h.token);
+                request = match probe {
+                    Probe::UnknownIds => request.json(&json!({})),
+                    Probe::BadQuery => request
+                        .query(&[
+                            ("limit", "0"),
+                            ("order", "sideways"),
+                            ("before", "yesterday"),
+                        ])
+                        .json(&json!({})),
+                    Probe::WrongShape => request.json(&json!([1, {"url": 7}])),
+                    Probe::NotJson => request
+                        .header("content-type", "application/json")
+                        .body("{not json"),
+                };
+                let response = request.send().await.expect("an answer");
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                walked += 1;
+                if status.is_server_error() || !declared.contains(status.as_str()) {
+                    wrong.push(format!("{method} {url}: {status} {body}"));
+                }
+            }
+        }
+    }
+    assert!(walked > 300, "walked {walked} requests");
+    assert!(
+        wrong.is_empty(),
+        "{} undeclared:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// `path` with its ids filled in: the application's, and the others unknown (or all
+/// unknown when `unknown`).
+fn fill(path: &str, app: &str, unknown: bool) -> String {
+    let mut url = String::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..]
+            .find('}')
+            .map_or(rest.len(), |e| start + e + 1);
+        url.push_str(&rest[..start]);
+        let name = &rest[start + 1..end - 1];
+        url.push_str(match name {
+            "app_id" if !unknown => app,
+            _ => "nope_42",
+        });
+        rest = &rest[end..];
+    }
+    url.push_str(rest);
+    url
+}
