@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::ids::IdKind;
 use crate::payload_filter::PayloadFilter;
+use crate::signature_scheme::SignatureScheme;
 use crate::signing::EndpointSecret;
 
 /// Free-form string labels a user attaches to an object.
@@ -66,6 +67,8 @@ pub struct Endpoint {
     /// publishing beside the event-type and channel filters.
     pub payload_filter: Option<PayloadFilter>,
     pub metadata: Metadata,
+    /// A signature in another style, sent beside the Standard Webhooks headers.
+    pub signature_scheme: Option<SignatureScheme>,
     /// Extra headers sent with every delivery to this endpoint.
     pub headers: BTreeMap<String, String>,
     pub secret: EndpointSecret,
@@ -336,6 +339,7 @@ impl Endpoint {
             filter_types: None,
             channels: None,
             payload_filter: None,
+            signature_scheme: None,
             metadata: Metadata::new(),
             headers: BTreeMap::new(),
             secret: EndpointSecret::generate(),

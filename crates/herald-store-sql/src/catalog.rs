@@ -19,7 +19,7 @@ use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
 use crate::{conflict_on, internal, push_page, rows};
 
-/// Binds the mutable fields of an endpoint, in the order `uid … payload_filter`.
+/// Binds the mutable fields of an endpoint, in the order `uid … signature_scheme`.
 fn bind_endpoint_fields<D: Dialect>(sql: Sql, e: &Endpoint, db: &Db<D>) -> Sql {
     let sealer = &db.sealer;
     let previous = e.previous_secret.as_ref();
@@ -44,6 +44,7 @@ fn bind_endpoint_fields<D: Dialect>(sql: Sql, e: &Endpoint, db: &Db<D>) -> Sql {
         ))
         .bind(v::opt_json(e.template.as_ref()))
         .bind(v::opt_json(e.payload_filter.as_ref()))
+        .bind(v::opt_json(e.signature_scheme.as_ref()))
 }
 
 /// Binds an endpoint's verification columns, in the order `verification_status`,
@@ -295,9 +296,9 @@ impl<B: Backend> Catalog for SqlStore<B> {
             "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
              disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
              previous_secret_expires_at, max_concurrency, client_identity, template, \
-             payload_filter, verification_status, verification_tries, verification_due_at, \
-             verified_at, verification_error, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             payload_filter, signature_scheme, verification_status, verification_tries, \
+             verification_due_at, verified_at, verification_error, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v::text(&e.id))
         .bind(v::text(&e.app_id));
@@ -674,8 +675,8 @@ impl<B: Backend> Catalog for SqlStore<B> {
             "UPDATE endpoints SET uid = ?, url = ?, description = ?, version = ?, rate_limit = ?, \
              disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
              previous_secret = ?, previous_secret_expires_at = ?, max_concurrency = ?, \
-             client_identity = ?, template = ?, payload_filter = ?, verification_status = ?, \
-             verification_tries = ?, verification_due_at = ?, verified_at = ?, \
+             client_identity = ?, template = ?, payload_filter = ?, signature_scheme = ?, \
+             verification_status = ?, verification_tries = ?, verification_due_at = ?, verified_at = ?, \
              verification_error = ?, \
              verification_challenge = NULL, updated_at = ?, \
              failing_since = CASE WHEN ? AND disabled THEN NULL ELSE failing_since END \

@@ -107,6 +107,7 @@ pub fn endpoint(row: &impl ReadRow, sealer: &SecretSealer) -> StoreResult<Endpoi
         filter_types: row.opt_list("filter_types")?,
         channels: row.opt_list("channels")?,
         payload_filter: row.opt_json("payload_filter")?,
+        signature_scheme: row.opt_json("signature_scheme")?,
         metadata: row.json("metadata")?,
         headers: row.json("headers")?,
         secret: secret(&row.text("secret")?, sealer)?,

@@ -18,6 +18,7 @@ use herald_core::model::{
     Verification, VerificationMode,
 };
 use herald_core::payload_filter::PayloadFilter;
+use herald_core::signature_scheme::SignatureScheme;
 use herald_core::signing::EndpointSecret;
 use herald_core::store::read_all;
 use herald_core::{Store, StoreError};
@@ -98,6 +99,8 @@ pub struct EndpointDoc {
     channels: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     payload_filter: Option<PayloadFilter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature_scheme: Option<SignatureScheme>,
     #[serde(default)]
     metadata: Metadata,
     #[serde(default)]
@@ -364,6 +367,7 @@ impl EndpointDoc {
             filter_types: e.filter_types,
             channels: e.channels,
             payload_filter: e.payload_filter,
+            signature_scheme: e.signature_scheme,
             metadata: e.metadata,
             headers: e.headers,
             secret: e.secret.expose(),
@@ -404,6 +408,7 @@ impl EndpointDoc {
             filter_types: self.filter_types,
             channels: self.channels,
             payload_filter: self.payload_filter,
+            signature_scheme: self.signature_scheme,
             metadata: self.metadata,
             headers: self.headers,
             secret,

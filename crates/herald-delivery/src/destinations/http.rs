@@ -182,6 +182,17 @@ impl HttpDestination {
             set("svix-timestamp", &timestamp);
             set("svix-signature", &signature);
         }
+        // The style the endpoint's receiver already verifies, if it asked for one.
+        if let Some(scheme) = &req.endpoint.signature_scheme {
+            let secrets = req.endpoint.signing_secrets(req.attempted_at);
+            let value = scheme.sign(secrets, req.attempted_at.timestamp(), req.body().as_bytes());
+            if let (Ok(name), Some(Ok(value))) = (
+                HeaderName::from_bytes(scheme.header().as_bytes()),
+                value.map(|v| HeaderValue::from_str(&v)),
+            ) {
+                headers.insert(name, value);
+            }
+        }
         headers
     }
 

@@ -21,6 +21,7 @@ mod poller;
 mod portal_sessions;
 mod probes;
 mod sdk;
+mod signature_schemes;
 mod templates;
 mod tokens;
 mod verification;

@@ -10,6 +10,7 @@ use herald_core::model::{
 };
 use herald_core::payload_filter::PayloadFilter;
 use herald_core::sealing::{url_for_display, url_for_update};
+use herald_core::signature_scheme::SignatureScheme;
 use herald_core::signing::EndpointSecret;
 use herald_core::validation::{self, FieldError, Validator};
 use herald_core::StoreError;
@@ -52,6 +53,12 @@ pub struct EndpointIn {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Object>)]
     pub payload_filter: Option<Option<Value>>,
+    /// Herald extension: also sign in this style, for receivers that verify it already:
+    /// `{"type": "github", "header": "X-Hub-Signature-256"}` or `{"type": "stripe",
+    /// "header": "Stripe-Signature"}`. Kept when a replacement omits it; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub signature_scheme: Option<Option<SignatureScheme>>,
     /// `whsec_…` (HMAC-SHA256), or an ed25519 signing key `whsk_…` (`v1a` signatures);
     /// an HMAC secret is generated when absent.
     pub secret: Option<String>,
@@ -94,6 +101,10 @@ pub struct EndpointOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub payload_filter: Option<Value>,
+    /// Herald extension: the other style it is signed in, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub signature_scheme: Option<SignatureScheme>,
     pub metadata: Metadata,
     /// Herald extension: the endpoint's own concurrency cap, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +174,10 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Object>)]
     pub payload_filter: Option<Option<Value>>,
+    /// Another signature style; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub signature_scheme: Option<Option<SignatureScheme>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub max_concurrency: Option<Option<u16>>,
@@ -206,6 +221,7 @@ impl From<Endpoint> for EndpointOut {
             filter_types: e.filter_types,
             channels: e.channels,
             payload_filter: e.payload_filter.map(|f| f.source().clone()),
+            signature_scheme: e.signature_scheme,
             metadata: e.metadata,
             max_concurrency: e.max_concurrency,
             failing_since: e.failing_since,
@@ -288,6 +304,9 @@ impl EndpointIn {
         if let Some(filter) = self.payload_filter {
             endpoint.payload_filter = filter.map(payload_filter_field).transpose()?;
         }
+        if let Some(scheme) = self.signature_scheme {
+            endpoint.signature_scheme = scheme;
+        }
         endpoint.metadata = self.metadata;
         endpoint.max_concurrency = self.max_concurrency.map(u32::from);
         Ok(())
@@ -322,6 +341,7 @@ impl EndpointPatch {
         if let Some(filter) = self.payload_filter {
             endpoint.payload_filter = filter.map(payload_filter_field).transpose()?;
         }
+        patch::apply(&mut endpoint.signature_scheme, self.signature_scheme);
         patch::apply(
             &mut endpoint.max_concurrency,
             self.max_concurrency.map(|c| c.map(u32::from)),
@@ -425,6 +445,13 @@ pub fn check_fields(e: &Endpoint) -> Validator {
         v.check(validation::own_uid("uid", uid, IdKind::Endpoint));
     }
     check_rate(&mut v, rate_out(e.rate_limit));
+    if let Some(scheme) = &e.signature_scheme {
+        v.check(
+            scheme
+                .check(&e.secret)
+                .map_err(|problem| FieldError::body("signatureScheme", problem, "value_error")),
+        );
+    }
     v.check(validation::metadata("metadata", &e.metadata));
     if let Some(channels) = &e.channels {
         v.check(validation::list_len("channels", channels, 1, MAX_CHANNELS));

@@ -1,3 +1,6 @@
 -- An endpoint's payload filter (JSON, the document the API was given): a message is sent
 -- to it only if its payload meets it. NULL: no condition on the payload.
 ALTER TABLE endpoints ADD COLUMN payload_filter TEXT;
+-- A signature in another style (JSON: {"type": "github"|"stripe", "header": …}), sent beside
+-- the Standard Webhooks headers. NULL: only those.
+ALTER TABLE endpoints ADD COLUMN signature_scheme TEXT;
