@@ -94,7 +94,8 @@ impl ApiError {
             Self::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Gone { code, .. } => (StatusCode::GONE, code),
-            Self::NotImplemented => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+            // A 4xx, not a 501: Svix's SDKs retry every 5xx, and there is nothing to retry.
+            Self::NotImplemented => (StatusCode::NOT_FOUND, "not_implemented"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
@@ -151,7 +152,9 @@ impl IntoResponse for ApiError {
             Self::NotFound => "Entity not found".to_owned(),
             Self::Unauthorized => "Incorrect authentication credentials.".to_owned(),
             Self::Forbidden => "Insufficient access for the given operation.".to_owned(),
-            Self::NotImplemented => "This operation is not supported by Herald.".to_owned(),
+            Self::NotImplemented => {
+                "Herald does not offer this operation (it is Svix's); nothing was done.".to_owned()
+            }
             Self::RateLimited(wait) => {
                 let detail = "Too many requests with this token; try again in";
                 return retry_later(status, code, detail, wait);

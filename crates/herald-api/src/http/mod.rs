@@ -72,8 +72,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// Routes the Svix SDKs know that Herald does not offer (yet): a clear 501 rather than a
-/// 404 that reads as "no such application". Left out of the OpenAPI document.
+/// Routes the Svix SDKs know that Herald does not offer (yet): a 404 whose code,
+/// `not_implemented`, says so, rather than one that reads as "no such application". Not a
+/// 501, which SDKs would retry. Left out of the OpenAPI document.
 fn not_implemented() -> Router<AppState> {
     const PATHS: &[&str] = &[
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay",
@@ -97,7 +98,7 @@ async fn overloaded(_: tower::BoxError) -> ApiError {
 }
 
 /// Request logs whose level says who is at fault. tower-http's default logs every 5xx at
-/// ERROR; but a 501 answers a client asking for what Herald does not offer, and a 503 is
+/// ERROR; but a 503 is
 /// Herald shedding load on purpose (counted in `/metrics`, and a flood of log lines is the
 /// last thing an overloaded server needs). Only the remaining 5xx, Herald's own failures,
 /// are errors.
@@ -114,8 +115,7 @@ impl tower_http::trace::OnFailure<ServerErrorsFailureClass> for LogByFault {
         let latency_ms = latency.as_millis();
         match failure {
             ServerErrorsFailureClass::StatusCode(status)
-                if status == StatusCode::NOT_IMPLEMENTED
-                    || status == StatusCode::SERVICE_UNAVAILABLE =>
+                if status == StatusCode::SERVICE_UNAVAILABLE =>
             {
                 tracing::debug!(%status, latency_ms, "request not served")
             }

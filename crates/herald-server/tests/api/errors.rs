@@ -99,13 +99,14 @@ async fn unknown_resources_are_a_404() {
 }
 
 #[tokio::test]
-async fn routes_herald_does_not_offer_are_a_501() {
+async fn routes_herald_does_not_offer_are_a_404_that_says_so() {
     let herald = TestHerald::start().await;
     let app = herald.app("acme").await;
     let (status, body) = herald
         .post(&format!("/app/{app}/msg/expunge-all-contents"), json!({}))
         .await;
-    assert_eq!(status, 501);
+    // A 4xx, which Svix's SDKs do not retry, with a code that is not `not_found`.
+    assert_eq!(status, 404);
     assert_eq!(body["code"], "not_implemented");
 }
 
