@@ -106,6 +106,7 @@ pub fn message(app_id: &str, event_type: &str) -> NewMessage {
             payload: Some(r#"{"n": 1}"#.into()),
             created_at: t0(),
             traceparent: None,
+            expires_at: None,
         },
         idempotency_key: None,
         only_endpoint: None,

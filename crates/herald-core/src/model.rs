@@ -380,6 +380,9 @@ pub struct Message {
     pub created_at: DateTime<Utc>,
     /// The W3C `traceparent` it was published with, carried to its deliveries.
     pub traceparent: Option<String>,
+    /// After this, deliveries not yet made stop (`expiresAt`); `None`: they go on until
+    /// their retries run out.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Message {
@@ -395,6 +398,7 @@ impl Message {
             payload: Some(payload.into()),
             created_at: now,
             traceparent: None,
+            expires_at: None,
         }
     }
 }

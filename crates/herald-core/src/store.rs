@@ -278,10 +278,22 @@ pub struct ClaimedDelivery {
 
 /// What happens to a delivery after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
 pub enum NextState {
     Succeeded,
     RetryAt(DateTime<Utc>),
     Failed,
+}
+
+impl NextState {
+    /// This state, unless it is a retry at or after `expires_at`, which is not made: then
+    /// the delivery has failed.
+    pub fn before(self, expires_at: Option<DateTime<Utc>>) -> Self {
+        match (self, expires_at) {
+            (Self::RetryAt(at), Some(end)) if at >= end => Self::Failed,
+            (next, _) => next,
+        }
+    }
 }
 
 /// An attempt to record together with the delivery's next state.

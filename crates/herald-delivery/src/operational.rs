@@ -204,6 +204,7 @@ impl Operational {
             payload: Some(payload.to_string().into()),
             created_at: now,
             traceparent: None,
+            expires_at: None,
         });
         // Waits for room in the store's queue: nobody would publish this event again.
         if let Err(e) = self.store.create_message_waiting(&new).await {

@@ -76,8 +76,8 @@ async fn publish_in(
     }
     sqlx::query(
         "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
-         idempotency_key, created_at, traceparent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         idempotency_key, created_at, traceparent, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&m.id)
     .bind(&m.app_id)
@@ -89,6 +89,7 @@ async fn publish_in(
     .bind(&new.idempotency_key)
     .bind(m.created_at)
     .bind(&m.traceparent)
+    .bind(m.expires_at)
     .execute(&mut *tx)
     .await
     .map_err(|e| match &e {

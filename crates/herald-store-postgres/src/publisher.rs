@@ -105,15 +105,15 @@ pub async fn insert_messages(tx: &mut PgConnection, accepted: &[Accepted<'_>]) -
     let as_json = |list: &Option<Vec<String>>| list.as_ref().map(|l| Json(l.clone()));
     sqlx::query(
         "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
-         idempotency_key, created_at, traceparent) \
+         idempotency_key, created_at, traceparent, expires_at) \
          SELECT id, app_id, event_type, event_id, \
          CASE WHEN channels IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text(channels)) END, \
          CASE WHEN tags IS NOT NULL THEN ARRAY(SELECT jsonb_array_elements_text(tags)) END, \
-         payload, idempotency_key, created_at, traceparent \
+         payload, idempotency_key, created_at, traceparent, expires_at \
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], \
-         $7::text[], $8::text[], $9::timestamptz[], $10::text[]) \
+         $7::text[], $8::text[], $9::timestamptz[], $10::text[], $11::timestamptz[]) \
          AS m(id, app_id, event_type, event_id, channels, tags, payload, idempotency_key, \
-         created_at, traceparent)",
+         created_at, traceparent, expires_at)",
     )
     .bind(messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>())
     .bind(messages.iter().map(|m| m.app_id.as_str()).collect::<Vec<_>>())
@@ -125,6 +125,7 @@ pub async fn insert_messages(tx: &mut PgConnection, accepted: &[Accepted<'_>]) -
     .bind(accepted.iter().map(|a| a.new.idempotency_key.as_deref()).collect::<Vec<_>>())
     .bind(messages.iter().map(|m| m.created_at).collect::<Vec<_>>())
     .bind(messages.iter().map(|m| m.traceparent.as_deref()).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.expires_at).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await
     .map_err(internal)?;

@@ -18,7 +18,7 @@ use crate::internal;
 /// Columns of `messages`, prefixed with `m.`, for queries that join.
 pub const MESSAGE_COLUMNS: &str =
     "m.id, m.app_id, m.event_type, m.event_id, m.channels, m.tags, m.payload, m.created_at, \
-     m.traceparent";
+     m.traceparent, m.expires_at";
 
 /// Columns of `deliveries` under `d_` aliases, for queries that join.
 pub const DELIVERY_COLUMNS: &str = "d.id AS d_id, d.msg_id AS d_msg_id, \
@@ -161,6 +161,7 @@ pub fn message(row: &impl ReadRow) -> StoreResult<Message> {
         payload: row.opt_text("payload")?.map(Arc::from),
         created_at: row.time("created_at")?,
         traceparent: row.opt_text("traceparent")?,
+        expires_at: row.opt_time("expires_at")?,
     })
 }
 

@@ -11,7 +11,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::internal;
 
-/// Rows per multi-row insert: 9 values each, well under SQLite's 32,766 parameters.
+/// Rows per multi-row insert: 11 values each, well under SQLite's 32,766 parameters.
 const ROWS_PER_INSERT: usize = 1_000;
 
 /// Reads the stored messages of the batch's idempotency keys and the event ids already
@@ -73,7 +73,7 @@ pub async fn insert_messages(
     for chunk in accepted.chunks(ROWS_PER_INSERT) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
-             idempotency_key, created_at, traceparent) ",
+             idempotency_key, created_at, traceparent, expires_at) ",
         );
         qb.push_values(chunk, |mut row, Accepted { new, .. }| {
             let m = &new.message;
@@ -86,7 +86,8 @@ pub async fn insert_messages(
                 .push_bind(m.payload.as_deref().map(str::to_owned))
                 .push_bind(new.idempotency_key.clone())
                 .push_bind(ms(m.created_at))
-                .push_bind(m.traceparent.clone());
+                .push_bind(m.traceparent.clone())
+                .push_bind(m.expires_at.map(ms));
         });
         qb.build().execute(&mut *tx).await.map_err(internal)?;
     }

@@ -87,6 +87,14 @@ async fn admit(
         cancel_to_disabled(ctx, claimed).await;
         return None;
     }
+    if claimed
+        .message
+        .expires_at
+        .is_some_and(|at| at <= ctx.clock.now())
+    {
+        cancel_expired(ctx, claimed).await;
+        return None;
+    }
     if claimed.endpoint.verification.status.holds() {
         hold_until_verified(ctx, claimed).await;
         return None;
@@ -120,6 +128,16 @@ async fn admit(
 /// of it as of any delivery whose retries ran out (`message.attempt.exhausted`).
 async fn cancel_to_disabled(ctx: &Context, claimed: &ClaimedDelivery) {
     ctx.breakers.forget(&claimed.endpoint.id);
+    set_aside(ctx, claimed, DeliveryStatus::Canceled).await;
+    if claimed.delivery.attempt_count > 0 {
+        report_dropped(ctx, claimed).await;
+    }
+}
+
+/// Ends a delivery whose message expired before it could be made (it waited behind an
+/// open circuit, a full lane, or its retries). As for a disabled endpoint, a delivery with
+/// failed attempts is reported as given up.
+async fn cancel_expired(ctx: &Context, claimed: &ClaimedDelivery) {
     set_aside(ctx, claimed, DeliveryStatus::Canceled).await;
     if claimed.delivery.attempt_count > 0 {
         report_dropped(ctx, claimed).await;
@@ -275,7 +293,8 @@ async fn settle(
             // was out): no retry before it lets a probe through.
             (false, NextState::RetryAt(at), Some(until)) => NextState::RetryAt(at.max(until)),
             (false, next, _) => next,
-        },
+        }
+        .before(claimed.message.expires_at),
     };
     if let Some(until) = opened_until {
         // What else waits for the endpoint now is due when the circuit lets a probe

@@ -13,6 +13,7 @@ mod delivery;
 mod email;
 mod errors;
 mod events;
+mod expiry;
 mod mtls;
 mod openapi;
 mod operational;

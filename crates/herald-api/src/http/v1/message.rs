@@ -19,8 +19,8 @@ use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
 use crate::http::v1::callback_types;
 use crate::http::v1::message_types::{
-    check_schema, deliver_at, idempotency_key, target_app, validate, ContentQuery, MessageIn,
-    MessageListQuery, MessageOut,
+    check_schema, deliver_at, expires_at, idempotency_key, target_app, validate, ContentQuery,
+    MessageIn, MessageListQuery, MessageOut,
 };
 use crate::state::AppState;
 
@@ -46,6 +46,7 @@ async fn create_message(
     validate(&body, state.config.api.max_payload_bytes)?;
     let now = state.clock.now();
     let deliver_at = deliver_at(&body, now, state.config.content_retention)?;
+    let expires_at = expires_at(&body, now, deliver_at)?;
     let idempotency_key = idempotency_key(&headers)?;
     let app = target_app(&state, &caller, &app_id, &mut body).await?;
     let callbacks = body.callback_urls.take().unwrap_or_default();
@@ -63,6 +64,7 @@ async fn create_message(
             payload: Some(body.payload.get().into()),
             created_at: now,
             traceparent: traceparent(&headers),
+            expires_at,
         },
         idempotency_key,
         only_endpoint: None,

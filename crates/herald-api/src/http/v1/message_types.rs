@@ -51,6 +51,10 @@ pub struct MessageIn {
     /// When to deliver it: deliveries wait until then (at most 30 days ahead, and within the
     /// payload retention). The message itself is published, and can be read, at once.
     pub deliver_at: Option<DateTime<Utc>>,
+    /// Herald extension: after this, deliveries not yet made stop (a retry that would come
+    /// later is not made; a delivery still waiting is canceled). After `deliverAt`, at
+    /// most 30 days ahead.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A published message.
@@ -69,6 +73,9 @@ pub struct MessageOut {
     pub tags: Option<Vec<String>>,
     /// When the message was published.
     pub timestamp: DateTime<Utc>,
+    /// Herald extension: when its undelivered deliveries stop, if it expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl MessageOut {
@@ -89,6 +96,7 @@ impl MessageOut {
             channels: m.channels,
             tags: m.tags,
             timestamp: m.created_at,
+            expires_at: m.expires_at,
         }
     }
 }
@@ -232,6 +240,31 @@ pub(crate) fn deliver_at(
     };
     Err(ApiError::Validation(vec![FieldError::body(
         "deliverAt",
+        format!("`{}` {problem}", at.to_rfc3339()),
+        "value_error.datetime",
+    )]))
+}
+
+/// When a message's deliveries stop, from its `expiresAt`: it must come after `now` and
+/// after `deliver_at` (a message that expires before it may go would never go), at most
+/// 30 days ahead.
+pub(crate) fn expires_at(
+    body: &MessageIn,
+    now: DateTime<Utc>,
+    deliver_at: Option<DateTime<Utc>>,
+) -> ApiResult<Option<DateTime<Utc>>> {
+    let Some(at) = body.expires_at else {
+        return Ok(None);
+    };
+    let problem = if at <= deliver_at.unwrap_or(now) {
+        "must be later than now and than `deliverAt`"
+    } else if at > now + MAX_DELIVER_AHEAD {
+        "is too far ahead: at most 30 days"
+    } else {
+        return Ok(Some(at));
+    };
+    Err(ApiError::Validation(vec![FieldError::body(
+        "expiresAt",
         format!("`{}` {problem}", at.to_rfc3339()),
         "value_error.datetime",
     )]))

@@ -4,3 +4,5 @@ ALTER TABLE endpoints ADD COLUMN payload_filter TEXT;
 -- A signature in another style (JSON: {"type": "github"|"stripe", "header": …}), sent beside
 -- the Standard Webhooks headers. NULL: only those.
 ALTER TABLE endpoints ADD COLUMN signature_scheme TEXT;
+-- When a message's undelivered deliveries stop (ms since the epoch). NULL: never.
+ALTER TABLE messages ADD COLUMN expires_at INTEGER;
