@@ -662,6 +662,14 @@ pub trait Queue: Send + Sync {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
+    /// Cancels the deliveries of one message that are waiting (pending, scheduled, or held)
+    /// and not under way; how many.
+    async fn cancel_pending(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     /// Gives a claimed delivery back unattempted, due again at `due_at`.
     async fn release(
         &self,

@@ -239,6 +239,27 @@ impl<B: Backend> Queue for SqlStore<B> {
         move_pending(&self.db, endpoint_id, (until, now), "<").await
     }
 
+    async fn cancel_pending(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        // A delivery being attempted (`sending`) is left to finish; a claim whose lease
+        // ran out is one the dispatcher may take again at any moment, so it is left too.
+        let sql = Sql::new(
+            "UPDATE deliveries SET status = ?, updated_at = ? \
+             WHERE app_id = ? AND msg_id = ? AND status IN (?, ?)",
+        )
+        .bind(v::code(DeliveryStatus::Canceled as i16))
+        .bind(v::time(now))
+        .bind(v::text(app_id))
+        .bind(v::text(msg_id))
+        .bind(v::code(DeliveryStatus::Pending as i16))
+        .bind(v::code(DeliveryStatus::Held as i16));
+        self.db.write(&sql).await.map_err(internal)
+    }
+
     async fn next_due_at(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
         let db = &self.db;
         let mut sql =

@@ -13,7 +13,7 @@ mod delivery;
 mod email;
 mod errors;
 mod events;
-mod expiry;
+
 mod mtls;
 mod openapi;
 mod operational;
@@ -21,6 +21,7 @@ mod payload_filters;
 mod poller;
 mod portal_sessions;
 mod probes;
+mod schedule;
 mod sdk;
 mod signature_schemes;
 mod templates;

@@ -20,7 +20,7 @@ use crate::http::list::{ListResponse, Pagination};
 use crate::http::v1::callback_types;
 use crate::http::v1::message_types::{
     check_schema, deliver_at, expires_at, idempotency_key, target_app, validate, ContentQuery,
-    MessageIn, MessageListQuery, MessageOut,
+    MessageCancelOut, MessageIn, MessageListQuery, MessageOut,
 };
 use crate::state::AppState;
 
@@ -162,10 +162,33 @@ async fn delete_message_content(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Herald extension: cancel the deliveries of a message that have not been made yet, such
+/// as a message scheduled with `deliverAt`. Its attempts so far stay in the log.
+#[utoipa::path(post, path = "/app/{app_id}/msg/{msg_id}/cancel", tag = "Message",
+    params(("app_id" = String, Path), ("msg_id" = String, Path)),
+    responses((status = 200, body = MessageCancelOut), (status = 404, body = HttpErrorOut)))]
+async fn cancel_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> ApiResult<Json<MessageCancelOut>> {
+    let app = state.app_for(&caller, &app_id).await?;
+    // Only the provider, who publishes, may take back what it published.
+    caller.require_admin()?;
+    let message = state.store.get_message(&app.id, &msg_id).await?;
+    let now = state.clock.now();
+    let canceled = state
+        .store
+        .cancel_pending(&app.id, &message.id, now)
+        .await?;
+    Ok(Json(MessageCancelOut { canceled }))
+}
+
 /// The message routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_messages, create_message))
         .routes(routes!(get_message))
         .routes(routes!(delete_message_content))
+        .routes(routes!(cancel_message))
 }

@@ -101,6 +101,15 @@ impl MessageOut {
     }
 }
 
+/// How many deliveries a cancel stopped.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageCancelOut {
+    /// Deliveries that were waiting (scheduled by `deliverAt`, or for a retry) and will
+    /// not be made; one being attempted at this moment is not stopped.
+    pub canceled: u64,
+}
+
 /// Whether to include payloads.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -1,5 +1,7 @@
-//! `expiresAt` (a Herald extension): after it, deliveries not yet made stop. A retry that
-//! would come later is not made, and a delivery still waiting then is canceled.
+//! A message's deliveries in time (Herald extensions): `expiresAt`, after which deliveries
+//! not yet made stop (a retry that would come later is not made, a delivery still waiting
+//! then is canceled), and canceling by hand what waits, such as a message scheduled with
+//! `deliverAt`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,4 +127,48 @@ async fn an_expiry_that_leaves_no_time_to_deliver_is_refused() {
     }
     let (_, listed) = h.get(&format!("/app/{app}/msg")).await;
     assert_eq!(listed["data"], json!([]), "nothing was published");
+}
+
+#[tokio::test]
+async fn a_scheduled_message_can_be_canceled_until_it_goes() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let h = TestHerald::start_with(clock.clone(), |_| {}).await;
+    let app = h.app("acme").await;
+    let receiver = Receiver::start().await;
+    h.endpoint(&app, json!({"url": receiver.url})).await;
+    let scheduled = h
+        .publish(
+            &app,
+            json!({"eventType": "a", "payload": {}, "deliverAt": at(&clock, 60)}),
+        )
+        .await;
+    let waiting = delivery(&h, &app, &scheduled).await;
+    assert_eq!(waiting["status"], 1, "{waiting}");
+    assert!(
+        waiting["nextAttempt"].is_string(),
+        "shows when it will go: {waiting}"
+    );
+
+    let cancel = format!("/app/{app}/msg/{scheduled}/cancel");
+    let (status, out) = h.post(&cancel, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["canceled"], 1);
+    assert_eq!(delivery(&h, &app, &scheduled).await["status"], 4);
+    let (_, again) = h.post(&cancel, json!({})).await;
+    assert_eq!(again["canceled"], 0, "nothing left to cancel");
+
+    // Its time comes and goes: only a message published after it is sent.
+    clock.advance(Duration::from_secs(61));
+    let later = h
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].header("webhook-id"), later);
+    h.wait_recorded(1).await; // the later message, settled
+    assert_eq!(receiver.received().len(), 1);
+
+    let (status, _) = h
+        .post(&format!("/app/{app}/msg/msg_nope/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
