@@ -45,6 +45,26 @@ fn timestamp(attempt: &Value) -> chrono::DateTime<chrono::Utc> {
     attempt["timestamp"].as_str().unwrap().parse().unwrap()
 }
 
+/// Asserts that `msg`'s next attempt is when the circuit opened at `opened_at` (60 s of
+/// cool-down) lets a probe through, not earlier.
+async fn assert_waits_for_the_probe(
+    herald: &TestHerald,
+    app: &str,
+    msg: &str,
+    opened_at: chrono::DateTime<chrono::Utc>,
+) {
+    let (_, destinations) = herald.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
+    let next: chrono::DateTime<chrono::Utc> = destinations["data"][0]["nextAttempt"]
+        .as_str()
+        .expect("a next attempt")
+        .parse()
+        .unwrap();
+    assert!(
+        next >= opened_at + chrono::Duration::seconds(59),
+        "{destinations}"
+    );
+}
+
 #[tokio::test]
 async fn an_open_circuit_holds_attempts_back_until_a_probe_succeeds() {
     let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
@@ -83,16 +103,7 @@ async fn an_open_circuit_holds_attempts_back_until_a_probe_succeeds() {
         if herald.attempts(&app, msg).await.is_empty() {
             continue; // published after the circuit opened: its own time until the probe
         }
-        let (_, destinations) = herald.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
-        let next: chrono::DateTime<chrono::Utc> = destinations["data"][0]["nextAttempt"]
-            .as_str()
-            .expect("a next attempt")
-            .parse()
-            .unwrap();
-        assert!(
-            next >= opened_at + chrono::Duration::seconds(59),
-            "{destinations}"
-        );
+        assert_waits_for_the_probe(&herald, &app, msg, opened_at).await;
         held_back += 1;
     }
     assert_eq!(held_back, 3);
@@ -103,16 +114,7 @@ async fn an_open_circuit_holds_attempts_back_until_a_probe_succeeds() {
         .publish(&app, json!({"eventType": "a", "payload": {"n": 5}}))
         .await;
     herald.wait_held_back(moved + 1).await;
-    let (_, destinations) = herald.get(&format!("/app/{app}/msg/{late}/endpoint")).await;
-    let next: chrono::DateTime<chrono::Utc> = destinations["data"][0]["nextAttempt"]
-        .as_str()
-        .expect("a next attempt")
-        .parse()
-        .unwrap();
-    assert!(
-        next >= opened_at + chrono::Duration::seconds(59),
-        "{destinations}"
-    );
+    assert_waits_for_the_probe(&herald, &app, &late, opened_at).await;
     msgs.push(late);
     // The first retries fall due (5 s) while the circuit is open: still nothing is sent.
     clock.advance(Duration::from_secs(10));
