@@ -662,8 +662,9 @@ pub trait Queue: Send + Sync {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
-    /// Cancels the deliveries of one message that are waiting (pending, scheduled, or held)
-    /// and not under way; how many.
+    /// Cancels the deliveries of one message that are waiting (pending, scheduled, or held);
+    /// how many. The message expires now (if it was to expire later), so that an attempt
+    /// under way is not retried.
     async fn cancel_pending(
         &self,
         app_id: &str,

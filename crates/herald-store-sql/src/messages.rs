@@ -462,10 +462,16 @@ impl<B: Backend> Messages for SqlStore<B> {
         let db = &self.db;
         // Candidates are read and filtered here, with the same filter publishing uses,
         // rather than in SQL, where channel lists are stored differently per database.
-        let mut sql = Sql::new(
-            "SELECT m.id, m.event_type, m.channels, m.payload FROM messages m \
-             WHERE m.app_id = ? AND m.created_at >= ?",
-        )
+        // Payloads are read only when a payload filter needs them: a replay may look at
+        // tens of thousands of messages.
+        let payload = match endpoint.payload_filter {
+            Some(_) => "m.payload",
+            None => "CAST(NULL AS TEXT) AS payload",
+        };
+        let mut sql = Sql::new(format!(
+            "SELECT m.id, m.event_type, m.channels, {payload} FROM messages m \
+             WHERE m.app_id = ? AND m.created_at >= ?"
+        ))
         .bind(v::text(&endpoint.app_id))
         .bind(v::time(since));
         if let Some(until) = until {

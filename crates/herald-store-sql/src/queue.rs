@@ -245,9 +245,17 @@ impl<B: Backend> Queue for SqlStore<B> {
         msg_id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        // A delivery being attempted (`sending`) is left to finish; a claim whose lease
-        // ran out is one the dispatcher may take again at any moment, so it is left too.
-        let sql = Sql::new(
+        // A delivery being attempted (`sending`) is left to finish. The message expires
+        // now, so that if that attempt fails no retry follows it.
+        let expire = Sql::new(
+            "UPDATE messages SET expires_at = ? WHERE app_id = ? AND id = ? \
+             AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(v::time(now))
+        .bind(v::text(app_id))
+        .bind(v::text(msg_id))
+        .bind(v::time(now));
+        let cancel = Sql::new(
             "UPDATE deliveries SET status = ?, updated_at = ? \
              WHERE app_id = ? AND msg_id = ? AND status IN (?, ?)",
         )
@@ -257,7 +265,11 @@ impl<B: Backend> Queue for SqlStore<B> {
         .bind(v::text(msg_id))
         .bind(v::code(DeliveryStatus::Pending as i16))
         .bind(v::code(DeliveryStatus::Held as i16));
-        self.db.write(&sql).await.map_err(internal)
+        let mut tx = self.db.begin().await?;
+        execute_in::<B::Dialect>(&mut tx, &expire).await?;
+        let canceled = execute_in::<B::Dialect>(&mut tx, &cancel).await?;
+        tx.commit().await.map_err(internal)?;
+        Ok(canceled)
     }
 
     async fn next_due_at(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {

@@ -87,11 +87,7 @@ async fn admit(
         cancel_to_disabled(ctx, claimed).await;
         return None;
     }
-    if claimed
-        .message
-        .expires_at
-        .is_some_and(|at| at <= ctx.clock.now())
-    {
+    if expiry(claimed).is_some_and(|at| at <= ctx.clock.now()) {
         cancel_expired(ctx, claimed).await;
         return None;
     }
@@ -132,6 +128,13 @@ async fn cancel_to_disabled(ctx: &Context, claimed: &ClaimedDelivery) {
     if claimed.delivery.attempt_count > 0 {
         report_dropped(ctx, claimed).await;
     }
+}
+
+/// When the message's deliveries stop, for this one: a resend or replay asked for by hand
+/// goes whatever the message's `expiresAt`, since someone wants it sent now.
+fn expiry(claimed: &ClaimedDelivery) -> Option<DateTime<Utc>> {
+    let manual = claimed.delivery.trigger == TriggerType::Manual;
+    claimed.message.expires_at.filter(|_| !manual)
 }
 
 /// Ends a delivery whose message expired before it could be made (it waited behind an
@@ -294,7 +297,7 @@ async fn settle(
             (false, NextState::RetryAt(at), Some(until)) => NextState::RetryAt(at.max(until)),
             (false, next, _) => next,
         }
-        .before(claimed.message.expires_at),
+        .before(expiry(claimed)),
     };
     if let Some(until) = opened_until {
         // What else waits for the endpoint now is due when the circuit lets a probe

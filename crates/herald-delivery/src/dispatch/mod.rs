@@ -319,7 +319,6 @@ impl Dispatcher {
 }
 
 impl Context {
-    /// Notes a lease held by a running task.
     /// Moves `endpoint`'s deliveries due before `until` (its circuit's probe) to then.
     async fn hold_back(&self, endpoint: &str, until: DateTime<Utc>) {
         match self
@@ -334,6 +333,7 @@ impl Context {
         }
     }
 
+    /// Notes a lease held by a running task.
     fn hold(&self, delivery_id: &str, token: &str) {
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         leases.insert(delivery_id.to_owned(), token.to_owned());

@@ -167,12 +167,12 @@ async fn simulate_names_the_filter_that_stops_a_sample() {
     );
     let simulate = |body: Value| h.post(&path, body);
 
-    let (status, out) = simulate(json!({"payload": {"amount": 150}})).await;
+    let (status, out) = simulate(json!({"payload": {"amount": 150}, "channels": ["eu"]})).await;
     assert_eq!(status, StatusCode::OK, "{out}");
     assert_eq!(out["matches"], true);
     assert_eq!(out["payloadFilter"], json!({"amount": {"$gte": 100}}));
 
-    let (_, out) = simulate(json!({"payload": {"amount": 50}})).await;
+    let (_, out) = simulate(json!({"payload": {"amount": 50}, "channels": ["eu"]})).await;
     assert_eq!(out["matches"], false);
     assert_eq!(
         out["reason"],
@@ -190,10 +190,18 @@ async fn simulate_names_the_filter_that_stops_a_sample() {
         out["reason"].as_str().unwrap().contains("channels"),
         "{out}"
     );
+    // A message without channels never reaches an endpoint that follows some.
+    let (_, out) = simulate(json!({"payload": {"amount": 150}})).await;
+    assert!(
+        out["reason"].as_str().unwrap().contains("channels"),
+        "{out}"
+    );
 
     // A filter given in the request is tried instead, and checked like a stored one.
-    let (_, out) =
-        simulate(json!({"payload": {"amount": 50}, "payloadFilter": {"amount": 50}})).await;
+    let (_, out) = simulate(
+        json!({"payload": {"amount": 50}, "channels": ["eu"], "payloadFilter": {"amount": 50}}),
+    )
+    .await;
     assert_eq!(out["matches"], true, "{out}");
     let (status, out) = simulate(json!({"payload": {}, "payloadFilter": []})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{out}");

@@ -67,6 +67,18 @@ async fn no_retry_is_made_after_a_message_expires() {
         "{ended}"
     );
     assert_eq!(h.attempts(&app, &msg).await.len(), 2);
+
+    // Sent again by hand, it goes: someone wants it now, whatever its expiry.
+    let endpoint = ended["id"].as_str().unwrap();
+    let (status, _) = h
+        .post(
+            &format!("/app/{app}/msg/{msg}/endpoint/{endpoint}/resend"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    h.wait_recorded(3).await;
+    assert_eq!(h.attempts(&app, &msg).await.len(), 3);
 }
 
 #[tokio::test]
@@ -156,6 +168,9 @@ async fn a_scheduled_message_can_be_canceled_until_it_goes() {
     assert_eq!(delivery(&h, &app, &scheduled).await["status"], 4);
     let (_, again) = h.post(&cancel, json!({})).await;
     assert_eq!(again["canceled"], 0, "nothing left to cancel");
+    // It expires now, so that an attempt under way at the cancel would not be retried.
+    let (_, shown) = h.get(&format!("/app/{app}/msg/{scheduled}")).await;
+    assert!(shown["expiresAt"].is_string(), "{shown}");
 
     // Its time comes and goes: only a message published after it is sent.
     clock.advance(Duration::from_secs(61));

@@ -101,6 +101,8 @@ async fn a_scheme_that_cannot_sign_is_refused_and_null_removes_one() {
         json!({"url": url, "secret": "whsk_".to_owned() + &base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
             "signatureScheme": {"type": "stripe", "header": "Stripe-Signature"}}),
         json!({"url": url, "signatureScheme": {"type": "md5", "header": "X-Sig"}}),
+        json!({"url": "nats://127.0.0.1:4222/orders",
+            "signatureScheme": {"type": "github", "header": "X-Sig"}}),
     ];
     for body in refused {
         let (status, answer) = h.post(&format!("/app/{app}/endpoint"), body.clone()).await;
@@ -117,6 +119,14 @@ async fn a_scheme_that_cannot_sign_is_refused_and_null_removes_one() {
         )
         .await;
     let path = format!("/app/{app}/endpoint/{}", ep["id"].as_str().unwrap());
+    // A rotation to a key it cannot sign with is refused, and changes nothing.
+    let ed25519 = "whsk_".to_owned() + &base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let (status, answer) = h
+        .post(&format!("{path}/secret/rotate"), json!({"key": ed25519}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let (_, secret) = h.get(&format!("{path}/secret")).await;
+    assert!(secret["key"].as_str().unwrap().starts_with("whsec_"));
     let (_, kept) = h.call(Method::PUT, &path, Some(json!({"url": url}))).await;
     assert_eq!(kept["signatureScheme"]["header"], "X-Hub-Signature-256");
     let (_, cleared) = h

@@ -26,7 +26,8 @@ pub struct FilterSimulateIn {
     /// Checked against the endpoint's `filterTypes` when given.
     #[serde(default)]
     pub event_type: Option<String>,
-    /// Checked against the endpoint's `channels` when given.
+    /// The message's channels, checked against the endpoint's `channels` as publishing
+    /// does: absent, the message is on none.
     #[serde(default)]
     pub channels: Option<Vec<String>>,
     /// A payload filter to try instead of the endpoint's.
@@ -77,11 +78,8 @@ async fn simulate_filter(
         .as_deref()
         .filter(|t| !type_accepted(&endpoint, t))
         .map(|t| format!("the event type `{t}` is not among the endpoint's filterTypes"));
-    let channels_refused = body
-        .channels
-        .as_deref()
-        .filter(|given| !channels_accepted(&endpoint, Some(given)))
-        .map(|_| "the message is on none of the endpoint's channels".to_owned());
+    let channels_refused = (!channels_accepted(&endpoint, body.channels.as_deref()))
+        .then(|| "the message is on none of the endpoint's channels".to_owned());
     let payload_refused = filter
         .as_ref()
         .and_then(|f| f.explain(&body.payload).err())

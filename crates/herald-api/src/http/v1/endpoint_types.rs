@@ -446,10 +446,13 @@ pub fn check_fields(e: &Endpoint) -> Validator {
     }
     check_rate(&mut v, rate_out(e.rate_limit));
     if let Some(scheme) = &e.signature_scheme {
+        let http = url::Url::parse(&e.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        let usable = match http {
+            true => scheme.check(&e.secret),
+            false => Err("applies to HTTP endpoints only".to_owned()),
+        };
         v.check(
-            scheme
-                .check(&e.secret)
-                .map_err(|problem| FieldError::body("signatureScheme", problem, "value_error")),
+            usable.map_err(|problem| FieldError::body("signatureScheme", problem, "value_error")),
         );
     }
     v.check(validation::metadata("metadata", &e.metadata));
@@ -520,6 +523,11 @@ pub async fn rotate(state: &AppState, endpoint: &mut Endpoint, body: &[u8]) -> A
     let read_at = endpoint.updated_at;
     let old = endpoint.secret.clone();
     let (secret, previous) = rotation(state, old, body)?;
+    if let Some(scheme) = &endpoint.signature_scheme {
+        scheme
+            .check(&secret)
+            .map_err(|problem| ApiError::invalid("key", problem))?;
+    }
     endpoint.secret = secret;
     endpoint.previous_secret = previous;
     endpoint.updated_at = state.clock.now();
