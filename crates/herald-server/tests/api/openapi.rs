@@ -3,7 +3,7 @@
 //! sends (unknown ids, out-of-range parameters, bodies of the wrong shape, no JSON at all)
 //! gets only statuses the document declares for that operation, and never a 5xx.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -97,9 +97,9 @@ enum Probe {
 #[tokio::test]
 async fn no_operation_answers_an_undeclared_status_or_a_server_error() {
     let h = TestHerald::start().await;
-    // Real ids where a route needs an existing parent, so the walk gets past the first
-    // lookup; unknown ids in the first probe.
-    let app = h.app("acme").await;
+    // Real ids, so that the probes after the first get past the lookups to the parameters
+    // and bodies; unknown ids in the first probe.
+    let ids = real_ids(&h).await;
     let (_, doc) = h.get("/openapi.json").await;
     let mut walked = 0;
     let mut wrong = Vec::new();
@@ -111,19 +111,24 @@ async fn no_operation_answers_an_undeclared_status_or_a_server_error() {
             if path.ends_with("/listen") {
                 continue; // a WebSocket; its refusals are tested in the CLI's listen suite
             }
+            // Deleting the real things would leave the rest of the walk at the lookups.
+            let probes: &[Probe] = match method {
+                Method::DELETE => &[Probe::UnknownIds],
+                _ => &[
+                    Probe::UnknownIds,
+                    Probe::BadQuery,
+                    Probe::WrongShape,
+                    Probe::NotJson,
+                ],
+            };
             let declared: BTreeSet<&str> = operation["responses"]
                 .as_object()
                 .unwrap()
                 .keys()
                 .map(String::as_str)
                 .collect();
-            for probe in [
-                Probe::UnknownIds,
-                Probe::BadQuery,
-                Probe::WrongShape,
-                Probe::NotJson,
-            ] {
-                let url = fill(path, &app, matches!(probe, Probe::UnknownIds));
+            for probe in probes {
+                let url = fill(path, &ids, matches!(probe, Probe::UnknownIds));
                 let mut request = h
                     .http
                     .request(method.clone(), format!("{}{url}", h.base))
@@ -152,7 +157,7 @@ async fn no_operation_answers_an_undeclared_status_or_a_server_error() {
             }
         }
     }
-    assert!(walked > 300, "walked {walked} requests");
+    assert!(walked > 250, "walked {walked} requests");
     assert!(
         wrong.is_empty(),
         "{} undeclared:\n{}",
@@ -161,9 +166,42 @@ async fn no_operation_answers_an_undeclared_status_or_a_server_error() {
     );
 }
 
-/// `path` with its ids filled in: the application's, and the others unknown (or all
+/// Ids of real things, by the name of the path parameter that takes them.
+async fn real_ids(h: &TestHerald) -> BTreeMap<&'static str, String> {
+    let app = h.app("acme").await;
+    h.event_type("order.paid").await;
+    let receiver = crate::helpers::Receiver::start().await;
+    let endpoint = h.endpoint(&app, json!({"url": receiver.url})).await;
+    let msg = h
+        .publish(&app, json!({"eventType": "order.paid", "payload": {}}))
+        .await;
+    h.wait_recorded(1).await;
+    let attempt = h.attempts(&app, &msg).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, source) = h
+        .post(
+            "/ingest/api/v1/source",
+            json!({"name": "gh", "type": "github", "config": {"secret": "s3cr3t"}}),
+        )
+        .await;
+    BTreeMap::from([
+        ("app_id", app),
+        ("endpoint_id", endpoint["id"].as_str().unwrap().to_owned()),
+        ("msg_id", msg),
+        ("attempt_id", attempt),
+        ("event_type_name", "order.paid".to_owned()),
+        (
+            "source_id",
+            source["id"].as_str().unwrap_or("nope_42").to_owned(),
+        ),
+    ])
+}
+
+/// `path` with its ids filled in: the real ones where there are, the others unknown (all
 /// unknown when `unknown`).
-fn fill(path: &str, app: &str, unknown: bool) -> String {
+fn fill(path: &str, ids: &BTreeMap<&str, String>, unknown: bool) -> String {
     let mut url = String::new();
     let mut rest = path;
     while let Some(start) = rest.find('{') {
@@ -172,8 +210,8 @@ fn fill(path: &str, app: &str, unknown: bool) -> String {
             .map_or(rest.len(), |e| start + e + 1);
         url.push_str(&rest[..start]);
         let name = &rest[start + 1..end - 1];
-        url.push_str(match name {
-            "app_id" if !unknown => app,
+        url.push_str(match ids.get(name) {
+            Some(id) if !unknown => id,
             _ => "nope_42",
         });
         rest = &rest[end..];
