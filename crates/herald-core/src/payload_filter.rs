@@ -111,8 +111,19 @@ impl PayloadFilter {
                 problem: format!("is {size} bytes; at most {MAX_FILTER_BYTES} are allowed"),
             });
         }
-        let mut parser = Parser::default();
+        let mut parser = Parser {
+            limited: true,
+            ..Parser::default()
+        };
         let root = parser.filter(&source, 0)?;
+        Ok(Self { source, root })
+    }
+
+    /// Parses a filter that was checked when it was stored: its syntax is checked again,
+    /// its size and depth are not, so that lowering a limit later never makes a stored
+    /// endpoint unreadable (and its application unable to publish).
+    fn parse_stored(source: Value) -> Result<Self, FilterError> {
+        let root = Parser::default().filter(&source, 0)?;
         Ok(Self { source, root })
     }
 
@@ -141,13 +152,15 @@ impl Serialize for PayloadFilter {
 impl<'de> Deserialize<'de> for PayloadFilter {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let source = Value::deserialize(deserializer)?;
-        Self::parse(source).map_err(serde::de::Error::custom)
+        Self::parse_stored(source).map_err(serde::de::Error::custom)
     }
 }
 
 /// Walks a document, counting conditions and remembering where it is for errors.
 #[derive(Default)]
 struct Parser {
+    /// Whether the limits apply (to a filter given now, not to one stored before).
+    limited: bool,
     conditions: usize,
     at: Vec<String>,
 }
@@ -162,7 +175,7 @@ impl Parser {
 
     /// A filter object: every key must hold.
     fn filter(&mut self, value: &Value, depth: usize) -> Result<Condition, FilterError> {
-        if depth > MAX_DEPTH {
+        if self.limited && depth > MAX_DEPTH {
             return Err(self.error(format!(
                 "nests $and, $or and $not more than {MAX_DEPTH} deep"
             )));
@@ -228,7 +241,7 @@ impl Parser {
         if parts.iter().any(|p| p.key.is_empty()) {
             return Err(self.error("a path's parts, separated by dots, must not be empty"));
         }
-        if parts.len() > MAX_PATH_PARTS {
+        if self.limited && parts.len() > MAX_PATH_PARTS {
             return Err(self.error(format!("a path has at most {MAX_PATH_PARTS} parts")));
         }
         let operators = match value {
@@ -257,7 +270,7 @@ impl Parser {
 
     fn condition(&mut self, path: Vec<Part>, test: Test) -> Result<Condition, FilterError> {
         self.conditions += 1;
-        if self.conditions > MAX_CONDITIONS {
+        if self.limited && self.conditions > MAX_CONDITIONS {
             return Err(self.error(format!(
                 "a filter holds at most {MAX_CONDITIONS} field conditions"
             )));
@@ -297,7 +310,7 @@ impl Parser {
 
     fn values(&self, operand: &Value) -> Result<Vec<Value>, FilterError> {
         match operand {
-            Value::Array(items) if items.len() <= MAX_LIST => Ok(items.clone()),
+            Value::Array(items) if !self.limited || items.len() <= MAX_LIST => Ok(items.clone()),
             Value::Array(_) => Err(self.error(format!("holds at most {MAX_LIST} values"))),
             _ => Err(self.error("takes a list of values")),
         }

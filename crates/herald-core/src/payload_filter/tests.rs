@@ -156,6 +156,23 @@ fn limits_bound_depth_size_and_paths() {
 }
 
 #[test]
+fn a_stored_filter_over_todays_limits_is_still_read() {
+    let many: Map<String, Value> = (0..=MAX_CONDITIONS)
+        .map(|i| (format!("f{i}"), json!(i)))
+        .collect();
+    let stored = Value::Object(many.clone());
+    assert!(
+        PayloadFilter::parse(stored.clone()).is_err(),
+        "refused if given now"
+    );
+    let read: PayloadFilter = serde_json::from_value(stored).expect("read from the store");
+    assert!(read.matches(&Value::Object(many)));
+    assert!(!read.matches(&json!({"f0": 0})));
+    // Its syntax is still checked.
+    assert!(serde_json::from_value::<PayloadFilter>(json!({"a": {"$bad": 1}})).is_err());
+}
+
+#[test]
 fn it_serializes_as_the_document_it_was_given() {
     let source = json!({"data.amount": {"$gte": 100}, "$not": {"x": true}});
     let f = filter(source.clone());
