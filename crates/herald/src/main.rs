@@ -105,6 +105,12 @@ enum Command {
     Sign(signature::SignArgs),
     /// Check a received request's signature: Standard Webhooks or a provider's scheme.
     Verify(signature::VerifyArgs),
+    /// Print a shell completion script, e.g. `herald completions bash >
+    /// /etc/bash_completion.d/herald`, or `source <(herald completions zsh)`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args)]
@@ -335,6 +341,11 @@ async fn run() -> anyhow::Result<()> {
         Command::Sign(args) => signature::sign(args),
         Command::Tail(args) => tail::run(args).await,
         Command::Verify(args) => signature::verify(args),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "herald", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Config => {
             print!("{}", herald_server::config::DEFAULT_CONFIG);
             Ok(())

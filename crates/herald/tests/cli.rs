@@ -295,3 +295,32 @@ fn verify_checks_a_providers_scheme_as_inbound_sources_do() {
     assert_eq!(github(body), (0, "valid".to_owned()));
     assert_eq!(github("{}"), (1, "signature_mismatch".to_owned()));
 }
+
+/// `herald completions SHELL` prints a script that knows the subcommands and their flags.
+#[test]
+fn completions_know_the_subcommands_and_their_flags() {
+    let (code, bash) = herald(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    for word in [
+        "serve",
+        "listen",
+        "send",
+        "verify",
+        "--allow-external",
+        "--payload-filter",
+    ] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    let (code, zsh) = herald(&["completions", "zsh"]);
+    assert_eq!(code, 0);
+    assert!(
+        zsh.starts_with("#compdef herald"),
+        "{}",
+        &zsh[..40.min(zsh.len())]
+    );
+    let (code, fish) = herald(&["completions", "fish"]);
+    assert_eq!(code, 0);
+    assert!(fish.contains("complete -c herald"));
+    let (code, _) = herald(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error");
+}
