@@ -144,7 +144,8 @@ impl HttpDestination {
         let timestamp = req.attempted_at.timestamp();
         let secrets = req.endpoint.signing_secrets(req.attempted_at);
         // What is signed is what is sent: a template's output, when there is one.
-        let signature = signature_header(secrets, &req.msg_id, timestamp, req.body().as_bytes());
+        let body = req.body().as_bytes();
+        let signature = signature_header(secrets.iter().copied(), &req.msg_id, timestamp, body);
         let mut headers = HeaderMap::new();
         let rendered = req.rendered.as_ref();
         let templated = rendered.map(|r| &r.headers).into_iter().flatten();
@@ -184,8 +185,7 @@ impl HttpDestination {
         }
         // The style the endpoint's receiver already verifies, if it asked for one.
         if let Some(scheme) = &req.endpoint.signature_scheme {
-            let secrets = req.endpoint.signing_secrets(req.attempted_at);
-            let value = scheme.sign(secrets, req.attempted_at.timestamp(), req.body().as_bytes());
+            let value = scheme.sign(secrets.iter().copied(), req.attempted_at.timestamp(), body);
             if let (Ok(name), Some(Ok(value))) = (
                 HeaderName::from_bytes(scheme.header().as_bytes()),
                 value.map(|v| HeaderValue::from_str(&v)),

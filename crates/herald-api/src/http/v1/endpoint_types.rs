@@ -24,6 +24,7 @@ use crate::http::patch::{self, nullable};
 use crate::http::v1::endpoint_header_types::check_headers;
 use crate::http::v1::throttle::{check_rate, rate_out};
 use crate::state::AppState;
+use herald_delivery::destinations::Kind;
 
 /// Most event types one endpoint may filter on, and most channels it may follow.
 const MAX_FILTER_TYPES: usize = 256;
@@ -144,9 +145,15 @@ pub fn fresh_verification(
     endpoint: &Endpoint,
     now: DateTime<Utc>,
 ) -> Option<Verification> {
-    let http = url::Url::parse(&endpoint.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+    let http = delivers_over_http(&endpoint.url);
     (app.verification != VerificationMode::None && http && !endpoint.adhoc)
         .then(|| Verification::pending(now))
+}
+
+/// Whether an endpoint at `url` is a plain HTTP webhook (not email, chat, a broker or a
+/// listen session).
+fn delivers_over_http(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| Kind::of(&u) == Some(Kind::Http))
 }
 
 /// Changes to an endpoint; absent fields are kept, `null` clears.
@@ -446,8 +453,7 @@ pub fn check_fields(e: &Endpoint) -> Validator {
     }
     check_rate(&mut v, rate_out(e.rate_limit));
     if let Some(scheme) = &e.signature_scheme {
-        let http = url::Url::parse(&e.url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
-        let usable = match http {
+        let usable = match delivers_over_http(&e.url) {
             true => scheme.check(&e.secret),
             false => Err("applies to HTTP endpoints only".to_owned()),
         };
