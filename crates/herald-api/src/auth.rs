@@ -195,6 +195,8 @@ pub fn portal_capability(method: &Method, route: &str) -> Option<Capability> {
         ("POST", ENDPOINT, _) => Some(Capability::ManageEndpoint),
         ("PUT" | "PATCH" | "DELETE", _, Some("")) => Some(Capability::ManageEndpoint),
         ("PUT" | "PATCH", _, Some("/headers")) => Some(Capability::ManageEndpoint),
+        // How deliveries reach the customer's own receiver is the customer's to set.
+        ("PUT" | "DELETE", _, Some("/oauth" | "/mtls")) => Some(Capability::ManageEndpoint),
         ("POST", _, Some("/verify")) => Some(Capability::ManageEndpoint),
         ("POST", _, Some("/secret/rotate")) => Some(Capability::ManageEndpointSecret),
         ("POST", _, Some("/recover" | "/replay-missing" | "/send-example")) => {
@@ -264,6 +266,11 @@ mod tests {
             (
                 Method::PATCH,
                 &format!("{ep}/headers"),
+                Some(Capability::ManageEndpoint),
+            ),
+            (
+                Method::PUT,
+                &format!("{ep}/oauth"),
                 Some(Capability::ManageEndpoint),
             ),
             (

@@ -41,6 +41,7 @@ macro_rules! conformance_tests {
             a_message_to_deliver_later_is_due_then,
             old_content_is_purged_in_batches_keeping_metadata,
             disabled_endpoint_gets_no_new_deliveries,
+            every_endpoint_option_is_read_back_as_written,
             payload_filters_decide_deliveries_and_replays,
             failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable,
             the_operational_app_is_not_listed,
@@ -1296,6 +1297,36 @@ pub async fn old_content_is_purged_in_batches_keeping_metadata(store: &dyn Store
     assert_eq!(attempts.items[0].response_status_code, 200, "metadata kept");
 }
 
+/// What an endpoint carries for TLS and OAuth comes back as it was written, after a
+/// create and after an update that removes it.
+pub async fn every_endpoint_option_is_read_back_as_written(store: &dyn Store) {
+    use crate::endpoint_auth::{KeyPin, OAuthAuthMethod, OAuthClient, OAuthGrantType};
+    let (a, eps) = setup_app_with(store, 1).await;
+    let mut e = Endpoint {
+        server_ca: Some("-----BEGIN CERTIFICATE-----\n…".into()),
+        key_pins: vec![KeyPin([7; 32]), KeyPin([9; 32])],
+        oauth: Some(OAuthClient {
+            token_url: "https://auth.example/token".into(),
+            client_id: "herald".into(),
+            client_secret: "s3cret".into(),
+            auth_method: OAuthAuthMethod::ClientSecretBasic,
+            grant_type: OAuthGrantType::RefreshToken,
+            refresh_token: Some("r1".into()),
+            scopes: vec!["a".into(), "b".into()],
+            extra_params: [("audience".to_string(), "x".to_string())].into(),
+        }),
+        ..endpoint(&a.id, None)
+    };
+    store.create_endpoint(&e).await.unwrap();
+    assert_eq!(store.get_endpoint(&a.id, &e.id).await.unwrap(), e);
+    let read_at = e.updated_at;
+    e.updated_at += secs(1);
+    (e.server_ca, e.key_pins, e.oauth) = (None, vec![], None);
+    store.update_endpoint(&e, read_at).await.unwrap();
+    assert_eq!(store.get_endpoint(&a.id, &e.id).await.unwrap(), e);
+    assert_eq!(store.get_endpoint(&a.id, &eps[0].id).await.unwrap(), eps[0]);
+}
+
 pub async fn disabled_endpoint_gets_no_new_deliveries(store: &dyn Store) {
     let (a, eps) = setup_app_with(store, 1).await;
     store
@@ -1523,6 +1554,17 @@ where
     let mut first = eps[0].clone();
     let credentialed = "amqp://herald:pa55word@broker.example:5672/%2f";
     first.url = credentialed.to_owned();
+    // And an OAuth client, whose secret is sealed with the rest.
+    first.oauth = Some(crate::endpoint_auth::OAuthClient {
+        token_url: "https://auth.example/token".into(),
+        client_id: "herald".into(),
+        client_secret: "client-s3cret".into(),
+        auth_method: crate::endpoint_auth::OAuthAuthMethod::ClientSecretPost,
+        grant_type: crate::endpoint_auth::OAuthGrantType::ClientCredentials,
+        refresh_token: None,
+        scopes: vec![],
+        extra_params: Default::default(),
+    });
     first.updated_at += chrono::Duration::milliseconds(1);
     plain
         .update_endpoint(&first, eps[0].updated_at)
@@ -1574,6 +1616,8 @@ where
     );
     assert_eq!(rotated.reseal_secrets().await.unwrap(), 3);
     let only_new = open(sealer(Some(2), &[])).await;
+    let first_read = only_new.get_endpoint(&a.id, &first.id).await.unwrap();
+    assert_eq!(first_read.oauth, first.oauth, "re-sealed with the new key");
     let fresh = EndpointSecret::generate();
     assert_eq!(only_new.adhoc_secret(&a.id, &fresh).await.unwrap(), adhoc);
     assert_eq!(

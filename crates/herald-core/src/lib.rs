@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod destination;
+pub mod endpoint_auth;
 pub mod filter;
 pub mod ids;
 pub mod listen;

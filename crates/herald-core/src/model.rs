@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::endpoint_auth::{KeyPin, OAuthClient};
 use crate::ids::IdKind;
 use crate::payload_filter::PayloadFilter;
 use crate::signature_scheme::SignatureScheme;
@@ -76,6 +77,13 @@ pub struct Endpoint {
     pub previous_secret: Option<PreviousSecret>,
     /// A client certificate presented to the endpoint's server (mutual TLS).
     pub client_identity: Option<ClientIdentity>,
+    /// Certificate authorities (PEM) trusted for the endpoint's server instead of the
+    /// public roots and the operator's extra ones.
+    pub server_ca: Option<String>,
+    /// Pins on the server's public key: when any is set, one must match.
+    pub key_pins: Vec<KeyPin>,
+    /// An OAuth 2.0 client whose access token goes with each delivery.
+    pub oauth: Option<OAuthClient>,
     /// How what is sent is rendered from the event; `None`: the payload as published (or
     /// the destination kind's default, for email and chat).
     pub template: Option<EndpointTemplate>,
@@ -345,6 +353,9 @@ impl Endpoint {
             secret: EndpointSecret::generate(),
             previous_secret: None,
             client_identity: None,
+            server_ca: None,
+            key_pins: Vec::new(),
+            oauth: None,
             template: None,
             adhoc: false,
             verification: Verification::default(),
@@ -523,6 +534,8 @@ pub enum AttemptErrorKind {
     Rejected,
     /// A `herald listen` endpoint with no session attached to this node.
     ListenerOffline,
+    /// No OAuth 2.0 access token could be had for the endpoint; the detail says why.
+    Token,
     /// Anything else; the detail says what.
     Other,
 }
@@ -542,6 +555,7 @@ impl AttemptErrorKind {
             Self::Template => "template",
             Self::Rejected => "rejected",
             Self::ListenerOffline => "listener_offline",
+            Self::Token => "token",
             Self::Other => "other",
         }
     }
@@ -560,6 +574,7 @@ impl AttemptErrorKind {
             Self::Template,
             Self::Rejected,
             Self::ListenerOffline,
+            Self::Token,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

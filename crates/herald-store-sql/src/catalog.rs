@@ -19,7 +19,7 @@ use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
 use crate::{conflict_on, internal, push_page, rows};
 
-/// Binds the mutable fields of an endpoint, in the order `uid … signature_scheme`.
+/// Binds the mutable fields of an endpoint, in the order `uid … key_pins`.
 fn bind_endpoint_fields<D: Dialect>(sql: Sql, e: &Endpoint, db: &Db<D>) -> Sql {
     let sealer = &db.sealer;
     let previous = e.previous_secret.as_ref();
@@ -45,6 +45,16 @@ fn bind_endpoint_fields<D: Dialect>(sql: Sql, e: &Endpoint, db: &Db<D>) -> Sql {
         .bind(v::opt_json(e.template.as_ref()))
         .bind(v::opt_json(e.payload_filter.as_ref()))
         .bind(v::opt_json(e.signature_scheme.as_ref()))
+        .bind(v::opt_text(
+            e.oauth.as_ref().map(|o| sealer.seal(&oauth_json(o))),
+        ))
+        .bind(v::opt_text(e.server_ca.as_deref()))
+        .bind(v::opt_json((!e.key_pins.is_empty()).then_some(&e.key_pins)))
+}
+
+/// An OAuth client as the JSON text that is sealed into its column.
+fn oauth_json(client: &herald_core::endpoint_auth::OAuthClient) -> String {
+    serde_json::to_string(client).unwrap_or_default()
 }
 
 /// Binds an endpoint's verification columns, in the order `verification_status`,
@@ -296,9 +306,11 @@ impl<B: Backend> Catalog for SqlStore<B> {
             "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
              disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
              previous_secret_expires_at, max_concurrency, client_identity, template, \
-             payload_filter, signature_scheme, verification_status, verification_tries, \
-             verification_due_at, verified_at, verification_error, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             payload_filter, signature_scheme, oauth, server_ca, key_pins, verification_status, \
+             verification_tries, verification_due_at, verified_at, verification_error, \
+             created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+             ?, ?, ?)",
         )
         .bind(v::text(&e.id))
         .bind(v::text(&e.app_id));
@@ -676,7 +688,7 @@ impl<B: Backend> Catalog for SqlStore<B> {
              disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
              previous_secret = ?, previous_secret_expires_at = ?, max_concurrency = ?, \
              client_identity = ?, template = ?, payload_filter = ?, signature_scheme = ?, \
-             verification_status = ?, verification_tries = ?, verification_due_at = ?, verified_at = ?, \
+             oauth = ?, server_ca = ?, key_pins = ?, verification_status = ?, verification_tries = ?, verification_due_at = ?, verified_at = ?, \
              verification_error = ?, \
              verification_challenge = NULL, updated_at = ?, \
              failing_since = CASE WHEN ? AND disabled THEN NULL ELSE failing_since END \
@@ -702,7 +714,7 @@ impl<B: Backend> Catalog for SqlStore<B> {
         let sealer = &db.sealer;
         let found = db
             .read(&Sql::new(
-                "SELECT id, url, secret, previous_secret, client_identity FROM endpoints",
+                "SELECT id, url, secret, previous_secret, client_identity, oauth FROM endpoints",
             ))
             .await?;
         let mut rewritten = 0;
@@ -711,10 +723,11 @@ impl<B: Backend> Catalog for SqlStore<B> {
             let secret = row.text("secret")?;
             let previous = row.opt_text("previous_secret")?;
             let identity = row.opt_text("client_identity")?;
+            let oauth = row.opt_text("oauth")?;
             let url = row.text("url")?;
             let current = |text: &String| sealer.is_current(text);
             if current(&secret)
-                && previous.iter().chain(&identity).all(current)
+                && previous.iter().chain(&identity).chain(&oauth).all(current)
                 && sealer.is_current_url(&url)
             {
                 continue;
@@ -725,18 +738,22 @@ impl<B: Backend> Catalog for SqlStore<B> {
             let resealed_url = sealer.seal_url(&sealer.open(&url).map_err(internal)?);
             // Only if unchanged since it was read: an API write in between wins.
             let sql = Sql::new(
-                "UPDATE endpoints SET secret = ?, previous_secret = ?, client_identity = ?, url = ? \
+                "UPDATE endpoints SET secret = ?, previous_secret = ?, client_identity = ?, \
+                 oauth = ?, url = ? \
                  WHERE id = ? AND secret = ? AND previous_secret IS NOT DISTINCT FROM ? \
-                 AND client_identity IS NOT DISTINCT FROM ? AND url = ?",
+                 AND client_identity IS NOT DISTINCT FROM ? AND oauth IS NOT DISTINCT FROM ? \
+                 AND url = ?",
             )
             .bind(v::text(reseal(&secret)?))
             .bind(v::opt_text(previous.as_ref().map(reseal).transpose()?))
             .bind(v::opt_text(identity.as_ref().map(reseal).transpose()?))
+            .bind(v::opt_text(oauth.as_ref().map(reseal).transpose()?))
             .bind(v::text(resealed_url))
             .bind(v::text(id))
             .bind(v::text(secret))
             .bind(v::opt_text(previous))
             .bind(v::opt_text(identity))
+            .bind(v::opt_text(oauth))
             .bind(v::text(url));
             rewritten += db.write(&sql).await.map_err(internal)?;
         }

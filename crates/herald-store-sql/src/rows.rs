@@ -116,6 +116,15 @@ pub fn endpoint(row: &impl ReadRow, sealer: &SecretSealer) -> StoreResult<Endpoi
             .opt_text("client_identity")?
             .map(|text| sealer.open(&text).map(ClientIdentity).map_err(internal))
             .transpose()?,
+        server_ca: row.opt_text("server_ca")?,
+        key_pins: row.opt_json("key_pins")?.unwrap_or_default(),
+        oauth: row
+            .opt_text("oauth")?
+            .map(|text| {
+                let json = sealer.open(&text).map_err(internal)?;
+                serde_json::from_str(&json).map_err(internal)
+            })
+            .transpose()?,
         template: row.opt_json("template")?,
         adhoc: row.flag("adhoc")?,
         verification: Verification {

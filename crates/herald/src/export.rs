@@ -13,6 +13,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Utc};
+use herald_core::endpoint_auth::{KeyPin, OAuthClient};
 use herald_core::model::{
     Application, ClientIdentity, Endpoint, EndpointTemplate, EventType, Metadata, PreviousSecret,
     Verification, VerificationMode,
@@ -112,6 +113,14 @@ pub struct EndpointDoc {
     /// The PEM chain and key presented to the endpoint (mutual TLS).
     #[serde(default)]
     client_certificate: Option<String>,
+    /// The CA trusted for the endpoint's server, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server_ca_certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    public_key_pins: Vec<KeyPin>,
+    /// The OAuth 2.0 client, its secret included, like the signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oauth: Option<OAuthClient>,
     #[serde(default)]
     template: Option<EndpointTemplate>,
     created_at: DateTime<Utc>,
@@ -376,6 +385,9 @@ impl EndpointDoc {
                 expires_at: p.expires_at,
             }),
             client_certificate: e.client_identity.map(|c| c.0),
+            server_ca_certificate: e.server_ca,
+            public_key_pins: e.key_pins,
+            oauth: e.oauth,
             template: e.template,
             created_at: e.created_at,
             updated_at: e.updated_at,
@@ -414,6 +426,9 @@ impl EndpointDoc {
             secret,
             previous_secret,
             client_identity: self.client_certificate.map(ClientIdentity),
+            server_ca: self.server_ca_certificate,
+            key_pins: self.public_key_pins,
+            oauth: self.oauth,
             template: self.template,
             updated_at: self.updated_at,
             id: self.id,

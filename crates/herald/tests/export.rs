@@ -42,10 +42,21 @@ async fn an_export_imported_elsewhere_gives_the_same_endpoints_and_secrets() {
             "/app/test/endpoint",
             json!({"url": "https://example.com/a", "uid": "first", "filterTypes": ["a"],
                    "channels": ["eu"], "rateLimit": 5, "metadata": {"team": "x"},
-                   "headers": {"x-api-key": "k-123"}}),
+                   "headers": {"x-api-key": "k-123"},
+                   "publicKeyPins": [format!("sha256/{}", "A".repeat(43) + "=")]}),
         )
         .await;
     let id = hmac["id"].as_str().unwrap();
+    // An OAuth client, whose secret moves like the signing secret.
+    let status = herald
+        .put(
+            &format!("/app/test/endpoint/{id}/oauth"),
+            json!({"tokenUrl": "https://auth.example.com/token", "clientId": "herald",
+                   "clientSecret": "s3cret", "authMethod": "clientSecretPost",
+                   "grantType": "clientCredentials", "scopes": ["hooks"]}),
+        )
+        .await;
+    assert_eq!(status, 204);
     // A rotated secret keeps the previous one for a while: both must move.
     herald
         .post(&format!("/app/test/endpoint/{id}/secret/rotate"), json!({}))
@@ -61,6 +72,9 @@ async fn an_export_imported_elsewhere_gives_the_same_endpoints_and_secrets() {
     let before = endpoints(herald.server.store.as_ref()).await;
     assert_eq!(before.len(), 2);
     assert!(before.iter().any(|e| e.previous_secret.is_some()));
+    assert!(before
+        .iter()
+        .any(|e| e.oauth.is_some() && !e.key_pins.is_empty()));
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("herald.json");

@@ -245,6 +245,7 @@ const ERROR_TEXT = {
   template: "template failed",
   rejected: "rejected",
   listener_offline: "no herald listen session attached",
+  token: "no OAuth access token",
 };
 
 function describeError(a) {

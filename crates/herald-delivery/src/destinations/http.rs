@@ -9,34 +9,43 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 
 use async_trait::async_trait;
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
 use herald_core::model::{AttemptErrorKind, ClientIdentity, Endpoint};
 use herald_core::network::AddressPolicy;
 use herald_core::signing::signature_header;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER,
+};
 use reqwest::redirect::Policy;
 use reqwest::Url;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
+use super::oauth::Tokens;
 use super::resolver::{BlockedAddress, GuardedResolver};
+use super::tls::{self, EndpointTls};
 use crate::settings::DeliveryConfig;
 use crate::trace_context::outgoing_traceparent;
 
 /// At most this many response headers are recorded.
 const MAX_RECORDED_HEADERS: usize = 64;
 
-/// Past this many endpoints with client certificates, their cached clients are dropped
-/// and rebuilt as needed.
-const MAX_IDENTITY_CLIENTS: usize = 1_000;
+/// Past this many endpoints with TLS settings of their own, their cached clients are
+/// dropped and rebuilt as needed.
+const MAX_TLS_CLIENTS: usize = 1_000;
 
 /// Delivers over HTTP(S) with a shared keep-alive connection pool, and one more client per
-/// TLS client certificate (mutual TLS), since a client presents one identity.
+/// endpoint TLS settings (a client certificate, its own CA, key pins), since a client
+/// holds one TLS configuration.
 pub struct HttpDestination {
     client: reqwest::Client,
-    /// Clients presenting a certificate, by the SHA-256 of the certificate-and-key text.
-    identity_clients: Mutex<HashMap<[u8; 32], reqwest::Client>>,
+    /// Clients with an endpoint's TLS settings, by [`EndpointTls::cache_key`].
+    tls_clients: Mutex<HashMap<[u8; 32], reqwest::Client>>,
+    /// The public roots and the operator's extra ones, for endpoints' own configurations.
+    default_roots: rustls::RootCertStore,
+    tokens: Tokens,
     config: DeliveryConfig,
     extra_roots: Vec<reqwest::Certificate>,
     policy: Arc<AddressPolicy>,
@@ -46,7 +55,12 @@ pub struct HttpDestination {
 
 /// Whether `identity` is a certificate chain and key the HTTP client can present.
 pub fn is_client_identity(identity: &ClientIdentity) -> bool {
-    reqwest::Identity::from_pem(identity.0.as_bytes()).is_ok()
+    tls::client_identity(identity).is_ok()
+}
+
+/// Why `pem` cannot be an endpoint's server CA, if it cannot.
+pub fn check_server_ca(pem: &str) -> Result<(), String> {
+    tls::server_ca_roots(pem).map(drop)
 }
 
 impl HttpDestination {
@@ -54,6 +68,7 @@ impl HttpDestination {
     pub fn new(config: &DeliveryConfig) -> anyhow::Result<Self> {
         let policy = Arc::new(AddressPolicy::new(config.allowed_networks.clone()));
         let mut extra_roots = Vec::new();
+        let mut extra_roots_der = Vec::new();
         for path in &config.extra_root_certificates {
             let pem = std::fs::read(path).with_context(|| {
                 format!(
@@ -64,10 +79,14 @@ impl HttpDestination {
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
             extra_roots.extend(certs);
+            let der = CertificateDer::pem_slice_iter(&pem);
+            extra_roots_der.extend(der.filter_map(Result::ok));
         }
         let mut destination = Self {
             client: reqwest::Client::new(),
-            identity_clients: Mutex::default(),
+            tls_clients: Mutex::default(),
+            default_roots: tls::default_roots(&extra_roots_der),
+            tokens: Tokens::default(),
             config: config.clone(),
             extra_roots,
             policy,
@@ -78,10 +97,8 @@ impl HttpDestination {
         Ok(destination)
     }
 
-    fn build_client(
-        &self,
-        identity: Option<reqwest::Identity>,
-    ) -> reqwest::Result<reqwest::Client> {
+    /// A client with the shared settings; `tls`, an endpoint's own TLS configuration.
+    fn build_client(&self, tls: Option<rustls::ClientConfig>) -> reqwest::Result<reqwest::Client> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(self.config.connect_timeout)
             .timeout(self.config.timeout)
@@ -98,40 +115,33 @@ impl HttpDestination {
                 ),
             }))
             .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")));
-        for root in &self.extra_roots {
-            builder = builder.add_root_certificate(root.clone());
-        }
-        if let Some(identity) = identity {
-            builder = builder.identity(identity);
+        match tls {
+            Some(tls) => builder = builder.use_preconfigured_tls(tls),
+            None => {
+                for root in &self.extra_roots {
+                    builder = builder.add_root_certificate(root.clone());
+                }
+            }
         }
         builder.build()
     }
 
-    /// The client for this endpoint: the shared one, or one presenting its certificate.
+    /// The client for this endpoint: the shared one, or one with its TLS settings.
     fn client_for(&self, endpoint: &Endpoint) -> Result<reqwest::Client, DeliveryError> {
-        let Some(identity) = &endpoint.client_identity else {
+        let Some(tls) = EndpointTls::of(endpoint) else {
             return Ok(self.client.clone());
         };
-        let key: [u8; 32] = Sha256::digest(identity.0.as_bytes()).into();
-        let mut clients = self
-            .identity_clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let key = tls.cache_key();
+        let mut clients = self.tls_clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
         let tls_error = |detail: String| DeliveryError::new(AttemptErrorKind::Tls, detail);
-        let parsed = reqwest::Identity::from_pem(identity.0.as_bytes()).map_err(|e| {
-            tls_error(format!(
-                "the endpoint's client certificate is unusable: {e}"
-            ))
-        })?;
-        let client = self.build_client(Some(parsed)).map_err(|e| {
-            tls_error(format!(
-                "the endpoint's client certificate is unusable: {e}"
-            ))
-        })?;
-        if clients.len() >= MAX_IDENTITY_CLIENTS {
+        let config = tls.client_config(&self.default_roots).map_err(tls_error)?;
+        let client = self
+            .build_client(Some(config))
+            .map_err(|e| tls_error(format!("the endpoint's TLS settings are unusable: {e}")))?;
+        if clients.len() >= MAX_TLS_CLIENTS {
             clients.clear();
         }
         clients.insert(key, client.clone());
@@ -228,14 +238,44 @@ impl HttpDestination {
                 ),
             ));
         }
-        let mut response = self
-            .client_for(&req.endpoint)?
-            .request(method, url)
-            .headers(headers)
-            .body(req.body().as_bytes().to_vec())
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
+        let client = self.client_for(&req.endpoint)?;
+        let oauth = req.endpoint.oauth.as_ref();
+        let token = |refused: Option<String>| async move {
+            let Some(oauth) = oauth else {
+                return Ok(None);
+            };
+            let (id, now) = (&req.endpoint.id, req.attempted_at);
+            let token = self
+                .tokens
+                .token(&self.client, id, oauth, now, refused.as_deref());
+            token.await.map(Some)
+        };
+        let mut bearer = token(None).await?;
+        let mut refreshed = false;
+        let mut response = loop {
+            let mut headers = headers.clone();
+            if let Some(value) = bearer.as_ref().and_then(|t| bearer_value(t)) {
+                headers.insert(AUTHORIZATION, value);
+            }
+            let response = client
+                .request(method.clone(), url.clone())
+                .headers(headers)
+                .body(req.body().as_bytes().to_vec())
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            // A token the receiver refuses may have been revoked before it expired: one
+            // fresh token, one more try, within this attempt.
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED
+                && bearer.is_some()
+                && !refreshed
+            {
+                refreshed = true;
+                bearer = token(bearer).await?;
+                continue;
+            }
+            break response;
+        };
         let status = response.status();
         let headers = recorded_headers(response.headers());
         let retry_after = response
@@ -282,7 +322,10 @@ impl HttpDestination {
     pub async fn deliver_to(&self, url: &str, req: &DeliveryRequest) -> DeliveryOutcome {
         let started = Instant::now();
         let headers = self.headers(req);
-        let recorded = recorded_request_headers(&headers, req);
+        let mut recorded = recorded_request_headers(&headers, req);
+        if req.endpoint.oauth.is_some() {
+            recorded.insert(AUTHORIZATION.to_string(), "Bearer ••••••".to_owned());
+        }
         let mut outcome = self
             .send(url, req, headers)
             .await
@@ -382,9 +425,16 @@ pub(super) fn parse_retry_after(
     (at.with_timezone(&chrono::Utc) - now).to_std().ok()
 }
 
+/// `Bearer <token>`, marked sensitive so that it never shows in debug output.
+fn bearer_value(token: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 /// Names what went wrong, for people reading the attempt log. The URL is left out of the
 /// detail: it may carry credentials.
-fn classify(e: &reqwest::Error) -> DeliveryError {
+pub(super) fn classify(e: &reqwest::Error) -> DeliveryError {
     let chain = source_chain(e);
     // rustls names its failures in CamelCase (`received fatal alert: CertificateRequired`).
     let lower = chain.to_ascii_lowercase();

@@ -23,9 +23,11 @@ mod guard;
 pub mod http;
 pub mod listen;
 pub mod nats;
+mod oauth;
 pub mod redis_stream;
 mod resolver;
 pub mod template;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -15,6 +15,7 @@ mod errors;
 mod events;
 
 mod mtls;
+mod oauth;
 mod openapi;
 mod operational;
 mod payload_filters;

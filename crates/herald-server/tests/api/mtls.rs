@@ -1,5 +1,6 @@
-//! Mutual TLS to endpoints: a receiver that demands a client certificate gets the one the
-//! endpoint carries, signed by a test CA that Herald is told to trust.
+//! TLS settings of endpoints: a receiver that demands a client certificate gets the one
+//! the endpoint carries (mutual TLS); an endpoint trusts its own CA for its server and
+//! checks pins on the server's public key. Every certificate is made fresh by a test CA.
 
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ struct TestPki {
     /// The client's certificate and key, PEM, as an endpoint carries them.
     client_pem: String,
     client_cert: CertificateDer<'static>,
+    /// The server key's SubjectPublicKeyInfo, DER: what a pin is the digest of.
+    server_spki: Vec<u8>,
 }
 
 fn pki() -> TestPki {
@@ -51,12 +54,17 @@ fn pki() -> TestPki {
         server_key: PrivatePkcs8KeyDer::from(server_key.serialize_der()).into(),
         client_pem: format!("{}{}", client.pem(), client_key.serialize_pem()),
         client_cert: client.der().clone(),
+        server_spki: server_key.public_key_der(),
     }
 }
 
-/// An HTTPS receiver on port 0 that refuses clients without a certificate from the CA;
-/// sends the certificate each request came with.
-async fn tls_receiver(pki: &TestPki) -> (String, mpsc::UnboundedReceiver<Vec<u8>>) {
+/// An HTTPS receiver on port 0 with a certificate from the CA; with `demand_client_cert`
+/// it refuses clients without one from the CA too. Sends the certificate each request came
+/// with (empty without one).
+async fn tls_receiver(
+    pki: &TestPki,
+    demand_client_cert: bool,
+) -> (String, mpsc::UnboundedReceiver<Vec<u8>>) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(pki.ca_cert.clone()).unwrap();
@@ -66,10 +74,14 @@ async fn tls_receiver(pki: &TestPki) -> (String, mpsc::UnboundedReceiver<Vec<u8>
     )
     .build()
     .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
+        .unwrap();
+    let builder = match demand_client_cert {
+        true => builder.with_client_cert_verifier(verifier),
+        false => builder.with_no_client_auth(),
+    };
+    let config = builder
         .with_single_cert(vec![pki.server_cert.clone()], pki.server_key.clone_key())
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
@@ -113,7 +125,7 @@ async fn an_endpoint_presents_its_client_certificate_to_a_receiver_that_demands_
     })
     .await;
     let app = herald.app("acme").await;
-    let (url, mut requests) = tls_receiver(&pki).await;
+    let (url, mut requests) = tls_receiver(&pki, true).await;
 
     let (status, refused) = herald
         .post(
@@ -172,4 +184,150 @@ async fn an_endpoint_presents_its_client_certificate_to_a_receiver_that_demands_
         "a TLS failure, named so: {attempt}"
     );
     assert!(requests.try_recv().is_err(), "nothing was served to it");
+}
+
+#[tokio::test]
+async fn an_endpoint_trusts_its_own_ca_and_checks_its_server_key_pins() {
+    let pki = pki();
+    // The server trusts no extra root: the test CA is known only to the endpoints told so.
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let (url, mut requests) = tls_receiver(&pki, false).await;
+    let pin = herald_core::endpoint_auth::KeyPin::of_spki(&pki.server_spki).to_string();
+    let other_pin = herald_core::endpoint_auth::KeyPin::of_spki(b"another key").to_string();
+
+    let cases = [
+        ("plain", json!({})),
+        ("own-ca", json!({"serverCaCertificate": pki.ca_pem})),
+        (
+            "pinned",
+            json!({"serverCaCertificate": pki.ca_pem, "publicKeyPins": [other_pin, pin]}),
+        ),
+        (
+            "mispinned",
+            json!({"serverCaCertificate": pki.ca_pem, "publicKeyPins": [other_pin]}),
+        ),
+    ];
+    let mut msgs = Vec::new();
+    for (name, settings) in &cases {
+        herald.event_type(name).await;
+        let mut body = settings.clone();
+        body["url"] = json!(url);
+        body["filterTypes"] = json!([name]);
+        let endpoint = herald.endpoint(&app, body).await;
+        if let Some(pins) = settings.get("publicKeyPins") {
+            assert_eq!(&endpoint["publicKeyPins"], pins, "shown as given");
+        }
+        let msg = herald
+            .publish(&app, json!({"eventType": name, "payload": {}}))
+            .await;
+        msgs.push(msg);
+    }
+    herald.wait_recorded(4).await;
+    let outcome = |attempt: &serde_json::Value| {
+        let kind = attempt["errorKind"].as_str().unwrap_or("none").to_owned();
+        (attempt["status"].as_i64().unwrap(), kind)
+    };
+    let mut details = Vec::new();
+    let mut outcomes = Vec::new();
+    for msg in &msgs {
+        let attempt = herald.attempts(&app, msg).await[0].clone();
+        outcomes.push(outcome(&attempt));
+        details.push(
+            attempt["errorDetail"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        outcomes,
+        [
+            (2, "tls".to_owned()),
+            (0, "none".to_owned()),
+            (0, "none".to_owned()),
+            (2, "tls".to_owned())
+        ],
+        "{details:?}"
+    );
+    assert!(details[3].contains("pins"), "names the pin: {}", details[3]);
+    let served = [requests.recv().await, requests.recv().await];
+    assert!(served.iter().all(Option::is_some));
+    assert!(
+        requests.try_recv().is_err(),
+        "only the two trusting endpoints were served"
+    );
+}
+
+#[tokio::test]
+async fn tls_settings_are_checked_and_set_through_the_svix_mtls_route() {
+    let pki = pki();
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let (url, _requests) = tls_receiver(&pki, true).await;
+
+    for (field, value) in [
+        ("serverCaCertificate", json!("not a certificate")),
+        ("publicKeyPins", json!(["sha256/AAAA"])),
+    ] {
+        let (status, answer) = herald
+            .post(
+                &format!("/app/{app}/endpoint"),
+                json!({"url": url, field: value}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(
+            answer["detail"][0]["loc"],
+            json!(["body", field]),
+            "{answer}"
+        );
+    }
+
+    let endpoint = herald.endpoint(&app, json!({"url": url})).await;
+    let path = format!(
+        "/app/{app}/endpoint/{}/mtls",
+        endpoint["id"].as_str().unwrap()
+    );
+    let (status, _) = herald.get(&path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "none yet");
+    let (status, answer) = herald
+        .call(
+            reqwest::Method::PUT,
+            &path,
+            Some(json!({"identity": "nope"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["detail"][0]["loc"], json!(["body", "identity"]));
+
+    let body = json!({"identity": pki.client_pem, "serverCaCert": pki.ca_pem});
+    let (status, _) = herald.call(reqwest::Method::PUT, &path, Some(body)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, shown) = herald.get(&path).await;
+    assert_eq!(
+        shown,
+        json!({"serverCaCert": pki.ca_pem}),
+        "the key is never shown"
+    );
+
+    // Delivered with both: the receiver demands the certificate, the CA vouches for it.
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {}}))
+        .await;
+    herald.wait_recorded(1).await;
+    assert_eq!(herald.attempts(&app, &msg).await[0]["status"], 0);
+
+    let (status, _) = herald.call(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, after) = herald
+        .get(&format!(
+            "/app/{app}/endpoint/{}",
+            endpoint["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        after.get("hasClientCertificate").is_none() && after.get("serverCaCertificate").is_none(),
+        "{after}"
+    );
 }

@@ -70,6 +70,19 @@ impl Herald {
         answer.json().await.unwrap()
     }
 
+    /// PUTs `body`; the status.
+    pub async fn put(&self, path: &str, body: Value) -> reqwest::StatusCode {
+        let url = format!("{}/api/v1{path}", self.base());
+        let answer = self
+            .http
+            .put(url)
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await;
+        answer.unwrap().status()
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         let url = format!("{}/api/v1{path}", self.base());
         let answer = self.http.get(url).bearer_auth(TOKEN).send().await.unwrap();

@@ -50,7 +50,7 @@ pub struct MessageAttemptOut {
     /// Why the attempt failed: `http_status`, `timeout`, `connection_refused`, `dns`, `tls`,
     /// `connection`, `invalid_response`, `blocked`, `template` (the endpoint's template did
     /// not render), `rejected` (refused for good, e.g. an SMTP 5xx reply), `listener_offline` (no `herald listen`
-    /// session attached), `other`.
+    /// session attached), `token` (no OAuth 2.0 access token could be had), `other`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -56,7 +56,7 @@ async fn new_endpoint(
 }
 
 /// Stores an edited endpoint and tells the operational endpoints what changed.
-async fn save_edited(
+pub(super) async fn save_edited(
     state: &AppState,
     app: &Application,
     read: &Endpoint,

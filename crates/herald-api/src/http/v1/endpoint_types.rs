@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use herald_core::endpoint_auth::{KeyPin, MAX_KEY_PINS};
 use herald_core::ids::IdKind;
 use herald_core::model::{
     Application, ClientIdentity, Endpoint, Metadata, PreviousSecret, Verification, VerificationMode,
@@ -75,6 +76,17 @@ pub struct EndpointIn {
     /// Herald extension: a TLS client certificate chain and its private key, PEM, presented
     /// to the endpoint's server (mutual TLS). Write-only; kept when a replacement omits it.
     pub client_certificate: Option<String>,
+    /// Herald extension: certificate authorities (PEM) trusted for the endpoint's server
+    /// instead of the public roots. Kept when a replacement omits it; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub server_ca_certificate: Option<Option<String>>,
+    /// Herald extension: pins on the server's public key, `sha256/<base64 of the SHA-256 of
+    /// its SubjectPublicKeyInfo>`; when any is set, one must match. Kept when a replacement
+    /// omits it; `null` or `[]` removes them.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub public_key_pins: Option<Option<Vec<String>>>,
 }
 
 /// An endpoint. Both the current field names and older aliases are sent.
@@ -116,6 +128,17 @@ pub struct EndpointOut {
     /// Herald extension: `true` when a TLS client certificate is set (it is never shown).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub has_client_certificate: bool,
+    /// Herald extension: the certificate authorities trusted for the endpoint's server,
+    /// when it has its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_ca_certificate: Option<String>,
+    /// Herald extension: pins on the server's public key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub public_key_pins: Vec<String>,
+    /// Herald extension: `true` when deliveries carry an OAuth 2.0 access token (its
+    /// settings are at `…/oauth`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub has_oauth: bool,
     /// Herald extension: whether it has verified its subscription, when its application
     /// asks (`none`, `pending`, `verified`, `verification_failed`).
     pub verification: EndpointVerificationOut,
@@ -192,6 +215,14 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub client_certificate: Option<Option<String>>,
+    /// Certificate authorities (PEM) for the server; `null` removes them.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub server_ca_certificate: Option<Option<String>>,
+    /// Pins on the server's public key; `null` or `[]` removes them.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub public_key_pins: Option<Option<Vec<String>>>,
 }
 
 /// What an endpoint's receiver verifies signatures with.
@@ -233,6 +264,9 @@ impl From<Endpoint> for EndpointOut {
             max_concurrency: e.max_concurrency,
             failing_since: e.failing_since,
             has_client_certificate: e.client_identity.is_some(),
+            server_ca_certificate: e.server_ca,
+            public_key_pins: e.key_pins.iter().map(ToString::to_string).collect(),
+            has_oauth: e.oauth.is_some(),
             verification: EndpointVerificationOut {
                 status: e.verification.status.as_str(),
                 tries: e.verification.tries,
@@ -266,6 +300,18 @@ pub fn payload_filter_field(source: Value) -> ApiResult<PayloadFilter> {
             "value_error.filter",
         )])
     })
+}
+
+/// Key pins from a request body, or a 422 naming `publicKeyPins`.
+pub fn key_pins_field(texts: Vec<String>) -> ApiResult<Vec<KeyPin>> {
+    let invalid = |msg: String| ApiError::invalid("publicKeyPins", msg);
+    if texts.len() > MAX_KEY_PINS {
+        return Err(invalid(format!("at most {MAX_KEY_PINS} pins")));
+    }
+    texts
+        .iter()
+        .map(|t| KeyPin::parse(t).map_err(invalid))
+        .collect()
 }
 
 /// A secret from a request body, or a 422 naming `field`.
@@ -314,6 +360,12 @@ impl EndpointIn {
         if let Some(scheme) = self.signature_scheme {
             endpoint.signature_scheme = scheme;
         }
+        if let Some(ca) = self.server_ca_certificate {
+            endpoint.server_ca = ca;
+        }
+        if let Some(pins) = self.public_key_pins {
+            endpoint.key_pins = key_pins_field(pins.unwrap_or_default())?;
+        }
         endpoint.metadata = self.metadata;
         endpoint.max_concurrency = self.max_concurrency.map(u32::from);
         Ok(())
@@ -357,6 +409,10 @@ impl EndpointPatch {
             &mut endpoint.client_identity,
             self.client_certificate.map(|c| c.map(ClientIdentity)),
         );
+        patch::apply(&mut endpoint.server_ca, self.server_ca_certificate);
+        if let Some(pins) = self.public_key_pins {
+            endpoint.key_pins = key_pins_field(pins.unwrap_or_default())?;
+        }
         Ok(())
     }
 }
@@ -376,8 +432,17 @@ pub async fn validate(state: &AppState, e: &Endpoint) -> ApiResult<()> {
             "value_error.url",
         )));
     }
-    if let Some(problem) = blocked_address(&e.url, &state.config.delivery.allowed_networks) {
+    let allowed = &state.config.delivery.allowed_networks;
+    if let Some(problem) = blocked_address(&e.url, allowed) {
         v.check(Err(FieldError::body("url", problem, "value_error.url")));
+    }
+    let token_url = e.oauth.as_ref().map(|o| o.token_url.as_str());
+    if let Some(problem) = token_url.and_then(|url| blocked_address(url, allowed)) {
+        v.check(Err(FieldError::body(
+            "tokenUrl",
+            problem,
+            "value_error.url",
+        )));
     }
     if !e.adhoc
         && e.uid
@@ -496,10 +561,47 @@ pub fn check_fields(e: &Endpoint) -> Validator {
             )));
         }
     }
+    check_endpoint_auth(&mut v, e);
     if let Err(ApiError::Validation(errors)) = check_headers(&e.headers) {
         v.errors.extend(errors);
     }
     v
+}
+
+/// Checks an endpoint's server CA, key pins and OAuth client, which only HTTP endpoints
+/// use.
+fn check_endpoint_auth(v: &mut Validator, e: &Endpoint) {
+    let http = delivers_over_http(&e.url);
+    let only_http =
+        |field: &str| FieldError::body(field, "applies to HTTP endpoints only", "value_error");
+    if let Some(ca) = &e.server_ca {
+        v.check(validation::length(
+            "serverCaCertificate",
+            ca,
+            1,
+            MAX_PEM_LEN,
+        ));
+        if !http {
+            v.check(Err(only_http("serverCaCertificate")));
+        } else if ca.len() <= MAX_PEM_LEN {
+            v.check(
+                herald_delivery::destinations::http::check_server_ca(ca).map_err(|problem| {
+                    FieldError::body("serverCaCertificate", problem, "value_error")
+                }),
+            );
+        }
+    }
+    if !e.key_pins.is_empty() && !http {
+        v.check(Err(only_http("publicKeyPins")));
+    }
+    if let Some(oauth) = &e.oauth {
+        if !http {
+            v.check(Err(only_http("tokenUrl")));
+        }
+        if let Err(errors) = oauth.check() {
+            v.errors.extend(errors);
+        }
+    }
 }
 
 async fn check_types_exist(state: &AppState, v: &mut Validator, types: &[String]) -> ApiResult<()> {

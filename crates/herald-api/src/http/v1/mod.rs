@@ -12,6 +12,7 @@ pub mod call_types;
 pub mod callback;
 pub mod callback_types;
 pub mod endpoint;
+pub mod endpoint_auth;
 pub mod endpoint_extras;
 pub mod endpoint_filter;
 pub mod endpoint_header_types;
@@ -44,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(endpoint_extras::router())
         .merge(endpoint_template::router())
         .merge(endpoint_filter::router())
+        .merge(endpoint_auth::router())
         .merge(message::router())
         .merge(callback::router())
         .merge(call::router())
