@@ -24,6 +24,8 @@ pub struct AppState {
     pub sync_calls: SyncCaller,
     /// Wakes this node's verification loop (an endpoint now waits for one).
     pub verifications: Arc<tokio::sync::Notify>,
+    /// Wakes this node's task runner (a background task was just created).
+    pub background_tasks: Arc<tokio::sync::Notify>,
     pub rate_limit: Arc<TokenRateLimit>,
     /// Recent token, application and event type lookups, for the publishing hot path.
     pub lookups: Arc<Lookups>,

@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             old_content_is_purged_in_batches_keeping_metadata,
             disabled_endpoint_gets_no_new_deliveries,
             every_endpoint_option_is_read_back_as_written,
+            a_task_is_leased_to_one_node_and_taken_over_when_the_lease_ends,
             payload_filters_decide_deliveries_and_replays,
             failing_since_is_kept_by_the_dispatcher_and_cleared_on_enable,
             the_operational_app_is_not_listed,
@@ -1325,6 +1326,107 @@ pub async fn every_endpoint_option_is_read_back_as_written(store: &dyn Store) {
     store.update_endpoint(&e, read_at).await.unwrap();
     assert_eq!(store.get_endpoint(&a.id, &e.id).await.unwrap(), e);
     assert_eq!(store.get_endpoint(&a.id, &eps[0].id).await.unwrap(), eps[0]);
+}
+
+/// Background tasks: one node at a time holds a task; a step of a node that lost its
+/// lease changes nothing; a finished task is not claimed again.
+pub async fn a_task_is_leased_to_one_node_and_taken_over_when_the_lease_ends(store: &dyn Store) {
+    use crate::task::{BackgroundTask, Broadcast, TaskInput, TaskStatus};
+    let new = |n: i64| BackgroundTask {
+        id: IdKind::Task.new_id(),
+        input: TaskInput::Broadcast(Broadcast {
+            event_type: "status.incident".into(),
+            payload: format!("{{\"n\":{n}}}"),
+            channels: None,
+            tags: None,
+            app_uids: None,
+            app_metadata: Default::default(),
+        }),
+        status: TaskStatus::Running,
+        data: serde_json::json!({}),
+        cursor: None,
+        created_at: t0() + secs(n),
+        updated_at: t0() + secs(n),
+    };
+    let (first, second) = (new(0), new(1));
+    store.create_task(&second).await.unwrap();
+    store.create_task(&first).await.unwrap();
+    assert_eq!(store.get_task(&first.id).await.unwrap(), first);
+
+    let lease = |at: i64| (t0() + secs(at), t0() + secs(at + 30));
+    let (now, until) = lease(10);
+    let a = store.claim_task("node-a", now, until).await.unwrap();
+    assert_eq!(a.map(|t| t.id), Some(first.id.clone()), "the oldest first");
+    let b = store.claim_task("node-b", now, until).await.unwrap();
+    assert_eq!(
+        b.map(|t| t.id),
+        Some(second.id.clone()),
+        "not the one node-a holds"
+    );
+    assert_eq!(store.claim_task("node-c", now, until).await.unwrap(), None);
+
+    // node-a records a step, then goes quiet; once its lease ends node-c takes over from
+    // that step, and node-a's late step changes nothing.
+    let mut step = BackgroundTask {
+        cursor: Some("app_1".into()),
+        data: serde_json::json!({"messages": 1}),
+        updated_at: t0() + secs(11),
+        ..first.clone()
+    };
+    assert!(store
+        .save_task(&step, "node-a", t0() + secs(41))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .claim_task("node-c", t0() + secs(40), t0() + secs(70))
+            .await
+            .unwrap(),
+        None
+    );
+    let taken = store
+        .claim_task("node-c", t0() + secs(42), t0() + secs(72))
+        .await
+        .unwrap();
+    assert_eq!(taken, Some(step.clone()), "goes on from the recorded step");
+    step.cursor = Some("app_9".into());
+    assert!(!store
+        .save_task(&step, "node-a", t0() + secs(80))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.get_task(&first.id).await.unwrap().cursor.as_deref(),
+        Some("app_1")
+    );
+
+    // Finished: never claimed again, and listed with the other.
+    step.status = TaskStatus::Finished;
+    assert!(store
+        .save_task(&step, "node-c", t0() + secs(80))
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .claim_task("node-d", t0() + secs(500), t0() + secs(530))
+            .await
+            .unwrap()
+            .map(|t| t.id),
+        Some(second.id.clone())
+    );
+    assert_eq!(
+        store
+            .claim_task("node-e", t0() + secs(500), t0() + secs(530))
+            .await
+            .unwrap(),
+        None
+    );
+    let page = PageRequest {
+        limit: 10,
+        cursor: None,
+        order: Order::Ascending,
+    };
+    let listed = store.list_tasks(&page).await.unwrap();
+    assert_eq!(listed.items.len(), 2);
 }
 
 pub async fn disabled_endpoint_gets_no_new_deliveries(store: &dyn Store) {

@@ -19,6 +19,7 @@ pub mod signature_scheme;
 pub mod signing;
 pub mod stats;
 pub mod store;
+pub mod task;
 pub mod validation;
 
 #[cfg(feature = "testing")]

@@ -17,6 +17,7 @@ use crate::model::{
 };
 use crate::signing::EndpointSecret;
 use crate::stats::{RollupCutoffs, StatsQuery, StatsRow};
+use crate::task::BackgroundTask;
 
 /// What a store can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -617,6 +618,32 @@ pub struct QueueSummary {
 /// the rest.
 pub const MAX_REPLAY: u64 = 10_000;
 
+/// Background tasks: created by the API, leased and run step by step by a node's task
+/// runner.
+#[async_trait]
+pub trait Tasks: Send + Sync {
+    async fn create_task(&self, task: &BackgroundTask) -> StoreResult<()>;
+    async fn get_task(&self, id: &str) -> StoreResult<BackgroundTask>;
+    /// Tasks by id (which follows creation time), in the page's order.
+    async fn list_tasks(&self, page: &PageRequest) -> StoreResult<Page<BackgroundTask>>;
+    /// Leases the oldest running task no node holds (or whose holder's lease ran out by
+    /// `now`) to `owner` until `until`.
+    async fn claim_task(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<Option<BackgroundTask>>;
+    /// Records a step of a task `owner` holds (status, data, cursor, `updated_at`) and
+    /// extends its lease to `until`; `false` when the lease was lost, and nothing changed.
+    async fn save_task(
+        &self,
+        task: &BackgroundTask,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+}
+
 /// The delivery queue: what the dispatcher and the cleaner use.
 #[async_trait]
 pub trait Queue: Send + Sync {
@@ -701,9 +728,10 @@ pub struct PoolUsage {
 }
 
 /// Durable storage of everything Herald knows, and the delivery queue. Callers name the
-/// part they use ([`Catalog`], [`Messages`], [`Queue`]); a store implements all three.
+/// part they use ([`Catalog`], [`Messages`], [`Queue`], [`Tasks`]); a store implements
+/// them all.
 #[async_trait]
-pub trait Store: Catalog + Messages + Queue + 'static {
+pub trait Store: Catalog + Messages + Queue + Tasks + 'static {
     /// Closes the connections once the server has stopped using them, waiting for queries
     /// in flight (SQLite checkpoints its write-ahead log as the last one closes).
     async fn close(&self);

@@ -22,6 +22,7 @@ use herald_delivery::dispatch::{BreakerSettings, DispatchSettings, Dispatcher};
 use herald_delivery::operational::Operational;
 use herald_delivery::retention::Cleaner;
 use herald_delivery::sync_call::SyncCaller;
+use herald_delivery::tasks::TaskRunner;
 use herald_delivery::verification::{VerificationSettings, Verifier};
 
 use crate::config::Config;
@@ -48,6 +49,8 @@ pub struct Server {
     pub verification_tries: watch::Receiver<u64>,
     /// How many synchronous calls were recorded (just after they were answered).
     pub calls_recorded: watch::Receiver<u64>,
+    /// How many background tasks this process has run to their end.
+    pub tasks_finished: watch::Receiver<u64>,
     /// The store this server runs on (for commands and tests that act beside the API).
     pub store: Arc<dyn Store>,
     shutdown: CancellationToken,
@@ -264,6 +267,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     let held = dispatcher.held();
     let held_back = dispatcher.held_back();
     let verification_tries = verifier.tried();
+    let task_runner = TaskRunner::new(store.clone(), clock.clone());
+    let tasks_finished = task_runner.finished();
     let calls_recorded = sync_calls.recorded();
     let draining_calls = sync_calls.clone();
     let shutdown_grace = config.delivery.shutdown_grace;
@@ -308,6 +313,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         operational: Operational::new(store.clone(), clock.clone()),
         sync_calls,
         verifications: verifier.waker(),
+        background_tasks: task_runner.waker(),
         rate_limit: Arc::new(TokenRateLimit::new(
             config.api.rate_limit_per_token,
             config.api.rate_limit_burst,
@@ -349,6 +355,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
     });
     if dispatching {
         tokio::spawn(verifier.run(shutdown.clone()));
+        tokio::spawn(task_runner.run(shutdown.clone()));
     }
     if cleaning {
         tokio::spawn(cleaner.run(shutdown.clone()));
@@ -375,6 +382,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         held_back,
         verification_tries,
         calls_recorded,
+        tasks_finished,
         shutdown,
         tasks,
     })

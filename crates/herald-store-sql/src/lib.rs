@@ -1,7 +1,7 @@
 //! Herald's SQL store, written once for SQLite and PostgreSQL.
 //!
 //! Every query that does not depend on the database lives here ([`catalog`], [`messages`],
-//! [`queue`], [`rows`]), written as [`sql::Sql`] statements that each database's
+//! [`queue`], [`tasks`], [`rows`]), written as [`sql::Sql`] statements that each database's
 //! [`dialect::Dialect`] binds and runs; [`store::SqlStore`] implements `Store` over them.
 //! Group commit of publishes and attempt records is here too ([`group_commit`], over the
 //! one bounded [`batcher`]). What truly differs (a publish batch's lookups and inserts,
@@ -20,6 +20,7 @@ pub mod rows;
 pub mod sql;
 pub mod stats;
 pub mod store;
+pub mod tasks;
 
 pub use db::Db;
 pub use dialect::{Dialect, ReadRow};

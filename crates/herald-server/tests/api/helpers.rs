@@ -263,6 +263,17 @@ impl TestHerald {
         wait_count(server.held_back.clone(), n, "deliveries held back").await;
     }
 
+    /// Waits until this Herald's task runner has run `n` background tasks to their end.
+    pub async fn wait_tasks_finished(&self, n: u64) {
+        let server = self.server.as_ref().expect("running");
+        wait_count(
+            server.tasks_finished.clone(),
+            n,
+            "background tasks finished",
+        )
+        .await;
+    }
+
     /// Waits until the retention cleaner has removed `n` payloads and response bodies.
     pub async fn wait_purged(&self, n: u64) {
         let server = self.server.as_ref().expect("running");

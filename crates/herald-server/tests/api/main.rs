@@ -7,6 +7,7 @@ mod services;
 mod stats;
 mod sync_calls;
 
+mod broadcast;
 mod brokers;
 mod callbacks;
 mod delivery;

@@ -7,6 +7,7 @@ pub mod application_types;
 pub mod attempt;
 pub mod attempt_types;
 pub mod auth;
+pub mod background_task;
 pub mod call;
 pub mod call_types;
 pub mod callback;
@@ -46,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(endpoint_template::router())
         .merge(endpoint_filter::router())
         .merge(endpoint_auth::router())
+        .merge(background_task::router())
         .merge(message::router())
         .merge(callback::router())
         .merge(call::router())

@@ -1,0 +1,192 @@
+//! Broadcasts (`POST /msg/broadcast`) and the background tasks that run them
+//! (`/background-task`), in Svix's shapes. A broadcast is committed once as a task and
+//! answered at once; a node's task runner publishes it to each application.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use herald_core::ids::IdKind;
+use herald_core::model::Metadata;
+use herald_core::task::{BackgroundTask, Broadcast, TaskInput, TaskStatus};
+use herald_core::validation::{self, FieldError};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
+use crate::http::extract::{parse_json, ApiJson, ApiQuery};
+use crate::http::list::{ListResponse, Pagination};
+use crate::http::v1::message_types::{check_schema, validate, MessageIn};
+use crate::state::AppState;
+
+/// Most application uids a broadcast may name.
+const MAX_APP_UIDS: usize = 1_000;
+
+/// An event for many applications.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessageBroadcastIn {
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+    pub channels: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    /// Herald extension: only the applications with these uids (at most 1,000).
+    pub app_uids: Option<Vec<String>>,
+    /// Herald extension: only the applications whose metadata holds all these pairs.
+    pub app_metadata: Option<Metadata>,
+    /// Accepted for compatibility; retention is global.
+    pub payload_retention_period: Option<i64>,
+    /// Accepted for compatibility; retention is global.
+    pub payload_retention_hours: Option<i64>,
+}
+
+/// A background task (Svix's `BackgroundTaskOut`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackgroundTaskOut {
+    pub id: String,
+    /// `running`, `finished` or `failed`.
+    pub status: &'static str,
+    /// What it does: `message.broadcast`.
+    pub task: &'static str,
+    /// Its progress, then its result: for a broadcast, `applications` reached and
+    /// `messages` published so far.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<BackgroundTask> for BackgroundTaskOut {
+    fn from(t: BackgroundTask) -> Self {
+        Self {
+            task: t.input.kind(),
+            id: t.id,
+            status: t.status.as_str(),
+            data: t.data,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+impl MessageBroadcastIn {
+    /// The broadcast, once its fields are checked as a message's are.
+    fn into_broadcast(self, max_payload: usize) -> ApiResult<Broadcast> {
+        let as_message = MessageIn {
+            event_type: self.event_type,
+            payload: self.payload,
+            event_id: None,
+            channels: self.channels,
+            tags: self.tags,
+            application: None,
+            payload_retention_period: self.payload_retention_period,
+            payload_retention_hours: self.payload_retention_hours,
+            callback_urls: None,
+            deliver_at: None,
+            expires_at: None,
+        };
+        validate(&as_message, max_payload)?;
+        if let Some(uids) = &self.app_uids {
+            let mut errors = Vec::new();
+            if let Err(e) = validation::list_len("appUids", uids, 1, MAX_APP_UIDS) {
+                errors.push(e);
+            }
+            errors.extend(
+                uids.iter()
+                    .filter_map(|u| validation::uid("appUids", u).err()),
+            );
+            if !errors.is_empty() {
+                return Err(ApiError::Validation(errors));
+            }
+        }
+        let app_metadata = self.app_metadata.unwrap_or_default();
+        validation::metadata("appMetadata", &app_metadata)
+            .map_err(|e: FieldError| ApiError::Validation(vec![e]))?;
+        Ok(Broadcast {
+            event_type: as_message.event_type,
+            payload: as_message.payload.get().to_owned(),
+            channels: as_message.channels,
+            tags: as_message.tags,
+            app_uids: self.app_uids,
+            app_metadata,
+        })
+    }
+}
+
+/// Publish one event to every application (or to those chosen): committed once as a
+/// background task, which publishes it to each application as any message is published.
+#[utoipa::path(post, path = "/msg/broadcast", tag = "Broadcast",
+    request_body = MessageBroadcastIn,
+    responses((status = 202, body = BackgroundTaskOut), (status = 422, body = HttpValidationError)))]
+async fn create_broadcast(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Box<RawValue>>,
+) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
+    // The same rule as publishing: only the provider speaks for its customers.
+    caller.require_admin()?;
+    let body: MessageBroadcastIn = parse_json(body.get().as_bytes())?;
+    let broadcast = body.into_broadcast(state.config.api.max_payload_bytes)?;
+    let payload: &RawValue = serde_json::from_str(&broadcast.payload)
+        .map_err(|e| ApiError::invalid("payload", e.to_string()))?;
+    check_schema(&state, &broadcast.event_type, payload).await?;
+    let now = state.clock.now();
+    let task = BackgroundTask {
+        id: IdKind::Task.new_id(),
+        input: TaskInput::Broadcast(broadcast),
+        status: TaskStatus::Running,
+        data: serde_json::json!({"applications": 0, "messages": 0}),
+        cursor: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_task(&task).await?;
+    state.background_tasks.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(task.into())))
+}
+
+/// Get a background task: how far it got, or what it did.
+#[utoipa::path(get, path = "/background-task/{task_id}", tag = "Background Tasks",
+    params(("task_id" = String, Path)),
+    responses((status = 200, body = BackgroundTaskOut), (status = 404, body = HttpErrorOut)))]
+async fn get_task(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(task_id): Path<String>,
+) -> ApiResult<Json<BackgroundTaskOut>> {
+    caller.require_admin()?;
+    Ok(Json(state.store.get_task(&task_id).await?.into()))
+}
+
+/// List background tasks, newest first.
+#[utoipa::path(get, path = "/background-task", tag = "Background Tasks", params(Pagination),
+    responses((status = 200, body = ListResponse<BackgroundTaskOut>)))]
+async fn list_tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> ApiResult<Json<ListResponse<BackgroundTaskOut>>> {
+    caller.require_admin()?;
+    let request = page.to_request(herald_core::store::Order::Descending)?;
+    let found = state.store.list_tasks(&request).await?;
+    Ok(Json(ListResponse::from_page(
+        found,
+        |t| &t.id,
+        BackgroundTaskOut::from,
+    )))
+}
+
+/// The broadcast and background task routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_broadcast))
+        .routes(routes!(list_tasks))
+        .routes(routes!(get_task))
+}

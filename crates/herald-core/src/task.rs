@@ -1,0 +1,140 @@
+//! Background tasks: work too large for one request (a broadcast to every application),
+//! committed once as a row, then run by whichever node leases it, in steps that each record
+//! how far the task got. A node that dies mid-task loses its lease; another node goes on
+//! from the last step recorded, and each step is idempotent, so nothing is done twice.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::Metadata;
+
+/// Where a task stands (Svix's `BackgroundTaskStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Running = 0,
+    Finished = 1,
+    Failed = 2,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// From its stored code; an unknown code reads as failed.
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            0 => Self::Running,
+            1 => Self::Finished,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// What a task does, with what it was given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task")]
+pub enum TaskInput {
+    /// One event published to many applications.
+    #[serde(rename = "message.broadcast")]
+    Broadcast(Broadcast),
+}
+
+impl TaskInput {
+    /// Its name in the API (Svix's `BackgroundTaskType`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Broadcast(_) => "message.broadcast",
+        }
+    }
+}
+
+/// An event to publish to every application, or to those chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Broadcast {
+    pub event_type: String,
+    /// The payload as the provider sent it (JSON text).
+    pub payload: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// Only the applications with one of these uids; `None`: every application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_uids: Option<Vec<String>>,
+    /// Only the applications whose metadata holds all of these pairs.
+    #[serde(default, skip_serializing_if = "Metadata::is_empty")]
+    pub app_metadata: Metadata,
+}
+
+impl Broadcast {
+    /// Whether the application with `uid` and `metadata` is one it goes to.
+    pub fn reaches(&self, uid: Option<&str>, metadata: &Metadata) -> bool {
+        let chosen = match &self.app_uids {
+            None => true,
+            Some(uids) => uid.is_some_and(|uid| uids.iter().any(|u| u == uid)),
+        };
+        chosen && (self.app_metadata.iter()).all(|(key, value)| metadata.get(key) == Some(value))
+    }
+
+    /// The idempotency key of the message it publishes to each application: running a
+    /// step again (after a node died) finds the message made the first time.
+    pub fn idempotency_key(task_id: &str) -> String {
+        format!("broadcast:{task_id}")
+    }
+}
+
+/// A background task as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackgroundTask {
+    pub id: String,
+    pub input: TaskInput,
+    pub status: TaskStatus,
+    /// What it has done so far, or its result once finished (shown as Svix's `data`).
+    pub data: Value,
+    /// Where its next step starts (for a broadcast, the last application done).
+    pub cursor: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broadcast_reaches_the_applications_it_names() {
+        let everyone = Broadcast {
+            event_type: "status.incident".into(),
+            payload: "{}".into(),
+            channels: None,
+            tags: None,
+            app_uids: None,
+            app_metadata: Metadata::new(),
+        };
+        let gold: Metadata = [("tier".to_string(), "gold".to_string())].into();
+        assert!(everyone.reaches(None, &Metadata::new()));
+        let chosen = Broadcast {
+            app_uids: Some(vec!["acme".into()]),
+            app_metadata: gold.clone(),
+            ..everyone
+        };
+        assert!(chosen.reaches(Some("acme"), &gold));
+        assert!(
+            !chosen.reaches(Some("acme"), &Metadata::new()),
+            "metadata too"
+        );
+        assert!(!chosen.reaches(Some("other"), &gold));
+        assert!(!chosen.reaches(None, &gold));
+        let input = TaskInput::Broadcast(chosen);
+        let text = serde_json::to_value(&input).unwrap();
+        assert_eq!(text["task"], "message.broadcast");
+        assert_eq!(serde_json::from_value::<TaskInput>(text).unwrap(), input);
+    }
+}

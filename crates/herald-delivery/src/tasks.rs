@@ -1,0 +1,167 @@
+//! The task runner: leases background tasks and runs them step by step, recording each
+//! step so that another node can go on after this one dies (see `herald_core::task`).
+//!
+//! A broadcast's step is one page of applications: for each one it reaches, the event is
+//! published as any message is (one commit, one delivery per subscribed endpoint), with
+//! an idempotency key made of the task's id, so a page run twice publishes nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::ids::IdKind;
+use herald_core::model::Message;
+use herald_core::store::{Cursor, NewMessage, Order, PageRequest, Published, Store};
+use herald_core::task::{BackgroundTask, Broadcast, TaskInput, TaskStatus};
+use herald_core::{Clock, StoreError};
+use serde_json::json;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// Applications published to per step.
+const PAGE: u32 = 100;
+/// How long a node holds a task between two steps before another may take it over.
+const LEASE: Duration = Duration::from_secs(60);
+/// How often a node looks for tasks nobody holds (another node's, or a dead node's).
+const POLL: Duration = Duration::from_secs(5);
+
+/// Runs this node's share of the background tasks.
+pub struct TaskRunner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Names this node in leases.
+    owner: String,
+    wake: Arc<Notify>,
+    finished: watch::Sender<u64>,
+}
+
+impl TaskRunner {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            owner: IdKind::Task.new_id(),
+            wake: Arc::default(),
+            finished: watch::Sender::new(0),
+        }
+    }
+
+    /// Wakes the runner: a task was just created.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// How many tasks this process has finished (or failed) so far.
+    pub fn finished(&self) -> watch::Receiver<u64> {
+        self.finished.subscribe()
+    }
+
+    /// Runs tasks until `shutdown`; a step under way is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            while !shutdown.is_cancelled() {
+                let now = self.clock.now();
+                let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+                match self.store.claim_task(&self.owner, now, until).await {
+                    Ok(Some(task)) => self.run_task(task, &shutdown).await,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking for background tasks failed");
+                        break;
+                    }
+                }
+            }
+            let next = self.clock.now() + chrono::Duration::from_std(POLL).unwrap_or_default();
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = self.clock.sleep_until(next) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Steps through `task` while this node holds it.
+    async fn run_task(&self, mut task: BackgroundTask, shutdown: &CancellationToken) {
+        tracing::info!(task = %task.id, kind = task.input.kind(), "running a background task");
+        while task.status == TaskStatus::Running && !shutdown.is_cancelled() {
+            let stepped = match &task.input {
+                TaskInput::Broadcast(broadcast) => self.broadcast_step(&task, broadcast).await,
+            };
+            match stepped {
+                Ok(next) => task = next,
+                // The store is away: the lease runs out and a node tries again later.
+                Err(e) => {
+                    tracing::warn!(task = %task.id, error = %e, "a background task step failed");
+                    return;
+                }
+            }
+            task.updated_at = self.clock.now();
+            let until = task.updated_at + chrono::Duration::from_std(LEASE).unwrap_or_default();
+            match self.store.save_task(&task, &self.owner, until).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(task = %task.id, "another node took the task over");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(task = %task.id, error = %e, "recording a task step failed");
+                    return;
+                }
+            }
+        }
+        if task.status != TaskStatus::Running {
+            tracing::info!(task = %task.id, status = task.status.as_str(), data = %task.data, "background task ended");
+            self.finished.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Publishes the broadcast to the next page of applications; the task as it stands
+    /// after.
+    async fn broadcast_step(
+        &self,
+        task: &BackgroundTask,
+        broadcast: &Broadcast,
+    ) -> Result<BackgroundTask, StoreError> {
+        let page = PageRequest {
+            limit: PAGE,
+            cursor: task.cursor.clone().map(Cursor::After),
+            order: Order::Ascending,
+        };
+        let apps = self.store.list_apps(&page).await?;
+        let count = |key: &str| task.data.get(key).and_then(|n| n.as_u64()).unwrap_or(0);
+        let (mut reached, mut published) = (count("applications"), count("messages"));
+        for app in &apps.items {
+            if !broadcast.reaches(app.uid.as_deref(), &app.metadata) {
+                continue;
+            }
+            let now = self.clock.now();
+            let message = Message {
+                channels: broadcast.channels.clone(),
+                tags: broadcast.tags.clone(),
+                ..Message::new(&app.id, &broadcast.event_type, &broadcast.payload, now)
+            };
+            let new = NewMessage {
+                idempotency_key: Some(Broadcast::idempotency_key(&task.id)),
+                ..NewMessage::from(message)
+            };
+            reached += 1;
+            // Background work waits for room in the publish queue rather than being refused.
+            match self.store.create_message_waiting(&new).await {
+                Ok(Published::Created { .. }) => published += 1,
+                // Published by an earlier run of this step.
+                Ok(Published::Existing(_)) => published += 1,
+                // Deleted since it was listed: nothing to publish to.
+                Err(StoreError::NotFound) => reached -= 1,
+                Err(e) => return Err(e),
+            }
+        }
+        let mut next = task.clone();
+        next.data = json!({"applications": reached, "messages": published});
+        if let Some(last) = apps.items.last() {
+            next.cursor = Some(last.id.clone());
+        }
+        if apps.done {
+            next.status = TaskStatus::Finished;
+        }
+        Ok(next)
+    }
+}

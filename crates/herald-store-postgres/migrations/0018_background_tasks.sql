@@ -1,0 +1,16 @@
+-- Background tasks (a broadcast to many applications): committed once, then leased and run
+-- in steps by a node's task runner. `status`: 0 running, 1 finished, 2 failed. `cursor`:
+-- where the next step starts. A node holds a task until `lease_until`; after that any node
+-- may take it over.
+CREATE TABLE background_tasks (
+    id          TEXT PRIMARY KEY,
+    input       JSONB NOT NULL,
+    status      SMALLINT NOT NULL,
+    data        JSONB NOT NULL,
+    cursor      TEXT,
+    lease_owner TEXT,
+    lease_until TIMESTAMPTZ,
+    created_at  TIMESTAMPTZ NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX background_tasks_running ON background_tasks (created_at) WHERE status = 0;
