@@ -199,7 +199,7 @@ pub fn portal_capability(method: &Method, route: &str) -> Option<Capability> {
         ("PUT" | "DELETE", _, Some("/oauth" | "/mtls")) => Some(Capability::ManageEndpoint),
         ("POST", _, Some("/verify")) => Some(Capability::ManageEndpoint),
         ("POST", _, Some("/secret/rotate")) => Some(Capability::ManageEndpointSecret),
-        ("POST", _, Some("/recover" | "/replay-missing" | "/send-example")) => {
+        ("POST", _, Some("/recover" | "/replay-missing" | "/send-example" | "/bulk-replay")) => {
             Some(Capability::CreateAttempts)
         }
         ("POST", "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", _) => {

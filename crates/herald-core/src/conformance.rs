@@ -1334,6 +1334,7 @@ pub async fn a_task_is_leased_to_one_node_and_taken_over_when_the_lease_ends(sto
     use crate::task::{BackgroundTask, Broadcast, TaskInput, TaskStatus};
     let new = |n: i64| BackgroundTask {
         id: IdKind::Task.new_id(),
+        app_id: None,
         input: TaskInput::Broadcast(Broadcast {
             event_type: "status.incident".into(),
             payload: format!("{{\"n\":{n}}}"),

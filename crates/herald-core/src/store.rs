@@ -529,6 +529,15 @@ pub trait Messages: Send + Sync {
         status: Option<DeliveryStatus>,
         page: &PageRequest,
     ) -> StoreResult<Page<MessageDelivery>>;
+    /// How many messages [`list_endpoint_messages`](Self::list_endpoint_messages) would
+    /// list in all.
+    async fn count_endpoint_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &MessageFilter,
+        status: Option<DeliveryStatus>,
+    ) -> StoreResult<u64>;
     async fn list_attempts_by_endpoint(
         &self,
         app_id: &str,

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::Metadata;
+use crate::model::{DeliveryStatus, Metadata};
+use crate::store::MessageFilter;
 
 /// Where a task stands (Svix's `BackgroundTaskStatus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,9 @@ pub enum TaskInput {
     /// One event published to many applications.
     #[serde(rename = "message.broadcast")]
     Broadcast(Broadcast),
+    /// An endpoint's messages of a time range sent to it again.
+    #[serde(rename = "endpoint.bulk-replay")]
+    BulkReplay(BulkReplay),
 }
 
 impl TaskInput {
@@ -50,7 +54,56 @@ impl TaskInput {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Broadcast(_) => "message.broadcast",
+            Self::BulkReplay(_) => "endpoint.bulk-replay",
         }
+    }
+
+    /// The application it is about, when it is about one (its customer may follow it).
+    pub fn app_id(&self) -> Option<&str> {
+        match self {
+            Self::Broadcast(_) => None,
+            Self::BulkReplay(replay) => Some(&replay.app_id),
+        }
+    }
+}
+
+/// The messages of an endpoint created in `[since, until)` that meet the filters, queued
+/// for it again (each as a manual attempt), whatever became of them before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkReplay {
+    pub app_id: String,
+    pub endpoint_id: String,
+    pub since: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Only messages whose delivery to the endpoint is in this state (Svix's number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
+}
+
+impl BulkReplay {
+    /// The message filter it pages with.
+    pub fn filter(&self) -> MessageFilter {
+        MessageFilter {
+            event_types: self.event_types.clone(),
+            channel: self.channel.clone(),
+            tag: self.tag.clone(),
+            after: Some(self.since - chrono::Duration::milliseconds(1)),
+            before: self.until,
+            ..MessageFilter::default()
+        }
+    }
+
+    /// The delivery state it is limited to, if any.
+    pub fn delivery_status(&self) -> Option<DeliveryStatus> {
+        self.status.and_then(DeliveryStatus::from_i64)
     }
 }
 
@@ -94,6 +147,8 @@ impl Broadcast {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackgroundTask {
     pub id: String,
+    /// The application it is about, if one (see [`TaskInput::app_id`]).
+    pub app_id: Option<String>,
     pub input: TaskInput,
     pub status: TaskStatus,
     /// What it has done so far, or its result once finished (shown as Svix's `data`).

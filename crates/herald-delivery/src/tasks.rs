@@ -4,6 +4,8 @@
 //! A broadcast's step is one page of applications: for each one it reaches, the event is
 //! published as any message is (one commit, one delivery per subscribed endpoint), with
 //! an idempotency key made of the task's id, so a page run twice publishes nothing twice.
+//! A bulk replay's step is one page of the endpoint's messages, each queued for it again
+//! (a page run twice queues those messages once more: at least once, as every delivery).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use herald_core::ids::IdKind;
 use herald_core::model::Message;
 use herald_core::store::{Cursor, NewMessage, Order, PageRequest, Published, Store};
-use herald_core::task::{BackgroundTask, Broadcast, TaskInput, TaskStatus};
+use herald_core::task::{BackgroundTask, Broadcast, BulkReplay, TaskInput, TaskStatus};
 use herald_core::{Clock, StoreError};
 use serde_json::json;
 use tokio::sync::{watch, Notify};
@@ -85,6 +87,7 @@ impl TaskRunner {
         while task.status == TaskStatus::Running && !shutdown.is_cancelled() {
             let stepped = match &task.input {
                 TaskInput::Broadcast(broadcast) => self.broadcast_step(&task, broadcast).await,
+                TaskInput::BulkReplay(replay) => self.replay_step(&task, replay).await,
             };
             match stepped {
                 Ok(next) => task = next,
@@ -160,6 +163,64 @@ impl TaskRunner {
             next.cursor = Some(last.id.clone());
         }
         if apps.done {
+            next.status = TaskStatus::Finished;
+        }
+        Ok(next)
+    }
+
+    /// Queues the next page of the endpoint's messages for it again; the task as it stands
+    /// after.
+    async fn replay_step(
+        &self,
+        task: &BackgroundTask,
+        replay: &BulkReplay,
+    ) -> Result<BackgroundTask, StoreError> {
+        let page = PageRequest {
+            limit: PAGE,
+            cursor: task.cursor.clone().map(Cursor::After),
+            order: Order::Ascending,
+        };
+        let filter = replay.filter();
+        let status = replay.delivery_status();
+        let (app, endpoint) = (&replay.app_id, &replay.endpoint_id);
+        let mut next = task.clone();
+        let found = match self
+            .store
+            .list_endpoint_messages(app, endpoint, &filter, status, &page)
+            .await
+        {
+            Ok(found) => found,
+            // The endpoint (or its application) is gone: nothing more to send it.
+            Err(StoreError::NotFound) => {
+                next.status = TaskStatus::Failed;
+                next.data["error"] = json!("the endpoint was deleted");
+                return Ok(next);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut replayed = task
+            .data
+            .get("replayed")
+            .and_then(|n| n.as_u64())
+            .unwrap_or(0);
+        for item in &found.items {
+            let now = self.clock.now();
+            match self
+                .store
+                .resend(app, &item.message.id, endpoint, now)
+                .await
+            {
+                Ok(()) => replayed += 1,
+                // Deleted since it was listed.
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        next.data["replayed"] = json!(replayed);
+        if let Some(last) = found.items.last() {
+            next.cursor = Some(last.message.id.clone());
+        }
+        if found.done {
             next.status = TaskStatus::Finished;
         }
         Ok(next)

@@ -1,9 +1,11 @@
--- Background tasks (a broadcast to many applications): committed once, then leased and run
+-- Background tasks (a broadcast to many applications, an endpoint's bulk replay): committed once, then leased and run
 -- in steps by a node's task runner. `status`: 0 running, 1 finished, 2 failed. `cursor`:
 -- where the next step starts. A node holds a task until `lease_until`; after that any node
 -- may take it over.
 CREATE TABLE background_tasks (
     id          TEXT PRIMARY KEY,
+    -- The application it is about, if one: its customer may follow it.
+    app_id      TEXT,
     input       JSONB NOT NULL,
     status      SMALLINT NOT NULL,
     data        JSONB NOT NULL,

@@ -343,6 +343,28 @@ impl<B: Backend> Messages for SqlStore<B> {
         Ok(shape.finish(items))
     }
 
+    async fn count_endpoint_messages(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        filter: &MessageFilter,
+        status: Option<DeliveryStatus>,
+    ) -> StoreResult<u64> {
+        let mut sql = Sql::new(
+            "SELECT COUNT(*) AS n FROM deliveries d JOIN messages m ON m.id = d.msg_id \
+             WHERE d.app_id = ? AND d.endpoint_id = ?",
+        )
+        .bind(v::text(app_id))
+        .bind(v::text(endpoint_id));
+        if let Some(status) = status {
+            sql.push(" AND d.status = ")
+                .push_bind(v::code(status as i16));
+        }
+        push_message_filter::<B::Dialect>(&mut sql, filter);
+        let n = self.db.read_one(&sql).await?.int("n")?;
+        Ok(n.max(0).unsigned_abs())
+    }
+
     async fn get_attempt(&self, app_id: &str, msg_id: &str, id: &str) -> StoreResult<Attempt> {
         let db = &self.db;
         let sql = Sql::new("SELECT * FROM attempts WHERE app_id = ? AND msg_id = ? AND id = ?")

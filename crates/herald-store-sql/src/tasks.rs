@@ -13,6 +13,7 @@ use crate::store::{Backend, SqlStore};
 fn task(row: &impl ReadRow) -> StoreResult<BackgroundTask> {
     Ok(BackgroundTask {
         id: row.text("id")?,
+        app_id: row.opt_text("app_id")?,
         input: row.json("input")?,
         status: TaskStatus::from_code(row.int("status")?),
         data: row.json("data")?,
@@ -26,10 +27,11 @@ fn task(row: &impl ReadRow) -> StoreResult<BackgroundTask> {
 impl<B: Backend> Tasks for SqlStore<B> {
     async fn create_task(&self, t: &BackgroundTask) -> StoreResult<()> {
         let sql = Sql::new(
-            "INSERT INTO background_tasks (id, input, status, data, cursor, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO background_tasks (id, app_id, input, status, data, cursor, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(v::text(&t.id))
+        .bind(v::opt_text(t.app_id.as_deref()))
         .bind(v::json(&t.input))
         .bind(v::code(t.status as i16))
         .bind(v::json(&t.data))

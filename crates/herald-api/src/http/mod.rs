@@ -77,7 +77,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// 501, which SDKs would retry. Left out of the OpenAPI document.
 fn not_implemented() -> Router<AppState> {
     const PATHS: &[&str] = &[
-        "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/attempt-stats",
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation",
         "/api/v1/app/{app_id}/msg/precheck/active",

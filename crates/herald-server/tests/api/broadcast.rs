@@ -92,6 +92,7 @@ async fn a_task_left_half_done_is_finished_after_a_restart_without_duplicates() 
     };
     let task = BackgroundTask {
         id: herald_core::ids::IdKind::Task.new_id(),
+        app_id: None,
         input: TaskInput::Broadcast(broadcast.clone()),
         status: TaskStatus::Running,
         data: json!({"applications": 1, "messages": 1}),

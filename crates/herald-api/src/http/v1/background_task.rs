@@ -1,14 +1,15 @@
-//! Broadcasts (`POST /msg/broadcast`) and the background tasks that run them
-//! (`/background-task`), in Svix's shapes. A broadcast is committed once as a task and
-//! answered at once; a node's task runner publishes it to each application.
+//! Broadcasts (`POST /msg/broadcast`), an endpoint's bulk replay (`…/bulk-replay`), and
+//! the background tasks that run them (`/background-task`), in Svix's shapes. Each is
+//! committed once as a task and answered at once; a node's task runner does the work.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
+use herald_core::model::DeliveryStatus;
 use herald_core::model::Metadata;
-use herald_core::task::{BackgroundTask, Broadcast, TaskInput, TaskStatus};
+use herald_core::task::{BackgroundTask, Broadcast, BulkReplay, TaskInput, TaskStatus};
 use herald_core::validation::{self, FieldError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -140,6 +141,7 @@ async fn create_broadcast(
     let now = state.clock.now();
     let task = BackgroundTask {
         id: IdKind::Task.new_id(),
+        app_id: None,
         input: TaskInput::Broadcast(broadcast),
         status: TaskStatus::Running,
         data: serde_json::json!({"applications": 0, "messages": 0}),
@@ -152,7 +154,8 @@ async fn create_broadcast(
     Ok((StatusCode::ACCEPTED, Json(task.into())))
 }
 
-/// Get a background task: how far it got, or what it did.
+/// Get a background task: how far it got, or what it did. A task about one application
+/// (a bulk replay) may be read by that application's tokens and portal sessions too.
 #[utoipa::path(get, path = "/background-task/{task_id}", tag = "Background Tasks",
     params(("task_id" = String, Path)),
     responses((status = 200, body = BackgroundTaskOut), (status = 404, body = HttpErrorOut)))]
@@ -161,8 +164,91 @@ async fn get_task(
     caller: Caller,
     Path(task_id): Path<String>,
 ) -> ApiResult<Json<BackgroundTaskOut>> {
-    caller.require_admin()?;
-    Ok(Json(state.store.get_task(&task_id).await?.into()))
+    let task = state.store.get_task(&task_id).await?;
+    match &task.app_id {
+        Some(app_id) => drop(state.app_for(&caller, app_id).await?),
+        // Not theirs to know of.
+        None if !matches!(caller, Caller::Admin) => return Err(ApiError::NotFound),
+        None => {}
+    }
+    Ok(Json(task.into()))
+}
+
+/// Which of an endpoint's messages to send it again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkReplayIn {
+    /// Messages created at or after this time.
+    pub since: DateTime<Utc>,
+    /// …and before this one (default: now).
+    pub until: Option<DateTime<Utc>>,
+    pub event_types: Option<Vec<String>>,
+    pub channel: Option<String>,
+    pub tag: Option<String>,
+    /// Only messages whose delivery to the endpoint is in this state (0 success, 1
+    /// pending, 2 failed, 3 sending, 4 canceled).
+    pub status: Option<i64>,
+}
+
+/// Send an endpoint again every message of a time range that meets the filters, whatever
+/// became of it before, as a background task; its `data` says first how many messages it
+/// will send (`total`), then how many it has queued (`replayed`).
+#[utoipa::path(post, path = "/app/{app_id}/endpoint/{endpoint_id}/bulk-replay", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    request_body = BulkReplayIn,
+    responses((status = 202, body = BackgroundTaskOut), (status = 404, body = HttpErrorOut),
+        (status = 422, body = HttpValidationError)))]
+async fn bulk_replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Box<RawValue>>,
+) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
+    let body: BulkReplayIn = parse_json(body.get().as_bytes())?;
+    let now = state.clock.now();
+    let until = body.until.unwrap_or(now);
+    if until <= body.since {
+        return Err(ApiError::invalid(
+            "until",
+            "must be after `since` (and `since` before now)",
+        ));
+    }
+    let status = match body.status {
+        Some(n) => Some(
+            DeliveryStatus::from_i64(n)
+                .ok_or_else(|| ApiError::invalid("status", "must be 0, 1, 2, 3 or 4"))?,
+        ),
+        None => None,
+    };
+    let replay = BulkReplay {
+        app_id: app.id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        since: body.since,
+        until: Some(until),
+        event_types: body.event_types,
+        channel: body.channel,
+        tag: body.tag,
+        status: body.status,
+    };
+    // What it will touch, said before it starts.
+    let total = state
+        .store
+        .count_endpoint_messages(&app.id, &endpoint.id, &replay.filter(), status)
+        .await?;
+    let task = BackgroundTask {
+        id: IdKind::Task.new_id(),
+        app_id: Some(app.id),
+        input: TaskInput::BulkReplay(replay),
+        status: TaskStatus::Running,
+        data: serde_json::json!({"total": total, "replayed": 0}),
+        cursor: None,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_task(&task).await?;
+    state.background_tasks.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(task.into())))
 }
 
 /// List background tasks, newest first.
@@ -189,4 +275,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_broadcast))
         .routes(routes!(list_tasks))
         .routes(routes!(get_task))
+        .routes(routes!(bulk_replay))
 }
