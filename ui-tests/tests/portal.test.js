@@ -505,9 +505,14 @@ test("F9 resend, recover and replay-missing send exactly what they say", async (
   await page.goto(`${herald.url}/portal/messages/${ids[0]}`);
   await page.getByTestId("resend").click();
   await receiver.waitForCount((r) => r.path === "/flaky" && r.headers["webhook-id"] === ids[0], beforeResend + 1);
-  await page.waitForFunction(() => [...document.querySelectorAll("[data-testid=attempt-row] td:last-child")].some((td) => td.textContent === "manual"));
-  await page.reload();
-  await page.getByTestId("message-attempts").waitFor();
+  // The page drew itself right after the resend was accepted, maybe before the attempt was
+  // recorded (a busy machine): look again until the log has it.
+  const manualShown = () => page.evaluate(() => [...document.querySelectorAll("[data-testid=attempt-row] td:last-child")].some((td) => td.textContent === "manual"));
+  for (const deadline = Date.now() + 15_000; !(await manualShown());) {
+    assert.ok(Date.now() < deadline, "the manual attempt is shown");
+    await page.reload();
+    await page.getByTestId("message-attempts").waitFor();
+  }
   assert.equal(count(), beforeResend + 1);
 
   // Recover: the 3 still failed are queued again; the 6 that succeeded are not.

@@ -1350,9 +1350,12 @@ pub async fn a_task_is_leased_to_one_node_and_taken_over_when_the_lease_ends(sto
         updated_at: t0() + secs(n),
     };
     let (first, second) = (new(0), new(1));
-    store.create_task(&second).await.unwrap();
-    store.create_task(&first).await.unwrap();
+    store.create_task(&second, Some("k2")).await.unwrap();
+    store.create_task(&first, None).await.unwrap();
     assert_eq!(store.get_task(&first.id).await.unwrap(), first);
+    // A key used again makes nothing new: the first task comes back.
+    let again = store.create_task(&new(5), Some("k2")).await.unwrap();
+    assert_eq!(again, second);
 
     let lease = |at: i64| (t0() + secs(at), t0() + secs(at + 30));
     let (now, until) = lease(10);

@@ -182,6 +182,10 @@ fn token_url(value: &str) -> Result<(), FieldError> {
     if url.fragment().is_some() {
         return bad("must not have a fragment");
     }
+    // Credentials belong in clientId and clientSecret, which are sealed and never shown.
+    if !url.username().is_empty() || url.password().is_some() {
+        return bad("must not carry credentials; use clientId and clientSecret");
+    }
     Ok(())
 }
 

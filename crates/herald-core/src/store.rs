@@ -631,7 +631,13 @@ pub const MAX_REPLAY: u64 = 10_000;
 /// runner.
 #[async_trait]
 pub trait Tasks: Send + Sync {
-    async fn create_task(&self, task: &BackgroundTask) -> StoreResult<()>;
+    /// Stores a new task; with an idempotency key already used, stores nothing and returns
+    /// the task that key made. Returns the task as stored.
+    async fn create_task(
+        &self,
+        task: &BackgroundTask,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<BackgroundTask>;
     async fn get_task(&self, id: &str) -> StoreResult<BackgroundTask>;
     /// Tasks by id (which follows creation time), in the page's order.
     async fn list_tasks(&self, page: &PageRequest) -> StoreResult<Page<BackgroundTask>>;

@@ -21,8 +21,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Applications published to per step.
 const PAGE: u32 = 100;
-/// How long a node holds a task between two steps before another may take it over.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a node holds a task between two steps before another may take it over: far
+/// longer than a step of `PAGE` publishes takes, so that two nodes do not run one task.
+/// (Leases compare the nodes' clocks, which must agree to well within this.)
+const LEASE: Duration = Duration::from_secs(300);
+/// Steps failing one after another (the store away, a row it cannot read) before the task
+/// is given up as failed.
+const MAX_FAILED_STEPS: u64 = 5;
 /// How often a node looks for tasks nobody holds (another node's, or a dead node's).
 const POLL: Duration = Duration::from_secs(5);
 
@@ -41,7 +46,10 @@ impl TaskRunner {
         Self {
             store,
             clock,
-            owner: IdKind::Task.new_id(),
+            owner: format!(
+                "node_{}",
+                IdKind::Task.new_id().trim_start_matches("qtask_")
+            ),
             wake: Arc::default(),
             finished: watch::Sender::new(0),
         }
@@ -90,11 +98,19 @@ impl TaskRunner {
                 TaskInput::BulkReplay(replay) => self.replay_step(&task, replay).await,
             };
             match stepped {
-                Ok(next) => task = next,
-                // The store is away: the lease runs out and a node tries again later.
+                Ok(next) => {
+                    task = next;
+                    if let Some(data) = task.data.as_object_mut() {
+                        data.remove("failedSteps");
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(task = %task.id, error = %e, "a background task step failed");
-                    return;
+                    if !count_failure(&mut task, &e) {
+                        // Tried again at the next look for tasks, or by another node.
+                        self.save_failed_step(&task).await;
+                        return;
+                    }
                 }
             }
             task.updated_at = self.clock.now();
@@ -114,6 +130,16 @@ impl TaskRunner {
         if task.status != TaskStatus::Running {
             tracing::info!(task = %task.id, status = task.status.as_str(), data = %task.data, "background task ended");
             self.finished.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Records a failed step and lets the task go until the lease would have run out.
+    async fn save_failed_step(&self, task: &BackgroundTask) {
+        let mut task = task.clone();
+        task.updated_at = self.clock.now();
+        let until = task.updated_at + chrono::Duration::from_std(POLL).unwrap_or_default();
+        if let Err(e) = self.store.save_task(&task, &self.owner, until).await {
+            tracing::warn!(task = %task.id, error = %e, "recording a failed task step failed");
         }
     }
 
@@ -184,20 +210,16 @@ impl TaskRunner {
         let status = replay.delivery_status();
         let (app, endpoint) = (&replay.app_id, &replay.endpoint_id);
         let mut next = task.clone();
-        let found = match self
+        // The endpoint (or its application) is gone: nothing more to send it.
+        if let Err(StoreError::NotFound) = self.store.get_endpoint(app, endpoint).await {
+            next.status = TaskStatus::Failed;
+            next.data["error"] = json!("the endpoint was deleted");
+            return Ok(next);
+        }
+        let found = self
             .store
             .list_endpoint_messages(app, endpoint, &filter, status, &page)
-            .await
-        {
-            Ok(found) => found,
-            // The endpoint (or its application) is gone: nothing more to send it.
-            Err(StoreError::NotFound) => {
-                next.status = TaskStatus::Failed;
-                next.data["error"] = json!("the endpoint was deleted");
-                return Ok(next);
-            }
-            Err(e) => return Err(e),
-        };
+            .await?;
         let mut replayed = task
             .data
             .get("replayed")
@@ -225,4 +247,26 @@ impl TaskRunner {
         }
         Ok(next)
     }
+}
+
+/// Counts a failed step in the task's data; `true` when that was the last one allowed and
+/// the task is now failed (with the error in its data).
+fn count_failure(task: &mut BackgroundTask, error: &StoreError) -> bool {
+    let failed = task
+        .data
+        .get("failedSteps")
+        .and_then(|n| n.as_u64())
+        .unwrap_or(0)
+        + 1;
+    task.data["failedSteps"] = json!(failed);
+    if failed < MAX_FAILED_STEPS {
+        return false;
+    }
+    task.status = TaskStatus::Failed;
+    // The store's error text may be internal: the data says what happened, the log why.
+    task.data["error"] = json!(match error {
+        StoreError::NotFound => "what the task is about no longer exists",
+        _ => "its steps kept failing; the server log has the errors",
+    });
+    true
 }

@@ -10,6 +10,9 @@ CREATE TABLE background_tasks (
     status      SMALLINT NOT NULL,
     data        JSONB NOT NULL,
     cursor      TEXT,
+    -- The idempotency key it was created with (scoped by the API), if any: a retried
+    -- request finds the task the first one made.
+    idempotency_key TEXT UNIQUE,
     lease_owner TEXT,
     lease_until TIMESTAMPTZ,
     created_at  TIMESTAMPTZ NOT NULL,

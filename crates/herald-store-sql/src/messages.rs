@@ -25,6 +25,28 @@ use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
 use crate::{internal, push_page};
 
+/// `SELECT columns` of an endpoint's deliveries joined with their messages, filtered.
+fn endpoint_messages<D: Dialect>(
+    columns: &str,
+    app_id: &str,
+    endpoint_id: &str,
+    filter: &MessageFilter,
+    status: Option<DeliveryStatus>,
+) -> Sql {
+    let mut sql = Sql::new(format!(
+        "SELECT {columns} FROM deliveries d JOIN messages m ON m.id = d.msg_id \
+         WHERE d.app_id = ? AND d.endpoint_id = ?"
+    ))
+    .bind(v::text(app_id))
+    .bind(v::text(endpoint_id));
+    if let Some(status) = status {
+        sql.push(" AND d.status = ")
+            .push_bind(v::code(status as i16));
+    }
+    push_message_filter::<D>(&mut sql, filter);
+    sql
+}
+
 /// Appends the message filter conditions on the `messages` table aliased `m`.
 fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
     if let Some(types) = f.event_types.as_ref().filter(|t| !t.is_empty()) {
@@ -318,17 +340,9 @@ impl<B: Backend> Messages for SqlStore<B> {
         page: &PageRequest,
     ) -> StoreResult<Page<MessageDelivery>> {
         let db = &self.db;
-        let mut sql = Sql::new(format!(
-            "SELECT {MESSAGE_COLUMNS}, {DELIVERY_COLUMNS} FROM deliveries d \
-             JOIN messages m ON m.id = d.msg_id WHERE d.app_id = ? AND d.endpoint_id = ?"
-        ))
-        .bind(v::text(app_id))
-        .bind(v::text(endpoint_id));
-        if let Some(status) = status {
-            sql.push(" AND d.status = ")
-                .push_bind(v::code(status as i16));
-        }
-        push_message_filter::<B::Dialect>(&mut sql, filter);
+        let columns = format!("{MESSAGE_COLUMNS}, {DELIVERY_COLUMNS}");
+        let mut sql =
+            endpoint_messages::<B::Dialect>(&columns, app_id, endpoint_id, filter, status);
         let shape = push_page(&mut sql, "d.msg_id", page);
         let found = db.read(&sql).await?;
         let items = found
@@ -350,17 +364,8 @@ impl<B: Backend> Messages for SqlStore<B> {
         filter: &MessageFilter,
         status: Option<DeliveryStatus>,
     ) -> StoreResult<u64> {
-        let mut sql = Sql::new(
-            "SELECT COUNT(*) AS n FROM deliveries d JOIN messages m ON m.id = d.msg_id \
-             WHERE d.app_id = ? AND d.endpoint_id = ?",
-        )
-        .bind(v::text(app_id))
-        .bind(v::text(endpoint_id));
-        if let Some(status) = status {
-            sql.push(" AND d.status = ")
-                .push_bind(v::code(status as i16));
-        }
-        push_message_filter::<B::Dialect>(&mut sql, filter);
+        let sql =
+            endpoint_messages::<B::Dialect>("COUNT(*) AS n", app_id, endpoint_id, filter, status);
         let n = self.db.read_one(&sql).await?.int("n")?;
         Ok(n.max(0).unsigned_abs())
     }

@@ -25,10 +25,15 @@ fn task(row: &impl ReadRow) -> StoreResult<BackgroundTask> {
 
 #[async_trait]
 impl<B: Backend> Tasks for SqlStore<B> {
-    async fn create_task(&self, t: &BackgroundTask) -> StoreResult<()> {
+    async fn create_task(
+        &self,
+        t: &BackgroundTask,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<BackgroundTask> {
         let sql = Sql::new(
             "INSERT INTO background_tasks (id, app_id, input, status, data, cursor, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             updated_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(v::text(&t.id))
         .bind(v::opt_text(t.app_id.as_deref()))
@@ -37,8 +42,15 @@ impl<B: Backend> Tasks for SqlStore<B> {
         .bind(v::json(&t.data))
         .bind(v::opt_text(t.cursor.as_deref()))
         .bind(v::time(t.created_at))
-        .bind(v::time(t.updated_at));
-        self.db.write_one(&sql).await
+        .bind(v::time(t.updated_at))
+        .bind(v::opt_text(idempotency_key));
+        if self.db.write(&sql).await.map_err(crate::internal)? == 1 {
+            return Ok(t.clone());
+        }
+        // The key was used before: the task it made.
+        let first = Sql::new("SELECT * FROM background_tasks WHERE idempotency_key = ?")
+            .bind(v::opt_text(idempotency_key));
+        task(&self.db.read_one(&first).await?)
     }
 
     async fn get_task(&self, id: &str) -> StoreResult<BackgroundTask> {

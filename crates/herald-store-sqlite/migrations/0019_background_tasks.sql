@@ -10,6 +10,9 @@ CREATE TABLE background_tasks (
     status      INTEGER NOT NULL,
     data        TEXT NOT NULL,
     cursor      TEXT,
+    -- The idempotency key it was created with (scoped by the API), if any: a retried
+    -- request finds the task the first one made.
+    idempotency_key TEXT UNIQUE,
     lease_owner TEXT,
     lease_until INTEGER,
     created_at  INTEGER NOT NULL,

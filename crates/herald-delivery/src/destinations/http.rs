@@ -224,58 +224,13 @@ impl HttpDestination {
                 )
             })?,
         };
-        // The resolver guards host names; an address written in the URL is checked here.
-        let literal = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(ip) = literal.filter(|ip| !self.policy.permits(*ip)) {
-            return Err(DeliveryError::new(
-                AttemptErrorKind::Blocked,
-                format!(
-                    "{ip} is not an address deliveries may reach (private, loopback, link-local…)"
-                ),
-            ));
+        if let Some(refused) = refused_literal(&self.policy, &url) {
+            return Err(refused);
         }
         let client = self.client_for(&req.endpoint)?;
-        let oauth = req.endpoint.oauth.as_ref();
-        let token = |refused: Option<String>| async move {
-            let Some(oauth) = oauth else {
-                return Ok(None);
-            };
-            let (id, now) = (&req.endpoint.id, req.attempted_at);
-            let token = self
-                .tokens
-                .token(&self.client, id, oauth, now, refused.as_deref());
-            token.await.map(Some)
-        };
-        let mut bearer = token(None).await?;
-        let mut refreshed = false;
-        let mut response = loop {
-            let mut headers = headers.clone();
-            if let Some(value) = bearer.as_ref().and_then(|t| bearer_value(t)) {
-                headers.insert(AUTHORIZATION, value);
-            }
-            let response = client
-                .request(method.clone(), url.clone())
-                .headers(headers)
-                .body(req.body().as_bytes().to_vec())
-                .send()
-                .await
-                .map_err(|e| classify(&e))?;
-            // A token the receiver refuses may have been revoked before it expired: one
-            // fresh token, one more try, within this attempt.
-            if response.status() == reqwest::StatusCode::UNAUTHORIZED
-                && bearer.is_some()
-                && !refreshed
-            {
-                refreshed = true;
-                bearer = token(bearer).await?;
-                continue;
-            }
-            break response;
-        };
+        let mut response = self
+            .send_with_token(&client, method, url, req, headers)
+            .await?;
         let status = response.status();
         let headers = recorded_headers(response.headers());
         let retry_after = response
@@ -313,6 +268,56 @@ impl HttpDestination {
         })
     }
 
+    /// Sends the request, with the endpoint's OAuth access token if it has a client: a
+    /// token the receiver refuses (revoked before it expired) gets one fresh token and one
+    /// more try, within this attempt.
+    async fn send_with_token(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        url: Url,
+        req: &DeliveryRequest,
+        headers: HeaderMap,
+    ) -> Result<reqwest::Response, DeliveryError> {
+        let oauth = req.endpoint.oauth.as_ref();
+        let (id, now) = (&req.endpoint.id, req.attempted_at);
+        let token = |refused: Option<String>| async move {
+            let Some(oauth) = oauth else {
+                return Ok(None);
+            };
+            let token = (self.tokens).token(
+                &self.client,
+                &self.policy,
+                id,
+                oauth,
+                now,
+                refused.as_deref(),
+            );
+            token.await.map(Some)
+        };
+        let mut bearer = token(None).await?;
+        let mut refreshed = false;
+        loop {
+            let mut headers = headers.clone();
+            if let Some(value) = bearer.as_ref().and_then(|t| bearer_value(t)) {
+                headers.insert(AUTHORIZATION, value);
+            }
+            let response = client
+                .request(method.clone(), url.clone())
+                .headers(headers)
+                .body(req.body().as_bytes().to_vec())
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            let refused = response.status() == reqwest::StatusCode::UNAUTHORIZED;
+            if !(refused && bearer.is_some() && !refreshed) {
+                return Ok(response);
+            }
+            refreshed = true;
+            bearer = token(bearer).await?;
+        }
+    }
+
     /// How much of a response body the attempt log keeps.
     pub(super) fn max_response_bytes(&self) -> usize {
         self.max_response_bytes
@@ -323,13 +328,14 @@ impl HttpDestination {
         let started = Instant::now();
         let headers = self.headers(req);
         let mut recorded = recorded_request_headers(&headers, req);
-        if req.endpoint.oauth.is_some() {
-            recorded.insert(AUTHORIZATION.to_string(), "Bearer ••••••".to_owned());
-        }
         let mut outcome = self
             .send(url, req, headers)
             .await
             .unwrap_or_else(Into::into);
+        // Shown as sent, never its value; not at all when no token could be had.
+        if req.endpoint.oauth.is_some() && outcome.status_code.is_some() {
+            recorded.insert(AUTHORIZATION.to_string(), "Bearer ••••••".to_owned());
+        }
         outcome.duration = started.elapsed();
         outcome.request_headers = recorded;
         outcome
@@ -423,6 +429,22 @@ pub(super) fn parse_retry_after(
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     (at.with_timezone(&chrono::Utc) - now).to_std().ok()
+}
+
+/// Why a request to `url` is refused, when its host is an address the policy does not
+/// permit. The resolver guards host names; an address written in the URL is checked here.
+pub(super) fn refused_literal(policy: &AddressPolicy, url: &Url) -> Option<DeliveryError> {
+    let ip = match url.host()? {
+        url::Host::Ipv4(ip) => IpAddr::V4(ip),
+        url::Host::Ipv6(ip) => IpAddr::V6(ip),
+        url::Host::Domain(_) => return None,
+    };
+    (!policy.permits(ip)).then(|| {
+        DeliveryError::new(
+            AttemptErrorKind::Blocked,
+            format!("{ip} is not an address deliveries may reach (private, loopback, link-local…)"),
+        )
+    })
 }
 
 /// `Bearer <token>`, marked sensitive so that it never shows in debug output.

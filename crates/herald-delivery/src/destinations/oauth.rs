@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use herald_core::destination::DeliveryError;
 use herald_core::endpoint_auth::{OAuthAuthMethod, OAuthClient};
 use herald_core::model::AttemptErrorKind;
+use herald_core::network::AddressPolicy;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde::Deserialize;
 use url::form_urlencoded::byte_serialize;
@@ -27,6 +28,8 @@ const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 const MAX_EARLY_REFRESH: Duration = Duration::from_secs(60);
 /// …and after nine tenths of its lifetime at the earliest, for short-lived ones.
 const EARLY_REFRESH_FRACTION: u32 = 10;
+/// A token is kept at most this long, whatever lifetime its server gives.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Past this many endpoints with tokens, the cache starts over.
 const MAX_CACHED: usize = 10_000;
 
@@ -52,6 +55,7 @@ impl Tokens {
     pub async fn token(
         &self,
         http: &reqwest::Client,
+        policy: &AddressPolicy,
         endpoint_id: &str,
         client: &OAuthClient,
         now: DateTime<Utc>,
@@ -72,8 +76,10 @@ impl Tokens {
                 return Ok(c.token.clone());
             }
         }
-        let fetched = fetch(http, client).await?;
+        let fetched = fetch(http, policy, client).await?;
         let refresh_at = fetched.expires_in.map(|lifetime| {
+            // A server's word on lifetime is bounded: a year-long token is fetched daily.
+            let lifetime = lifetime.min(MAX_LIFETIME);
             let early = (lifetime / EARLY_REFRESH_FRACTION).min(MAX_EARLY_REFRESH);
             now + chrono::Duration::from_std(lifetime - early).unwrap_or_default()
         });
@@ -113,9 +119,20 @@ fn token_error(detail: impl Into<String>) -> DeliveryError {
 }
 
 /// Asks the client's token URL for a token.
-async fn fetch(http: &reqwest::Client, client: &OAuthClient) -> Result<Fetched, DeliveryError> {
+async fn fetch(
+    http: &reqwest::Client,
+    policy: &AddressPolicy,
+    client: &OAuthClient,
+) -> Result<Fetched, DeliveryError> {
     let url = reqwest::Url::parse(&client.token_url)
         .map_err(|e| token_error(format!("the token URL is invalid: {e}")))?;
+    // Checked at every fetch, not only when it was set: the policy may have changed since.
+    if let Some(refused) = super::http::refused_literal(policy, &url) {
+        return Err(token_error(format!(
+            "the token URL is refused: {}",
+            refused.detail
+        )));
+    }
     let mut form = client.grant_form();
     let scope = client.scope();
     if let Some(scope) = &scope {

@@ -38,11 +38,21 @@ impl<'a> EndpointTls<'a> {
 
     /// A digest of the settings, naming the client built from them in a cache.
     pub fn cache_key(&self) -> [u8; 32] {
+        // Each part tagged and length-prefixed, so no two settings share a key (the cache
+        // serves every tenant).
         let mut digest = Sha256::new();
-        for part in [self.identity.map(|i| i.0.as_str()), self.server_ca] {
-            digest.update(part.unwrap_or_default());
-            digest.update([0]);
+        for (tag, part) in [
+            (b'i', self.identity.map(|i| i.0.as_str())),
+            (b'c', self.server_ca),
+        ] {
+            if let Some(text) = part {
+                digest.update([tag]);
+                digest.update((text.len() as u64).to_be_bytes());
+                digest.update(text);
+            }
         }
+        digest.update([b'p']);
+        digest.update((self.pins.len() as u64).to_be_bytes());
         for pin in self.pins {
             digest.update(pin.0);
         }

@@ -100,7 +100,7 @@ async fn a_task_left_half_done_is_finished_after_a_restart_without_duplicates() 
         created_at: now,
         updated_at: now,
     };
-    store.create_task(&task).await.unwrap();
+    store.create_task(&task, None).await.unwrap();
     let early = herald_core::model::Message::new(&ids[1], "status.incident", r#"{"n":1}"#, now);
     let early = NewMessage {
         idempotency_key: Some(Broadcast::idempotency_key(&task.id)),

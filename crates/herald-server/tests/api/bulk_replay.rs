@@ -55,6 +55,64 @@ async fn a_bulk_replay_counts_first_then_sends_each_chosen_message_again() {
     assert_eq!(status, StatusCode::OK, "{done}");
     assert_eq!(done["status"], "finished");
     assert_eq!(done["data"], json!({"total": 3, "replayed": 3}));
+
+    // Another customer's portal knows nothing of it; nor of the provider's broadcasts.
+    herald.app("globex").await;
+    let (_, access) = herald
+        .post("/auth/app-portal-access/globex", json!({}))
+        .await;
+    let other = access["token"].as_str().unwrap();
+    let (status, _) = herald
+        .call_as(other, Method::GET, &format!("/background-task/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, broadcast) = herald
+        .post("/msg/broadcast", json!({"eventType": "a", "payload": {}}))
+        .await;
+    let broadcast = broadcast["id"].as_str().unwrap();
+    let (status, _) = herald
+        .call_as(
+            portal,
+            Method::GET,
+            &format!("/background-task/{broadcast}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_retried_request_gets_the_task_the_first_one_made() {
+    let herald = TestHerald::start().await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let replay = format!(
+        "/app/{app}/endpoint/{}/bulk-replay",
+        endpoint["id"].as_str().unwrap()
+    );
+    for (path, body) in [
+        (replay.as_str(), json!({"since": since})),
+        ("/msg/broadcast", json!({"eventType": "a", "payload": {}})),
+    ] {
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let answer = herald
+                .request(Method::POST, path)
+                .header("idempotency-key", "retry-1")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::ACCEPTED);
+            let task: serde_json::Value = answer.json().await.unwrap();
+            ids.push(task["id"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(ids[0], ids[1], "{path}: one task");
+    }
+    let (_, listed) = herald.get("/background-task").await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -79,6 +137,8 @@ async fn bad_bulk_replays_are_refused_and_an_empty_one_ends_at_once() {
             "until",
         ),
         (json!({"since": hour_ago, "status": 9}), "status"),
+        (json!({"since": hour_ago, "eventTypes": []}), "eventTypes"),
+        (json!({"since": hour_ago, "tag": ""}), "tag"),
     ] {
         let (status, answer) = herald.post(&path, body.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");

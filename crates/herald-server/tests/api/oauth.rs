@@ -180,6 +180,16 @@ async fn deliveries_carry_a_cached_token_fetched_again_on_expiry_and_after_a_401
     let attempts = herald.attempts(&app, &msg).await;
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0]["status"], 0, "{:?}", attempts[0]);
+    // The log shows that a token was sent, never the token.
+    let (_, attempt) = herald
+        .get(&format!(
+            "/app/{app}/msg/{msg}/attempt/{}",
+            attempts[0]["id"].as_str().unwrap()
+        ))
+        .await;
+    let logged = attempt.to_string();
+    assert!(!logged.contains("tok-"), "{logged}");
+    assert!(logged.contains("Bearer ••••••"), "{logged}");
 
     // Near its expiry (an hour, less a minute's margin) the token is fetched again.
     clock.advance(Duration::from_secs(3_550));
@@ -302,6 +312,7 @@ async fn bad_oauth_settings_are_refused_field_by_field_and_nothing_is_stored() {
         ("grantType", json!("refreshToken")),
         ("extraParams", json!({"grant_type": "password"})),
         ("scopes", json!(["two words"])),
+        ("tokenUrl", json!("https://user:pw@auth.example.com/token")),
     ];
     for (field, value) in cases {
         let mut body = good.clone();

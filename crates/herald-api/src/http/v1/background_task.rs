@@ -3,7 +3,7 @@
 //! committed once as a task and answered at once; a node's task runner does the work.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
@@ -22,7 +22,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::{parse_json, ApiJson, ApiQuery};
 use crate::http::list::{ListResponse, Pagination};
-use crate::http::v1::message_types::{check_schema, validate, MessageIn};
+use crate::http::v1::message_types::{check_schema, idempotency_key, validate, MessageIn};
 use crate::state::AppState;
 
 /// Most application uids a broadcast may name.
@@ -124,11 +124,13 @@ impl MessageBroadcastIn {
 /// Publish one event to every application (or to those chosen): committed once as a
 /// background task, which publishes it to each application as any message is published.
 #[utoipa::path(post, path = "/msg/broadcast", tag = "Broadcast",
+    params(("idempotency-key" = Option<String>, Header, description = "The same key returns the same task")),
     request_body = MessageBroadcastIn,
     responses((status = 202, body = BackgroundTaskOut), (status = 422, body = HttpValidationError)))]
 async fn create_broadcast(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
     // The same rule as publishing: only the provider speaks for its customers.
@@ -149,9 +151,21 @@ async fn create_broadcast(
         created_at: now,
         updated_at: now,
     };
-    state.store.create_task(&task).await?;
+    start(&state, &headers, "broadcast", task).await
+}
+
+/// Commits `task` and wakes this node's runner; the `202` answer. A request retried with
+/// the same `idempotency-key` (within `scope`) gets the task the first one made.
+async fn start(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: &str,
+    task: BackgroundTask,
+) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
+    let key = idempotency_key(headers)?.map(|key| format!("{scope}:{key}"));
+    let stored = state.store.create_task(&task, key.as_deref()).await?;
     state.background_tasks.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(task.into())))
+    Ok((StatusCode::ACCEPTED, Json(stored.into())))
 }
 
 /// Get a background task: how far it got, or what it did. A task about one application
@@ -194,7 +208,8 @@ pub struct BulkReplayIn {
 /// became of it before, as a background task; its `data` says first how many messages it
 /// will send (`total`), then how many it has queued (`replayed`).
 #[utoipa::path(post, path = "/app/{app_id}/endpoint/{endpoint_id}/bulk-replay", tag = "Endpoint",
-    params(("app_id" = String, Path), ("endpoint_id" = String, Path)),
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path),
+        ("idempotency-key" = Option<String>, Header, description = "The same key returns the same task")),
     request_body = BulkReplayIn,
     responses((status = 202, body = BackgroundTaskOut), (status = 404, body = HttpErrorOut),
         (status = 422, body = HttpValidationError)))]
@@ -202,39 +217,21 @@ async fn bulk_replay(
     State(state): State<AppState>,
     caller: Caller,
     Path((app_id, endpoint_id)): Path<(String, String)>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
     let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let body: BulkReplayIn = parse_json(body.get().as_bytes())?;
     let now = state.clock.now();
-    let until = body.until.unwrap_or(now);
-    if until <= body.since {
-        return Err(ApiError::invalid(
-            "until",
-            "must be after `since` (and `since` before now)",
-        ));
-    }
-    let status = match body.status {
-        Some(n) => Some(
-            DeliveryStatus::from_i64(n)
-                .ok_or_else(|| ApiError::invalid("status", "must be 0, 1, 2, 3 or 4"))?,
-        ),
-        None => None,
-    };
-    let replay = BulkReplay {
-        app_id: app.id.clone(),
-        endpoint_id: endpoint.id.clone(),
-        since: body.since,
-        until: Some(until),
-        event_types: body.event_types,
-        channel: body.channel,
-        tag: body.tag,
-        status: body.status,
-    };
+    let replay = body.into_replay(&app.id, &endpoint.id, now)?;
     // What it will touch, said before it starts.
-    let total = state
-        .store
-        .count_endpoint_messages(&app.id, &endpoint.id, &replay.filter(), status)
+    let total = (state.store)
+        .count_endpoint_messages(
+            &app.id,
+            &endpoint.id,
+            &replay.filter(),
+            replay.delivery_status(),
+        )
         .await?;
     let task = BackgroundTask {
         id: IdKind::Task.new_id(),
@@ -246,9 +243,67 @@ async fn bulk_replay(
         created_at: now,
         updated_at: now,
     };
-    state.store.create_task(&task).await?;
-    state.background_tasks.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(task.into())))
+    start(&state, &headers, &endpoint.id, task).await
+}
+
+/// Most event types a bulk replay may name.
+const MAX_REPLAY_TYPES: usize = 256;
+
+impl BulkReplayIn {
+    /// The replay it asks for, every field checked.
+    fn into_replay(
+        self,
+        app_id: &str,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<BulkReplay> {
+        let until = self.until.unwrap_or(now);
+        let mut v = validation::Validator::default();
+        if until <= self.since {
+            v.check(Err(FieldError::body(
+                "until",
+                "must be after `since` (and `since` before now)",
+                "value_error",
+            )));
+        }
+        if self
+            .status
+            .is_some_and(|n| DeliveryStatus::from_i64(n).is_none())
+        {
+            v.check(Err(FieldError::body(
+                "status",
+                "must be 0, 1, 2, 3 or 4",
+                "value_error",
+            )));
+        }
+        if let Some(types) = &self.event_types {
+            v.check(validation::list_len(
+                "eventTypes",
+                types,
+                1,
+                MAX_REPLAY_TYPES,
+            ));
+            for name in types.iter().take(MAX_REPLAY_TYPES) {
+                v.check(validation::event_type_name("eventTypes", name));
+            }
+        }
+        for (field, text) in [("channel", &self.channel), ("tag", &self.tag)] {
+            if let Some(text) = text {
+                v.check(validation::length(field, text, 1, 128));
+            }
+        }
+        v.finish().map_err(ApiError::Validation)?;
+        Ok(BulkReplay {
+            app_id: app_id.to_owned(),
+            endpoint_id: endpoint_id.to_owned(),
+            since: self.since,
+            until: Some(until),
+            event_types: self.event_types,
+            channel: self.channel,
+            tag: self.tag,
+            status: self.status,
+        })
+    }
 }
 
 /// List background tasks, newest first.

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use herald_core::endpoint_auth::{OAuthAuthMethod, OAuthClient, OAuthGrantType};
-use herald_core::model::ClientIdentity;
+use herald_core::model::{Application, ClientIdentity, Endpoint};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -159,13 +159,11 @@ async fn update_oauth(
     Path((app_id, endpoint_id)): EndpointPath,
     ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> ApiResult<StatusCode> {
-    let (app, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let body: EndpointOauthConfigIn = parse_json(body.get().as_bytes())?;
-    let read = endpoint.clone();
-    endpoint.oauth = Some(body.into_client()?);
-    validate(&state, &endpoint).await?;
-    endpoint.updated_at = state.clock.now();
-    save_edited(&state, &app, &read, &mut endpoint).await?;
+    let client = body.into_client()?;
+    let set = |e: &mut Endpoint| e.oauth = Some(client);
+    change(&state, &app, endpoint, set, Validate::Whole).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -178,12 +176,9 @@ async fn delete_oauth(
     caller: Caller,
     Path((app_id, endpoint_id)): EndpointPath,
 ) -> ApiResult<StatusCode> {
-    let (app, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     if endpoint.oauth.is_some() {
-        let read = endpoint.clone();
-        endpoint.oauth = None;
-        endpoint.updated_at = state.clock.now();
-        save_edited(&state, &app, &read, &mut endpoint).await?;
+        change(&state, &app, endpoint, |e| e.oauth = None, Validate::Skip).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -216,7 +211,7 @@ async fn get_mtls(
     Path((app_id, endpoint_id)): EndpointPath,
 ) -> ApiResult<Json<EndpointMtlsConfigOut>> {
     let (_, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
-    if endpoint.client_identity.is_none() {
+    if endpoint.client_identity.is_none() && endpoint.server_ca.is_none() {
         return Err(ApiError::NotFound);
     }
     Ok(Json(EndpointMtlsConfigOut {
@@ -236,14 +231,15 @@ async fn update_mtls(
     Path((app_id, endpoint_id)): EndpointPath,
     ApiJson(body): ApiJson<Box<RawValue>>,
 ) -> ApiResult<StatusCode> {
-    let (app, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let body: EndpointMtlsConfigIn = parse_json(body.get().as_bytes())?;
-    let read = endpoint.clone();
-    endpoint.client_identity = Some(ClientIdentity(body.identity));
-    endpoint.server_ca = body.server_ca_cert;
-    validate(&state, &endpoint).await.map_err(mtls_names)?;
-    endpoint.updated_at = state.clock.now();
-    save_edited(&state, &app, &read, &mut endpoint).await?;
+    let set = |e: &mut Endpoint| {
+        e.client_identity = Some(ClientIdentity(body.identity));
+        e.server_ca = body.server_ca_cert;
+    };
+    change(&state, &app, endpoint, set, Validate::Whole)
+        .await
+        .map_err(mtls_names)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -273,14 +269,37 @@ async fn delete_mtls(
     caller: Caller,
     Path((app_id, endpoint_id)): EndpointPath,
 ) -> ApiResult<StatusCode> {
-    let (app, mut endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     if endpoint.client_identity.is_some() || endpoint.server_ca.is_some() {
-        let read = endpoint.clone();
-        (endpoint.client_identity, endpoint.server_ca) = (None, None);
-        endpoint.updated_at = state.clock.now();
-        save_edited(&state, &app, &read, &mut endpoint).await?;
+        let clear = |e: &mut Endpoint| (e.client_identity, e.server_ca) = (None, None);
+        change(&state, &app, endpoint, clear, Validate::Skip).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether the changed endpoint is validated whole before it is stored. Removing a
+/// setting is not: it cannot make the endpoint invalid, and must work even when something
+/// else about it no longer passes (a network the operator has since closed).
+enum Validate {
+    Whole,
+    Skip,
+}
+
+/// Applies `edit` to `endpoint` and stores it as any endpoint edit is.
+async fn change(
+    state: &AppState,
+    app: &Application,
+    mut endpoint: Endpoint,
+    edit: impl FnOnce(&mut Endpoint),
+    validation: Validate,
+) -> ApiResult<()> {
+    let read = endpoint.clone();
+    edit(&mut endpoint);
+    if let Validate::Whole = validation {
+        validate(state, &endpoint).await?;
+    }
+    endpoint.updated_at = state.clock.now();
+    save_edited(state, app, &read, &mut endpoint).await
 }
 
 /// The `…/oauth` and `…/mtls` routes.
