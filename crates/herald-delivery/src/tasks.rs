@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-/// Applications published to per step.
+/// Applications (or messages) a step takes, unless told otherwise.
 const PAGE: u32 = 100;
 /// How long a node holds a task between two steps before another may take it over: far
 /// longer than a step of `PAGE` publishes takes, so that two nodes do not run one task.
@@ -39,6 +39,8 @@ pub struct TaskRunner {
     owner: String,
     wake: Arc<Notify>,
     finished: watch::Sender<u64>,
+    /// Items per step.
+    page: u32,
 }
 
 impl TaskRunner {
@@ -52,7 +54,14 @@ impl TaskRunner {
             ),
             wake: Arc::default(),
             finished: watch::Sender::new(0),
+            page: PAGE,
         }
+    }
+
+    /// Takes `page` items a step instead of a hundred (tests cross steps with a few).
+    pub fn with_page(mut self, page: u32) -> Self {
+        self.page = page.max(1);
+        self
     }
 
     /// Wakes the runner: a task was just created.
@@ -151,7 +160,7 @@ impl TaskRunner {
         broadcast: &Broadcast,
     ) -> Result<BackgroundTask, StoreError> {
         let page = PageRequest {
-            limit: PAGE,
+            limit: self.page,
             cursor: task.cursor.clone().map(Cursor::After),
             order: Order::Ascending,
         };
@@ -202,7 +211,7 @@ impl TaskRunner {
         replay: &BulkReplay,
     ) -> Result<BackgroundTask, StoreError> {
         let page = PageRequest {
-            limit: PAGE,
+            limit: self.page,
             cursor: task.cursor.clone().map(Cursor::After),
             order: Order::Ascending,
         };

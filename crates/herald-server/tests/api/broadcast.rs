@@ -144,3 +144,66 @@ async fn bad_broadcasts_are_refused_and_create_no_task() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_broadcast_goes_on_step_by_step_across_pages() {
+    // The server's own runner is not woken (the task is written to the store directly and
+    // its clock stands still); a runner taking two applications a step does the work.
+    let (herald, clock) = TestHerald::start_manual().await;
+    let mut ids = Vec::new();
+    for uid in ["a1", "a2", "a3", "a4", "a5"] {
+        ids.push(customer(&herald, uid, "gold").await.0);
+    }
+    ids.sort();
+    let store = herald.store();
+    let now = herald_core::Clock::now(clock.as_ref());
+    let task = BackgroundTask {
+        id: herald_core::ids::IdKind::Task.new_id(),
+        app_id: None,
+        input: TaskInput::Broadcast(Broadcast {
+            event_type: "status.incident".into(),
+            payload: "{}".into(),
+            channels: None,
+            tags: Some(vec!["incident".into()]),
+            app_uids: Some(vec!["a1".into(), "a3".into(), "a4".into(), "a5".into()]),
+            app_metadata: Default::default(),
+        }),
+        status: TaskStatus::Running,
+        data: json!({}),
+        cursor: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_task(&task, None).await.unwrap();
+    let runner = herald_delivery::tasks::TaskRunner::new(store.clone(), clock.clone()).with_page(2);
+    let mut finished = runner.finished();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(runner.run(stop.clone()));
+    let ended =
+        tokio::time::timeout(crate::helpers::DEADLINE, finished.wait_for(|n| *n >= 1)).await;
+    assert!(ended.is_ok(), "the task ended");
+    stop.cancel();
+
+    let done = store.get_task(&task.id).await.unwrap();
+    assert_eq!(done.status, TaskStatus::Finished);
+    assert_eq!(done.data, json!({"applications": 4, "messages": 4}));
+    assert_eq!(
+        done.cursor.as_deref(),
+        Some(ids[4].as_str()),
+        "three steps, to the last"
+    );
+    let mut reached = Vec::new();
+    for id in &ids {
+        let messages = messages_of(&herald, id).await;
+        if let Some(first) = messages.first() {
+            assert_eq!(messages.len(), 1);
+            assert_eq!(first["tags"], json!(["incident"]));
+            reached.push(id.clone());
+        }
+    }
+    assert_eq!(
+        reached.len(),
+        4,
+        "every chosen application, whichever page it was on"
+    );
+}
