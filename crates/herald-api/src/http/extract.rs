@@ -53,9 +53,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if inner.classify() != Category::Data {
+        // serde_json calls a number given for a string-named choice (an enum) a syntax
+        // error; in JSON that parses it is the field's value that is wrong, a 422.
+        let wrong_value = inner.classify() == Category::Syntax && well_formed(bytes);
+        if inner.classify() != Category::Data && !wrong_value {
             return invalid_json(inner);
         }
+        let msg = match wrong_value {
+            true => "is not one of the values this field takes".to_owned(),
+            false => strip_position(&inner.to_string()),
+        };
         let mut loc = vec!["body".to_owned()];
         loc.extend(
             path.split('.')
@@ -64,12 +71,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         );
         ApiError::Validation(vec![FieldError {
             loc,
-            msg: strip_position(&inner.to_string()),
+            msg,
             kind: "value_error.jsondecode",
         }])
     })?;
     de.end().map_err(invalid_json)?;
     Ok(value)
+}
+
+/// Whether `bytes` is JSON at all, whatever its shape.
+fn well_formed(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
 /// serde's messages end with " at line 1 column 42"; the field path says more.
@@ -183,5 +195,30 @@ mod tests {
             "{result:?}"
         );
         assert!(parse_json::<Body>(br#"{"url":"x","u":"y"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_number_for_a_named_choice_is_a_422_on_that_field() {
+        // Found by the `request_bodies` fuzz target: `"verification": 10` was answered 400
+        // `invalid_json`, as if the body were not JSON.
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Mode {
+            Challenge,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        struct WithMode {
+            #[allow(dead_code)]
+            mode: Option<Mode>,
+        }
+        let Err(ApiError::Validation(errors)) = parse_json::<WithMode>(br#"{"mode": 10}"#) else {
+            panic!("a 422");
+        };
+        assert_eq!(errors[0].loc, ["body", "mode"]);
+        assert!(parse_json::<WithMode>(br#"{"mode": "challenge"}"#).is_ok());
+        assert!(matches!(
+            parse_json::<WithMode>(br#"{"mode": 1"#),
+            Err(ApiError::BadRequest { .. })
+        ));
     }
 }
