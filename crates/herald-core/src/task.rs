@@ -47,6 +47,17 @@ pub enum TaskInput {
     /// An endpoint's messages of a time range sent to it again.
     #[serde(rename = "endpoint.bulk-replay")]
     BulkReplay(BulkReplay),
+    /// Every payload of an application deleted (Svix's "expunge all contents").
+    #[serde(rename = "application.purge_content")]
+    PurgeContent(PurgeContent),
+}
+
+/// The application whose message payloads are all deleted; the messages, their
+/// deliveries and attempts stay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeContent {
+    pub app_id: String,
 }
 
 impl TaskInput {
@@ -55,6 +66,7 @@ impl TaskInput {
         match self {
             Self::Broadcast(_) => "message.broadcast",
             Self::BulkReplay(_) => "endpoint.bulk-replay",
+            Self::PurgeContent(_) => "application.purge_content",
         }
     }
 
@@ -63,6 +75,7 @@ impl TaskInput {
         match self {
             Self::Broadcast(_) => None,
             Self::BulkReplay(replay) => Some(&replay.app_id),
+            Self::PurgeContent(purge) => Some(&purge.app_id),
         }
     }
 }

@@ -6,13 +6,14 @@
 //! an idempotency key made of the task's id, so a page run twice publishes nothing twice.
 //! A bulk replay's step is one page of the endpoint's messages, each queued for it again
 //! (a page run twice queues those messages once more: at least once, as every delivery).
+//! A content purge's step deletes the payloads of one page of an application's messages.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::ids::IdKind;
 use herald_core::model::Message;
-use herald_core::store::{Cursor, NewMessage, Order, PageRequest, Published, Store};
+use herald_core::store::{Cursor, MessageFilter, NewMessage, Order, PageRequest, Published, Store};
 use herald_core::task::{BackgroundTask, Broadcast, BulkReplay, TaskInput, TaskStatus};
 use herald_core::{Clock, StoreError};
 use serde_json::json;
@@ -105,6 +106,7 @@ impl TaskRunner {
             let stepped = match &task.input {
                 TaskInput::Broadcast(broadcast) => self.broadcast_step(&task, broadcast).await,
                 TaskInput::BulkReplay(replay) => self.replay_step(&task, replay).await,
+                TaskInput::PurgeContent(purge) => self.purge_step(&task, &purge.app_id).await,
             };
             match stepped {
                 Ok(next) => {
@@ -198,6 +200,45 @@ impl TaskRunner {
             next.cursor = Some(last.id.clone());
         }
         if apps.done {
+            next.status = TaskStatus::Finished;
+        }
+        Ok(next)
+    }
+
+    /// Deletes the payloads of the next page of the application's messages; the task as it
+    /// stands after.
+    async fn purge_step(
+        &self,
+        task: &BackgroundTask,
+        app_id: &str,
+    ) -> Result<BackgroundTask, StoreError> {
+        let page = PageRequest {
+            limit: self.page,
+            cursor: task.cursor.clone().map(Cursor::After),
+            order: Order::Ascending,
+        };
+        let found = (self.store)
+            .list_messages(app_id, &MessageFilter::default(), &page)
+            .await?;
+        let mut expunged = task
+            .data
+            .get("expunged")
+            .and_then(|n| n.as_u64())
+            .unwrap_or(0);
+        for message in found.items.iter().filter(|m| m.payload.is_some()) {
+            match self.store.delete_message_content(app_id, &message.id).await {
+                Ok(()) => expunged += 1,
+                // Deleted since it was listed.
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let mut next = task.clone();
+        next.data["expunged"] = json!(expunged);
+        if let Some(last) = found.items.last() {
+            next.cursor = Some(last.id.clone());
+        }
+        if found.done {
             next.status = TaskStatus::Finished;
         }
         Ok(next)

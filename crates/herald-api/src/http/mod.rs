@@ -81,7 +81,6 @@ fn not_implemented() -> Router<AppState> {
         "/api/v1/app/{app_id}/endpoint/{endpoint_id}/transformation",
         "/api/v1/app/{app_id}/msg/precheck/active",
         "/api/v1/app/{app_id}/msg/bulk-expunge",
-        "/api/v1/app/{app_id}/msg/expunge-all-contents",
         "/api/v1/app/{app_id}/events",
         "/api/v1/auth/whoami",
         "/api/v1/event-type/import/openapi",

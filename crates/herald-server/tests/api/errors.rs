@@ -103,7 +103,7 @@ async fn routes_herald_does_not_offer_are_a_404_that_says_so() {
     let herald = TestHerald::start().await;
     let app = herald.app("acme").await;
     let (status, body) = herald
-        .post(&format!("/app/{app}/msg/expunge-all-contents"), json!({}))
+        .post(&format!("/app/{app}/msg/bulk-expunge"), json!({}))
         .await;
     // A 4xx, which Svix's SDKs do not retry, with a code that is not `not_found`.
     assert_eq!(status, 404);

@@ -24,6 +24,7 @@ mod payload_filters;
 mod poller;
 mod portal_sessions;
 mod probes;
+mod purge_content;
 mod schedule;
 mod sdk;
 mod signature_schemes;

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
 use herald_core::model::DeliveryStatus;
 use herald_core::model::Metadata;
-use herald_core::task::{BackgroundTask, Broadcast, BulkReplay, TaskInput, TaskStatus};
+use herald_core::task::{
+    BackgroundTask, Broadcast, BulkReplay, PurgeContent, TaskInput, TaskStatus,
+};
 use herald_core::validation::{self, FieldError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -246,6 +248,37 @@ async fn bulk_replay(
     start(&state, &headers, &endpoint.id, task).await
 }
 
+/// Delete the payload of every message of the application, as a background task (the
+/// messages, their deliveries and attempts stay; `data.expunged` counts the payloads).
+#[utoipa::path(post, path = "/app/{app_id}/msg/expunge-all-contents", tag = "Message",
+    params(("app_id" = String, Path),
+        ("idempotency-key" = Option<String>, Header, description = "The same key returns the same task")),
+    responses((status = 202, body = BackgroundTaskOut), (status = 404, body = HttpErrorOut)))]
+async fn expunge_all_contents(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app_id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
+    let app = state.app_for(&caller, &app_id).await?;
+    // What the provider keeps of its customers' events is the provider's to decide.
+    caller.require_admin()?;
+    let now = state.clock.now();
+    let task = BackgroundTask {
+        id: IdKind::Task.new_id(),
+        app_id: Some(app.id.clone()),
+        input: TaskInput::PurgeContent(PurgeContent {
+            app_id: app.id.clone(),
+        }),
+        status: TaskStatus::Running,
+        data: serde_json::json!({"expunged": 0}),
+        cursor: None,
+        created_at: now,
+        updated_at: now,
+    };
+    start(&state, &headers, &format!("purge:{}", app.id), task).await
+}
+
 /// Most event types a bulk replay may name.
 const MAX_REPLAY_TYPES: usize = 256;
 
@@ -331,4 +364,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_tasks))
         .routes(routes!(get_task))
         .routes(routes!(bulk_replay))
+        .routes(routes!(expunge_all_contents))
 }
