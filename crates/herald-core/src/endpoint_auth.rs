@@ -164,12 +164,6 @@ impl OAuthClient {
     pub fn scope(&self) -> Option<String> {
         (!self.scopes.is_empty()).then(|| self.scopes.join(" "))
     }
-
-    /// A digest of every field: a cached token belongs to the client that fetched it.
-    pub fn fingerprint(&self) -> [u8; 32] {
-        let text = serde_json::to_vec(self).unwrap_or_default();
-        Sha256::digest(text).into()
-    }
 }
 
 /// A token URL: `http` or `https`, with a host, without a fragment.

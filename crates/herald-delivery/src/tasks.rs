@@ -144,6 +144,15 @@ impl TaskRunner {
         }
     }
 
+    /// The page a step of `task` reads: the next items after its cursor, oldest first.
+    fn page_after(&self, task: &BackgroundTask) -> PageRequest {
+        PageRequest {
+            limit: self.page,
+            cursor: task.cursor.clone().map(Cursor::After),
+            order: Order::Ascending,
+        }
+    }
+
     /// Records a failed step and lets the task go until the lease would have run out.
     async fn save_failed_step(&self, task: &BackgroundTask) {
         let mut task = task.clone();
@@ -161,14 +170,10 @@ impl TaskRunner {
         task: &BackgroundTask,
         broadcast: &Broadcast,
     ) -> Result<BackgroundTask, StoreError> {
-        let page = PageRequest {
-            limit: self.page,
-            cursor: task.cursor.clone().map(Cursor::After),
-            order: Order::Ascending,
-        };
+        let page = self.page_after(task);
         let apps = self.store.list_apps(&page).await?;
-        let count = |key: &str| task.data.get(key).and_then(|n| n.as_u64()).unwrap_or(0);
-        let (mut reached, mut published) = (count("applications"), count("messages"));
+        let (mut reached, mut published) =
+            (counted(task, "applications"), counted(task, "messages"));
         for app in &apps.items {
             if !broadcast.reaches(app.uid.as_deref(), &app.metadata) {
                 continue;
@@ -194,14 +199,9 @@ impl TaskRunner {
                 Err(e) => return Err(e),
             }
         }
-        let mut next = task.clone();
-        next.data = json!({"applications": reached, "messages": published});
-        if let Some(last) = apps.items.last() {
-            next.cursor = Some(last.id.clone());
-        }
-        if apps.done {
-            next.status = TaskStatus::Finished;
-        }
+        let mut next = stepped(task, apps.items.last().map(|a| a.id.as_str()), apps.done);
+        next.data["applications"] = json!(reached);
+        next.data["messages"] = json!(published);
         Ok(next)
     }
 
@@ -212,19 +212,11 @@ impl TaskRunner {
         task: &BackgroundTask,
         app_id: &str,
     ) -> Result<BackgroundTask, StoreError> {
-        let page = PageRequest {
-            limit: self.page,
-            cursor: task.cursor.clone().map(Cursor::After),
-            order: Order::Ascending,
-        };
+        let page = self.page_after(task);
         let found = (self.store)
             .list_messages(app_id, &MessageFilter::default(), &page)
             .await?;
-        let mut expunged = task
-            .data
-            .get("expunged")
-            .and_then(|n| n.as_u64())
-            .unwrap_or(0);
+        let mut expunged = counted(task, "expunged");
         for message in found.items.iter().filter(|m| m.payload.is_some()) {
             match self.store.delete_message_content(app_id, &message.id).await {
                 Ok(()) => expunged += 1,
@@ -233,14 +225,8 @@ impl TaskRunner {
                 Err(e) => return Err(e),
             }
         }
-        let mut next = task.clone();
+        let mut next = stepped(task, found.items.last().map(|m| m.id.as_str()), found.done);
         next.data["expunged"] = json!(expunged);
-        if let Some(last) = found.items.last() {
-            next.cursor = Some(last.id.clone());
-        }
-        if found.done {
-            next.status = TaskStatus::Finished;
-        }
         Ok(next)
     }
 
@@ -251,30 +237,22 @@ impl TaskRunner {
         task: &BackgroundTask,
         replay: &BulkReplay,
     ) -> Result<BackgroundTask, StoreError> {
-        let page = PageRequest {
-            limit: self.page,
-            cursor: task.cursor.clone().map(Cursor::After),
-            order: Order::Ascending,
-        };
+        let page = self.page_after(task);
         let filter = replay.filter();
         let status = replay.delivery_status();
         let (app, endpoint) = (&replay.app_id, &replay.endpoint_id);
-        let mut next = task.clone();
         // The endpoint (or its application) is gone: nothing more to send it.
         if let Err(StoreError::NotFound) = self.store.get_endpoint(app, endpoint).await {
-            next.status = TaskStatus::Failed;
-            next.data["error"] = json!("the endpoint was deleted");
-            return Ok(next);
+            let mut failed = task.clone();
+            failed.status = TaskStatus::Failed;
+            failed.data["error"] = json!("the endpoint was deleted");
+            return Ok(failed);
         }
         let found = self
             .store
             .list_endpoint_messages(app, endpoint, &filter, status, &page)
             .await?;
-        let mut replayed = task
-            .data
-            .get("replayed")
-            .and_then(|n| n.as_u64())
-            .unwrap_or(0);
+        let mut replayed = counted(task, "replayed");
         for item in &found.items {
             let now = self.clock.now();
             match self
@@ -288,13 +266,9 @@ impl TaskRunner {
                 Err(e) => return Err(e),
             }
         }
+        let last = found.items.last().map(|m| m.message.id.as_str());
+        let mut next = stepped(task, last, found.done);
         next.data["replayed"] = json!(replayed);
-        if let Some(last) = found.items.last() {
-            next.cursor = Some(last.message.id.clone());
-        }
-        if found.done {
-            next.status = TaskStatus::Finished;
-        }
         Ok(next)
     }
 }
@@ -302,12 +276,7 @@ impl TaskRunner {
 /// Counts a failed step in the task's data; `true` when that was the last one allowed and
 /// the task is now failed (with the error in its data).
 fn count_failure(task: &mut BackgroundTask, error: &StoreError) -> bool {
-    let failed = task
-        .data
-        .get("failedSteps")
-        .and_then(|n| n.as_u64())
-        .unwrap_or(0)
-        + 1;
+    let failed = counted(task, "failedSteps") + 1;
     task.data["failedSteps"] = json!(failed);
     if failed < MAX_FAILED_STEPS {
         return false;
@@ -319,4 +288,22 @@ fn count_failure(task: &mut BackgroundTask, error: &StoreError) -> bool {
         _ => "its steps kept failing; the server log has the errors",
     });
     true
+}
+
+/// A count kept in a task's data (0 until the first step sets it).
+fn counted(task: &BackgroundTask, key: &str) -> u64 {
+    task.data.get(key).and_then(|n| n.as_u64()).unwrap_or(0)
+}
+
+/// `task` after a step over one page: its cursor moved to the page's `last` item, and
+/// finished when that was the last page.
+fn stepped(task: &BackgroundTask, last: Option<&str>, done: bool) -> BackgroundTask {
+    let mut next = task.clone();
+    if let Some(last) = last {
+        next.cursor = Some(last.to_owned());
+    }
+    if done {
+        next.status = TaskStatus::Finished;
+    }
+    next
 }

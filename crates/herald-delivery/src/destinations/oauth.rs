@@ -35,8 +35,8 @@ const MAX_CACHED: usize = 10_000;
 
 /// A token and when to stop using it.
 struct Cached {
-    /// Which client fetched it: a changed configuration does not reuse it.
-    fingerprint: [u8; 32],
+    /// The client that fetched it: a changed configuration does not reuse it.
+    client: OAuthClient,
     token: String,
     /// `None`: the server gave no lifetime; kept until a receiver refuses it.
     refresh_at: Option<DateTime<Utc>>,
@@ -69,10 +69,9 @@ impl Tokens {
             entries.entry(endpoint_id.to_owned()).or_default().clone()
         };
         let mut cached = slot.lock().await;
-        let fingerprint = client.fingerprint();
         if let Some(c) = cached.as_ref() {
             let fresh = c.refresh_at.is_none_or(|at| now < at);
-            if c.fingerprint == fingerprint && fresh && refused != Some(c.token.as_str()) {
+            if c.client == *client && fresh && refused != Some(c.token.as_str()) {
                 return Ok(c.token.clone());
             }
         }
@@ -84,7 +83,7 @@ impl Tokens {
             now + chrono::Duration::from_std(lifetime - early).unwrap_or_default()
         });
         *cached = Some(Cached {
-            fingerprint,
+            client: client.clone(),
             token: fetched.token.clone(),
             refresh_at,
         });

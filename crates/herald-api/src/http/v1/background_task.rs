@@ -138,10 +138,8 @@ async fn create_broadcast(
     // The same rule as publishing: only the provider speaks for its customers.
     caller.require_admin()?;
     let body: MessageBroadcastIn = parse_json(body.get().as_bytes())?;
+    check_schema(&state, &body.event_type, &body.payload).await?;
     let broadcast = body.into_broadcast(state.config.api.max_payload_bytes)?;
-    let payload: &RawValue = serde_json::from_str(&broadcast.payload)
-        .map_err(|e| ApiError::invalid("payload", e.to_string()))?;
-    check_schema(&state, &broadcast.event_type, payload).await?;
     let now = state.clock.now();
     let task = BackgroundTask {
         id: IdKind::Task.new_id(),
