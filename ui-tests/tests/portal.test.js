@@ -408,7 +408,7 @@ test("F7 the message log filters by type and id, keeps filters in the address, p
   await page.context().close();
 });
 
-test("F11 custom headers reach the receiver, reserved ones are refused, the rate limit is kept", async () => {
+test("F11 custom headers reach the receiver, reserved ones are refused, the rate limit and order are kept", async () => {
   const { app, endpoints, portal } = await seedApp(herald, { endpoints: [`${receiver.url}/headers`] });
   const page = await openPortal(portal.url);
   await page.goto(`${herald.url}/portal/endpoints/${endpoints[0].id}`);
@@ -436,6 +436,13 @@ test("F11 custom headers reach the receiver, reserved ones are refused, the rate
   await page.getByTestId("edit-open").click();
   assert.equal(await page.getByTestId("edit-rate-limit").inputValue(), "25");
   await pageChecks(page, "portal-endpoint-edit");
+
+  // Delivery in publish order, one at a time: set here, shown in the settings.
+  await page.getByTestId("edit-ordered").check();
+  await page.getByTestId("save-edit").click();
+  await page.getByTestId("ordered-note").waitFor();
+  const saved = await herald.ok("GET", `/app/${app.id}/endpoint/${endpoints[0].id}`);
+  assert.equal(saved.ordered, true);
   await page.context().close();
 });
 

@@ -32,6 +32,9 @@ macro_rules! conformance_tests {
             messages_are_filtered_by_the_state_of_their_deliveries,
             the_message_stream_runs_in_commit_order_and_goes_on_where_it_stopped,
             one_endpoint_gets_at_most_its_share_of_a_claim,
+            an_ordered_endpoint_gets_one_message_at_a_time_in_publish_order,
+            cancels_resends_and_unordering_move_an_ordered_line_on,
+            recovered_and_replayed_deliveries_rejoin_an_ordered_line_at_their_places,
             canceled_delivery_leaves_the_queue,
             tokens_are_listed_and_deleted,
             poller_tokens_expire_together_and_go_with_their_endpoint,
@@ -980,6 +983,246 @@ pub async fn one_endpoint_gets_at_most_its_share_of_a_claim(store: &dyn Store) {
     assert!(claimed.iter().all(|c| c.endpoint.id == capped.id));
 }
 
+/// Finishes a claimed delivery as `next` says, at `at`.
+async fn finish(store: &dyn Store, c: &ClaimedDelivery, at: DateTime<Utc>, next: NextState) {
+    let ok = matches!(next, NextState::Succeeded);
+    let finished = FinishedAttempt {
+        lease_token: c.lease_token.clone(),
+        event_type: c.message.event_type.clone(),
+        attempt: attempt_of(c, at, ok),
+        next,
+    };
+    store.finish_attempt(&finished).await.unwrap();
+}
+
+/// The message ids of the claimed deliveries to `endpoint`, in claim order.
+fn claimed_for(claimed: &[ClaimedDelivery], endpoint: &Endpoint) -> Vec<String> {
+    let to_it = claimed.iter().filter(|c| c.endpoint.id == endpoint.id);
+    to_it.map(|c| c.message.id.clone()).collect()
+}
+
+/// The state of `msg_id`'s delivery to `endpoint`.
+async fn status_of(
+    store: &dyn Store,
+    app: &str,
+    msg_id: &str,
+    endpoint: &Endpoint,
+) -> DeliveryStatus {
+    let deliveries = store
+        .list_message_deliveries(app, msg_id, &page(10))
+        .await
+        .unwrap();
+    let delivery = deliveries
+        .items
+        .iter()
+        .find(|d| d.endpoint.id == endpoint.id);
+    delivery
+        .expect("a delivery to the endpoint")
+        .delivery
+        .status
+}
+
+/// Publishes `n` messages one after another; their ids in publish order.
+async fn publish_in_order(store: &dyn Store, app: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let m = message(app, "x");
+        store.create_message(&m).await.unwrap();
+        ids.push(m.message.id);
+    }
+    ids
+}
+
+/// An ordered endpoint has one delivery under way at a time, in publish order, through
+/// retries and a failure for good; an unordered endpoint of the same app is not held up.
+pub async fn an_ordered_endpoint_gets_one_message_at_a_time_in_publish_order(store: &dyn Store) {
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let fifo = Endpoint {
+        ordered: true,
+        ..endpoint(&a.id, None)
+    };
+    let free = endpoint(&a.id, None);
+    store.create_endpoint(&fifo).await.unwrap();
+    store.create_endpoint(&free).await.unwrap();
+    let ids = publish_in_order(store, &a.id, 4).await;
+    let line = std::slice::from_ref(&fifo.id);
+
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(
+        claimed_for(&claimed, &fifo),
+        ids[..1],
+        "only the first is due"
+    );
+    assert_eq!(
+        claimed_for(&claimed, &free).len(),
+        4,
+        "the other endpoint gets all"
+    );
+    let second = status_of(store, &a.id, &ids[1], &fifo).await;
+    assert_eq!(second, DeliveryStatus::Queued);
+    assert_eq!(second.svix(), 1, "queued is pending to Svix's SDKs");
+    let first = claimed.iter().find(|c| c.endpoint.id == fifo.id).unwrap();
+
+    // A retry keeps its place at the head: nothing behind it goes meanwhile.
+    let retry_at = t0() + secs(5);
+    finish(store, first, t0(), NextState::RetryAt(retry_at)).await;
+    assert_eq!(store.advance_ordered(Some(line), t0()).await.unwrap(), 0);
+    assert_eq!(store.advance_ordered(None, t0()).await.unwrap(), 0);
+    let again = store.claim_due(&claim_at(retry_at)).await.unwrap();
+    assert_eq!(claimed_for(&again, &fifo), ids[..1]);
+
+    // Failed for good: the next goes, and only it.
+    finish(store, &again[0], retry_at, NextState::Failed).await;
+    assert_eq!(
+        store.advance_ordered(Some(line), retry_at).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.advance_ordered(Some(line), retry_at).await.unwrap(),
+        0
+    );
+    let later = retry_at + secs(1);
+    let next = store.claim_due(&claim_at(later)).await.unwrap();
+    assert_eq!(claimed_for(&next, &fifo), ids[1..2]);
+
+    // Succeeded: the next, found by the sweep this time.
+    finish(store, &next[0], later, NextState::Succeeded).await;
+    assert_eq!(store.advance_ordered(None, later).await.unwrap(), 1);
+    let next = store.claim_due(&claim_at(later)).await.unwrap();
+    assert_eq!(claimed_for(&next, &fifo), ids[2..3]);
+
+    // Canceled unattempted (say, its endpoint was disabled meanwhile): the next.
+    let c = &next[0];
+    let canceled = DeliveryStatus::Canceled;
+    store
+        .set_aside(&c.delivery.id, &c.lease_token, canceled, later)
+        .await
+        .unwrap();
+    assert_eq!(store.advance_ordered(Some(line), later).await.unwrap(), 1);
+    let next = store.claim_due(&claim_at(later)).await.unwrap();
+    assert_eq!(claimed_for(&next, &fifo), ids[3..4]);
+    let summary = store.queue_summary().await.unwrap();
+    assert_eq!(
+        summary.waiting, 5,
+        "the last in line and the other endpoint's four"
+    );
+}
+
+/// Canceling the message at the head, resending an earlier message and turning ordering
+/// off each move the line on; a resend waits for its turn like a new message.
+pub async fn cancels_resends_and_unordering_move_an_ordered_line_on(store: &dyn Store) {
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let mut fifo = Endpoint {
+        ordered: true,
+        ..endpoint(&a.id, None)
+    };
+    store.create_endpoint(&fifo).await.unwrap();
+    let ids = publish_in_order(store, &a.id, 3).await;
+    let line = [fifo.id.clone()];
+    let line = &line[..];
+    assert_eq!(
+        status_of(store, &a.id, &ids[0], &fifo).await,
+        DeliveryStatus::Pending
+    );
+
+    // The head, pending, is canceled: the second is let go in the same step.
+    assert_eq!(store.cancel_pending(&a.id, &ids[0], t0()).await.unwrap(), 1);
+    assert_eq!(
+        status_of(store, &a.id, &ids[1], &fifo).await,
+        DeliveryStatus::Pending
+    );
+    assert_eq!(
+        status_of(store, &a.id, &ids[2], &fifo).await,
+        DeliveryStatus::Queued
+    );
+
+    // The canceled first message is resent: it is in line again, behind the one under
+    // way, and ahead of the third (publish order).
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed_for(&claimed, &fifo), ids[1..2]);
+    store.resend(&a.id, &ids[0], &fifo.id, t0()).await.unwrap();
+    assert_eq!(
+        status_of(store, &a.id, &ids[0], &fifo).await,
+        DeliveryStatus::Queued
+    );
+    finish(store, &claimed[0], t0(), NextState::Succeeded).await;
+    assert_eq!(store.advance_ordered(Some(line), t0()).await.unwrap(), 1);
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed_for(&claimed, &fifo), ids[..1]);
+
+    // No longer ordered: what waits in line goes at once.
+    let read_at = fifo.updated_at;
+    fifo.updated_at += secs(1);
+    fifo.ordered = false;
+    store.update_endpoint(&fifo, read_at).await.unwrap();
+    assert_eq!(store.advance_ordered(None, t0()).await.unwrap(), 1);
+    assert_eq!(
+        status_of(store, &a.id, &ids[2], &fifo).await,
+        DeliveryStatus::Pending
+    );
+}
+
+/// Deliveries recovered or replayed by hand to an ordered endpoint wait behind the one
+/// under way, and then go in publish order, not in the order they were recovered.
+pub async fn recovered_and_replayed_deliveries_rejoin_an_ordered_line_at_their_places(
+    store: &dyn Store,
+) {
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let fifo = Endpoint {
+        ordered: true,
+        ..endpoint(&a.id, Some(&["x"]))
+    };
+    store.create_endpoint(&fifo).await.unwrap();
+    let line = std::slice::from_ref(&fifo.id);
+    let ids = publish_in_order(store, &a.id, 3).await;
+    // Of a type the endpoint did not want then: only a replay brings it, at its place.
+    let earlier = message(&a.id, "y");
+    store.create_message(&earlier).await.unwrap();
+    for failing in &ids[..2] {
+        let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+        assert_eq!(claimed_for(&claimed, &fifo), [failing.clone()]);
+        finish(store, &claimed[0], t0(), NextState::Failed).await;
+        assert_eq!(store.advance_ordered(Some(line), t0()).await.unwrap(), 1);
+    }
+    let range = BulkRange {
+        since: t0() - secs(60),
+        until: None,
+        now: t0(),
+        dry_run: false,
+    };
+    assert_eq!(
+        store.recover_failed(&a.id, &fifo.id, &range).await.unwrap(),
+        2
+    );
+    for recovered in &ids[..2] {
+        let status = status_of(store, &a.id, recovered, &fifo).await;
+        assert_eq!(status, DeliveryStatus::Queued, "behind the third, pending");
+    }
+    let mut wider = fifo.clone();
+    wider.filter_types = None;
+    let read_at = wider.updated_at;
+    wider.updated_at += secs(1);
+    store.update_endpoint(&wider, read_at).await.unwrap();
+    assert_eq!(store.replay_missing(&wider, &range).await.unwrap(), 1);
+    let replayed = status_of(store, &a.id, &earlier.message.id, &fifo).await;
+    assert_eq!(replayed, DeliveryStatus::Queued);
+
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+        assert_eq!(claimed.len(), 1, "one at a time");
+        order.push(claimed[0].message.id.clone());
+        finish(store, &claimed[0], t0(), NextState::Succeeded).await;
+        store.advance_ordered(Some(line), t0()).await.unwrap();
+    }
+    let mut expected = vec![ids[2].clone(), ids[0].clone(), ids[1].clone()];
+    expected.push(earlier.message.id.clone());
+    assert_eq!(order, expected, "the one under way, then by publish order");
+}
+
 pub async fn canceled_delivery_leaves_the_queue(store: &dyn Store) {
     let (a, eps) = setup_app_with(store, 1).await;
     let m = message(&a.id, "x");
@@ -1306,6 +1549,7 @@ pub async fn every_endpoint_option_is_read_back_as_written(store: &dyn Store) {
     let mut e = Endpoint {
         server_ca: Some("-----BEGIN CERTIFICATE-----\n…".into()),
         key_pins: vec![KeyPin([7; 32]), KeyPin([9; 32])],
+        ordered: true,
         oauth: Some(OAuthClient {
             token_url: "https://auth.example/token".into(),
             client_id: "herald".into(),
@@ -1322,7 +1566,7 @@ pub async fn every_endpoint_option_is_read_back_as_written(store: &dyn Store) {
     assert_eq!(store.get_endpoint(&a.id, &e.id).await.unwrap(), e);
     let read_at = e.updated_at;
     e.updated_at += secs(1);
-    (e.server_ca, e.key_pins, e.oauth) = (None, vec![], None);
+    (e.server_ca, e.key_pins, e.oauth, e.ordered) = (None, vec![], None, false);
     store.update_endpoint(&e, read_at).await.unwrap();
     assert_eq!(store.get_endpoint(&a.id, &e.id).await.unwrap(), e);
     assert_eq!(store.get_endpoint(&a.id, &eps[0].id).await.unwrap(), eps[0]);

@@ -58,6 +58,9 @@ pub struct Endpoint {
     /// At most this many attempts to this endpoint at once (per node); `None`: the
     /// configured default.
     pub max_concurrency: Option<u32>,
+    /// Messages go out one at a time in publish order: the next is not sent before the
+    /// one ahead of it succeeded or ran out of retries (see `DeliveryStatus::Queued`).
+    pub ordered: bool,
     pub disabled: bool,
     /// Since when every attempt to this endpoint has failed; `None` while it is healthy.
     /// Kept by the dispatcher (an API update never changes it; enabling clears it).
@@ -342,6 +345,7 @@ impl Endpoint {
             version: 1,
             rate_limit: None,
             max_concurrency: None,
+            ordered: false,
             disabled: false,
             failing_since: None,
             filter_types: None,
@@ -425,6 +429,9 @@ pub enum DeliveryStatus {
     Canceled = 4,
     /// Waiting for the endpoint to verify its subscription; pending once it does.
     Held = 5,
+    /// Behind an earlier message to an ordered endpoint; pending once that one succeeded,
+    /// failed for good or was canceled.
+    Queued = 6,
 }
 
 impl DeliveryStatus {
@@ -437,14 +444,15 @@ impl DeliveryStatus {
             3 => Self::Sending,
             4 => Self::Canceled,
             5 => Self::Held,
+            6 => Self::Queued,
             _ => return None,
         })
     }
 
-    /// The number Svix's SDKs know: a held delivery is pending to them.
+    /// The number Svix's SDKs know: a held or queued delivery is pending to them.
     pub fn svix(self) -> i64 {
         match self {
-            Self::Held => Self::Pending as i64,
+            Self::Held | Self::Queued => Self::Pending as i64,
             other => other as i64,
         }
     }

@@ -693,6 +693,16 @@ pub trait Queue: Send + Sync {
     /// Makes due now the held deliveries of endpoints that no longer need verifying
     /// (verified, or their application stopped asking); how many.
     async fn release_held(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Lets the next queued delivery of each of `endpoints` (every endpoint when `None`)
+    /// go, where none of its deliveries is pending, being attempted or held; the queued
+    /// deliveries of an endpoint no longer ordered all go. How many were let go. Cluster
+    /// safe: however many nodes call it at once, an ordered endpoint has one delivery
+    /// under way at most.
+    async fn advance_ordered(
+        &self,
+        endpoints: Option<&[String]>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     /// Makes due now the pending deliveries of one endpoint that wait for a later retry
     /// (a `herald listen` session came back); how many.
     async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;
@@ -704,7 +714,8 @@ pub trait Queue: Send + Sync {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
-    /// Cancels the deliveries of one message that are waiting (pending, scheduled, or held);
+    /// Cancels the deliveries of one message that are waiting (pending, scheduled, held or
+    /// queued behind another message to an ordered endpoint, which then lets its next go);
     /// how many. The message expires now (if it was to expire later), so that an attempt
     /// under way is not retried.
     async fn cancel_pending(

@@ -7,7 +7,7 @@ use herald_core::store::{NewMessage, Published, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::dialect::PostgresDialect;
 use herald_store_sql::group_commit;
-use herald_store_sql::publish_plan::recipients;
+use herald_store_sql::publish_plan::{recipients, Accepted};
 use herald_store_sql::rows;
 use herald_store_sql::Db;
 use sqlx::PgConnection;
@@ -138,8 +138,16 @@ async fn publish_in(
         let targeted = endpoints
             .iter()
             .filter(|e| targets.contains(&e.id.as_str()));
-        let holding = group_commit::holding(targeted);
+        let holding = group_commit::holding(targeted.clone());
         group_commit::hold::<PostgresDialect>(tx, vec![m.id.clone()], holding).await?;
+        let ordered = group_commit::ordered_of(targeted);
+        if !ordered.is_empty() {
+            let accepted = Accepted {
+                new,
+                endpoint_ids: targets.clone(),
+            };
+            group_commit::line_up::<PostgresDialect>(tx, &[accepted], ordered).await?;
+        }
     }
     Ok(Published::Created {
         message: m.clone(),

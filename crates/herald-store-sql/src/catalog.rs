@@ -19,7 +19,7 @@ use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
 use crate::{conflict_on, internal, push_page, rows};
 
-/// Binds the mutable fields of an endpoint, in the order `uid … key_pins`.
+/// Binds the mutable fields of an endpoint, in the order `uid … key_pins, ordered`.
 fn bind_endpoint_fields<D: Dialect>(sql: Sql, e: &Endpoint, db: &Db<D>) -> Sql {
     let sealer = &db.sealer;
     let previous = e.previous_secret.as_ref();
@@ -50,6 +50,7 @@ fn bind_endpoint_fields<D: Dialect>(sql: Sql, e: &Endpoint, db: &Db<D>) -> Sql {
         ))
         .bind(v::opt_text(e.server_ca.as_deref()))
         .bind(v::opt_json((!e.key_pins.is_empty()).then_some(&e.key_pins)))
+        .bind(v::flag(e.ordered))
 }
 
 /// An OAuth client as the JSON text that is sealed into its column.
@@ -306,11 +307,11 @@ impl<B: Backend> Catalog for SqlStore<B> {
             "INSERT INTO endpoints (id, app_id, uid, url, description, version, rate_limit, \
              disabled, filter_types, channels, metadata, headers, secret, previous_secret, \
              previous_secret_expires_at, max_concurrency, client_identity, template, \
-             payload_filter, signature_scheme, oauth, server_ca, key_pins, verification_status, \
-             verification_tries, verification_due_at, verified_at, verification_error, \
-             created_at, updated_at) \
+             payload_filter, signature_scheme, oauth, server_ca, key_pins, ordered, \
+             verification_status, verification_tries, verification_due_at, verified_at, \
+             verification_error, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-             ?, ?, ?)",
+             ?, ?, ?, ?)",
         )
         .bind(v::text(&e.id))
         .bind(v::text(&e.app_id));
@@ -688,7 +689,7 @@ impl<B: Backend> Catalog for SqlStore<B> {
              disabled = ?, filter_types = ?, channels = ?, metadata = ?, headers = ?, secret = ?, \
              previous_secret = ?, previous_secret_expires_at = ?, max_concurrency = ?, \
              client_identity = ?, template = ?, payload_filter = ?, signature_scheme = ?, \
-             oauth = ?, server_ca = ?, key_pins = ?, verification_status = ?, verification_tries = ?, verification_due_at = ?, verified_at = ?, \
+             oauth = ?, server_ca = ?, key_pins = ?, ordered = ?, verification_status = ?, verification_tries = ?, verification_due_at = ?, verified_at = ?, \
              verification_error = ?, \
              verification_challenge = NULL, updated_at = ?, \
              failing_since = CASE WHEN ? AND disabled THEN NULL ELSE failing_since END \

@@ -61,6 +61,10 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     ) -> BoxFuture<'c, sqlx::Result<Vec<Self::Row>>>;
     /// Within a transaction, tells the other nodes that work may be due once it commits.
     fn notify_work(conn: &mut Conn<Self>) -> BoxFuture<'_, StoreResult<()>>;
+    /// Within a transaction, waits until no other transaction is letting queued deliveries
+    /// of ordered endpoints go (see `ordered`), and keeps the others waiting until it ends;
+    /// its next statements see what those committed.
+    fn lock_ordering(conn: &mut Conn<Self>) -> BoxFuture<'_, StoreResult<()>>;
 }
 
 /// Reads the columns of a row into domain values, whichever way the database stores them.

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use crate::batcher::{Batcher, Batches, Pending};
 use crate::db::Db;
 use crate::dialect::{Conn, Dialect, ReadRow};
-use crate::publish_plan::{plan, Known};
+use crate::publish_plan::{plan, Accepted, Known};
 use crate::sql::Sql;
 use crate::store::Backend;
 use crate::{internal, queue, rows, unique_ids};
@@ -155,6 +155,10 @@ async fn write_publishes<B: Backend>(
         let messages = messages.map(|a| a.new.message.id.clone()).collect();
         hold::<B::Dialect>(&mut tx, messages, holding).await?;
     }
+    let ordered = ordered_of(known.endpoints.values().flatten());
+    if !ordered.is_empty() {
+        line_up::<B::Dialect>(&mut tx, &accepted, ordered).await?;
+    }
     // Other nodes hear of every new message: their dispatchers for the deliveries, their
     // long polls of the stream even when the message has none.
     if creates_messages(&results) {
@@ -272,6 +276,36 @@ pub fn holding<'a>(endpoints: impl IntoIterator<Item = &'a Endpoint>) -> Vec<Str
         .filter(|e| e.verification.status.holds())
         .map(|e| e.id.clone())
         .collect()
+}
+
+/// The endpoints among `endpoints` that receive their messages one at a time, in order.
+pub fn ordered_of<'a>(endpoints: impl IntoIterator<Item = &'a Endpoint>) -> Vec<String> {
+    endpoints
+        .into_iter()
+        .filter(|e| e.ordered)
+        .map(|e| e.id.clone())
+        .collect()
+}
+
+/// Within `tx`, puts the new deliveries of `accepted` to the `ordered` endpoints in line
+/// behind what those endpoints already have under way (see `ordered`).
+pub async fn line_up<D: Dialect>(
+    tx: &mut Conn<D>,
+    accepted: &[Accepted<'_>],
+    ordered: Vec<String>,
+) -> StoreResult<()> {
+    let to_ordered = accepted.iter().filter(|a| {
+        a.endpoint_ids
+            .iter()
+            .any(|id| ordered.iter().any(|o| o == id))
+    });
+    let (messages, latest): (Vec<String>, Vec<_>) = to_ordered
+        .map(|a| (a.new.message.id.clone(), a.new.message.created_at))
+        .unzip();
+    let Some(now) = latest.into_iter().max() else {
+        return Ok(());
+    };
+    crate::ordered::line_up_new::<D>(tx, messages, ordered, now).await
 }
 
 /// Within `tx`, holds the new deliveries of `messages` to `endpoints` (status 5): stored,

@@ -1,7 +1,7 @@
 //! Herald's SQL store, written once for SQLite and PostgreSQL.
 //!
 //! Every query that does not depend on the database lives here ([`catalog`], [`messages`],
-//! [`queue`], [`tasks`], [`rows`]), written as [`sql::Sql`] statements that each database's
+//! [`queue`], [`ordered`], [`tasks`], [`rows`]), written as [`sql::Sql`] statements that each database's
 //! [`dialect::Dialect`] binds and runs; [`store::SqlStore`] implements `Store` over them.
 //! Group commit of publishes and attempt records is here too ([`group_commit`], over the
 //! one bounded [`batcher`]). What truly differs (a publish batch's lookups and inserts,
@@ -14,6 +14,7 @@ pub mod db;
 pub mod dialect;
 pub mod group_commit;
 pub mod messages;
+pub mod ordered;
 pub mod publish_plan;
 pub mod queue;
 pub mod rows;

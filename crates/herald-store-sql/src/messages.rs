@@ -23,7 +23,7 @@ use crate::publish_plan::Accepted;
 use crate::rows::{self, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
-use crate::{internal, push_page};
+use crate::{internal, ordered, push_page};
 
 /// `SELECT columns` of an endpoint's deliveries joined with their messages, filtered.
 fn endpoint_messages<D: Dialect>(
@@ -405,30 +405,37 @@ impl<B: Backend> Messages for SqlStore<B> {
     ) -> StoreResult<()> {
         let db = &self.db;
         let mut tx = db.begin().await?;
-        for (table, id) in [("messages", msg_id), ("endpoints", endpoint_id)] {
-            let exists = Sql::new(format!(
-                "SELECT 1 AS found FROM {table} WHERE app_id = ? AND id = ?"
-            ))
+        let exists = Sql::new("SELECT 1 AS found FROM messages WHERE app_id = ? AND id = ?")
             .bind(v::text(app_id))
-            .bind(v::text(id));
-            read_one_in::<B::Dialect>(&mut tx, &exists).await?;
-        }
+            .bind(v::text(msg_id));
+        read_one_in::<B::Dialect>(&mut tx, &exists).await?;
+        let fifo = is_ordered::<B::Dialect>(&mut tx, app_id, endpoint_id).await?;
         // Resetting the row (and its lease token) makes any attempt still in flight unable to
-        // overwrite the new state when it finishes.
-        let sql = Sql::new(
+        // overwrite the new state when it finishes. To an ordered endpoint, the message
+        // takes its place in line again.
+        let (status, place) = ordered::pending_by_hand::<B::Dialect>(fifo, "?");
+        let mut sql = Sql::new(format!(
             "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
-             next_attempt_at, trigger_type, updated_at) VALUES (?, ?, ?, ?, 1, 0, ?, 1, ?) \
-             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempt_count = 0, \
-             next_attempt_at = excluded.next_attempt_at, lease_token = NULL, trigger_type = 1, \
-             updated_at = excluded.updated_at",
-        )
+             next_attempt_at, trigger_type, updated_at, seq) \
+             VALUES (?, ?, ?, ?, {status}, 0, ?, 1, ?, {place}) \
+             ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = {status}, \
+             attempt_count = 0, next_attempt_at = excluded.next_attempt_at, lease_token = NULL, \
+             trigger_type = 1, seq = excluded.seq, updated_at = excluded.updated_at"
+        ))
         .bind(v::text(IdKind::Delivery.new_id()))
         .bind(v::text(msg_id))
         .bind(v::text(endpoint_id))
         .bind(v::text(app_id))
         .bind(v::time(now))
         .bind(v::time(now));
+        if fifo {
+            sql = sql.bind(v::text(msg_id));
+        }
         execute_in::<B::Dialect>(&mut tx, &sql).await?;
+        if fifo {
+            ordered::advance::<B::Dialect>(&mut tx, Some(vec![endpoint_id.to_owned()]), now)
+                .await?;
+        }
         hold_if_unverified::<B::Dialect>(&mut tx, endpoint_id).await?;
         <B::Dialect as Dialect>::notify_work(&mut tx).await?;
         tx.commit().await.map_err(internal)?;
@@ -443,13 +450,17 @@ impl<B: Backend> Messages for SqlStore<B> {
         range: &BulkRange,
     ) -> StoreResult<u64> {
         let db = &self.db;
+        let mut tx = db.begin().await?;
+        let fifo = !range.dry_run && is_ordered::<B::Dialect>(&mut tx, app_id, endpoint_id).await?;
         let mut sql = if range.dry_run {
             Sql::new("SELECT COUNT(*) AS n FROM deliveries ")
         } else {
-            Sql::new(
-                "UPDATE deliveries SET status = 1, attempt_count = 0, next_attempt_at = ?, \
-                 lease_token = NULL, trigger_type = ?, updated_at = ? ",
-            )
+            let (status, place) = ordered::pending_by_hand::<B::Dialect>(fifo, "deliveries.msg_id");
+            Sql::new(format!(
+                "UPDATE deliveries SET status = {status}, attempt_count = 0, \
+                 next_attempt_at = ?, lease_token = NULL, trigger_type = ?, seq = {place}, \
+                 updated_at = ? "
+            ))
             .bind(v::time(range.now))
             .bind(v::code(TriggerType::Manual as i16))
             .bind(v::time(range.now))
@@ -469,11 +480,15 @@ impl<B: Backend> Messages for SqlStore<B> {
         }
         sql.push(")");
         if range.dry_run {
-            return Ok(db.read_one(&sql).await?.int("n")?.max(0) as u64);
+            let counted = read_one_in::<B::Dialect>(&mut tx, &sql).await?;
+            return Ok(counted.int("n")?.max(0) as u64);
         }
-        let mut tx = db.begin().await?;
         let recovered = execute_in::<B::Dialect>(&mut tx, &sql).await?;
         if recovered > 0 {
+            if fifo {
+                let endpoints = Some(vec![endpoint_id.to_owned()]);
+                ordered::advance::<B::Dialect>(&mut tx, endpoints, range.now).await?;
+            }
             hold_if_unverified::<B::Dialect>(&mut tx, endpoint_id).await?;
             <B::Dialect as Dialect>::notify_work(&mut tx).await?;
         }
@@ -516,9 +531,13 @@ impl<B: Backend> Messages for SqlStore<B> {
         .push(") ORDER BY m.created_at, m.id LIMIT ")
         .push_bind(v::int(MAX_REPLAY as i64 * 4));
         let mut tx = db.begin().await?;
+        if endpoint.ordered && !range.dry_run {
+            <B::Dialect as Dialect>::lock_ordering(&mut tx).await?;
+        }
         let candidates = <B::Dialect as Dialect>::fetch_all(&mut tx, &sql)
             .await
             .map_err(internal)?;
+        let (status, place) = ordered::pending_by_hand::<B::Dialect>(endpoint.ordered, "?");
         let mut replayed = 0;
         for row in &candidates {
             let (event_type, channels) = (row.text("event_type")?, row.opt_list("channels")?);
@@ -536,24 +555,33 @@ impl<B: Backend> Messages for SqlStore<B> {
                 }
                 continue;
             }
-            let insert = Sql::new(
+            let msg_id = row.text("id")?;
+            let mut insert = Sql::new(format!(
                 "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, \
-                 attempt_count, next_attempt_at, trigger_type, updated_at) \
-                 VALUES (?, ?, ?, ?, 1, 0, ?, ?, ?) ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
-            )
+                 attempt_count, next_attempt_at, trigger_type, updated_at, seq) \
+                 VALUES (?, ?, ?, ?, {status}, 0, ?, ?, ?, {place}) \
+                 ON CONFLICT (msg_id, endpoint_id) DO NOTHING"
+            ))
             .bind(v::text(IdKind::Delivery.new_id()))
-            .bind(v::text(&row.text("id")?))
+            .bind(v::text(&msg_id))
             .bind(v::text(&endpoint.id))
             .bind(v::text(&endpoint.app_id))
             .bind(v::time(now))
             .bind(v::code(TriggerType::Manual as i16))
             .bind(v::time(now));
+            if endpoint.ordered {
+                insert = insert.bind(v::text(&msg_id));
+            }
             replayed += execute_in::<B::Dialect>(&mut tx, &insert).await?;
             if replayed >= MAX_REPLAY {
                 break;
             }
         }
         if replayed > 0 {
+            if endpoint.ordered {
+                let endpoints = Some(vec![endpoint.id.clone()]);
+                ordered::advance::<B::Dialect>(&mut tx, endpoints, now).await?;
+            }
             hold_if_unverified::<B::Dialect>(&mut tx, &endpoint.id).await?;
             <B::Dialect as Dialect>::notify_work(&mut tx).await?;
         }
@@ -648,6 +676,23 @@ impl<B: Backend> SqlStore<B> {
             sealer: self.db.sealer.clone(),
         }
     }
+}
+
+/// Within `tx`, whether the endpoint (which must exist) is ordered; if so, takes the
+/// ordering lock, before the caller changes any of its deliveries (see `ordered`).
+async fn is_ordered<D: Dialect>(
+    tx: &mut sqlx::Transaction<'static, D::DB>,
+    app_id: &str,
+    endpoint_id: &str,
+) -> StoreResult<bool> {
+    let sql = Sql::new("SELECT ordered FROM endpoints WHERE app_id = ? AND id = ?")
+        .bind(v::text(app_id))
+        .bind(v::text(endpoint_id));
+    let ordered = read_one_in::<D>(tx, &sql).await?.flag("ordered")?;
+    if ordered {
+        D::lock_ordering(tx).await?;
+    }
+    Ok(ordered)
 }
 
 /// Within `tx`, holds the endpoint's due deliveries again if it has not verified its

@@ -21,7 +21,7 @@ use crate::db::{execute_in, Db};
 use crate::dialect::{Conn, Dialect, ReadRow};
 use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
-use crate::{assemble_claimed, decode_each, internal, rows, unique_ids};
+use crate::{assemble_claimed, decode_each, internal, ordered, rows, unique_ids};
 
 /// Leases due deliveries and loads their messages and endpoints, in one transaction: if a
 /// read fails, the lease is undone rather than leaving rows leased to nobody until it ends.
@@ -148,10 +148,11 @@ impl<B: Backend> Queue for SqlStore<B> {
     async fn queue_summary(&self) -> StoreResult<QueueSummary> {
         let sql = Sql::new(
             "SELECT COUNT(*) AS waiting, MIN(updated_at) AS oldest FROM deliveries \
-             WHERE status IN (?, ?)",
+             WHERE status IN (?, ?, ?)",
         )
         .bind(v::code(DeliveryStatus::Pending as i16))
-        .bind(v::code(DeliveryStatus::Sending as i16));
+        .bind(v::code(DeliveryStatus::Sending as i16))
+        .bind(v::code(DeliveryStatus::Queued as i16));
         let row = self.db.read_one(&sql).await?;
         Ok(QueueSummary {
             backend: B::NAME,
@@ -226,6 +227,31 @@ impl<B: Backend> Queue for SqlStore<B> {
         Ok(released)
     }
 
+    async fn advance_ordered(
+        &self,
+        endpoints: Option<&[String]>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let db = &self.db;
+        if endpoints.is_none() {
+            // The sweep, asked by every node every few seconds: a read first, so that no
+            // write transaction (nor the ordering lock) is taken when nothing is queued.
+            let probe = Sql::new("SELECT 1 AS found FROM deliveries WHERE status = 6 LIMIT 1");
+            if db.read(&probe).await?.is_empty() {
+                return Ok(0);
+            }
+        }
+        let mut tx = db.begin().await?;
+        <B::Dialect as Dialect>::lock_ordering(&mut tx).await?;
+        let let_go =
+            ordered::advance::<B::Dialect>(&mut tx, endpoints.map(<[_]>::to_vec), now).await?;
+        tx.commit().await.map_err(internal)?;
+        if let_go > 0 {
+            db.work.notify_one();
+        }
+        Ok(let_go)
+    }
+
     async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
         move_pending(&self.db, endpoint_id, (now, now), ">").await
     }
@@ -246,7 +272,22 @@ impl<B: Backend> Queue for SqlStore<B> {
         now: DateTime<Utc>,
     ) -> StoreResult<u64> {
         // A delivery being attempted (`sending`) is left to finish. The message expires
-        // now, so that if that attempt fails no retry follows it.
+        // now, so that if that attempt fails no retry follows it. Deliveries to ordered
+        // endpoints that were in line make way for the next: under the ordering lock, taken
+        // before any is changed.
+        let in_line = Sql::new(
+            "SELECT DISTINCT endpoint_id FROM deliveries \
+             WHERE app_id = ? AND msg_id = ? AND seq IS NOT NULL",
+        )
+        .bind(v::text(app_id))
+        .bind(v::text(msg_id));
+        let in_line = self
+            .db
+            .read(&in_line)
+            .await?
+            .iter()
+            .map(|row| row.text("endpoint_id"))
+            .collect::<StoreResult<Vec<_>>>()?;
         let expire = Sql::new(
             "UPDATE messages SET expires_at = ? WHERE app_id = ? AND id = ? \
              AND (expires_at IS NULL OR expires_at > ?)",
@@ -257,18 +298,29 @@ impl<B: Backend> Queue for SqlStore<B> {
         .bind(v::time(now));
         let cancel = Sql::new(
             "UPDATE deliveries SET status = ?, updated_at = ? \
-             WHERE app_id = ? AND msg_id = ? AND status IN (?, ?)",
+             WHERE app_id = ? AND msg_id = ? AND status IN (?, ?, ?)",
         )
         .bind(v::code(DeliveryStatus::Canceled as i16))
         .bind(v::time(now))
         .bind(v::text(app_id))
         .bind(v::text(msg_id))
         .bind(v::code(DeliveryStatus::Pending as i16))
-        .bind(v::code(DeliveryStatus::Held as i16));
+        .bind(v::code(DeliveryStatus::Held as i16))
+        .bind(v::code(DeliveryStatus::Queued as i16));
         let mut tx = self.db.begin().await?;
+        if !in_line.is_empty() {
+            <B::Dialect as Dialect>::lock_ordering(&mut tx).await?;
+        }
         execute_in::<B::Dialect>(&mut tx, &expire).await?;
         let canceled = execute_in::<B::Dialect>(&mut tx, &cancel).await?;
+        let let_go = match in_line.is_empty() {
+            true => 0,
+            false => ordered::advance::<B::Dialect>(&mut tx, Some(in_line), now).await?,
+        };
         tx.commit().await.map_err(internal)?;
+        if let_go > 0 {
+            self.db.work.notify_one();
+        }
         Ok(canceled)
     }
 

@@ -102,6 +102,7 @@ pub fn endpoint(row: &impl ReadRow, sealer: &SecretSealer) -> StoreResult<Endpoi
         version: i32::try_from(row.int("version")?).unwrap_or(i32::MAX),
         rate_limit: limit(row.opt_int("rate_limit")?),
         max_concurrency: limit(row.opt_int("max_concurrency")?),
+        ordered: row.flag("ordered")?,
         disabled: row.flag("disabled")?,
         failing_since: row.opt_time("failing_since")?,
         filter_types: row.opt_list("filter_types")?,

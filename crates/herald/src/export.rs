@@ -93,6 +93,8 @@ pub struct EndpointDoc {
     #[serde(default)]
     max_concurrency: Option<u32>,
     #[serde(default)]
+    ordered: bool,
+    #[serde(default)]
     disabled: bool,
     #[serde(default)]
     filter_types: Option<Vec<String>>,
@@ -372,6 +374,7 @@ impl EndpointDoc {
             version: e.version,
             rate_limit: e.rate_limit,
             max_concurrency: e.max_concurrency,
+            ordered: e.ordered,
             disabled: e.disabled,
             filter_types: e.filter_types,
             channels: e.channels,
@@ -416,6 +419,7 @@ impl EndpointDoc {
             version: self.version,
             rate_limit: self.rate_limit,
             max_concurrency: self.max_concurrency,
+            ordered: self.ordered,
             disabled: self.disabled,
             filter_types: self.filter_types,
             channels: self.channels,

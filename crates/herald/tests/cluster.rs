@@ -288,3 +288,135 @@ async fn concurrent_duplicates_across_nodes_are_resolved_once() {
     let list: Value = get_json(&client, format!("{}/app/{app_id}/msg", nodes[2].base)).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
+
+/// A receiver that notes the order messages arrive in (their payload's `n`) and the most
+/// it answers at once. The first arrival of message `hold` is answered only once
+/// `release` is notified, so that a test knows which node has it in flight.
+struct OrderReceiver {
+    url: String,
+    arrivals: Arc<Mutex<Vec<i64>>>,
+    /// Answering now, and the most ever at once.
+    in_flight: Arc<Mutex<(usize, usize)>>,
+    count: watch::Receiver<usize>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+/// Counts a request out when its handler ends, however it ends (a connection closed by a
+/// killed node may drop the handler).
+struct Answering(Arc<Mutex<(usize, usize)>>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().0 -= 1;
+    }
+}
+
+impl OrderReceiver {
+    async fn start(hold: i64) -> Self {
+        let arrivals: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let in_flight: Arc<Mutex<(usize, usize)>> = Arc::default();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (tx, count) = watch::channel(0usize);
+        let (seen, busy, gate) = (arrivals.clone(), in_flight.clone(), release.clone());
+        let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+            let (seen, busy, gate, tx) = (seen.clone(), busy.clone(), gate.clone(), tx.clone());
+            async move {
+                let _answering = {
+                    let mut busy_now = busy.lock().unwrap();
+                    busy_now.0 += 1;
+                    busy_now.1 = busy_now.1.max(busy_now.0);
+                    Answering(busy.clone())
+                };
+                let n = serde_json::from_slice::<Value>(&body).unwrap()["n"]
+                    .as_i64()
+                    .unwrap();
+                let first_time = {
+                    let mut seen = seen.lock().unwrap();
+                    let first_time = !seen.contains(&n);
+                    seen.push(n);
+                    first_time
+                };
+                tx.send_modify(|c| *c += 1);
+                if n == hold && first_time {
+                    gate.notified().await;
+                }
+                "ok"
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url,
+            arrivals,
+            in_flight,
+            count,
+            release,
+        }
+    }
+
+    /// Waits until `n` requests have arrived; the order of all so far.
+    async fn wait_for(&self, n: usize) -> Vec<i64> {
+        let mut count = self.count.clone();
+        let arrived = tokio::time::timeout(DEADLINE, count.wait_for(|c| *c >= n)).await;
+        let arrivals = self.arrivals.lock().unwrap().clone();
+        assert!(arrived.is_ok(), "{n} expected, got {arrivals:?}");
+        arrivals
+    }
+}
+
+/// An ordered endpoint gets its messages one at a time and in publish order from several
+/// nodes, and across a SIGKILL of the node with one in flight: that one is made again
+/// (once its lease ends, by another node) before anything behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_endpoint_keeps_its_order_across_nodes_and_a_killed_node() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    // A short timeout makes a short lease (6 × 2 s), so the takeover comes soon.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("herald.toml");
+    std::fs::write(&config, "[delivery]\ntimeout = \"2s\"\n").unwrap();
+    let store = ["--database-url", db.url.as_str()];
+    let api_only = [("HERALD_DELIVERY__DISPATCH", "false")];
+    let publisher = Node::start(&store, Some(&config), &api_only);
+    let mut first = Node::start(&store, Some(&config), &[]);
+    const HOLD: i64 = 30;
+    const TOTAL: i64 = 100;
+    let receiver = OrderReceiver::start(HOLD).await;
+    let client = reqwest::Client::new();
+    let app = call(
+        &client,
+        format!("{}/app", publisher.base),
+        json!({"name": "fifo"}),
+    )
+    .await
+    .expect("app created");
+    let app_id = app["id"].as_str().unwrap();
+    let endpoint = json!({"url": receiver.url, "ordered": true});
+    let url = format!("{}/app/{app_id}/endpoint", publisher.base);
+    call(&client, url, endpoint).await.expect("endpoint made");
+    // Publish order is the order the publishes were accepted in: one after another.
+    for n in 0..TOTAL {
+        let body = json!({"eventType": "ledger.entry", "payload": {"n": n}});
+        let url = format!("{}/app/{app_id}/msg", publisher.base);
+        call(&client, url, body).await.expect("published");
+    }
+
+    // The one delivering node has message 30 in flight when it is killed.
+    let before_kill = receiver.wait_for(HOLD as usize + 1).await;
+    assert_eq!(before_kill, (0..=HOLD).collect::<Vec<_>>());
+    first.kill();
+    receiver.release.notify_one();
+    let _others: Vec<Node> = (0..2)
+        .map(|_| Node::start(&store, Some(&config), &[]))
+        .collect();
+
+    // Two nodes take over: message 30 again, then the rest, in order, one at a time.
+    let all = receiver.wait_for(TOTAL as usize + 1).await;
+    let mut expected: Vec<i64> = (0..=HOLD).collect();
+    expected.extend(HOLD..TOTAL);
+    assert_eq!(all, expected);
+    assert_eq!(receiver.in_flight.lock().unwrap().1, 1, "one at a time");
+}

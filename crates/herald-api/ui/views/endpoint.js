@@ -152,16 +152,19 @@ function settingsSection(ctx, endpoint, path) {
     h("h3", {}, "Event types"), types,
     endpoint.channels?.length ? [h("h3", {}, "Channels"), h("p", {}, endpoint.channels.join(", "))] : null,
     endpoint.rateLimit ? [h("h3", {}, "Rate limit"), h("p", {}, `${endpoint.rateLimit} per second`)] : null,
+    endpoint.ordered ? [h("h3", {}, "Order"), h("p", { testid: "ordered-note" },
+      "One message at a time, in publish order: each waits until the one before it succeeded or ran out of retries.")] : null,
     actions, error);
 }
 
-/** Changing what the endpoint is: URL, description, event types, channels, rate limit. */
+/** Changing what the endpoint is: URL, description, event types, channels, rate limit, order. */
 async function editSection(ctx, endpoint, path) {
   const eventTypes = await allPages(ctx.api, "/event-type?with_content=false");
   const url = h("input", { type: "url", value: endpoint.url, testid: "edit-url", required: true });
   const description = h("input", { type: "text", value: endpoint.description, testid: "edit-description" });
   const channels = h("input", { type: "text", value: (endpoint.channels || []).join(", "), testid: "edit-channels" });
   const rateLimit = h("input", { type: "number", min: 1, max: 65535, value: endpoint.rateLimit ?? "", testid: "edit-rate-limit" });
+  const ordered = h("input", { type: "checkbox", checked: Boolean(endpoint.ordered), testid: "edit-ordered" });
   const picker = eventTypePicker(eventTypes, endpoint.filterTypes || []);
   const error = errorBox("edit-error");
   const form = h("form", { testid: "edit-endpoint", novalidate: true, onsubmit: async (event) => {
@@ -177,6 +180,7 @@ async function editSection(ctx, endpoint, path) {
         filterTypes: selected.length ? selected : null,
         channels: chans.length ? chans : null,
         rateLimit: rateLimit.value ? Number(rateLimit.value) : null,
+        ordered: ordered.checked,
       });
       ctx.render();
     } catch (e) {
@@ -188,6 +192,8 @@ async function editSection(ctx, endpoint, path) {
   picker.element,
   field("Channels", channels, "Comma-separated; empty means every message."),
   field("Rate limit (messages per second)", rateLimit, "Empty means no limit."),
+  field("Deliver in order", ordered,
+    "One message at a time, in publish order. A failing message holds up the ones behind it until its retries run out."),
   error,
   h("button", { type: "submit", class: "primary", testid: "save-edit" }, "Save changes"));
   return h("details", { class: "card", testid: "edit-section" },

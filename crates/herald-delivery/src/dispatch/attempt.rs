@@ -202,12 +202,31 @@ async fn set_aside(ctx: &Context, claimed: &ClaimedDelivery, status: DeliverySta
     if let Err(e) = ctx.store.set_aside(id, token, status, now).await {
         tracing::warn!(error = %e, ?status, "setting a delivery aside failed; its lease will expire");
     }
+    if status == DeliveryStatus::Canceled {
+        next_in_line(ctx, claimed).await;
+    }
     let counter = match status {
         DeliveryStatus::Held => &ctx.held,
         _ => &ctx.settled,
     };
     counter.send_modify(|n| *n += 1);
     ctx.let_go(id);
+}
+
+/// Once a delivery to an ordered endpoint is done (settled or canceled), lets the next
+/// message in line go. If this fails, the dispatcher's periodic sweep does it.
+async fn next_in_line(ctx: &Context, claimed: &ClaimedDelivery) {
+    if !claimed.endpoint.ordered {
+        return;
+    }
+    let endpoint = std::slice::from_ref(&claimed.endpoint.id);
+    if let Err(e) = ctx
+        .store
+        .advance_ordered(Some(endpoint), ctx.clock.now())
+        .await
+    {
+        tracing::warn!(error = %e, endpoint = %claimed.endpoint.id, "letting the next queued delivery go failed; the sweep will");
+    }
 }
 
 /// Waits until the endpoint's pace allows an attempt (its rate limit, or a pause it asked
@@ -315,6 +334,9 @@ async fn settle(
         note_health(ctx, claimed, succeeded).await
     };
     let recorded = store_attempt(ctx, &finished).await;
+    if recorded && !matches!(finished.next, NextState::RetryAt(_)) {
+        next_in_line(ctx, claimed).await;
+    }
     ctx.let_go(&claimed.delivery.id);
     tracing::debug!(msg = %claimed.message.id, endpoint = %claimed.endpoint.id, ok = succeeded, "attempt");
     if let Some(since) = disabled_since {

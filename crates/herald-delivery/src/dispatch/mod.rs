@@ -157,6 +157,8 @@ impl Dispatcher {
         // Rounds in a row that found due work yet claimed none (see below).
         let mut fruitless = 0;
         let mut hold = OpenCircuitHold::default();
+        // When queued deliveries of ordered endpoints were last looked over (see below).
+        let mut lines_swept: Option<tokio::time::Instant> = None;
         loop {
             reap(&mut tasks);
             let room = self.settings.max_in_flight.saturating_sub(tasks.len());
@@ -188,6 +190,15 @@ impl Dispatcher {
             let constrained = room == 0 || !skip.is_empty();
             let now = self.ctx.clock.now();
             hold.run(&self.ctx, now).await;
+            // Ordered endpoints move on as their deliveries settle; this catches a line
+            // that stopped anyway (its head's message deleted, a node that died between
+            // recording an attempt and letting the next go), at start and every sweep.
+            if lines_swept.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL) {
+                lines_swept = Some(tokio::time::Instant::now());
+                if let Err(e) = self.ctx.store.advance_ordered(None, now).await {
+                    tracing::warn!(error = %e, "looking over ordered endpoints' queues failed");
+                }
+            }
             let next_due = self.ctx.store.next_due_at(&skip).await.ok().flatten();
             if room > 0 && next_due.is_some_and(|due| due <= now) {
                 // Work fell due or was published since the claim, or a lane skipped in the

@@ -20,6 +20,7 @@ mod mtls;
 mod oauth;
 mod openapi;
 mod operational;
+mod ordered;
 mod payload_filters;
 mod poller;
 mod portal_sessions;

@@ -47,6 +47,10 @@ fn arguments(values: &[Value]) -> sqlx::Result<PgArguments> {
     Ok(args)
 }
 
+/// The advisory lock key that serializes letting go queued deliveries of ordered
+/// endpoints across nodes (an arbitrary number no other part of Herald uses).
+const ORDERING_LOCK: i64 = 0x4845_5241_4c44_0001;
+
 impl Dialect for PostgresDialect {
     type DB = sqlx::Postgres;
     type Row = PgRow;
@@ -104,6 +108,19 @@ impl Dialect for PostgresDialect {
         async move {
             sqlx::query("SELECT pg_notify($1, '')")
                 .bind(WORK_CHANNEL)
+                .execute(conn)
+                .await
+                .map_err(internal)?;
+            Ok(())
+        }
+        .boxed()
+    }
+    fn lock_ordering(conn: &mut PgConnection) -> BoxFuture<'_, StoreResult<()>> {
+        async move {
+            // A transaction-level advisory lock: released at commit or rollback, and the
+            // statements after it take their snapshot once it is held.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(ORDERING_LOCK)
                 .execute(conn)
                 .await
                 .map_err(internal)?;

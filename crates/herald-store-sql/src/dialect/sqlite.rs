@@ -96,6 +96,10 @@ impl Dialect for SqliteDialect {
         // One process owns the file: the caller's in-process signal is enough.
         futures_util::future::ready(Ok(())).boxed()
     }
+    fn lock_ordering(_: &mut SqliteConnection) -> BoxFuture<'_, StoreResult<()>> {
+        // Every write goes through the one writer connection, one transaction at a time.
+        futures_util::future::ready(Ok(())).boxed()
+    }
 }
 
 fn get<'r, T>(row: &'r SqliteRow, col: &str) -> StoreResult<T>

@@ -196,6 +196,9 @@ pub struct MessageEndpointOut {
     pub updated_at: DateTime<Utc>,
     /// 0 success, 1 pending, 2 failure, 3 sending.
     pub status: i64,
+    /// Svix's names, and Herald's for two kinds of pending: `held` (until the endpoint
+    /// verifies its subscription) and `queued` (behind an earlier message to an ordered
+    /// endpoint; it has no `nextAttempt` until its turn comes).
     pub status_text: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<DateTime<Utc>>,

@@ -20,6 +20,7 @@ pub fn status_text(status: DeliveryStatus) -> &'static str {
         DeliveryStatus::Sending => "sending",
         DeliveryStatus::Canceled => "canceled",
         DeliveryStatus::Held => "held",
+        DeliveryStatus::Queued => "queued",
     }
 }
 

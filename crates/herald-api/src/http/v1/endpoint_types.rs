@@ -73,6 +73,10 @@ pub struct EndpointIn {
     /// Herald extension: at most this many attempts to the endpoint at once, per node (1 to
     /// `delivery.endpoint_concurrency`, which is the default).
     pub max_concurrency: Option<u16>,
+    /// Herald extension: deliver one message at a time, in publish order; the next waits
+    /// until the one before it succeeded or ran out of retries (head-of-line blocking).
+    /// Kept when a replacement omits it.
+    pub ordered: Option<bool>,
     /// Herald extension: a TLS client certificate chain and its private key, PEM, presented
     /// to the endpoint's server (mutual TLS). Write-only; kept when a replacement omits it.
     pub client_certificate: Option<String>,
@@ -122,6 +126,8 @@ pub struct EndpointOut {
     /// Herald extension: the endpoint's own concurrency cap, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    /// Herald extension: whether messages go one at a time, in publish order.
+    pub ordered: bool,
     /// Herald extension: since when every attempt has failed (absent while healthy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<DateTime<Utc>>,
@@ -211,6 +217,8 @@ pub struct EndpointPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u16>)]
     pub max_concurrency: Option<Option<u16>>,
+    /// One message at a time, in publish order.
+    pub ordered: Option<bool>,
     /// PEM certificate chain and key; `null` removes it.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -262,6 +270,7 @@ impl From<Endpoint> for EndpointOut {
             signature_scheme: e.signature_scheme,
             metadata: e.metadata,
             max_concurrency: e.max_concurrency,
+            ordered: e.ordered,
             failing_since: e.failing_since,
             has_client_certificate: e.client_identity.is_some(),
             server_ca_certificate: e.server_ca,
@@ -368,6 +377,9 @@ impl EndpointIn {
         }
         endpoint.metadata = self.metadata;
         endpoint.max_concurrency = self.max_concurrency.map(u32::from);
+        if let Some(ordered) = self.ordered {
+            endpoint.ordered = ordered;
+        }
         Ok(())
     }
 }
@@ -386,6 +398,9 @@ impl EndpointPatch {
         }
         if let Some(disabled) = self.disabled {
             endpoint.disabled = disabled;
+        }
+        if let Some(ordered) = self.ordered {
+            endpoint.ordered = ordered;
         }
         if let Some(metadata) = self.metadata {
             endpoint.metadata = metadata;
