@@ -1062,6 +1062,8 @@ pub async fn an_ordered_endpoint_gets_one_message_at_a_time_in_publish_order(sto
     let second = status_of(store, &a.id, &ids[1], &fifo).await;
     assert_eq!(second, DeliveryStatus::Queued);
     assert_eq!(second.svix(), 1, "queued is pending to Svix's SDKs");
+    let summary = store.queue_summary().await.unwrap();
+    assert_eq!(summary.waiting, 8, "five being sent, three in line");
     let first = claimed.iter().find(|c| c.endpoint.id == fifo.id).unwrap();
 
     // A retry keeps its place at the head: nothing behind it goes meanwhile.
@@ -1142,6 +1144,11 @@ pub async fn cancels_resends_and_unordering_move_an_ordered_line_on(store: &dyn 
     // way, and ahead of the third (publish order).
     let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
     assert_eq!(claimed_for(&claimed, &fifo), ids[1..2]);
+    // Resending the one being sent leaves it to finish: nothing else goes meanwhile.
+    store.resend(&a.id, &ids[1], &fifo.id, t0()).await.unwrap();
+    let sending = status_of(store, &a.id, &ids[1], &fifo).await;
+    assert_eq!(sending, DeliveryStatus::Sending);
+    assert_eq!(store.advance_ordered(Some(line), t0()).await.unwrap(), 0);
     store.resend(&a.id, &ids[0], &fifo.id, t0()).await.unwrap();
     assert_eq!(
         status_of(store, &a.id, &ids[0], &fifo).await,
@@ -1152,12 +1159,11 @@ pub async fn cancels_resends_and_unordering_move_an_ordered_line_on(store: &dyn 
     let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
     assert_eq!(claimed_for(&claimed, &fifo), ids[..1]);
 
-    // No longer ordered: what waits in line goes at once.
+    // No longer ordered: what waits in line goes at once, with the update.
     let read_at = fifo.updated_at;
     fifo.updated_at += secs(1);
     fifo.ordered = false;
     store.update_endpoint(&fifo, read_at).await.unwrap();
-    assert_eq!(store.advance_ordered(None, t0()).await.unwrap(), 1);
     assert_eq!(
         status_of(store, &a.id, &ids[2], &fifo).await,
         DeliveryStatus::Pending
@@ -1177,13 +1183,14 @@ pub async fn recovered_and_replayed_deliveries_rejoin_an_ordered_line_at_their_p
     };
     store.create_endpoint(&fifo).await.unwrap();
     let line = std::slice::from_ref(&fifo.id);
-    let ids = publish_in_order(store, &a.id, 3).await;
-    // Of a type the endpoint did not want then: only a replay brings it, at its place.
+    // Of a type the endpoint did not want then: only a replay brings it, at its place,
+    // first of all.
     let earlier = message(&a.id, "y");
     store.create_message(&earlier).await.unwrap();
+    let ids = publish_in_order(store, &a.id, 3).await;
     for failing in &ids[..2] {
         let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
-        assert_eq!(claimed_for(&claimed, &fifo), [failing.clone()]);
+        assert_eq!(claimed_for(&claimed, &fifo), std::slice::from_ref(failing));
         finish(store, &claimed[0], t0(), NextState::Failed).await;
         assert_eq!(store.advance_ordered(Some(line), t0()).await.unwrap(), 1);
     }
@@ -1218,8 +1225,7 @@ pub async fn recovered_and_replayed_deliveries_rejoin_an_ordered_line_at_their_p
         finish(store, &claimed[0], t0(), NextState::Succeeded).await;
         store.advance_ordered(Some(line), t0()).await.unwrap();
     }
-    let mut expected = vec![ids[2].clone(), ids[0].clone(), ids[1].clone()];
-    expected.push(earlier.message.id.clone());
+    let expected = [&ids[2], &earlier.message.id, &ids[0], &ids[1]].map(String::clone);
     assert_eq!(order, expected, "the one under way, then by publish order");
 }
 

@@ -138,9 +138,8 @@ async fn publish_in(
         let targeted = endpoints
             .iter()
             .filter(|e| targets.contains(&e.id.as_str()));
-        let holding = group_commit::holding(targeted.clone());
-        group_commit::hold::<PostgresDialect>(tx, vec![m.id.clone()], holding).await?;
-        let ordered = group_commit::ordered_of(targeted);
+        // In line first, then held (as in a batch).
+        let ordered = group_commit::ordered_of(targeted.clone());
         if !ordered.is_empty() {
             let accepted = Accepted {
                 new,
@@ -148,6 +147,8 @@ async fn publish_in(
             };
             group_commit::line_up::<PostgresDialect>(tx, &[accepted], ordered).await?;
         }
+        let holding = group_commit::holding(targeted);
+        group_commit::hold::<PostgresDialect>(tx, vec![m.id.clone()], holding).await?;
     }
     Ok(Published::Created {
         message: m.clone(),

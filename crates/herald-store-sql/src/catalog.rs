@@ -17,7 +17,7 @@ use crate::db::{execute_in, Db};
 use crate::dialect::{Dialect, ReadRow};
 use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
-use crate::{conflict_on, internal, push_page, rows};
+use crate::{conflict_on, internal, ordered, push_page, rows};
 
 /// Binds the mutable fields of an endpoint, in the order `uid … key_pins, ordered`.
 fn bind_endpoint_fields<D: Dialect>(sql: Sql, e: &Endpoint, db: &Db<D>) -> Sql {
@@ -702,9 +702,23 @@ impl<B: Backend> Catalog for SqlStore<B> {
             .bind(v::text(&e.app_id))
             .bind(v::text(&e.id))
             .bind(v::time(read_at));
-        if db.write(&sql).await.map_err(conflict_on("uid"))? == 1 {
+        let mut tx = db.begin().await?;
+        let updated = <B::Dialect as Dialect>::execute(&mut tx, &sql)
+            .await
+            .map_err(conflict_on("uid"))?;
+        if updated == 1 {
+            // No longer ordered (or never was): nothing waits in line for it any more.
+            let released = match e.ordered {
+                true => 0,
+                false => ordered::release_line::<B::Dialect>(&mut tx, &e.id, e.updated_at).await?,
+            };
+            tx.commit().await.map_err(internal)?;
+            if released > 0 {
+                db.work.notify_one();
+            }
             return Ok(());
         }
+        drop(tx);
         // Gone, or changed since it was read.
         self.get_endpoint(&e.app_id, &e.id).await?;
         Err(StoreError::Conflict("endpoint"))

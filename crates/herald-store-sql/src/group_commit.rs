@@ -145,6 +145,12 @@ async fn write_publishes<B: Backend>(
     read_apps_and_endpoints::<B::Dialect>(&mut tx, news, sealer, &mut known).await?;
     let (results, accepted) = plan(news, &known);
     backend.insert_accepted(&mut tx, &accepted).await?;
+    // In line first, then held: a delivery let go to an endpoint that has not verified
+    // its subscription is held at once, like any other.
+    let ordered = ordered_of(known.endpoints.values().flatten());
+    if !ordered.is_empty() {
+        line_up::<B::Dialect>(&mut tx, &accepted, ordered).await?;
+    }
     let holding = holding(known.endpoints.values().flatten());
     if !holding.is_empty() {
         let messages = accepted.iter().filter(|a| {
@@ -154,10 +160,6 @@ async fn write_publishes<B: Backend>(
         });
         let messages = messages.map(|a| a.new.message.id.clone()).collect();
         hold::<B::Dialect>(&mut tx, messages, holding).await?;
-    }
-    let ordered = ordered_of(known.endpoints.values().flatten());
-    if !ordered.is_empty() {
-        line_up::<B::Dialect>(&mut tx, &accepted, ordered).await?;
     }
     // Other nodes hear of every new message: their dispatchers for the deliveries, their
     // long polls of the stream even when the message has none.

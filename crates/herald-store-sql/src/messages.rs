@@ -412,7 +412,13 @@ impl<B: Backend> Messages for SqlStore<B> {
         let fifo = is_ordered::<B::Dialect>(&mut tx, app_id, endpoint_id).await?;
         // Resetting the row (and its lease token) makes any attempt still in flight unable to
         // overwrite the new state when it finishes. To an ordered endpoint, the message
-        // takes its place in line again.
+        // takes its place in line again; unless it is the one being sent, which is left to
+        // finish: the next would otherwise go while it is still out.
+        let leave_sending = if fifo {
+            " WHERE deliveries.status <> 3"
+        } else {
+            ""
+        };
         let (status, place) = ordered::pending_by_hand::<B::Dialect>(fifo, "?");
         let mut sql = Sql::new(format!(
             "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
@@ -420,7 +426,7 @@ impl<B: Backend> Messages for SqlStore<B> {
              VALUES (?, ?, ?, ?, {status}, 0, ?, 1, ?, {place}) \
              ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = {status}, \
              attempt_count = 0, next_attempt_at = excluded.next_attempt_at, lease_token = NULL, \
-             trigger_type = 1, seq = excluded.seq, updated_at = excluded.updated_at"
+             trigger_type = 1, seq = excluded.seq, updated_at = excluded.updated_at{leave_sending}"
         ))
         .bind(v::text(IdKind::Delivery.new_id()))
         .bind(v::text(msg_id))

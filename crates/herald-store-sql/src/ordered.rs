@@ -71,10 +71,9 @@ pub async fn line_up_new<D: Dialect>(
 }
 
 /// Within `tx`, which holds the ordering lock: for each of `endpoints` (every ordered
-/// endpoint when `None`), lets its first queued delivery go if none of its
-/// deliveries in line is pending, being attempted or held; and lets every queued delivery
-/// of an endpoint that is no longer ordered go. How many were let go. A delivery let go
-/// keeps its due time: it is due at once unless its message was scheduled for later.
+/// endpoint when `None`), lets its first queued delivery go if none of its deliveries in
+/// line is pending, being attempted or held. How many were let go. A delivery let go keeps
+/// its due time: it is due at once unless its message was scheduled for later.
 pub async fn advance<D: Dialect>(
     tx: &mut Conn<D>,
     endpoints: Option<Vec<String>>,
@@ -86,19 +85,9 @@ pub async fn advance<D: Dialect>(
             D::push_in_list(sql, "w.id", ids.clone());
         }
     };
-    // The queries go from the endpoints to their queued rows (`deliveries_queued`), never
+    // The query goes from the endpoints to their queued rows (`deliveries_queued`), never
     // through all of an endpoint's deliveries: SQLite, which keeps no statistics, would
     // otherwise pick the index of every delivery by endpoint.
-    let mut unordered = Sql::new(format!(
-        "UPDATE deliveries SET status = 1, seq = NULL, updated_at = ? WHERE status = {QUEUED} \
-         AND id IN (SELECT q.id FROM deliveries q JOIN endpoints w ON w.id = q.endpoint_id \
-         WHERE q.status = {QUEUED} AND NOT w.ordered"
-    ))
-    .bind(v::time(now));
-    only(&mut unordered);
-    unordered.push(")");
-    let mut let_go = D::execute(tx, &unordered).await.map_err(internal)?;
-
     let mut next = Sql::new(format!(
         "UPDATE deliveries SET status = 1, updated_at = ? WHERE status = {QUEUED} AND id IN \
          (SELECT (SELECT q.id FROM deliveries q WHERE q.endpoint_id = w.id \
@@ -111,9 +100,34 @@ pub async fn advance<D: Dialect>(
         " AND NOT EXISTS (SELECT 1 FROM deliveries a WHERE a.endpoint_id = w.id \
          AND a.seq IS NOT NULL AND a.status IN (1, 3, 5)))",
     );
-    let_go += D::execute(tx, &next).await.map_err(internal)?;
+    let let_go = D::execute(tx, &next).await.map_err(internal)?;
     if let_go > 0 {
         D::notify_work(tx).await?;
     }
     Ok(let_go)
+}
+
+/// Within `tx`, lets every queued delivery of an endpoint that is no longer ordered go at
+/// once (the caller has just written it so, in `tx`). No lock is needed: a concurrent
+/// `advance` that still saw the endpoint ordered re-reads each row it would let go, and
+/// finds it pending already. How many were let go.
+pub async fn release_line<D: Dialect>(
+    tx: &mut Conn<D>,
+    endpoint_id: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<u64> {
+    // Through `deliveries_queued` (the `ORDER BY` makes it the planner's choice), not
+    // through every delivery the endpoint ever had.
+    let sql = Sql::new(format!(
+        "UPDATE deliveries SET status = 1, seq = NULL, updated_at = ? WHERE status = {QUEUED} \
+         AND id IN (SELECT q.id FROM deliveries q WHERE q.endpoint_id = ? \
+         AND q.status = {QUEUED} ORDER BY q.seq, q.msg_id)"
+    ))
+    .bind(v::time(now))
+    .bind(v::text(endpoint_id));
+    let released = D::execute(tx, &sql).await.map_err(internal)?;
+    if released > 0 {
+        D::notify_work(tx).await?;
+    }
+    Ok(released)
 }

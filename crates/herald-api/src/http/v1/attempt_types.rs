@@ -124,7 +124,7 @@ pub fn parse_status(field: &str, status: Option<i64>) -> ApiResult<Option<Delive
             DeliveryStatus::from_i64(n).ok_or_else(|| {
                 ApiError::Validation(vec![herald_core::validation::FieldError {
                     loc: vec!["query".into(), field.into()],
-                    msg: "must be 0, 1, 2, 3, 4 or 5".into(),
+                    msg: "must be 0, 1, 2, 3, 4, 5 or 6".into(),
                     kind: "value_error",
                 }])
             })

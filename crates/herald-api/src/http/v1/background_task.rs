@@ -303,7 +303,7 @@ impl BulkReplayIn {
         {
             v.check(Err(FieldError::body(
                 "status",
-                "must be 0, 1, 2, 3 or 4",
+                "must be 0, 1, 2, 3, 4, 5 or 6",
                 "value_error",
             )));
         }

@@ -81,18 +81,6 @@ pub(super) async fn save_edited(
     if endpoint.verification.status.holds() && moved {
         state.verifications.notify_one();
     }
-    if read.ordered && !endpoint.ordered {
-        // No longer ordered: what waited in line goes now, not at the next sweep. (If
-        // this fails, the sweep does it.)
-        let id = std::slice::from_ref(&endpoint.id);
-        let let_go = state
-            .store
-            .advance_ordered(Some(id), state.clock.now())
-            .await;
-        if let Err(e) = let_go {
-            tracing::warn!(error = %e, endpoint = %endpoint.id, "releasing queued deliveries failed");
-        }
-    }
     let ops = &state.operational;
     ops.endpoint_changed(operational::ENDPOINT_UPDATED, app, endpoint)
         .await;
