@@ -693,16 +693,27 @@ pub trait Queue: Send + Sync {
     /// Makes due now the held deliveries of endpoints that no longer need verifying
     /// (verified, or their application stopped asking); how many.
     async fn release_held(&self, now: DateTime<Utc>) -> StoreResult<u64>;
-    /// Lets the next queued delivery of each of `endpoints` (every endpoint when `None`)
-    /// go, where none of its deliveries is pending, being attempted or held; the queued
-    /// deliveries of an endpoint no longer ordered all go. How many were let go. Cluster
-    /// safe: however many nodes call it at once, an ordered endpoint has one delivery
-    /// under way at most.
+    /// Lets the next queued delivery of each of the ordered `endpoints` (every ordered
+    /// endpoint when `None`) go, where none of its deliveries is pending, being attempted
+    /// or held. How many were let go. Cluster safe: however many nodes call it at once, an
+    /// ordered endpoint has one delivery under way at most. (An endpoint updated to be no
+    /// longer ordered lets its whole line go in `update_endpoint`.)
     async fn advance_ordered(
         &self,
         endpoints: Option<&[String]>,
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
+    /// Reserves, for every node at once, the moment the next attempt to `endpoint_id` may
+    /// start: `spacing` after the one reserved before it, and not before `now`. `None`
+    /// where one process runs the store: its dispatcher paces the endpoint alone.
+    async fn reserve_pace(
+        &self,
+        _endpoint_id: &str,
+        _spacing: chrono::Duration,
+        _now: DateTime<Utc>,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(None)
+    }
     /// Makes due now the pending deliveries of one endpoint that wait for a later retry
     /// (a `herald listen` session came back); how many.
     async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64>;

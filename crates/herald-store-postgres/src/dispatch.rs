@@ -7,6 +7,9 @@ use herald_core::store::{FinishedAttempt, NextState, StoreResult};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
+use herald_store_sql::dialect::PostgresDialect;
+use herald_store_sql::Db;
+
 use crate::internal;
 
 /// A claim takes candidates among at most this many times its limit of due rows (each one
@@ -170,4 +173,30 @@ pub async fn update_deliveries(
     .await
     .map_err(internal)?;
     Ok(())
+}
+
+/// Reserves the next start of an attempt to a rate-limited endpoint for the whole cluster:
+/// one row per endpoint holds the earliest free moment, and each reservation takes it and
+/// moves it `spacing` on, in one statement (the row lock orders nodes reserving at once).
+/// A moment in the past is not banked: an endpoint idle for a while gets no burst.
+pub async fn reserve_pace(
+    db: &Db<PostgresDialect>,
+    endpoint_id: &str,
+    spacing: chrono::Duration,
+    now: DateTime<Utc>,
+) -> StoreResult<DateTime<Utc>> {
+    let micros = spacing.num_microseconds().unwrap_or(i64::MAX).max(0);
+    sqlx::query_scalar(
+        "INSERT INTO endpoint_pace AS p (endpoint_id, next_at) \
+         VALUES ($1, $2 + $3 * INTERVAL '1 microsecond') \
+         ON CONFLICT (endpoint_id) DO UPDATE \
+         SET next_at = GREATEST(p.next_at, $2) + $3 * INTERVAL '1 microsecond' \
+         RETURNING p.next_at - $3 * INTERVAL '1 microsecond'",
+    )
+    .bind(endpoint_id)
+    .bind(now)
+    .bind(micros)
+    .fetch_one(&db.writer)
+    .await
+    .map_err(internal)
 }

@@ -139,6 +139,18 @@ impl Backend for PgBackend {
         dispatch::update_deliveries(tx, batch).await
     }
 
+    async fn reserve_pace(
+        &self,
+        db: &Db<PostgresDialect>,
+        endpoint_id: &str,
+        spacing: chrono::Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        dispatch::reserve_pace(db, endpoint_id, spacing, now)
+            .await
+            .map(Some)
+    }
+
     async fn migrate(&self, db: &Db<PostgresDialect>) -> StoreResult<()> {
         MIGRATOR.run(&db.writer).await.map_err(internal)
     }

@@ -153,3 +153,37 @@ fn migrations_only_add_unless_they_say_they_contract() {
         }
     }
 }
+
+/// A rate-limited endpoint's pace is one for all nodes: reservations made at once (as
+/// from several nodes) get moments `spacing` apart, each once; a moment in the past is
+/// not banked for a burst later.
+#[tokio::test]
+async fn a_shared_pace_hands_out_each_moment_once() {
+    use herald_core::conformance::{app, endpoint};
+    use herald_core::store::{Catalog, Queue};
+
+    let Some((store, _db)) = fresh_store().await else {
+        return;
+    };
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let e = endpoint(&a.id, None);
+    store.create_endpoint(&e).await.unwrap();
+    let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let spacing = chrono::Duration::milliseconds(100);
+    let reserve = |at| {
+        let (store, id) = (store.clone(), e.id.clone());
+        async move { store.reserve_pace(&id, spacing, at).await.unwrap().unwrap() }
+    };
+    let mut at_once = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        at_once.spawn(reserve(now));
+    }
+    let mut starts = at_once.join_all().await;
+    starts.sort();
+    let expected: Vec<_> = (0..20).map(|i| now + spacing * i).collect();
+    assert_eq!(starts, expected);
+    let much_later = now + chrono::Duration::seconds(60);
+    assert_eq!(reserve(much_later).await, much_later);
+    assert_eq!(reserve(much_later).await, much_later + spacing);
+}

@@ -252,6 +252,18 @@ impl<B: Backend> Queue for SqlStore<B> {
         Ok(let_go)
     }
 
+    async fn reserve_pace(
+        &self,
+        endpoint_id: &str,
+        spacing: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        let backend = &*self.backend;
+        backend
+            .reserve_pace(&self.db, endpoint_id, spacing, now)
+            .await
+    }
+
     async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {
         move_pending(&self.db, endpoint_id, (now, now), ">").await
     }

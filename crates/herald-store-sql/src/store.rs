@@ -76,6 +76,16 @@ pub trait Backend: Send + Sync + Sized + 'static {
         tx: &mut Conn<Self::Dialect>,
         batch: &[FinishedAttempt],
     ) -> StoreResult<()>;
+    /// See `Queue::reserve_pace`: only a database that several nodes share keeps the pace.
+    async fn reserve_pace(
+        &self,
+        _db: &Db<Self::Dialect>,
+        _endpoint_id: &str,
+        _spacing: chrono::Duration,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(None)
+    }
     /// Applies pending migrations.
     async fn migrate(&self, db: &Db<Self::Dialect>) -> StoreResult<()>;
     /// How many migrations are not applied yet (see [`unapplied_migrations`]).

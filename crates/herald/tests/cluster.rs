@@ -289,12 +289,14 @@ async fn concurrent_duplicates_across_nodes_are_resolved_once() {
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
 
-/// A receiver that notes the order messages arrive in (their payload's `n`) and the most
-/// it answers at once. The first arrival of message `hold` is answered only once
-/// `release` is notified, so that a test knows which node has it in flight.
+/// A receiver that notes the order messages arrive in (their payload's `n`), when each
+/// arrived, and the most it answers at once. The first arrival of message `hold` is
+/// answered only once `release` is notified, so that a test knows which node has it in
+/// flight.
 struct OrderReceiver {
     url: String,
     arrivals: Arc<Mutex<Vec<i64>>>,
+    times: Arc<Mutex<Vec<Instant>>>,
     /// Answering now, and the most ever at once.
     in_flight: Arc<Mutex<(usize, usize)>>,
     count: watch::Receiver<usize>,
@@ -314,12 +316,15 @@ impl Drop for Answering {
 impl OrderReceiver {
     async fn start(hold: i64) -> Self {
         let arrivals: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let times: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let at = times.clone();
         let in_flight: Arc<Mutex<(usize, usize)>> = Arc::default();
         let release = Arc::new(tokio::sync::Notify::new());
         let (tx, count) = watch::channel(0usize);
         let (seen, busy, gate) = (arrivals.clone(), in_flight.clone(), release.clone());
         let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
             let (seen, busy, gate, tx) = (seen.clone(), busy.clone(), gate.clone(), tx.clone());
+            at.lock().unwrap().push(Instant::now());
             async move {
                 let _answering = {
                     let mut busy_now = busy.lock().unwrap();
@@ -349,6 +354,7 @@ impl OrderReceiver {
         Self {
             url,
             arrivals,
+            times,
             in_flight,
             count,
             release,
@@ -419,4 +425,59 @@ async fn an_ordered_endpoint_keeps_its_order_across_nodes_and_a_killed_node() {
     expected.extend(HOLD..TOTAL);
     assert_eq!(all, expected);
     assert_eq!(receiver.in_flight.lock().unwrap().1, 1, "one at a time");
+}
+
+/// An endpoint's `rateLimit` holds for the cluster: three nodes delivering to an endpoint
+/// limited to 10 a second deliver 10 a second in all (each node alone would allow 10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_keep_an_endpoints_rate_limit_together() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = ["--database-url", db.url.as_str()];
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&store, None, &[])).collect();
+    let receiver = OrderReceiver::start(-1).await;
+    let client = reqwest::Client::new();
+    let app = call(
+        &client,
+        format!("{}/app", nodes[0].base),
+        json!({"name": "paced"}),
+    )
+    .await
+    .expect("app created");
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    const RATE: usize = 10;
+    const TOTAL: usize = 60;
+    // One attempt at a time per node: each node claims two at most, so all three share
+    // the work (one node claiming all sixty would keep the limit alone).
+    let endpoint = json!({"url": receiver.url, "rateLimit": RATE, "maxConcurrency": 1});
+    let url = format!("{}/app/{app_id}/endpoint", nodes[0].base);
+    call(&client, url, endpoint).await.expect("endpoint made");
+    // Published through every node at once, so that every node has some to deliver.
+    let bases = Arc::new(Mutex::new(nodes.iter().map(|n| n.base.clone()).collect()));
+    let published = publish(&client, bases, &app_id, 0..TOTAL, None).await;
+    assert_eq!(published.len(), TOTAL);
+
+    receiver.wait_for(TOTAL).await;
+    let times = receiver.times.lock().unwrap().clone();
+    let span = times[TOTAL - 1] - times[0];
+    // 59 gaps of 100 ms: 5.9 s at the limit; ten percent less is allowed for timing.
+    let least = std::time::Duration::from_millis(1000 * (TOTAL as u64 - 1) / RATE as u64);
+    eprintln!(
+        "rate limit {RATE}/s on 3 nodes: {TOTAL} deliveries in {span:?}, {:.1}/s",
+        (TOTAL - 1) as f64 / span.as_secs_f64()
+    );
+    assert!(span >= least.mul_f64(0.9), "{TOTAL} deliveries in {span:?}");
+    let most_in_a_second = (0..TOTAL)
+        .map(|i| {
+            let window = times[i]..times[i] + std::time::Duration::from_secs(1);
+            times.iter().filter(|t| window.contains(*t)).count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        most_in_a_second <= RATE + 1,
+        "{most_in_a_second} in one second"
+    );
 }

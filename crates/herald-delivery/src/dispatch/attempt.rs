@@ -238,7 +238,7 @@ async fn wait_for_pace(
     shutdown: &CancellationToken,
 ) -> bool {
     let start = match claimed.endpoint.rate_limit.filter(|r| *r > 0) {
-        Some(per_second) => Some(ticket.pace(per_second, ctx.clock.now())),
+        Some(per_second) => Some(paced_start(ctx, claimed, ticket, per_second).await),
         None => ticket.paused_until(),
     };
     let Some(start) = start.filter(|at| *at > ctx.clock.now()) else {
@@ -247,6 +247,33 @@ async fn wait_for_pace(
     tokio::select! {
         _ = ctx.clock.sleep_until(start) => true,
         _ = shutdown.cancelled() => false,
+    }
+}
+
+/// When an attempt to an endpoint limited to `per_second` may start: the moment the store
+/// reserved for it where nodes share the store (so the limit holds for the cluster), else
+/// this node's own pace; never before a pause the endpoint asked this node for.
+async fn paced_start(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    ticket: &LaneTicket,
+    per_second: u32,
+) -> DateTime<Utc> {
+    let now = ctx.clock.now();
+    let endpoint = &claimed.endpoint.id;
+    let spacing = super::lanes::spacing(per_second);
+    let shared = match ctx.store.reserve_pace(endpoint, spacing, now).await {
+        Ok(shared) => shared,
+        Err(e) => {
+            tracing::warn!(error = %e, endpoint = %endpoint, "reserving a shared pace failed; pacing on this node alone");
+            None
+        }
+    };
+    match shared {
+        Some(start) => ticket
+            .paused_until()
+            .map_or(start, |paused| paused.max(start)),
+        None => ticket.pace(per_second, now),
     }
 }
 

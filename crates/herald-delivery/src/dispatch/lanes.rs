@@ -22,6 +22,8 @@ pub struct Lanes {
     pacing: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
     /// Attempts at once for an endpoint without its own cap.
     concurrency: usize,
+    /// How long a claimed delivery may wait before another node may take it over.
+    lease: std::time::Duration,
 }
 
 #[derive(Debug)]
@@ -44,13 +46,15 @@ pub struct LaneTicket {
 
 impl Lanes {
     /// Lanes running up to `concurrency` attempts each, unless an endpoint has its own cap,
-    /// and holding twice their concurrency before their endpoint is skipped.
-    pub fn new(concurrency: usize) -> Self {
+    /// and holding twice their concurrency before their endpoint is skipped (less for a
+    /// rate-limited endpoint, see [`Lanes::enter`]); claims are leased for `lease`.
+    pub fn new(concurrency: usize, lease: std::time::Duration) -> Self {
         Self {
             inner: Arc::default(),
             room: Arc::default(),
             pacing: Arc::default(),
             concurrency: concurrency.max(1),
+            lease,
         }
     }
 
@@ -71,17 +75,28 @@ impl Lanes {
     }
 
     /// Assigns a delivery to the endpoint's lane; `None` if the lane holds all it can.
-    /// A lane is made with the endpoint's concurrency cap of the moment, and keeps it
-    /// until it empties.
+    /// A lane is made with the endpoint's concurrency cap and rate limit of the moment, and
+    /// keeps them until it empties.
+    ///
+    /// A rate-limited endpoint's lane is worked through no faster than its rate, and its
+    /// pace may be shared by several nodes: so it holds no more than a sixteenth of a
+    /// lease's worth of attempts at that rate. Up to eight nodes' lanes (each at most twice
+    /// that) are then worked through well within the lease, and no node takes over a
+    /// delivery another one is still waiting to make.
     pub fn enter(&self, endpoint: &Endpoint) -> Option<LaneTicket> {
         let concurrency = endpoint
             .max_concurrency
             .map_or(self.concurrency, |c| (c as usize).max(1));
+        let mut depth = concurrency * 2;
+        if let Some(rate) = endpoint.rate_limit.filter(|r| *r > 0) {
+            let workable = u64::from(rate) * self.lease.as_secs() / 16;
+            depth = depth.min(usize::try_from(workable).unwrap_or(usize::MAX).max(1));
+        }
         let mut lanes = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let lane = lanes.entry(endpoint.id.clone()).or_insert_with(|| Lane {
             slots: Arc::new(Semaphore::new(concurrency)),
             assigned: 0,
-            depth: concurrency * 2,
+            depth,
         });
         if lane.assigned >= lane.depth * 2 {
             return None;
@@ -113,7 +128,7 @@ impl LaneTicket {
     /// When this attempt may start so that the endpoint gets at most `per_second` attempts
     /// a second: the earliest free moment of its pace, which this attempt then takes.
     pub fn pace(&self, per_second: u32, now: DateTime<Utc>) -> DateTime<Utc> {
-        let spacing = chrono::Duration::microseconds(1_000_000 / i64::from(per_second.max(1)));
+        let spacing = spacing(per_second);
         let mut pacing = self.lanes.pacing.lock().unwrap_or_else(|e| e.into_inner());
         if pacing.len() > PACING_MEMORY {
             pacing.retain(|_, next| *next > now);
@@ -133,6 +148,11 @@ impl LaneTicket {
             .await
             .expect("lane semaphores are never closed")
     }
+}
+
+/// The time between two attempts to an endpoint limited to `per_second`.
+pub fn spacing(per_second: u32) -> chrono::Duration {
+    chrono::Duration::microseconds(1_000_000 / i64::from(per_second.max(1)))
 }
 
 impl Drop for LaneTicket {
@@ -155,6 +175,8 @@ impl Drop for LaneTicket {
 mod tests {
     use super::*;
 
+    const LEASE: std::time::Duration = std::time::Duration::from_secs(180);
+
     fn endpoint(id: &str, max_concurrency: Option<u32>) -> Endpoint {
         let mut e = herald_core::conformance::endpoint("app_1", None);
         e.id = id.to_owned();
@@ -164,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_lane_is_full_at_its_depth_and_frees_on_drop() {
-        let lanes = Lanes::new(1);
+        let lanes = Lanes::new(1, LEASE);
         let (ep_a, ep_b) = (endpoint("ep_a", None), endpoint("ep_b", None));
         let a = lanes.enter(&ep_a).unwrap();
         assert!(lanes.full().is_empty());
@@ -179,7 +201,7 @@ mod tests {
 
     #[test]
     fn an_endpoint_cap_sizes_its_lane_and_bounds_what_it_takes() {
-        let lanes = Lanes::new(8);
+        let lanes = Lanes::new(8, LEASE);
         let capped = endpoint("ep_capped", Some(1));
         let tickets: Vec<_> = (0..4).map(|_| lanes.enter(&capped).unwrap()).collect();
         assert_eq!(lanes.full(), ["ep_capped"], "full at twice its cap");
@@ -193,8 +215,24 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limited_lane_holds_what_its_rate_works_through_well_within_a_lease() {
+        let lanes = Lanes::new(32, LEASE);
+        let mut slow = endpoint("ep_slow", None);
+        slow.rate_limit = Some(1);
+        // 1 a second, a 180 s lease: 11 at most before the claimer skips it.
+        let tickets: Vec<_> = (0..11).map(|_| lanes.enter(&slow).unwrap()).collect();
+        assert_eq!(lanes.full(), ["ep_slow"]);
+        drop(tickets);
+        let mut fast = endpoint("ep_fast", None);
+        fast.rate_limit = Some(1000);
+        let tickets: Vec<_> = (0..63).map(|_| lanes.enter(&fast).unwrap()).collect();
+        assert!(lanes.full().is_empty(), "a high rate keeps the usual depth");
+        drop(tickets);
+    }
+
+    #[test]
     fn a_rate_limited_endpoint_is_paced_even_across_idle_lanes() {
-        let lanes = Lanes::new(4);
+        let lanes = Lanes::new(4, LEASE);
         let now = Utc::now();
         let (ep, other) = (endpoint("ep", None), endpoint("other", None));
         let first = lanes.enter(&ep).unwrap().pace(2, now);
@@ -215,7 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_lane_signals_once_it_has_room() {
-        let lanes = Lanes::new(1);
+        let lanes = Lanes::new(1, LEASE);
         let ep = endpoint("ep", None);
         let mut tickets: Vec<_> = (0..3).map(|_| lanes.enter(&ep).unwrap()).collect();
         let signalled = || tokio::time::timeout(std::time::Duration::ZERO, lanes.freed());
@@ -229,7 +267,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lane_runs_at_most_its_concurrency() {
-        let lanes = Lanes::new(1);
+        let lanes = Lanes::new(1, LEASE);
         let ep = endpoint("ep", None);
         let (a, b) = (lanes.enter(&ep).unwrap(), lanes.enter(&ep).unwrap());
         let held = a.slot().await;

@@ -151,7 +151,7 @@ impl Dispatcher {
     /// Runs until `shutdown` is cancelled, then lets attempts in flight finish within the
     /// grace period; deliveries not finished by then are given back to the queue.
     pub async fn run(self, shutdown: CancellationToken) {
-        let lanes = Lanes::new(self.settings.endpoint_concurrency);
+        let lanes = Lanes::new(self.settings.endpoint_concurrency, self.settings.lease());
         let work = self.ctx.store.work_signal();
         let mut tasks = JoinSet::new();
         // Rounds in a row that found due work yet claimed none (see below).
@@ -161,6 +161,16 @@ impl Dispatcher {
         let mut lines_swept: Option<tokio::time::Instant> = None;
         loop {
             reap(&mut tasks);
+            // Ordered endpoints move on as their deliveries settle; this catches a line
+            // that stopped anyway (a node died between recording an attempt and letting
+            // the next go, or asking failed), at start and every sweep interval, busy or not.
+            if lines_swept.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL) {
+                lines_swept = Some(tokio::time::Instant::now());
+                let now = self.ctx.clock.now();
+                if let Err(e) = self.ctx.store.advance_ordered(None, now).await {
+                    tracing::warn!(error = %e, "looking over ordered endpoints' queues failed");
+                }
+            }
             let room = self.settings.max_in_flight.saturating_sub(tasks.len());
             let skipped_in_claim = self.skipped(&lanes);
             let mut claimed = 0;
@@ -190,15 +200,6 @@ impl Dispatcher {
             let constrained = room == 0 || !skip.is_empty();
             let now = self.ctx.clock.now();
             hold.run(&self.ctx, now).await;
-            // Ordered endpoints move on as their deliveries settle; this catches a line
-            // that stopped anyway (its head's message deleted, a node that died between
-            // recording an attempt and letting the next go), at start and every sweep.
-            if lines_swept.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL) {
-                lines_swept = Some(tokio::time::Instant::now());
-                if let Err(e) = self.ctx.store.advance_ordered(None, now).await {
-                    tracing::warn!(error = %e, "looking over ordered endpoints' queues failed");
-                }
-            }
             let next_due = self.ctx.store.next_due_at(&skip).await.ok().flatten();
             if room > 0 && next_due.is_some_and(|due| due <= now) {
                 // Work fell due or was published since the claim, or a lane skipped in the
