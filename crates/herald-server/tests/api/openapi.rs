@@ -1,7 +1,8 @@
 //! The OpenAPI document as a client generator reads it: every reference resolves, bounds
 //! are stated, and a walk over every operation with requests a careless or hostile client
-//! sends (unknown ids, out-of-range parameters, bodies of the wrong shape, no JSON at all)
-//! gets only statuses the document declares for that operation, and never a 5xx.
+//! sends (unknown ids, out-of-range parameters, bodies of the wrong shape, no JSON at all),
+//! and every read with real ids, gets only statuses the document declares for that
+//! operation, never a 5xx, and bodies that match the schema declared for their status.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -92,6 +93,30 @@ enum Probe {
     WrongShape,
     /// A body that is not JSON.
     NotJson,
+    /// A plain read of real things (`GET` only): the answer a generated client parses.
+    Read,
+}
+
+/// What is wrong with `body`, answered with `status` to `operation`, against the schema
+/// `doc` declares for that status (with `doc`'s components): `None` if nothing, or if no
+/// JSON body is declared.
+fn body_mismatch(doc: &Value, operation: &Value, status: &str, body: &str) -> Option<String> {
+    let declared = &operation["responses"][status]["content"]["application/json"]["schema"];
+    let mut schema = declared.as_object()?.clone();
+    let Ok(value) = serde_json::from_str::<Value>(body) else {
+        return Some("the body is not JSON".to_owned());
+    };
+    schema.insert("components".to_owned(), doc["components"].clone());
+    let validator = match jsonschema::validator_for(&Value::Object(schema)) {
+        Ok(validator) => validator,
+        Err(e) => return Some(format!("the declared schema does not compile: {e}")),
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .take(3)
+        .map(|e| format!("{e} (at `{}`)", e.instance_path))
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
 }
 
 #[tokio::test]
@@ -114,6 +139,13 @@ async fn no_operation_answers_an_undeclared_status_or_a_server_error() {
             // Deleting the real things would leave the rest of the walk at the lookups.
             let probes: &[Probe] = match method {
                 Method::DELETE => &[Probe::UnknownIds],
+                Method::GET => &[
+                    Probe::Read,
+                    Probe::UnknownIds,
+                    Probe::BadQuery,
+                    Probe::WrongShape,
+                    Probe::NotJson,
+                ],
                 _ => &[
                     Probe::UnknownIds,
                     Probe::BadQuery,
@@ -134,6 +166,7 @@ async fn no_operation_answers_an_undeclared_status_or_a_server_error() {
                     .request(method.clone(), format!("{}{url}", h.base))
                     .bearer_auth(&h.token);
                 request = match probe {
+                    Probe::Read => request,
                     Probe::UnknownIds => request.json(&json!({})),
                     Probe::BadQuery => request
                         .query(&[
@@ -153,6 +186,9 @@ async fn no_operation_answers_an_undeclared_status_or_a_server_error() {
                 walked += 1;
                 if status.is_server_error() || !declared.contains(status.as_str()) {
                     wrong.push(format!("{method} {url}: {status} {body}"));
+                } else if let Some(problem) = body_mismatch(&doc, operation, status.as_str(), &body)
+                {
+                    wrong.push(format!("{method} {url}: {status} {problem}: {body}"));
                 }
             }
         }

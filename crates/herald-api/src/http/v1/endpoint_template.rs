@@ -50,15 +50,35 @@ pub struct EndpointTemplateIn {
     pub content_type: Option<String>,
 }
 
-/// The template in use, and whether it is the kind's built-in default.
+/// The template in use, and whether it is the kind's built-in default. (Its fields are
+/// written out rather than flattened from `EndpointTemplateIn`, whose schema allows no
+/// other property, so that the document describes this answer as it is.)
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointTemplateOut {
-    #[serde(flatten)]
-    pub template: EndpointTemplateIn,
+    pub body: Option<String>,
+    pub subject: Option<String>,
+    pub html: Option<String>,
+    pub method: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub content_type: Option<String>,
     /// `true` when the endpoint has no template of its own and this is the default (email
     /// and chat), or nothing at all (the payload is sent as published).
     pub is_default: bool,
+}
+
+impl EndpointTemplateOut {
+    fn new(t: EndpointTemplateIn, is_default: bool) -> Self {
+        Self {
+            body: t.body,
+            subject: t.subject,
+            html: t.html,
+            method: t.method,
+            headers: t.headers,
+            content_type: t.content_type,
+            is_default,
+        }
+    }
 }
 
 /// A sample event to render.
@@ -219,14 +239,8 @@ async fn get_template(
     let (_, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let kind = kind_of(&endpoint)?;
     Ok(Json(match endpoint.template {
-        Some(own) => EndpointTemplateOut {
-            template: own.into(),
-            is_default: false,
-        },
-        None => EndpointTemplateOut {
-            template: kind.default_template().unwrap_or_default().into(),
-            is_default: true,
-        },
+        Some(own) => EndpointTemplateOut::new(own.into(), false),
+        None => EndpointTemplateOut::new(kind.default_template().unwrap_or_default().into(), true),
     }))
 }
 
@@ -249,10 +263,7 @@ async fn put_template(
     endpoint.template = Some(template);
     endpoint.updated_at = state.clock.now();
     state.store.update_endpoint(&endpoint, read_at).await?;
-    Ok(Json(EndpointTemplateOut {
-        template: body,
-        is_default: false,
-    }))
+    Ok(Json(EndpointTemplateOut::new(body, false)))
 }
 
 /// Remove the endpoint's template: the payload is sent as published again (or the kind's

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, HttpErrorOut};
+use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::ApiQuery;
 use crate::http::list::comma_list;
 use crate::settings::HealthThresholds;
@@ -65,7 +65,7 @@ pub struct AttemptStatisticsResponse {
 /// beyond.
 #[utoipa::path(get, path = "/stats/app/{app_id}/attempt", tag = "Statistics",
     params(("app_id" = String, Path), AttemptStatisticsQuery),
-    responses((status = 200, body = AttemptStatisticsResponse), (status = 404, body = HttpErrorOut), (status = 422, body = HttpErrorOut)))]
+    responses((status = 200, body = AttemptStatisticsResponse), (status = 404, body = HttpErrorOut), (status = 422, body = HttpValidationError)))]
 async fn app_attempt_statistics(
     State(state): State<AppState>,
     caller: Caller,
@@ -214,7 +214,7 @@ pub struct StatsSeriesOut {
 /// attempts, successes, failures, error rate and latency percentiles per bucket.
 #[utoipa::path(get, path = "/app/{app_id}/stats/series", tag = "Statistics",
     params(("app_id" = String, Path), SeriesQuery),
-    responses((status = 200, body = StatsSeriesOut), (status = 404, body = HttpErrorOut), (status = 422, body = HttpErrorOut)))]
+    responses((status = 200, body = StatsSeriesOut), (status = 404, body = HttpErrorOut), (status = 422, body = HttpValidationError)))]
 async fn app_stats_series(
     State(state): State<AppState>,
     caller: Caller,

@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{issue_token_record, Caller, NewToken};
-use crate::error::{ApiError, ApiResult, HttpErrorOut};
+use crate::error::{ApiError, ApiResult, HttpErrorOut, HttpValidationError};
 use crate::http::extract::ApiJson;
 use crate::state::AppState;
 
@@ -101,7 +101,7 @@ async fn list_tokens(
 /// Make an API token (admin only); the answer is the only time its value is shown.
 #[utoipa::path(post, path = "/auth/token", tag = "Authentication", request_body = ApiTokenIn,
     responses((status = 201, body = ApiTokenCreatedOut), (status = 403, body = HttpErrorOut),
-        (status = 404, body = HttpErrorOut), (status = 422, body = HttpErrorOut)))]
+        (status = 404, body = HttpErrorOut), (status = 422, body = HttpValidationError)))]
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
