@@ -198,6 +198,8 @@ pub fn portal_capability(method: &Method, route: &str) -> Option<Capability> {
         // How deliveries reach the customer's own receiver is the customer's to set.
         ("PUT" | "DELETE", _, Some("/oauth" | "/mtls")) => Some(Capability::ManageEndpoint),
         ("POST", _, Some("/verify")) => Some(Capability::ManageEndpoint),
+        // Dropping a backlog the customer no longer wants is theirs to decide.
+        ("POST", _, Some("/bulk-cancel")) => Some(Capability::ManageEndpoint),
         ("POST", _, Some("/secret/rotate")) => Some(Capability::ManageEndpointSecret),
         ("POST", _, Some("/recover" | "/replay-missing" | "/send-example" | "/bulk-replay")) => {
             Some(Capability::CreateAttempts)

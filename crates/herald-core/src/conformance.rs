@@ -35,6 +35,7 @@ macro_rules! conformance_tests {
             an_ordered_endpoint_gets_one_message_at_a_time_in_publish_order,
             cancels_resends_and_unordering_move_an_ordered_line_on,
             recovered_and_replayed_deliveries_rejoin_an_ordered_line_at_their_places,
+            what_waits_for_one_endpoint_is_canceled_and_its_line_moves_on,
             canceled_delivery_leaves_the_queue,
             tokens_are_listed_and_deleted,
             poller_tokens_expire_together_and_go_with_their_endpoint,
@@ -1227,6 +1228,49 @@ pub async fn recovered_and_replayed_deliveries_rejoin_an_ordered_line_at_their_p
     }
     let expected = [&ids[2], &earlier.message.id, &ids[0], &ids[1]].map(String::clone);
     assert_eq!(order, expected, "the one under way, then by publish order");
+}
+
+/// Canceling what waits for one endpoint (a bulk cancel's step) leaves the endpoint's
+/// delivery under way and the other endpoints alone, and moves an ordered line on.
+pub async fn what_waits_for_one_endpoint_is_canceled_and_its_line_moves_on(store: &dyn Store) {
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let fifo = Endpoint {
+        ordered: true,
+        ..endpoint(&a.id, None)
+    };
+    let other = endpoint(&a.id, None);
+    store.create_endpoint(&fifo).await.unwrap();
+    store.create_endpoint(&other).await.unwrap();
+    let ids = publish_in_order(store, &a.id, 4).await;
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(
+        claimed_for(&claimed, &fifo),
+        ids[..1],
+        "the first is being sent"
+    );
+
+    // The first three: the one being sent is left; the queued second and third go.
+    let canceled = store
+        .cancel_pending_to(&a.id, &fifo.id, &ids[..3], t0())
+        .await
+        .unwrap();
+    assert_eq!(canceled, 2);
+    let sending = status_of(store, &a.id, &ids[0], &fifo).await;
+    assert_eq!(sending, DeliveryStatus::Sending);
+    for id in &ids[1..3] {
+        let status = status_of(store, &a.id, id, &fifo).await;
+        assert_eq!(status, DeliveryStatus::Canceled);
+        let untouched = status_of(store, &a.id, id, &other).await;
+        assert_eq!(untouched, DeliveryStatus::Sending, "another endpoint's");
+    }
+    // Once the first is done, the fourth is next: the canceled ones are out of line.
+    let first = claimed.iter().find(|c| c.endpoint.id == fifo.id).unwrap();
+    finish(store, first, t0(), NextState::Succeeded).await;
+    let line = std::slice::from_ref(&fifo.id);
+    assert_eq!(store.advance_ordered(Some(line), t0()).await.unwrap(), 1);
+    let next = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed_for(&next, &fifo), ids[3..]);
 }
 
 pub async fn canceled_delivery_leaves_the_queue(store: &dyn Store) {

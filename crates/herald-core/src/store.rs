@@ -735,6 +735,16 @@ pub trait Queue: Send + Sync {
         msg_id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<u64>;
+    /// Cancels what still waits to be delivered to one endpoint (pending, held or queued)
+    /// of the messages `msg_ids`; how many. A delivery being attempted is left to finish.
+    /// An ordered endpoint's line moves on past what was canceled.
+    async fn cancel_pending_to(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        msg_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
     /// Gives a claimed delivery back unattempted, due again at `due_at`.
     async fn release(
         &self,

@@ -46,7 +46,10 @@ pub enum TaskInput {
     Broadcast(Broadcast),
     /// An endpoint's messages of a time range sent to it again.
     #[serde(rename = "endpoint.bulk-replay")]
-    BulkReplay(BulkReplay),
+    BulkReplay(EndpointMessages),
+    /// What an endpoint's messages of a time range still wait to deliver there, canceled.
+    #[serde(rename = "endpoint.bulk-cancel")]
+    BulkCancel(EndpointMessages),
     /// Every payload of an application deleted (Svix's "expunge all contents").
     #[serde(rename = "application.purge_content")]
     PurgeContent(PurgeContent),
@@ -66,6 +69,7 @@ impl TaskInput {
         match self {
             Self::Broadcast(_) => "message.broadcast",
             Self::BulkReplay(_) => "endpoint.bulk-replay",
+            Self::BulkCancel(_) => "endpoint.bulk-cancel",
             Self::PurgeContent(_) => "application.purge_content",
         }
     }
@@ -74,17 +78,18 @@ impl TaskInput {
     pub fn app_id(&self) -> Option<&str> {
         match self {
             Self::Broadcast(_) => None,
-            Self::BulkReplay(replay) => Some(&replay.app_id),
+            Self::BulkReplay(chosen) | Self::BulkCancel(chosen) => Some(&chosen.app_id),
             Self::PurgeContent(purge) => Some(&purge.app_id),
         }
     }
 }
 
-/// The messages of an endpoint created in `[since, until)` that meet the filters, queued
-/// for it again (each as a manual attempt), whatever became of them before.
+/// The messages of an endpoint created in `[since, until)` that meet the filters: what a
+/// bulk replay queues for it again (each as a manual attempt, whatever became of it
+/// before), or what a bulk cancel stops (those whose delivery there still waits).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BulkReplay {
+pub struct EndpointMessages {
     pub app_id: String,
     pub endpoint_id: String,
     pub since: DateTime<Utc>,
@@ -101,7 +106,7 @@ pub struct BulkReplay {
     pub status: Option<i64>,
 }
 
-impl BulkReplay {
+impl EndpointMessages {
     /// The message filter it pages with.
     pub fn filter(&self) -> MessageFilter {
         MessageFilter {

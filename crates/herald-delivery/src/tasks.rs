@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::ids::IdKind;
-use herald_core::model::Message;
+use herald_core::model::{DeliveryStatus, Message};
 use herald_core::store::{Cursor, MessageFilter, NewMessage, Order, PageRequest, Published, Store};
-use herald_core::task::{BackgroundTask, Broadcast, BulkReplay, TaskInput, TaskStatus};
+use herald_core::task::{BackgroundTask, Broadcast, EndpointMessages, TaskInput, TaskStatus};
 use herald_core::{Clock, StoreError};
 use serde_json::json;
 use tokio::sync::{watch, Notify};
@@ -106,6 +106,7 @@ impl TaskRunner {
             let stepped = match &task.input {
                 TaskInput::Broadcast(broadcast) => self.broadcast_step(&task, broadcast).await,
                 TaskInput::BulkReplay(replay) => self.replay_step(&task, replay).await,
+                TaskInput::BulkCancel(chosen) => self.cancel_step(&task, chosen).await,
                 TaskInput::PurgeContent(purge) => self.purge_step(&task, &purge.app_id).await,
             };
             match stepped {
@@ -235,17 +236,13 @@ impl TaskRunner {
     async fn replay_step(
         &self,
         task: &BackgroundTask,
-        replay: &BulkReplay,
+        replay: &EndpointMessages,
     ) -> Result<BackgroundTask, StoreError> {
         let page = self.page_after(task);
         let filter = replay.filter();
         let status = replay.delivery_status();
         let (app, endpoint) = (&replay.app_id, &replay.endpoint_id);
-        // The endpoint (or its application) is gone: nothing more to send it.
-        if let Err(StoreError::NotFound) = self.store.get_endpoint(app, endpoint).await {
-            let mut failed = task.clone();
-            failed.status = TaskStatus::Failed;
-            failed.data["error"] = json!("the endpoint was deleted");
+        if let Some(failed) = self.endpoint_gone(task, replay).await {
             return Ok(failed);
         }
         let found = self
@@ -269,6 +266,57 @@ impl TaskRunner {
         let last = found.items.last().map(|m| m.message.id.as_str());
         let mut next = stepped(task, last, found.done);
         next.data["replayed"] = json!(replayed);
+        Ok(next)
+    }
+
+    /// `task`, failed, if the endpoint it is about (or its application) was deleted:
+    /// there is nothing more to do for it.
+    async fn endpoint_gone(
+        &self,
+        task: &BackgroundTask,
+        chosen: &EndpointMessages,
+    ) -> Option<BackgroundTask> {
+        let (app, endpoint) = (&chosen.app_id, &chosen.endpoint_id);
+        let Err(StoreError::NotFound) = self.store.get_endpoint(app, endpoint).await else {
+            return None;
+        };
+        let mut failed = task.clone();
+        failed.status = TaskStatus::Failed;
+        failed.data["error"] = json!("the endpoint was deleted");
+        Some(failed)
+    }
+
+    /// Cancels what the next page of the endpoint's chosen messages still waits to deliver
+    /// there; the task as it stands after. The page lists only messages whose delivery
+    /// waits, so those canceled by an earlier run of the step are not listed again.
+    async fn cancel_step(
+        &self,
+        task: &BackgroundTask,
+        chosen: &EndpointMessages,
+    ) -> Result<BackgroundTask, StoreError> {
+        if let Some(failed) = self.endpoint_gone(task, chosen).await {
+            return Ok(failed);
+        }
+        let (app, endpoint) = (&chosen.app_id, &chosen.endpoint_id);
+        let waiting = Some(DeliveryStatus::Pending);
+        let found = (self.store)
+            .list_endpoint_messages(
+                app,
+                endpoint,
+                &chosen.filter(),
+                waiting,
+                &self.page_after(task),
+            )
+            .await?;
+        let ids: Vec<String> = found.items.iter().map(|m| m.message.id.clone()).collect();
+        let now = self.clock.now();
+        let canceled = self
+            .store
+            .cancel_pending_to(app, endpoint, &ids, now)
+            .await?;
+        let last = found.items.last().map(|m| m.message.id.as_str());
+        let mut next = stepped(task, last, found.done);
+        next.data["canceled"] = json!(counted(task, "canceled") + canceled);
         Ok(next)
     }
 }

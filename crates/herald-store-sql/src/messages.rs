@@ -40,11 +40,22 @@ fn endpoint_messages<D: Dialect>(
     .bind(v::text(app_id))
     .bind(v::text(endpoint_id));
     if let Some(status) = status {
-        sql.push(" AND d.status = ")
-            .push_bind(v::code(status as i16));
+        sql.push(" AND ");
+        push_delivery_status(&mut sql, "d.status", status);
     }
     push_message_filter::<D>(&mut sql, filter);
     sql
+}
+
+/// Appends a condition that the delivery status `column` is `status` as Svix's SDKs see
+/// it: pending covers held and queued deliveries too, which the API shows as pending.
+fn push_delivery_status(sql: &mut Sql, column: &str, status: DeliveryStatus) {
+    match status {
+        DeliveryStatus::Pending => sql.push(&format!("{column} IN (1, 5, 6)")),
+        other => sql
+            .push(&format!("{column} = "))
+            .push_bind(v::code(other as i16)),
+    };
 }
 
 /// Appends the message filter conditions on the `messages` table aliased `m`.
@@ -70,9 +81,9 @@ fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
         sql.push(" AND m.created_at > ").push_bind(v::time(after));
     }
     if let Some(status) = f.delivery_status {
-        sql.push(" AND EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND d.status = ")
-            .push_bind(v::code(status as i16))
-            .push(")");
+        sql.push(" AND EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id AND ");
+        push_delivery_status(sql, "d.status", status);
+        sql.push(")");
     }
     if let Some(class) = f.status_code_class {
         sql.push(

@@ -336,6 +336,49 @@ impl<B: Backend> Queue for SqlStore<B> {
         Ok(canceled)
     }
 
+    async fn cancel_pending_to(
+        &self,
+        app_id: &str,
+        endpoint_id: &str,
+        msg_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        if msg_ids.is_empty() {
+            return Ok(0);
+        }
+        let db = &self.db;
+        let ordered = Sql::new("SELECT ordered FROM endpoints WHERE app_id = ? AND id = ?")
+            .bind(v::text(app_id))
+            .bind(v::text(endpoint_id));
+        let fifo = db.read_one(&ordered).await?.flag("ordered")?;
+        let mut cancel = Sql::new(
+            "UPDATE deliveries SET status = 4, updated_at = ? \
+             WHERE app_id = ? AND endpoint_id = ? AND status IN (1, 5, 6) AND ",
+        )
+        .bind(v::time(now))
+        .bind(v::text(app_id))
+        .bind(v::text(endpoint_id));
+        <B::Dialect as Dialect>::push_in_list(&mut cancel, "msg_id", msg_ids.to_vec());
+        let mut tx = db.begin().await?;
+        if fifo {
+            // Queued rows change: under the ordering lock, taken first (see `ordered`).
+            <B::Dialect as Dialect>::lock_ordering(&mut tx).await?;
+        }
+        let canceled = execute_in::<B::Dialect>(&mut tx, &cancel).await?;
+        let let_go = match fifo && canceled > 0 {
+            true => {
+                let line = Some(vec![endpoint_id.to_owned()]);
+                ordered::advance::<B::Dialect>(&mut tx, line, now).await?
+            }
+            false => 0,
+        };
+        tx.commit().await.map_err(internal)?;
+        if let_go > 0 {
+            db.work.notify_one();
+        }
+        Ok(canceled)
+    }
+
     async fn next_due_at(&self, skip: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
         let db = &self.db;
         let mut sql =

@@ -9,6 +9,7 @@ mod sync_calls;
 
 mod broadcast;
 mod brokers;
+mod bulk_cancel;
 mod bulk_replay;
 mod callbacks;
 mod delivery;

@@ -10,7 +10,7 @@ use herald_core::ids::IdKind;
 use herald_core::model::DeliveryStatus;
 use herald_core::model::Metadata;
 use herald_core::task::{
-    BackgroundTask, Broadcast, BulkReplay, PurgeContent, TaskInput, TaskStatus,
+    BackgroundTask, Broadcast, EndpointMessages, PurgeContent, TaskInput, TaskStatus,
 };
 use herald_core::validation::{self, FieldError};
 use serde::{Deserialize, Serialize};
@@ -56,10 +56,13 @@ pub struct BackgroundTaskOut {
     pub id: String,
     /// `running`, `finished` or `failed`.
     pub status: &'static str,
-    /// What it does: `message.broadcast`.
+    /// What it does: `message.broadcast`, `endpoint.bulk-replay`, `endpoint.bulk-cancel`
+    /// or `application.purge_content`.
     pub task: &'static str,
     /// Its progress, then its result: for a broadcast, `applications` reached and
-    /// `messages` published so far.
+    /// `messages` published so far; for a bulk replay or cancel, the `total` counted
+    /// before it started, and how many were `replayed` or `canceled`; for a purge, how
+    /// many payloads were `expunged`.
     #[schema(value_type = Object)]
     pub data: Value,
     pub created_at: DateTime<Utc>,
@@ -200,8 +203,75 @@ pub struct BulkReplayIn {
     pub channel: Option<String>,
     pub tag: Option<String>,
     /// Only messages whose delivery to the endpoint is in this state (0 success, 1
-    /// pending, 2 failed, 3 sending, 4 canceled).
+    /// pending, 2 failed, 3 sending, 4 canceled; 1 covers held and queued ones too).
     pub status: Option<i64>,
+}
+
+/// Which of an endpoint's messages to stop delivering there (those whose delivery still
+/// waits).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkCancelIn {
+    /// Messages created at or after this time.
+    pub since: DateTime<Utc>,
+    /// …and before this one (default: now).
+    pub until: Option<DateTime<Utc>>,
+    pub event_types: Option<Vec<String>>,
+    pub channel: Option<String>,
+    pub tag: Option<String>,
+}
+
+impl From<BulkCancelIn> for BulkReplayIn {
+    /// The same choice of messages, limited to those whose delivery waits.
+    fn from(c: BulkCancelIn) -> Self {
+        Self {
+            since: c.since,
+            until: c.until,
+            event_types: c.event_types,
+            channel: c.channel,
+            tag: c.tag,
+            status: Some(DeliveryStatus::Pending as i64),
+        }
+    }
+}
+
+/// Herald extension: cancel what an endpoint still waits to receive of the messages of a
+/// time range that meet the filters (pending, scheduled, held, or queued behind an earlier
+/// message), as a background task: for an endpoint that was down and whose backlog is no
+/// longer wanted. Its `data` says first how many deliveries it will cancel (`total`), then
+/// how many it has (`canceled`). An attempt under way at that moment is left to finish.
+#[utoipa::path(post, path = "/app/{app_id}/endpoint/{endpoint_id}/bulk-cancel", tag = "Endpoint",
+    params(("app_id" = String, Path), ("endpoint_id" = String, Path),
+        ("idempotency-key" = Option<String>, Header, description = "The same key returns the same task")),
+    request_body = BulkCancelIn,
+    responses((status = 202, body = BackgroundTaskOut), (status = 404, body = HttpErrorOut),
+        (status = 422, body = HttpValidationError)))]
+async fn bulk_cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Box<RawValue>>,
+) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
+    let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
+    let body: BulkCancelIn = parse_json(body.get().as_bytes())?;
+    let now = state.clock.now();
+    let chosen = BulkReplayIn::from(body).into_replay(&app.id, &endpoint.id, now)?;
+    let waiting = chosen.delivery_status();
+    let total = (state.store)
+        .count_endpoint_messages(&app.id, &endpoint.id, &chosen.filter(), waiting)
+        .await?;
+    let task = BackgroundTask {
+        id: IdKind::Task.new_id(),
+        app_id: Some(app.id),
+        input: TaskInput::BulkCancel(chosen),
+        status: TaskStatus::Running,
+        data: serde_json::json!({"total": total, "canceled": 0}),
+        cursor: None,
+        created_at: now,
+        updated_at: now,
+    };
+    start(&state, &headers, &format!("cancel:{}", endpoint.id), task).await
 }
 
 /// Send an endpoint again every message of a time range that meets the filters, whatever
@@ -287,7 +357,7 @@ impl BulkReplayIn {
         app_id: &str,
         endpoint_id: &str,
         now: DateTime<Utc>,
-    ) -> ApiResult<BulkReplay> {
+    ) -> ApiResult<EndpointMessages> {
         let until = self.until.unwrap_or(now);
         let mut v = validation::Validator::default();
         if until <= self.since {
@@ -324,7 +394,7 @@ impl BulkReplayIn {
             }
         }
         v.finish().map_err(ApiError::Validation)?;
-        Ok(BulkReplay {
+        Ok(EndpointMessages {
             app_id: app_id.to_owned(),
             endpoint_id: endpoint_id.to_owned(),
             since: self.since,
@@ -362,5 +432,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_tasks))
         .routes(routes!(get_task))
         .routes(routes!(bulk_replay))
+        .routes(routes!(bulk_cancel))
         .routes(routes!(expunge_all_contents))
 }
