@@ -44,6 +44,7 @@ macro_rules! conformance_tests {
             retries_of_one_endpoint_can_be_made_due_now_or_held_back,
             a_message_to_deliver_later_is_due_then,
             old_content_is_purged_in_batches_keeping_metadata,
+            old_messages_are_deleted_with_their_history_unless_still_to_deliver,
             disabled_endpoint_gets_no_new_deliveries,
             every_endpoint_option_is_read_back_as_written,
             a_task_is_leased_to_one_node_and_taken_over_when_the_lease_ends,
@@ -1271,6 +1272,63 @@ pub async fn what_waits_for_one_endpoint_is_canceled_and_its_line_moves_on(store
     assert_eq!(store.advance_ordered(Some(line), t0()).await.unwrap(), 1);
     let next = store.claim_due(&claim_at(t0())).await.unwrap();
     assert_eq!(claimed_for(&next, &fifo), ids[3..]);
+}
+
+/// Retention past `delete_after`: old messages go with their deliveries and attempts,
+/// oldest first and batch by batch; one still to deliver, and newer ones, stay.
+pub async fn old_messages_are_deleted_with_their_history_unless_still_to_deliver(
+    store: &dyn Store,
+) {
+    let (a, _eps) = setup_app_with(store, 1).await;
+    let old = t0() - secs(10 * 86_400);
+    let publish_at = |at| {
+        let mut m = message(&a.id, "x");
+        m.message.created_at = at;
+        m
+    };
+    let (done, waiting, recent) = (publish_at(old), publish_at(old), publish_at(t0()));
+    for m in [&done, &waiting, &recent] {
+        store.create_message(m).await.unwrap();
+    }
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    let done_claim = claimed
+        .iter()
+        .find(|c| c.message.id == done.message.id)
+        .unwrap();
+    finish(store, done_claim, t0(), NextState::Succeeded).await;
+    let waiting_claim = claimed
+        .iter()
+        .find(|c| c.message.id == waiting.message.id)
+        .unwrap();
+    let retry = NextState::RetryAt(t0() + secs(60));
+    finish(store, waiting_claim, t0(), retry).await;
+    // Three more old ones with nothing to deliver (their app had no endpoint then).
+    let quiet = app(None);
+    store.create_app(&quiet).await.unwrap();
+    for _ in 0..3 {
+        let mut m = message(&quiet.id, "x");
+        m.message.created_at = old;
+        store.create_message(&m).await.unwrap();
+    }
+
+    let cutoff = t0() - secs(86_400);
+    assert_eq!(store.delete_old_messages(cutoff, 2).await.unwrap(), 2);
+    assert_eq!(store.delete_old_messages(cutoff, 2).await.unwrap(), 2);
+    assert_eq!(store.delete_old_messages(cutoff, 2).await.unwrap(), 0);
+    let gone = store.get_message(&a.id, &done.message.id).await;
+    assert!(matches!(gone, Err(StoreError::NotFound)), "{gone:?}");
+    let attempts = store
+        .list_attempts_by_message(
+            &a.id,
+            &done.message.id,
+            &AttemptFilter::default(),
+            &page(10),
+        )
+        .await;
+    assert!(attempts.is_err() || attempts.unwrap().items.is_empty());
+    store.get_message(&a.id, &waiting.message.id).await.unwrap();
+    store.get_message(&a.id, &recent.message.id).await.unwrap();
+    store.reclaim_space().await.unwrap();
 }
 
 pub async fn canceled_delivery_leaves_the_queue(store: &dyn Store) {

@@ -756,6 +756,16 @@ pub trait Queue: Send + Sync {
     /// `before`, at most `batch` of each, keeping their metadata; returns how many rows
     /// changed (fewer than `2 × batch` means nothing older is left).
     async fn purge_content(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
+    /// Deletes at most `batch` messages created before `before`, oldest first, with their
+    /// deliveries and attempts; a message with a delivery still to make (pending, being
+    /// attempted, held or queued) is kept. How many were deleted (fewer than `batch`
+    /// means nothing older is left to delete).
+    async fn delete_old_messages(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64>;
+    /// Gives the space that deletions freed back to the system where the database keeps
+    /// it otherwise (SQLite's free pages); PostgreSQL's autovacuum makes it reusable.
+    async fn reclaim_space(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// Removes statistics rollups of buckets before the cutoff of their resolution;
     /// returns how many rows went.
     async fn purge_stats(&self, cutoffs: &RollupCutoffs) -> StoreResult<u64>;

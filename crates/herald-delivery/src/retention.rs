@@ -1,6 +1,7 @@
 //! The retention cleaner: removes payloads and stored response bodies past the retention
-//! period, in small batches so that it never holds the database for long, keeping the
-//! metadata of messages and attempts.
+//! period, keeping the metadata of messages and attempts, and, when configured, deletes
+//! messages past `delete_after` with their deliveries and attempts, then gives the space
+//! back; always in small batches, so that it never holds the database for long.
 
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ impl Cleaner {
         }
     }
 
-    /// How many payloads and response bodies were removed so far.
+    /// How many payloads, response bodies and old messages were removed so far.
     pub fn purged(&self) -> watch::Receiver<u64> {
         self.purged.subscribe()
     }
@@ -43,6 +44,10 @@ impl Cleaner {
             let now = self.clock.now();
             if let Some(cutoff) = now.checked_sub_signed(period) {
                 self.clean_before(cutoff, &shutdown).await;
+            }
+            let delete_after = self.config.delete_after.map(chrono::Duration::from_std);
+            if let Some(cutoff) = delete_after.and_then(|d| now.checked_sub_signed(d.ok()?)) {
+                self.delete_before(cutoff, &shutdown).await;
             }
             self.clean_stats(now).await;
             tokio::select! {
@@ -67,6 +72,38 @@ impl Cleaner {
         };
         if let Err(e) = self.store.purge_stats(&cutoffs).await {
             tracing::warn!(error = %e, "removing old statistics failed; the cleaner tries again later");
+        }
+    }
+
+    /// Deletes the messages created before `cutoff` (with their history), batch by batch,
+    /// then gives the freed space back.
+    async fn delete_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        shutdown: &CancellationToken,
+    ) {
+        let batch = self.config.batch.max(1);
+        let mut deleted = 0;
+        while !shutdown.is_cancelled() {
+            match self.store.delete_old_messages(cutoff, batch).await {
+                Ok(n) => {
+                    deleted += n;
+                    self.purged.send_modify(|total| *total += n);
+                    if n < u64::from(batch) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting old messages failed; the cleaner tries again later");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "old messages deleted");
+            if let Err(e) = self.store.reclaim_space().await {
+                tracing::warn!(error = %e, "giving freed space back failed");
+            }
         }
     }
 

@@ -103,6 +103,10 @@ pub struct RetentionConfig {
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     pub batch: u32,
+    /// Messages older than this are deleted with their deliveries and attempts (not only
+    /// their payloads), once nothing of theirs is left to deliver; `None`: kept forever.
+    #[serde(with = "humantime_serde", default)]
+    pub delete_after: Option<Duration>,
     /// How long per-minute statistics are kept (they serve ranges finer than an hour).
     #[serde(with = "humantime_serde", default = "default_stats_minutes")]
     pub stats_minutes: Duration,

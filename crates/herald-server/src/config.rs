@@ -248,12 +248,16 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("HERALD_DELIVERY__TIMEOUT", "3s");
             jail.set_env("HERALD_DATABASE__URL", "sqlite://elsewhere.db");
+            jail.set_env("HERALD_RETENTION__DELETE_AFTER", "400d");
             // Not configuration: the log filter and the test suites' own variables.
             jail.set_env("HERALD_LOG", "debug");
             jail.set_env("HERALD_TEST_POSTGRES_URL", "postgres://localhost/test");
             let c = Config::load(None, &Overrides::default()).expect("valid");
             assert_eq!(c.delivery.timeout, Duration::from_secs(3));
             assert_eq!(c.database_url(), "sqlite://elsewhere.db");
+            let days = Duration::from_secs(400 * 24 * 3600);
+            assert_eq!(c.retention.delete_after, Some(days));
+            assert_eq!(Config::defaults().retention.delete_after, None);
             jail.set_env("HERALD_LISTN", "127.0.0.1:1");
             let err = Config::load(None, &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("listn"), "{err}");

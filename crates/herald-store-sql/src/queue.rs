@@ -417,6 +417,24 @@ impl<B: Backend> Queue for SqlStore<B> {
         Ok(purged + db.write(&rejections).await.map_err(internal)?)
     }
 
+    async fn delete_old_messages(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        let lock = <B::Dialect as Dialect>::SKIP_LOCKED;
+        // Deliveries and attempts go with their message (`ON DELETE CASCADE`).
+        let sql = Sql::new(format!(
+            "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m \
+             WHERE m.created_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d \
+             WHERE d.msg_id = m.id AND d.status IN (1, 3, 5, 6)) \
+             ORDER BY m.created_at LIMIT ?{lock})"
+        ))
+        .bind(v::time(before))
+        .bind(v::big(batch));
+        self.db.write(&sql).await.map_err(internal)
+    }
+
+    async fn reclaim_space(&self) -> StoreResult<()> {
+        self.backend.reclaim_space(&self.db).await
+    }
+
     async fn purge_stats(&self, cutoffs: &RollupCutoffs) -> StoreResult<u64> {
         crate::stats::purge(&self.db, cutoffs).await
     }

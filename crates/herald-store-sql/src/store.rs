@@ -86,6 +86,10 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
         Ok(None)
     }
+    /// See `Queue::reclaim_space`.
+    async fn reclaim_space(&self, _db: &Db<Self::Dialect>) -> StoreResult<()> {
+        Ok(())
+    }
     /// Applies pending migrations.
     async fn migrate(&self, db: &Db<Self::Dialect>) -> StoreResult<()>;
     /// How many migrations are not applied yet (see [`unapplied_migrations`]).

@@ -19,7 +19,9 @@ use herald_store_sql::dialect::SqliteDialect;
 use herald_store_sql::publish_plan::{Accepted, Known};
 use herald_store_sql::{Backend, Db, SqlStore};
 use sqlx::sqlite::SqliteRow;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::SqliteConnection;
 
 /// The SQLite-backed store.
@@ -48,9 +50,13 @@ pub async fn connect(url: &str, readers: u32) -> Result<SqliteStore, StoreError>
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
+    // A new database frees the pages of deleted rows on request (`reclaim_space`), so
+    // that retention shrinks the file. (An existing database keeps the mode it was made
+    // with: changing it takes a full `VACUUM`, which the README describes.)
+    let writer_options = options.clone().auto_vacuum(SqliteAutoVacuum::Incremental);
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
-        .connect_with(options.clone())
+        .connect_with(writer_options)
         .await
         .map_err(internal)?;
     let reader = SqlitePoolOptions::new()
@@ -113,6 +119,15 @@ impl Backend for SqliteBackend {
     ) -> StoreResult<()> {
         dispatch::insert_attempts(&mut *tx, batch).await?;
         dispatch::update_deliveries(tx, batch).await
+    }
+
+    async fn reclaim_space(&self, db: &Db<SqliteDialect>) -> StoreResult<()> {
+        // Returns every free page to the file system, on the writer (one statement, quick
+        // next to the deletes that freed them). A database without incremental vacuum
+        // ignores it.
+        let sql = herald_store_sql::Sql::new("PRAGMA incremental_vacuum");
+        db.write(&sql).await.map_err(internal)?;
+        Ok(())
     }
 
     async fn migrate(&self, db: &Db<SqliteDialect>) -> StoreResult<()> {

@@ -103,3 +103,53 @@ async fn a_full_publish_queue_refuses_at_once_and_loses_nothing_it_took() {
         "every accepted publish is stored, and no other"
     );
 }
+
+/// Retention that deletes old messages gives their space back to the file system: the
+/// database file shrinks, rather than keeping free pages for later.
+#[tokio::test]
+async fn deleting_old_messages_shrinks_the_file() {
+    use herald_core::conformance::{app, message};
+    use herald_core::store::{Catalog, Messages, Queue};
+
+    let Some((store, _dir)) = fresh_store().await else {
+        return;
+    };
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let payload = format!(r#"{{"blob": "{}"}}"#, "x".repeat(8 * 1024));
+    let mut last = chrono::DateTime::<chrono::Utc>::MIN_UTC;
+    for _ in 0..300 {
+        let mut m = message(&a.id, "x");
+        m.message.payload = Some(payload.as_str().into());
+        last = last.max(m.message.created_at);
+        store.create_message(&m).await.unwrap();
+    }
+    let pages = |pragma: &'static str| {
+        let pool = store.db().writer.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(pragma)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let before = pages("PRAGMA page_count").await;
+    let cutoff = last + chrono::Duration::seconds(1);
+    let mut deleted = 0;
+    loop {
+        let n = store.delete_old_messages(cutoff, 100).await.unwrap();
+        deleted += n;
+        if n < 100 {
+            break;
+        }
+    }
+    assert_eq!(deleted, 300);
+    assert!(
+        pages("PRAGMA freelist_count").await > 0,
+        "freed, not yet returned"
+    );
+    store.reclaim_space().await.unwrap();
+    let after = pages("PRAGMA page_count").await;
+    assert_eq!(pages("PRAGMA freelist_count").await, 0);
+    assert!(after * 4 < before, "{before} pages before, {after} after");
+}

@@ -759,6 +759,41 @@ async fn content_past_retention_is_removed_and_metadata_kept() {
 }
 
 #[tokio::test]
+async fn messages_past_delete_after_are_deleted_with_their_attempts() {
+    use reqwest::StatusCode;
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let herald = TestHerald::start_with(clock.clone(), |c| {
+        c.retention.period = Duration::from_secs(3600);
+        c.retention.delete_after = Some(Duration::from_secs(2 * 3600));
+        c.retention.interval = Duration::from_secs(600);
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let msg = herald
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 1}}))
+        .await;
+    herald.wait_recorded(1).await;
+
+    // Past the payload period only: the message stays, without its payload.
+    clock.advance(Duration::from_secs(90 * 60));
+    herald.wait_purged(2).await;
+    let (status, _) = herald.get(&format!("/app/{app}/msg/{msg}")).await;
+    assert_eq!(status, StatusCode::OK);
+    // Past `delete_after`: gone, with its attempts.
+    clock.advance(Duration::from_secs(60 * 60));
+    herald.wait_purged(3).await;
+    let (status, _) = herald.get(&format!("/app/{app}/msg/{msg}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, listed) = herald.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
+    assert!(
+        status == StatusCode::NOT_FOUND || listed["data"] == json!([]),
+        "{status} {listed}"
+    );
+}
+
+#[tokio::test]
 async fn endpoint_rate_limit_spaces_attempts() {
     let (herald, clock) = TestHerald::start_manual().await;
     let app = herald.app("acme").await;
