@@ -177,6 +177,23 @@ pub struct BackgroundTask {
     pub updated_at: DateTime<Utc>,
 }
 
+impl BackgroundTask {
+    /// A task to run from the start, made at `now`, with a fresh id and `data` as its
+    /// progress so far (its counters at zero, and what was counted beforehand).
+    pub fn new(input: TaskInput, data: Value, now: DateTime<Utc>) -> Self {
+        Self {
+            id: crate::ids::IdKind::Task.new_id(),
+            app_id: input.app_id().map(str::to_owned),
+            input,
+            status: TaskStatus::Running,
+            data,
+            cursor: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

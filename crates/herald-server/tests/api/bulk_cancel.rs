@@ -3,18 +3,9 @@
 
 use herald_core::Clock;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{Receiver, TestHerald};
-
-/// The delivery of `msg` to `endpoint`, as `…/msg/{id}/endpoint` shows it.
-async fn delivery(h: &TestHerald, app: &str, msg: &str, endpoint: &str) -> Value {
-    let (status, page) = h.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    let items = page["data"].as_array().unwrap();
-    let found = items.iter().find(|d| d["id"] == endpoint);
-    found.expect("a delivery to the endpoint").clone()
-}
 
 #[tokio::test]
 async fn a_bulk_cancel_counts_what_waits_then_cancels_only_that() {
@@ -37,7 +28,7 @@ async fn a_bulk_cancel_counts_what_waits_then_cancels_only_that() {
         .await;
     h.wait_recorded(8).await;
 
-    let before = delivery(&h, &app, &chosen[0], broken).await;
+    let before = h.delivery_to(&app, &chosen[0], broken).await;
     assert_eq!(
         before["statusText"], "pending",
         "waiting for a retry: {before}"
@@ -64,13 +55,13 @@ async fn a_bulk_cancel_counts_what_waits_then_cancels_only_that() {
     assert_eq!(done["data"], json!({"total": 3, "canceled": 3}));
 
     for msg in &chosen {
-        let canceled = delivery(&h, &app, msg, broken).await;
+        let canceled = h.delivery_to(&app, msg, broken).await;
         assert_eq!(canceled["statusText"], "canceled", "{canceled}");
         assert_eq!(canceled["status"], 4);
-        let delivered = delivery(&h, &app, msg, fine).await;
+        let delivered = h.delivery_to(&app, msg, fine).await;
         assert_eq!(delivered["statusText"], "success", "{delivered}");
     }
-    let untouched = delivery(&h, &app, &other_type, broken).await;
+    let untouched = h.delivery_to(&app, &other_type, broken).await;
     assert_eq!(
         untouched["statusText"], "pending",
         "another type: {untouched}"

@@ -281,6 +281,15 @@ impl TestHerald {
     }
 
     /// The attempts of a message, newest first.
+    /// The delivery of `msg` to `endpoint`, as `…/msg/{id}/endpoint` shows it.
+    pub async fn delivery_to(&self, app: &str, msg: &str, endpoint: &str) -> Value {
+        let (status, page) = self.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["data"].as_array().unwrap();
+        let found = items.iter().find(|d| d["id"] == endpoint);
+        found.expect("a delivery to the endpoint").clone()
+    }
+
     pub async fn attempts(&self, app: &str, msg: &str) -> Vec<Value> {
         let (status, list) = self.get(&format!("/app/{app}/attempt/msg/{msg}")).await;
         assert_eq!(status, StatusCode::OK, "{list}");

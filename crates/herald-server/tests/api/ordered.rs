@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use herald_core::ManualClock;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{Receiver, TestHerald};
 
@@ -42,15 +42,6 @@ fn arrivals(receiver: &Receiver) -> Vec<String> {
         .collect()
 }
 
-/// The delivery of `msg` to `endpoint`, as `…/msg/{id}/endpoint` shows it.
-async fn delivery(h: &TestHerald, app: &str, msg: &str, endpoint: &str) -> Value {
-    let (status, page) = h.get(&format!("/app/{app}/msg/{msg}/endpoint")).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    let items = page["data"].as_array().unwrap();
-    let found = items.iter().find(|d| d["id"] == endpoint);
-    found.expect("a delivery to the endpoint").clone()
-}
-
 #[tokio::test]
 async fn an_ordered_endpoint_waits_for_each_message_while_another_gets_them_all() {
     let (h, clock) = start(3).await;
@@ -71,7 +62,7 @@ async fn an_ordered_endpoint_waits_for_each_message_while_another_gets_them_all(
     free.wait_for(5).await;
     h.wait_recorded(6).await;
     assert_eq!(arrivals(&fifo), ids[..1]);
-    let second = delivery(&h, &app, &ids[1], ordered).await;
+    let second = h.delivery_to(&app, &ids[1], ordered).await;
     assert_eq!(second["statusText"], "queued", "{second}");
     assert_eq!(second["status"], 1, "pending, to Svix's SDKs");
     assert!(second.get("nextAttempt").is_none(), "{second}");
@@ -88,7 +79,7 @@ async fn an_ordered_endpoint_waits_for_each_message_while_another_gets_them_all(
     assert_eq!(arrivals(&fifo), expected);
     assert_eq!(fifo.peak_concurrency(), 1);
     h.wait_recorded(12).await;
-    let last = delivery(&h, &app, &ids[4], ordered).await;
+    let last = h.delivery_to(&app, &ids[4], ordered).await;
     assert_eq!(last["statusText"], "success", "{last}");
 }
 
@@ -110,7 +101,7 @@ async fn a_message_that_fails_for_good_lets_the_next_go() {
     let expected = [&ids[0], &ids[0], &ids[1], &ids[2]].map(String::clone);
     assert_eq!(arrivals(&fifo), expected);
     h.wait_recorded(4).await;
-    let first = delivery(&h, &app, &ids[0], ordered).await;
+    let first = h.delivery_to(&app, &ids[0], ordered).await;
     assert_eq!(first["statusText"], "fail", "{first}");
 }
 

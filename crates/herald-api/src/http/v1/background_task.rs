@@ -6,12 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use herald_core::ids::IdKind;
 use herald_core::model::DeliveryStatus;
 use herald_core::model::Metadata;
-use herald_core::task::{
-    BackgroundTask, Broadcast, EndpointMessages, PurgeContent, TaskInput, TaskStatus,
-};
+use herald_core::task::{BackgroundTask, Broadcast, EndpointMessages, PurgeContent, TaskInput};
 use herald_core::validation::{self, FieldError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -144,16 +141,11 @@ async fn create_broadcast(
     check_schema(&state, &body.event_type, &body.payload).await?;
     let broadcast = body.into_broadcast(state.config.api.max_payload_bytes)?;
     let now = state.clock.now();
-    let task = BackgroundTask {
-        id: IdKind::Task.new_id(),
-        app_id: None,
-        input: TaskInput::Broadcast(broadcast),
-        status: TaskStatus::Running,
-        data: serde_json::json!({"applications": 0, "messages": 0}),
-        cursor: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let task = BackgroundTask::new(
+        TaskInput::Broadcast(broadcast),
+        serde_json::json!({"applications": 0, "messages": 0}),
+        now,
+    );
     start(&state, &headers, "broadcast", task).await
 }
 
@@ -261,16 +253,11 @@ async fn bulk_cancel(
     let total = (state.store)
         .count_endpoint_messages(&app.id, &endpoint.id, &chosen.filter(), waiting)
         .await?;
-    let task = BackgroundTask {
-        id: IdKind::Task.new_id(),
-        app_id: Some(app.id),
-        input: TaskInput::BulkCancel(chosen),
-        status: TaskStatus::Running,
-        data: serde_json::json!({"total": total, "canceled": 0}),
-        cursor: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let task = BackgroundTask::new(
+        TaskInput::BulkCancel(chosen),
+        serde_json::json!({"total": total, "canceled": 0}),
+        now,
+    );
     start(&state, &headers, &format!("cancel:{}", endpoint.id), task).await
 }
 
@@ -303,16 +290,11 @@ async fn bulk_replay(
             replay.delivery_status(),
         )
         .await?;
-    let task = BackgroundTask {
-        id: IdKind::Task.new_id(),
-        app_id: Some(app.id),
-        input: TaskInput::BulkReplay(replay),
-        status: TaskStatus::Running,
-        data: serde_json::json!({"total": total, "replayed": 0}),
-        cursor: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let task = BackgroundTask::new(
+        TaskInput::BulkReplay(replay),
+        serde_json::json!({"total": total, "replayed": 0}),
+        now,
+    );
     start(&state, &headers, &endpoint.id, task).await
 }
 
@@ -332,18 +314,13 @@ async fn expunge_all_contents(
     // What the provider keeps of its customers' events is the provider's to decide.
     caller.require_admin()?;
     let now = state.clock.now();
-    let task = BackgroundTask {
-        id: IdKind::Task.new_id(),
-        app_id: Some(app.id.clone()),
-        input: TaskInput::PurgeContent(PurgeContent {
+    let task = BackgroundTask::new(
+        TaskInput::PurgeContent(PurgeContent {
             app_id: app.id.clone(),
         }),
-        status: TaskStatus::Running,
-        data: serde_json::json!({"expunged": 0}),
-        cursor: None,
-        created_at: now,
-        updated_at: now,
-    };
+        serde_json::json!({"expunged": 0}),
+        now,
+    );
     start(&state, &headers, &format!("purge:{}", app.id), task).await
 }
 
