@@ -38,6 +38,10 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// A condition on `messages m` that holds for rows no transaction still in flight can
     /// come before in the stream; a reader stops there and goes on at its next read.
     const STREAM_SETTLED: &str;
+    /// A condition on `messages m` that keeps, when old messages are deleted, the row the
+    /// stream's numbering goes on from (empty where the numbering does not depend on rows
+    /// kept).
+    const KEEP_STREAM_HEAD: &str;
     /// Appends a condition that a row of `messages m` comes after (`seq`, `msg_id`).
     fn push_stream_after(sql: &mut Sql, seq: i64, msg_id: &str);
     /// A condition that the text column `column` contains the next bound text, as is

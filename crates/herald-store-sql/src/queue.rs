@@ -419,10 +419,11 @@ impl<B: Backend> Queue for SqlStore<B> {
 
     async fn delete_old_messages(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
         let lock = <B::Dialect as Dialect>::SKIP_LOCKED;
+        let keep = <B::Dialect as Dialect>::KEEP_STREAM_HEAD;
         // Deliveries and attempts go with their message (`ON DELETE CASCADE`).
         let sql = Sql::new(format!(
             "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m \
-             WHERE m.created_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d \
+             WHERE m.created_at < ?{keep} AND NOT EXISTS (SELECT 1 FROM deliveries d \
              WHERE d.msg_id = m.id AND d.status IN (1, 3, 5, 6)) \
              ORDER BY m.created_at LIMIT ?{lock})"
         ))

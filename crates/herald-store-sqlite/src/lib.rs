@@ -122,11 +122,32 @@ impl Backend for SqliteBackend {
     }
 
     async fn reclaim_space(&self, db: &Db<SqliteDialect>) -> StoreResult<()> {
-        // Returns every free page to the file system, on the writer (one statement, quick
-        // next to the deletes that freed them). A database without incremental vacuum
-        // ignores it.
-        let sql = herald_store_sql::Sql::new("PRAGMA incremental_vacuum");
-        db.write(&sql).await.map_err(internal)?;
+        // Returns the free pages to the file system a few thousand at a time, each step a
+        // statement of its own on the one writer, so that publishes go on between steps.
+        // A database made without incremental vacuum keeps its free pages for reuse.
+        const PAGES_PER_STEP: i64 = 4096;
+        const INCREMENTAL: i64 = 2;
+        let read = |pragma: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(pragma)
+                .fetch_one(&db.writer)
+                .await
+                .map_err(internal)
+        };
+        if read("PRAGMA auto_vacuum").await? != INCREMENTAL {
+            return Ok(());
+        }
+        let step = format!("PRAGMA incremental_vacuum({PAGES_PER_STEP})");
+        // As many steps as the free pages call for, and no more, whatever happens between.
+        let steps = read("PRAGMA freelist_count").await? / PAGES_PER_STEP + 1;
+        for _ in 0..steps {
+            sqlx::query(&step)
+                .execute(&db.writer)
+                .await
+                .map_err(internal)?;
+            if read("PRAGMA freelist_count").await? == 0 {
+                break;
+            }
+        }
         Ok(())
     }
 

@@ -252,7 +252,7 @@ async fn wait_for_pace(
 
 /// When an attempt to an endpoint limited to `per_second` may start: the moment the store
 /// reserved for it where nodes share the store (so the limit holds for the cluster), else
-/// this node's own pace; never before a pause the endpoint asked this node for.
+/// this node's own pace; either way not before a pause the endpoint asked this node for.
 async fn paced_start(
     ctx: &Context,
     claimed: &ClaimedDelivery,
@@ -262,19 +262,17 @@ async fn paced_start(
     let now = ctx.clock.now();
     let endpoint = &claimed.endpoint.id;
     let spacing = super::lanes::spacing(per_second);
-    let shared = match ctx.store.reserve_pace(endpoint, spacing, now).await {
+    // Reserved from the end of a pause the endpoint asked for: each attempt then keeps its
+    // spacing after it, rather than all starting together when it ends.
+    let from = ticket.paused_until().map_or(now, |paused| paused.max(now));
+    let shared = match ctx.store.reserve_pace(endpoint, spacing, from).await {
         Ok(shared) => shared,
         Err(e) => {
             tracing::warn!(error = %e, endpoint = %endpoint, "reserving a shared pace failed; pacing on this node alone");
             None
         }
     };
-    match shared {
-        Some(start) => ticket
-            .paused_until()
-            .map_or(start, |paused| paused.max(start)),
-        None => ticket.pace(per_second, now),
-    }
+    shared.unwrap_or_else(|| ticket.pace(per_second, now))
 }
 
 /// Delivers, notes a pause the endpoint asked for (`429`/`503` with `Retry-After`), and

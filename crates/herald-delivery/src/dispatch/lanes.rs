@@ -79,17 +79,18 @@ impl Lanes {
     /// keeps them until it empties.
     ///
     /// A rate-limited endpoint's lane is worked through no faster than its rate, and its
-    /// pace may be shared by several nodes: so it holds no more than a sixteenth of a
-    /// lease's worth of attempts at that rate. Up to eight nodes' lanes (each at most twice
-    /// that) are then worked through well within the lease, and no node takes over a
-    /// delivery another one is still waiting to make.
+    /// pace may be shared by several nodes: so its depth is a thirty-second of a lease's
+    /// worth of attempts at that rate (a lane holds up to twice its depth). Eight nodes'
+    /// full lanes then wait half a lease for their turns, plus an attempt's timeout (a
+    /// sixth of a lease at most), and no node takes over a delivery another one is still
+    /// waiting to make.
     pub fn enter(&self, endpoint: &Endpoint) -> Option<LaneTicket> {
         let concurrency = endpoint
             .max_concurrency
             .map_or(self.concurrency, |c| (c as usize).max(1));
         let mut depth = concurrency * 2;
         if let Some(rate) = endpoint.rate_limit.filter(|r| *r > 0) {
-            let workable = u64::from(rate) * self.lease.as_secs() / 16;
+            let workable = u64::from(rate) * self.lease.as_secs() / 32;
             depth = depth.min(usize::try_from(workable).unwrap_or(usize::MAX).max(1));
         }
         let mut lanes = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -219,8 +220,8 @@ mod tests {
         let lanes = Lanes::new(32, LEASE);
         let mut slow = endpoint("ep_slow", None);
         slow.rate_limit = Some(1);
-        // 1 a second, a 180 s lease: 11 at most before the claimer skips it.
-        let tickets: Vec<_> = (0..11).map(|_| lanes.enter(&slow).unwrap()).collect();
+        // 1 a second, a 180 s lease: 5 before the claimer skips it.
+        let tickets: Vec<_> = (0..5).map(|_| lanes.enter(&slow).unwrap()).collect();
         assert_eq!(lanes.full(), ["ep_slow"]);
         drop(tickets);
         let mut fast = endpoint("ep_fast", None);

@@ -14,7 +14,11 @@ async fn a_bulk_cancel_counts_what_waits_then_cancels_only_that() {
     let app = h.app("acme").await;
     let (down, up) = (Receiver::start().await, Receiver::start().await);
     down.statuses([500; 4]);
-    let broken = h.endpoint(&app, json!({"url": down.url})).await;
+    // Ordered: the first message fails and waits for its retry, the rest queue behind it,
+    // so the cancel must find pending and queued deliveries alike.
+    let broken = h
+        .endpoint(&app, json!({"url": down.url, "ordered": true}))
+        .await;
     let broken = broken["id"].as_str().unwrap();
     let fine = h.endpoint(&app, json!({"url": up.url})).await;
     let fine = fine["id"].as_str().unwrap();
@@ -26,13 +30,15 @@ async fn a_bulk_cancel_counts_what_waits_then_cancels_only_that() {
     let other_type = h
         .publish(&app, json!({"eventType": "b", "payload": {}}))
         .await;
-    h.wait_recorded(8).await;
+    h.wait_recorded(5).await;
 
     let before = h.delivery_to(&app, &chosen[0], broken).await;
     assert_eq!(
         before["statusText"], "pending",
         "waiting for a retry: {before}"
     );
+    let behind = h.delivery_to(&app, &chosen[1], broken).await;
+    assert_eq!(behind["statusText"], "queued", "{behind}");
     // `until` is now by default, and only what was published before it counts: a second
     // on (the retries are due five seconds after the failures).
     clock.advance(std::time::Duration::from_secs(1));
@@ -61,11 +67,14 @@ async fn a_bulk_cancel_counts_what_waits_then_cancels_only_that() {
         let delivered = h.delivery_to(&app, msg, fine).await;
         assert_eq!(delivered["statusText"], "success", "{delivered}");
     }
+    // The line moved on past them: the other type's message was attempted (and failed).
+    h.wait_recorded(6).await;
     let untouched = h.delivery_to(&app, &other_type, broken).await;
     assert_eq!(
         untouched["statusText"], "pending",
-        "another type: {untouched}"
+        "another type, waiting for its retry: {untouched}"
     );
+    assert_eq!(down.received().len(), 2);
 
     // Nothing is left to cancel: a second run counts none and cancels none.
     let (status, again) = h

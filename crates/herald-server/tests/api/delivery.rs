@@ -781,6 +781,11 @@ async fn messages_past_delete_after_are_deleted_with_their_attempts() {
     herald.wait_purged(2).await;
     let (status, _) = herald.get(&format!("/app/{app}/msg/{msg}")).await;
     assert_eq!(status, StatusCode::OK);
+    // A newer message (on SQLite the newest is always kept: the stream counts from it).
+    let newer = herald
+        .publish(&app, json!({"eventType": "a", "payload": {"n": 2}}))
+        .await;
+    herald.wait_recorded(2).await;
     // Past `delete_after`: gone, with its attempts.
     clock.advance(Duration::from_secs(60 * 60));
     herald.wait_purged(3).await;
@@ -791,6 +796,8 @@ async fn messages_past_delete_after_are_deleted_with_their_attempts() {
         status == StatusCode::NOT_FOUND || listed["data"] == json!([]),
         "{status} {listed}"
     );
+    let (status, _) = herald.get(&format!("/app/{app}/msg/{newer}")).await;
+    assert_eq!(status, StatusCode::OK, "not old enough");
 }
 
 #[tokio::test]

@@ -64,6 +64,8 @@ impl Dialect for PostgresDialect {
     const STREAM_SEQ: &str = "m.txid";
     const STREAM_ORDER: &str = "m.txid, m.id";
     const STREAM_SETTLED: &str = "m.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint";
+    // Transaction ids only grow, whatever rows are deleted.
+    const KEEP_STREAM_HEAD: &str = "";
     fn push_stream_after(sql: &mut Sql, seq: i64, msg_id: &str) {
         sql.push(" AND (m.txid, m.id) > (")
             .push_bind(v::big(seq))

@@ -56,6 +56,9 @@ impl Dialect for SqliteDialect {
     const STREAM_SEQ: &str = "m.rowid";
     const STREAM_ORDER: &str = "m.rowid";
     const STREAM_SETTLED: &str = "1 = 1";
+    // A new row's rowid is one above the highest there is: were the highest deleted, the
+    // next message would take its number again, behind a reader that already read it.
+    const KEEP_STREAM_HEAD: &str = " AND m.rowid < (SELECT MAX(rowid) FROM messages)";
     fn push_stream_after(sql: &mut Sql, seq: i64, _msg_id: &str) {
         sql.push(" AND m.rowid > ").push_bind(v::big(seq));
     }
