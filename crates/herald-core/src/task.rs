@@ -53,6 +53,25 @@ pub enum TaskInput {
     /// Every payload of an application deleted (Svix's "expunge all contents").
     #[serde(rename = "application.purge_content")]
     PurgeContent(PurgeContent),
+    /// An endpoint's failed deliveries of a time range queued again (Svix's "recover").
+    /// Done by the request itself and recorded finished, so that it can be looked up.
+    #[serde(rename = "endpoint.recover")]
+    Recover(EndpointRange),
+    /// The messages of a time range an endpoint never got, sent to it (Svix's "replay
+    /// missing"). Done by the request itself and recorded finished, like a recover.
+    #[serde(rename = "endpoint.replay")]
+    ReplayMissing(EndpointRange),
+}
+
+/// An endpoint and a time range of its application's messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointRange {
+    pub app_id: String,
+    pub endpoint_id: String,
+    pub since: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// The application whose message payloads are all deleted; the messages, their
@@ -70,6 +89,8 @@ impl TaskInput {
             Self::Broadcast(_) => "message.broadcast",
             Self::BulkReplay(_) => "endpoint.bulk-replay",
             Self::BulkCancel(_) => "endpoint.bulk-cancel",
+            Self::Recover(_) => "endpoint.recover",
+            Self::ReplayMissing(_) => "endpoint.replay",
             Self::PurgeContent(_) => "application.purge_content",
         }
     }
@@ -80,6 +101,7 @@ impl TaskInput {
             Self::Broadcast(_) => None,
             Self::BulkReplay(chosen) | Self::BulkCancel(chosen) => Some(&chosen.app_id),
             Self::PurgeContent(purge) => Some(&purge.app_id),
+            Self::Recover(range) | Self::ReplayMissing(range) => Some(&range.app_id),
         }
     }
 }

@@ -107,6 +107,11 @@ impl TaskRunner {
                 TaskInput::Broadcast(broadcast) => self.broadcast_step(&task, broadcast).await,
                 TaskInput::BulkReplay(replay) => self.replay_step(&task, replay).await,
                 TaskInput::BulkCancel(chosen) => self.cancel_step(&task, chosen).await,
+                // Done by the request that recorded them, and recorded finished: one left
+                // running (it never is) has nothing more to do.
+                TaskInput::Recover(_) | TaskInput::ReplayMissing(_) => {
+                    Ok(stepped(&task, None, true))
+                }
                 TaskInput::PurgeContent(purge) => self.purge_step(&task, &purge.app_id).await,
             };
             match stepped {

@@ -353,6 +353,13 @@ async fn recover_sends_failed_messages_since_a_time_again() {
     assert_eq!(status, 202, "{task}");
     assert_eq!(task["task"], "endpoint.recover");
     assert_eq!(task["recovered"], 2);
+    // Svix's SDKs look the task up by its id: it is there, finished, with the count.
+    let id = task["id"].as_str().unwrap();
+    let (status, found) = herald.get(&format!("/background-task/{id}")).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["status"], "finished");
+    assert_eq!(found["task"], "endpoint.recover");
+    assert_eq!(found["data"], json!({"recovered": 2}));
     let got = receiver.wait_for(4).await;
     let mut ids: Vec<_> = got[2..]
         .iter()

@@ -241,9 +241,22 @@ async fn replay_missing_sends_an_endpoint_what_came_before_it_and_dry_runs_count
         .await;
     assert_eq!(status, 202, "{dry}");
     assert_eq!(dry["replayed"], 5);
+    let (status, unknown) = herald
+        .get(&format!("/background-task/{}", dry["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, 404, "a dry run is not recorded: {unknown}");
     let (status, task) = herald.post(&path, json!({"since": since})).await;
     assert_eq!(status, 202, "{task}");
     assert_eq!(task["replayed"], 5);
+    // The application's own session finds the task by its id, finished.
+    let token = session(&herald, &app, json!({})).await;
+    let id = task["id"].as_str().unwrap();
+    let (status, found) = herald
+        .call_as(&token, Method::GET, &format!("/background-task/{id}"), None)
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["task"], "endpoint.replay");
+    assert_eq!(found["data"], json!({"replayed": 5}));
     herald.wait_recorded(5).await;
     let mut got: Vec<String> = receiver
         .received()

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
 use herald_core::model::Message;
 use herald_core::store::{BulkRange, MessageDelivery, NewMessage, Order, Published};
+use herald_core::task::{BackgroundTask, EndpointRange, TaskInput, TaskStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -227,7 +228,36 @@ pub struct RecoverIn {
     pub dry_run: bool,
 }
 
+/// Records a recover or replay the request has done as a finished background task, so
+/// that `GET /background-task/{id}` finds it (Svix's SDKs look tasks up by the id they
+/// were given); its id. A dry run is not recorded, and gets an id nothing knows.
+async fn record_done(
+    state: &AppState,
+    range: &BulkRange,
+    input: TaskInput,
+    data: Value,
+) -> ApiResult<String> {
+    if range.dry_run {
+        return Ok(IdKind::Task.new_id());
+    }
+    let task = BackgroundTask {
+        status: TaskStatus::Finished,
+        ..BackgroundTask::new(input, data, range.now)
+    };
+    Ok(state.store.create_task(&task, None).await?.id)
+}
+
 impl RecoverIn {
+    /// The endpoint's range this asks about.
+    fn endpoint_range(&self, app_id: &str, endpoint_id: &str) -> EndpointRange {
+        EndpointRange {
+            app_id: app_id.to_owned(),
+            endpoint_id: endpoint_id.to_owned(),
+            since: self.since,
+            until: self.until,
+        }
+    }
+
     fn range(&self, now: DateTime<Utc>) -> ApiResult<BulkRange> {
         if self.until.is_some_and(|until| until <= self.since) {
             return Err(ApiError::invalid("until", "must be after `since`"));
@@ -245,6 +275,7 @@ impl RecoverIn {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoverOut {
+    /// The task, as `GET /background-task/{id}` shows it (not for a dry run).
     pub id: String,
     /// `finished`: the failed deliveries are queued again when this is returned.
     pub status: &'static str,
@@ -271,10 +302,13 @@ async fn recover(
         .store
         .recover_failed(&app.id, &endpoint.id, &range)
         .await?;
+    let input = TaskInput::Recover(body.endpoint_range(&app.id, &endpoint.id));
+    let data = serde_json::json!({"recovered": recovered});
+    let id = record_done(&state, &range, input, data).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RecoverOut {
-            id: IdKind::Task.new_id(),
+            id,
             status: "finished",
             task: "endpoint.recover",
             updated_at: now,
@@ -287,6 +321,7 @@ async fn recover(
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplayOut {
+    /// The task, as `GET /background-task/{id}` shows it (not for a dry run).
     pub id: String,
     /// `finished`: the messages are queued when this is returned.
     pub status: &'static str,
@@ -311,10 +346,13 @@ async fn replay_missing(
     let now = state.clock.now();
     let range = body.range(now)?;
     let replayed = state.store.replay_missing(&endpoint, &range).await?;
+    let input = TaskInput::ReplayMissing(body.endpoint_range(&endpoint.app_id, &endpoint.id));
+    let data = serde_json::json!({"replayed": replayed});
+    let id = record_done(&state, &range, input, data).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(ReplayOut {
-            id: IdKind::Task.new_id(),
+            id,
             status: "finished",
             task: "endpoint.replay",
             updated_at: now,
