@@ -17,7 +17,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use sqlx::Transaction;
 use tokio::sync::Notify;
 
-use crate::db::{execute_in, Db};
+use crate::db::{execute_in, read_one_in, Db};
 use crate::dialect::{Conn, Dialect, ReadRow};
 use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
@@ -347,10 +347,18 @@ impl<B: Backend> Queue for SqlStore<B> {
             return Ok(0);
         }
         let db = &self.db;
+        let mut tx = db.begin().await?;
+        // Read in the transaction, before any row changes: an ordered endpoint's queued
+        // rows change under the ordering lock, taken first (see `ordered`).
         let ordered = Sql::new("SELECT ordered FROM endpoints WHERE app_id = ? AND id = ?")
             .bind(v::text(app_id))
             .bind(v::text(endpoint_id));
-        let fifo = db.read_one(&ordered).await?.flag("ordered")?;
+        let fifo = read_one_in::<B::Dialect>(&mut tx, &ordered)
+            .await?
+            .flag("ordered")?;
+        if fifo {
+            <B::Dialect as Dialect>::lock_ordering(&mut tx).await?;
+        }
         let mut cancel = Sql::new(
             "UPDATE deliveries SET status = 4, updated_at = ? \
              WHERE app_id = ? AND endpoint_id = ? AND status IN (1, 5, 6) AND ",
@@ -359,11 +367,6 @@ impl<B: Backend> Queue for SqlStore<B> {
         .bind(v::text(app_id))
         .bind(v::text(endpoint_id));
         <B::Dialect as Dialect>::push_in_list(&mut cancel, "msg_id", msg_ids.to_vec());
-        let mut tx = db.begin().await?;
-        if fifo {
-            // Queued rows change: under the ordering lock, taken first (see `ordered`).
-            <B::Dialect as Dialect>::lock_ordering(&mut tx).await?;
-        }
         let canceled = execute_in::<B::Dialect>(&mut tx, &cancel).await?;
         let let_go = match fifo && canceled > 0 {
             true => {

@@ -216,12 +216,16 @@ async fn real_ids(h: &TestHerald) -> BTreeMap<&'static str, String> {
         .as_str()
         .unwrap()
         .to_owned();
-    let (_, source) = h
-        .post(
-            "/ingest/api/v1/source",
-            json!({"name": "gh", "type": "github", "config": {"secret": "s3cr3t"}}),
-        )
-        .await;
+    // The inbound API lives beside `/api/v1`, not under it.
+    let source = h
+        .http
+        .post(format!("{}/ingest/api/v1/source", h.base))
+        .bearer_auth(&h.token)
+        .json(&json!({"name": "gh", "type": "github", "config": {"secret": "s3cr3t"}}))
+        .send()
+        .await
+        .expect("an answer");
+    let (_, source) = crate::helpers::read(source).await;
     BTreeMap::from([
         ("app_id", app),
         ("endpoint_id", endpoint["id"].as_str().unwrap().to_owned()),
@@ -230,7 +234,7 @@ async fn real_ids(h: &TestHerald) -> BTreeMap<&'static str, String> {
         ("event_type_name", "order.paid".to_owned()),
         (
             "source_id",
-            source["id"].as_str().unwrap_or("nope_42").to_owned(),
+            source["id"].as_str().expect("an inbound source").to_owned(),
         ),
     ])
 }
