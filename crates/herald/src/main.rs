@@ -5,6 +5,7 @@ mod bench;
 mod export;
 mod listen;
 mod logs;
+mod manage;
 mod remote;
 mod send;
 mod signature;
@@ -105,6 +106,19 @@ enum Command {
     Sign(signature::SignArgs),
     /// Check a received request's signature: Standard Webhooks or a provider's scheme.
     Verify(signature::VerifyArgs),
+    /// Manage applications over the API of a running Herald (--server, --token).
+    App(manage::AppArgs),
+    /// Manage an application's endpoints: create, update, secrets, recover.
+    Endpoint(manage::EndpointArgs),
+    /// Manage the event catalog.
+    EventType(manage::EventTypeArgs),
+    /// List and show an application's messages (`herald send` publishes).
+    #[command(alias = "msg")]
+    Message(manage::MessageArgs),
+    /// List delivery attempts; resend a message to an endpoint.
+    Attempt(manage::AttemptArgs),
+    /// Print a link that opens an application's customer portal, signed in.
+    PortalLink(manage::PortalLinkArgs),
     /// Print a shell completion script, e.g. `herald completions bash >
     /// /etc/bash_completion.d/herald`, or `source <(herald completions zsh)`.
     Completions {
@@ -341,6 +355,12 @@ async fn run() -> anyhow::Result<()> {
         Command::Sign(args) => signature::sign(args),
         Command::Tail(args) => tail::run(args).await,
         Command::Verify(args) => signature::verify(args),
+        Command::App(args) => manage::app(args).await,
+        Command::Endpoint(args) => manage::endpoint(args).await,
+        Command::EventType(args) => manage::event_type(args).await,
+        Command::Message(args) => manage::message(args).await,
+        Command::Attempt(args) => manage::attempt(args).await,
+        Command::PortalLink(args) => manage::portal_link(args).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "herald", &mut std::io::stdout());
@@ -378,6 +398,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     let config = args.common.load(overrides)?;
+    let signalled = shutdown_signal()?;
     let server = herald_server::start(config, Arc::new(SystemClock)).await?;
     match &server.generated_admin_token {
         Some(token) => println!(
@@ -387,26 +408,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => tracing::info!("admin token: the one set by HERALD_ADMIN_TOKEN or generated at the first start (`herald token create` makes another)"),
     }
-    wait_for_signal().await;
+    signalled.await;
     tracing::info!("shutting down: no new work, finishing attempts in flight");
     server.shutdown();
     server.wait().await
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for SIGTERM and SIGINT now, before the server starts, so that a signal sent
+/// while it starts is a graceful shutdown rather than the default immediate exit; the
+/// future ends when one arrives.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return ctrl_c.await.unwrap_or_default(),
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    ctrl_c.await.unwrap_or_default();
+    Ok(async { tokio::signal::ctrl_c().await.unwrap_or_default() })
 }

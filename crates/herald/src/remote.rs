@@ -1,5 +1,6 @@
-//! The commands that talk to a running Herald over its API (`send`, `listen --server`):
-//! where it is, the token, and errors read from its `{code, detail}` bodies.
+//! The commands that talk to a running Herald over its API (`send`, `tail`, `listen
+//! --server` and the management commands): where it is, the token, and errors read from
+//! its `{code, detail}` bodies.
 
 use anyhow::{bail, Context as _};
 use serde_json::Value;
@@ -19,21 +20,31 @@ pub fn api_base(server: &str) -> anyhow::Result<Url> {
 }
 
 /// Where the server is and the token to call it with, as the commands that talk to one
-/// take them.
+/// take them. Both are global so that `herald app list --server …` reads as naturally as
+/// `herald app --server … list`; a global argument cannot be required, so a missing token
+/// is reported when the command runs.
 #[derive(clap::Args)]
 pub struct ServerArgs {
     /// The Herald server (HERALD_SERVER).
-    #[arg(long, env = "HERALD_SERVER", default_value = "http://127.0.0.1:8071")]
+    #[arg(
+        long,
+        env = "HERALD_SERVER",
+        default_value = "http://127.0.0.1:8071",
+        global = true
+    )]
     server: String,
     /// An admin token or one scoped to the app (HERALD_TOKEN).
-    #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
-    token: String,
+    #[arg(long, env = "HERALD_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
 }
 
 impl ServerArgs {
     /// A client of that server.
     pub fn remote(&self) -> anyhow::Result<Remote> {
-        Remote::new(&self.server, self.token.clone())
+        let Some(token) = self.token.clone() else {
+            bail!("no API token: give --token or set HERALD_TOKEN");
+        };
+        Remote::new(&self.server, token)
     }
 }
 
@@ -70,6 +81,53 @@ impl Remote {
                 .with_context(|| self.base.to_string())?,
         )
         .await
+    }
+
+    /// Calls the route made of `segments` below `/api/v1`, each percent-encoded as one
+    /// path segment (so an id given by a user cannot reach another route), with `query`
+    /// and an optional JSON body. A `204` answers `null`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        self.call_at(self.base.clone(), method, segments, query, body)
+            .await
+    }
+
+    /// GETs the route made of `segments` below the ingest API (`…/ingest/api/v1`, where
+    /// inbound sources are managed), which sits beside `/api/v1`.
+    pub async fn get_ingest(&self, segments: &[&str]) -> anyhow::Result<Value> {
+        let mut base = self.base.clone();
+        let root = base.path().trim_end_matches("/api/v1").to_owned();
+        base.set_path(&format!("{root}/ingest/api/v1"));
+        self.call_at(base, reqwest::Method::GET, segments, &[], None)
+            .await
+    }
+
+    async fn call_at(
+        &self,
+        mut url: Url,
+        method: reqwest::Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("{} cannot take a path", self.base))?
+            .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let mut request = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await;
+        answer(response.with_context(|| self.base.to_string())?).await
     }
 
     /// POSTs `body` to `path` with extra `headers`.

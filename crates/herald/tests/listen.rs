@@ -219,3 +219,57 @@ fn a_forward_target_off_this_machine_is_refused_unless_allowed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--allow-external"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_session_on_an_inbound_source_forwards_what_the_provider_sent() {
+    let herald = Herald::start().await;
+    let local = LocalServer::start().await;
+    let created = herald
+        .http
+        .post(format!("{}/ingest/api/v1/source", herald.base()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "Hooks", "uid": "hooks", "type": "generic-webhook"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    let source: Value = created.json().await.unwrap();
+    let mut cli = Command::start(&[
+        "listen",
+        &local.url,
+        "--source",
+        "hooks",
+        "--server",
+        &herald.base(),
+    ]);
+    let key = VerificationKey::parse(&secret(&mut cli).await).unwrap();
+
+    // A provider posts to the source's receive URL: Herald publishes it to the source's
+    // application, whose listen session forwards it, signed, to the local server.
+    let ingest_url = url::Url::parse(source["ingestUrl"].as_str().unwrap()).unwrap();
+    let receive = format!("{}{}", herald.base(), ingest_url.path());
+    let sent = herald
+        .http
+        .post(receive)
+        .header("content-type", "application/json")
+        .body(r#"{"ref": "main"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(sent.status().is_success(), "{}", sent.status());
+    local.wait_for(1).await;
+    let (headers, body) = local.request(0);
+    assert_eq!(&body[..], br#"{"ref": "main"}"#, "byte for byte");
+    let timestamp = header(&headers, "webhook-timestamp").parse().unwrap();
+    let id = header(&headers, "webhook-id");
+    let signature = header(&headers, "webhook-signature");
+    assert!(key.verifies(id, timestamp, &body, signature));
+
+    // --source and --app name the same thing two ways: both is a usage error.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["listen", "--source", "hooks", "--app", "test"])
+        .args(["--server", &herald.base(), "--token", TOKEN])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap refuses the pair");
+}

@@ -8,14 +8,16 @@ mod relay;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use clap::Args;
 
 #[derive(Args)]
 #[command(after_help = "Examples:
   herald listen --secret whsec_…                   a local receiver on 127.0.0.1:9000
   herald listen http://127.0.0.1:3000/webhooks --server http://herald:8071 --app my-app
-                                                   the app's messages, forwarded to a local server")]
+                                                   the app's messages, forwarded to a local server
+  herald listen http://127.0.0.1:3000/github --server http://herald:8071 --source github
+                                                   what GitHub sent to an inbound source, verified")]
 pub struct ListenArgs {
     /// With --server: where to forward each message (a loopback URL unless --allow-external).
     /// Without it, messages are printed and answered 200.
@@ -27,6 +29,11 @@ pub struct ListenArgs {
     /// With --server: the application whose messages to receive (id or uid).
     #[arg(long)]
     app: Option<String>,
+    /// With --server, instead of --app: an inbound source (id or uid). What a provider
+    /// (GitHub, Stripe…) sends to the source's ingest URL is forwarded once Herald has
+    /// verified it: the session is an endpoint of the source's application.
+    #[arg(long, conflicts_with = "app")]
+    source: Option<String>,
     /// With --server: an admin token or one scoped to the app (HERALD_TOKEN).
     #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -66,18 +73,23 @@ pub struct ListenArgs {
 /// Runs whichever mode the arguments ask for, until Ctrl-C.
 pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
     let Some(server) = args.server else {
-        if args.forward_to.is_some() || args.app.is_some() {
-            bail!("FORWARD_TO and --app need --server: the Herald server to attach to");
+        if args.forward_to.is_some() || args.app.is_some() || args.source.is_some() {
+            bail!("FORWARD_TO, --app and --source need --server: the Herald server to attach to");
         }
         return local::run(args.listen, args.secret, args.status).await;
-    };
-    let Some(app) = args.app else {
-        bail!("--server needs --app: the application whose messages to receive");
     };
     let Some(token) = args.token else {
         bail!(
             "--server needs a token: --token or HERALD_TOKEN (an admin token, or one for the app)"
         );
+    };
+    let app = match (args.app, args.source) {
+        (Some(app), _) => app,
+        (None, Some(source)) => source_app(&server, &token, &source).await?,
+        (None, None) => bail!(
+            "--server needs --app (the application whose messages to receive) or --source \
+             (an inbound source)"
+        ),
     };
     let forward_to = match args.forward_to {
         Some(target) => Some(relay::forward_target(&target, args.allow_external).await?),
@@ -98,5 +110,18 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
     tokio::select! {
         ended = relay::run(session) => ended,
         _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// The application an inbound source publishes what it receives to.
+async fn source_app(server: &str, token: &str, source: &str) -> anyhow::Result<String> {
+    let remote = crate::remote::Remote::new(server, token.to_owned())?;
+    let found = remote
+        .get_ingest(&["source", source])
+        .await
+        .with_context(|| format!("inbound source {source}"))?;
+    match found["appId"].as_str() {
+        Some(app) => Ok(app.to_owned()),
+        None => bail!("the server's answer for source {source} has no appId: {found}"),
     }
 }
