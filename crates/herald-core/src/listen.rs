@@ -16,6 +16,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// How often the node holding a session says so again, for the other nodes sharing the
+/// store (PostgreSQL), which leave that endpoint's deliveries to it.
+pub const SESSION_RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// A node's word on a session older than this is stale: the node died without letting go,
+/// so the session may attach elsewhere and other nodes deliver (or fail) as before.
+pub const SESSION_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The URL scheme of a listen endpoint: `listen://NAME`.
 pub const SCHEME: &str = "listen";
 

@@ -267,6 +267,16 @@ pub struct ClaimRequest {
     pub skip_endpoints: Vec<String>,
 }
 
+/// Where a `herald listen` session is held: which endpoint's, by which node, said when,
+/// and before when such a word is stale (its node died without saying it let go).
+#[derive(Debug, Clone, Copy)]
+pub struct ListenSessionAt<'a> {
+    pub endpoint_id: &'a str,
+    pub node: &'a str,
+    pub now: DateTime<Utc>,
+    pub stale_before: DateTime<Utc>,
+}
+
 /// A delivery leased to a dispatcher, with all it needs to make the attempt.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
@@ -713,6 +723,30 @@ pub trait Queue: Send + Sync {
         _now: DateTime<Utc>,
     ) -> StoreResult<Option<DateTime<Utc>>> {
         Ok(None)
+    }
+    /// Notes that a node holds a `herald listen` session, as of `session.now`: said when
+    /// it attaches and again while it lives. `false` (and nothing changed) when another
+    /// node has said so at or after `session.stale_before`, unless `take_over`. Always
+    /// `true` where one process runs the store: its sessions are all its own.
+    async fn hold_listen_session(
+        &self,
+        _session: ListenSessionAt<'_>,
+        _take_over: bool,
+    ) -> StoreResult<bool> {
+        Ok(true)
+    }
+    /// Forgets that `node` holds the session of `endpoint_id` (it detached).
+    async fn drop_listen_session(&self, _endpoint_id: &str, _node: &str) -> StoreResult<()> {
+        Ok(())
+    }
+    /// The endpoints whose `herald listen` sessions nodes other than `node` hold, as they
+    /// said at or after `stale_before`: their deliveries are those nodes' to make.
+    async fn listen_sessions_elsewhere(
+        &self,
+        _node: &str,
+        _stale_before: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
     }
     /// Makes due now the pending deliveries of one endpoint that wait for a later retry
     /// (a `herald listen` session came back); how many.

@@ -17,6 +17,7 @@ use herald_api::auth::{generate_token, hash_token, store_token};
 use herald_api::http::rate_limit::TokenRateLimit;
 use herald_api::settings::ApiSettings;
 use herald_api::state::AppState;
+use herald_delivery::destinations::listen::ListenSessions;
 use herald_delivery::destinations::Destinations;
 use herald_delivery::dispatch::{BreakerSettings, DispatchSettings, Dispatcher};
 use herald_delivery::operational::Operational;
@@ -142,6 +143,7 @@ fn dispatcher(
     config: &Config,
     (store, clock, destination): (Arc<dyn Store>, Arc<dyn Clock>, Arc<dyn Destination>),
     metrics: Metrics,
+    listen_sessions: ListenSessions,
 ) -> Dispatcher {
     let delivery = &config.delivery;
     let settings = DispatchSettings {
@@ -157,6 +159,7 @@ fn dispatcher(
             max_cooldown: delivery.circuit_breaker_max_cooldown,
         },
         metrics,
+        listen_sessions,
     };
     let policy = config.retry_policy();
     Dispatcher::new(store, clock, destination, policy, settings)
@@ -261,6 +264,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         &config,
         (store.clone(), clock.clone(), destination.clone()),
         metrics.clone(),
+        listen_sessions.clone(),
     );
     let sync_calls = SyncCaller::new(destination, store.clone(), clock.clone());
     let settled = dispatcher.settled();

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use herald_core::model::{Attempt, DeliveryStatus};
-use herald_core::store::{FinishedAttempt, NextState, StoreResult};
+use herald_core::store::{FinishedAttempt, ListenSessionAt, NextState, StoreResult};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
@@ -199,4 +199,57 @@ pub async fn reserve_pace(
     .fetch_one(&db.writer)
     .await
     .map_err(internal)
+}
+
+/// Notes that `session.node` holds a `herald listen` session (see
+/// `Queue::hold_listen_session`), in one statement: the row is written if it is new, its
+/// own, stale, or `take_over` is set; otherwise the upsert changes nothing.
+pub async fn hold_listen_session(
+    db: &Db<PostgresDialect>,
+    session: ListenSessionAt<'_>,
+    take_over: bool,
+) -> StoreResult<bool> {
+    let written = sqlx::query(
+        "INSERT INTO listen_sessions AS s (endpoint_id, node, seen_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (endpoint_id) DO UPDATE SET node = $2, seen_at = $3 \
+         WHERE s.node = $2 OR s.seen_at < $4 OR $5",
+    )
+    .bind(session.endpoint_id)
+    .bind(session.node)
+    .bind(session.now)
+    .bind(session.stale_before)
+    .bind(take_over)
+    .execute(&db.writer)
+    .await
+    .map_err(internal)?;
+    Ok(written.rows_affected() == 1)
+}
+
+/// Forgets `node`'s word on the session of `endpoint_id` (another node's stays).
+pub async fn drop_listen_session(
+    db: &Db<PostgresDialect>,
+    endpoint_id: &str,
+    node: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM listen_sessions WHERE endpoint_id = $1 AND node = $2")
+        .bind(endpoint_id)
+        .bind(node)
+        .execute(&db.writer)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
+/// The endpoints whose sessions other nodes hold (see `Queue::listen_sessions_elsewhere`).
+pub async fn listen_sessions_elsewhere(
+    db: &Db<PostgresDialect>,
+    node: &str,
+    stale_before: DateTime<Utc>,
+) -> StoreResult<Vec<String>> {
+    sqlx::query_scalar("SELECT endpoint_id FROM listen_sessions WHERE node <> $1 AND seen_at >= $2")
+        .bind(node)
+        .bind(stale_before)
+        .fetch_all(&db.reader)
+        .await
+        .map_err(internal)
 }

@@ -14,7 +14,9 @@ pub mod testing;
 
 use async_trait::async_trait;
 use herald_core::sealing::SecretSealer;
-use herald_core::store::{ClaimRequest, FinishedAttempt, NewMessage, Published, StoreResult};
+use herald_core::store::{
+    ClaimRequest, FinishedAttempt, ListenSessionAt, NewMessage, Published, StoreResult,
+};
 use herald_core::StoreError;
 use herald_store_sql::dialect::{Dialect, PostgresDialect};
 use herald_store_sql::publish_plan::{Accepted, Known};
@@ -149,6 +151,33 @@ impl Backend for PgBackend {
         dispatch::reserve_pace(db, endpoint_id, spacing, now)
             .await
             .map(Some)
+    }
+
+    async fn hold_listen_session(
+        &self,
+        db: &Db<PostgresDialect>,
+        session: ListenSessionAt<'_>,
+        take_over: bool,
+    ) -> StoreResult<bool> {
+        dispatch::hold_listen_session(db, session, take_over).await
+    }
+
+    async fn drop_listen_session(
+        &self,
+        db: &Db<PostgresDialect>,
+        endpoint_id: &str,
+        node: &str,
+    ) -> StoreResult<()> {
+        dispatch::drop_listen_session(db, endpoint_id, node).await
+    }
+
+    async fn listen_sessions_elsewhere(
+        &self,
+        db: &Db<PostgresDialect>,
+        node: &str,
+        stale_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<String>> {
+        dispatch::listen_sessions_elsewhere(db, node, stale_before).await
     }
 
     async fn migrate(&self, db: &Db<PostgresDialect>) -> StoreResult<()> {

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use herald_core::model::DeliveryStatus;
 use herald_core::stats::RollupCutoffs;
 use herald_core::store::{
-    ClaimRequest, ClaimedDelivery, FinishedAttempt, NextState, Queue, QueueSummary, StoreResult,
+    ClaimRequest, ClaimedDelivery, FinishedAttempt, ListenSessionAt, NextState, Queue,
+    QueueSummary, StoreResult,
 };
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::Transaction;
@@ -261,6 +262,35 @@ impl<B: Backend> Queue for SqlStore<B> {
         let backend = &*self.backend;
         backend
             .reserve_pace(&self.db, endpoint_id, spacing, now)
+            .await
+    }
+
+    async fn hold_listen_session(
+        &self,
+        session: ListenSessionAt<'_>,
+        take_over: bool,
+    ) -> StoreResult<bool> {
+        let backend = &*self.backend;
+        backend
+            .hold_listen_session(&self.db, session, take_over)
+            .await
+    }
+
+    async fn drop_listen_session(&self, endpoint_id: &str, node: &str) -> StoreResult<()> {
+        let backend = &*self.backend;
+        backend
+            .drop_listen_session(&self.db, endpoint_id, node)
+            .await
+    }
+
+    async fn listen_sessions_elsewhere(
+        &self,
+        node: &str,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<Vec<String>> {
+        let backend = &*self.backend;
+        backend
+            .listen_sessions_elsewhere(&self.db, node, stale_before)
             .await
     }
 

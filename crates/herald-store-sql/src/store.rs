@@ -86,6 +86,34 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
         Ok(None)
     }
+    /// See `Queue::hold_listen_session`: only a database that several nodes share says
+    /// which node holds a session.
+    async fn hold_listen_session(
+        &self,
+        _db: &Db<Self::Dialect>,
+        _session: ListenSessionAt<'_>,
+        _take_over: bool,
+    ) -> StoreResult<bool> {
+        Ok(true)
+    }
+    /// See `Queue::drop_listen_session`.
+    async fn drop_listen_session(
+        &self,
+        _db: &Db<Self::Dialect>,
+        _endpoint_id: &str,
+        _node: &str,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+    /// See `Queue::listen_sessions_elsewhere`.
+    async fn listen_sessions_elsewhere(
+        &self,
+        _db: &Db<Self::Dialect>,
+        _node: &str,
+        _stale_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// See `Queue::reclaim_space`.
     async fn reclaim_space(&self, _db: &Db<Self::Dialect>) -> StoreResult<()> {
         Ok(())

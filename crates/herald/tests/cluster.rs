@@ -483,3 +483,120 @@ async fn three_nodes_keep_an_endpoints_rate_limit_together() {
         "{most_in_a_second} in one second"
     );
 }
+
+/// The attempts to `endpoint` once there are `n` of them (newest first).
+async fn attempts_to(
+    client: &reqwest::Client,
+    base: &str,
+    app: &str,
+    endpoint: &str,
+    n: usize,
+) -> Vec<Value> {
+    let url = format!("{base}/app/{app}/attempt/endpoint/{endpoint}?limit=250");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let page = get_json(client, url.clone()).await;
+        let attempts = page["data"].as_array().cloned().unwrap_or_default();
+        if attempts.len() >= n || Instant::now() > deadline {
+            return attempts;
+        }
+        // Recording trails the receiver's answer by a batch; ask again shortly.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A `herald listen` session is one node's, yet messages published on any node reach it:
+/// the other nodes leave its deliveries to that node, so each message is one successful
+/// attempt (no `listener_offline` failures and retries). A second session under the name
+/// is refused on another node; one forced there takes the name over, and from then on
+/// that node delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listen_session_on_one_node_gets_what_every_node_accepts() {
+    use support::in_process::Command;
+
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = ["--database-url", db.url.as_str()];
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&store, None, &[])).collect();
+    let client = reqwest::Client::new();
+    let app = call(
+        &client,
+        format!("{}/app", nodes[0].base),
+        json!({"name": "dev", "uid": "dev"}),
+    )
+    .await
+    .expect("app created");
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    let listen = |node: &Node, target: &str, force: bool| {
+        let mut args = vec![
+            "listen", target, "--server", &node.base, "--app", "dev", "--name", "laptop",
+        ];
+        if force {
+            args.push("--force");
+        }
+        Command::start(&args)
+    };
+    let publish_round = |count: usize, first: usize| {
+        let (client, app_id) = (client.clone(), app_id.clone());
+        let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+        async move {
+            let mut ids = HashSet::new();
+            for i in first..first + count {
+                let body = json!({"eventType": "dev.event", "payload": {"n": i}});
+                let url = format!("{}/app/{app_id}/msg", bases[i % bases.len()]);
+                let msg = call(&client, url, body).await.expect("published");
+                ids.insert(msg["id"].as_str().unwrap().to_owned());
+            }
+            ids
+        }
+    };
+
+    let first_laptop = Receiver::start().await;
+    let mut first_cli = listen(&nodes[0], &first_laptop.url, false);
+    first_cli.line_with("Signing secret:").await;
+    let sent = publish_round(30, 0).await;
+    first_laptop.wait_for_all(&sent).await;
+    let attempts = attempts_to(&client, &nodes[1].base, &app_id, "listen-laptop", 30).await;
+    let statuses: Vec<_> = attempts
+        .iter()
+        .map(|a| a["responseStatusCode"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![json!(200); 30],
+        "one attempt each, none failed offline"
+    );
+    assert_eq!(first_laptop.duplicates(), 0);
+
+    // The name is taken: a session on another node is refused...
+    let refused = Command::run(&[
+        "listen",
+        "--print-json",
+        "--server",
+        &nodes[1].base,
+        "--app",
+        "dev",
+        "--name",
+        "laptop",
+    ])
+    .await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("session_in_use"), "{stderr}");
+
+    // ...unless it takes the name over; the first session's node lets go.
+    let second_laptop = Receiver::start().await;
+    drop(first_cli);
+    let mut second_cli = listen(&nodes[2], &second_laptop.url, true);
+    second_cli.line_with("Signing secret:").await;
+    let sent = publish_round(15, 30).await;
+    second_laptop.wait_for_all(&sent).await;
+    let attempts = attempts_to(&client, &nodes[0].base, &app_id, "listen-laptop", 45).await;
+    assert_eq!(attempts.len(), 45, "one attempt each: {attempts:?}");
+    assert!(
+        attempts.iter().all(|a| a["responseStatusCode"] == 200),
+        "{attempts:?}"
+    );
+}

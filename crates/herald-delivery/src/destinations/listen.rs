@@ -3,8 +3,11 @@
 //! that socket, and what the developer's local server answered becomes the attempt's
 //! outcome, so the log, statistics and retries work as for an HTTP endpoint.
 //!
-//! A session lives on the node whose API accepted its WebSocket. On a cluster, a node
-//! without it records `listener_offline` and the delivery is retried on its schedule.
+//! A session lives on the node whose API accepted its WebSocket. On a cluster the store
+//! keeps which node that is (`Queue::hold_listen_session`): the other nodes leave the
+//! endpoint's deliveries to it, and one that claimed such a delivery anyway (before it
+//! heard) gives it back unattempted. Where no node holds the session, an attempt records
+//! `listener_offline` and the delivery is retried on its schedule.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_core::destination::{DeliveryError, DeliveryOutcome, DeliveryRequest, Destination};
+use herald_core::ids::IdKind;
 use herald_core::listen::valid_name;
 use herald_core::model::AttemptErrorKind;
 use tokio::sync::{mpsc, oneshot};
@@ -49,10 +53,32 @@ pub struct ListenReply {
 }
 
 /// The sessions attached to this node, by endpoint id.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ListenSessions {
     attached: Arc<Mutex<HashMap<String, Attached>>>,
     next_id: Arc<AtomicU64>,
+    /// This process's name among the nodes sharing the store, new at each start.
+    node: Arc<str>,
+}
+
+impl std::fmt::Debug for ListenSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenSessions")
+            .field("node", &self.node)
+            .field("attached", &self.count())
+            .finish()
+    }
+}
+
+impl Default for ListenSessions {
+    fn default() -> Self {
+        let random = IdKind::Task.new_id();
+        Self {
+            attached: Arc::default(),
+            next_id: Arc::default(),
+            node: format!("node_{}", random.trim_start_matches("qtask_")).into(),
+        }
+    }
 }
 
 /// One attached session: which one (a session that took over has another id), and its queue.
@@ -99,9 +125,20 @@ impl ListenSessions {
         })
     }
 
+    /// This process's name among the nodes sharing the store.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// How many sessions are attached to this node.
     pub fn count(&self) -> usize {
         self.attached.lock().expect("listen sessions lock").len()
+    }
+
+    /// Whether a session is attached to `endpoint_id` on this node.
+    pub fn is_attached(&self, endpoint_id: &str) -> bool {
+        let attached = self.attached.lock().expect("listen sessions lock");
+        attached.contains_key(endpoint_id)
     }
 
     fn sender(&self, endpoint_id: &str) -> Option<mpsc::Sender<ListenDelivery>> {

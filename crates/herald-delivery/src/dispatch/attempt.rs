@@ -303,14 +303,20 @@ async fn settle(
     outcome: &DeliveryOutcome,
     started_at: DateTime<Utc>,
 ) {
-    let succeeded = outcome.succeeded();
-    count_attempt(ctx, claimed, outcome);
-    // A `herald listen` session that is away says nothing of the endpoint's health: its
-    // retries must go at once when it comes back, not wait for a circuit.
     let offline = outcome
         .error
         .as_ref()
         .is_some_and(|e| e.kind == AttemptErrorKind::ListenerOffline);
+    // A `herald listen` session away from this node may be attached to another, which
+    // makes the attempt instead: this node claimed the delivery before it heard.
+    if offline && ctx.listen_session_elsewhere(&claimed.endpoint.id).await {
+        give_back(ctx, claimed).await;
+        return;
+    }
+    let succeeded = outcome.succeeded();
+    count_attempt(ctx, claimed, outcome);
+    // A `herald listen` session that is away says nothing of the endpoint's health: its
+    // retries must go at once when it comes back, not wait for a circuit.
     let opened_until = if offline {
         None
     } else {

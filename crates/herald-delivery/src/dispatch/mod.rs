@@ -10,12 +10,13 @@ mod breaker;
 mod hold;
 mod lanes;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_core::destination::Destination;
+use herald_core::listen::SESSION_STALE_AFTER;
 use herald_core::metrics::Metrics;
 use herald_core::retry::RetryPolicy;
 use herald_core::store::ClaimRequest;
@@ -28,12 +29,15 @@ pub use self::breaker::BreakerSettings;
 use self::breaker::Breakers;
 use self::hold::OpenCircuitHold;
 use self::lanes::Lanes;
+use crate::destinations::listen::ListenSessions;
 use crate::operational::Operational;
 
 /// Most deliveries claimed in one query.
 const CLAIM_BATCH: usize = 100;
 /// The longest the loop sleeps without a signal.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the loop reads which `herald listen` sessions other nodes hold.
+const LISTEN_REFRESH: Duration = Duration::from_secs(2);
 /// Wait after the store failed, or when due rows could not be claimed, before trying again.
 const BACKOFF: Duration = Duration::from_millis(200);
 /// Rounds in a row that see due rows yet claim none before the loop pauses: a single one
@@ -56,6 +60,9 @@ pub struct DispatchSettings {
     pub breaker: BreakerSettings,
     /// Where attempts are counted.
     pub metrics: Metrics,
+    /// The `herald listen` sessions attached to this node, and its name among the nodes
+    /// sharing the store: sessions other nodes hold are theirs to deliver to.
+    pub listen_sessions: ListenSessions,
 }
 
 impl DispatchSettings {
@@ -96,6 +103,10 @@ pub(crate) struct Context {
     pub breakers: Breakers,
     pub operational: Operational,
     pub metrics: Metrics,
+    pub listen_sessions: ListenSessions,
+    /// Endpoints whose `herald listen` sessions other nodes hold, as last read (every
+    /// `LISTEN_REFRESH`, and when an attempt finds a session away): left to them.
+    pub listen_elsewhere: Mutex<HashSet<String>>,
 }
 
 /// The delivery loop of one Herald process.
@@ -128,6 +139,8 @@ impl Dispatcher {
             breakers: Breakers::new(settings.breaker, settings.metrics.circuits_open.clone()),
             operational,
             metrics: settings.metrics.clone(),
+            listen_sessions: settings.listen_sessions.clone(),
+            listen_elsewhere: Mutex::default(),
         });
         Self { ctx, settings }
     }
@@ -159,8 +172,14 @@ impl Dispatcher {
         let mut hold = OpenCircuitHold::default();
         // When queued deliveries of ordered endpoints were last looked over (see below).
         let mut lines_swept: Option<tokio::time::Instant> = None;
+        // When it was last read which `herald listen` sessions other nodes hold.
+        let mut listen_read: Option<tokio::time::Instant> = None;
         loop {
             reap(&mut tasks);
+            if listen_read.is_none_or(|at| at.elapsed() >= LISTEN_REFRESH) {
+                listen_read = Some(tokio::time::Instant::now());
+                self.ctx.read_listen_elsewhere().await;
+            }
             // Ordered endpoints move on as their deliveries settle; this catches a line
             // that stopped anyway (a node died between recording an attempt and letting
             // the next go, or asking failed), at start and every sweep interval, busy or not.
@@ -242,10 +261,20 @@ impl Dispatcher {
     }
 
     /// Endpoints whose due rows this node leaves in the queue for now: their lanes are full,
-    /// or their circuits are open.
+    /// their circuits are open, or their `herald listen` sessions are on other nodes.
     fn skipped(&self, lanes: &Lanes) -> Vec<String> {
         let mut skip = lanes.full();
         skip.extend(self.ctx.breakers.tripped(self.ctx.clock.now()));
+        let elsewhere = self.ctx.listen_elsewhere.lock();
+        let elsewhere = elsewhere.unwrap_or_else(|e| e.into_inner());
+        let sessions = &self.ctx.listen_sessions;
+        // A session that has just come here is this node's, whatever was read before.
+        skip.extend(
+            elsewhere
+                .iter()
+                .filter(|e| !sessions.is_attached(e))
+                .cloned(),
+        );
         skip
     }
 
@@ -331,6 +360,36 @@ impl Dispatcher {
 }
 
 impl Context {
+    /// Reads which `herald listen` sessions other nodes hold now. On a failure the last
+    /// reading stays: at worst an attempt finds a session away and asks again.
+    async fn read_listen_elsewhere(&self) {
+        let node = self.listen_sessions.node();
+        let stale_before = self.clock.now() - stale_after();
+        match self
+            .store
+            .listen_sessions_elsewhere(node, stale_before)
+            .await
+        {
+            Ok(endpoints) => {
+                let mut elsewhere = self
+                    .listen_elsewhere
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                *elsewhere = endpoints.into_iter().collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read where listen sessions are"),
+        }
+    }
+
+    /// Whether another node holds the `herald listen` session of `endpoint_id`, asked of
+    /// the store now (an attempt found it away from this node); noted for the claims.
+    pub(crate) async fn listen_session_elsewhere(&self, endpoint_id: &str) -> bool {
+        self.read_listen_elsewhere().await;
+        let elsewhere = self.listen_elsewhere.lock();
+        let elsewhere = elsewhere.unwrap_or_else(|e| e.into_inner());
+        elsewhere.contains(endpoint_id)
+    }
+
     /// Moves `endpoint`'s deliveries due before `until` (its circuit's probe) to then.
     async fn hold_back(&self, endpoint: &str, until: DateTime<Utc>) {
         match self
@@ -356,6 +415,10 @@ impl Context {
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         leases.remove(delivery_id);
     }
+}
+
+fn stale_after() -> chrono::Duration {
+    chrono::Duration::from_std(SESSION_STALE_AFTER).unwrap_or_default()
 }
 
 /// Collects finished tasks, logging any that panicked.

@@ -12,8 +12,12 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use herald_core::listen::{endpoint_uid, valid_name, ClientFrame, ServerFrame, SCHEME};
+use herald_core::listen::{
+    endpoint_uid, valid_name, ClientFrame, ServerFrame, SCHEME, SESSION_RENEW_EVERY,
+    SESSION_STALE_AFTER,
+};
 use herald_core::model::{Application, Capability, Endpoint};
+use herald_core::store::ListenSessionAt;
 use herald_core::StoreError;
 use herald_delivery::destinations::listen::{ListenReply, Session};
 use herald_delivery::operational;
@@ -103,13 +107,23 @@ async fn listen(
         .map(|(_, token)| hash_token(token.trim()))
         .unwrap_or_default();
     let endpoint = session_endpoint(&state, &app, &query).await?;
+    let in_use = |detail: String| ApiError::ConflictWith {
+        code: "session_in_use",
+        detail,
+    };
     let session = state
         .listen_sessions
         .attach(&endpoint.id, query.force)
-        .map_err(|e| ApiError::ConflictWith {
-            code: "session_in_use",
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| in_use(e.to_string()))?;
+    // On a cluster, the name may be held on another node; dropping `session` detaches it
+    // here again.
+    if !hold(&state, &endpoint.id, query.force).await? {
+        return Err(in_use(
+            "another `herald listen` session is attached under this name, on another Herald \
+             node; stop it, or take it over with --force"
+                .into(),
+        ));
+    }
     // Attached: what the CLI asked for is now this session's to set.
     let endpoint = bring_up_to_date(&state, &app, endpoint, &query).await?;
     let live = Live {
@@ -118,6 +132,20 @@ async fn listen(
         token_hash,
     };
     Ok(upgrade.on_upgrade(move |socket| serve(live, session, socket)))
+}
+
+/// Tells the nodes sharing the store that this one holds the session of `endpoint_id`
+/// (again); `false` if another node does and `take_over` is not set.
+async fn hold(state: &AppState, endpoint_id: &str, take_over: bool) -> ApiResult<bool> {
+    let now = state.clock.now();
+    let stale_for = chrono::Duration::from_std(SESSION_STALE_AFTER).unwrap_or_default();
+    let at = ListenSessionAt {
+        endpoint_id,
+        node: state.listen_sessions.node(),
+        now,
+        stale_before: now - stale_for,
+    };
+    Ok(state.store.hold_listen_session(at, take_over).await?)
 }
 
 /// The app's endpoint for this session name, created on first use. A uid `listen-NAME`
@@ -229,6 +257,7 @@ async fn serve(live: Live, mut session: Session, mut socket: WebSocket) {
     let mut waiting: HashMap<u64, oneshot::Sender<ListenReply>> = HashMap::new();
     let mut next_attempt = 0u64;
     let mut ping = tokio::time::interval(PING_EVERY);
+    let mut renew = tokio::time::interval(SESSION_RENEW_EVERY);
     let mut heard = tokio::time::Instant::now();
     let ended = loop {
         tokio::select! {
@@ -266,6 +295,13 @@ async fn serve(live: Live, mut session: Session, mut socket: WebSocket) {
                     Some(Ok(_)) => {} // pings, pongs
                 }
             }
+            _ = renew.tick() => match hold(state, &endpoint.id, false).await {
+                Ok(true) => {}
+                Ok(false) => break "another session took this name over on another node",
+                // The database is away: the session goes on; other nodes will see the
+                // word go stale and deliver as if no node held it.
+                Err(e) => tracing::warn!(endpoint = %endpoint.id, error = %e, "could not renew a listen session's hold"),
+            },
             _ = ping.tick() => {
                 if heard.elapsed() > SILENT_FOR {
                     break "the CLI fell silent";
@@ -287,6 +323,10 @@ async fn serve(live: Live, mut session: Session, mut socket: WebSocket) {
         reason: ended.into(),
     };
     let _ = socket.send(Message::Close(Some(close))).await;
+    let node = state.listen_sessions.node();
+    if let Err(e) = state.store.drop_listen_session(&endpoint.id, node).await {
+        tracing::warn!(endpoint = %endpoint.id, error = %e, "could not let go of a listen session; its hold goes stale");
+    }
     // Dropping `session` detaches it; the attempts still waiting see it end.
 }
 
