@@ -2353,3 +2353,80 @@ pub async fn unverified_endpoints_hold_their_deliveries_until_a_current_challeng
     assert_eq!(released.len(), 1);
     assert_eq!(released[0].endpoint.id, asking.id);
 }
+
+/// The rows of the upgrade fixtures (each backend's `first_schema.sql`, written as Herald
+/// wrote them at its first migration), read back through this binary's store once every
+/// later migration has run: nothing lost or changed, the secret the same, and the delivery
+/// that was waiting still due.
+pub async fn first_schema_rows_read_back(store: &dyn Store) {
+    let app = store.get_app("acme").await.expect("the application");
+    assert_eq!(app.id, "app_01HF7YAT00ACME000000000000");
+    assert_eq!(app.name, "Acme");
+    assert_eq!(app.metadata.get("plan").map(String::as_str), Some("gold"));
+    let endpoint = store
+        .get_endpoint(&app.id, "billing")
+        .await
+        .expect("the endpoint");
+    assert_eq!(endpoint.url, "https://billing.example/hooks");
+    assert_eq!(endpoint.description, "Billing");
+    assert_eq!(endpoint.filter_types, Some(vec!["invoice.paid".to_owned()]));
+    assert_eq!(
+        endpoint.headers.get("x-team").map(String::as_str),
+        Some("billing")
+    );
+    assert!(!endpoint.disabled);
+    assert_eq!(
+        endpoint.secret.verification_key(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "the signing secret is the one stored"
+    );
+    let event_type = store
+        .get_event_type("invoice.paid")
+        .await
+        .expect("the type");
+    assert_eq!(event_type.description, "An invoice was paid");
+
+    let answers = [
+        ("inv-1", r#"{"amount":42}"#, 200, "thanks"),
+        ("inv-2", r#"{"amount":7}"#, 500, "boom"),
+    ];
+    for (event_id, payload, status, response) in answers {
+        let msg = store
+            .get_message(&app.id, event_id)
+            .await
+            .expect("the message");
+        assert_eq!(msg.payload.as_deref(), Some(payload), "{event_id}");
+        let attempts = store
+            .list_attempts_by_message(&app.id, &msg.id, &AttemptFilter::default(), &page(10))
+            .await
+            .expect("its attempts");
+        let attempt = match attempts.items.as_slice() {
+            [one] => one,
+            other => panic!("{event_id}: one attempt, not {other:?}"),
+        };
+        assert_eq!(
+            (attempt.response_status_code, attempt.response.as_str()),
+            (status, response)
+        );
+        assert_eq!(attempt.endpoint_id, endpoint.id);
+    }
+
+    let waiting = store
+        .get_message(&app.id, "inv-3")
+        .await
+        .expect("the waiting message");
+    let claimed = store
+        .claim_due(&claim_at(Utc::now()))
+        .await
+        .expect("a claim");
+    let ids: Vec<_> = claimed
+        .iter()
+        .map(|c| (c.delivery.id.as_str(), c.message.id.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [("dlv_01HF7YAWXRD000000000000003", waiting.id.as_str())],
+        "the delivery that was waiting is due, and only it"
+    );
+    assert_eq!(claimed[0].endpoint.id, endpoint.id);
+}

@@ -187,3 +187,94 @@ async fn a_shared_pace_hands_out_each_moment_once() {
     assert_eq!(reserve(much_later).await, much_later);
     assert_eq!(reserve(much_later).await, much_later + spacing);
 }
+
+/// A database written at the first schema (0001) is brought up to this binary's with
+/// nothing lost (the SQLite store's test of the same name says why the first schema).
+#[tokio::test]
+async fn a_database_from_the_first_schema_keeps_its_rows_through_every_migration() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/0001_init.sql");
+    std::fs::copy(first, dir.path().join("0001_init.sql")).unwrap();
+    let store = connect(&db.url, 2).await.expect("connect");
+    let then = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
+    then.run(&store.db().writer)
+        .await
+        .expect("the first schema");
+    let rows = include_str!("../tests/fixtures/first_schema.sql");
+    sqlx::raw_sql(rows)
+        .execute(&store.db().writer)
+        .await
+        .expect("the old rows");
+
+    store.migrate().await.expect("every later migration");
+    herald_core::conformance::first_schema_rows_read_back(&store).await;
+}
+
+/// One node holds a `herald listen` session at a time: another is refused until the
+/// holder's word goes stale or it takes over, renewing keeps it, and only the holder's
+/// letting go removes it.
+#[tokio::test]
+async fn a_listen_session_is_one_nodes_until_its_word_goes_stale_or_is_taken_over() {
+    use herald_core::conformance::{app, endpoint};
+    use herald_core::store::{Catalog, ListenSessionAt, Queue};
+
+    let Some((store, _db)) = fresh_store().await else {
+        return;
+    };
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let e = endpoint(&a.id, None);
+    store.create_endpoint(&e).await.unwrap();
+    let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    let at = |node, secs: i64| ListenSessionAt {
+        endpoint_id: &e.id,
+        node,
+        now: t0 + chrono::Duration::seconds(secs),
+        stale_before: t0 + chrono::Duration::seconds(secs - 15),
+    };
+    let held = [e.id.clone()];
+    let elsewhere = |node: &'static str, secs: i64| {
+        let store = &store;
+        async move {
+            let stale_before = t0 + chrono::Duration::seconds(secs - 15);
+            store
+                .listen_sessions_elsewhere(node, stale_before)
+                .await
+                .unwrap()
+        }
+    };
+
+    assert!(store.hold_listen_session(at("a", 0), false).await.unwrap());
+    assert!(
+        !store.hold_listen_session(at("b", 1), false).await.unwrap(),
+        "a holds it"
+    );
+    assert_eq!(elsewhere("b", 1).await, held);
+    assert!(
+        elsewhere("a", 1).await.is_empty(),
+        "a's own session is not elsewhere"
+    );
+    assert!(
+        store.hold_listen_session(at("a", 5), false).await.unwrap(),
+        "renewed"
+    );
+    assert!(
+        !store.hold_listen_session(at("b", 19), false).await.unwrap(),
+        "still fresh"
+    );
+
+    // a said nothing for 15 s (it died): b may attach, and a, back, is refused...
+    assert!(store.hold_listen_session(at("b", 21), false).await.unwrap());
+    assert!(!store.hold_listen_session(at("a", 22), false).await.unwrap());
+    assert!(elsewhere("b", 22).await.is_empty());
+    // ...unless it takes over.
+    assert!(store.hold_listen_session(at("a", 23), true).await.unwrap());
+    store.drop_listen_session(&e.id, "b").await.unwrap();
+    assert_eq!(elsewhere("b", 24).await, held, "b's letting go is not a's");
+    store.drop_listen_session(&e.id, "a").await.unwrap();
+    assert!(elsewhere("b", 24).await.is_empty());
+    assert!(elsewhere("b", 24 + 100).await.is_empty());
+}
