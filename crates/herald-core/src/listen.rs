@@ -23,6 +23,11 @@ pub const SESSION_RENEW_EVERY: std::time::Duration = std::time::Duration::from_s
 /// so the session may attach elsewhere and other nodes deliver (or fail) as before.
 pub const SESSION_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// Before when a node's word on a session, seen at `now`, is stale.
+pub fn stale_before(now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    now - chrono::Duration::from_std(SESSION_STALE_AFTER).unwrap_or_default()
+}
+
 /// The URL scheme of a listen endpoint: `listen://NAME`.
 pub const SCHEME: &str = "listen";
 

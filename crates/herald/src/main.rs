@@ -398,8 +398,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     let config = args.common.load(overrides)?;
-    let signalled = shutdown_signal()?;
-    let server = herald_server::start(config, Arc::new(SystemClock)).await?;
+    let mut signalled = std::pin::pin!(shutdown_signal()?);
+    // A signal while starting (migrating, waiting for the database) stops the start.
+    let server = tokio::select! {
+        started = herald_server::start(config, Arc::new(SystemClock)) => started?,
+        () = &mut signalled => {
+            tracing::info!("stopped while starting");
+            return Ok(());
+        }
+    };
     match &server.generated_admin_token {
         Some(token) => println!(
             "\nNo admin token existed, so one was generated. It is shown only this once:\n\n    {token}\n\n\

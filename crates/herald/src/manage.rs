@@ -451,15 +451,18 @@ pub async fn event_type(args: EventTypeArgs) -> anyhow::Result<()> {
             description,
             schema,
             body,
-        } => Call::new(Method::POST, vec!["event-type"]).body(body.with(vec![
-            ("name", Some(json!(name))),
+        } => {
+            let mut created = body.with(vec![
+                ("name", Some(json!(name))),
+                ("description", some(description.as_ref())),
+                ("schemas", schemas(schema)?),
+            ])?;
             // The API requires a description; an empty one is what "none" means.
-            (
-                "description",
-                Some(json!(description.as_deref().unwrap_or(""))),
-            ),
-            ("schemas", schemas(schema)?),
-        ])?),
+            if created.get("description").is_none() {
+                created["description"] = json!("");
+            }
+            Call::new(Method::POST, vec!["event-type"]).body(created)
+        }
         EventTypeCommand::Update {
             name,
             description,

@@ -101,7 +101,8 @@ impl Remote {
     /// inbound sources are managed), which sits beside `/api/v1`.
     pub async fn get_ingest(&self, segments: &[&str]) -> anyhow::Result<Value> {
         let mut base = self.base.clone();
-        let root = base.path().trim_end_matches("/api/v1").to_owned();
+        let api = base.path();
+        let root = api.strip_suffix("/api/v1").unwrap_or(api).to_owned();
         base.set_path(&format!("{root}/ingest/api/v1"));
         self.call_at(base, reqwest::Method::GET, segments, &[], None)
             .await
@@ -115,6 +116,11 @@ impl Remote {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
+        // `url` drops `.` and `..` segments (and an empty id would name the list): any of
+        // them would reach another route than the one asked for.
+        if let Some(bad) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
+            bail!("`{bad}` is not an id");
+        }
         url.path_segments_mut()
             .map_err(|()| anyhow::anyhow!("{} cannot take a path", self.base))?
             .extend(segments);

@@ -599,4 +599,19 @@ async fn a_listen_session_on_one_node_gets_what_every_node_accepts() {
         attempts.iter().all(|a| a["responseStatusCode"] == 200),
         "{attempts:?}"
     );
+
+    // Taken over on the same node: the replaced session's end does not undo the new
+    // one's hold, so the other nodes still leave the deliveries to that node.
+    let third_laptop = Receiver::start().await;
+    let mut third_cli = listen(&nodes[2], &third_laptop.url, true);
+    third_cli.line_with("Signing secret:").await;
+    drop(second_cli);
+    let sent = publish_round(15, 45).await;
+    third_laptop.wait_for_all(&sent).await;
+    let attempts = attempts_to(&client, &nodes[1].base, &app_id, "listen-laptop", 60).await;
+    assert_eq!(attempts.len(), 60, "one attempt each: {attempts:?}");
+    assert!(
+        attempts.iter().all(|a| a["responseStatusCode"] == 200),
+        "{attempts:?}"
+    );
 }

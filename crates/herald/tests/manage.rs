@@ -66,6 +66,10 @@ async fn the_catalog_apps_and_endpoints_are_managed_from_the_command_line() {
         schema,
     ];
     json_of(&h, &created).await;
+    let body = r#"{"description": "From the body"}"#;
+    json_of(&h, &["event-type", "create", "deal.lost", "--body", body]).await;
+    let lost = h.get("/event-type/deal.lost").await;
+    assert_eq!(lost["description"], "From the body", "no flag, the body's");
     let deal = h.get("/event-type/deal.won").await;
     assert_eq!(deal["schemas"]["1"]["required"], json!(["id"]), "{deal}");
     let types = json_of(&h, &["event-type", "list"]).await;
@@ -193,6 +197,26 @@ async fn a_refusal_or_a_missing_argument_is_one_line_and_an_id_stays_one_path_se
     assert_eq!(code, 1);
     assert!(stderr.contains("validation"), "{stderr}");
 
+    // `..` would climb to the list of applications, and `.` to the list of endpoints:
+    // refused before any request.
+    for (args, id) in [
+        (&["app", "get", ".."][..], ".."),
+        (&["endpoint", "get", "--app", "test", "."][..], "."),
+    ] {
+        let (code, stdout, stderr) = herald(&h, args).await;
+        assert_eq!(code, 1, "{stdout}");
+        assert!(stderr.contains(&format!("`{id}` is not an id")), "{stderr}");
+    }
+    // `..` would climb to the list of applications, and `.` to the list of endpoints:
+    // refused before any request.
+    for (args, id) in [
+        (&["app", "get", ".."][..], ".."),
+        (&["endpoint", "get", "--app", "test", "."][..], "."),
+    ] {
+        let (code, stdout, stderr) = herald(&h, args).await;
+        assert_eq!(code, 1, "{stdout}");
+        assert!(stderr.contains(&format!("`{id}` is not an id")), "{stderr}");
+    }
     // `../event-type` is an application id that does not exist, not a way to another route.
     let (code, stdout, stderr) = herald(&h, &["app", "get", "../event-type"]).await;
     assert_eq!(code, 1, "{stdout}");

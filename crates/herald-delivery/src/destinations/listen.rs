@@ -94,6 +94,17 @@ pub struct Session {
     sessions: ListenSessions,
     /// The attempts to forward; ends when another session takes the endpoint over.
     pub deliveries: mpsc::Receiver<ListenDelivery>,
+    /// Run when it detaches while still the endpoint's session here (not replaced).
+    on_detach: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Session {
+    /// Runs `then` when this session detaches (however that happens: the socket closes, the
+    /// request fails before the upgrade), unless another session has replaced it here
+    /// first, whose state `then` must not undo.
+    pub fn on_detach(&mut self, then: impl FnOnce() + Send + 'static) {
+        self.on_detach = Some(Box::new(then));
+    }
 }
 
 /// Another session is attached to the endpoint.
@@ -122,6 +133,7 @@ impl ListenSessions {
             id,
             sessions: self.clone(),
             deliveries,
+            on_detach: None,
         })
     }
 
@@ -151,8 +163,13 @@ impl Drop for Session {
     fn drop(&mut self) {
         let mut attached = self.sessions.attached.lock().expect("listen sessions lock");
         // Only its own entry: a session that took over stays attached.
-        if attached.get(&self.endpoint_id).map(|a| a.session) == Some(self.id) {
-            attached.remove(&self.endpoint_id);
+        if attached.get(&self.endpoint_id).map(|a| a.session) != Some(self.id) {
+            return;
+        }
+        attached.remove(&self.endpoint_id);
+        drop(attached);
+        if let Some(then) = self.on_detach.take() {
+            then();
         }
     }
 }

@@ -308,8 +308,13 @@ async fn settle(
         .as_ref()
         .is_some_and(|e| e.kind == AttemptErrorKind::ListenerOffline);
     // A `herald listen` session away from this node may be attached to another, which
-    // makes the attempt instead: this node claimed the delivery before it heard.
-    if offline && ctx.listen_session_elsewhere(&claimed.endpoint.id).await {
+    // makes the attempt instead: this node claimed the delivery before it heard. (One
+    // still attached here whose queue was full is this node's failure to record.)
+    let endpoint = &claimed.endpoint.id;
+    if offline
+        && !ctx.listen_sessions.is_attached(endpoint)
+        && ctx.listen_session_elsewhere(endpoint).await
+    {
         give_back(ctx, claimed).await;
         return;
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use herald_core::destination::Destination;
-use herald_core::listen::SESSION_STALE_AFTER;
+use herald_core::listen::stale_before;
 use herald_core::metrics::Metrics;
 use herald_core::retry::RetryPolicy;
 use herald_core::store::ClaimRequest;
@@ -194,10 +194,8 @@ impl Dispatcher {
             let skipped_in_claim = self.skipped(&lanes);
             let mut claimed = 0;
             if room > 0 {
-                match self
-                    .claim(room, &skipped_in_claim, &lanes, &mut tasks, &shutdown)
-                    .await
-                {
+                let skip = self.left_to_others(skipped_in_claim.clone());
+                match self.claim(room, &skip, &lanes, &mut tasks, &shutdown).await {
                     Ok((count, limit)) if count == limit => {
                         hold.work_arrived();
                         continue; // probably more due now
@@ -219,7 +217,8 @@ impl Dispatcher {
             let constrained = room == 0 || !skip.is_empty();
             let now = self.ctx.clock.now();
             hold.run(&self.ctx, now).await;
-            let next_due = self.ctx.store.next_due_at(&skip).await.ok().flatten();
+            let not_ours = self.left_to_others(skip.clone());
+            let next_due = self.ctx.store.next_due_at(&not_ours).await.ok().flatten();
             if room > 0 && next_due.is_some_and(|due| due <= now) {
                 // Work fell due or was published since the claim, or a lane skipped in the
                 // claim has room again, or other nodes hold due rows briefly: go again. Only
@@ -260,11 +259,18 @@ impl Dispatcher {
         self.drain(tasks).await;
     }
 
-    /// Endpoints whose due rows this node leaves in the queue for now: their lanes are full,
-    /// their circuits are open, or their `herald listen` sessions are on other nodes.
+    /// Endpoints whose due rows this node leaves in the queue for now because of its own
+    /// state: their lanes are full, or their circuits are open. (Room freed in either is a
+    /// reason to claim again.)
     fn skipped(&self, lanes: &Lanes) -> Vec<String> {
         let mut skip = lanes.full();
         skip.extend(self.ctx.breakers.tripped(self.ctx.clock.now()));
+        skip
+    }
+
+    /// [`skipped`](Self::skipped), and the endpoints whose `herald listen` sessions other
+    /// nodes hold: what a claim and the next due time leave out.
+    fn left_to_others(&self, mut skip: Vec<String>) -> Vec<String> {
         let elsewhere = self.ctx.listen_elsewhere.lock();
         let elsewhere = elsewhere.unwrap_or_else(|e| e.into_inner());
         let sessions = &self.ctx.listen_sessions;
@@ -364,7 +370,7 @@ impl Context {
     /// reading stays: at worst an attempt finds a session away and asks again.
     async fn read_listen_elsewhere(&self) {
         let node = self.listen_sessions.node();
-        let stale_before = self.clock.now() - stale_after();
+        let stale_before = stale_before(self.clock.now());
         match self
             .store
             .listen_sessions_elsewhere(node, stale_before)
@@ -415,10 +421,6 @@ impl Context {
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         leases.remove(delivery_id);
     }
-}
-
-fn stale_after() -> chrono::Duration {
-    chrono::Duration::from_std(SESSION_STALE_AFTER).unwrap_or_default()
 }
 
 /// Collects finished tasks, logging any that panicked.

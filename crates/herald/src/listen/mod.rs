@@ -31,7 +31,8 @@ pub struct ListenArgs {
     app: Option<String>,
     /// With --server, instead of --app: an inbound source (id or uid). What a provider
     /// (GitHub, Stripe…) sends to the source's ingest URL is forwarded once Herald has
-    /// verified it: the session is an endpoint of the source's application.
+    /// verified it: the session is an endpoint of the source's application. Sources are
+    /// read with an admin token.
     #[arg(long, conflicts_with = "app")]
     source: Option<String>,
     /// With --server: an admin token or one scoped to the app (HERALD_TOKEN).

@@ -13,8 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use herald_core::listen::{
-    endpoint_uid, valid_name, ClientFrame, ServerFrame, SCHEME, SESSION_RENEW_EVERY,
-    SESSION_STALE_AFTER,
+    endpoint_uid, stale_before, valid_name, ClientFrame, ServerFrame, SCHEME, SESSION_RENEW_EVERY,
 };
 use herald_core::model::{Application, Capability, Endpoint};
 use herald_core::store::ListenSessionAt;
@@ -111,7 +110,7 @@ async fn listen(
         code: "session_in_use",
         detail,
     };
-    let session = state
+    let mut session = state
         .listen_sessions
         .attach(&endpoint.id, query.force)
         .map_err(|e| in_use(e.to_string()))?;
@@ -124,6 +123,8 @@ async fn listen(
                 .into(),
         ));
     }
+    // Held: let go when it detaches, however it does (this request failing included).
+    session.on_detach(let_go(&state, &endpoint.id));
     // Attached: what the CLI asked for is now this session's to set.
     let endpoint = bring_up_to_date(&state, &app, endpoint, &query).await?;
     let live = Live {
@@ -138,14 +139,32 @@ async fn listen(
 /// (again); `false` if another node does and `take_over` is not set.
 async fn hold(state: &AppState, endpoint_id: &str, take_over: bool) -> ApiResult<bool> {
     let now = state.clock.now();
-    let stale_for = chrono::Duration::from_std(SESSION_STALE_AFTER).unwrap_or_default();
     let at = ListenSessionAt {
         endpoint_id,
         node: state.listen_sessions.node(),
         now,
-        stale_before: now - stale_for,
+        stale_before: stale_before(now),
     };
     Ok(state.store.hold_listen_session(at, take_over).await?)
+}
+
+/// What lets the other nodes know this one no longer holds the session of `endpoint_id`,
+/// run as it detaches (from a `Drop`, so in a task of its own). A node that stops without
+/// it leaves a word that goes stale (`SESSION_STALE_AFTER`).
+fn let_go(state: &AppState, endpoint_id: &str) -> impl FnOnce() + Send + 'static {
+    let store = state.store.clone();
+    let node = state.listen_sessions.node().to_owned();
+    let endpoint_id = endpoint_id.to_owned();
+    move || {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(e) = store.drop_listen_session(&endpoint_id, &node).await {
+                tracing::warn!(endpoint = %endpoint_id, error = %e, "could not let go of a listen session; its hold goes stale");
+            }
+        });
+    }
 }
 
 /// The app's endpoint for this session name, created on first use. A uid `listen-NAME`
@@ -323,11 +342,8 @@ async fn serve(live: Live, mut session: Session, mut socket: WebSocket) {
         reason: ended.into(),
     };
     let _ = socket.send(Message::Close(Some(close))).await;
-    let node = state.listen_sessions.node();
-    if let Err(e) = state.store.drop_listen_session(&endpoint.id, node).await {
-        tracing::warn!(endpoint = %endpoint.id, error = %e, "could not let go of a listen session; its hold goes stale");
-    }
-    // Dropping `session` detaches it; the attempts still waiting see it end.
+    // Dropping `session` detaches it (and lets the other nodes know, unless another
+    // session replaced it here); the attempts still waiting see it end.
 }
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {
