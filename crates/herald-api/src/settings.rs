@@ -26,10 +26,18 @@ pub struct ApiConfig {
     /// before it costs memory. Long polls count while they wait. 0: no limit.
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
+    /// The most messages a recover or replay-missing queues within its request; a larger
+    /// range is handed to a background task, which the answer names.
+    #[serde(default = "default_bulk_in_request")]
+    pub bulk_in_request: u64,
 }
 
 fn default_max_concurrent_requests() -> usize {
     4096
+}
+
+fn default_bulk_in_request() -> u64 {
+    1000
 }
 
 /// The customer portal and dashboard (`[portal]`): who may frame them and how they look.

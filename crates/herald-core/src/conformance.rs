@@ -454,16 +454,29 @@ pub async fn replay_missing_queues_only_what_the_endpoint_never_got(store: &dyn 
         until: None,
         now: t0() + secs(10),
         dry_run: true,
+        at_most: MAX_REPLAY,
     };
-    assert_eq!(store.replay_missing(&late, &range).await.unwrap(), 2);
+    assert_eq!(store.replay_missing(&late, &range).await.unwrap().count, 2);
+    // In steps of one (as a background task over a large range runs): each says where
+    // the next goes on, the last that it reached the end.
     range.dry_run = false;
-    let n = store.replay_missing(&late, &range).await.unwrap();
+    range.at_most = 1;
+    let first = store.replay_missing(&late, &range).await.unwrap();
+    assert_eq!(first.count, 1);
+    let resume_at = first.resume_at.expect("stopped before the end");
     assert_eq!(
-        n, 2,
-        "user.created at t0+1 and t0+3; not the one before `since`"
+        resume_at,
+        t0() + secs(2),
+        "the first message it did not look at"
     );
-    // A second replay finds nothing missing.
-    assert_eq!(store.replay_missing(&late, &range).await.unwrap(), 0);
+    range.since = resume_at;
+    let second = store.replay_missing(&late, &range).await.unwrap();
+    assert_eq!((second.count, second.resume_at), (1, None));
+    range.since = since;
+    range.at_most = MAX_REPLAY;
+    // A second replay finds nothing missing: user.created at t0+1 and t0+3 were queued,
+    // not the one before `since`.
+    assert_eq!(store.replay_missing(&late, &range).await.unwrap().count, 0);
     let claimed = store.claim_due(&claim_at(t0() + secs(10))).await.unwrap();
     let mut got: Vec<_> = claimed.iter().map(|c| c.delivery.msg_id.clone()).collect();
     got.sort();
@@ -639,6 +652,7 @@ pub async fn resend_and_recover_queue_deliveries_again(store: &dyn Store) {
         until: None,
         now: t0() + secs(10),
         dry_run: true,
+        at_most: MAX_REPLAY,
     };
     assert_eq!(
         store
@@ -648,6 +662,11 @@ pub async fn resend_and_recover_queue_deliveries_again(store: &dyn Store) {
         1
     );
     range.dry_run = false;
+    // A step of a background task queues at most its share; none here.
+    range.at_most = 0;
+    let none = store.recover_failed(&a.id, &eps[0].id, &range).await;
+    assert_eq!(none.unwrap(), 0);
+    range.at_most = MAX_REPLAY;
     let n = store
         .recover_failed(&a.id, &eps[0].id, &range)
         .await
@@ -1201,6 +1220,7 @@ pub async fn recovered_and_replayed_deliveries_rejoin_an_ordered_line_at_their_p
         until: None,
         now: t0(),
         dry_run: false,
+        at_most: MAX_REPLAY,
     };
     assert_eq!(
         store.recover_failed(&a.id, &fifo.id, &range).await.unwrap(),
@@ -1215,7 +1235,7 @@ pub async fn recovered_and_replayed_deliveries_rejoin_an_ordered_line_at_their_p
     let read_at = wider.updated_at;
     wider.updated_at += secs(1);
     store.update_endpoint(&wider, read_at).await.unwrap();
-    assert_eq!(store.replay_missing(&wider, &range).await.unwrap(), 1);
+    assert_eq!(store.replay_missing(&wider, &range).await.unwrap().count, 1);
     let replayed = status_of(store, &a.id, &earlier.message.id, &fifo).await;
     assert_eq!(replayed, DeliveryStatus::Queued);
 
@@ -1865,8 +1885,9 @@ pub async fn payload_filters_decide_deliveries_and_replays(store: &dyn Store) {
         until: None,
         now: t0() + secs(10),
         dry_run: false,
+        at_most: MAX_REPLAY,
     };
-    assert_eq!(store.replay_missing(&late, &range).await.unwrap(), 1);
+    assert_eq!(store.replay_missing(&late, &range).await.unwrap().count, 1);
 
     // Removed, it lets everything through.
     let open = Endpoint {

@@ -582,18 +582,25 @@ pub trait Messages: Send + Sync {
         endpoint_id: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Queues again every failed delivery to the endpoint of a message created in the
-    /// range; returns how many (only counts them on a dry run).
+    /// Queues again the failed deliveries to the endpoint of messages created in the
+    /// range, at most `range.at_most` of them; returns how many (on a dry run, counts them
+    /// all and queues nothing). Fewer than `at_most` means none is left: what was queued
+    /// is no longer failed, so the next call takes the next ones.
     async fn recover_failed(
         &self,
         app_id: &str,
         endpoint_id: &str,
         range: &BulkRange,
     ) -> StoreResult<u64>;
-    /// Queues for `endpoint` every message created in `[since, until)` that its filters
-    /// accept and that was never queued for it (it was added later, or its filters
-    /// changed); returns how many (only counts them on a dry run), at most [`MAX_REPLAY`].
-    async fn replay_missing(&self, endpoint: &Endpoint, range: &BulkRange) -> StoreResult<u64>;
+    /// Queues for `endpoint` the messages created in `[since, until)` that its filters
+    /// accept and that were never queued for it (it was added later, or its filters
+    /// changed), oldest first, at most `range.at_most` and [`MAX_REPLAY`] of them (on a dry
+    /// run, only counts them). Says where a next call goes on when it stopped short.
+    async fn replay_missing(
+        &self,
+        endpoint: &Endpoint,
+        range: &BulkRange,
+    ) -> StoreResult<ReplayedMissing>;
     /// Writes a synchronous call that was made (see [`RecordedCall`]) in one transaction:
     /// the message, its deliveries, their attempts and statistics.
     async fn record_call(&self, call: &RecordedCall) -> StoreResult<()>;
@@ -620,6 +627,20 @@ pub struct BulkRange {
     pub now: DateTime<Utc>,
     /// Count what would be queued, and queue nothing.
     pub dry_run: bool,
+    /// Queue at most this many (one step of a background task over a large range).
+    pub at_most: u64,
+}
+
+/// What one `replay_missing` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayedMissing {
+    /// Messages queued (or counted, on a dry run).
+    pub count: u64,
+    /// Where the range's rest begins when the call stopped before its end: the creation
+    /// time of the first message it did not look at (or of the last it read, when it read
+    /// as many as it reads at once). A next call with this `since` goes on, looking again
+    /// at most at messages of that same instant. `None` when it reached the end.
+    pub resume_at: Option<DateTime<Utc>>,
 }
 
 /// What the delivery queue holds.

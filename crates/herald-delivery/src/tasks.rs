@@ -11,10 +11,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::DateTime;
 use herald_core::ids::IdKind;
 use herald_core::model::{DeliveryStatus, Message};
-use herald_core::store::{Cursor, MessageFilter, NewMessage, Order, PageRequest, Published, Store};
-use herald_core::task::{BackgroundTask, Broadcast, EndpointMessages, TaskInput, TaskStatus};
+use herald_core::store::{
+    BulkRange, Cursor, MessageFilter, NewMessage, Order, PageRequest, Published, Store,
+};
+use herald_core::task::{
+    BackgroundTask, Broadcast, EndpointMessages, EndpointRange, TaskInput, TaskStatus,
+};
 use herald_core::{Clock, StoreError};
 use serde_json::json;
 use tokio::sync::{watch, Notify};
@@ -107,11 +112,9 @@ impl TaskRunner {
                 TaskInput::Broadcast(broadcast) => self.broadcast_step(&task, broadcast).await,
                 TaskInput::BulkReplay(replay) => self.replay_step(&task, replay).await,
                 TaskInput::BulkCancel(chosen) => self.cancel_step(&task, chosen).await,
-                // Done by the request that recorded them, and recorded finished: one left
-                // running (it never is) has nothing more to do.
-                TaskInput::Recover(_) | TaskInput::ReplayMissing(_) => {
-                    Ok(stepped(&task, None, true))
-                }
+                // Running only when the request left them a large range's rest.
+                TaskInput::Recover(range) => self.recover_step(&task, range).await,
+                TaskInput::ReplayMissing(range) => self.replay_missing_step(&task, range).await,
                 TaskInput::PurgeContent(purge) => self.purge_step(&task, &purge.app_id).await,
             };
             match stepped {
@@ -285,10 +288,74 @@ impl TaskRunner {
         let Err(StoreError::NotFound) = self.store.get_endpoint(app, endpoint).await else {
             return None;
         };
-        let mut failed = task.clone();
-        failed.status = TaskStatus::Failed;
-        failed.data["error"] = json!("the endpoint was deleted");
-        Some(failed)
+        Some(failed_for_gone_endpoint(task))
+    }
+
+    /// Queues again the next `page` failed deliveries of the range; the task as it stands
+    /// after. What it queued is no longer failed, so each step takes the next ones, and a
+    /// short step is the last.
+    async fn recover_step(
+        &self,
+        task: &BackgroundTask,
+        range: &EndpointRange,
+    ) -> Result<BackgroundTask, StoreError> {
+        let (app, endpoint) = (&range.app_id, &range.endpoint_id);
+        if let Err(StoreError::NotFound) = self.store.get_endpoint(app, endpoint).await {
+            return Ok(failed_for_gone_endpoint(task));
+        }
+        let step = BulkRange {
+            since: range.since,
+            until: range.until,
+            now: self.clock.now(),
+            dry_run: false,
+            at_most: u64::from(self.page),
+        };
+        let recovered = self.store.recover_failed(app, endpoint, &step).await?;
+        let mut next = stepped(task, None, recovered < step.at_most);
+        next.data["recovered"] = json!(counted(task, "recovered") + recovered);
+        Ok(next)
+    }
+
+    /// Queues for the endpoint the next messages of the range it never got, from where the
+    /// last step stopped (the task's cursor, a time); the task as it stands after.
+    async fn replay_missing_step(
+        &self,
+        task: &BackgroundTask,
+        range: &EndpointRange,
+    ) -> Result<BackgroundTask, StoreError> {
+        let endpoint = match self
+            .store
+            .get_endpoint(&range.app_id, &range.endpoint_id)
+            .await
+        {
+            Ok(endpoint) => endpoint,
+            Err(StoreError::NotFound) => return Ok(failed_for_gone_endpoint(task)),
+            Err(e) => return Err(e),
+        };
+        let resume = task.cursor.as_deref().map(DateTime::parse_from_rfc3339);
+        let since = match resume {
+            Some(Ok(at)) => at.to_utc(),
+            // Written by this code only; an unreadable one starts over (nothing is queued
+            // twice: what was replayed is no longer missing).
+            Some(Err(_)) | None => range.since,
+        };
+        // A replay reads many candidates to choose from (those the endpoint's filters turn
+        // away are passed over), so a step takes a hundred pages' worth.
+        let step = BulkRange {
+            since,
+            until: range.until,
+            now: self.clock.now(),
+            dry_run: false,
+            at_most: u64::from(self.page) * 100,
+        };
+        let done = self.store.replay_missing(&endpoint, &step).await?;
+        let mut next = task.clone();
+        next.cursor = done.resume_at.map(|at| at.to_rfc3339());
+        if done.resume_at.is_none() {
+            next.status = TaskStatus::Finished;
+        }
+        next.data["replayed"] = json!(counted(task, "replayed") + done.count);
+        Ok(next)
     }
 
     /// Cancels what the next page of the endpoint's chosen messages still waits to deliver
@@ -341,6 +408,14 @@ fn count_failure(task: &mut BackgroundTask, error: &StoreError) -> bool {
         _ => "its steps kept failing; the server log has the errors",
     });
     true
+}
+
+/// `task`, failed because the endpoint it is about (or its application) was deleted.
+fn failed_for_gone_endpoint(task: &BackgroundTask) -> BackgroundTask {
+    let mut failed = task.clone();
+    failed.status = TaskStatus::Failed;
+    failed.data["error"] = json!("the endpoint was deleted");
+    failed
 }
 
 /// A count kept in a task's data (0 until the first step sets it).

@@ -11,8 +11,8 @@ use herald_core::model::{
 use herald_core::stats::{StatsQuery, StatsRow};
 use herald_core::store::{
     AttemptFilter, BulkRange, EndpointDelivery, MessageDelivery, MessageFilter, Messages,
-    NewMessage, Page, PageRequest, Published, RecordedCall, StoreResult, StreamFilter, StreamPage,
-    StreamPosition, MAX_REPLAY,
+    NewMessage, Page, PageRequest, Published, RecordedCall, ReplayedMissing, StoreResult,
+    StreamFilter, StreamPage, StreamPosition, MAX_REPLAY,
 };
 use tokio::sync::watch;
 
@@ -24,6 +24,10 @@ use crate::rows::{self, DELIVERY_COLUMNS, MESSAGE_COLUMNS};
 use crate::sql::{v, Sql};
 use crate::store::{Backend, SqlStore};
 use crate::{internal, ordered, push_page};
+
+/// The most messages one `replay_missing` reads to choose from: those its endpoint's
+/// filters turn away are read and passed over.
+const CANDIDATES: i64 = MAX_REPLAY as i64 * 4;
 
 /// `SELECT columns` of an endpoint's deliveries joined with their messages, filtered.
 fn endpoint_messages<D: Dialect>(
@@ -482,6 +486,11 @@ impl<B: Backend> Messages for SqlStore<B> {
             .bind(v::code(TriggerType::Manual as i16))
             .bind(v::time(range.now))
         };
+        // A step queues at most `at_most`: the rows are chosen in a subquery, which both
+        // databases allow a LIMIT in (an UPDATE itself takes none on PostgreSQL).
+        if !range.dry_run {
+            sql.push("WHERE id IN (SELECT id FROM deliveries ");
+        }
         sql.push(
             "WHERE app_id = ? AND endpoint_id = ? AND status = 2 AND trigger_type NOT IN (3, 4) \
              AND msg_id IN \
@@ -496,6 +505,10 @@ impl<B: Backend> Messages for SqlStore<B> {
             sql.push(" AND created_at < ").push_bind(v::time(until));
         }
         sql.push(")");
+        if !range.dry_run {
+            let at_most = i64::try_from(range.at_most).unwrap_or(i64::MAX);
+            sql.push(" LIMIT ").push_bind(v::int(at_most)).push(")");
+        }
         if range.dry_run {
             let counted = read_one_in::<B::Dialect>(&mut tx, &sql).await?;
             return Ok(counted.int("n")?.max(0) as u64);
@@ -516,8 +529,13 @@ impl<B: Backend> Messages for SqlStore<B> {
         Ok(recovered)
     }
 
-    async fn replay_missing(&self, endpoint: &Endpoint, range: &BulkRange) -> StoreResult<u64> {
+    async fn replay_missing(
+        &self,
+        endpoint: &Endpoint,
+        range: &BulkRange,
+    ) -> StoreResult<ReplayedMissing> {
         let (since, until, now) = (range.since, range.until, range.now);
+        let at_most = range.at_most.min(MAX_REPLAY);
         let db = &self.db;
         // Candidates are read and filtered here, with the same filter publishing uses,
         // rather than in SQL, where channel lists are stored differently per database.
@@ -528,7 +546,7 @@ impl<B: Backend> Messages for SqlStore<B> {
             None => "CAST(NULL AS TEXT) AS payload",
         };
         let mut sql = Sql::new(format!(
-            "SELECT m.id, m.event_type, m.channels, {payload} FROM messages m \
+            "SELECT m.id, m.created_at, m.event_type, m.channels, {payload} FROM messages m \
              WHERE m.app_id = ? AND m.created_at >= ?"
         ))
         .bind(v::text(&endpoint.app_id))
@@ -546,7 +564,7 @@ impl<B: Backend> Messages for SqlStore<B> {
         )
         .push_bind(v::text(&endpoint.id))
         .push(") ORDER BY m.created_at, m.id LIMIT ")
-        .push_bind(v::int(MAX_REPLAY as i64 * 4));
+        .push_bind(v::int(CANDIDATES));
         let mut tx = db.begin().await?;
         if endpoint.ordered && !range.dry_run {
             <B::Dialect as Dialect>::lock_ordering(&mut tx).await?;
@@ -556,7 +574,13 @@ impl<B: Backend> Messages for SqlStore<B> {
             .map_err(internal)?;
         let (status, place) = ordered::pending_by_hand::<B::Dialect>(endpoint.ordered, "?");
         let mut replayed = 0;
+        // Where the next call goes on: set when this one stops before the range's end.
+        let mut resume_at = None;
         for row in &candidates {
+            if replayed >= at_most {
+                resume_at = Some(row.time("created_at")?);
+                break;
+            }
             let (event_type, channels) = (row.text("event_type")?, row.opt_list("channels")?);
             if !endpoint_accepts(endpoint, &event_type, channels.as_deref()) {
                 continue;
@@ -567,9 +591,6 @@ impl<B: Backend> Messages for SqlStore<B> {
             }
             if range.dry_run {
                 replayed += 1;
-                if replayed >= MAX_REPLAY {
-                    break;
-                }
                 continue;
             }
             let msg_id = row.text("id")?;
@@ -590,9 +611,13 @@ impl<B: Backend> Messages for SqlStore<B> {
                 insert = insert.bind(v::text(&msg_id));
             }
             replayed += execute_in::<B::Dialect>(&mut tx, &insert).await?;
-            if replayed >= MAX_REPLAY {
-                break;
-            }
+        }
+        if resume_at.is_none() && candidates.len() as i64 == CANDIDATES {
+            // Every candidate was looked at, and there may be more.
+            let last = candidates.last().map(|row| row.time("created_at"));
+            // Only if time moved on: a next call from the same instant would read the
+            // same candidates again (it takes 40,000 messages of one millisecond).
+            resume_at = last.transpose()?.filter(|at| *at > since);
         }
         if replayed > 0 {
             if endpoint.ordered {
@@ -606,7 +631,10 @@ impl<B: Backend> Messages for SqlStore<B> {
         if replayed > 0 {
             db.work.notify_one();
         }
-        Ok(replayed)
+        Ok(ReplayedMissing {
+            count: replayed,
+            resume_at,
+        })
     }
 
     async fn record_call(&self, call: &RecordedCall) -> StoreResult<()> {

@@ -324,6 +324,76 @@ async fn exhausted_delivery_is_failed_then_resent_by_hand() {
     );
 }
 
+/// A range larger than `api.bulk_in_request` becomes a running background task: a recover
+/// says first how many deliveries it will touch, a replay-missing queues the first
+/// messages in the request and leaves the rest to the task. Both finish, and every
+/// message arrives once more.
+#[tokio::test]
+async fn large_recover_and_replay_ranges_run_as_background_tasks() {
+    let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
+        c.delivery.retry_schedule = vec![];
+        // Five failures in a row would open the circuit and hold the recovered back.
+        c.delivery.circuit_breaker_failures = 100;
+        c.api.bulk_in_request = 2;
+    })
+    .await;
+    let app = herald.app("acme").await;
+    let receiver = Receiver::start().await;
+    receiver.statuses([500; 5]);
+    let endpoint = herald.endpoint(&app, json!({"url": receiver.url})).await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    for n in 0..5 {
+        let body = json!({"eventType": "a", "payload": {"n": n}});
+        herald.publish(&app, body).await;
+    }
+    herald.wait_recorded(5).await;
+
+    let ep = endpoint["id"].as_str().unwrap();
+    let path = format!("/app/{app}/endpoint/{ep}/recover");
+    let (status, task) = herald.post(&path, json!({"since": since})).await;
+    assert_eq!(status, 202, "{task}");
+    assert_eq!(
+        (task["status"].as_str(), task["recovered"].as_u64()),
+        (Some("running"), Some(0))
+    );
+    herald.wait_tasks_finished(1).await;
+    let (_, found) = herald
+        .get(&format!(
+            "/background-task/{}",
+            task["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(found["status"], "finished", "{found}");
+    assert_eq!(found["data"], json!({"total": 5, "recovered": 5}));
+    receiver.wait_for(10).await;
+
+    let late = Receiver::start().await;
+    let late_endpoint = herald.endpoint(&app, json!({"url": late.url})).await;
+    let late_ep = late_endpoint["id"].as_str().unwrap();
+    let path = format!("/app/{app}/endpoint/{late_ep}/replay-missing");
+    let (status, task) = herald.post(&path, json!({"since": since})).await;
+    assert_eq!(status, 202, "{task}");
+    assert_eq!(
+        (task["status"].as_str(), task["replayed"].as_u64()),
+        (Some("running"), Some(2))
+    );
+    herald.wait_tasks_finished(2).await;
+    let (_, found) = herald
+        .get(&format!(
+            "/background-task/{}",
+            task["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(found["status"], "finished", "{found}");
+    assert_eq!(found["data"], json!({"replayed": 5}));
+    let got = late.wait_for(5).await;
+    let ids: std::collections::HashSet<_> = got
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 5, "each message once");
+}
+
 #[tokio::test]
 async fn recover_sends_failed_messages_since_a_time_again() {
     let herald = TestHerald::start_with(Arc::new(SystemClock), |c| {
@@ -359,7 +429,7 @@ async fn recover_sends_failed_messages_since_a_time_again() {
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["status"], "finished");
     assert_eq!(found["task"], "endpoint.recover");
-    assert_eq!(found["data"], json!({"recovered": 2}));
+    assert_eq!(found["data"], json!({"total": 2, "recovered": 2}));
     let got = receiver.wait_for(4).await;
     let mut ids: Vec<_> = got[2..]
         .iter()

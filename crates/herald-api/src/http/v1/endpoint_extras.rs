@@ -228,23 +228,23 @@ pub struct RecoverIn {
     pub dry_run: bool,
 }
 
-/// Records a recover or replay the request has done as a finished background task, so
-/// that `GET /background-task/{id}` finds it (Svix's SDKs look tasks up by the id they
-/// were given); its id. A dry run is not recorded, and gets an id nothing knows.
-async fn record_done(
+/// Records a recover or replay as a background task, so that `GET /background-task/{id}`
+/// finds it (Svix's SDKs look tasks up by the id they were given): finished when the
+/// request did it all, or running, with what is left, for a node's task runner, which is
+/// woken. Its id. A dry run is not recorded, and gets an id nothing knows.
+async fn record_task(
     state: &AppState,
     range: &BulkRange,
-    input: TaskInput,
-    data: Value,
+    task: BackgroundTask,
 ) -> ApiResult<String> {
     if range.dry_run {
         return Ok(IdKind::Task.new_id());
     }
-    let task = BackgroundTask {
-        status: TaskStatus::Finished,
-        ..BackgroundTask::new(input, data, range.now)
-    };
-    Ok(state.store.create_task(&task, None).await?.id)
+    let id = state.store.create_task(&task, None).await?.id;
+    if task.status == TaskStatus::Running {
+        state.background_tasks.notify_one();
+    }
+    Ok(id)
 }
 
 impl RecoverIn {
@@ -258,7 +258,8 @@ impl RecoverIn {
         }
     }
 
-    fn range(&self, now: DateTime<Utc>) -> ApiResult<BulkRange> {
+    /// The range, with the most the request itself queues.
+    fn range(&self, now: DateTime<Utc>, at_most: u64) -> ApiResult<BulkRange> {
         if self.until.is_some_and(|until| until <= self.since) {
             return Err(ApiError::invalid("until", "must be after `since`"));
         }
@@ -267,21 +268,25 @@ impl RecoverIn {
             until: self.until,
             now,
             dry_run: self.dry_run,
+            at_most,
         })
     }
 }
 
-/// The (already finished) recover task.
+/// The recover task.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoverOut {
     /// The task, as `GET /background-task/{id}` shows it (not for a dry run).
     pub id: String,
-    /// `finished`: the failed deliveries are queued again when this is returned.
+    /// `finished`: the failed deliveries were queued again by the request. `running`: the
+    /// range holds more than `api.bulk_in_request`; a background task queues them, and
+    /// shows their `total` and how many it `recovered` so far.
     pub status: &'static str,
     pub task: &'static str,
     pub updated_at: DateTime<Utc>,
-    /// How many deliveries were queued again.
+    /// How many deliveries were queued again by the request (on a dry run, how many would
+    /// be).
     pub recovered: u64,
 }
 
@@ -297,19 +302,40 @@ async fn recover(
 ) -> ApiResult<(StatusCode, Json<RecoverOut>)> {
     let (app, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let now = state.clock.now();
-    let range = body.range(now)?;
-    let recovered = state
+    let range = body.range(now, u64::MAX)?;
+    // Counted first: a range too large to queue within the request is a running task
+    // that says from the start how many it will touch.
+    let counting = BulkRange {
+        dry_run: true,
+        ..range
+    };
+    let total = state
         .store
-        .recover_failed(&app.id, &endpoint.id, &range)
+        .recover_failed(&app.id, &endpoint.id, &counting)
         .await?;
     let input = TaskInput::Recover(body.endpoint_range(&app.id, &endpoint.id));
-    let data = serde_json::json!({"recovered": recovered});
-    let id = record_done(&state, &range, input, data).await?;
+    let (task, recovered) = if range.dry_run || total <= state.config.api.bulk_in_request {
+        let recovered = state
+            .store
+            .recover_failed(&app.id, &endpoint.id, &range)
+            .await?;
+        let data = serde_json::json!({"total": total, "recovered": recovered});
+        let task = BackgroundTask {
+            status: TaskStatus::Finished,
+            ..BackgroundTask::new(input, data, now)
+        };
+        (task, recovered)
+    } else {
+        let data = serde_json::json!({"total": total, "recovered": 0});
+        (BackgroundTask::new(input, data, now), 0)
+    };
+    let status = task.status.as_str();
+    let id = record_task(&state, &range, task).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RecoverOut {
             id,
-            status: "finished",
+            status,
             task: "endpoint.recover",
             updated_at: now,
             recovered,
@@ -317,17 +343,20 @@ async fn recover(
     ))
 }
 
-/// The (already finished) replay task.
+/// The replay task.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplayOut {
     /// The task, as `GET /background-task/{id}` shows it (not for a dry run).
     pub id: String,
-    /// `finished`: the messages are queued when this is returned.
+    /// `finished`: the messages were queued by the request. `running`: the range holds
+    /// more than `api.bulk_in_request`; a background task queues the rest, counting them
+    /// in its `replayed`.
     pub status: &'static str,
     pub task: &'static str,
     pub updated_at: DateTime<Utc>,
-    /// How many messages were queued for the endpoint (at most 10,000 a call).
+    /// How many messages the request queued for the endpoint (on a dry run, how many it
+    /// would, up to 10,000).
     pub replayed: u64,
 }
 
@@ -344,19 +373,26 @@ async fn replay_missing(
 ) -> ApiResult<(StatusCode, Json<ReplayOut>)> {
     let (_, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let now = state.clock.now();
-    let range = body.range(now)?;
-    let replayed = state.store.replay_missing(&endpoint, &range).await?;
+    // The request queues the range's first messages; where it stops, a task goes on.
+    let range = body.range(now, state.config.api.bulk_in_request)?;
+    let done = state.store.replay_missing(&endpoint, &range).await?;
     let input = TaskInput::ReplayMissing(body.endpoint_range(&endpoint.app_id, &endpoint.id));
-    let data = serde_json::json!({"replayed": replayed});
-    let id = record_done(&state, &range, input, data).await?;
+    let data = serde_json::json!({"replayed": done.count});
+    let mut task = BackgroundTask::new(input, data, now);
+    match done.resume_at {
+        Some(at) => task.cursor = Some(at.to_rfc3339()),
+        None => task.status = TaskStatus::Finished,
+    }
+    let status = task.status.as_str();
+    let id = record_task(&state, &range, task).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(ReplayOut {
             id,
-            status: "finished",
+            status,
             task: "endpoint.replay",
             updated_at: now,
-            replayed,
+            replayed: done.count,
         }),
     ))
 }
