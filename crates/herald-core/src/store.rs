@@ -850,6 +850,19 @@ pub trait Store: Catalog + Messages + Queue + Tasks + 'static {
     /// How many of this binary's migrations the database has not applied (for readiness:
     /// a node started with `database.migrate = false` waits for `herald migrate`).
     async fn pending_migrations(&self) -> StoreResult<usize>;
+    /// Says that `node` is alive as of `now`, and how many nodes (itself included) said so
+    /// at or after `stale_before`: the nodes sharing this store, which share the limits
+    /// meant for the whole cluster. Words older than `forget_before` are removed. Always
+    /// 1 where one process runs the store.
+    async fn heartbeat(
+        &self,
+        _node: &str,
+        _now: DateTime<Utc>,
+        _stale_before: DateTime<Utc>,
+        _forget_before: DateTime<Utc>,
+    ) -> StoreResult<u32> {
+        Ok(1)
+    }
     /// The connection pools' use now, for `/metrics`.
     fn pools(&self) -> Vec<PoolUsage> {
         Vec::new()

@@ -17,8 +17,12 @@ use serde::{Deserialize, Serialize};
 /// The built-in defaults, also the documented reference of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
-/// Environment variables that share the `HERALD_` prefix but are not configuration.
+/// Environment variables that share the `HERALD_` prefix but are not configuration: the
+/// log's (`HERALD_LOG`, `HERALD_LOG_FORMAT`) and the test suites' (`HERALD_TEST_…`), by
+/// prefix, and the CLI's (`HERALD_SERVER`, `HERALD_TOKEN`, set in a shell that runs
+/// `herald send`, where `herald serve` or `herald token create` must work too).
 const NON_CONFIG_ENV: &[&str] = &["log", "test_"];
+const CLI_ENV: &[&str] = &["server", "token"];
 
 /// Everything Herald can be configured with.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -125,6 +129,7 @@ impl Config {
         let env = Env::prefixed("HERALD_").split("__").filter(|key| {
             let key = key.as_str().to_ascii_lowercase();
             !NON_CONFIG_ENV.iter().any(|skip| key.starts_with(skip))
+                && !CLI_ENV.contains(&key.as_str())
         });
         let config: Config = figment
             .merge(env)
@@ -252,6 +257,9 @@ mod tests {
             // Not configuration: the log filter and the test suites' own variables.
             jail.set_env("HERALD_LOG", "debug");
             jail.set_env("HERALD_TEST_POSTGRES_URL", "postgres://localhost/test");
+            // The CLI's, set in the same shell.
+            jail.set_env("HERALD_TOKEN", "hrld_…");
+            jail.set_env("HERALD_SERVER", "http://127.0.0.1:8071");
             let c = Config::load(None, &Overrides::default()).expect("valid");
             assert_eq!(c.delivery.timeout, Duration::from_secs(3));
             assert_eq!(c.database_url(), "sqlite://elsewhere.db");

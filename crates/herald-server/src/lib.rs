@@ -3,6 +3,7 @@
 //! stopped together). The `herald` binary is a thin shell over [`server::start`].
 
 pub mod config;
+mod membership;
 pub mod server;
 
 pub use config::Config;

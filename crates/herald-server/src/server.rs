@@ -312,16 +312,23 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         tracing::info!("delivery.dispatch is off: this node serves the API only");
     }
     let dispatcher_running = Arc::new(AtomicBool::new(dispatching));
+    let rate_limit = Arc::new(TokenRateLimit::new(
+        config.api.rate_limit_per_token,
+        config.api.rate_limit_burst,
+    ));
+    let membership = (
+        store.clone(),
+        clock.clone(),
+        listen_sessions.node().to_owned(),
+        rate_limit.clone(),
+    );
     let state = AppState {
         store: store.clone(),
         operational: Operational::new(store.clone(), clock.clone()),
         sync_calls,
         verifications: verifier.waker(),
         background_tasks: task_runner.waker(),
-        rate_limit: Arc::new(TokenRateLimit::new(
-            config.api.rate_limit_per_token,
-            config.api.rate_limit_burst,
-        )),
+        rate_limit,
         clock,
         config: Arc::new(api_settings(config, addr)),
         lookups: Arc::default(),
@@ -330,6 +337,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         listen_sessions,
     };
     let shutdown = CancellationToken::new();
+    let (members, clocked, node, shared) = membership;
+    tokio::spawn(crate::membership::run(
+        members,
+        clocked,
+        node,
+        shared,
+        shutdown.clone(),
+    ));
     if let Some(listener) = metrics_listener {
         let metrics = herald_api::http::probes::metrics_app(state.clone());
         let stop = shutdown.clone().cancelled_owned();

@@ -253,3 +253,27 @@ pub async fn listen_sessions_elsewhere(
         .await
         .map_err(internal)
 }
+
+/// Says `node` is alive and counts the live nodes (see `Store::heartbeat`), in one
+/// statement. The count reads the table as it was before this statement (PostgreSQL's
+/// snapshot), so it counts the others and adds this one.
+pub async fn heartbeat(
+    db: &Db<PostgresDialect>,
+    node: &str,
+    [now, stale_before, forget_before]: [DateTime<Utc>; 3],
+) -> StoreResult<u32> {
+    let others: i64 = sqlx::query_scalar(
+        "WITH said AS (INSERT INTO nodes (id, seen_at) VALUES ($1, $2) \
+         ON CONFLICT (id) DO UPDATE SET seen_at = $2 RETURNING id), \
+         forgotten AS (DELETE FROM nodes WHERE seen_at < $4 AND id <> $1 RETURNING id) \
+         SELECT COUNT(*) FROM nodes WHERE id <> $1 AND seen_at >= $3",
+    )
+    .bind(node)
+    .bind(now)
+    .bind(stale_before)
+    .bind(forget_before)
+    .fetch_one(&db.writer)
+    .await
+    .map_err(internal)?;
+    Ok(u32::try_from(others).unwrap_or(u32::MAX - 1) + 1)
+}

@@ -180,6 +180,15 @@ impl Backend for PgBackend {
         dispatch::listen_sessions_elsewhere(db, node, stale_before).await
     }
 
+    async fn heartbeat(
+        &self,
+        db: &Db<PostgresDialect>,
+        node: &str,
+        times: [chrono::DateTime<chrono::Utc>; 3],
+    ) -> StoreResult<u32> {
+        dispatch::heartbeat(db, node, times).await
+    }
+
     async fn migrate(&self, db: &Db<PostgresDialect>) -> StoreResult<()> {
         MIGRATOR.run(&db.writer).await.map_err(internal)
     }

@@ -114,6 +114,15 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ) -> StoreResult<Vec<String>> {
         Ok(Vec::new())
     }
+    /// See `Store::heartbeat`: only a database that several nodes share counts them.
+    async fn heartbeat(
+        &self,
+        _db: &Db<Self::Dialect>,
+        _node: &str,
+        _times: [chrono::DateTime<chrono::Utc>; 3],
+    ) -> StoreResult<u32> {
+        Ok(1)
+    }
     /// See `Queue::reclaim_space`.
     async fn reclaim_space(&self, _db: &Db<Self::Dialect>) -> StoreResult<()> {
         Ok(())
@@ -204,6 +213,17 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn pending_migrations(&self) -> StoreResult<usize> {
         self.backend.pending_migrations(&self.db).await
+    }
+
+    async fn heartbeat(
+        &self,
+        node: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        stale_before: chrono::DateTime<chrono::Utc>,
+        forget_before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u32> {
+        let times = [now, stale_before, forget_before];
+        self.backend.heartbeat(&self.db, node, times).await
     }
 
     fn pools(&self) -> Vec<herald_core::store::PoolUsage> {

@@ -615,3 +615,73 @@ async fn a_listen_session_on_one_node_gets_what_every_node_accepts() {
         "{attempts:?}"
     );
 }
+
+/// An API token's rate limit holds for the cluster: three nodes that count each other
+/// (`/instance` says 3) allow a third of the limit each, so a client spreading its
+/// requests over them gets the limit in all, not three times it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_an_api_tokens_rate_limit() {
+    use support::in_process::Command;
+
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    const RATE: usize = 30;
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
+    let store = ["--database-url", db.url.as_str()];
+    let limits = [
+        ("HERALD_API__RATE_LIMIT_PER_TOKEN", "30"),
+        ("HERALD_API__RATE_LIMIT_BURST", "30"),
+    ];
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&store, None, &limits)).collect();
+    let client = reqwest::Client::new();
+    // Each node counts the others at its next heartbeat (every 5 s).
+    let deadline = Instant::now() + DEADLINE;
+    for node in &nodes {
+        loop {
+            let instance = get_json(&client, format!("{}/instance", node.base)).await;
+            if instance["nodes"] == 3 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never counted 3 nodes: {instance}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    // A token of its own, whose buckets the polling above has not touched.
+    let made = Command::run(&["token", "create", "--database-url", &db.url]).await;
+    let said = String::from_utf8_lossy(&made.stderr);
+    assert!(made.status.success(), "{said}");
+    let token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+
+    let bases: Vec<String> = nodes.iter().map(|n| format!("{}/app", n.base)).collect();
+    let started = Instant::now();
+    let answers = stream::iter(0..)
+        .take_while(|_| std::future::ready(started.elapsed() < WINDOW))
+        .map(|i| {
+            let request = client.get(&bases[i % bases.len()]).bearer_auth(&token);
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<u16>>()
+        .await;
+    let allowed = answers.iter().filter(|s| **s == 200).count();
+    let refused = answers.iter().filter(|s| **s == 429).count();
+    // The cluster's burst, then its rate for the window: 30 + 30 × 2 = 90 (each node
+    // alone would allow that much, 270 in all).
+    let expected = RATE + RATE * WINDOW.as_secs() as usize;
+    assert!(refused > 0, "the limit was reached: {allowed} allowed");
+    assert!(
+        allowed <= expected + expected / 5 && allowed >= expected / 2,
+        "{allowed} allowed in {WINDOW:?}, {refused} refused; the cluster's limit allows about {expected}"
+    );
+}

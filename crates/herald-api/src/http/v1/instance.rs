@@ -23,6 +23,9 @@ pub struct InstanceOut {
     pub queue_depth: u64,
     /// When the longest-waiting of them was queued or last moved.
     pub oldest_waiting: Option<DateTime<Utc>>,
+    /// The nodes sharing the database, as this one last counted them (1 on SQLite); the
+    /// API rate limit per token is shared among them.
+    pub nodes: u32,
 }
 
 /// Describe this instance (admin tokens only).
@@ -36,6 +39,7 @@ async fn instance(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
         store: queue.backend,
         queue_depth: queue.waiting,
         oldest_waiting: queue.oldest_waiting,
+        nodes: state.rate_limit.nodes(),
     }))
 }
 
