@@ -111,11 +111,13 @@ impl TestHerald {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.request(method, path);
+        let mut req = self.request(method.clone(), path);
         if let Some(body) = body {
             req = req.json(&body);
         }
-        read(req.send().await.expect("request sent")).await
+        let (status, answer) = read(req.send().await.expect("request sent")).await;
+        crate::contract::check(&method, path, status, &answer);
+        (status, answer)
     }
 
     /// [`call`](Self::call) with `token` instead of the admin token.
@@ -128,12 +130,14 @@ impl TestHerald {
     ) -> (StatusCode, Value) {
         let mut req = self
             .http
-            .request(method, format!("{}/api/v1{path}", self.base))
+            .request(method.clone(), format!("{}/api/v1{path}", self.base))
             .bearer_auth(token);
         if let Some(body) = body {
             req = req.json(&body);
         }
-        read(req.send().await.expect("request sent")).await
+        let (status, answer) = read(req.send().await.expect("request sent")).await;
+        crate::contract::check(&method, path, status, &answer);
+        (status, answer)
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {

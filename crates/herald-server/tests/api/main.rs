@@ -1,6 +1,7 @@
 //! End-to-end tests: a real Herald on port 0 with a temporary SQLite database, real
 //! receivers on port 0, driven over HTTP (raw requests and the official Svix SDK).
 
+mod contract;
 mod helpers;
 mod ingest;
 mod services;

@@ -100,8 +100,8 @@ pub struct CallOut {
     pub reason: Option<String>,
     /// The HTTP status it answered, if a response came.
     pub status: Option<u16>,
-    /// Its response body: JSON when it is JSON, else text; a 2xx's text is the reply.
-    #[schema(value_type = Object)]
+    /// Its response body: JSON when it is JSON, else text; a 2xx's text is the reply;
+    /// `null` when no endpoint answered. Any JSON value.
     pub body: Value,
     pub duration_ms: Option<u64>,
     /// The message the call was recorded as (in the log, with trigger `sync`).
@@ -123,8 +123,8 @@ pub struct CallAnswerOut {
     /// The HTTP status, if a response came.
     pub status: Option<u16>,
     /// The response body: JSON when it is JSON, else text (cut at
-    /// `delivery.max_response_bytes`); a 2xx's text is the reply (Slack-style).
-    #[schema(value_type = Object)]
+    /// `delivery.max_response_bytes`); a 2xx's text is the reply (Slack-style). Any JSON
+    /// value.
     pub body: Value,
     pub duration_ms: u64,
 }
