@@ -86,7 +86,10 @@ pub fn check(method: &reqwest::Method, path: &str, status: StatusCode, body: &Va
                 let schema = declared["content"]["application/json"]["schema"].as_object()?;
                 let mut schema = schema.clone();
                 schema.insert("components".into(), contract.doc["components"].clone());
-                let compiled = jsonschema::validator_for(&Value::Object(schema));
+                // Formats too: a `date-time` that is not RFC 3339 breaks generated clients.
+                let compiled = jsonschema::options()
+                    .should_validate_formats(true)
+                    .build(&Value::Object(schema));
                 Some(Arc::new(compiled.expect("the declared schema compiles")))
             })
             .clone()

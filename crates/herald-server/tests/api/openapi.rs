@@ -107,7 +107,10 @@ fn body_mismatch(doc: &Value, operation: &Value, status: &str, body: &str) -> Op
         return Some("the body is not JSON".to_owned());
     };
     schema.insert("components".to_owned(), doc["components"].clone());
-    let validator = match jsonschema::validator_for(&Value::Object(schema)) {
+    let compiled = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&Value::Object(schema));
+    let validator = match compiled {
         Ok(validator) => validator,
         Err(e) => return Some(format!("the declared schema does not compile: {e}")),
     };
