@@ -303,10 +303,12 @@ impl TaskRunner {
         if let Err(StoreError::NotFound) = self.store.get_endpoint(app, endpoint).await {
             return Ok(failed_for_gone_endpoint(task));
         }
+        // `now` is the task's start: only deliveries that had failed by then are taken
+        // (one that fails again meanwhile is not taken twice), and they are due at once.
         let step = BulkRange {
             since: range.since,
             until: range.until,
-            now: self.clock.now(),
+            now: task.created_at,
             dry_run: false,
             at_most: u64::from(self.page),
         };

@@ -491,14 +491,17 @@ impl<B: Backend> Messages for SqlStore<B> {
         if !range.dry_run {
             sql.push("WHERE id IN (SELECT id FROM deliveries ");
         }
+        // Only what had failed by `now` (the request, or the task's start): a delivery
+        // that fails again while a task works through the range is not taken again.
         sql.push(
             "WHERE app_id = ? AND endpoint_id = ? AND status = 2 AND trigger_type NOT IN (3, 4) \
-             AND msg_id IN \
+             AND updated_at <= ? AND msg_id IN \
              (SELECT id FROM messages WHERE app_id = ? AND created_at >= ?",
         );
         let mut sql = sql
             .bind(v::text(app_id))
             .bind(v::text(endpoint_id))
+            .bind(v::time(range.now))
             .bind(v::text(app_id))
             .bind(v::time(range.since));
         if let Some(until) = range.until {
@@ -507,7 +510,12 @@ impl<B: Backend> Messages for SqlStore<B> {
         sql.push(")");
         if !range.dry_run {
             let at_most = i64::try_from(range.at_most).unwrap_or(i64::MAX);
-            sql.push(" LIMIT ").push_bind(v::int(at_most)).push(")");
+            // The state is checked again on the row the UPDATE changes: on PostgreSQL a
+            // row another transaction changed meanwhile (claimed, resent) is re-checked
+            // against this, not only against the subquery's older answer.
+            sql.push(" ORDER BY msg_id LIMIT ")
+                .push_bind(v::int(at_most))
+                .push(") AND status = 2");
         }
         if range.dry_run {
             let counted = read_one_in::<B::Dialect>(&mut tx, &sql).await?;

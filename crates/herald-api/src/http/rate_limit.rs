@@ -91,18 +91,21 @@ impl TokenRateLimit {
     }
 }
 
-/// One node's share of the cluster's limit: the rate and the burst divided by `nodes`,
-/// rounded up (never below one request).
+/// One node's share of the cluster's limit: the rate divided by `nodes` exactly (one
+/// request every `nodes / per_second` seconds, so that the shares add up to the limit),
+/// and the burst divided, rounded up (a node allows at least one request at once).
 fn limiter_for(
     per_second: u32,
     burst: u32,
     nodes: u32,
 ) -> Option<Arc<DefaultKeyedRateLimiter<String>>> {
-    let rate = NonZeroU32::new(per_second.div_ceil(nodes))?;
-    let burst = NonZeroU32::new(burst.max(per_second).div_ceil(nodes)).unwrap_or(rate);
-    Some(Arc::new(RateLimiter::keyed(
-        Quota::per_second(rate).allow_burst(burst),
-    )))
+    if per_second == 0 {
+        return None;
+    }
+    let period = Duration::from_secs_f64(f64::from(nodes) / f64::from(per_second));
+    let burst = NonZeroU32::new(burst.max(per_second).div_ceil(nodes)).unwrap_or(NonZeroU32::MIN);
+    let quota = Quota::with_period(period)?.allow_burst(burst);
+    Some(Arc::new(RateLimiter::keyed(quota)))
 }
 
 #[cfg(test)]

@@ -324,6 +324,15 @@ async fn exhausted_delivery_is_failed_then_resent_by_hand() {
     );
 }
 
+/// The task an answer names, once the task runner has run `n` tasks to their end.
+async fn task_once_finished(herald: &TestHerald, answer: &Value, n: u64) -> Value {
+    herald.wait_tasks_finished(n).await;
+    let id = answer["id"].as_str().unwrap();
+    let (_, found) = herald.get(&format!("/background-task/{id}")).await;
+    assert_eq!(found["status"], "finished", "{found}");
+    found
+}
+
 /// A range larger than `api.bulk_in_request` becomes a running background task: a recover
 /// says first how many deliveries it will touch, a replay-missing queues the first
 /// messages in the request and leaves the rest to the task. Both finish, and every
@@ -356,14 +365,7 @@ async fn large_recover_and_replay_ranges_run_as_background_tasks() {
         (task["status"].as_str(), task["recovered"].as_u64()),
         (Some("running"), Some(0))
     );
-    herald.wait_tasks_finished(1).await;
-    let (_, found) = herald
-        .get(&format!(
-            "/background-task/{}",
-            task["id"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(found["status"], "finished", "{found}");
+    let found = task_once_finished(&herald, &task, 1).await;
     assert_eq!(found["data"], json!({"total": 5, "recovered": 5}));
     receiver.wait_for(10).await;
 
@@ -377,14 +379,7 @@ async fn large_recover_and_replay_ranges_run_as_background_tasks() {
         (task["status"].as_str(), task["replayed"].as_u64()),
         (Some("running"), Some(2))
     );
-    herald.wait_tasks_finished(2).await;
-    let (_, found) = herald
-        .get(&format!(
-            "/background-task/{}",
-            task["id"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(found["status"], "finished", "{found}");
+    let found = task_once_finished(&herald, &task, 2).await;
     assert_eq!(found["data"], json!({"replayed": 5}));
     let got = late.wait_for(5).await;
     let ids: std::collections::HashSet<_> = got

@@ -7,7 +7,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use herald_core::ids::IdKind;
 use herald_core::model::Message;
-use herald_core::store::{BulkRange, MessageDelivery, NewMessage, Order, Published};
+use herald_core::store::{BulkRange, MessageDelivery, NewMessage, Order, Published, MAX_REPLAY};
 use herald_core::task::{BackgroundTask, EndpointRange, TaskInput, TaskStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -373,15 +373,20 @@ async fn replay_missing(
 ) -> ApiResult<(StatusCode, Json<ReplayOut>)> {
     let (_, endpoint) = state.endpoint_for(&caller, &app_id, &endpoint_id).await?;
     let now = state.clock.now();
-    // The request queues the range's first messages; where it stops, a task goes on.
-    let range = body.range(now, state.config.api.bulk_in_request)?;
+    // The request queues the range's first messages; where it stops, a task goes on. A
+    // dry run counts as far as one call reads.
+    let at_most = match body.dry_run {
+        true => MAX_REPLAY,
+        false => state.config.api.bulk_in_request,
+    };
+    let range = body.range(now, at_most)?;
     let done = state.store.replay_missing(&endpoint, &range).await?;
     let input = TaskInput::ReplayMissing(body.endpoint_range(&endpoint.app_id, &endpoint.id));
     let data = serde_json::json!({"replayed": done.count});
     let mut task = BackgroundTask::new(input, data, now);
     match done.resume_at {
-        Some(at) => task.cursor = Some(at.to_rfc3339()),
-        None => task.status = TaskStatus::Finished,
+        Some(at) if !range.dry_run => task.cursor = Some(at.to_rfc3339()),
+        _ => task.status = TaskStatus::Finished,
     }
     let status = task.status.as_str();
     let id = record_task(&state, &range, task).await?;
