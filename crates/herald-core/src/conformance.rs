@@ -679,6 +679,32 @@ pub async fn resend_and_recover_queue_deliveries_again(store: &dyn Store) {
         .remove(0);
     assert_eq!(c.delivery.trigger, TriggerType::Manual);
     assert_eq!(c.delivery.attempt_count, 0);
+    // It fails again after the recover began: a later step of the same recover (its
+    // `now` is the task's start) does not take it again; a new recover does.
+    store
+        .finish_attempt(&FinishedAttempt {
+            lease_token: c.lease_token.clone(),
+            event_type: c.message.event_type.clone(),
+            attempt: attempt_of(&c, t0() + secs(11), false),
+            next: NextState::Failed,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .recover_failed(&a.id, &eps[0].id, &range)
+            .await
+            .unwrap(),
+        0
+    );
+    range.now = t0() + secs(12);
+    assert_eq!(
+        store
+            .recover_failed(&a.id, &eps[0].id, &range)
+            .await
+            .unwrap(),
+        1
+    );
 
     store
         .resend(&a.id, &m.message.id, &eps[0].id, t0() + secs(20))
