@@ -27,6 +27,8 @@ pub struct Node {
     child: Child,
     /// `http://127.0.0.1:PORT/api/v1`
     pub base: String,
+    /// Its log, line by line, as it is written.
+    log: Mutex<mpsc::Receiver<String>>,
 }
 
 impl Node {
@@ -53,8 +55,10 @@ impl Node {
         command.envs(env.iter().copied());
         let mut child = command.spawn().expect("herald starts");
         let (tx, rx) = mpsc::channel();
+        let (log_tx, log) = mpsc::channel();
         let stderr = child.stderr.take().expect("piped stderr");
-        // Reads the log until the process ends: the bound address, and any error.
+        // Reads the log until the process ends: the bound address, any error, and every
+        // line for `wait_for_log`.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("api=http://").nth(1) {
@@ -62,6 +66,7 @@ impl Node {
                 } else if line.contains("ERROR") {
                     eprintln!("herald: {line}");
                 }
+                let _ = log_tx.send(line);
             }
         });
         let addr = rx
@@ -70,6 +75,21 @@ impl Node {
         Self {
             child,
             base: format!("http://{addr}/api/v1"),
+            log: Mutex::new(log),
+        }
+    }
+
+    /// Waits (blocking, up to the deadline) for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let log = self.log.lock().unwrap();
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {needle:?} at {}", self.base),
+            }
         }
     }
 
