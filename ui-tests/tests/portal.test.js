@@ -396,6 +396,19 @@ test("F7 the message log filters by type and id, keeps filters in the address, p
     const cells = [...document.querySelectorAll("[data-testid=message-list] [data-testid=row] td:nth-child(3)")];
     return cells.length === 1 && cells[0].textContent === "evt-42";
   });
+  // Payload words: "M-14" is the words "m" and "14", and "14" starts 14 and 140 to 149.
+  await page.getByTestId("clear-filters").click();
+  await page.getByTestId("filter-search").fill("M-14");
+  await page.getByTestId("apply-filters").click();
+  await page.waitForURL(/search=M-14/);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=message-list] [data-testid=row]").length === 11);
+  const wordIds = await page.getByTestId("message-list").locator("[data-testid=row] td:nth-child(3)").allTextContents();
+  assert.ok(wordIds.every((id) => id.startsWith("evt-14")), wordIds.join());
+  await page.getByTestId("clear-filters").click();
+  await page.getByTestId("filter-payload").fill("m-42\"");
+  await page.getByTestId("apply-filters").click();
+  await page.waitForURL(/payload=m-42/);
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=message-list] [data-testid=row]").length === 1);
   // A time preset keeps the other filters and sets the start of the range.
   await page.getByTestId("range-1h").click();
   await page.waitForURL(/after=/);

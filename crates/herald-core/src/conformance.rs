@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
             full_lanes_are_skipped_when_claiming,
             message_filters_select_by_type_channel_and_tag,
             messages_are_filtered_by_the_state_of_their_deliveries,
+            messages_and_attempts_are_found_by_the_words_of_their_payload,
             the_message_stream_runs_in_commit_order_and_goes_on_where_it_stopped,
             one_endpoint_gets_at_most_its_share_of_a_claim,
             an_ordered_endpoint_gets_one_message_at_a_time_in_publish_order,
@@ -995,6 +996,98 @@ pub async fn messages_are_filtered_by_the_state_of_their_deliveries(store: &dyn 
             .unwrap();
         assert_eq!(found.items.len(), hits, "{text}");
     }
+}
+
+/// The ids of an application's messages a search finds, sorted.
+async fn search_ids(store: &dyn Store, app_id: &str, text: &str) -> Vec<String> {
+    let filter = MessageFilter {
+        search: Some(crate::search::SearchWords::parse(text).unwrap()),
+        ..Default::default()
+    };
+    let found = store.list_messages(app_id, &filter, &page(10)).await;
+    let mut ids: Vec<String> = found.unwrap().items.into_iter().map(|m| m.id).collect();
+    ids.sort();
+    ids
+}
+
+pub async fn messages_and_attempts_are_found_by_the_words_of_their_payload(store: &dyn Store) {
+    use crate::search::{SearchWords, INDEXED_CHARS};
+
+    let (a, eps) = setup_app_with(store, 1).await;
+    let publish = |app_id: &str, payload: String| {
+        let mut new = message(app_id, "x");
+        new.message.payload = Some(payload.into());
+        new
+    };
+    let ada = publish(&a.id, r#"{"email":"Ada@Example.com","plan":"pro"}"#.into());
+    let bob = publish(
+        &a.id,
+        r#"{"email":"bob@example.org","city":"Zürich"}"#.into(),
+    );
+    // A word past the indexed start of a large payload is not found.
+    let large = publish(
+        &a.id,
+        format!(
+            r#"{{"head":"start","pad":"{}","tail":"late"}}"#,
+            "x ".repeat(INDEXED_CHARS / 2)
+        ),
+    );
+    for new in [&ada, &bob, &large] {
+        store.create_message(new).await.unwrap();
+    }
+    // Another application's message with the same words is not in this one's results.
+    let (other, _) = setup_app_with(store, 0).await;
+    store
+        .create_message(&publish(&other.id, r#"{"email":"ada@example.com"}"#.into()))
+        .await
+        .unwrap();
+    let found = |text: &'static str| search_ids(store, &a.id, text);
+    let ids = |news: &[&NewMessage]| {
+        let mut ids: Vec<String> = news.iter().map(|n| n.message.id.clone()).collect();
+        ids.sort();
+        ids
+    };
+    // Whole words, starts of words, any ASCII case, all words at once.
+    assert_eq!(found("ada").await, ids(&[&ada]));
+    assert_eq!(found("EXAMPLE").await, ids(&[&ada, &bob]));
+    assert_eq!(found("exam com").await, ids(&[&ada]));
+    assert_eq!(found("ada@example.com").await, ids(&[&ada]));
+    assert_eq!(found("pr").await, ids(&[&ada]));
+    assert_eq!(found("zürich").await, ids(&[&bob]));
+    assert_eq!(found("start").await, ids(&[&large]));
+    // Not the middle of a word, not a word missing, not past the indexed start.
+    assert!(found("xample").await.is_empty());
+    assert!(found("ada org").await.is_empty());
+    assert!(found("late").await.is_empty());
+
+    // The attempt lists search their messages' payloads.
+    let c = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(c.len(), 3);
+    for claimed in &c {
+        finish(store, claimed, t0(), NextState::Succeeded).await;
+    }
+    let attempts = store
+        .list_attempts_by_endpoint(
+            &a.id,
+            &eps[0].id,
+            &AttemptFilter {
+                search: Some(SearchWords::parse("bob").unwrap()),
+                ..Default::default()
+            },
+            &page(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(attempts.items.len(), 1);
+    assert_eq!(attempts.items[0].msg_id, bob.message.id);
+
+    // Expunged content is no longer found.
+    store
+        .delete_message_content(&a.id, &ada.message.id)
+        .await
+        .unwrap();
+    assert!(found("ada").await.is_empty());
+    assert_eq!(found("example").await, ids(&[&bob]));
 }
 
 pub async fn one_endpoint_gets_at_most_its_share_of_a_claim(store: &dyn Store) {

@@ -14,6 +14,7 @@ pub mod network;
 pub mod payload_filter;
 pub mod retry;
 pub mod sealing;
+pub mod search;
 pub mod secret;
 pub mod signature_scheme;
 pub mod signing;

@@ -15,6 +15,7 @@ use crate::model::{
     AdhocSecret, Application, Attempt, CallbackPolicy, Delivery, DeliveryStatus, Endpoint,
     EventType, IngestRejection, Message, Source, Token, TriggerType,
 };
+use crate::search::SearchWords;
 use crate::signing::EndpointSecret;
 use crate::stats::{RollupCutoffs, StatsQuery, StatsRow};
 use crate::task::BackgroundTask;
@@ -121,6 +122,9 @@ pub struct MessageFilter {
     /// Only messages whose payload contains this text (case-sensitive). It reads the
     /// payloads of the range it pages through: narrow it with a time range on a big log.
     pub payload_contains: Option<String>,
+    /// Only messages whose payload has these words (see `search`), from the store's word
+    /// index.
+    pub search: Option<SearchWords>,
 }
 
 /// A place in an application's message stream (the events API, for consumers that poll).
@@ -174,6 +178,8 @@ pub struct AttemptFilter {
     pub after: Option<DateTime<Utc>>,
     /// Restrict to one endpoint (when listing by message).
     pub endpoint_id: Option<String>,
+    /// Only attempts of messages whose payload has these words (see `search`).
+    pub search: Option<SearchWords>,
 }
 
 /// A message to publish, with what makes publishing idempotent.

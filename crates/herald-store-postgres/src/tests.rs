@@ -278,3 +278,35 @@ async fn a_listen_session_is_one_nodes_until_its_word_goes_stale_or_is_taken_ove
     assert!(elsewhere("b", 24).await.is_empty());
     assert!(elsewhere("b", 24 + 100).await.is_empty());
 }
+
+/// A search is served by the GIN index of the payloads' words, which the planner uses only
+/// if the query repeats the index's expression exactly (migration 0024).
+#[tokio::test]
+async fn a_search_is_planned_on_the_word_index() {
+    use herald_core::search::SearchWords;
+    use herald_store_sql::dialect::{Dialect, PostgresDialect};
+
+    let Some((store, _db)) = fresh_store().await else {
+        return;
+    };
+    let (condition, _) = PostgresDialect::payload_has_words(&SearchWords::parse("ada").unwrap());
+    let query = format!(
+        "EXPLAIN SELECT m.id FROM messages m WHERE {}",
+        condition.replace('?', "$1")
+    );
+    let mut tx = store.db().writer.begin().await.expect("begin");
+    // The table is empty, so without this a sequential scan is as cheap as any plan.
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await
+        .expect("set");
+    let plan: Vec<String> = sqlx::query_scalar(&query)
+        .bind("'ada':*")
+        .fetch_all(&mut *tx)
+        .await
+        .expect("explain");
+    assert!(
+        plan.iter().any(|line| line.contains("messages_words")),
+        "{plan:#?}"
+    );
+}

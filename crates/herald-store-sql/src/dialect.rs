@@ -8,10 +8,11 @@
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+use herald_core::search::SearchWords;
 use herald_core::store::StoreResult;
 use serde::de::DeserializeOwned;
 
-use crate::sql::Sql;
+use crate::sql::{Sql, Value};
 
 pub mod postgres;
 pub mod sqlite;
@@ -47,6 +48,9 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// A condition that the text column `column` contains the next bound text, as is
     /// (case-sensitive, no wildcards).
     fn text_contains(column: &str) -> String;
+    /// A condition that the payload of `messages m` has every word of the search (see
+    /// `herald_core::search`) bound next, written so that the database's word index serves it.
+    fn payload_has_words(words: &SearchWords) -> (String, Value);
     /// Appends a condition that `column` is one of `items`. PostgreSQL binds the list
     /// once (`= ANY($n)`), so a statement's text, and the prepared statement it caches
     /// for it, do not change with the list's length; SQLite, whose statements are cheap

@@ -104,6 +104,10 @@ fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
             .push(&D::text_contains("m.payload"))
             .add(v::text(text));
     }
+    if let Some(words) = &f.search {
+        let (condition, query) = D::payload_has_words(words);
+        sql.push(" AND ").push(&condition).add(query);
+    }
 }
 
 /// Reads a page of an application's stream (see `StreamPosition`).
@@ -205,6 +209,7 @@ pub async fn list_attempts<D: Dialect>(
         event_types: f.event_types.clone(),
         channel: f.channel.clone(),
         tag: f.tag.clone(),
+        search: f.search.clone(),
         ..MessageFilter::default()
     };
     push_message_filter::<D>(&mut sql, &message_filter);

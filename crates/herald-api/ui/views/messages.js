@@ -8,7 +8,7 @@ import { allPages } from "./endpoints.js";
 
 const STATUS = { 0: ["succeeded", "ok"], 1: ["pending", "warn"], 2: ["failed", "bad"], 3: ["sending", "warn"] };
 const TRIGGER = { 0: "scheduled", 1: "manual" };
-const FILTER_KEYS = ["event_types", "status", "status_code_class", "payload", "channel", "after", "before", "id"];
+const FILTER_KEYS = ["event_types", "status", "status_code_class", "search", "payload", "channel", "after", "before", "id"];
 const STATUS_CLASSES = [["200", "2xx"], ["300", "3xx"], ["400", "4xx"], ["500", "5xx"], ["0", "No response"]];
 // Presets of the time range: each sets `after` to that long before now.
 const RANGE_PRESETS = [["1h", 3600e3], ["24h", 86400e3], ["7d", 7 * 86400e3]];
@@ -27,6 +27,7 @@ export async function messageList(ctx, main, _params, search) {
     event_types: search.get("event_types"),
     status: search.get("status"),
     status_code_class: search.get("status_code_class"),
+    search: search.get("search"),
     payload_contains: search.get("payload"),
     channel: search.get("channel"),
     after: search.get("after"),
@@ -56,6 +57,7 @@ async function filterForm(ctx, search) {
     h("option", { value: "" }, "Any"),
     STATUS_CLASSES.map(([value, text]) =>
       h("option", { value, selected: search.get("status_code_class") === value }, text)));
+  const words = h("input", { type: "search", testid: "filter-search", value: search.get("search") || "", maxlength: 256 });
   const payload = h("input", { type: "search", testid: "filter-payload", value: search.get("payload") || "", maxlength: 256 });
   const channel = h("input", { type: "text", testid: "filter-channel", value: search.get("channel") || "" });
   const after = h("input", { type: "datetime-local", testid: "filter-after", value: toLocalInput(search.get("after")) });
@@ -68,6 +70,7 @@ async function filterForm(ctx, search) {
     if (selected.length) q.set("event_types", selected.join(","));
     if (status.value) q.set("status", status.value);
     if (statusClass.value) q.set("status_code_class", statusClass.value);
+    if (words.value.trim()) q.set("search", words.value.trim());
     if (payload.value) q.set("payload", payload.value);
     if (channel.value.trim()) q.set("channel", channel.value.trim());
     if (after.value) q.set("after", new Date(after.value).toISOString());
@@ -89,6 +92,7 @@ async function filterForm(ctx, search) {
     field("Event types", typeSelect),
     field("Delivery status", status, "Messages with a delivery in this state"),
     field("Response status", statusClass, "Messages with an attempt answered so"),
+    field("Payload words", words, "Words or their starts, any case; quick on a large log"),
     field("Payload contains", payload, "Exact text, case-sensitive"),
     field("Channel", channel),
     field("After", after),

@@ -30,6 +30,7 @@ mod probes;
 mod purge_content;
 mod schedule;
 mod sdk;
+mod search;
 mod signature_schemes;
 mod templates;
 mod tokens;

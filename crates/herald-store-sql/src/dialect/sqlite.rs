@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use herald_core::search::SearchWords;
 use herald_core::store::StoreResult;
 use serde::de::DeserializeOwned;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -64,6 +65,20 @@ impl Dialect for SqliteDialect {
     }
     fn text_contains(column: &str) -> String {
         format!("instr({column}, ?) > 0")
+    }
+    /// The FTS5 table `message_words` (migration 0022) is keyed by the message's rowid;
+    /// each word is a quoted prefix query (`"ada"*`), and none contains a quote.
+    fn payload_has_words(words: &SearchWords) -> (String, Value) {
+        let query = words
+            .words()
+            .iter()
+            .map(|word| format!("\"{word}\"*"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        (
+            "m.rowid IN (SELECT rowid FROM message_words WHERE message_words MATCH ?)".into(),
+            v::text(&query),
+        )
     }
     fn push_in_list(sql: &mut Sql, column: &str, items: Vec<String>) {
         sql.push(column)

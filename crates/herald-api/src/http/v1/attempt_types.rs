@@ -113,6 +113,9 @@ pub struct AttemptListQuery {
     pub event_types: Option<Vec<String>>,
     /// Only attempts to this endpoint (when listing by message).
     pub endpoint_id: Option<String>,
+    /// Herald extension: only attempts of messages whose payload has these words (as
+    /// `search` on the message list).
+    pub search: Option<String>,
     /// Include response bodies (default true).
     pub with_content: Option<bool>,
 }
@@ -143,6 +146,7 @@ impl AttemptListQuery {
             before: self.before,
             after: self.after,
             endpoint_id,
+            search: crate::http::v1::message_types::search_words(self.search.as_deref())?,
         })
     }
 }
