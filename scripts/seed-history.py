@@ -21,7 +21,13 @@ import sys
 import time
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-PAYLOAD = json.dumps({"contact": {"id": 42, "email": "someone@example.com"}, "n": 1})
+
+
+def payload(message_id: str) -> str:
+    """A contact event's payload: the same words in every message but for the contact's id,
+    which is the message's (so a search for one id matches one message)."""
+    return json.dumps({"contact": {"id": message_id, "email": "someone@example.com"}, "n": 1})
+
 DAY_MS = 86_400_000
 # The rollup tables Herald writes, and the span of their buckets.
 ROLLUPS = (("attempt_stats_minute", 60_000), ("attempt_stats_hour", 3_600_000), ("attempt_stats_day", DAY_MS))
@@ -99,7 +105,7 @@ def seed_sqlite(path: str, n: int, history: History) -> None:
             batch = list(history.rows(batch_start, min(50_000, n - batch_start), n))
             db.executemany(
                 "INSERT INTO messages (id, app_id, event_type, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-                [(m, app, t, PAYLOAD, at) for (m, t, at), _, _ in batch],
+                [(m, app, t, payload(m), at) for (m, t, at), _, _ in batch],
             )
             db.executemany(
                 "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, "
@@ -148,7 +154,7 @@ def seed_postgres(url: str, n: int, history: History) -> None:
         f"('{app}', 'history', 'history', '{{}}', now(), now());",
         *endpoints,
         "COPY messages (id, app_id, event_type, payload, created_at) FROM STDIN;",
-        *(f"{m}\t{app}\t{t}\t{PAYLOAD}\t{ts(at)}" for (m, t, at), _, _ in data),
+        *(f"{m}\t{app}\t{t}\t{payload(m)}\t{ts(at)}" for (m, t, at), _, _ in data),
         "\\.",
         "COPY deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, trigger_type, "
         "updated_at) FROM STDIN;",
