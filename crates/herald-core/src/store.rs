@@ -105,6 +105,29 @@ where
     }
 }
 
+/// What became of an endpoint's circuit breaker on one node (see `Queue::share_circuit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircuitNews<'a> {
+    /// It opened, for every node, until this time (a later time already said stays).
+    Opened {
+        endpoint_id: &'a str,
+        until: DateTime<Utc>,
+    },
+    /// An attempt succeeded: it is closed for every node.
+    Closed { endpoint_id: &'a str },
+}
+
+/// Who probes an endpoint whose circuit's cool-down ended (see `Queue::take_probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeTurn {
+    /// This node: no other took the probe since the circuit opened.
+    Mine,
+    /// Another node probes, or opened the circuit again: wait until this time.
+    Theirs(DateTime<Utc>),
+    /// A success elsewhere closed the circuit: attempt as usual.
+    Closed,
+}
+
 /// Filters on message lists.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessageFilter {
@@ -774,6 +797,30 @@ pub trait Queue: Send + Sync {
         _stale_before: DateTime<Utc>,
     ) -> StoreResult<Vec<String>> {
         Ok(Vec::new())
+    }
+    /// Tells every node what became of an endpoint's circuit breaker here. A no-op where
+    /// one process runs the store: its dispatcher's breakers are the only ones.
+    async fn share_circuit(&self, _news: CircuitNews<'_>) -> StoreResult<()> {
+        Ok(())
+    }
+    /// The endpoints whose circuits some node opened and that are open at `now`, with
+    /// until when.
+    async fn open_circuits(
+        &self,
+        _now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+        Ok(Vec::new())
+    }
+    /// Asks for the probe of `endpoint_id`, whose circuit's cool-down ended at `now` on
+    /// this node. `Mine` keeps it open for the others until `hold_until` (the probe's
+    /// answer will say what next). Always `Mine` where one process runs the store.
+    async fn take_probe(
+        &self,
+        _endpoint_id: &str,
+        _now: DateTime<Utc>,
+        _hold_until: DateTime<Utc>,
+    ) -> StoreResult<ProbeTurn> {
+        Ok(ProbeTurn::Mine)
     }
     /// Makes due now the pending deliveries of one endpoint that wait for a later retry
     /// (a `herald listen` session came back); how many.

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use herald_core::model::{Attempt, DeliveryStatus};
-use herald_core::store::{FinishedAttempt, ListenSessionAt, NextState, StoreResult};
+use herald_core::store::{
+    CircuitNews, FinishedAttempt, ListenSessionAt, NextState, ProbeTurn, StoreResult,
+};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 
@@ -276,4 +278,65 @@ pub async fn heartbeat(
     .await
     .map_err(internal)?;
     Ok(u32::try_from(others).unwrap_or(u32::MAX - 1) + 1)
+}
+
+/// Says what became of an endpoint's circuit on one node (see `Queue::share_circuit`).
+pub async fn share_circuit(db: &Db<PostgresDialect>, news: CircuitNews<'_>) -> StoreResult<()> {
+    let query = match news {
+        CircuitNews::Opened { endpoint_id, until } => sqlx::query(
+            "INSERT INTO circuits AS c (endpoint_id, open_until) VALUES ($1, $2) \
+             ON CONFLICT (endpoint_id) DO UPDATE \
+             SET open_until = GREATEST(c.open_until, EXCLUDED.open_until)",
+        )
+        .bind(endpoint_id)
+        .bind(until),
+        CircuitNews::Closed { endpoint_id } => {
+            sqlx::query("DELETE FROM circuits WHERE endpoint_id = $1").bind(endpoint_id)
+        }
+    };
+    query.execute(&db.writer).await.map_err(internal)?;
+    Ok(())
+}
+
+/// The circuits open at `now` (see `Queue::open_circuits`).
+pub async fn open_circuits(
+    db: &Db<PostgresDialect>,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+    sqlx::query_as("SELECT endpoint_id, open_until FROM circuits WHERE open_until > $1")
+        .bind(now)
+        .fetch_all(&db.reader)
+        .await
+        .map_err(internal)
+}
+
+/// Takes the probe of an endpoint whose circuit's time is up, if no node took it since
+/// (see `Queue::take_probe`), in one statement. Two nodes asking at once queue on the row:
+/// the second sees the first's new `open_until` and does not take it. What the statement's
+/// own read says of the row is as it was before the update.
+pub async fn take_probe(
+    db: &Db<PostgresDialect>,
+    endpoint_id: &str,
+    [now, hold_until]: [DateTime<Utc>; 2],
+) -> StoreResult<ProbeTurn> {
+    let (taken, until): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+        "WITH taken AS (UPDATE circuits SET open_until = $3 \
+         WHERE endpoint_id = $1 AND open_until <= $2 RETURNING 1) \
+         SELECT (SELECT COUNT(*) FROM taken), \
+         (SELECT open_until FROM circuits WHERE endpoint_id = $1)",
+    )
+    .bind(endpoint_id)
+    .bind(now)
+    .bind(hold_until)
+    .fetch_one(&db.writer)
+    .await
+    .map_err(internal)?;
+    Ok(match (taken, until) {
+        (1.., _) => ProbeTurn::Mine,
+        (_, None) => ProbeTurn::Closed,
+        // Not over yet (this node's clock or cool-down ran ahead): until then.
+        (_, Some(until)) if until > now => ProbeTurn::Theirs(until),
+        // Taken by another node just now: its probe has as long as this one would have.
+        (_, Some(_)) => ProbeTurn::Theirs(hold_until),
+    })
 }

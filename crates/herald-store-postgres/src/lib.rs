@@ -171,6 +171,31 @@ impl Backend for PgBackend {
         dispatch::drop_listen_session(db, endpoint_id, node).await
     }
 
+    async fn share_circuit(
+        &self,
+        db: &Db<PostgresDialect>,
+        news: herald_core::store::CircuitNews<'_>,
+    ) -> StoreResult<()> {
+        dispatch::share_circuit(db, news).await
+    }
+
+    async fn open_circuits(
+        &self,
+        db: &Db<PostgresDialect>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        dispatch::open_circuits(db, now).await
+    }
+
+    async fn take_probe(
+        &self,
+        db: &Db<PostgresDialect>,
+        endpoint_id: &str,
+        times: [chrono::DateTime<chrono::Utc>; 2],
+    ) -> StoreResult<herald_core::store::ProbeTurn> {
+        dispatch::take_probe(db, endpoint_id, times).await
+    }
+
     async fn listen_sessions_elsewhere(
         &self,
         db: &Db<PostgresDialect>,

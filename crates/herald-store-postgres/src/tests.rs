@@ -310,3 +310,60 @@ async fn a_search_is_planned_on_the_word_index() {
         "{plan:#?}"
     );
 }
+
+/// Circuits are shared: one node's open circuit is every node's, a later time wins, one
+/// node at a time takes the probe once the time is up, and a success closes it for all.
+#[tokio::test]
+async fn an_open_circuit_is_every_nodes_and_one_node_probes() {
+    use chrono::{Duration, TimeZone, Utc};
+    use herald_core::conformance::{app, endpoint};
+    use herald_core::store::{Catalog, CircuitNews, ProbeTurn, Queue};
+
+    let Some((store, _db)) = fresh_store().await else {
+        return;
+    };
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let e = endpoint(&a.id, None);
+    store.create_endpoint(&e).await.unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap();
+    let at = |s: i64| t0 + Duration::seconds(s);
+    let ep = e.id.as_str();
+    assert!(store.open_circuits(t0).await.unwrap().is_empty());
+
+    let opened = |s| CircuitNews::Opened {
+        endpoint_id: ep,
+        until: at(s),
+    };
+    store.share_circuit(opened(10)).await.unwrap();
+    store.share_circuit(opened(5)).await.unwrap();
+    assert_eq!(
+        store.open_circuits(t0).await.unwrap(),
+        [(e.id.clone(), at(10))],
+        "the later time stays"
+    );
+    assert!(store.open_circuits(at(10)).await.unwrap().is_empty());
+
+    // Too early: wait for the shared time.
+    assert_eq!(
+        store.take_probe(ep, at(5), at(20)).await.unwrap(),
+        ProbeTurn::Theirs(at(10))
+    );
+    // Time is up: the first to ask probes, and the others wait for its answer.
+    assert_eq!(
+        store.take_probe(ep, at(10), at(25)).await.unwrap(),
+        ProbeTurn::Mine
+    );
+    assert_eq!(
+        store.take_probe(ep, at(11), at(26)).await.unwrap(),
+        ProbeTurn::Theirs(at(25))
+    );
+    // A success closes it for every node.
+    let closed = CircuitNews::Closed { endpoint_id: ep };
+    store.share_circuit(closed).await.unwrap();
+    assert_eq!(
+        store.take_probe(ep, at(12), at(27)).await.unwrap(),
+        ProbeTurn::Closed
+    );
+    assert!(store.open_circuits(t0).await.unwrap().is_empty());
+}

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use herald_core::model::DeliveryStatus;
 use herald_core::stats::RollupCutoffs;
 use herald_core::store::{
-    ClaimRequest, ClaimedDelivery, FinishedAttempt, ListenSessionAt, NextState, Queue,
-    QueueSummary, StoreResult,
+    CircuitNews, ClaimRequest, ClaimedDelivery, FinishedAttempt, ListenSessionAt, NextState,
+    ProbeTurn, Queue, QueueSummary, StoreResult,
 };
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::Transaction;
@@ -291,6 +291,26 @@ impl<B: Backend> Queue for SqlStore<B> {
         let backend = &*self.backend;
         backend
             .listen_sessions_elsewhere(&self.db, node, stale_before)
+            .await
+    }
+
+    async fn share_circuit(&self, news: CircuitNews<'_>) -> StoreResult<()> {
+        self.backend.share_circuit(&self.db, news).await
+    }
+
+    async fn open_circuits(&self, now: DateTime<Utc>) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+        self.backend.open_circuits(&self.db, now).await
+    }
+
+    async fn take_probe(
+        &self,
+        endpoint_id: &str,
+        now: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+    ) -> StoreResult<ProbeTurn> {
+        let backend = &*self.backend;
+        backend
+            .take_probe(&self.db, endpoint_id, [now, hold_until])
             .await
     }
 

@@ -105,6 +105,31 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ) -> StoreResult<()> {
         Ok(())
     }
+    /// See `Queue::share_circuit`: only a database that several nodes share keeps circuits.
+    async fn share_circuit(
+        &self,
+        _db: &Db<Self::Dialect>,
+        _news: CircuitNews<'_>,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+    /// See `Queue::open_circuits`.
+    async fn open_circuits(
+        &self,
+        _db: &Db<Self::Dialect>,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        Ok(Vec::new())
+    }
+    /// See `Queue::take_probe`.
+    async fn take_probe(
+        &self,
+        _db: &Db<Self::Dialect>,
+        _endpoint_id: &str,
+        _times: [chrono::DateTime<chrono::Utc>; 2],
+    ) -> StoreResult<ProbeTurn> {
+        Ok(ProbeTurn::Mine)
+    }
     /// See `Queue::listen_sessions_elsewhere`.
     async fn listen_sessions_elsewhere(
         &self,

@@ -679,3 +679,77 @@ async fn three_nodes_share_an_api_tokens_rate_limit() {
         "{allowed} allowed in {WINDOW:?}, {refused} refused; the cluster's limit allows about {expected}"
     );
 }
+
+/// A receiver that answers every request `500`, counting them.
+async fn failing_receiver() -> (String, watch::Receiver<usize>) {
+    let (tx, count) = watch::channel(0usize);
+    let app = axum::Router::new().fallback(move || {
+        tx.send_modify(|n| *n += 1);
+        async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down") }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, count)
+}
+
+/// An endpoint's circuit, once open on one node, is open on every node: the others stop
+/// sending to it too, rather than each learning it is down from failures of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_one_node_opens_is_open_on_every_node() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = ["--database-url", db.url.as_str()];
+    // One failure opens a circuit, for longer than the test.
+    let breaker = [
+        ("HERALD_DELIVERY__CIRCUIT_BREAKER_FAILURES", "1"),
+        ("HERALD_DELIVERY__CIRCUIT_BREAKER_COOLDOWN", "10m"),
+        ("HERALD_DELIVERY__CIRCUIT_BREAKER_MAX_COOLDOWN", "10m"),
+    ];
+    let nodes: Vec<Node> = (0..3)
+        .map(|_| Node::start(&store, None, &breaker))
+        .collect();
+    let client = reqwest::Client::new();
+    let (down, mut down_hits) = failing_receiver().await;
+    let healthy = Receiver::start().await;
+    let app = call(
+        &client,
+        format!("{}/app", nodes[0].base),
+        json!({"name": "x"}),
+    )
+    .await
+    .expect("app created");
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    for url in [&down, &healthy.url] {
+        let endpoint = format!("{}/app/{app_id}/endpoint", nodes[0].base);
+        call(&client, endpoint, json!({"url": url}))
+            .await
+            .expect("endpoint made");
+    }
+
+    // The first message fails at the endpoint that is down, which opens its circuit on the
+    // node that tried; every node says once it has the circuit open.
+    let single = Arc::new(Mutex::new(vec![nodes[0].base.clone()]));
+    let first = publish(&client, single, &app_id, 0..1, None).await;
+    tokio::time::timeout(DEADLINE, down_hits.wait_for(|n| *n == 1))
+        .await
+        .expect("the first attempt")
+        .unwrap();
+    for node in &nodes {
+        node.wait_for_log("circuit opened");
+    }
+
+    // Thirty more, through every node: each reaches the healthy endpoint, none the other.
+    let bases = Arc::new(Mutex::new(nodes.iter().map(|n| n.base.clone()).collect()));
+    let rest = publish(&client, bases, &app_id, 1..31, None).await;
+    let ids: HashSet<String> = first.into_values().chain(rest.into_values()).collect();
+    assert_eq!(ids.len(), 31);
+    healthy.wait_for_all(&ids).await;
+    assert_eq!(
+        *down_hits.borrow(),
+        1,
+        "the endpoint that is down was tried again while its circuit was open"
+    );
+}

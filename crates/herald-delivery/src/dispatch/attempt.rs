@@ -12,7 +12,8 @@ use herald_core::model::{
     Attempt, AttemptErrorKind, DeliveryStatus, Endpoint, Message, TriggerType,
 };
 use herald_core::store::{
-    AttemptFilter, ClaimedDelivery, FinishedAttempt, NextState, Order, PageRequest,
+    AttemptFilter, CircuitNews, ClaimedDelivery, FinishedAttempt, NextState, Order, PageRequest,
+    ProbeTurn,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -95,7 +96,11 @@ async fn admit(
         hold_until_verified(ctx, claimed).await;
         return None;
     }
-    let probe = match ctx.breakers.admit(&claimed.endpoint.id, ctx.clock.now()) {
+    let admission = match ctx.breakers.admit(&claimed.endpoint.id, ctx.clock.now()) {
+        Admission::Probe => take_probe(ctx, &claimed.endpoint.id).await,
+        admission => admission,
+    };
+    let probe = match admission {
         Admission::Go => false,
         Admission::Probe => true,
         // The endpoint's circuit is open: no attempt now, and none counted.
@@ -116,6 +121,33 @@ async fn admit(
         _slot: slot,
         ticket,
     })
+}
+
+/// Asks the other nodes whether this one probes the endpoint whose circuit's cool-down
+/// ended here: it does (`Probe`), or a success elsewhere closed the circuit (`Go`), or
+/// another node probes (`GiveBack`). When the store cannot say, this node probes, as a
+/// single node would.
+async fn take_probe(ctx: &Context, endpoint: &str) -> Admission {
+    let now = ctx.clock.now();
+    match ctx
+        .store
+        .take_probe(endpoint, now, now + ctx.probe_window)
+        .await
+    {
+        Ok(ProbeTurn::Mine) => Admission::Probe,
+        Ok(ProbeTurn::Closed) => {
+            ctx.breakers.forget(endpoint);
+            Admission::Go
+        }
+        Ok(ProbeTurn::Theirs(until)) => {
+            ctx.breakers.hold_off(endpoint, until);
+            Admission::GiveBack(until)
+        }
+        Err(e) => {
+            tracing::warn!(endpoint = %endpoint, error = %e, "could not ask who probes; probing");
+            Admission::Probe
+        }
+    }
 }
 
 /// Ends a delivery to an endpoint disabled after the message was published: the customer
@@ -319,6 +351,7 @@ async fn settle(
         return;
     }
     let succeeded = outcome.succeeded();
+    let was_tripped = ctx.breakers.is_tripped(endpoint);
     count_attempt(ctx, claimed, outcome);
     // A `herald listen` session that is away says nothing of the endpoint's health: its
     // retries must go at once when it comes back, not wait for a circuit.
@@ -328,8 +361,18 @@ async fn settle(
         ctx.breakers
             .record(&claimed.endpoint.id, succeeded, ctx.clock.now())
     };
-    if opened_until.is_some() {
+    if let Some(until) = opened_until {
         tracing::info!(endpoint = %claimed.endpoint.id, "endpoint keeps failing: circuit opened");
+        let news = CircuitNews::Opened {
+            endpoint_id: endpoint,
+            until,
+        };
+        ctx.share_circuit(news).await;
+    } else if succeeded && was_tripped {
+        let news = CircuitNews::Closed {
+            endpoint_id: endpoint,
+        };
+        ctx.share_circuit(news).await;
     }
     let open_until = ctx
         .breakers

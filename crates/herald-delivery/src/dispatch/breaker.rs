@@ -5,6 +5,10 @@
 //! While a circuit is open, deliveries are not attempted and not counted as attempts: they
 //! go back to the queue, due when the circuit may close, so a dead endpoint does not burn
 //! through its messages' retry schedules, and the claimer leaves its rows alone.
+//!
+//! Nodes sharing a database share their circuits through it (`Queue::share_circuit`): a
+//! circuit one node opens is adopted by the others when they next read the open ones, and
+//! the probe is taken by one node for all (`Queue::take_probe`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -137,6 +141,47 @@ impl Breakers {
         circuit.state = State::Open { until, cooldown };
         self.count_tripped(&circuits);
         Some(until)
+    }
+
+    /// Opens the circuit here until `until`, as another node did. A circuit open here for
+    /// longer, or probing, is left as it is. Whether it changed anything.
+    pub fn adopt(&self, endpoint_id: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        if until <= now {
+            return false;
+        }
+        let mut circuits = self.lock();
+        let base = chrono::Duration::from_std(self.settings.cooldown).unwrap_or_default();
+        let circuit = circuits.entry(endpoint_id.to_owned()).or_insert(Circuit {
+            failures: 0,
+            state: State::Closed,
+        });
+        let cooldown = match circuit.state {
+            State::Closed => base,
+            State::Open {
+                until: mine,
+                cooldown,
+            } if mine < until => cooldown,
+            State::Open { .. } | State::Probing { .. } => return false,
+        };
+        circuit.state = State::Open { until, cooldown };
+        self.count_tripped(&circuits);
+        true
+    }
+
+    /// Another node takes the probe this one was about to send: open again until `until`.
+    pub fn hold_off(&self, endpoint_id: &str, until: DateTime<Utc>) {
+        if let Some(circuit) = self.lock().get_mut(endpoint_id) {
+            if let State::Probing { cooldown } = circuit.state {
+                circuit.state = State::Open { until, cooldown };
+            }
+        }
+    }
+
+    /// Whether the endpoint's circuit is open or probing.
+    pub fn is_tripped(&self, endpoint_id: &str) -> bool {
+        self.lock()
+            .get(endpoint_id)
+            .is_some_and(|c| c.state != State::Closed)
     }
 
     /// Until when the endpoint's circuit is open, if it is at `now`.
@@ -323,5 +368,33 @@ mod tests {
             assert!(b.record("ep", false, now).is_none());
         }
         assert_eq!(b.admit("ep", now), Admission::Go);
+    }
+
+    #[test]
+    fn a_circuit_another_node_opened_is_open_here_until_its_probe_is_taken() {
+        let b = breakers();
+        let now = Utc::now();
+        let until = now + chrono::Duration::seconds(30);
+        assert!(
+            !b.adopt("ep", now, now),
+            "a time already past opens nothing"
+        );
+        assert!(b.adopt("ep", until, now));
+        assert!(
+            !b.adopt("ep", until, now),
+            "the same news twice changes nothing"
+        );
+        assert!(b.is_tripped("ep"));
+        assert_eq!(b.open_until("ep", now), Some(until));
+        assert_eq!(b.tripped(now), ["ep"]);
+        // Its time is up here; another node took the probe: open again until its answer.
+        let later = until + chrono::Duration::seconds(1);
+        assert_eq!(b.admit("ep", later), Admission::Probe);
+        let answer = later + chrono::Duration::seconds(10);
+        b.hold_off("ep", answer);
+        assert_eq!(b.admit("ep", later), Admission::GiveBack(answer));
+        // A success here closes it.
+        b.record("ep", true, later);
+        assert!(!b.is_tripped("ep"));
     }
 }

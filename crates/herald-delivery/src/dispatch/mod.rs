@@ -19,7 +19,7 @@ use herald_core::destination::Destination;
 use herald_core::listen::stale_before;
 use herald_core::metrics::Metrics;
 use herald_core::retry::RetryPolicy;
-use herald_core::store::ClaimRequest;
+use herald_core::store::{CircuitNews, ClaimRequest};
 use herald_core::{Clock, Store};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -36,8 +36,9 @@ use crate::operational::Operational;
 const CLAIM_BATCH: usize = 100;
 /// The longest the loop sleeps without a signal.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// How often the loop reads which `herald listen` sessions other nodes hold.
-const LISTEN_REFRESH: Duration = Duration::from_secs(2);
+/// How often the loop reads what other nodes said: which `herald listen` sessions they hold
+/// and which circuits they opened.
+const CLUSTER_REFRESH: Duration = Duration::from_secs(2);
 /// Wait after the store failed, or when due rows could not be claimed, before trying again.
 const BACKOFF: Duration = Duration::from_millis(200);
 /// Rounds in a row that see due rows yet claim none before the loop pauses: a single one
@@ -105,8 +106,11 @@ pub(crate) struct Context {
     pub metrics: Metrics,
     pub listen_sessions: ListenSessions,
     /// Endpoints whose `herald listen` sessions other nodes hold, as last read (every
-    /// `LISTEN_REFRESH`, and when an attempt finds a session away): left to them.
+    /// `CLUSTER_REFRESH`, and when an attempt finds a session away): left to them.
     pub listen_elsewhere: Mutex<HashSet<String>>,
+    /// How long a probe this node takes keeps the circuit open for the other nodes: time
+    /// for its answer to come back and say what next.
+    pub probe_window: chrono::Duration,
 }
 
 /// The delivery loop of one Herald process.
@@ -141,6 +145,8 @@ impl Dispatcher {
             metrics: settings.metrics.clone(),
             listen_sessions: settings.listen_sessions.clone(),
             listen_elsewhere: Mutex::default(),
+            probe_window: chrono::Duration::from_std(settings.attempt_timeout * 2)
+                .unwrap_or(chrono::Duration::MAX),
         });
         Self { ctx, settings }
     }
@@ -173,12 +179,13 @@ impl Dispatcher {
         // When queued deliveries of ordered endpoints were last looked over (see below).
         let mut lines_swept: Option<tokio::time::Instant> = None;
         // When it was last read which `herald listen` sessions other nodes hold.
-        let mut listen_read: Option<tokio::time::Instant> = None;
+        let mut cluster_read: Option<tokio::time::Instant> = None;
         loop {
             reap(&mut tasks);
-            if listen_read.is_none_or(|at| at.elapsed() >= LISTEN_REFRESH) {
-                listen_read = Some(tokio::time::Instant::now());
+            if cluster_read.is_none_or(|at| at.elapsed() >= CLUSTER_REFRESH) {
+                cluster_read = Some(tokio::time::Instant::now());
                 self.ctx.read_listen_elsewhere().await;
+                self.ctx.read_open_circuits().await;
             }
             // Ordered endpoints move on as their deliveries settle; this catches a line
             // that stopped anyway (a node died between recording an attempt and letting
@@ -384,6 +391,30 @@ impl Context {
                 *elsewhere = endpoints.into_iter().collect();
             }
             Err(e) => tracing::warn!(error = %e, "could not read where listen sessions are"),
+        }
+    }
+
+    /// Opens here the circuits other nodes opened. On a failure nothing changes: at worst
+    /// this node fails on its own and opens the circuit itself.
+    async fn read_open_circuits(&self) {
+        let now = self.clock.now();
+        match self.store.open_circuits(now).await {
+            Ok(open) => {
+                for (endpoint, until) in open {
+                    if self.breakers.adopt(&endpoint, until, now) {
+                        tracing::info!(endpoint = %endpoint, %until, "circuit opened by another node");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read which circuits are open"),
+        }
+    }
+
+    /// Tells the other nodes what became of an endpoint's circuit here. On a failure they
+    /// go on by their own circuits, as a single node would.
+    pub(crate) async fn share_circuit(&self, news: CircuitNews<'_>) {
+        if let Err(e) = self.store.share_circuit(news).await {
+            tracing::warn!(error = %e, ?news, "could not tell other nodes of a circuit");
         }
     }
 
