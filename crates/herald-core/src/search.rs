@@ -13,6 +13,11 @@
 //! - a query word matches any word of the payload that starts with it, and a message
 //!   matches when every query word does;
 //! - only the first [`INDEXED_CHARS`] characters of a payload are indexed.
+//!
+//! The rule holds as written for ASCII text on both stores. Past ASCII, PostgreSQL's word
+//! parser and case folding follow the database's locale: it may split at symbols such as
+//! `€` or `—` and fold `É` to `é`, where SQLite keeps every non-ASCII character inside its
+//! word and folds only ASCII. It also leaves out words of 2 KiB or more.
 
 use std::fmt;
 

@@ -151,11 +151,13 @@ async fn take_probe(ctx: &Context, endpoint: &str) -> Admission {
 }
 
 /// Ends a delivery to an endpoint disabled after the message was published: the customer
-/// wants nothing sent there. Its circuit is forgotten, so that once enabled again it
-/// starts afresh. A delivery that had failed attempts was given up on: the provider hears
+/// wants nothing sent there. Its circuit is forgotten, here and by every node, so that
+/// once enabled again it starts afresh. A delivery that had failed attempts was given up on: the provider hears
 /// of it as of any delivery whose retries ran out (`message.attempt.exhausted`).
 async fn cancel_to_disabled(ctx: &Context, claimed: &ClaimedDelivery) {
     ctx.breakers.forget(&claimed.endpoint.id);
+    let endpoint_id = &claimed.endpoint.id;
+    ctx.share_circuit(CircuitNews::Closed { endpoint_id }).await;
     set_aside(ctx, claimed, DeliveryStatus::Canceled).await;
     if claimed.delivery.attempt_count > 0 {
         report_dropped(ctx, claimed).await;

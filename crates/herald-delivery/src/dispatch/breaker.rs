@@ -10,7 +10,7 @@
 //! circuit one node opens is adopted by the others when they next read the open ones, and
 //! the probe is taken by one node for all (`Queue::take_probe`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +56,9 @@ enum State {
 struct Circuit {
     failures: u32,
     state: State,
+    /// Opened on another node's word (`adopt`), not by failures seen here: it closes when
+    /// that word is gone (a success elsewhere deleted it).
+    adopted: bool,
 }
 
 /// The circuits of every endpoint that failed lately.
@@ -125,6 +128,7 @@ impl Breakers {
         let circuit = circuits.entry(endpoint_id.to_owned()).or_insert(Circuit {
             failures: 0,
             state: State::Closed,
+            adopted: false,
         });
         circuit.failures += 1;
         let base = chrono::Duration::from_std(self.settings.cooldown).unwrap_or_default();
@@ -139,14 +143,16 @@ impl Breakers {
         };
         let until = now + cooldown;
         circuit.state = State::Open { until, cooldown };
+        circuit.adopted = false;
         self.count_tripped(&circuits);
         Some(until)
     }
 
     /// Opens the circuit here until `until`, as another node did. A circuit open here for
     /// longer, or probing, is left as it is. Whether it changed anything.
+    /// A node with circuit breaking off adopts nothing: it would never close what it took.
     pub fn adopt(&self, endpoint_id: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        if until <= now {
+        if until <= now || self.settings.failures == 0 {
             return false;
         }
         let mut circuits = self.lock();
@@ -154,6 +160,7 @@ impl Breakers {
         let circuit = circuits.entry(endpoint_id.to_owned()).or_insert(Circuit {
             failures: 0,
             state: State::Closed,
+            adopted: true,
         });
         let cooldown = match circuit.state {
             State::Closed => base,
@@ -166,6 +173,27 @@ impl Breakers {
         circuit.state = State::Open { until, cooldown };
         self.count_tripped(&circuits);
         true
+    }
+
+    /// Closes the circuits opened on other nodes' word that are not in `open` (the
+    /// endpoints whose circuits the cluster holds open now): a success elsewhere closed
+    /// them. Which it closed.
+    pub fn drop_closed_elsewhere(&self, open: &HashSet<&str>) -> Vec<String> {
+        let mut circuits = self.lock();
+        let closed: Vec<String> = circuits
+            .iter()
+            .filter(|(id, c)| {
+                c.adopted && matches!(c.state, State::Open { .. }) && !open.contains(id.as_str())
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &closed {
+            circuits.remove(id);
+        }
+        if !closed.is_empty() {
+            self.count_tripped(&circuits);
+        }
+        closed
     }
 
     /// Another node takes the probe this one was about to send: open again until `until`.
@@ -396,5 +424,32 @@ mod tests {
         // A success here closes it.
         b.record("ep", true, later);
         assert!(!b.is_tripped("ep"));
+
+        // One closed elsewhere closes here when the cluster no longer holds it open; a
+        // circuit this node opened itself stays.
+        assert!(b.adopt("ep", until, now));
+        for _ in 0..3 {
+            b.record("own", false, now);
+        }
+        let held: HashSet<&str> = ["own"].into();
+        assert_eq!(b.drop_closed_elsewhere(&held), ["ep"]);
+        assert!(!b.is_tripped("ep"));
+        assert!(b.drop_closed_elsewhere(&HashSet::new()).is_empty());
+        assert!(b.is_tripped("own"));
+    }
+
+    #[test]
+    fn a_node_without_circuit_breaking_adopts_no_circuit() {
+        let b = Breakers::new(
+            BreakerSettings {
+                failures: 0,
+                cooldown: Duration::from_secs(10),
+                max_cooldown: Duration::from_secs(10),
+            },
+            Gauge::default(),
+        );
+        let now = Utc::now();
+        assert!(!b.adopt("ep", now + chrono::Duration::seconds(30), now));
+        assert!(b.tripped(now).is_empty());
     }
 }

@@ -400,10 +400,14 @@ impl Context {
         let now = self.clock.now();
         match self.store.open_circuits(now).await {
             Ok(open) => {
-                for (endpoint, until) in open {
-                    if self.breakers.adopt(&endpoint, until, now) {
-                        tracing::info!(endpoint = %endpoint, %until, "circuit opened by another node");
+                for (endpoint, until) in &open {
+                    if self.breakers.adopt(endpoint, *until, now) {
+                        tracing::info!(endpoint = %endpoint, %until, "circuit opened on the cluster's word");
                     }
+                }
+                let held = open.iter().map(|(endpoint, _)| endpoint.as_str()).collect();
+                for endpoint in self.breakers.drop_closed_elsewhere(&held) {
+                    tracing::info!(endpoint = %endpoint, "circuit closed on the cluster's word");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not read which circuits are open"),
