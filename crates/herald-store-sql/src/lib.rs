@@ -28,6 +28,12 @@ pub use dialect::{Dialect, ReadRow};
 pub use sql::{v, Sql, Value};
 pub use store::{Backend, SqlStore};
 
+/// Below this many matches a word search is read from its matches and sorted (a few
+/// milliseconds at a million messages); at or above it, from the application's log in
+/// order, checking each message against the matches, which fills a page quickly when
+/// the words are common.
+pub const SEARCH_FEW: i64 = 1000;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -110,6 +110,15 @@ fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
     }
 }
 
+/// Whether the filter's search matches fewer than `SEARCH_FEW` messages (of any
+/// application), where the database needs to be told (see `Dialect::count_word_matches`).
+async fn few_word_matches<D: Dialect>(db: &Db<D>, filter: &MessageFilter) -> StoreResult<bool> {
+    let Some(count) = filter.search.as_ref().and_then(D::count_word_matches) else {
+        return Ok(false);
+    };
+    Ok(db.read_one(&count).await?.int("n")? < crate::SEARCH_FEW)
+}
+
 /// Reads a page of an application's stream (see `StreamPosition`).
 async fn read_stream<D: Dialect>(
     db: &Db<D>,
@@ -302,8 +311,14 @@ impl<B: Backend> Messages for SqlStore<B> {
         page: &PageRequest,
     ) -> StoreResult<Page<Message>> {
         let db = &self.db;
+        // A search with few matches reads them and sorts them; one matching much of the
+        // log reads the application's messages in order until the page is full.
+        let app = match few_word_matches(db, filter).await? {
+            true => B::Dialect::APP_NOT_FROM_INDEX,
+            false => "m.app_id = ?",
+        };
         let mut sql = Sql::new(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.app_id = ?"
+            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE {app}"
         ))
         .bind(v::text(app_id));
         push_message_filter::<B::Dialect>(&mut sql, filter);

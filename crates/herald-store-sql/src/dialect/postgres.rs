@@ -97,6 +97,10 @@ impl Dialect for PostgresDialect {
             v::text(&query),
         )
     }
+    fn count_word_matches(_words: &SearchWords) -> Option<Sql> {
+        None
+    }
+    const APP_NOT_FROM_INDEX: &str = "m.app_id = ?";
     fn push_in_list(sql: &mut Sql, column: &str, items: Vec<String>) {
         sql.push(column)
             .push(" = ANY(")

@@ -80,6 +80,17 @@ impl Dialect for SqliteDialect {
             v::text(&query),
         )
     }
+    fn count_word_matches(words: &SearchWords) -> Option<Sql> {
+        let (_, query) = Self::payload_has_words(words);
+        let sql = Sql::new(format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM message_words \
+             WHERE message_words MATCH ? LIMIT {})",
+            crate::SEARCH_FEW
+        ));
+        Some(sql.bind(query))
+    }
+    /// A unary `+` keeps SQLite from using an index for the column.
+    const APP_NOT_FROM_INDEX: &str = "+m.app_id = ?";
     fn push_in_list(sql: &mut Sql, column: &str, items: Vec<String>) {
         sql.push(column)
             .push(" IN ")
