@@ -52,14 +52,18 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// `herald_core::search`) bound next, written so that the database's word index serves it.
     fn payload_has_words(words: &SearchWords) -> (String, Value);
     /// Where the planner cannot tell a rare word from a common one (SQLite keeps no
-    /// statistics), a query counting a search's matches up to `SEARCH_FEW` (a column `n`):
-    /// fewer, and the message list is read from the matches rather than from the whole
-    /// application's log. `None` where the planner chooses well alone.
+    /// statistics; PostgreSQL guesses for a word's start), a query counting a search's
+    /// matches up to `SEARCH_FEW` (a column `n`): fewer, and the message list is read from
+    /// the matches rather than from the whole application's log. `None` where the
+    /// planner chooses well alone.
     fn count_word_matches(words: &SearchWords) -> Option<Sql>;
-    /// The condition `messages m` belongs to the application bound next, written so
-    /// that the planner does not read it from the application's index: `m.app_id = ?`
-    /// where no other form is needed.
-    const APP_NOT_FROM_INDEX: &str;
+    /// As `payload_has_words`, for a search known to match fewer than `SEARCH_FEW`
+    /// messages: written so that the matches drive the read.
+    fn payload_has_few_words(words: &SearchWords) -> (String, Value);
+    /// What goes before a column in a condition so that the planner does not read the
+    /// rows from that column's index, for a search with few matches to drive the read
+    /// (empty where no such hint is needed).
+    const NOT_FROM_INDEX: &str;
     /// Appends a condition that `column` is one of `items`. PostgreSQL binds the list
     /// once (`= ANY($n)`), so a statement's text, and the prepared statement it caches
     /// for it, do not change with the list's length; SQLite, whose statements are cheap

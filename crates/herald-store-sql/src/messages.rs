@@ -8,6 +8,7 @@ use herald_core::ids::IdKind;
 use herald_core::model::{
     Attempt, DeliveryStatus, Endpoint, Message, TriggerType, VERIFICATION_EVENT_TYPE,
 };
+use herald_core::search::SearchWords;
 use herald_core::stats::{StatsQuery, StatsRow};
 use herald_core::store::{
     AttemptFilter, BulkRange, EndpointDelivery, MessageDelivery, MessageFilter, Messages,
@@ -110,10 +111,13 @@ fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
     }
 }
 
-/// Whether the filter's search matches fewer than `SEARCH_FEW` messages (of any
-/// application), where the database needs to be told (see `Dialect::count_word_matches`).
-async fn few_word_matches<D: Dialect>(db: &Db<D>, filter: &MessageFilter) -> StoreResult<bool> {
-    let Some(count) = filter.search.as_ref().and_then(D::count_word_matches) else {
+/// Whether a search matches fewer than `SEARCH_FEW` messages (of any application),
+/// where the database needs to be told (see `Dialect::count_word_matches`).
+async fn few_word_matches<D: Dialect>(
+    db: &Db<D>,
+    search: Option<&SearchWords>,
+) -> StoreResult<bool> {
+    let Some(count) = search.and_then(D::count_word_matches) else {
         return Ok(false);
     };
     Ok(db.read_one(&count).await?.int("n")? < crate::SEARCH_FEW)
@@ -194,9 +198,16 @@ pub async fn list_attempts<D: Dialect>(
         AttemptsOf::Endpoint(id) => ("endpoint_id", id),
         AttemptsOf::Message(id) => ("msg_id", id),
     };
+    // An endpoint's attempts with a search of few matches are read from the matches'
+    // attempts, not from all of the endpoint's.
+    let few = few_word_matches(db, f.search.as_ref()).await?;
+    let unindexed = match (few, of) {
+        (true, AttemptsOf::Endpoint(_)) => D::NOT_FROM_INDEX,
+        _ => "",
+    };
     let mut sql = Sql::new(format!(
         "SELECT a.* FROM attempts a JOIN messages m ON m.id = a.msg_id \
-         WHERE a.app_id = ? AND a.{column} = ?"
+         WHERE {unindexed}a.app_id = ? AND {unindexed}a.{column} = ?"
     ))
     .bind(v::text(app_id))
     .bind(v::text(value));
@@ -218,10 +229,16 @@ pub async fn list_attempts<D: Dialect>(
         event_types: f.event_types.clone(),
         channel: f.channel.clone(),
         tag: f.tag.clone(),
-        search: f.search.clone(),
         ..MessageFilter::default()
     };
     push_message_filter::<D>(&mut sql, &message_filter);
+    if let Some(words) = &f.search {
+        let (condition, query) = match few {
+            true => D::payload_has_few_words(words),
+            false => D::payload_has_words(words),
+        };
+        sql.push(" AND ").push(&condition).add(query);
+    }
     if let Some(before) = f.before {
         sql.push(" AND a.created_at < ").push_bind(v::time(before));
     }
@@ -313,15 +330,24 @@ impl<B: Backend> Messages for SqlStore<B> {
         let db = &self.db;
         // A search with few matches reads them and sorts them; one matching much of the
         // log reads the application's messages in order until the page is full.
-        let app = match few_word_matches(db, filter).await? {
-            true => B::Dialect::APP_NOT_FROM_INDEX,
-            false => "m.app_id = ?",
-        };
+        let few = few_word_matches(db, filter.search.as_ref()).await?;
+        let unindexed = if few { B::Dialect::NOT_FROM_INDEX } else { "" };
         let mut sql = Sql::new(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE {app}"
+            "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE {unindexed}m.app_id = ?"
         ))
         .bind(v::text(app_id));
-        push_message_filter::<B::Dialect>(&mut sql, filter);
+        match filter.search.as_ref().filter(|_| few) {
+            Some(words) => {
+                let others = MessageFilter {
+                    search: None,
+                    ..filter.clone()
+                };
+                push_message_filter::<B::Dialect>(&mut sql, &others);
+                let (condition, query) = B::Dialect::payload_has_few_words(words);
+                sql.push(" AND ").push(&condition).add(query);
+            }
+            None => push_message_filter::<B::Dialect>(&mut sql, filter),
+        }
         let shape = push_page(&mut sql, "m.id", page);
         let found = db.read(&sql).await?;
         let items = found

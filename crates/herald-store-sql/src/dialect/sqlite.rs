@@ -89,8 +89,12 @@ impl Dialect for SqliteDialect {
         ));
         Some(sql.bind(query))
     }
+    /// The same condition: `NOT_FROM_INDEX` is what makes the matches drive.
+    fn payload_has_few_words(words: &SearchWords) -> (String, Value) {
+        Self::payload_has_words(words)
+    }
     /// A unary `+` keeps SQLite from using an index for the column.
-    const APP_NOT_FROM_INDEX: &str = "+m.app_id = ?";
+    const NOT_FROM_INDEX: &str = "+";
     fn push_in_list(sql: &mut Sql, column: &str, items: Vec<String>) {
         sql.push(column)
             .push(" IN ")
