@@ -30,17 +30,19 @@ use crate::{internal, ordered, push_page};
 /// filters turn away are read and passed over.
 const CANDIDATES: i64 = MAX_REPLAY as i64 * 4;
 
-/// `SELECT columns` of an endpoint's deliveries joined with their messages, filtered.
+/// `SELECT columns` of an endpoint's deliveries joined with their messages, filtered;
+/// `few`: the filter's search has few matches (see `few_word_matches`).
 fn endpoint_messages<D: Dialect>(
     columns: &str,
-    app_id: &str,
-    endpoint_id: &str,
+    (app_id, endpoint_id): (&str, &str),
     filter: &MessageFilter,
     status: Option<DeliveryStatus>,
+    few: bool,
 ) -> Sql {
+    let unindexed = if few { D::NOT_FROM_INDEX } else { "" };
     let mut sql = Sql::new(format!(
         "SELECT {columns} FROM deliveries d JOIN messages m ON m.id = d.msg_id \
-         WHERE d.app_id = ? AND d.endpoint_id = ?"
+         WHERE {unindexed}d.app_id = ? AND {unindexed}d.endpoint_id = ?"
     ))
     .bind(v::text(app_id))
     .bind(v::text(endpoint_id));
@@ -48,7 +50,7 @@ fn endpoint_messages<D: Dialect>(
         sql.push(" AND ");
         push_delivery_status(&mut sql, "d.status", status);
     }
-    push_message_filter::<D>(&mut sql, filter);
+    push_message_filter::<D>(&mut sql, filter, few);
     sql
 }
 
@@ -63,8 +65,9 @@ fn push_delivery_status(sql: &mut Sql, column: &str, status: DeliveryStatus) {
     };
 }
 
-/// Appends the message filter conditions on the `messages` table aliased `m`.
-fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
+/// Appends the message filter conditions on the `messages` table aliased `m`; `few`: its
+/// search has few matches, which then drive the read (see `few_word_matches`).
+fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter, few: bool) {
     if let Some(types) = f.event_types.as_ref().filter(|t| !t.is_empty()) {
         sql.push(" AND m.event_type IN ")
             .push_list(types.iter().map(v::text));
@@ -106,7 +109,10 @@ fn push_message_filter<D: Dialect>(sql: &mut Sql, f: &MessageFilter) {
             .add(v::text(text));
     }
     if let Some(words) = &f.search {
-        let (condition, query) = D::payload_has_words(words);
+        let (condition, query) = match few {
+            true => D::payload_has_few_words(words),
+            false => D::payload_has_words(words),
+        };
         sql.push(" AND ").push(&condition).add(query);
     }
 }
@@ -229,16 +235,10 @@ pub async fn list_attempts<D: Dialect>(
         event_types: f.event_types.clone(),
         channel: f.channel.clone(),
         tag: f.tag.clone(),
+        search: f.search.clone(),
         ..MessageFilter::default()
     };
-    push_message_filter::<D>(&mut sql, &message_filter);
-    if let Some(words) = &f.search {
-        let (condition, query) = match few {
-            true => D::payload_has_few_words(words),
-            false => D::payload_has_words(words),
-        };
-        sql.push(" AND ").push(&condition).add(query);
-    }
+    push_message_filter::<D>(&mut sql, &message_filter, few);
     if let Some(before) = f.before {
         sql.push(" AND a.created_at < ").push_bind(v::time(before));
     }
@@ -336,18 +336,7 @@ impl<B: Backend> Messages for SqlStore<B> {
             "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE {unindexed}m.app_id = ?"
         ))
         .bind(v::text(app_id));
-        match filter.search.as_ref().filter(|_| few) {
-            Some(words) => {
-                let others = MessageFilter {
-                    search: None,
-                    ..filter.clone()
-                };
-                push_message_filter::<B::Dialect>(&mut sql, &others);
-                let (condition, query) = B::Dialect::payload_has_few_words(words);
-                sql.push(" AND ").push(&condition).add(query);
-            }
-            None => push_message_filter::<B::Dialect>(&mut sql, filter),
-        }
+        push_message_filter::<B::Dialect>(&mut sql, filter, few);
         let shape = push_page(&mut sql, "m.id", page);
         let found = db.read(&sql).await?;
         let items = found
@@ -402,8 +391,9 @@ impl<B: Backend> Messages for SqlStore<B> {
     ) -> StoreResult<Page<MessageDelivery>> {
         let db = &self.db;
         let columns = format!("{MESSAGE_COLUMNS}, {DELIVERY_COLUMNS}");
+        let few = few_word_matches(db, filter.search.as_ref()).await?;
         let mut sql =
-            endpoint_messages::<B::Dialect>(&columns, app_id, endpoint_id, filter, status);
+            endpoint_messages::<B::Dialect>(&columns, (app_id, endpoint_id), filter, status, few);
         let shape = push_page(&mut sql, "d.msg_id", page);
         let found = db.read(&sql).await?;
         let items = found
@@ -425,8 +415,9 @@ impl<B: Backend> Messages for SqlStore<B> {
         filter: &MessageFilter,
         status: Option<DeliveryStatus>,
     ) -> StoreResult<u64> {
-        let sql =
-            endpoint_messages::<B::Dialect>("COUNT(*) AS n", app_id, endpoint_id, filter, status);
+        let few = few_word_matches(&self.db, filter.search.as_ref()).await?;
+        let ids = (app_id, endpoint_id);
+        let sql = endpoint_messages::<B::Dialect>("COUNT(*) AS n", ids, filter, status, few);
         let n = self.db.read_one(&sql).await?.int("n")?;
         Ok(n.max(0).unsigned_abs())
     }

@@ -51,7 +51,13 @@ async fn messages_and_attempts_are_found_by_the_words_of_their_payloads() {
         ))
         .await;
     assert_eq!(status, 200, "{found}");
-    assert_eq!(ids(&found, "msgId"), [ada]);
+    assert_eq!(ids(&found, "msgId"), std::slice::from_ref(&ada));
+
+    let (status, found) = herald
+        .get(&format!("/app/{acme}/endpoint/{endpoint}/msg?search=ada"))
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(ids(&found, "id"), std::slice::from_ref(&ada));
 
     let (status, refused) = herald
         .get(&format!(
