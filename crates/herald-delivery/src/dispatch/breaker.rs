@@ -288,9 +288,14 @@ mod tests {
     use super::*;
 
     fn breakers() -> Breakers {
+        opening_after(3)
+    }
+
+    /// Breakers opening after `failures` in a row (0: circuit breaking off).
+    fn opening_after(failures: u32) -> Breakers {
         Breakers::new(
             BreakerSettings {
-                failures: 3,
+                failures,
                 cooldown: Duration::from_secs(10),
                 max_cooldown: Duration::from_secs(25),
             },
@@ -440,14 +445,7 @@ mod tests {
 
     #[test]
     fn a_node_without_circuit_breaking_adopts_no_circuit() {
-        let b = Breakers::new(
-            BreakerSettings {
-                failures: 0,
-                cooldown: Duration::from_secs(10),
-                max_cooldown: Duration::from_secs(10),
-            },
-            Gauge::default(),
-        );
+        let b = opening_after(0);
         let now = Utc::now();
         assert!(!b.adopt("ep", now + chrono::Duration::seconds(30), now));
         assert!(b.tripped(now).is_empty());
