@@ -128,6 +128,32 @@ pub enum ProbeTurn {
     Closed,
 }
 
+/// One of the places an endpoint's concurrency cap allows, asked for by an attempt (see
+/// `Queue::take_slot`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotTurn {
+    /// This attempt holds place `n` until it frees it or its hold runs out.
+    Taken(u32),
+    /// Attempts of other nodes (or of this one) hold every place: ask again later.
+    Full,
+    /// One process runs the store: its dispatcher's own cap is the only one.
+    Unshared,
+}
+
+/// An attempt asking for a place under its endpoint's concurrency cap (see
+/// `Queue::take_slot`).
+#[derive(Debug, Clone, Copy)]
+pub struct SlotRequest<'a> {
+    pub endpoint_id: &'a str,
+    /// The endpoint's `maxConcurrency`: places `0..cap` may be taken.
+    pub cap: u32,
+    /// Who takes it: the attempt's lease token, unique to its claim.
+    pub holder: &'a str,
+    pub now: DateTime<Utc>,
+    /// Until when the place is held if it is never freed: longer than an attempt lasts.
+    pub hold_until: DateTime<Utc>,
+}
+
 /// Filters on message lists.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MessageFilter {
@@ -821,6 +847,17 @@ pub trait Queue: Send + Sync {
         _hold_until: DateTime<Utc>,
     ) -> StoreResult<ProbeTurn> {
         Ok(ProbeTurn::Mine)
+    }
+    /// Takes, for every node at once, one of the places an endpoint's `maxConcurrency`
+    /// allows, for one attempt until it frees it or its hold runs out (its node died
+    /// mid-attempt). `Unshared` where one process runs the store.
+    async fn take_slot(&self, _request: SlotRequest<'_>) -> StoreResult<SlotTurn> {
+        Ok(SlotTurn::Unshared)
+    }
+    /// Frees the place `slot` that `holder` took with [`take_slot`](Self::take_slot); a
+    /// place another attempt took over since (the hold ran out) stays that attempt's.
+    async fn free_slot(&self, _endpoint_id: &str, _slot: u32, _holder: &str) -> StoreResult<()> {
+        Ok(())
     }
     /// Makes due now the pending deliveries of one endpoint that wait for a later retry
     /// (a `herald listen` session came back); how many.

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use herald_core::model::{Attempt, DeliveryStatus};
 use herald_core::store::{
-    CircuitNews, FinishedAttempt, ListenSessionAt, NextState, ProbeTurn, StoreResult,
+    CircuitNews, FinishedAttempt, ListenSessionAt, NextState, ProbeTurn, SlotRequest, SlotTurn,
+    StoreResult,
 };
 use sqlx::types::Json;
 use sqlx::PgConnection;
@@ -339,4 +340,57 @@ pub async fn take_probe(
         // Taken by another node just now: its probe has as long as this one would have.
         (_, Some(_)) => ProbeTurn::Theirs(hold_until),
     })
+}
+
+/// Takes the lowest free place under an endpoint's cap (see `Queue::take_slot`), in one
+/// statement that also makes the place's row the first time. Two nodes that pick the same
+/// free place queue on its row; the second then finds it held (the condition of `DO UPDATE`
+/// is checked against the row as the first left it) and gets nothing: `Full`, and it asks
+/// again, when it will find the next place.
+pub async fn take_slot(db: &Db<PostgresDialect>, slot: SlotRequest<'_>) -> StoreResult<SlotTurn> {
+    let cap = i32::try_from(slot.cap).unwrap_or(i32::MAX);
+    let taken: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO endpoint_slots AS s (endpoint_id, slot, holder, held_until) \
+         SELECT $1, n, $3, $5 FROM generate_series(0, $2 - 1) AS n \
+         WHERE NOT EXISTS (SELECT 1 FROM endpoint_slots h \
+                           WHERE h.endpoint_id = $1 AND h.slot = n AND h.held_until > $4) \
+         ORDER BY n LIMIT 1 \
+         ON CONFLICT (endpoint_id, slot) DO UPDATE \
+         SET holder = EXCLUDED.holder, held_until = EXCLUDED.held_until \
+         WHERE s.held_until <= $4 \
+         RETURNING s.slot",
+    )
+    .bind(slot.endpoint_id)
+    .bind(cap)
+    .bind(slot.holder)
+    .bind(slot.now)
+    .bind(slot.hold_until)
+    .fetch_optional(&db.writer)
+    .await
+    .map_err(internal)?;
+    Ok(match taken {
+        Some(n) => SlotTurn::Taken(u32::try_from(n).unwrap_or_default()),
+        None => SlotTurn::Full,
+    })
+}
+
+/// Frees a place its holder took (see `Queue::free_slot`). Only the hold's time changes, a
+/// column no index holds, so PostgreSQL updates the row in place (a HOT update).
+pub async fn free_slot(
+    db: &Db<PostgresDialect>,
+    endpoint_id: &str,
+    slot: u32,
+    holder: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE endpoint_slots SET held_until = '-infinity' \
+         WHERE endpoint_id = $1 AND slot = $2 AND holder = $3",
+    )
+    .bind(endpoint_id)
+    .bind(i32::try_from(slot).unwrap_or(i32::MAX))
+    .bind(holder)
+    .execute(&db.writer)
+    .await
+    .map_err(internal)?;
+    Ok(())
 }

@@ -196,6 +196,24 @@ impl Backend for PgBackend {
         dispatch::take_probe(db, endpoint_id, times).await
     }
 
+    async fn take_slot(
+        &self,
+        db: &Db<PostgresDialect>,
+        slot: herald_core::store::SlotRequest<'_>,
+    ) -> StoreResult<herald_core::store::SlotTurn> {
+        dispatch::take_slot(db, slot).await
+    }
+
+    async fn free_slot(
+        &self,
+        db: &Db<PostgresDialect>,
+        endpoint_id: &str,
+        slot: u32,
+        holder: &str,
+    ) -> StoreResult<()> {
+        dispatch::free_slot(db, endpoint_id, slot, holder).await
+    }
+
     async fn listen_sessions_elsewhere(
         &self,
         db: &Db<PostgresDialect>,

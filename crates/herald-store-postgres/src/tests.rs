@@ -367,3 +367,115 @@ async fn an_open_circuit_is_every_nodes_and_one_node_probes() {
     );
     assert!(store.open_circuits(t0).await.unwrap().is_empty());
 }
+
+/// The places under an endpoint's cap are every node's: no more than the cap are held at
+/// once, a freed place is taken again, a holder frees only its own, a hold that ran out
+/// (its node died) is taken over, and a lowered cap hands out only the places below it.
+/// Many takers at once never hold more than the cap.
+#[tokio::test]
+async fn an_endpoints_cap_is_counted_over_every_node() {
+    use chrono::{Duration, TimeZone, Utc};
+    use herald_core::conformance::{app, endpoint};
+    use herald_core::store::{Catalog, Queue, SlotRequest, SlotTurn};
+
+    let Some((store, _db)) = fresh_store().await else {
+        return;
+    };
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let e = endpoint(&a.id, None);
+    store.create_endpoint(&e).await.unwrap();
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap();
+    let at = |s: i64| t0 + Duration::seconds(s);
+    let ask = |cap: u32, holder: &'static str, now: i64| SlotRequest {
+        endpoint_id: &e.id,
+        cap,
+        holder,
+        now: at(now),
+        hold_until: at(now + 30),
+    };
+
+    assert_eq!(
+        store.take_slot(ask(2, "a", 0)).await.unwrap(),
+        SlotTurn::Taken(0)
+    );
+    assert_eq!(
+        store.take_slot(ask(2, "b", 0)).await.unwrap(),
+        SlotTurn::Taken(1)
+    );
+    assert_eq!(
+        store.take_slot(ask(2, "c", 1)).await.unwrap(),
+        SlotTurn::Full
+    );
+    // Only its holder frees a place.
+    store.free_slot(&e.id, 0, "c").await.unwrap();
+    assert_eq!(
+        store.take_slot(ask(2, "c", 1)).await.unwrap(),
+        SlotTurn::Full
+    );
+    store.free_slot(&e.id, 0, "a").await.unwrap();
+    assert_eq!(
+        store.take_slot(ask(2, "c", 1)).await.unwrap(),
+        SlotTurn::Taken(0)
+    );
+    // "b" never freed place 1 (its node died): once its hold is over, it is taken over,
+    // and b's late word frees nothing of its successor's.
+    assert_eq!(
+        store.take_slot(ask(2, "d", 29)).await.unwrap(),
+        SlotTurn::Full
+    );
+    assert_eq!(
+        store.take_slot(ask(2, "d", 30)).await.unwrap(),
+        SlotTurn::Taken(1)
+    );
+    store.free_slot(&e.id, 1, "b").await.unwrap();
+    assert_eq!(
+        store.take_slot(ask(2, "e", 30)).await.unwrap(),
+        SlotTurn::Full
+    );
+    // The cap lowered to 1 while places 0 and 1 are held: place 1 freed is not handed out.
+    store.free_slot(&e.id, 1, "d").await.unwrap();
+    assert_eq!(
+        store.take_slot(ask(1, "e", 30)).await.unwrap(),
+        SlotTurn::Full
+    );
+    store.free_slot(&e.id, 0, "c").await.unwrap();
+    assert_eq!(
+        store.take_slot(ask(1, "e", 30)).await.unwrap(),
+        SlotTurn::Taken(0)
+    );
+    store.free_slot(&e.id, 0, "e").await.unwrap();
+
+    // Takers racing on the same free places: never more than the cap taken. (Sixteen at
+    // once over a pool of four connections.)
+    let store = std::sync::Arc::new(store);
+    let mut racers = tokio::task::JoinSet::new();
+    let (now, hold_until) = (at(40), at(70));
+    for n in 0..16 {
+        let (store, endpoint_id) = (store.clone(), e.id.clone());
+        racers.spawn(async move {
+            let holder = format!("racer-{n}");
+            let request = SlotRequest {
+                endpoint_id: &endpoint_id,
+                cap: 3,
+                holder: &holder,
+                now,
+                hold_until,
+            };
+            store.take_slot(request).await.unwrap()
+        });
+    }
+    let turns = racers.join_all().await;
+    let mut places: Vec<u32> = turns
+        .iter()
+        .filter_map(|t| match t {
+            SlotTurn::Taken(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    let held = places.len();
+    places.sort_unstable();
+    places.dedup();
+    assert_eq!(held, places.len(), "a place given twice: {turns:?}");
+    assert!((1..=3).contains(&held), "{held} places of 3: {turns:?}");
+}

@@ -12,7 +12,7 @@ use herald_core::model::DeliveryStatus;
 use herald_core::stats::RollupCutoffs;
 use herald_core::store::{
     CircuitNews, ClaimRequest, ClaimedDelivery, FinishedAttempt, ListenSessionAt, NextState,
-    ProbeTurn, Queue, QueueSummary, StoreResult,
+    ProbeTurn, Queue, QueueSummary, SlotRequest, SlotTurn, StoreResult,
 };
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::Transaction;
@@ -312,6 +312,15 @@ impl<B: Backend> Queue for SqlStore<B> {
         backend
             .take_probe(&self.db, endpoint_id, [now, hold_until])
             .await
+    }
+
+    async fn take_slot(&self, request: SlotRequest<'_>) -> StoreResult<SlotTurn> {
+        self.backend.take_slot(&self.db, request).await
+    }
+
+    async fn free_slot(&self, endpoint_id: &str, slot: u32, holder: &str) -> StoreResult<()> {
+        let backend = &*self.backend;
+        backend.free_slot(&self.db, endpoint_id, slot, holder).await
     }
 
     async fn retry_now(&self, endpoint_id: &str, now: DateTime<Utc>) -> StoreResult<u64> {

@@ -130,6 +130,24 @@ pub trait Backend: Send + Sync + Sized + 'static {
     ) -> StoreResult<ProbeTurn> {
         Ok(ProbeTurn::Mine)
     }
+    /// See `Queue::take_slot`: only a database that several nodes share keeps slots.
+    async fn take_slot(
+        &self,
+        _db: &Db<Self::Dialect>,
+        _slot: SlotRequest<'_>,
+    ) -> StoreResult<SlotTurn> {
+        Ok(SlotTurn::Unshared)
+    }
+    /// See `Queue::free_slot`.
+    async fn free_slot(
+        &self,
+        _db: &Db<Self::Dialect>,
+        _endpoint_id: &str,
+        _slot: u32,
+        _holder: &str,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
     /// See `Queue::listen_sessions_elsewhere`.
     async fn listen_sessions_elsewhere(
         &self,

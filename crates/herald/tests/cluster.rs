@@ -315,6 +315,11 @@ impl Drop for Answering {
 
 impl OrderReceiver {
     async fn start(hold: i64) -> Self {
+        Self::answering_in(hold, std::time::Duration::ZERO).await
+    }
+
+    /// Like [`OrderReceiver::start`], answering each request only `answer_in` after it came.
+    async fn answering_in(hold: i64, answer_in: std::time::Duration) -> Self {
         let arrivals: Arc<Mutex<Vec<i64>>> = Arc::default();
         let times: Arc<Mutex<Vec<Instant>>> = Arc::default();
         let at = times.clone();
@@ -345,6 +350,8 @@ impl OrderReceiver {
                 if n == hold && first_time {
                     gate.notified().await;
                 }
+                // A slow receiver on purpose: attempts must overlap for a cap to matter.
+                tokio::time::sleep(answer_in).await;
                 "ok"
             }
         });
@@ -482,6 +489,45 @@ async fn three_nodes_keep_an_endpoints_rate_limit_together() {
         most_in_a_second <= RATE + 2,
         "{most_in_a_second} in one second"
     );
+}
+
+/// An endpoint's `maxConcurrency` holds for the cluster: three nodes delivering to an
+/// endpoint capped at 2 never make more than 2 attempts to it at once (each node alone
+/// allows 2, so 6 in all without a shared count), and every message arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_keep_an_endpoints_concurrency_cap_together() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = ["--database-url", db.url.as_str()];
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&store, None, &[])).collect();
+    let receiver = OrderReceiver::answering_in(-1, std::time::Duration::from_millis(100)).await;
+    let client = reqwest::Client::new();
+    let app = call(
+        &client,
+        format!("{}/app", nodes[0].base),
+        json!({"name": "capped"}),
+    )
+    .await
+    .expect("app created");
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    const CAP: usize = 2;
+    const TOTAL: usize = 30;
+    let endpoint = json!({"url": receiver.url, "maxConcurrency": CAP});
+    let url = format!("{}/app/{app_id}/endpoint", nodes[0].base);
+    call(&client, url, endpoint).await.expect("endpoint made");
+    // Published through every node at once, so that every node has some to deliver.
+    let bases = Arc::new(Mutex::new(nodes.iter().map(|n| n.base.clone()).collect()));
+    let published = publish(&client, bases, &app_id, 0..TOTAL, None).await;
+    assert_eq!(published.len(), TOTAL);
+
+    let mut arrived = receiver.wait_for(TOTAL).await;
+    arrived.sort_unstable();
+    arrived.dedup();
+    assert_eq!(arrived.len(), TOTAL, "every message, once");
+    let most_at_once = receiver.in_flight.lock().unwrap().1;
+    assert_eq!(most_at_once, CAP, "attempts at once, over three nodes");
 }
 
 /// The attempts to `endpoint` once there are `n` of them (newest first).

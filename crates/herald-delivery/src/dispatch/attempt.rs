@@ -1,5 +1,5 @@
-//! One attempt, in phases: admit (a slot in the endpoint's lane, its circuit, its pace),
-//! deliver, settle (health, record, operational webhooks).
+//! One attempt, in phases: admit (a slot in the endpoint's lane, its circuit, its pace, its
+//! place under a cluster-wide cap), deliver, settle (health, record, operational webhooks).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use herald_core::model::{
 };
 use herald_core::store::{
     AttemptFilter, CircuitNews, ClaimedDelivery, FinishedAttempt, NextState, Order, PageRequest,
-    ProbeTurn,
+    ProbeTurn, SlotRequest, SlotTurn,
 };
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,10 @@ use crate::trace_context;
 
 /// Recording an attempt is tried this many times before the lease is left to expire.
 const RECORD_TRIES: u32 = 3;
+/// How soon an attempt that found every place under its endpoint's cap held (by other
+/// nodes) asks again; each ask doubles the wait up to [`CAP_ASK_AT_MOST`].
+const CAP_ASK_FIRST: Duration = Duration::from_millis(5);
+const CAP_ASK_AT_MOST: Duration = Duration::from_millis(200);
 
 /// Makes one attempt of a claimed delivery and records it, in three phases: admit (wait
 /// for the endpoint's lane, then decide whether to attempt at all), deliver, settle.
@@ -35,9 +39,14 @@ pub(crate) async fn run(
     ctx: Arc<Context>,
     claimed: ClaimedDelivery,
     ticket: LaneTicket,
+    lease_until: DateTime<Utc>,
     shutdown: CancellationToken,
 ) {
-    let Some(admitted) = admit(&ctx, &claimed, ticket, &shutdown).await else {
+    let lease = Lease {
+        until: lease_until,
+        shutdown: &shutdown,
+    };
+    let Some(admitted) = admit(&ctx, &claimed, ticket, &lease).await else {
         return;
     };
     // One span per attempt, in the trace the message was published in (if any).
@@ -56,23 +65,42 @@ pub(crate) async fn run(
     .await;
 }
 
-/// An attempt let through: its place in the endpoint's lane, and one of the lane's slots.
+/// How long an attempt may wait to be admitted: until its claim's lease leaves just time
+/// for the attempt and its record, or until shutdown.
+struct Lease<'a> {
+    until: DateTime<Utc>,
+    shutdown: &'a CancellationToken,
+}
+
+/// An attempt let through: its place in the endpoint's lane, one of the lane's slots, and
+/// its place under the endpoint's cap on every node.
 struct Admitted {
     /// Held, not read: dropping it frees the slot. Fields drop in order, the slot first.
     _slot: OwnedSemaphorePermit,
     ticket: LaneTicket,
+    place: CapPlace,
 }
 
-/// Waits for a slot in the endpoint's lane, then for the endpoint's pace. No attempt is
-/// made (`None`) when shutting down (the lease is given back), to an endpoint disabled
-/// since the message was published (the delivery is canceled), or while its circuit is
-/// open (due again when it may close).
+/// An attempt's place under its endpoint's `maxConcurrency`, counted by every node.
+enum CapPlace {
+    /// No cap, or one process runs the store: the lane's slot is all the attempt needs.
+    NotNeeded,
+    /// Place `n`, held in the store until the endpoint has answered.
+    Held(u32),
+}
+
+/// Waits for a slot in the endpoint's lane, then for the endpoint's pace and for a place
+/// under its cap. No attempt is made (`None`) when shutting down or when no place came free
+/// in time (the lease is given back), to an endpoint disabled since the message was
+/// published (the delivery is canceled), or while its circuit is open (due again when it
+/// may close).
 async fn admit(
     ctx: &Context,
     claimed: &ClaimedDelivery,
     ticket: LaneTicket,
-    shutdown: &CancellationToken,
+    lease: &Lease<'_>,
 ) -> Option<Admitted> {
+    let shutdown = lease.shutdown;
     let slot = tokio::select! {
         slot = ticket.slot() => slot,
         _ = shutdown.cancelled() => {
@@ -109,18 +137,81 @@ async fn admit(
             return None;
         }
     };
-    if !wait_for_pace(ctx, claimed, &ticket, shutdown).await {
+    let place = if wait_for_pace(ctx, claimed, &ticket, shutdown).await {
+        take_cap_place(ctx, claimed, lease).await
+    } else {
+        None
+    };
+    let Some(place) = place else {
         if probe {
             ctx.breakers
                 .abandon_probe(&claimed.endpoint.id, ctx.clock.now());
         }
         give_back(ctx, claimed).await;
         return None;
-    }
+    };
     Some(Admitted {
         _slot: slot,
         ticket,
+        place,
     })
+}
+
+/// Takes a place under the endpoint's `maxConcurrency` that every node counts (the lane's
+/// slots count this node's attempts only), asking again while other nodes hold them all:
+/// `None` if none came free before the lease left just time for the attempt, or shutdown
+/// came first. When the store cannot say, the lane's cap is kept, as by a single node.
+async fn take_cap_place(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    lease: &Lease<'_>,
+) -> Option<CapPlace> {
+    let Some(cap) = claimed.endpoint.max_concurrency else {
+        return Some(CapPlace::NotNeeded);
+    };
+    let endpoint_id = &claimed.endpoint.id;
+    let give_up_at = lease.until - ctx.attempt_window;
+    let mut pause = CAP_ASK_FIRST;
+    loop {
+        let now = ctx.clock.now();
+        let request = SlotRequest {
+            endpoint_id,
+            cap,
+            holder: &claimed.lease_token,
+            now,
+            hold_until: now + ctx.attempt_window,
+        };
+        match ctx.store.take_slot(request).await {
+            Ok(SlotTurn::Taken(n)) => return Some(CapPlace::Held(n)),
+            Ok(SlotTurn::Unshared) => return Some(CapPlace::NotNeeded),
+            Ok(SlotTurn::Full) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, endpoint = %endpoint_id, "taking a place under the endpoint's cap failed; keeping this node's cap alone");
+                return Some(CapPlace::NotNeeded);
+            }
+        }
+        if now >= give_up_at {
+            return None;
+        }
+        let next = (now + chrono::Duration::from_std(pause).unwrap_or_default()).min(give_up_at);
+        tokio::select! {
+            _ = ctx.clock.sleep_until(next) => {}
+            _ = lease.shutdown.cancelled() => return None,
+        }
+        pause = (pause * 2).min(CAP_ASK_AT_MOST);
+    }
+}
+
+/// Frees the attempt's place under its endpoint's cap for the next, on whichever node. If
+/// that fails, the place is free again once its hold runs out.
+async fn free_cap_place(ctx: &Context, claimed: &ClaimedDelivery, place: &CapPlace) {
+    let CapPlace::Held(n) = *place else {
+        return;
+    };
+    let (endpoint_id, holder) = (&claimed.endpoint.id, &claimed.lease_token);
+    if let Err(e) = ctx.store.free_slot(endpoint_id, n, holder).await {
+        tracing::warn!(error = %e, endpoint = %endpoint_id, "freeing a place under the endpoint's cap failed; it frees itself when its hold runs out");
+    }
 }
 
 /// Asks the other nodes whether this one probes the endpoint whose circuit's cool-down
@@ -131,7 +222,7 @@ async fn take_probe(ctx: &Context, endpoint: &str) -> Admission {
     let now = ctx.clock.now();
     match ctx
         .store
-        .take_probe(endpoint, now, now + ctx.probe_window)
+        .take_probe(endpoint, now, now + ctx.attempt_window)
         .await
     {
         Ok(ProbeTurn::Mine) => Admission::Probe,
@@ -324,6 +415,7 @@ async fn deliver_in_lane(
         let until = ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
         admitted.ticket.hold_off(until);
     }
+    free_cap_place(ctx, claimed, &admitted.place).await;
     drop(admitted);
     (outcome, started_at)
 }

@@ -108,9 +108,10 @@ pub(crate) struct Context {
     /// Endpoints whose `herald listen` sessions other nodes hold, as last read (every
     /// `CLUSTER_REFRESH`, and when an attempt finds a session away): left to them.
     pub listen_elsewhere: Mutex<HashSet<String>>,
-    /// How long a probe this node takes keeps the circuit open for the other nodes: time
-    /// for its answer to come back and say what next.
-    pub probe_window: chrono::Duration,
+    /// How long an attempt's word to the other nodes holds if it never says more: a probe
+    /// keeps the circuit open for them, a place under a cap stays taken. Time for the
+    /// attempt's answer to come back and be acted on.
+    pub attempt_window: chrono::Duration,
 }
 
 /// The delivery loop of one Herald process.
@@ -145,7 +146,7 @@ impl Dispatcher {
             metrics: settings.metrics.clone(),
             listen_sessions: settings.listen_sessions.clone(),
             listen_elsewhere: Mutex::default(),
-            probe_window: chrono::Duration::from_std(settings.attempt_timeout * 2)
+            attempt_window: chrono::Duration::from_std(settings.attempt_timeout * 2)
                 .unwrap_or(chrono::Duration::MAX),
         });
         Self { ctx, settings }
@@ -328,6 +329,7 @@ impl Dispatcher {
                 self.ctx.clone(),
                 delivery,
                 ticket,
+                request.lease_until,
                 shutdown.clone(),
             ));
         }
