@@ -20,6 +20,7 @@ use herald_core::store::{
 use herald_core::StoreError;
 use herald_store_sql::dialect::{Dialect, PostgresDialect};
 use herald_store_sql::publish_plan::{Accepted, Known};
+use herald_store_sql::sql::Sql;
 use herald_store_sql::{Backend, Db, SqlStore};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::postgres::PgRow;
@@ -136,9 +137,13 @@ impl Backend for PgBackend {
         &self,
         tx: &mut PgConnection,
         batch: &[FinishedAttempt],
+        then: &[Sql],
     ) -> StoreResult<()> {
         dispatch::insert_attempts(&mut *tx, batch).await?;
-        dispatch::update_deliveries(tx, batch).await
+        dispatch::update_deliveries(&mut *tx, batch).await?;
+        PostgresDialect::execute_each(tx, then)
+            .await
+            .map_err(internal)
     }
 
     async fn reserve_pace(

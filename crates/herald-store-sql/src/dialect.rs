@@ -75,6 +75,14 @@ pub trait Dialect: Send + Sync + Sized + 'static {
 
     /// Runs a statement; the number of rows it changed.
     fn execute<'c>(conn: &'c mut Conn<Self>, sql: &'c Sql) -> BoxFuture<'c, sqlx::Result<u64>>;
+    /// Runs statements in order, their rows ignored, in one hand-off where the database
+    /// takes several statements at once: SQLite runs a statement on its connection's
+    /// thread, and each trip there and back (two thread switches) costs more than a small
+    /// write itself. PostgreSQL runs each in turn.
+    fn execute_each<'c>(
+        conn: &'c mut Conn<Self>,
+        statements: &'c [Sql],
+    ) -> BoxFuture<'c, sqlx::Result<()>>;
     /// Runs a query; every row.
     fn fetch_all<'c>(
         conn: &'c mut Conn<Self>,

@@ -711,10 +711,10 @@ impl<B: Backend> Messages for SqlStore<B> {
             execute_in::<B::Dialect>(&mut tx, &sql).await?;
         }
         if !call.attempts.is_empty() {
+            let rollups = crate::stats::add_attempts(&call.attempts);
             self.backend
-                .record_attempts(&mut tx, &call.attempts)
+                .record_attempts(&mut tx, &call.attempts, &rollups)
                 .await?;
-            crate::stats::add_attempts::<B::Dialect>(&mut tx, &call.attempts).await?;
         }
         // Long polls of the stream on every node hear of the message.
         <B::Dialect as Dialect>::notify_work(&mut tx).await?;

@@ -15,7 +15,6 @@ use herald_core::store::{
     ProbeTurn, Queue, QueueSummary, SlotRequest, SlotTurn, StoreResult,
 };
 use rand::distributions::{Alphanumeric, DistString};
-use sqlx::Transaction;
 use tokio::sync::Notify;
 
 use crate::db::{execute_in, read_one_in, Db};
@@ -63,10 +62,12 @@ pub async fn finish_attempts<B: Backend>(
     if batch.is_empty() {
         return Ok(());
     }
+    let mut then: Vec<Sql> = end_failing_spells::<B::Dialect>(batch)
+        .into_iter()
+        .collect();
+    then.extend(crate::stats::add_attempts(batch));
     let mut tx = db.begin().await?;
-    backend.record_attempts(&mut tx, batch).await?;
-    clear_failing_spells::<B::Dialect>(&mut tx, batch).await?;
-    crate::stats::add_attempts::<B::Dialect>(&mut tx, batch).await?;
+    backend.record_attempts(&mut tx, batch, &then).await?;
     tx.commit().await.map_err(internal)?;
     if batch
         .iter()
@@ -119,11 +120,8 @@ async fn fetch_by_ids<'a, D: Dialect, T>(
 }
 
 /// A success ends its endpoint's failing spell: auto-disable counts only unbroken runs of
-/// failures.
-async fn clear_failing_spells<D: Dialect>(
-    tx: &mut Transaction<'static, D::DB>,
-    batch: &[FinishedAttempt],
-) -> StoreResult<()> {
+/// failures. The statement that says so for a batch, if any of it succeeded.
+fn end_failing_spells<D: Dialect>(batch: &[FinishedAttempt]) -> Option<Sql> {
     let succeeded = unique_ids(
         batch
             .iter()
@@ -131,13 +129,12 @@ async fn clear_failing_spells<D: Dialect>(
             .map(|f| f.attempt.endpoint_id.as_str()),
     );
     if succeeded.is_empty() {
-        return Ok(());
+        return None;
     }
     let mut sql =
         Sql::new("UPDATE endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND ");
     D::push_in_list(&mut sql, "id", succeeded);
-    execute_in::<D>(tx, &sql).await?;
-    Ok(())
+    Some(sql)
 }
 
 #[async_trait]

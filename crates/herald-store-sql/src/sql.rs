@@ -85,6 +85,19 @@ impl Sql {
         self
     }
 
+    /// Several statements as one text (`;` between them) with their values in order, for a
+    /// database that runs several statements in one call; `None` when there are none.
+    pub fn joined(statements: &[Sql]) -> Option<Sql> {
+        let (first, rest) = statements.split_first()?;
+        let mut together = first.clone();
+        for sql in rest {
+            together.text.push_str(";\n");
+            together.text.push_str(&sql.text);
+            together.values.extend(sql.values.iter().cloned());
+        }
+        Some(together)
+    }
+
     /// The text with `?` placeholders.
     pub fn text(&self) -> &str {
         &self.text

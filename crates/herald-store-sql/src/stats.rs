@@ -9,9 +9,8 @@ use herald_core::stats::{
     Counts, Dimension, Resolution, RollupCutoffs, StatsQuery, StatsRow, LATENCY_BUCKETS,
 };
 use herald_core::store::{FinishedAttempt, StoreResult};
-use sqlx::Transaction;
 
-use crate::db::{execute_in, Db};
+use crate::db::Db;
 use crate::dialect::{Dialect, ReadRow};
 use crate::sql::{v, Sql};
 
@@ -37,12 +36,10 @@ struct Key<'a> {
     status_code: i32,
 }
 
-/// Adds a batch of finished attempts to every rollup, inside the batch's transaction, so a
-/// recorded attempt is counted exactly once.
-pub async fn add_attempts<D: Dialect>(
-    tx: &mut Transaction<'static, D::DB>,
-    batch: &[FinishedAttempt],
-) -> StoreResult<()> {
+/// The statements that add a batch of finished attempts to every rollup: run in the
+/// transaction that records the batch, so a recorded attempt is counted exactly once.
+pub fn add_attempts(batch: &[FinishedAttempt]) -> Vec<Sql> {
+    let mut statements = Vec::new();
     for resolution in Resolution::ALL {
         let span = resolution.span();
         let mut rows: HashMap<Key, Counts> = HashMap::new();
@@ -62,10 +59,10 @@ pub async fn add_attempts<D: Dialect>(
         }
         let rows: Vec<_> = rows.into_iter().collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            execute_in::<D>(tx, &upsert(table(resolution), chunk)).await?;
+            statements.push(upsert(table(resolution), chunk));
         }
     }
-    Ok(())
+    statements
 }
 
 fn latency_columns() -> impl Iterator<Item = String> {

@@ -15,6 +15,7 @@ use crate::db::Db;
 use crate::dialect::{Conn, Dialect};
 use crate::group_commit::{self, PublishQueue, RecordQueue};
 use crate::publish_plan::{Accepted, Known};
+use crate::sql::Sql;
 
 /// What one database does its own way.
 #[async_trait]
@@ -70,11 +71,13 @@ pub trait Backend: Send + Sync + Sized + 'static {
         lease_token: &str,
     ) -> StoreResult<Vec<<Self::Dialect as Dialect>::Row>>;
     /// Within `tx`, writes the attempts and the deliveries' next states, a few statements
-    /// whatever the batch's size (see `Queue::finish_attempts`).
+    /// whatever the batch's size (see `Queue::finish_attempts`), then the caller's `then`,
+    /// all in one hand-off where the database allows it (`Dialect::execute_each`).
     async fn record_attempts(
         &self,
         tx: &mut Conn<Self::Dialect>,
         batch: &[FinishedAttempt],
+        then: &[Sql],
     ) -> StoreResult<()>;
     /// See `Queue::reserve_pace`: only a database that several nodes share keeps the pace.
     async fn reserve_pace(

@@ -1,12 +1,10 @@
 //! The queue side of the store: leasing due deliveries and recording attempts.
 
 use herald_core::model::DeliveryStatus;
-use herald_core::store::{ClaimRequest, FinishedAttempt, NextState, StoreResult};
+use herald_core::store::{ClaimRequest, FinishedAttempt, NextState};
 use herald_store_sql::dialect::sqlite::ms;
-use herald_store_sql::sql::to_json as json;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
-
-use crate::internal;
+use herald_store_sql::sql::{v, Sql};
+use sqlx::{QueryBuilder, Sqlite};
 
 /// A claim looks at no more than this many times its limit of due rows, so a huge backlog
 /// does not make every claim slow; endpoints it leaves out are reached once their lanes
@@ -69,71 +67,73 @@ pub fn lease_query<'a>(req: &ClaimRequest, token: &str) -> QueryBuilder<'a, Sqli
 
 /// The attempt rows, all in one statement. An attempt whose message or endpoint was deleted
 /// while it was in flight is left out: there is nothing left to record it against.
-pub async fn insert_attempts(
-    tx: &mut SqliteConnection,
-    batch: &[FinishedAttempt],
-) -> StoreResult<()> {
-    let mut qb = QueryBuilder::<Sqlite>::new(
+pub fn insert_attempts(batch: &[FinishedAttempt]) -> Sql {
+    let mut sql = Sql::new(
         "WITH v (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
-         error_detail, trigger_type, created_at, request_headers, response_truncated) AS (",
+         error_detail, trigger_type, created_at, request_headers, response_truncated) AS (VALUES ",
     );
-    qb.push_values(batch, |mut row, f| {
+    for (i, f) in batch.iter().enumerate() {
         let a = &f.attempt;
-        row.push_bind(a.id.clone())
-            .push_bind(a.delivery_id.clone())
-            .push_bind(a.msg_id.clone())
-            .push_bind(a.endpoint_id.clone())
-            .push_bind(a.app_id.clone())
-            .push_bind(a.url.clone())
-            .push_bind(a.status as i64)
-            .push_bind(i64::from(a.response_status_code))
-            .push_bind(json(&a.response_headers))
-            .push_bind(a.response.clone())
-            .push_bind(a.response_duration_ms)
-            .push_bind(a.error_kind.map(|k| k.as_str()))
-            .push_bind(a.error_detail.clone())
-            .push_bind(a.trigger as i64)
-            .push_bind(ms(a.created_at))
-            .push_bind(json(&a.request_headers))
-            .push_bind(a.response_truncated);
-    });
-    qb.push(
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push_list([
+            v::text(&a.id),
+            v::text(&a.delivery_id),
+            v::text(&a.msg_id),
+            v::text(&a.endpoint_id),
+            v::text(&a.app_id),
+            v::text(&a.url),
+            v::code(a.status as i16),
+            v::int(a.response_status_code),
+            v::json(&a.response_headers),
+            v::text(&a.response),
+            v::big(a.response_duration_ms),
+            v::opt_text(a.error_kind.map(|k| k.as_str())),
+            v::opt_text(a.error_detail.as_deref()),
+            v::code(a.trigger as i16),
+            v::time(a.created_at),
+            v::json(&a.request_headers),
+            v::flag(a.response_truncated),
+        ]);
+    }
+    sql.push(
         ") INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
          error_detail, trigger_type, created_at, request_headers, response_truncated) \
          SELECT * FROM v WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = v.msg_id) \
          AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = v.endpoint_id)",
     );
-    qb.build().execute(&mut *tx).await.map_err(internal)?;
-    Ok(())
+    sql
 }
 
 /// Each delivery's next state, if its lease still holds. Later attempts are scheduled ones,
 /// whatever triggered this one.
-pub async fn update_deliveries(
-    tx: &mut SqliteConnection,
-    batch: &[FinishedAttempt],
-) -> StoreResult<()> {
-    let mut qb = QueryBuilder::<Sqlite>::new("WITH v (id, token, status, next_at, at) AS (");
-    qb.push_values(batch, |mut row, f| {
+pub fn update_deliveries(batch: &[FinishedAttempt]) -> Sql {
+    let mut sql = Sql::new("WITH v (id, token, status, next_at, at) AS (VALUES ");
+    for (i, f) in batch.iter().enumerate() {
         let (status, next_at) = match f.next {
             NextState::Succeeded => (DeliveryStatus::Success, None),
-            NextState::RetryAt(at) => (DeliveryStatus::Pending, Some(ms(at))),
+            NextState::RetryAt(at) => (DeliveryStatus::Pending, Some(at)),
             NextState::Failed => (DeliveryStatus::Failed, None),
         };
-        row.push_bind(f.attempt.delivery_id.clone())
-            .push_bind(f.lease_token.clone())
-            .push_bind(status as i64)
-            .push_bind(next_at)
-            .push_bind(ms(f.attempt.created_at));
-    });
-    qb.push(
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push_list([
+            v::text(&f.attempt.delivery_id),
+            v::text(&f.lease_token),
+            v::code(status as i16),
+            v::opt_time(next_at),
+            v::time(f.attempt.created_at),
+        ]);
+    }
+    sql.push(
         ") UPDATE deliveries SET status = v.status, attempt_count = attempt_count + 1, \
          next_attempt_at = v.next_at, lease_token = NULL, \
          trigger_type = CASE WHEN trigger_type = 1 THEN 0 ELSE trigger_type END, updated_at = v.at \
          FROM v WHERE deliveries.id = v.id AND deliveries.lease_token = v.token",
     );
-    qb.build().execute(&mut *tx).await.map_err(internal)?;
-    Ok(())
+    sql
 }

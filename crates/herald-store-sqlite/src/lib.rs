@@ -15,8 +15,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_core::store::{ClaimRequest, FinishedAttempt, NewMessage, StoreResult};
 use herald_core::StoreError;
-use herald_store_sql::dialect::SqliteDialect;
+use herald_store_sql::dialect::{Dialect, SqliteDialect};
 use herald_store_sql::publish_plan::{Accepted, Known};
+use herald_store_sql::sql::Sql;
 use herald_store_sql::{Backend, Db, SqlStore};
 use sqlx::sqlite::SqliteRow;
 use sqlx::sqlite::{
@@ -112,13 +113,21 @@ impl Backend for SqliteBackend {
         query.build().fetch_all(tx).await.map_err(internal)
     }
 
+    /// Every statement in one trip to the connection's thread.
     async fn record_attempts(
         &self,
         tx: &mut SqliteConnection,
         batch: &[FinishedAttempt],
+        then: &[Sql],
     ) -> StoreResult<()> {
-        dispatch::insert_attempts(&mut *tx, batch).await?;
-        dispatch::update_deliveries(tx, batch).await
+        let mut statements = vec![
+            dispatch::insert_attempts(batch),
+            dispatch::update_deliveries(batch),
+        ];
+        statements.extend_from_slice(then);
+        SqliteDialect::execute_each(tx, &statements)
+            .await
+            .map_err(internal)
     }
 
     async fn reclaim_space(&self, db: &Db<SqliteDialect>) -> StoreResult<()> {

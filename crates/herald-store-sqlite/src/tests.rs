@@ -203,3 +203,45 @@ async fn a_database_from_the_first_schema_keeps_its_rows_through_every_migration
     store.migrate().await.expect("every later migration");
     herald_core::conformance::first_schema_rows_read_back(&store).await;
 }
+
+/// Statements run together in one call bind their own values, in order, each statement
+/// from where the one before stopped: the record path relies on it (sqlx's SQLite driver
+/// does this; a driver that bound every statement from the first value would write the
+/// wrong rows, which this catches).
+#[tokio::test]
+async fn statements_run_together_bind_their_own_values() {
+    use herald_store_sql::dialect::{Dialect, SqliteDialect};
+    use herald_store_sql::sql::{v, Sql};
+    use sqlx::Connection;
+
+    let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+        .await
+        .expect("in-memory database");
+    sqlx::query("CREATE TABLE t (k TEXT, n INTEGER)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let statements = [
+        Sql::new("INSERT INTO t VALUES (?, ?), (?, ?)")
+            .bind(v::text("a"))
+            .bind(v::int(1))
+            .bind(v::text("b"))
+            .bind(v::int(2)),
+        Sql::new("UPDATE t SET n = n + ? WHERE k = ?")
+            .bind(v::int(10))
+            .bind(v::text("b")),
+        Sql::new("INSERT INTO t VALUES (?, ?)")
+            .bind(v::text("c"))
+            .bind(v::int(3)),
+    ];
+    SqliteDialect::execute_each(&mut conn, &statements)
+        .await
+        .unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT k, n FROM t ORDER BY k")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let expected = [("a", 1), ("b", 12), ("c", 3)].map(|(k, n)| (k.to_owned(), n));
+    assert_eq!(rows, expected);
+    SqliteDialect::execute_each(&mut conn, &[]).await.unwrap();
+}

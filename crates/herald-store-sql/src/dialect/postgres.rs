@@ -135,6 +135,19 @@ impl Dialect for PostgresDialect {
         .boxed()
     }
 
+    fn execute_each<'c>(
+        conn: &'c mut PgConnection,
+        statements: &'c [Sql],
+    ) -> BoxFuture<'c, sqlx::Result<()>> {
+        async move {
+            for sql in statements {
+                Self::execute(&mut *conn, sql).await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn fetch_all<'c>(
         conn: &'c mut PgConnection,
         sql: &'c Sql,

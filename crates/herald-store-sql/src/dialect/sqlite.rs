@@ -114,6 +114,25 @@ impl Dialect for SqliteDialect {
         .boxed()
     }
 
+    /// One call with the statements joined: sqlx's SQLite driver steps through every
+    /// statement of a text, binding each one's placeholders from the values in turn.
+    fn execute_each<'c>(
+        conn: &'c mut SqliteConnection,
+        statements: &'c [Sql],
+    ) -> BoxFuture<'c, sqlx::Result<()>> {
+        async move {
+            let Some(together) = Sql::joined(statements) else {
+                return Ok(());
+            };
+            let args = arguments(together.values())?;
+            sqlx::query_with(together.text(), args)
+                .execute(conn)
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn fetch_all<'c>(
         conn: &'c mut SqliteConnection,
         sql: &'c Sql,
