@@ -116,6 +116,9 @@ impl Dialect for SqliteDialect {
 
     /// One call with the statements joined: sqlx's SQLite driver steps through every
     /// statement of a text, binding each one's placeholders from the values in turn.
+    /// sqlx calls that behaviour deprecated (launchbadge/sqlx#3108) though 0.8 keeps it;
+    /// `statements_run_together_bind_their_own_values` fails if an upgrade drops it, and
+    /// running the statements in turn, as PostgreSQL does, is then the way back.
     fn execute_each<'c>(
         conn: &'c mut SqliteConnection,
         statements: &'c [Sql],
