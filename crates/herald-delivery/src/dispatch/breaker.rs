@@ -40,6 +40,19 @@ pub enum Admission {
     GiveBack(DateTime<Utc>),
 }
 
+/// What adopting a circuit another node opened changed here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopted {
+    /// Nothing: the time is past, this node's circuit is open for as long or probing, or
+    /// circuit breaking is off.
+    Nothing,
+    /// The circuit was closed here and is open now.
+    Opened,
+    /// It was open here already, and now stays open longer (another node took the probe
+    /// or opened it again).
+    HeldLonger,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
     Closed,
@@ -149,11 +162,11 @@ impl Breakers {
     }
 
     /// Opens the circuit here until `until`, as another node did. A circuit open here for
-    /// longer, or probing, is left as it is. Whether it changed anything.
-    /// A node with circuit breaking off adopts nothing: it would never close what it took.
-    pub fn adopt(&self, endpoint_id: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    /// longer, or probing, is left as it is. A node with circuit breaking off adopts
+    /// nothing: it would never close what it took.
+    pub fn adopt(&self, endpoint_id: &str, until: DateTime<Utc>, now: DateTime<Utc>) -> Adopted {
         if until <= now || self.settings.failures == 0 {
-            return false;
+            return Adopted::Nothing;
         }
         let mut circuits = self.lock();
         let base = chrono::Duration::from_std(self.settings.cooldown).unwrap_or_default();
@@ -162,17 +175,17 @@ impl Breakers {
             state: State::Closed,
             adopted: true,
         });
-        let cooldown = match circuit.state {
-            State::Closed => base,
+        let (cooldown, adopted) = match circuit.state {
+            State::Closed => (base, Adopted::Opened),
             State::Open {
                 until: mine,
                 cooldown,
-            } if mine < until => cooldown,
-            State::Open { .. } | State::Probing { .. } => return false,
+            } if mine < until => (cooldown, Adopted::HeldLonger),
+            State::Open { .. } | State::Probing { .. } => return Adopted::Nothing,
         };
         circuit.state = State::Open { until, cooldown };
         self.count_tripped(&circuits);
-        true
+        adopted
     }
 
     /// Closes the circuits opened on other nodes' word that are not in `open` (the
@@ -408,13 +421,17 @@ mod tests {
         let b = breakers();
         let now = Utc::now();
         let until = now + chrono::Duration::seconds(30);
-        assert!(
-            !b.adopt("ep", now, now),
+        assert_eq!(
+            b.adopt("ep", now, now),
+            Adopted::Nothing,
             "a time already past opens nothing"
         );
-        assert!(b.adopt("ep", until, now));
-        assert!(
-            !b.adopt("ep", until, now),
+        let sooner = until - chrono::Duration::seconds(10);
+        assert_eq!(b.adopt("ep", sooner, now), Adopted::Opened);
+        assert_eq!(b.adopt("ep", until, now), Adopted::HeldLonger);
+        assert_eq!(
+            b.adopt("ep", until, now),
+            Adopted::Nothing,
             "the same news twice changes nothing"
         );
         assert!(b.is_tripped("ep"));
@@ -432,7 +449,7 @@ mod tests {
 
         // One closed elsewhere closes here when the cluster no longer holds it open; a
         // circuit this node opened itself stays.
-        assert!(b.adopt("ep", until, now));
+        assert_eq!(b.adopt("ep", until, now), Adopted::Opened);
         for _ in 0..3 {
             b.record("own", false, now);
         }
@@ -447,7 +464,8 @@ mod tests {
     fn a_node_without_circuit_breaking_adopts_no_circuit() {
         let b = opening_after(0);
         let now = Utc::now();
-        assert!(!b.adopt("ep", now + chrono::Duration::seconds(30), now));
+        let until = now + chrono::Duration::seconds(30);
+        assert_eq!(b.adopt("ep", until, now), Adopted::Nothing);
         assert!(b.tripped(now).is_empty());
     }
 }

@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::breaker::BreakerSettings;
-use self::breaker::Breakers;
+use self::breaker::{Adopted, Breakers};
 use self::hold::OpenCircuitHold;
 use self::lanes::Lanes;
 use crate::destinations::listen::ListenSessions;
@@ -403,8 +403,14 @@ impl Context {
         match self.store.open_circuits(now).await {
             Ok(open) => {
                 for (endpoint, until) in &open {
-                    if self.breakers.adopt(endpoint, *until, now) {
-                        tracing::info!(endpoint = %endpoint, %until, "circuit opened on the cluster's word");
+                    match self.breakers.adopt(endpoint, *until, now) {
+                        Adopted::Opened => {
+                            tracing::info!(endpoint = %endpoint, %until, "circuit opened on the cluster's word");
+                        }
+                        Adopted::HeldLonger => {
+                            tracing::debug!(endpoint = %endpoint, %until, "circuit held open longer on the cluster's word");
+                        }
+                        Adopted::Nothing => {}
                     }
                 }
                 let held = open.iter().map(|(endpoint, _)| endpoint.as_str()).collect();
