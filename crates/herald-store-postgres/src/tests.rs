@@ -12,6 +12,20 @@ async fn fresh_store() -> Option<(PgStore, TestDatabase)> {
 
 herald_core::conformance_tests!(fresh_store);
 
+/// A fresh store holding one application with one endpoint, for the tests of what the
+/// nodes share about an endpoint.
+async fn store_with_endpoint() -> Option<(PgStore, TestDatabase, herald_core::model::Endpoint)> {
+    use herald_core::conformance::{app, endpoint};
+    use herald_core::store::Catalog;
+
+    let (store, db) = fresh_store().await?;
+    let a = app(None);
+    store.create_app(&a).await.unwrap();
+    let e = endpoint(&a.id, None);
+    store.create_endpoint(&e).await.unwrap();
+    Some((store, db, e))
+}
+
 #[tokio::test]
 async fn secrets_are_sealed_at_rest() {
     let Some(db) = TestDatabase::create().await else {
@@ -159,16 +173,11 @@ fn migrations_only_add_unless_they_say_they_contract() {
 /// not banked for a burst later.
 #[tokio::test]
 async fn a_shared_pace_hands_out_each_moment_once() {
-    use herald_core::conformance::{app, endpoint};
-    use herald_core::store::{Catalog, Queue};
+    use herald_core::store::Queue;
 
-    let Some((store, _db)) = fresh_store().await else {
+    let Some((store, _db, e)) = store_with_endpoint().await else {
         return;
     };
-    let a = app(None);
-    store.create_app(&a).await.unwrap();
-    let e = endpoint(&a.id, None);
-    store.create_endpoint(&e).await.unwrap();
     let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
     let spacing = chrono::Duration::milliseconds(100);
     let reserve = |at| {
@@ -218,16 +227,11 @@ async fn a_database_from_the_first_schema_keeps_its_rows_through_every_migration
 /// letting go removes it.
 #[tokio::test]
 async fn a_listen_session_is_one_nodes_until_its_word_goes_stale_or_is_taken_over() {
-    use herald_core::conformance::{app, endpoint};
-    use herald_core::store::{Catalog, ListenSessionAt, Queue};
+    use herald_core::store::{ListenSessionAt, Queue};
 
-    let Some((store, _db)) = fresh_store().await else {
+    let Some((store, _db, e)) = store_with_endpoint().await else {
         return;
     };
-    let a = app(None);
-    store.create_app(&a).await.unwrap();
-    let e = endpoint(&a.id, None);
-    store.create_endpoint(&e).await.unwrap();
     let t0 = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
     let at = |node, secs: i64| ListenSessionAt {
         endpoint_id: &e.id,
@@ -316,16 +320,11 @@ async fn a_search_is_planned_on_the_word_index() {
 #[tokio::test]
 async fn an_open_circuit_is_every_nodes_and_one_node_probes() {
     use chrono::{Duration, TimeZone, Utc};
-    use herald_core::conformance::{app, endpoint};
-    use herald_core::store::{Catalog, CircuitNews, ProbeTurn, Queue};
+    use herald_core::store::{CircuitNews, ProbeTurn, Queue};
 
-    let Some((store, _db)) = fresh_store().await else {
+    let Some((store, _db, e)) = store_with_endpoint().await else {
         return;
     };
-    let a = app(None);
-    store.create_app(&a).await.unwrap();
-    let e = endpoint(&a.id, None);
-    store.create_endpoint(&e).await.unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap();
     let at = |s: i64| t0 + Duration::seconds(s);
     let ep = e.id.as_str();
@@ -375,16 +374,11 @@ async fn an_open_circuit_is_every_nodes_and_one_node_probes() {
 #[tokio::test]
 async fn an_endpoints_cap_is_counted_over_every_node() {
     use chrono::{Duration, TimeZone, Utc};
-    use herald_core::conformance::{app, endpoint};
-    use herald_core::store::{Catalog, Queue, SlotRequest, SlotTurn};
+    use herald_core::store::{Queue, SlotRequest, SlotTurn};
 
-    let Some((store, _db)) = fresh_store().await else {
+    let Some((store, _db, e)) = store_with_endpoint().await else {
         return;
     };
-    let a = app(None);
-    store.create_app(&a).await.unwrap();
-    let e = endpoint(&a.id, None);
-    store.create_endpoint(&e).await.unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 12, 7, 12, 0, 0).unwrap();
     let at = |s: i64| t0 + Duration::seconds(s);
     let ask = |cap: u32, holder: &'static str, now: i64| SlotRequest {
@@ -448,7 +442,6 @@ async fn an_endpoints_cap_is_counted_over_every_node() {
 
     // Takers racing on the same free places: never more than the cap taken. (Sixteen at
     // once over a pool of four connections.)
-    let store = std::sync::Arc::new(store);
     let mut racers = tokio::task::JoinSet::new();
     let (now, hold_until) = (at(40), at(70));
     for n in 0..16 {
