@@ -347,8 +347,11 @@ pub async fn take_probe(
 /// free place queue on its row; the second then finds it held (the condition of `DO UPDATE`
 /// is checked against the row as the first left it) and gets nothing: `Full`, and it asks
 /// again, when it will find the next place.
-pub async fn take_slot(db: &Db<PostgresDialect>, slot: SlotRequest<'_>) -> StoreResult<SlotTurn> {
-    let cap = i32::try_from(slot.cap).unwrap_or(i32::MAX);
+pub async fn take_slot(
+    db: &Db<PostgresDialect>,
+    request: SlotRequest<'_>,
+) -> StoreResult<SlotTurn> {
+    let cap = i32::try_from(request.cap).unwrap_or(i32::MAX);
     let taken: Option<i32> = sqlx::query_scalar(
         "INSERT INTO endpoint_slots AS s (endpoint_id, slot, holder, held_until) \
          SELECT $1, n, $3, $5 FROM generate_series(0, $2 - 1) AS n \
@@ -360,11 +363,11 @@ pub async fn take_slot(db: &Db<PostgresDialect>, slot: SlotRequest<'_>) -> Store
          WHERE s.held_until <= $4 \
          RETURNING s.slot",
     )
-    .bind(slot.endpoint_id)
+    .bind(request.endpoint_id)
     .bind(cap)
-    .bind(slot.holder)
-    .bind(slot.now)
-    .bind(slot.hold_until)
+    .bind(request.holder)
+    .bind(request.now)
+    .bind(request.hold_until)
     .fetch_optional(&db.writer)
     .await
     .map_err(internal)?;
@@ -375,7 +378,8 @@ pub async fn take_slot(db: &Db<PostgresDialect>, slot: SlotRequest<'_>) -> Store
 }
 
 /// Frees a place its holder took (see `Queue::free_slot`). Only the hold's time changes, a
-/// column no index holds, so PostgreSQL updates the row in place (a HOT update).
+/// column no index holds, so PostgreSQL can write the new row version without touching
+/// the index (a HOT update, when the page has room).
 pub async fn free_slot(
     db: &Db<PostgresDialect>,
     endpoint_id: &str,

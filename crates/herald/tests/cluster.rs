@@ -523,9 +523,10 @@ async fn three_nodes_keep_an_endpoints_concurrency_cap_together() {
     assert_eq!(published.len(), TOTAL);
 
     let mut arrived = receiver.wait_for(TOTAL).await;
+    assert_eq!(arrived.len(), TOTAL, "no message twice: {arrived:?}");
     arrived.sort_unstable();
     arrived.dedup();
-    assert_eq!(arrived.len(), TOTAL, "every message, once");
+    assert_eq!(arrived.len(), TOTAL, "every message: {arrived:?}");
     let most_at_once = receiver.in_flight.lock().unwrap().1;
     assert_eq!(most_at_once, CAP, "attempts at once, over three nodes");
 }

@@ -42,11 +42,11 @@ pub(crate) async fn run(
     lease_until: DateTime<Utc>,
     shutdown: CancellationToken,
 ) {
-    let lease = Lease {
-        until: lease_until,
+    let deadline = AdmitDeadline {
+        lease_until,
         shutdown: &shutdown,
     };
-    let Some(admitted) = admit(&ctx, &claimed, ticket, &lease).await else {
+    let Some(admitted) = admit(&ctx, &claimed, ticket, &deadline).await else {
         return;
     };
     // One span per attempt, in the trace the message was published in (if any).
@@ -67,8 +67,8 @@ pub(crate) async fn run(
 
 /// How long an attempt may wait to be admitted: until its claim's lease leaves just time
 /// for the attempt and its record, or until shutdown.
-struct Lease<'a> {
-    until: DateTime<Utc>,
+struct AdmitDeadline<'a> {
+    lease_until: DateTime<Utc>,
     shutdown: &'a CancellationToken,
 }
 
@@ -85,22 +85,69 @@ struct Admitted {
 enum CapPlace {
     /// No cap, or one process runs the store: the lane's slot is all the attempt needs.
     NotNeeded,
-    /// Place `n`, held in the store until the endpoint has answered.
-    Held(u32),
+    /// Held in the store until the endpoint has answered.
+    Held(HeldPlace),
 }
 
-/// Waits for a slot in the endpoint's lane, then for the endpoint's pace and for a place
-/// under its cap. No attempt is made (`None`) when shutting down or when no place came free
-/// in time (the lease is given back), to an endpoint disabled since the message was
-/// published (the delivery is canceled), or while its circuit is open (due again when it
-/// may close).
+impl CapPlace {
+    /// Frees the place for the next attempt, on whichever node.
+    async fn free(self) {
+        if let CapPlace::Held(place) = self {
+            place.free().await;
+        }
+    }
+}
+
+/// A place under an endpoint's cap, held in the store for one attempt. An attempt that
+/// ends another way than by [`HeldPlace::free`] (a panic, an abort at shutdown) frees it
+/// from `Drop`, in a task of its own; should that not run either, the place is free again
+/// once its hold runs out.
+struct HeldPlace {
+    store: Arc<dyn herald_core::Store>,
+    endpoint_id: String,
+    place: u32,
+    holder: String,
+    freed: bool,
+}
+
+impl HeldPlace {
+    async fn free(mut self) {
+        self.freed = true;
+        let (endpoint_id, place, holder) = (&self.endpoint_id, self.place, &self.holder);
+        if let Err(e) = self.store.free_slot(endpoint_id, place, holder).await {
+            tracing::warn!(error = %e, endpoint = %endpoint_id, "freeing a place under the endpoint's cap failed; it frees itself when its hold runs out");
+        }
+    }
+}
+
+impl Drop for HeldPlace {
+    fn drop(&mut self) {
+        if self.freed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, endpoint_id) = (self.store.clone(), std::mem::take(&mut self.endpoint_id));
+        let (place, holder) = (self.place, std::mem::take(&mut self.holder));
+        runtime.spawn(async move {
+            let _ = store.free_slot(&endpoint_id, place, &holder).await;
+        });
+    }
+}
+
+/// Waits for a slot in the endpoint's lane and a place under its cap, then lets the
+/// attempt through the endpoint's circuit and waits for its pace. No attempt is made
+/// (`None`) when shutting down or when no place came free in time (the lease is given
+/// back), to an endpoint disabled since the message was published (the delivery is
+/// canceled), or while its circuit is open (due again when it may close).
 async fn admit(
     ctx: &Context,
     claimed: &ClaimedDelivery,
     ticket: LaneTicket,
-    lease: &Lease<'_>,
+    deadline: &AdmitDeadline<'_>,
 ) -> Option<Admitted> {
-    let shutdown = lease.shutdown;
+    let shutdown = deadline.shutdown;
     let slot = tokio::select! {
         slot = ticket.slot() => slot,
         _ = shutdown.cancelled() => {
@@ -112,18 +159,54 @@ async fn admit(
         give_back(ctx, claimed).await;
         return None;
     }
+    if !still_wanted(ctx, claimed).await {
+        return None;
+    }
+    // The place before the circuit and the pace: a probe taken, or a moment of the pace
+    // reserved, is then not left waiting behind other nodes' attempts.
+    let Some(place) = take_cap_place(ctx, claimed, deadline).await else {
+        give_back(ctx, claimed).await;
+        return None;
+    };
+    if !through_circuit_and_pace(ctx, claimed, &ticket, shutdown).await {
+        place.free().await;
+        return None;
+    }
+    Some(Admitted {
+        _slot: slot,
+        ticket,
+        place,
+    })
+}
+
+/// Whether the delivery is still to be attempted: not when its endpoint was disabled (it
+/// is canceled), its message expired (canceled) or its endpoint has not verified its
+/// subscription (held).
+async fn still_wanted(ctx: &Context, claimed: &ClaimedDelivery) -> bool {
     if claimed.endpoint.disabled {
         cancel_to_disabled(ctx, claimed).await;
-        return None;
+        return false;
     }
     if expiry(claimed).is_some_and(|at| at <= ctx.clock.now()) {
         cancel_expired(ctx, claimed).await;
-        return None;
+        return false;
     }
     if claimed.endpoint.verification.status.holds() {
         hold_until_verified(ctx, claimed).await;
-        return None;
+        return false;
     }
+    true
+}
+
+/// Lets the attempt through the endpoint's circuit, then waits for the endpoint's pace:
+/// `false`, and the delivery given back, when the circuit is open (due when it may
+/// close) or shutdown came first.
+async fn through_circuit_and_pace(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    ticket: &LaneTicket,
+    shutdown: &CancellationToken,
+) -> bool {
     let admission = match ctx.breakers.admit(&claimed.endpoint.id, ctx.clock.now()) {
         Admission::Probe => take_probe(ctx, &claimed.endpoint.id).await,
         admission => admission,
@@ -134,83 +217,75 @@ async fn admit(
         // The endpoint's circuit is open: no attempt now, and none counted.
         Admission::GiveBack(due) => {
             give_back_at(ctx, claimed, due).await;
-            return None;
+            return false;
         }
     };
-    let place = if wait_for_pace(ctx, claimed, &ticket, shutdown).await {
-        take_cap_place(ctx, claimed, lease).await
-    } else {
-        None
-    };
-    let Some(place) = place else {
-        if probe {
-            ctx.breakers
-                .abandon_probe(&claimed.endpoint.id, ctx.clock.now());
-        }
-        give_back(ctx, claimed).await;
-        return None;
-    };
-    Some(Admitted {
-        _slot: slot,
-        ticket,
-        place,
-    })
+    if wait_for_pace(ctx, claimed, ticket, shutdown).await {
+        return true;
+    }
+    if probe {
+        ctx.breakers
+            .abandon_probe(&claimed.endpoint.id, ctx.clock.now());
+    }
+    give_back(ctx, claimed).await;
+    false
 }
 
 /// Takes a place under the endpoint's `maxConcurrency` that every node counts (the lane's
-/// slots count this node's attempts only), asking again while other nodes hold them all:
-/// `None` if none came free before the lease left just time for the attempt, or shutdown
-/// came first. When the store cannot say, the lane's cap is kept, as by a single node.
+/// slots count this node's attempts only), asking again while other nodes hold them all,
+/// or while the store cannot say (the cap is never exceeded for want of an answer):
+/// `None` once the lease leaves no more than the time for the attempt and its record, or
+/// when shutdown comes first.
 async fn take_cap_place(
     ctx: &Context,
     claimed: &ClaimedDelivery,
-    lease: &Lease<'_>,
+    deadline: &AdmitDeadline<'_>,
 ) -> Option<CapPlace> {
     let Some(cap) = claimed.endpoint.max_concurrency else {
         return Some(CapPlace::NotNeeded);
     };
     let endpoint_id = &claimed.endpoint.id;
-    let give_up_at = lease.until - ctx.attempt_window;
+    // The lease token is the claim's, shared by the deliveries claimed with this one.
+    let holder = format!("{}:{}", claimed.lease_token, claimed.delivery.id);
+    let give_up_at = deadline.lease_until - ctx.attempt_window;
     let mut pause = CAP_ASK_FIRST;
+    let mut warned = false;
     loop {
         let now = ctx.clock.now();
+        if now >= give_up_at {
+            return None;
+        }
         let request = SlotRequest {
             endpoint_id,
             cap,
-            holder: &claimed.lease_token,
+            holder: &holder,
             now,
             hold_until: now + ctx.attempt_window,
         };
         match ctx.store.take_slot(request).await {
-            Ok(SlotTurn::Taken(n)) => return Some(CapPlace::Held(n)),
+            Ok(SlotTurn::Taken(n)) => {
+                return Some(CapPlace::Held(HeldPlace {
+                    store: ctx.store.clone(),
+                    endpoint_id: endpoint_id.clone(),
+                    place: n,
+                    holder,
+                    freed: false,
+                }));
+            }
             Ok(SlotTurn::Unshared) => return Some(CapPlace::NotNeeded),
             Ok(SlotTurn::Full) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, endpoint = %endpoint_id, "taking a place under the endpoint's cap failed; keeping this node's cap alone");
-                return Some(CapPlace::NotNeeded);
+            Err(e) if !warned => {
+                warned = true;
+                tracing::warn!(error = %e, endpoint = %endpoint_id, "taking a place under the endpoint's cap failed; asking again");
             }
-        }
-        if now >= give_up_at {
-            return None;
+            Err(_) => {}
         }
         let next = (now + chrono::Duration::from_std(pause).unwrap_or_default()).min(give_up_at);
         tokio::select! {
             _ = ctx.clock.sleep_until(next) => {}
-            _ = lease.shutdown.cancelled() => return None,
+            _ = deadline.shutdown.cancelled() => return None,
         }
         pause = (pause * 2).min(CAP_ASK_AT_MOST);
-    }
-}
-
-/// Frees the attempt's place under its endpoint's cap for the next, on whichever node. If
-/// that fails, the place is free again once its hold runs out.
-async fn free_cap_place(ctx: &Context, claimed: &ClaimedDelivery, place: &CapPlace) {
-    let CapPlace::Held(n) = *place else {
-        return;
-    };
-    let (endpoint_id, holder) = (&claimed.endpoint.id, &claimed.lease_token);
-    if let Err(e) = ctx.store.free_slot(endpoint_id, n, holder).await {
-        tracing::warn!(error = %e, endpoint = %endpoint_id, "freeing a place under the endpoint's cap failed; it frees itself when its hold runs out");
     }
 }
 
@@ -415,8 +490,14 @@ async fn deliver_in_lane(
         let until = ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
         admitted.ticket.hold_off(until);
     }
-    free_cap_place(ctx, claimed, &admitted.place).await;
-    drop(admitted);
+    // The place first, so that the lane's next attempt finds it free.
+    let Admitted {
+        _slot: slot,
+        ticket,
+        place,
+    } = admitted;
+    place.free().await;
+    drop((slot, ticket));
     (outcome, started_at)
 }
 
