@@ -348,9 +348,11 @@ fn print_report(r: &Report) {
     }
     if let (Some(idle), Some(after)) = (r.server_idle, r.server_after) {
         println!(
-            "server        RSS idle {:.1} MiB, after {:.1} MiB, peak {:.1} MiB; CPU {:.1} s during the run",
+            "server        RSS idle {:.1} MiB ({:.1} MiB allocated), after {:.1} MiB ({:.1}), peak {:.1} MiB; CPU {:.1} s during the run",
             idle.rss_mib,
+            idle.anon_mib,
             after.rss_mib,
+            after.anon_mib,
             after.peak_rss_mib,
             after.cpu_seconds - idle.cpu_seconds
         );

@@ -118,6 +118,10 @@ impl Drop for Started {
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Usage {
     pub rss_mib: f64,
+    /// The part of the RSS the process allocated itself (`RssAnon`): the rest is files
+    /// mapped in, mostly the executable's code, shared with the page cache and counted
+    /// whole however little of it is used.
+    pub anon_mib: f64,
     pub peak_rss_mib: f64,
     pub cpu_seconds: f64,
 }
@@ -133,6 +137,7 @@ pub fn usage(pids: &[u32]) -> Option<Usage> {
             Some(kib / 1024.0)
         };
         total.rss_mib += field("VmRSS:")?;
+        total.anon_mib += field("RssAnon:")?;
         total.peak_rss_mib += field("VmHWM:")?;
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // Fields after the command name (which may hold spaces): utime is the 14th field
