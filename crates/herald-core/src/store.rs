@@ -147,7 +147,8 @@ pub struct SlotRequest<'a> {
     pub endpoint_id: &'a str,
     /// The endpoint's `maxConcurrency`: places `0..cap` may be taken.
     pub cap: u32,
-    /// Who takes it: the attempt's lease token, unique to its claim.
+    /// Who takes it, unique to the attempt (its claim's lease token with its delivery's id:
+    /// a claim's token is shared by every delivery claimed with it).
     pub holder: &'a str,
     pub now: DateTime<Utc>,
     /// Until when the place is held if it is never freed: longer than an attempt lasts.

@@ -531,27 +531,20 @@ async fn three_nodes_keep_an_endpoints_concurrency_cap_together() {
     assert_eq!(most_at_once, CAP, "attempts at once, over three nodes");
 }
 
-/// The attempts to `endpoint` once there are `n` of them (newest first).
+/// The attempts to `endpoint` as recorded (newest first).
 async fn attempts_to(
     client: &reqwest::Client,
     base: &str,
     app: &str,
     endpoint: &str,
-    n: usize,
 ) -> Vec<Value> {
     let url = format!("{base}/app/{app}/attempt/endpoint/{endpoint}?limit=250");
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let page = get_json(client, url.clone()).await;
-        let attempts = page["data"].as_array().cloned().unwrap_or_default();
-        if attempts.len() >= n || Instant::now() > deadline {
-            return attempts;
-        }
-        // Recording trails the receiver's answer, in other processes, with no event to
-        // wait on: ask again shortly, up to the deadline.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let page = get_json(client, url).await;
+    page["data"].as_array().cloned().unwrap_or_default()
 }
+
+/// The log line a node writes once it has recorded an attempt.
+const RECORDED: &str = "attempt recorded";
 
 /// A `herald listen` session is one node's, yet messages published on any node reach it:
 /// the other nodes leave its deliveries to that node, so each message is one successful
@@ -567,7 +560,12 @@ async fn a_listen_session_on_one_node_gets_what_every_node_accepts() {
         return;
     };
     let store = ["--database-url", db.url.as_str()];
-    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&store, None, &[])).collect();
+    // Each node logs every attempt it records, for the test to wait on.
+    let log = [(
+        "HERALD_LOG",
+        "info,herald_delivery::dispatch::attempt=debug",
+    )];
+    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&store, None, &log)).collect();
     let client = reqwest::Client::new();
     let app = call(
         &client,
@@ -606,7 +604,8 @@ async fn a_listen_session_on_one_node_gets_what_every_node_accepts() {
     first_cli.line_with("Signing secret:").await;
     let sent = publish_round(30, 0).await;
     first_laptop.wait_for_all(&sent).await;
-    let attempts = attempts_to(&client, &nodes[1].base, &app_id, "listen-laptop", 30).await;
+    nodes[0].wait_for_logs(RECORDED, 30);
+    let attempts = attempts_to(&client, &nodes[1].base, &app_id, "listen-laptop").await;
     let statuses: Vec<_> = attempts
         .iter()
         .map(|a| a["responseStatusCode"].clone())
@@ -641,7 +640,8 @@ async fn a_listen_session_on_one_node_gets_what_every_node_accepts() {
     second_cli.line_with("Signing secret:").await;
     let sent = publish_round(15, 30).await;
     second_laptop.wait_for_all(&sent).await;
-    let attempts = attempts_to(&client, &nodes[0].base, &app_id, "listen-laptop", 45).await;
+    nodes[2].wait_for_logs(RECORDED, 15);
+    let attempts = attempts_to(&client, &nodes[0].base, &app_id, "listen-laptop").await;
     assert_eq!(attempts.len(), 45, "one attempt each: {attempts:?}");
     assert!(
         attempts.iter().all(|a| a["responseStatusCode"] == 200),
@@ -656,7 +656,8 @@ async fn a_listen_session_on_one_node_gets_what_every_node_accepts() {
     drop(second_cli);
     let sent = publish_round(15, 45).await;
     third_laptop.wait_for_all(&sent).await;
-    let attempts = attempts_to(&client, &nodes[1].base, &app_id, "listen-laptop", 60).await;
+    nodes[2].wait_for_logs(RECORDED, 15);
+    let attempts = attempts_to(&client, &nodes[1].base, &app_id, "listen-laptop").await;
     assert_eq!(attempts.len(), 60, "one attempt each: {attempts:?}");
     assert!(
         attempts.iter().all(|a| a["responseStatusCode"] == 200),

@@ -732,6 +732,8 @@ async fn store_attempt(ctx: &Context, finished: &FinishedAttempt) -> bool {
         if ctx.store.finish_attempt(finished).await.is_ok() {
             hold_back_if_open(ctx, finished).await;
             ctx.settled.send_modify(|n| *n += 1);
+            // For whoever follows deliveries in the log (the cluster tests wait on it).
+            tracing::debug!(attempt = %finished.attempt.id, "attempt recorded");
             return true;
         }
         if try_number < RECORD_TRIES {

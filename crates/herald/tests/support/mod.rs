@@ -93,6 +93,14 @@ impl Node {
         }
     }
 
+    /// Waits (blocking, up to the deadline each) for `n` more log lines containing
+    /// `needle`.
+    pub fn wait_for_logs(&self, needle: &str, n: usize) {
+        for _ in 0..n {
+            self.wait_for_log(needle);
+        }
+    }
+
     /// SIGKILL: no shutdown, no lease given back.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
