@@ -54,7 +54,8 @@ macro_rules! conformance_tests {
             the_operational_app_is_not_listed,
             a_batch_of_finished_attempts_skips_what_was_deleted,
             adhoc_endpoints_get_only_what_names_them_and_share_the_app_secret,
-            unverified_endpoints_hold_their_deliveries_until_a_current_challenge_succeeds
+            unverified_endpoints_hold_their_deliveries_until_a_current_challenge_succeeds,
+            fresh_deliveries_go_leased_to_the_intake_that_has_room
         );
     };
     (@each $factory:path; $($name:ident),*) => {
@@ -2569,4 +2570,129 @@ pub async fn first_schema_rows_read_back(store: &dyn Store) {
         "the delivery that was waiting is due, and only it"
     );
     assert_eq!(claimed[0].endpoint.id, endpoint.id);
+}
+
+/// A dispatcher stand-in for [`FreshIntake`]: room for `room` deliveries; each one started
+/// is kept, or refused when `refusing` (the dispatcher stopped after the reservation).
+struct TestIntake {
+    room: std::sync::Mutex<usize>,
+    refusing: bool,
+    started: std::sync::Arc<std::sync::Mutex<Vec<ClaimedDelivery>>>,
+}
+
+impl TestIntake {
+    fn new(room: usize, refusing: bool) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            room: room.into(),
+            refusing,
+            started: Default::default(),
+        })
+    }
+
+    fn started(&self) -> Vec<ClaimedDelivery> {
+        self.started.lock().unwrap().clone()
+    }
+}
+
+struct TestRoom {
+    refusing: bool,
+    started: std::sync::Arc<std::sync::Mutex<Vec<ClaimedDelivery>>>,
+}
+
+impl FreshIntake for TestIntake {
+    fn lease_until(&self) -> DateTime<Utc> {
+        t0() + secs(60)
+    }
+
+    fn reserve(&self, _endpoint: &Endpoint, until: DateTime<Utc>) -> Option<Box<dyn IntakeRoom>> {
+        assert_eq!(until, self.lease_until());
+        let mut room = self.room.lock().unwrap();
+        *room = room.checked_sub(1)?;
+        Some(Box::new(TestRoom {
+            refusing: self.refusing,
+            started: self.started.clone(),
+        }))
+    }
+}
+
+impl IntakeRoom for TestRoom {
+    fn start(self: Box<Self>, delivery: ClaimedDelivery) -> Result<(), IntakeStopped> {
+        if self.refusing {
+            return Err(IntakeStopped);
+        }
+        self.started.lock().unwrap().push(delivery);
+        Ok(())
+    }
+}
+
+pub async fn fresh_deliveries_go_leased_to_the_intake_that_has_room(store: &dyn Store) {
+    let (a, endpoints) = setup_app_with(store, 2).await;
+    let intake = TestIntake::new(1, false);
+    store.hand_fresh_to(Some(intake.clone()));
+
+    // Room for one of the two: it is handed over whole and leased; the other is claimed.
+    let m = message(&a.id, "x");
+    store.create_message(&m).await.unwrap();
+    let handed = intake.started();
+    assert_eq!(handed.len(), 1);
+    let h = &handed[0];
+    assert_eq!(h.message.id, m.message.id);
+    assert_eq!(h.message.payload, m.message.payload);
+    assert_eq!(h.delivery.msg_id, m.message.id);
+    assert_eq!(h.delivery.attempt_count, 0);
+    assert!(endpoints.iter().any(|e| e.id == h.endpoint.id));
+    assert_eq!(
+        h.endpoint.headers, endpoints[0].headers,
+        "the endpoint as stored"
+    );
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed.len(), 1, "the handed one is leased");
+    assert_ne!(claimed[0].endpoint.id, h.endpoint.id);
+    // Its lease token is the row's: the attempt is recorded as a claimed one would be.
+    finish(store, h, t0() + secs(1), NextState::Succeeded).await;
+    assert_eq!(
+        status_of(store, &a.id, &m.message.id, &h.endpoint).await,
+        DeliveryStatus::Success
+    );
+
+    // No room: pending, for a claim.
+    let m2 = message(&a.id, "x");
+    store.create_message(&m2).await.unwrap();
+    assert_eq!(intake.started().len(), 1);
+    assert_eq!(store.claim_due(&claim_at(t0())).await.unwrap().len(), 2);
+
+    // A message to deliver later is never handed over, room or not.
+    let room = TestIntake::new(10, false);
+    store.hand_fresh_to(Some(room.clone()));
+    let later = NewMessage {
+        deliver_at: Some(t0() + secs(3600)),
+        ..message(&a.id, "x")
+    };
+    store.create_message(&later).await.unwrap();
+    assert!(room.started().is_empty());
+
+    // Handed over and never finished (its node died): claimed again once its lease ends.
+    let m3 = message(&a.id, "x");
+    store.create_message(&m3).await.unwrap();
+    assert_eq!(room.started().len(), 2);
+    assert!(store.claim_due(&claim_at(t0())).await.unwrap().is_empty());
+    // (With the earlier claims left unfinished, whose leases end then too.)
+    let after_lease = store.claim_due(&claim_at(t0() + secs(61))).await.unwrap();
+    let of_m3 = after_lease.iter().filter(|c| c.message.id == m3.message.id);
+    assert_eq!(of_m3.count(), 2);
+
+    // Refused at the hand-over (the dispatcher stopped): due at once, for a claim.
+    store.hand_fresh_to(Some(TestIntake::new(10, true)));
+    let m4 = message(&a.id, "x");
+    store.create_message(&m4).await.unwrap();
+    let claimed = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|c| c.message.id == m4.message.id));
+
+    // Detached: nothing is handed over.
+    store.hand_fresh_to(None);
+    let m5 = message(&a.id, "x");
+    store.create_message(&m5).await.unwrap();
+    assert_eq!(room.started().len(), 2);
+    assert_eq!(store.claim_due(&claim_at(t0())).await.unwrap().len(), 2);
 }

@@ -97,7 +97,10 @@ pub struct Metrics {
     pub listen_sessions: Gauge,
     /// Endpoints whose circuit is open (or waiting for its probe's answer) on this node.
     pub circuits_open: Gauge,
-    /// How many publishes or attempt records each group commit wrote.
+    /// Deliveries a publish on this node handed straight to its dispatcher, leased, with
+    /// no claim.
+    pub deliveries_handed_over: Counter,
+    /// How many publishes, claimed deliveries or attempt records each commit wrote.
     pub commit_batch_size: Family<CommitLabels, Histogram>,
     /// The store's connections by pool and state, read when scraped.
     pub pool_connections: Family<PoolLabels, Gauge>,
@@ -210,12 +213,18 @@ impl Metrics {
             "Endpoints whose circuit breaker is open or probing on this node",
             circuits_open.clone(),
         );
+        let deliveries_handed_over = Counter::default();
+        registry.register(
+            "deliveries_handed_over",
+            "Deliveries started straight from the publish that made them, without a claim",
+            deliveries_handed_over.clone(),
+        );
         let commit_batch_size = Family::<CommitLabels, Histogram>::new_with_constructor(
             batch_sizes as fn() -> Histogram,
         );
         registry.register(
             "store_commit_batch_size",
-            "Publishes or attempt records written by one group commit",
+            "Publishes, claimed deliveries or attempt records written by one commit",
             commit_batch_size.clone(),
         );
         let pool_connections = Family::<PoolLabels, Gauge>::default();
@@ -239,6 +248,7 @@ impl Metrics {
             queue_oldest_seconds,
             listen_sessions,
             circuits_open,
+            deliveries_handed_over,
             commit_batch_size,
             pool_connections,
         }

@@ -343,6 +343,36 @@ pub struct ClaimedDelivery {
     pub endpoint: Arc<Endpoint>,
 }
 
+/// This node's dispatcher, as a publish on this node sees it: it may take the deliveries
+/// the publish makes straight after their commit, already leased to it, with no claim
+/// (no second transaction, no wake-up through the queue). Only a delivery due at once, to
+/// an endpoint that takes its messages in any order and needs no verifying, is offered;
+/// the dispatcher says which it has room for.
+pub trait FreshIntake: Send + Sync {
+    /// Until when a delivery handed over now is leased (as a claim made now would be).
+    fn lease_until(&self) -> DateTime<Utc>;
+    /// Room for one delivery to `endpoint`, leased until `lease_until`, kept until the
+    /// delivery is handed over or the room dropped (the publish failed); `None` when the
+    /// dispatcher would not start it now (no room in flight or in the endpoint's lane, its
+    /// circuit open, its `herald listen` session on another node, shutting down).
+    fn reserve(
+        &self,
+        endpoint: &Endpoint,
+        lease_until: DateTime<Utc>,
+    ) -> Option<Box<dyn IntakeRoom>>;
+}
+
+/// Room a dispatcher keeps for one fresh delivery (see [`FreshIntake`]).
+pub trait IntakeRoom: Send {
+    /// Starts the delivery, committed leased to the dispatcher. `Err` when the dispatcher
+    /// stopped meanwhile: the publisher then ends the lease itself.
+    fn start(self: Box<Self>, delivery: ClaimedDelivery) -> Result<(), IntakeStopped>;
+}
+
+/// The dispatcher no longer takes fresh deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntakeStopped;
+
 /// What happens to a delivery after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
@@ -751,6 +781,11 @@ pub trait Tasks: Send + Sync {
 pub trait Queue: Send + Sync {
     /// Signalled whenever new work may be due (a publish, a resend, a recover).
     fn work_signal(&self) -> Arc<Notify>;
+
+    /// Lets `intake` (this node's dispatcher) take the deliveries this node's publishes
+    /// make straight from them (see [`FreshIntake`]); `None` stops that. A store without
+    /// such a path leaves every delivery to [`claim_due`](Self::claim_due).
+    fn hand_fresh_to(&self, _intake: Option<Arc<dyn FreshIntake>>) {}
 
     /// How much delivery work is waiting, for the instance page.
     async fn queue_summary(&self) -> StoreResult<QueueSummary>;

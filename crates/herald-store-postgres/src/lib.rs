@@ -19,6 +19,7 @@ use herald_core::store::{
 };
 use herald_core::StoreError;
 use herald_store_sql::dialect::{Dialect, PostgresDialect};
+use herald_store_sql::fresh::NewDelivery;
 use herald_store_sql::publish_plan::{Accepted, Known};
 use herald_store_sql::sql::Sql;
 use herald_store_sql::{Backend, Db, SqlStore};
@@ -95,9 +96,10 @@ impl Backend for PgBackend {
         &self,
         tx: &mut PgConnection,
         accepted: &[Accepted<'_>],
+        deliveries: &[NewDelivery<'_>],
     ) -> StoreResult<()> {
         publisher::insert_messages(&mut *tx, accepted).await?;
-        publisher::insert_deliveries(tx, accepted).await
+        publisher::insert_deliveries(tx, deliveries).await
     }
 
     fn may_publish_alone(&self, error: &StoreError) -> bool {

@@ -2,10 +2,10 @@
 //! `UNNEST` arrays for lookups and inserts. (The batching itself, a few batches at once
 //! each with one `NOTIFY`, is `herald_store_sql::group_commit`.)
 
-use herald_core::ids::IdKind;
 use herald_core::model::Message;
 use herald_core::store::{NewMessage, StoreResult};
 use herald_core::StoreError;
+use herald_store_sql::fresh::NewDelivery;
 use herald_store_sql::publish_plan::{Accepted, Known};
 use herald_store_sql::rows;
 use sqlx::types::Json;
@@ -132,63 +132,72 @@ pub async fn insert_messages(tx: &mut PgConnection, accepted: &[Accepted<'_>]) -
     Ok(())
 }
 
+/// Inserts a batch's delivery rows, pending or already leased to this node's dispatcher.
 pub async fn insert_deliveries(
     tx: &mut PgConnection,
-    accepted: &[Accepted<'_>],
+    deliveries: &[NewDelivery<'_>],
 ) -> StoreResult<()> {
-    let deliveries: Vec<(&NewMessage, &str, i16)> = accepted
-        .iter()
-        .flat_map(|a| {
-            let trigger = |id: &str| a.new.trigger_for(id) as i16;
-            a.endpoint_ids
-                .iter()
-                .map(move |id| (a.new, *id, trigger(id)))
-        })
-        .collect();
     if deliveries.is_empty() {
         return Ok(());
     }
-    let ids: Vec<String> = deliveries
-        .iter()
-        .map(|_| IdKind::Delivery.new_id())
-        .collect();
     sqlx::query(
         "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
-         next_attempt_at, trigger_type, updated_at) \
-         SELECT id, msg_id, endpoint_id, app_id, 1, 0, due, trigger_type, at \
+         next_attempt_at, trigger_type, updated_at, lease_token) \
+         SELECT id, msg_id, endpoint_id, app_id, status, 0, due, trigger_type, at, lease_token \
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], \
-         $6::smallint[], $7::timestamptz[]) AS d(id, msg_id, endpoint_id, app_id, at, \
-         trigger_type, due)",
+         $6::smallint[], $7::timestamptz[], $8::smallint[], $9::text[]) \
+         AS d(id, msg_id, endpoint_id, app_id, at, trigger_type, due, status, lease_token)",
     )
-    .bind(&ids)
+    .bind(deliveries.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())
     .bind(
         deliveries
             .iter()
-            .map(|(new, _, _)| new.message.id.as_str())
+            .map(|d| message(d).id.as_str())
             .collect::<Vec<_>>(),
     )
-    .bind(deliveries.iter().map(|(_, e, _)| *e).collect::<Vec<_>>())
+    .bind(deliveries.iter().map(|d| d.endpoint_id).collect::<Vec<_>>())
     .bind(
         deliveries
             .iter()
-            .map(|(new, _, _)| new.message.app_id.as_str())
+            .map(|d| message(d).app_id.as_str())
             .collect::<Vec<_>>(),
     )
     .bind(
         deliveries
             .iter()
-            .map(|(new, _, _)| new.message.created_at)
+            .map(|d| message(d).created_at)
             .collect::<Vec<_>>(),
     )
-    .bind(deliveries.iter().map(|(_, _, t)| *t).collect::<Vec<_>>())
     .bind(
         deliveries
             .iter()
-            .map(|(new, _, _)| new.first_due())
+            .map(NewDelivery::trigger)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        deliveries
+            .iter()
+            .map(NewDelivery::next_attempt_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        deliveries
+            .iter()
+            .map(NewDelivery::status)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        deliveries
+            .iter()
+            .map(NewDelivery::lease_token)
             .collect::<Vec<_>>(),
     )
     .execute(&mut *tx)
     .await
     .map_err(internal)?;
     Ok(())
+}
+
+fn message<'a>(d: &NewDelivery<'a>) -> &'a Message {
+    &d.new.message
 }

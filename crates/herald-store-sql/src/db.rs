@@ -1,11 +1,11 @@
 //! The connections a store works through, and the few ways the shared queries use them.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use herald_core::metrics::{CommitLabels, Metrics};
 use herald_core::sealing::SecretSealer;
-use herald_core::store::PoolUsage;
 use herald_core::store::StoreResult;
+use herald_core::store::{FreshIntake, PoolUsage};
 use herald_core::StoreError;
 use sqlx::{Pool, Transaction};
 use tokio::sync::{watch, Notify};
@@ -31,6 +31,8 @@ pub struct Db<D: Dialect> {
     pub shared_pool: bool,
     /// Where group commits count their sizes, once the server attaches its metrics.
     pub metrics: Arc<OnceLock<Metrics>>,
+    /// This node's dispatcher, while it takes fresh deliveries straight from publishes.
+    pub intake: Arc<Mutex<Option<Arc<dyn FreshIntake>>>>,
 }
 
 impl<D: Dialect> Clone for Db<D> {
@@ -43,6 +45,7 @@ impl<D: Dialect> Clone for Db<D> {
             news: self.news.clone(),
             shared_pool: self.shared_pool,
             metrics: self.metrics.clone(),
+            intake: self.intake.clone(),
         }
     }
 }
@@ -65,6 +68,7 @@ impl<D: Dialect> Db<D> {
             news: Arc::new(watch::channel(0).0),
             shared_pool: false,
             metrics: Arc::default(),
+            intake: Arc::default(),
         }
     }
 
@@ -100,6 +104,14 @@ impl<D: Dialect> Db<D> {
             let histogram = metrics.commit_batch_size.get_or_create(&labels);
             histogram.observe(size as f64);
         }
+    }
+
+    /// The dispatcher taking fresh deliveries now, if any.
+    pub fn intake(&self) -> Option<Arc<dyn FreshIntake>> {
+        self.intake
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Tells long polls that messages may have been committed.

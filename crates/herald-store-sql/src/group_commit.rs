@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use crate::batcher::{Batcher, Batches, Pending};
 use crate::db::Db;
 use crate::dialect::{Conn, Dialect, ReadRow};
+use crate::fresh::{self, Fresh};
 use crate::publish_plan::{plan, Accepted, Known};
 use crate::sql::Sql;
 use crate::store::Backend;
@@ -89,12 +90,6 @@ async fn write_and_answer<B: Backend>(db: &Db<B::Dialect>, backend: &B, batch: V
     drop(news);
     match written {
         Ok(results) => {
-            if creates_work(&results) {
-                db.work.notify_one();
-            }
-            if creates_messages(&results) {
-                db.announce_news();
-            }
             for (pending, result) in batch.into_iter().zip(results) {
                 pending.reply.answer(result);
             }
@@ -133,7 +128,9 @@ async fn write_and_answer<B: Backend>(db: &Db<B::Dialect>, backend: &B, batch: V
 /// `Err` if it could not be committed, else each publish's own result. What could refuse
 /// a publish is read first, for the whole batch, and decided in arrival order (`plan`);
 /// then the accepted messages and their deliveries are inserted, a fixed number of
-/// statements whatever the batch's size, since each is a round trip.
+/// statements whatever the batch's size, since each is a round trip. After the commit,
+/// the deliveries this node's dispatcher had room for start at once (`Fresh`); this
+/// node's loop is woken only for the rest, and long polls for every new message.
 async fn write_publishes<B: Backend>(
     db: &Db<B::Dialect>,
     backend: &B,
@@ -144,7 +141,11 @@ async fn write_publishes<B: Backend>(
     let mut known = backend.read_taken(&mut tx, news).await?;
     read_apps_and_endpoints::<B::Dialect>(&mut tx, news, sealer, &mut known).await?;
     let (results, accepted) = plan(news, &known);
-    backend.insert_accepted(&mut tx, &accepted).await?;
+    let (intake, token) = (db.intake(), fresh::lease_token());
+    let fresh = Fresh::plan(&accepted, &known, intake.as_deref(), &token);
+    backend
+        .insert_accepted(&mut tx, &accepted, &fresh.rows)
+        .await?;
     // In line first, then held: a delivery let go to an endpoint that has not verified
     // its subscription is held at once, like any other.
     let ordered = ordered_of(known.endpoints.values().flatten());
@@ -167,6 +168,13 @@ async fn write_publishes<B: Backend>(
         B::Dialect::notify_work(&mut tx).await?;
     }
     tx.commit().await.map_err(internal)?;
+    if fresh.left_to_claim() {
+        db.work.notify_one();
+    }
+    fresh.hand_over(db).await;
+    if creates_messages(&results) {
+        db.announce_news();
+    }
     Ok(results)
 }
 
@@ -216,12 +224,6 @@ pub async fn publish_one<B: Backend>(
     sealer: &SecretSealer,
 ) -> StoreResult<Published> {
     let mut results = write_publishes(db, backend, &[new], sealer).await?;
-    if creates_work(&results) {
-        db.work.notify_one();
-    }
-    if creates_messages(&results) {
-        db.announce_news();
-    }
     results
         .pop()
         .unwrap_or_else(|| Err(internal(sqlx::Error::RowNotFound)))
@@ -232,13 +234,6 @@ fn creates_messages(results: &[StoreResult<Published>]) -> bool {
     results
         .iter()
         .any(|r| matches!(r, Ok(Published::Created { .. })))
-}
-
-/// Whether a batch's results include a message with deliveries to make.
-fn creates_work(results: &[StoreResult<Published>]) -> bool {
-    results
-        .iter()
-        .any(|r| matches!(r, Ok(Published::Created { deliveries, .. }) if *deliveries > 0))
 }
 
 async fn record_batches<B: Backend>(

@@ -12,6 +12,7 @@ pub mod batcher;
 pub mod catalog;
 pub mod db;
 pub mod dialect;
+pub mod fresh;
 pub mod group_commit;
 pub mod messages;
 pub mod ordered;

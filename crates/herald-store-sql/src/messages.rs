@@ -690,7 +690,9 @@ impl<B: Backend> Messages for SqlStore<B> {
             endpoint_ids: Vec::new(),
         };
         let mut tx = db.begin().await?;
-        self.backend.insert_accepted(&mut tx, &[message]).await?;
+        self.backend
+            .insert_accepted(&mut tx, &[message], &[])
+            .await?;
         // Each delivery is written leased to its attempt, which the backend then records
         // as it records any: the call's rows pass through no state the dispatcher takes.
         for finished in &call.attempts {

@@ -11,10 +11,9 @@ use chrono::{DateTime, Utc};
 use herald_core::model::DeliveryStatus;
 use herald_core::stats::RollupCutoffs;
 use herald_core::store::{
-    CircuitNews, ClaimRequest, ClaimedDelivery, FinishedAttempt, ListenSessionAt, NextState,
-    ProbeTurn, Queue, QueueSummary, SlotRequest, SlotTurn, StoreResult,
+    CircuitNews, ClaimRequest, ClaimedDelivery, FinishedAttempt, FreshIntake, ListenSessionAt,
+    NextState, ProbeTurn, Queue, QueueSummary, SlotRequest, SlotTurn, StoreResult,
 };
-use rand::distributions::{Alphanumeric, DistString};
 use tokio::sync::Notify;
 
 use crate::db::{execute_in, read_one_in, Db};
@@ -30,7 +29,7 @@ pub async fn claim_due<B: Backend>(
     backend: &B,
     req: &ClaimRequest,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
-    let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 20);
+    let token = crate::fresh::lease_token();
     let mut tx = db.begin().await?;
     let leased = backend.lease_due(&mut tx, req, &token).await?;
     let deliveries = decode_each(&leased, rows::delivery);
@@ -48,6 +47,7 @@ pub async fn claim_due<B: Backend>(
     })
     .await?;
     tx.commit().await.map_err(internal)?;
+    db.count_commit("claim", deliveries.len());
     Ok(assemble_claimed(deliveries, messages, endpoints, &token))
 }
 
@@ -141,6 +141,10 @@ fn end_failing_spells<D: Dialect>(batch: &[FinishedAttempt]) -> Option<Sql> {
 impl<B: Backend> Queue for SqlStore<B> {
     fn work_signal(&self) -> Arc<Notify> {
         self.db.work.clone()
+    }
+
+    fn hand_fresh_to(&self, intake: Option<Arc<dyn FreshIntake>>) {
+        *self.db.intake.lock().unwrap_or_else(|e| e.into_inner()) = intake;
     }
 
     async fn queue_summary(&self) -> StoreResult<QueueSummary> {

@@ -13,6 +13,7 @@ use herald_core::StoreError;
 
 use crate::db::Db;
 use crate::dialect::{Conn, Dialect};
+use crate::fresh::NewDelivery;
 use crate::group_commit::{self, PublishQueue, RecordQueue};
 use crate::publish_plan::{Accepted, Known};
 use crate::sql::Sql;
@@ -38,12 +39,13 @@ pub trait Backend: Send + Sync + Sized + 'static {
         tx: &mut Conn<Self::Dialect>,
         news: &[&NewMessage],
     ) -> StoreResult<Known>;
-    /// Within `tx`, inserts the accepted messages and their deliveries, many rows per
+    /// Within `tx`, inserts the accepted messages and their `deliveries`, many rows per
     /// statement.
     async fn insert_accepted(
         &self,
         tx: &mut Conn<Self::Dialect>,
         accepted: &[Accepted<'_>],
+        deliveries: &[NewDelivery<'_>],
     ) -> StoreResult<()>;
 
     /// Whether, after a batch of publishes failed with `error` and was undone, each of

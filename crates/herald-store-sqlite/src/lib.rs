@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use herald_core::store::{ClaimRequest, FinishedAttempt, NewMessage, StoreResult};
 use herald_core::StoreError;
 use herald_store_sql::dialect::{Dialect, SqliteDialect};
+use herald_store_sql::fresh::NewDelivery;
 use herald_store_sql::publish_plan::{Accepted, Known};
 use herald_store_sql::sql::Sql;
 use herald_store_sql::{Backend, Db, SqlStore};
@@ -96,9 +97,10 @@ impl Backend for SqliteBackend {
         &self,
         tx: &mut SqliteConnection,
         accepted: &[Accepted<'_>],
+        deliveries: &[NewDelivery<'_>],
     ) -> StoreResult<()> {
         publisher::insert_messages(&mut *tx, accepted).await?;
-        publisher::insert_deliveries(tx, accepted).await
+        publisher::insert_deliveries(tx, deliveries).await
     }
 
     async fn lease_due(

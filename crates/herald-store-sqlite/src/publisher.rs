@@ -1,9 +1,9 @@
 //! A batch of publishes, written the SQLite way: row values for the lookups, multi-row
 //! `VALUES` for the inserts. (The batching itself is `herald_store_sql::group_commit`.)
 
-use herald_core::ids::IdKind;
 use herald_core::store::{NewMessage, StoreResult};
 use herald_store_sql::dialect::sqlite::ms;
+use herald_store_sql::fresh::NewDelivery;
 use herald_store_sql::publish_plan::{Accepted, Known};
 use herald_store_sql::rows;
 use herald_store_sql::sql::to_json as json;
@@ -11,7 +11,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use crate::internal;
 
-/// Rows per multi-row insert: 11 values each, well under SQLite's 32,766 parameters.
+/// Rows per multi-row insert: 11 values at most each, well under SQLite's 32,766 parameters.
 const ROWS_PER_INSERT: usize = 1_000;
 
 /// Reads the stored messages of the batch's idempotency keys and the event ids already
@@ -94,34 +94,28 @@ pub async fn insert_messages(
     Ok(())
 }
 
+/// Inserts a batch's delivery rows, pending or already leased to this node's dispatcher.
 pub async fn insert_deliveries(
     tx: &mut SqliteConnection,
-    accepted: &[Accepted<'_>],
+    deliveries: &[NewDelivery<'_>],
 ) -> StoreResult<()> {
-    let deliveries: Vec<(&NewMessage, &str, i16)> = accepted
-        .iter()
-        .flat_map(|a| {
-            let trigger = |id: &str| a.new.trigger_for(id) as i16;
-            a.endpoint_ids
-                .iter()
-                .map(move |id| (a.new, *id, trigger(id)))
-        })
-        .collect();
     for chunk in deliveries.chunks(ROWS_PER_INSERT) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
-             next_attempt_at, trigger_type, updated_at) ",
+             next_attempt_at, trigger_type, updated_at, lease_token) ",
         );
-        qb.push_values(chunk, |mut row, (new, endpoint_id, trigger)| {
-            let m = &new.message;
-            row.push_bind(IdKind::Delivery.new_id())
+        qb.push_values(chunk, |mut row, d| {
+            let m = &d.new.message;
+            row.push_bind(d.id.clone())
                 .push_bind(m.id.clone())
-                .push_bind(endpoint_id.to_string())
+                .push_bind(d.endpoint_id.to_string())
                 .push_bind(m.app_id.clone())
-                .push_unseparated(", 1, 0, ")
-                .push_bind_unseparated(ms(new.first_due()))
-                .push_bind(*trigger)
-                .push_bind(ms(m.created_at));
+                .push_bind(d.status())
+                .push_unseparated(", 0, ")
+                .push_bind_unseparated(ms(d.next_attempt_at()))
+                .push_bind(d.trigger())
+                .push_bind(ms(m.created_at))
+                .push_bind(d.lease_token().map(str::to_owned));
         });
         qb.build().execute(&mut *tx).await.map_err(internal)?;
     }
