@@ -85,6 +85,17 @@ impl Lanes {
     /// sixth of a lease at most), and no node takes over a delivery another one is still
     /// waiting to make.
     pub fn enter(&self, endpoint: &Endpoint) -> Option<LaneTicket> {
+        self.assign(endpoint, 2)
+    }
+
+    /// Like [`enter`](Self::enter), but only while the lane is not full: what the claimer
+    /// would skip is not taken by another way either.
+    pub fn enter_unless_full(&self, endpoint: &Endpoint) -> Option<LaneTicket> {
+        self.assign(endpoint, 1)
+    }
+
+    /// Assigns a delivery to the endpoint's lane unless it holds `depths` times its depth.
+    fn assign(&self, endpoint: &Endpoint, depths: usize) -> Option<LaneTicket> {
         let concurrency = endpoint
             .max_concurrency
             .map_or(self.concurrency, |c| (c as usize).max(1));
@@ -99,7 +110,7 @@ impl Lanes {
             assigned: 0,
             depth,
         });
-        if lane.assigned >= lane.depth * 2 {
+        if lane.assigned >= lane.depth * depths {
             return None;
         }
         lane.assigned += 1;

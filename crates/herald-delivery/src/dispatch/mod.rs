@@ -3,14 +3,18 @@
 //!
 //! One loop claims; attempts run in a bounded set of tasks (at most `max_in_flight`). The
 //! loop sleeps until new work is signalled, an attempt frees room, or the next delivery
-//! falls due, whichever comes first; a periodic sweep is only a safety net.
+//! falls due, whichever comes first; a periodic sweep is only a safety net. Deliveries
+//! this node's publishes make come straight to the loop when it has room for them
+//! (`intake`), already leased, and skip the claim.
 
 pub(crate) mod attempt;
 mod breaker;
 mod hold;
+mod intake;
 mod lanes;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,16 +23,17 @@ use herald_core::destination::Destination;
 use herald_core::listen::stale_before;
 use herald_core::metrics::Metrics;
 use herald_core::retry::RetryPolicy;
-use herald_core::store::{CircuitNews, ClaimRequest};
+use herald_core::store::{CircuitNews, ClaimRequest, ClaimedDelivery};
 use herald_core::{Clock, Store};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use self::breaker::BreakerSettings;
 use self::breaker::{Adopted, Breakers};
 use self::hold::OpenCircuitHold;
-use self::lanes::Lanes;
+use self::intake::{Handed, Intake};
+use self::lanes::{LaneTicket, Lanes};
 use crate::destinations::listen::ListenSessions;
 use crate::operational::Operational;
 
@@ -118,6 +123,15 @@ pub(crate) struct Context {
 pub struct Dispatcher {
     ctx: Arc<Context>,
     settings: DispatchSettings,
+    lanes: Lanes,
+    /// Every attempt holds one of these, claimed or handed over by a publish.
+    in_flight: Arc<Semaphore>,
+    /// What this node's publishes hand over (see `intake`).
+    handed: mpsc::UnboundedReceiver<Handed>,
+    /// Whether the loop has claimed all the due work it can take: only then does it take
+    /// fresh deliveries from publishes. Behind, it claims them in their turn, in batches,
+    /// rather than letting new ones pass older ones and take the room its claims need.
+    caught_up: Arc<AtomicBool>,
 }
 
 impl Dispatcher {
@@ -149,7 +163,24 @@ impl Dispatcher {
             attempt_window: chrono::Duration::from_std(settings.attempt_timeout * 2)
                 .unwrap_or(chrono::Duration::MAX),
         });
-        Self { ctx, settings }
+        let lanes = Lanes::new(settings.endpoint_concurrency, settings.lease());
+        let in_flight = Arc::new(Semaphore::new(settings.max_in_flight));
+        // Taken from now on: what is handed over before `run` waits for it (and goes back
+        // to the queue should the dispatcher be dropped unrun).
+        let (handed_to, handed) = mpsc::unbounded_channel();
+        let lease = lease_of(&settings);
+        let caught_up = Arc::new(AtomicBool::new(false));
+        let room = (in_flight.clone(), lanes.clone(), caught_up.clone());
+        let intake = Intake::new(&ctx, room, lease, handed_to);
+        ctx.store.hand_fresh_to(Some(Arc::new(intake)));
+        Self {
+            ctx,
+            settings,
+            lanes,
+            in_flight,
+            handed,
+            caught_up,
+        }
     }
 
     /// How many deliveries were settled so far (attempts recorded, cancellations).
@@ -170,8 +201,8 @@ impl Dispatcher {
 
     /// Runs until `shutdown` is cancelled, then lets attempts in flight finish within the
     /// grace period; deliveries not finished by then are given back to the queue.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let lanes = Lanes::new(self.settings.endpoint_concurrency, self.settings.lease());
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let (lanes, in_flight) = (self.lanes.clone(), self.in_flight.clone());
         let work = self.ctx.store.work_signal();
         let mut tasks = JoinSet::new();
         // Rounds in a row that found due work yet claimed none (see below).
@@ -181,7 +212,7 @@ impl Dispatcher {
         let mut lines_swept: Option<tokio::time::Instant> = None;
         // When it was last read which `herald listen` sessions other nodes hold.
         let mut cluster_read: Option<tokio::time::Instant> = None;
-        loop {
+        'claiming: loop {
             reap(&mut tasks);
             if cluster_read.is_none_or(|at| at.elapsed() >= CLUSTER_REFRESH) {
                 cluster_read = Some(tokio::time::Instant::now());
@@ -198,13 +229,14 @@ impl Dispatcher {
                     tracing::warn!(error = %e, "looking over ordered endpoints' queues failed");
                 }
             }
-            let room = self.settings.max_in_flight.saturating_sub(tasks.len());
+            let room = in_flight.available_permits();
             let skipped_in_claim = self.skipped(&lanes);
             let mut claimed = 0;
             if room > 0 {
                 let skip = self.left_to_others(skipped_in_claim.clone());
-                match self.claim(room, &skip, &lanes, &mut tasks, &shutdown).await {
+                match self.claim(room, &skip, &mut tasks, &shutdown).await {
                     Ok((count, limit)) if count == limit => {
+                        self.caught_up.store(false, Ordering::Relaxed);
                         hold.work_arrived();
                         continue; // probably more due now
                     }
@@ -221,13 +253,14 @@ impl Dispatcher {
             // (whose endpoints' rows it leaves alone). Then a finishing task is a reason to
             // claim again, and due rows of skipped endpoints are no reason to hurry.
             let skip = self.skipped(&lanes);
-            let room = self.settings.max_in_flight.saturating_sub(tasks.len());
+            let room = in_flight.available_permits();
             let constrained = room == 0 || !skip.is_empty();
             let now = self.ctx.clock.now();
             hold.run(&self.ctx, now).await;
             let not_ours = self.left_to_others(skip.clone());
             let next_due = self.ctx.store.next_due_at(&not_ours).await.ok().flatten();
             if room > 0 && next_due.is_some_and(|due| due <= now) {
+                self.caught_up.store(false, Ordering::Relaxed);
                 // Work fell due or was published since the claim, or a lane skipped in the
                 // claim has room again, or other nodes hold due rows briefly: go again. Only
                 // `FRUITLESS_ROUNDS` in a row that claim nothing (with no lane freed) pause,
@@ -254,17 +287,81 @@ impl Dispatcher {
                 .flatten()
                 .fold(sweep, DateTime::min);
             let hold_at = hold.due_at(&self.ctx, now);
-            tokio::select! {
-                _ = work.notified() => hold.work_arrived(),
-                _ = tokio::time::sleep_until(hold_at.unwrap_or_else(tokio::time::Instant::now)),
-                    if hold_at.is_some() => {}
-                _ = tasks.join_next(), if constrained && !tasks.is_empty() => {}
-                _ = lanes.freed(), if !skip.is_empty() => {}
-                _ = self.ctx.clock.sleep_until(wake_at) => {}
-                _ = shutdown.cancelled() => break,
+            // Nothing due that this node could take: fresh deliveries may come straight in.
+            self.caught_up.store(true, Ordering::Relaxed);
+            loop {
+                // Deliveries handed over meanwhile take room: a finishing one may be what
+                // lets a claim go on.
+                let constrained = constrained || in_flight.available_permits() == 0;
+                tokio::select! {
+                    Some(fresh) = self.handed.recv() => {
+                        // Started without a claim; the wait goes on for what wakes a claim.
+                        self.start_handed(fresh, &mut tasks, &shutdown);
+                        reap(&mut tasks);
+                        continue;
+                    }
+                    _ = work.notified() => hold.work_arrived(),
+                    _ = tokio::time::sleep_until(hold_at.unwrap_or_else(tokio::time::Instant::now)),
+                        if hold_at.is_some() => {}
+                    _ = tasks.join_next(), if constrained && !tasks.is_empty() => {}
+                    _ = lanes.freed(), if !skip.is_empty() => {}
+                    _ = self.ctx.clock.sleep_until(wake_at) => {}
+                    _ = shutdown.cancelled() => break 'claiming,
+                }
+                break;
             }
         }
+        // No more deliveries from publishes; those handed over but not started go back.
+        self.ctx.store.hand_fresh_to(None);
+        self.handed.close();
+        while let Ok(fresh) = self.handed.try_recv() {
+            attempt::give_back(&self.ctx, &fresh.claimed).await;
+        }
         self.drain(tasks).await;
+    }
+
+    /// Starts a delivery a publish handed over, in the room it reserved.
+    fn start_handed(&self, fresh: Handed, tasks: &mut JoinSet<()>, shutdown: &CancellationToken) {
+        self.ctx.metrics.deliveries_handed_over.inc();
+        let Handed {
+            claimed,
+            lease_until,
+            in_flight,
+            ticket,
+        } = fresh;
+        let attempt = Attempt {
+            claimed,
+            lease_until,
+            ticket,
+        };
+        self.spawn(attempt, in_flight, tasks, shutdown);
+    }
+
+    /// Runs an attempt in a task of its own, holding its place in flight until it ends.
+    fn spawn(
+        &self,
+        attempt: Attempt,
+        in_flight: OwnedSemaphorePermit,
+        tasks: &mut JoinSet<()>,
+        shutdown: &CancellationToken,
+    ) {
+        let Attempt {
+            claimed,
+            lease_until,
+            ticket,
+        } = attempt;
+        self.ctx.hold(&claimed.delivery.id, &claimed.lease_token);
+        let run = attempt::run(
+            self.ctx.clone(),
+            claimed,
+            ticket,
+            lease_until,
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            run.await;
+            drop(in_flight);
+        });
     }
 
     /// Endpoints whose due rows this node leaves in the queue for now because of its own
@@ -297,13 +394,11 @@ impl Dispatcher {
         &self,
         room: usize,
         skip: &[String],
-        lanes: &Lanes,
         tasks: &mut JoinSet<()>,
         shutdown: &CancellationToken,
     ) -> Result<(usize, usize), ()> {
         let now = self.ctx.clock.now();
-        let lease = chrono::Duration::from_std(self.settings.lease())
-            .unwrap_or(chrono::Duration::minutes(5));
+        let lease = lease_of(&self.settings);
         let limit = room.min(CLAIM_BATCH);
         let request = ClaimRequest {
             now,
@@ -318,20 +413,24 @@ impl Dispatcher {
         let count = claimed.len();
         tracing::trace!(count, limit, skipped = skip.len(), "claimed");
         for delivery in claimed {
-            let Some(ticket) = lanes.enter(&delivery.endpoint) else {
+            // Publishes may have taken room since it was counted; rarely, and then what
+            // does not fit goes back.
+            let Ok(place) = self.in_flight.clone().try_acquire_owned() else {
+                attempt::give_back(&self.ctx, &delivery).await;
+                continue;
+            };
+            let Some(ticket) = self.lanes.enter(&delivery.endpoint) else {
                 // More than this endpoint's own (smaller) lane can work through within a
                 // lease: back to the queue, for when the lane has room.
                 attempt::give_back(&self.ctx, &delivery).await;
                 continue;
             };
-            self.ctx.hold(&delivery.delivery.id, &delivery.lease_token);
-            tasks.spawn(attempt::run(
-                self.ctx.clone(),
-                delivery,
+            let attempt = Attempt {
+                claimed: delivery,
+                lease_until: request.lease_until,
                 ticket,
-                request.lease_until,
-                shutdown.clone(),
-            ));
+            };
+            self.spawn(attempt, place, tasks, shutdown);
         }
         Ok((count, limit))
     }
@@ -374,7 +473,22 @@ impl Dispatcher {
     }
 }
 
+/// A leased delivery about to be attempted, with its place in its endpoint's lane.
+struct Attempt {
+    claimed: ClaimedDelivery,
+    lease_until: DateTime<Utc>,
+    ticket: LaneTicket,
+}
+
 impl Context {
+    /// Whether another node holds the `herald listen` session of `endpoint_id`, as last
+    /// read (a session that has just come here is this node's).
+    fn is_left_to_others(&self, endpoint_id: &str) -> bool {
+        let elsewhere = self.listen_elsewhere.lock();
+        let elsewhere = elsewhere.unwrap_or_else(|e| e.into_inner());
+        elsewhere.contains(endpoint_id) && !self.listen_sessions.is_attached(endpoint_id)
+    }
+
     /// Reads which `herald listen` sessions other nodes hold now. On a failure the last
     /// reading stays: at worst an attempt finds a session away and asks again.
     async fn read_listen_elsewhere(&self) {
@@ -464,6 +578,11 @@ impl Context {
         let mut leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
         leases.remove(delivery_id);
     }
+}
+
+/// How long a claim or a hand-over leases a delivery.
+fn lease_of(settings: &DispatchSettings) -> chrono::Duration {
+    chrono::Duration::from_std(settings.lease()).unwrap_or(chrono::Duration::minutes(5))
 }
 
 /// Collects finished tasks, logging any that panicked.

@@ -163,13 +163,19 @@ async fn metrics_count_publishes_attempts_and_requests_by_route_not_by_id() {
     );
     assert!(!text.contains(&app), "no application id is ever a label");
     // The store: one publish in one group commit, both attempts recorded, and its pools
-    // (`writer` and `reader` on SQLite, one `shared` pool on PostgreSQL).
+    // (`writer` and `reader` on SQLite, one `shared` pool on PostgreSQL). Both deliveries
+    // went from the publish straight to the dispatcher, with no claim.
     for line in [
         "herald_store_commit_batch_size_count{commit=\"publish\"} 1",
         "herald_store_commit_batch_size_sum{commit=\"record\"} 2.0",
+        "herald_deliveries_handed_over_total 2",
     ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
+    assert!(
+        !text.contains("commit=\"claim\""),
+        "nothing claimed:\n{text}"
+    );
     let max_connections: Vec<i64> = text
         .lines()
         .filter(|l| l.starts_with("herald_store_pool_connections{") && l.contains("state=\"max\""))
