@@ -2671,6 +2671,19 @@ pub async fn fresh_deliveries_go_leased_to_the_intake_that_has_room(store: &dyn 
     store.create_message(&later).await.unwrap();
     assert!(room.started().is_empty());
 
+    // Nor one to an endpoint that takes its messages one at a time, in order.
+    let (b, _) = setup_app_with(store, 0).await;
+    let ordered = Endpoint {
+        ordered: true,
+        ..endpoint(&b.id, None)
+    };
+    store.create_endpoint(&ordered).await.unwrap();
+    store.create_message(&message(&b.id, "x")).await.unwrap();
+    assert!(room.started().is_empty());
+    let in_line = store.claim_due(&claim_at(t0())).await.unwrap();
+    assert_eq!(in_line.len(), 1, "pending, first in its line");
+    assert_eq!(in_line[0].endpoint.id, ordered.id);
+
     // Handed over and never finished (its node died): claimed again once its lease ends.
     let m3 = message(&a.id, "x");
     store.create_message(&m3).await.unwrap();

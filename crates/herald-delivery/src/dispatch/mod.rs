@@ -214,6 +214,11 @@ impl Dispatcher {
         let mut cluster_read: Option<tokio::time::Instant> = None;
         'claiming: loop {
             reap(&mut tasks);
+            // Handed over while the loop claimed: started before it claims again, so none
+            // waits in the channel for long (the publishes stopped when it woke).
+            while let Ok(fresh) = self.handed.try_recv() {
+                self.start_handed(fresh, &mut tasks, &shutdown);
+            }
             if cluster_read.is_none_or(|at| at.elapsed() >= CLUSTER_REFRESH) {
                 cluster_read = Some(tokio::time::Instant::now());
                 self.ctx.read_listen_elsewhere().await;
@@ -288,7 +293,9 @@ impl Dispatcher {
                 .fold(sweep, DateTime::min);
             let hold_at = hold.due_at(&self.ctx, now);
             // Nothing due that this node could take: fresh deliveries may come straight in.
-            self.caught_up.store(true, Ordering::Relaxed);
+            // (With due rows left for want of room, a place freed goes to them first.)
+            let behind = next_due.is_some_and(|due| due <= now);
+            self.caught_up.store(!behind, Ordering::Relaxed);
             loop {
                 // Deliveries handed over meanwhile take room: a finishing one may be what
                 // lets a claim go on.
@@ -308,6 +315,8 @@ impl Dispatcher {
                     _ = self.ctx.clock.sleep_until(wake_at) => {}
                     _ = shutdown.cancelled() => break 'claiming,
                 }
+                // Claiming again: deliveries published meanwhile wait their turn in it.
+                self.caught_up.store(false, Ordering::Relaxed);
                 break;
             }
         }
@@ -329,6 +338,13 @@ impl Dispatcher {
             in_flight,
             ticket,
         } = fresh;
+        if lease_until - self.ctx.attempt_window <= self.ctx.clock.now() {
+            // Waited too long to be attempted within its lease: back to the queue, as a
+            // claimed delivery whose admission ran out is.
+            let ctx = self.ctx.clone();
+            tasks.spawn(async move { attempt::give_back(&ctx, &claimed).await });
+            return;
+        }
         let attempt = Attempt {
             claimed,
             lease_until,
