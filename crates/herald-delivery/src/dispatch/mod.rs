@@ -287,7 +287,10 @@ impl Dispatcher {
             }
             fruitless = 0;
             let sweep = now + chrono::Duration::from_std(SWEEP_INTERVAL).unwrap_or_default();
-            let wake_at = [next_due, self.ctx.breakers.next_probe_at(now)]
+            // With no room, rows already due are no reason to wake (an attempt finishing
+            // is): waking for them would only look again, at once, and again.
+            let next_due_to_wake = next_due.filter(|due| room > 0 || *due > now);
+            let wake_at = [next_due_to_wake, self.ctx.breakers.next_probe_at(now)]
                 .into_iter()
                 .flatten()
                 .fold(sweep, DateTime::min);
