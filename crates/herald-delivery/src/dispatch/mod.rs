@@ -215,7 +215,7 @@ impl Dispatcher {
         'claiming: loop {
             reap(&mut tasks);
             // Handed over while the loop claimed: started before it claims again, so none
-            // waits in the channel for long (the publishes stopped when it woke).
+            // waits in the channel for long (a claim that finds a backlog stops them).
             while let Ok(fresh) = self.handed.try_recv() {
                 self.start_handed(fresh, &mut tasks, &shutdown);
             }
@@ -318,8 +318,6 @@ impl Dispatcher {
                     _ = self.ctx.clock.sleep_until(wake_at) => {}
                     _ = shutdown.cancelled() => break 'claiming,
                 }
-                // Claiming again: deliveries published meanwhile wait their turn in it.
-                self.caught_up.store(false, Ordering::Relaxed);
                 break;
             }
         }
