@@ -332,7 +332,6 @@ impl Dispatcher {
 
     /// Starts a delivery a publish handed over, in the room it reserved.
     fn start_handed(&self, fresh: Handed, tasks: &mut JoinSet<()>, shutdown: &CancellationToken) {
-        self.ctx.metrics.deliveries_handed_over.inc();
         let Handed {
             claimed,
             lease_until,
@@ -346,6 +345,7 @@ impl Dispatcher {
             tasks.spawn(async move { attempt::give_back(&ctx, &claimed).await });
             return;
         }
+        self.ctx.metrics.deliveries_handed_over.inc();
         let attempt = Attempt {
             claimed,
             lease_until,
