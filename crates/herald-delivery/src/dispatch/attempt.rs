@@ -514,64 +514,21 @@ async fn settle(
         .error
         .as_ref()
         .is_some_and(|e| e.kind == AttemptErrorKind::ListenerOffline);
-    // A `herald listen` session away from this node may be attached to another, which
-    // makes the attempt instead: this node claimed the delivery before it heard. (One
-    // still attached here whose queue was full is this node's failure to record.)
-    let endpoint = &claimed.endpoint.id;
-    if offline
-        && !ctx.listen_sessions.is_attached(endpoint)
-        && ctx.listen_session_elsewhere(endpoint).await
-    {
+    if offline && left_to_the_listen_node(ctx, claimed).await {
         give_back(ctx, claimed).await;
         return;
     }
-    let succeeded = outcome.succeeded();
-    let was_tripped = ctx.breakers.is_tripped(endpoint);
     count_attempt(ctx, claimed, outcome);
+    let succeeded = outcome.succeeded();
     // A `herald listen` session that is away says nothing of the endpoint's health: its
     // retries must go at once when it comes back, not wait for a circuit.
     let opened_until = if offline {
         None
     } else {
-        ctx.breakers
-            .record(&claimed.endpoint.id, succeeded, ctx.clock.now())
+        tell_the_breaker(ctx, &claimed.endpoint.id, succeeded).await
     };
-    if let Some(until) = opened_until {
-        tracing::info!(endpoint = %claimed.endpoint.id, "endpoint keeps failing: circuit opened");
-        let news = CircuitNews::Opened {
-            endpoint_id: endpoint,
-            until,
-        };
-        ctx.share_circuit(news).await;
-    } else if succeeded && was_tripped {
-        let news = CircuitNews::Closed {
-            endpoint_id: endpoint,
-        };
-        ctx.share_circuit(news).await;
-    }
-    let open_until = ctx
-        .breakers
-        .open_until(&claimed.endpoint.id, ctx.clock.now());
     let gone = ctx.disable_on_gone && outcome.status_code == Some(410);
-    let finished = FinishedAttempt {
-        lease_token: claimed.lease_token.clone(),
-        event_type: claimed.message.event_type.clone(),
-        attempt: record(
-            &claimed.message,
-            &claimed.endpoint,
-            (&claimed.delivery.id, claimed.delivery.trigger),
-            outcome,
-            started_at,
-        ),
-        next: match (gone, next_state(ctx, claimed, outcome), open_until) {
-            (true, ..) => NextState::Failed,
-            // The circuit is open (this attempt opened it, or one that ended while this one
-            // was out): no retry before it lets a probe through.
-            (false, NextState::RetryAt(at), Some(until)) => NextState::RetryAt(at.max(until)),
-            (false, next, _) => next,
-        }
-        .before(expiry(claimed)),
-    };
+    let finished = finished_attempt(ctx, claimed, outcome, started_at, gone);
     if let Some(until) = opened_until {
         // What else waits for the endpoint now is due when the circuit lets a probe
         // through, and says so (before this attempt is recorded, so whoever sees it sees
@@ -607,6 +564,70 @@ async fn settle(
     if recorded {
         // Unrecorded, the attempt will be made again: reporting now could contradict it.
         report(ctx, claimed, &finished).await;
+    }
+}
+
+/// Whether an attempt that found its `herald listen` session away goes back to the queue
+/// for another node: the session may be attached there, and that node makes the attempt
+/// instead (this node claimed the delivery before it heard). One still attached here whose
+/// queue was full is this node's failure to record.
+async fn left_to_the_listen_node(ctx: &Context, claimed: &ClaimedDelivery) -> bool {
+    let endpoint = &claimed.endpoint.id;
+    !ctx.listen_sessions.is_attached(endpoint) && ctx.listen_session_elsewhere(endpoint).await
+}
+
+/// Tells the endpoint's circuit breaker how an attempt went, and the other nodes when that
+/// opened or closed the circuit: `Some(until)` if this attempt opened it.
+async fn tell_the_breaker(ctx: &Context, endpoint: &str, succeeded: bool) -> Option<DateTime<Utc>> {
+    let was_tripped = ctx.breakers.is_tripped(endpoint);
+    let opened_until = ctx.breakers.record(endpoint, succeeded, ctx.clock.now());
+    if let Some(until) = opened_until {
+        tracing::info!(endpoint = %endpoint, "endpoint keeps failing: circuit opened");
+        let news = CircuitNews::Opened {
+            endpoint_id: endpoint,
+            until,
+        };
+        ctx.share_circuit(news).await;
+    } else if succeeded && was_tripped {
+        let news = CircuitNews::Closed {
+            endpoint_id: endpoint,
+        };
+        ctx.share_circuit(news).await;
+    }
+    opened_until
+}
+
+/// The attempt's record and the delivery's next state: failed for good if the endpoint is
+/// `gone`, else by the retry policy, no sooner than an open circuit lets a probe through,
+/// and never past the message's expiry.
+fn finished_attempt(
+    ctx: &Context,
+    claimed: &ClaimedDelivery,
+    outcome: &DeliveryOutcome,
+    started_at: DateTime<Utc>,
+    gone: bool,
+) -> FinishedAttempt {
+    let open_until = ctx
+        .breakers
+        .open_until(&claimed.endpoint.id, ctx.clock.now());
+    FinishedAttempt {
+        lease_token: claimed.lease_token.clone(),
+        event_type: claimed.message.event_type.clone(),
+        attempt: record(
+            &claimed.message,
+            &claimed.endpoint,
+            (&claimed.delivery.id, claimed.delivery.trigger),
+            outcome,
+            started_at,
+        ),
+        next: match (gone, next_state(ctx, claimed, outcome), open_until) {
+            (true, ..) => NextState::Failed,
+            // The circuit is open (this attempt opened it, or one that ended while this one
+            // was out): no retry before it lets a probe through.
+            (false, NextState::RetryAt(at), Some(until)) => NextState::RetryAt(at.max(until)),
+            (false, next, _) => next,
+        }
+        .before(expiry(claimed)),
     }
 }
 

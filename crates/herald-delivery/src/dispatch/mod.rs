@@ -201,127 +201,184 @@ impl Dispatcher {
 
     /// Runs until `shutdown` is cancelled, then lets attempts in flight finish within the
     /// grace period; deliveries not finished by then are given back to the queue.
+    ///
+    /// Each pass looks around (what other nodes said, stalled ordered lines), claims what
+    /// is due and has room, then either goes again at once or waits for the first thing
+    /// that could make a claim worth it.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let (lanes, in_flight) = (self.lanes.clone(), self.in_flight.clone());
         let work = self.ctx.store.work_signal();
-        let mut tasks = JoinSet::new();
-        // Rounds in a row that found due work yet claimed none (see below).
-        let mut fruitless = 0;
-        let mut hold = OpenCircuitHold::default();
-        // When queued deliveries of ordered endpoints were last looked over (see below).
-        let mut lines_swept: Option<tokio::time::Instant> = None;
-        // When it was last read which `herald listen` sessions other nodes hold.
-        let mut cluster_read: Option<tokio::time::Instant> = None;
-        'claiming: loop {
-            reap(&mut tasks);
-            // Handed over while the loop claimed: started before it claims again, so none
-            // waits in the channel for long (a claim that finds a backlog stops them).
-            while let Ok(fresh) = self.handed.try_recv() {
-                self.start_handed(fresh, &mut tasks, &shutdown);
-            }
-            if cluster_read.is_none_or(|at| at.elapsed() >= CLUSTER_REFRESH) {
-                cluster_read = Some(tokio::time::Instant::now());
-                self.ctx.read_listen_elsewhere().await;
-                self.ctx.read_open_circuits().await;
-            }
-            // Ordered endpoints move on as their deliveries settle; this catches a line
-            // that stopped anyway (a node died between recording an attempt and letting
-            // the next go, or asking failed), at start and every sweep interval, busy or not.
-            if lines_swept.is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL) {
-                lines_swept = Some(tokio::time::Instant::now());
-                let now = self.ctx.clock.now();
-                if let Err(e) = self.ctx.store.advance_ordered(None, now).await {
-                    tracing::warn!(error = %e, "looking over ordered endpoints' queues failed");
+        let mut state = LoopState::default();
+        loop {
+            self.look_around(&mut state, &shutdown).await;
+            let pass = match self.claim_round(&mut state.tasks, &shutdown).await {
+                Claimed::All => {
+                    state.hold.work_arrived();
+                    Pass::Again // probably more due now
                 }
-            }
-            let room = in_flight.available_permits();
-            let skipped_in_claim = self.skipped(&lanes);
-            let mut claimed = 0;
-            if room > 0 {
-                let skip = self.left_to_others(skipped_in_claim.clone());
-                match self.claim(room, &skip, &mut tasks, &shutdown).await {
-                    Ok((count, limit)) if count == limit => {
-                        self.caught_up.store(false, Ordering::Relaxed);
-                        hold.work_arrived();
-                        continue; // probably more due now
-                    }
-                    Ok((count, _)) => claimed = count,
-                    Err(()) => {
-                        if pause(BACKOFF, &shutdown).await {
-                            break;
-                        }
-                        continue;
-                    }
-                }
-            }
-            // What limits this node now, after the claim: a full set of tasks, or full lanes
-            // (whose endpoints' rows it leaves alone). Then a finishing task is a reason to
-            // claim again, and due rows of skipped endpoints are no reason to hurry.
-            let skip = self.skipped(&lanes);
-            let room = in_flight.available_permits();
-            let constrained = room == 0 || !skip.is_empty();
-            let now = self.ctx.clock.now();
-            hold.run(&self.ctx, now).await;
-            let not_ours = self.left_to_others(skip.clone());
-            let next_due = self.ctx.store.next_due_at(&not_ours).await.ok().flatten();
-            if room > 0 && next_due.is_some_and(|due| due <= now) {
-                self.caught_up.store(false, Ordering::Relaxed);
-                // Work fell due or was published since the claim, or a lane skipped in the
-                // claim has room again, or other nodes hold due rows briefly: go again. Only
-                // `FRUITLESS_ROUNDS` in a row that claim nothing (with no lane freed) pause,
-                // so the loop never spins, and a publish landing between a claim and this
-                // check costs no pause.
-                let lane_freed = skip.len() < skipped_in_claim.len();
-                fruitless = if claimed == 0 && !lane_freed {
-                    fruitless + 1
-                } else {
-                    0
-                };
-                if fruitless >= FRUITLESS_ROUNDS {
-                    fruitless = 0;
-                    if pause(BACKOFF, &shutdown).await {
-                        break;
-                    }
-                }
-                continue;
-            }
-            fruitless = 0;
-            let sweep = now + chrono::Duration::from_std(SWEEP_INTERVAL).unwrap_or_default();
-            // With no room, rows already due are no reason to wake (an attempt finishing
-            // is): waking for them would only look again, at once, and again.
-            let next_due_to_wake = next_due.filter(|due| room > 0 || *due > now);
-            let wake_at = [next_due_to_wake, self.ctx.breakers.next_probe_at(now)]
-                .into_iter()
-                .flatten()
-                .fold(sweep, DateTime::min);
-            let hold_at = hold.due_at(&self.ctx, now);
-            // Nothing due that this node could take: fresh deliveries may come straight in.
-            // (With due rows left for want of room, a place freed goes to them first.)
-            let behind = next_due.is_some_and(|due| due <= now);
-            self.caught_up.store(!behind, Ordering::Relaxed);
-            loop {
-                // Deliveries handed over meanwhile take room: a finishing one may be what
-                // lets a claim go on.
-                let constrained = constrained || in_flight.available_permits() == 0;
-                tokio::select! {
-                    Some(fresh) = self.handed.recv() => {
-                        // Started without a claim; the wait goes on for what wakes a claim.
-                        self.start_handed(fresh, &mut tasks, &shutdown);
-                        reap(&mut tasks);
-                        continue;
-                    }
-                    _ = work.notified() => hold.work_arrived(),
-                    _ = tokio::time::sleep_until(hold_at.unwrap_or_else(tokio::time::Instant::now)),
-                        if hold_at.is_some() => {}
-                    _ = tasks.join_next(), if constrained && !tasks.is_empty() => {}
-                    _ = lanes.freed(), if !skip.is_empty() => {}
-                    _ = self.ctx.clock.sleep_until(wake_at) => {}
-                    _ = shutdown.cancelled() => break 'claiming,
-                }
+                Claimed::Failed => Pass::PauseThenAgain,
+                Claimed::Some {
+                    count,
+                    skipped_in_claim,
+                } => self.plan(&mut state, count, &skipped_in_claim).await,
+            };
+            let stop = match pass {
+                Pass::Again => false,
+                Pass::PauseThenAgain => pause(BACKOFF, &shutdown).await,
+                Pass::Wait(wait) => self.wait(&mut state, wait, &work, &shutdown).await,
+            };
+            if stop {
                 break;
             }
         }
-        // No more deliveries from publishes; those handed over but not started go back.
+        self.stop(state.tasks).await;
+    }
+
+    /// The work of a pass that is not claiming: finished tasks collected, deliveries handed
+    /// over meanwhile started (so none waits in the channel for long; a claim that finds a
+    /// backlog stops them), and the periodic reads and sweeps.
+    async fn look_around(&mut self, state: &mut LoopState, shutdown: &CancellationToken) {
+        reap(&mut state.tasks);
+        while let Ok(fresh) = self.handed.try_recv() {
+            self.start_handed(fresh, &mut state.tasks, shutdown);
+        }
+        if state
+            .cluster_read
+            .is_none_or(|at| at.elapsed() >= CLUSTER_REFRESH)
+        {
+            state.cluster_read = Some(tokio::time::Instant::now());
+            self.ctx.read_listen_elsewhere().await;
+            self.ctx.read_open_circuits().await;
+        }
+        // Ordered endpoints move on as their deliveries settle; this catches a line that
+        // stopped anyway (a node died between recording an attempt and letting the next
+        // go, or asking failed), at start and every sweep interval, busy or not.
+        if state
+            .lines_swept
+            .is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL)
+        {
+            state.lines_swept = Some(tokio::time::Instant::now());
+            let now = self.ctx.clock.now();
+            if let Err(e) = self.ctx.store.advance_ordered(None, now).await {
+                tracing::warn!(error = %e, "looking over ordered endpoints' queues failed");
+            }
+        }
+    }
+
+    /// Claims as much due work as there is room for, and starts it.
+    async fn claim_round(&self, tasks: &mut JoinSet<()>, shutdown: &CancellationToken) -> Claimed {
+        let skipped_in_claim = self.skipped();
+        let room = self.in_flight.available_permits();
+        let mut count = 0;
+        if room > 0 {
+            let skip = self.left_to_others(skipped_in_claim.clone());
+            match self.claim(room, &skip, tasks, shutdown).await {
+                Ok((claimed, limit)) if claimed == limit => {
+                    self.caught_up.store(false, Ordering::Relaxed);
+                    return Claimed::All;
+                }
+                Ok((claimed, _)) => count = claimed,
+                Err(()) => return Claimed::Failed,
+            }
+        }
+        Claimed::Some {
+            count,
+            skipped_in_claim,
+        }
+    }
+
+    /// After a claim that did not fill its limit: whether to go again at once, or what to
+    /// wait for. It depends on what limits this node now: a full set of tasks, or full lanes
+    /// (whose endpoints' rows it leaves alone). Then a finishing task is a reason to claim
+    /// again, and due rows of skipped endpoints are no reason to hurry.
+    async fn plan(
+        &self,
+        state: &mut LoopState,
+        claimed: usize,
+        skipped_in_claim: &[String],
+    ) -> Pass {
+        let skip = self.skipped();
+        let room = self.in_flight.available_permits();
+        let now = self.ctx.clock.now();
+        state.hold.run(&self.ctx, now).await;
+        let not_ours = self.left_to_others(skip.clone());
+        let next_due = self.ctx.store.next_due_at(&not_ours).await.ok().flatten();
+        if room > 0 && next_due.is_some_and(|due| due <= now) {
+            self.caught_up.store(false, Ordering::Relaxed);
+            // Work fell due or was published since the claim, or a lane skipped in the
+            // claim has room again, or other nodes hold due rows briefly: go again. Only
+            // `FRUITLESS_ROUNDS` in a row that claim nothing (with no lane freed) pause, so
+            // the loop never spins, and a publish landing between a claim and this check
+            // costs no pause.
+            let lane_freed = skip.len() < skipped_in_claim.len();
+            state.fruitless = if claimed == 0 && !lane_freed {
+                state.fruitless + 1
+            } else {
+                0
+            };
+            if state.fruitless >= FRUITLESS_ROUNDS {
+                state.fruitless = 0;
+                return Pass::PauseThenAgain;
+            }
+            return Pass::Again;
+        }
+        state.fruitless = 0;
+        let sweep = now + chrono::Duration::from_std(SWEEP_INTERVAL).unwrap_or_default();
+        // With no room, rows already due are no reason to wake (an attempt finishing is):
+        // waking for them would only look again, at once, and again.
+        let next_due_to_wake = next_due.filter(|due| room > 0 || *due > now);
+        let wake_at = [next_due_to_wake, self.ctx.breakers.next_probe_at(now)]
+            .into_iter()
+            .flatten()
+            .fold(sweep, DateTime::min);
+        // Nothing due that this node could take: fresh deliveries may come straight in.
+        // (With due rows left for want of room, a place freed goes to them first.)
+        let behind = next_due.is_some_and(|due| due <= now);
+        self.caught_up.store(!behind, Ordering::Relaxed);
+        Pass::Wait(Wait {
+            constrained: room == 0 || !skip.is_empty(),
+            lanes_full: !skip.is_empty(),
+            wake_at,
+            hold_at: state.hold.due_at(&self.ctx, now),
+        })
+    }
+
+    /// Waits for the first thing that could make a claim worth it: new work signalled, a
+    /// task finishing while room is short, a skipped lane freed, the next due time or
+    /// probe, a held circuit's moment. Deliveries handed over meanwhile are started without
+    /// ending the wait. `true` if shutdown began.
+    async fn wait(
+        &mut self,
+        state: &mut LoopState,
+        wait: Wait,
+        work: &tokio::sync::Notify,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        loop {
+            // Deliveries handed over meanwhile take room: a finishing one may be what lets
+            // a claim go on.
+            let constrained = wait.constrained || self.in_flight.available_permits() == 0;
+            let tasks = &mut state.tasks;
+            tokio::select! {
+                Some(fresh) = self.handed.recv() => {
+                    self.start_handed(fresh, tasks, shutdown);
+                    reap(tasks);
+                    continue;
+                }
+                _ = work.notified() => state.hold.work_arrived(),
+                _ = tokio::time::sleep_until(wait.hold_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if wait.hold_at.is_some() => {}
+                _ = tasks.join_next(), if constrained && !tasks.is_empty() => {}
+                _ = self.lanes.freed(), if wait.lanes_full => {}
+                _ = self.ctx.clock.sleep_until(wait.wake_at) => {}
+                _ = shutdown.cancelled() => return true,
+            }
+            return false;
+        }
+    }
+
+    /// Shutdown: no more deliveries from publishes (those handed over but not started go
+    /// back), then the attempts in flight get their grace period.
+    async fn stop(&mut self, tasks: JoinSet<()>) {
         self.ctx.store.hand_fresh_to(None);
         self.handed.close();
         while let Ok(fresh) = self.handed.try_recv() {
@@ -329,7 +386,6 @@ impl Dispatcher {
         }
         self.drain(tasks).await;
     }
-
     /// Starts a delivery a publish handed over, in the room it reserved.
     fn start_handed(&self, fresh: Handed, tasks: &mut JoinSet<()>, shutdown: &CancellationToken) {
         let Handed {
@@ -384,8 +440,8 @@ impl Dispatcher {
     /// Endpoints whose due rows this node leaves in the queue for now because of its own
     /// state: their lanes are full, or their circuits are open. (Room freed in either is a
     /// reason to claim again.)
-    fn skipped(&self, lanes: &Lanes) -> Vec<String> {
-        let mut skip = lanes.full();
+    fn skipped(&self) -> Vec<String> {
+        let mut skip = self.lanes.full();
         skip.extend(self.ctx.breakers.tripped(self.ctx.clock.now()));
         skip
     }
@@ -488,6 +544,53 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// What the claim loop carries from one pass to the next.
+#[derive(Default)]
+struct LoopState {
+    /// The attempts running.
+    tasks: JoinSet<()>,
+    /// Rounds in a row that found due work yet claimed none (see [`Dispatcher::plan`]).
+    fruitless: u32,
+    hold: OpenCircuitHold,
+    /// When queued deliveries of ordered endpoints were last looked over.
+    lines_swept: Option<tokio::time::Instant>,
+    /// When it was last read which `herald listen` sessions other nodes hold.
+    cluster_read: Option<tokio::time::Instant>,
+}
+
+/// What a claim round did.
+enum Claimed {
+    /// As many as it asked for: probably more are due.
+    All,
+    /// Fewer (or none, for want of room); `skipped_in_claim` are the endpoints this node
+    /// left out of it for their full lanes or open circuits.
+    Some {
+        count: usize,
+        skipped_in_claim: Vec<String>,
+    },
+    /// The store failed.
+    Failed,
+}
+
+/// What the loop does after a claim.
+enum Pass {
+    Again,
+    PauseThenAgain,
+    Wait(Wait),
+}
+
+/// What a wait after a claim ends on.
+struct Wait {
+    /// Room is short (no place in flight, or full lanes): a finishing task ends it.
+    constrained: bool,
+    /// Some lanes were full: one freeing ends it.
+    lanes_full: bool,
+    /// The next due time, probe or sweep.
+    wake_at: DateTime<Utc>,
+    /// When held deliveries of an open circuit are next looked at.
+    hold_at: Option<tokio::time::Instant>,
 }
 
 /// A leased delivery about to be attempted, with its place in its endpoint's lane.
