@@ -36,6 +36,17 @@ pub struct Server {
     pub metrics_addr: Option<SocketAddr>,
     /// The admin token generated at this start, if one was (it is shown only now).
     pub generated_admin_token: Option<String>,
+    /// Counters of the node's background work, for whoever waits on it (tests, commands).
+    pub progress: Progress,
+    /// The store this server runs on (for commands and tests that act beside the API).
+    pub store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+    tasks: JoinHandle<anyhow::Result<()>>,
+}
+
+/// How far a node's background work has come, each counter updated as it moves.
+#[derive(Clone)]
+pub struct Progress {
     /// How many deliveries this process has settled (an attempt recorded, or the delivery
     /// canceled unattempted), updated as they are.
     pub settled: watch::Receiver<u64>,
@@ -52,10 +63,6 @@ pub struct Server {
     pub calls_recorded: watch::Receiver<u64>,
     /// How many background tasks this process has run to their end.
     pub tasks_finished: watch::Receiver<u64>,
-    /// The store this server runs on (for commands and tests that act beside the API).
-    pub store: Arc<dyn Store>,
-    shutdown: CancellationToken,
-    tasks: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Server {
@@ -235,150 +242,44 @@ fn sealer(config: &Config) -> anyhow::Result<SecretSealer> {
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
     let store = open_store(&config, config.database.migrate).await?;
     let generated_admin_token = prepare_store(store.as_ref(), &config, clock.as_ref()).await?;
-    // The dispatcher and the API's synchronous calls deliver through the same destinations
-    // (one connection pool, one address policy).
-    let destinations = Destinations::new(&config.delivery, config.email.as_ref())
-        .context("setting up destinations")?;
     // One registry for the process: the API, the engine and each pattern count into it.
     let metrics = Metrics::new();
     store.attach_metrics(&metrics);
-    let verifier = Verifier::new(
-        store.clone(),
-        clock.clone(),
-        destinations.http(),
-        VerificationSettings {
-            tries: config.delivery.verification_tries.max(1),
-            schedule: config
-                .delivery
-                .retry_schedule
-                .iter()
-                .map(|d| d.into_inner())
-                .collect(),
-            timeout: config.delivery.verification_timeout,
-        },
-    )
-    .with_metrics(metrics.clone());
-    let listen_sessions = destinations.listen_sessions();
-    let destination: Arc<dyn Destination> = Arc::new(destinations);
-    let dispatcher = dispatcher(
-        &config,
-        (store.clone(), clock.clone(), destination.clone()),
-        metrics.clone(),
-        listen_sessions.clone(),
-    );
-    let sync_calls = SyncCaller::new(destination, store.clone(), clock.clone());
-    let settled = dispatcher.settled();
-    let held = dispatcher.held();
-    let held_back = dispatcher.held_back();
-    let verification_tries = verifier.tried();
-    let task_runner = TaskRunner::new(store.clone(), clock.clone());
-    let tasks_finished = task_runner.finished();
-    let calls_recorded = sync_calls.recorded();
-    let draining_calls = sync_calls.clone();
-    let shutdown_grace = config.delivery.shutdown_grace;
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let metrics_listener = match config.api.metrics_listen {
-        Some(at) => Some(
-            tokio::net::TcpListener::bind(at)
-                .await
-                .with_context(|| format!("binding api.metrics_listen {at}"))?,
-        ),
-        None => None,
-    };
-    let metrics_addr = metrics_listener
-        .as_ref()
-        .map(|l| l.local_addr())
-        .transpose()?;
-    if let Some(at) = metrics_addr {
-        tracing::info!(metrics = %format!("http://{at}/metrics"), "metrics are served apart");
-    }
-    tracing::info!(
-        database = %config.database_display(),
-        api = %format!("http://{addr}/api/v1"),
-        openapi = %format!("http://{addr}/api/v1/openapi.json"),
-        dashboard = %format!("http://{addr}/ui"),
-        "Herald is running"
-    );
-
-    let cleaner = Cleaner::new(store.clone(), clock.clone(), config.retention.clone());
-    let purged = cleaner.purged();
-    let cleaning = config.retention.enabled;
+    let engine = Engine::new(&config, &store, &clock, &metrics)?;
+    let listeners = Listeners::bind(&config).await?;
+    announce(&config, &listeners);
     let dispatching = config.delivery.dispatch;
     if !dispatching {
         tracing::info!("delivery.dispatch is off: this node serves the API only");
     }
+    let (cleaning, shutdown_grace) = (config.retention.enabled, config.delivery.shutdown_grace);
     let dispatcher_running = Arc::new(AtomicBool::new(dispatching));
-    let rate_limit = Arc::new(TokenRateLimit::new(
-        config.api.rate_limit_per_token,
-        config.api.rate_limit_burst,
-    ));
-    let membership = (
-        store.clone(),
-        clock.clone(),
-        listen_sessions.node().to_owned(),
-        rate_limit.clone(),
-    );
-    let state = AppState {
-        store: store.clone(),
-        operational: Operational::new(store.clone(), clock.clone()),
-        sync_calls,
-        verifications: verifier.waker(),
-        background_tasks: task_runner.waker(),
-        rate_limit,
-        clock,
-        config: Arc::new(api_settings(config, addr)),
-        lookups: Arc::default(),
-        dispatcher_running: dispatching.then(|| dispatcher_running.clone()),
-        metrics,
-        listen_sessions,
-    };
     let shutdown = CancellationToken::new();
-    let (members, clocked, node, shared) = membership;
-    tokio::spawn(crate::membership::run(
-        members,
-        clocked,
-        node,
-        shared,
-        shutdown.clone(),
-    ));
-    if let Some(listener) = metrics_listener {
-        let metrics = herald_api::http::probes::metrics_app(state.clone());
-        let stop = shutdown.clone().cancelled_owned();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, metrics).with_graceful_shutdown(stop);
-            if let Err(e) = served.await {
-                tracing::error!(error = %e, "serving metrics failed");
-            }
-        });
+    let node = engine.listen_sessions.node().to_owned();
+    let rate_limit = shared_rate_limit(&config, (&store, &clock), node, &shutdown);
+    let progress = engine.progress();
+    let running = dispatching.then(|| dispatcher_running.clone());
+    let state = api_state(
+        config,
+        listeners.addr,
+        (&store, clock),
+        &engine,
+        rate_limit,
+        running,
+        metrics,
+    );
+    if let Some(listener) = listeners.metrics {
+        serve_metrics(listener, state.clone(), &shutdown);
     }
     let app =
         axum::ServiceExt::<axum::extract::Request>::into_make_service(herald_api::http::app(state));
-    let api = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let dispatch = dispatching.then(|| {
-        let run = dispatcher.run(shutdown.clone());
-        tokio::spawn(async move {
-            // Reset however the loop ends, a panic included: readiness says so.
-            struct Stopped(Arc<AtomicBool>);
-            impl Drop for Stopped {
-                fn drop(&mut self) {
-                    self.0.store(false, Ordering::SeqCst);
-                }
-            }
-            let _stopped = Stopped(dispatcher_running);
-            run.await
-        })
-    });
-    if dispatching {
-        tokio::spawn(verifier.run(shutdown.clone()));
-        tokio::spawn(task_runner.run(shutdown.clone()));
-    }
-    if cleaning {
-        tokio::spawn(cleaner.run(shutdown.clone()));
-    }
+    let api =
+        axum::serve(listeners.api, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let (dispatch, draining_calls) = engine.run(
+        dispatching.then_some(dispatcher_running),
+        cleaning,
+        &shutdown,
+    );
     let closing = store.clone();
     let tasks = tokio::spawn(async move {
         api.await.context("serving the API")?;
@@ -391,18 +292,229 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Serv
         Ok(())
     });
     Ok(Server {
-        addr,
-        metrics_addr,
+        addr: listeners.addr,
+        metrics_addr: listeners.metrics_addr,
         store,
         generated_admin_token,
-        settled,
-        purged,
-        held,
-        held_back,
-        verification_tries,
-        calls_recorded,
-        tasks_finished,
+        progress,
         shutdown,
         tasks,
+    })
+}
+
+/// The API tokens' rate limit, shared out among the live nodes as this node's membership
+/// counts them (until shutdown).
+fn shared_rate_limit(
+    config: &Config,
+    (store, clock): (&Arc<dyn Store>, &Arc<dyn Clock>),
+    node: String,
+    shutdown: &CancellationToken,
+) -> Arc<TokenRateLimit> {
+    let rate_limit = Arc::new(TokenRateLimit::new(
+        config.api.rate_limit_per_token,
+        config.api.rate_limit_burst,
+    ));
+    let membership = crate::membership::run(
+        store.clone(),
+        clock.clone(),
+        node,
+        rate_limit.clone(),
+        shutdown.clone(),
+    );
+    tokio::spawn(membership);
+    rate_limit
+}
+
+/// What the API's handlers share: the store, the engine's parts they call on, the API's
+/// settings (`addr` is the bound address, which links name).
+fn api_state(
+    config: Config,
+    addr: SocketAddr,
+    (store, clock): (&Arc<dyn Store>, Arc<dyn Clock>),
+    engine: &Engine,
+    rate_limit: Arc<TokenRateLimit>,
+    dispatcher_running: Option<Arc<AtomicBool>>,
+    metrics: Metrics,
+) -> AppState {
+    AppState {
+        store: store.clone(),
+        operational: Operational::new(store.clone(), clock.clone()),
+        sync_calls: engine.sync_calls.clone(),
+        verifications: engine.verifier.waker(),
+        background_tasks: engine.task_runner.waker(),
+        rate_limit,
+        clock,
+        config: Arc::new(api_settings(config, addr)),
+        lookups: Arc::default(),
+        dispatcher_running,
+        metrics,
+        listen_sessions: engine.listen_sessions.clone(),
+    }
+}
+
+/// The background parts of a node, made before any of them runs.
+struct Engine {
+    dispatcher: Dispatcher,
+    verifier: Verifier,
+    task_runner: TaskRunner,
+    cleaner: Cleaner,
+    sync_calls: SyncCaller,
+    listen_sessions: ListenSessions,
+}
+
+impl Engine {
+    fn new(
+        config: &Config,
+        store: &Arc<dyn Store>,
+        clock: &Arc<dyn Clock>,
+        metrics: &Metrics,
+    ) -> anyhow::Result<Self> {
+        // The dispatcher and the API's synchronous calls deliver through the same
+        // destinations (one connection pool, one address policy).
+        let destinations = Destinations::new(&config.delivery, config.email.as_ref())
+            .context("setting up destinations")?;
+        let verification = VerificationSettings {
+            tries: config.delivery.verification_tries.max(1),
+            schedule: config
+                .delivery
+                .retry_schedule
+                .iter()
+                .map(|d| d.into_inner())
+                .collect(),
+            timeout: config.delivery.verification_timeout,
+        };
+        let verifier = Verifier::new(
+            store.clone(),
+            clock.clone(),
+            destinations.http(),
+            verification,
+        )
+        .with_metrics(metrics.clone());
+        let listen_sessions = destinations.listen_sessions();
+        let destination: Arc<dyn Destination> = Arc::new(destinations);
+        let dispatcher = dispatcher(
+            config,
+            (store.clone(), clock.clone(), destination.clone()),
+            metrics.clone(),
+            listen_sessions.clone(),
+        );
+        Ok(Self {
+            dispatcher,
+            verifier,
+            task_runner: TaskRunner::new(store.clone(), clock.clone()),
+            cleaner: Cleaner::new(store.clone(), clock.clone(), config.retention.clone()),
+            sync_calls: SyncCaller::new(destination, store.clone(), clock.clone()),
+            listen_sessions,
+        })
+    }
+
+    /// Starts the parts this node runs: the dispatcher with its verifier and task runner
+    /// when `dispatching` holds its running flag, the retention cleaner when `cleaning`.
+    /// Returns the dispatcher's task and the synchronous calls to drain at shutdown.
+    fn run(
+        self,
+        dispatching: Option<Arc<AtomicBool>>,
+        cleaning: bool,
+        shutdown: &CancellationToken,
+    ) -> (Option<JoinHandle<()>>, SyncCaller) {
+        let dispatch = dispatching.map(|running| {
+            tokio::spawn(self.verifier.run(shutdown.clone()));
+            tokio::spawn(self.task_runner.run(shutdown.clone()));
+            spawn_dispatcher(self.dispatcher, running, shutdown.clone())
+        });
+        if cleaning {
+            tokio::spawn(self.cleaner.run(shutdown.clone()));
+        }
+        (dispatch, self.sync_calls)
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            settled: self.dispatcher.settled(),
+            purged: self.cleaner.purged(),
+            held: self.dispatcher.held(),
+            held_back: self.dispatcher.held_back(),
+            verification_tries: self.verifier.tried(),
+            calls_recorded: self.sync_calls.recorded(),
+            tasks_finished: self.task_runner.finished(),
+        }
+    }
+}
+
+/// The sockets a node serves on, bound before anything is served, so a port taken is an
+/// error at start.
+struct Listeners {
+    api: tokio::net::TcpListener,
+    addr: SocketAddr,
+    metrics: Option<tokio::net::TcpListener>,
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let api = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let metrics = match config.api.metrics_listen {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("binding api.metrics_listen {at}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            addr: api.local_addr()?,
+            metrics_addr: metrics.as_ref().map(|l| l.local_addr()).transpose()?,
+            api,
+            metrics,
+        })
+    }
+}
+
+/// Says where the node serves what.
+fn announce(config: &Config, listeners: &Listeners) {
+    if let Some(at) = listeners.metrics_addr {
+        tracing::info!(metrics = %format!("http://{at}/metrics"), "metrics are served apart");
+    }
+    let addr = listeners.addr;
+    tracing::info!(
+        database = %config.database_display(),
+        api = %format!("http://{addr}/api/v1"),
+        openapi = %format!("http://{addr}/api/v1/openapi.json"),
+        dashboard = %format!("http://{addr}/ui"),
+        "Herald is running"
+    );
+}
+
+/// Serves `/metrics` on a listener of its own until shutdown.
+fn serve_metrics(listener: tokio::net::TcpListener, state: AppState, shutdown: &CancellationToken) {
+    let metrics = herald_api::http::probes::metrics_app(state);
+    let stop = shutdown.clone().cancelled_owned();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, metrics).with_graceful_shutdown(stop);
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "serving metrics failed");
+        }
+    });
+}
+
+/// Runs the dispatcher in a task of its own; `running` is reset however it ends, a panic
+/// included, so that readiness says so.
+fn spawn_dispatcher(
+    dispatcher: Dispatcher,
+    running: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    struct Stopped(Arc<AtomicBool>);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+    let run = dispatcher.run(shutdown);
+    tokio::spawn(async move {
+        let _stopped = Stopped(running);
+        run.await
     })
 }

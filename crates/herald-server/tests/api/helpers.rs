@@ -232,46 +232,57 @@ impl TestHerald {
     /// each delivery canceled unattempted counts one.
     pub async fn wait_recorded(&self, n: u64) {
         let server = self.server.as_ref().expect("running");
-        wait_count(server.settled.clone(), n, "deliveries settled").await;
+        wait_count(server.progress.settled.clone(), n, "deliveries settled").await;
     }
 
     /// Waits until this Herald has settled `n` subscription verification tries in all.
     pub async fn wait_verification_tries(&self, n: u64) {
         let server = self.server.as_ref().expect("running");
-        wait_count(server.verification_tries.clone(), n, "verification tries").await;
+        wait_count(
+            server.progress.verification_tries.clone(),
+            n,
+            "verification tries",
+        )
+        .await;
     }
 
     /// Waits until this Herald has recorded `n` synchronous calls (written just after
     /// each is answered).
     pub async fn wait_calls_recorded(&self, n: u64) {
         let server = self.server.as_ref().expect("running");
-        wait_count(server.calls_recorded.clone(), n, "recorded calls").await;
+        wait_count(server.progress.calls_recorded.clone(), n, "recorded calls").await;
     }
 
     /// Waits until this Herald's dispatcher has held `n` claimed deliveries for their
     /// endpoint's verification.
     pub async fn wait_held(&self, n: u64) {
         let server = self.server.as_ref().expect("running");
-        wait_count(server.held.clone(), n, "deliveries held").await;
+        wait_count(server.progress.held.clone(), n, "deliveries held").await;
     }
 
     /// How many deliveries the dispatcher has moved to their endpoint's probe time while
     /// its circuit was open, so far.
     pub fn held_back(&self) -> u64 {
-        *self.server.as_ref().expect("running").held_back.borrow()
+        *self
+            .server
+            .as_ref()
+            .expect("running")
+            .progress
+            .held_back
+            .borrow()
     }
 
     /// Waits until the dispatcher has moved `n` deliveries behind open circuits.
     pub async fn wait_held_back(&self, n: u64) {
         let server = self.server.as_ref().expect("running");
-        wait_count(server.held_back.clone(), n, "deliveries held back").await;
+        wait_count(server.progress.held_back.clone(), n, "deliveries held back").await;
     }
 
     /// Waits until this Herald's task runner has run `n` background tasks to their end.
     pub async fn wait_tasks_finished(&self, n: u64) {
         let server = self.server.as_ref().expect("running");
         wait_count(
-            server.tasks_finished.clone(),
+            server.progress.tasks_finished.clone(),
             n,
             "background tasks finished",
         )
@@ -281,7 +292,7 @@ impl TestHerald {
     /// Waits until the retention cleaner has removed `n` payloads and response bodies.
     pub async fn wait_purged(&self, n: u64) {
         let server = self.server.as_ref().expect("running");
-        wait_count(server.purged.clone(), n, "purged").await;
+        wait_count(server.progress.purged.clone(), n, "purged").await;
     }
 
     /// The attempts of a message, newest first.

@@ -98,7 +98,7 @@ impl Herald {
 
     /// Waits until `n` deliveries have been settled (an attempt recorded) in all.
     pub async fn wait_settled(&self, n: u64) {
-        let mut settled = self.server.settled.clone();
+        let mut settled = self.server.progress.settled.clone();
         let done = tokio::time::timeout(DEADLINE, settled.wait_for(|c| *c >= n)).await;
         assert!(done.is_ok(), "{n} attempts recorded");
     }
