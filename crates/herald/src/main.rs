@@ -4,6 +4,7 @@ mod backup;
 mod bench;
 mod export;
 mod listen;
+mod local;
 mod logs;
 mod manage;
 mod remote;
@@ -20,7 +21,6 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use herald_core::SystemClock;
 use herald_server::config::{Config, DatabaseOverride, DeliveryOverride, Overrides};
-use herald_server::server::open_store;
 use ipnet::IpNet;
 
 const CONFIG_HELP: &str = "Configuration is layered: built-in defaults, then the file given with \
@@ -195,6 +195,11 @@ impl CommonArgs {
         }
     }
 
+    /// The configuration with these arguments' overrides.
+    fn config(&self) -> anyhow::Result<Config> {
+        self.load(self.overrides())
+    }
+
     fn load(&self, overrides: Overrides) -> anyhow::Result<Config> {
         Ok(Config::load(self.config.as_deref(), &overrides)?)
     }
@@ -229,127 +234,28 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
-        Command::Migrate(args) => {
-            let config = args.load(args.overrides())?;
-            open_store(&config, true).await?;
-            println!("migrations applied to {}", config.database_display());
-            Ok(())
-        }
-        Command::Backup { common, file } => {
-            let config = common.load(common.overrides())?;
-            backup::backup(&config.database_url(), &file).await?;
-            println!(
-                "backed up {} to {}",
-                config.database_display(),
-                file.display()
-            );
-            Ok(())
-        }
+        Command::Migrate(common) => local::migrate(&common.config()?).await,
+        Command::Backup { common, file } => local::backup(&common.config()?, &file).await,
         Command::Restore {
             common,
             file,
             replace,
-        } => {
-            let config = common.load(common.overrides())?;
-            backup::restore(&config.database_url(), &file, replace).await?;
-            println!(
-                "restored {} from {}",
-                config.database_display(),
-                file.display()
-            );
-            Ok(())
-        }
+        } => local::restore(&common.config()?, &file, replace).await,
         Command::Token(TokenCommand::List { common }) => {
-            let store = open_store_for(&common.load(common.overrides())?).await?;
-            for t in store.list_tokens().await? {
-                let scope = t.app_id.as_deref().unwrap_or("admin");
-                let expires = t.expires_at.map_or("never".into(), |at| at.to_rfc3339());
-                let created = t.created_at.to_rfc3339();
-                println!(
-                    "{}\t{scope}\t{}\tcreated {created}\texpires {expires}",
-                    t.id, t.description
-                );
-            }
-            Ok(())
+            local::list_tokens(&common.config()?).await
         }
         Command::Token(TokenCommand::Revoke { common, id }) => {
-            let store = open_store_for(&common.load(common.overrides())?).await?;
-            store
-                .delete_token_by_id(&id)
-                .await
-                .with_context(|| format!("token {id}"))?;
-            println!("revoked {id}");
-            Ok(())
+            local::revoke_token(&common.config()?, &id).await
         }
         Command::Token(TokenCommand::Create {
             common,
             app,
             description,
-        }) => {
-            let config = common.load(common.overrides())?;
-            let store = open_store_for(&config).await?;
-            let app_id = match app {
-                Some(app) => Some(
-                    store
-                        .get_app(&app)
-                        .await
-                        .with_context(|| format!("application {app}"))?
-                        .id,
-                ),
-                None => None,
-            };
-            let token = herald_server::auth::generate_token();
-            let now = chrono_now();
-            herald_server::auth::store_token(
-                store.as_ref(),
-                &token,
-                app_id,
-                &description,
-                now,
-                None,
-            )
-            .await?;
-            println!("{token}");
-            Ok(())
-        }
+        }) => local::create_token(&common.config()?, app.as_deref(), &description).await,
+        Command::Export { common, file } => local::export(&common.config()?, &file).await,
+        Command::Import { common, file } => local::import(&common.config()?, &file).await,
+        Command::UiLink { common, expiry } => local::ui_link(&common.config()?, expiry).await,
         Command::Bench(args) => bench::run(args).await,
-        Command::Export { common, file } => {
-            let config = common.load(common.overrides())?;
-            let store = open_store_for(&config).await?;
-            let export = export::export(store.as_ref(), chrono_now()).await?;
-            export::write(&export, &file)?;
-            let endpoints: usize = export.applications.iter().map(|a| a.endpoints()).sum();
-            println!(
-                "exported {} event types, {} applications and {endpoints} endpoints to {} \
-                 (it holds their secrets)",
-                export.event_types.len(),
-                export.applications.len(),
-                file.display()
-            );
-            Ok(())
-        }
-        Command::Import { common, file } => {
-            let export = export::read(&file)?;
-            let config = common.load(common.overrides())?;
-            let store = open_store_for(&config).await?;
-            let done = export::import(store.as_ref(), export, chrono_now()).await?;
-            println!(
-                "imported into {}: {} created, {} already there",
-                config.database_display(),
-                done.created,
-                done.skipped
-            );
-            Ok(())
-        }
-        Command::UiLink { common, expiry } => {
-            let config = common.load(common.overrides())?;
-            let store = open_store_for(&config).await?;
-            println!(
-                "{}",
-                ui_link::create(store.as_ref(), &config, expiry).await?
-            );
-            Ok(())
-        }
         Command::Listen(args) => listen::run(args).await,
         Command::Send(args) => send::run(args).await,
         Command::Sign(args) => signature::sign(args),
@@ -371,16 +277,6 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// Opens the store for a command, migrating it unless the configuration says not to.
-async fn open_store_for(config: &Config) -> anyhow::Result<std::sync::Arc<dyn herald_core::Store>> {
-    open_store(config, config.database.migrate).await
-}
-
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    use herald_core::Clock;
-    SystemClock.now()
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
