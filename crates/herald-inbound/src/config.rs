@@ -195,77 +195,85 @@ pub fn verifier(kind: &str, config: &Value) -> Result<Verifier, String> {
             let (s, t) = signed()?;
             Verifier::Zoom(s, t)
         }
-        "hmac" => {
-            let f: SecretFields = fields(config)?;
-            let mut rest = config.clone();
-            if let Some(map) = rest.as_object_mut() {
-                for key in ["secret", "secrets", "tolerance"] {
-                    map.remove(key);
-                }
-            }
-            let mut scheme: HmacScheme =
-                serde_json::from_value(rest).map_err(|e| format!("config: {e}"))?;
-            if http::HeaderName::from_bytes(scheme.header.as_bytes()).is_err() {
-                return Err("config.header must be a header name".into());
-            }
-            if !scheme.signed_content.contains("{body}") {
-                return Err("config.signedContent must contain {body}".into());
-            }
-            if scheme.signed_content.contains("{timestamp}") != scheme.timestamp_header.is_some() {
-                return Err(
-                    "config.timestampHeader is needed exactly when signedContent has {timestamp}"
-                        .into(),
-                );
-            }
-            scheme.secrets = f.secrets()?;
-            scheme.tolerance = f.tolerance();
-            Verifier::Hmac(scheme)
-        }
-        "basic-auth" => {
-            #[derive(Default, Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Basic {
-                username: String,
-                password: String,
-            }
-            let b: Basic = fields(config)?;
-            if b.username.is_empty() || b.password.is_empty() {
-                return Err("config.username and config.password are required".into());
-            }
-            Verifier::BasicAuth {
-                username: b.username,
-                password: b.password,
-            }
-        }
-        "api-key" => {
-            #[derive(Default, Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct ApiKey {
-                header: String,
-                key: Option<String>,
-                #[serde(default)]
-                keys: Vec<String>,
-            }
-            let k: ApiKey = fields(config)?;
-            let keys: Vec<String> = k
-                .key
-                .into_iter()
-                .chain(k.keys)
-                .filter(|k| !k.is_empty())
-                .collect();
-            if keys.is_empty() || http::HeaderName::from_bytes(k.header.as_bytes()).is_err() {
-                return Err("config.header and config.key are required".into());
-            }
-            Verifier::ApiKey {
-                header: k.header,
-                keys,
-            }
-        }
+        "hmac" => hmac(config)?,
+        "basic-auth" => basic_auth(config)?,
+        "api-key" => api_key(config)?,
         other => {
             return Err(format!(
                 "the source type `{other}` is not one Herald verifies; use one of: {}",
                 TYPES.join(", ")
             ))
         }
+    })
+}
+
+/// A generic HMAC source's verifier: the scheme its config describes, checked whole.
+fn hmac(config: &Value) -> Result<Verifier, String> {
+    let f: SecretFields = fields(config)?;
+    let mut rest = config.clone();
+    if let Some(map) = rest.as_object_mut() {
+        for key in ["secret", "secrets", "tolerance"] {
+            map.remove(key);
+        }
+    }
+    let mut scheme: HmacScheme =
+        serde_json::from_value(rest).map_err(|e| format!("config: {e}"))?;
+    if http::HeaderName::from_bytes(scheme.header.as_bytes()).is_err() {
+        return Err("config.header must be a header name".into());
+    }
+    if !scheme.signed_content.contains("{body}") {
+        return Err("config.signedContent must contain {body}".into());
+    }
+    if scheme.signed_content.contains("{timestamp}") != scheme.timestamp_header.is_some() {
+        return Err(
+            "config.timestampHeader is needed exactly when signedContent has {timestamp}".into(),
+        );
+    }
+    scheme.secrets = f.secrets()?;
+    scheme.tolerance = f.tolerance();
+    Ok(Verifier::Hmac(scheme))
+}
+
+/// A source that checks HTTP basic credentials.
+fn basic_auth(config: &Value) -> Result<Verifier, String> {
+    #[derive(Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Basic {
+        username: String,
+        password: String,
+    }
+    let b: Basic = fields(config)?;
+    if b.username.is_empty() || b.password.is_empty() {
+        return Err("config.username and config.password are required".into());
+    }
+    Ok(Verifier::BasicAuth {
+        username: b.username,
+        password: b.password,
+    })
+}
+
+/// A source that checks a key sent in a header (one of several, while a key is rotated).
+fn api_key(config: &Value) -> Result<Verifier, String> {
+    #[derive(Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ApiKey {
+        header: String,
+        key: Option<String>,
+        #[serde(default)]
+        keys: Vec<String>,
+    }
+    let k: ApiKey = fields(config)?;
+    let keys: Vec<String> = k
+        .key
+        .into_iter()
+        .chain(k.keys)
+        .filter(|k| !k.is_empty())
+        .collect();
+    if keys.is_empty() || http::HeaderName::from_bytes(k.header.as_bytes()).is_err() {
+        return Err("config.header and config.key are required".into());
+    }
+    Ok(Verifier::ApiKey {
+        header: k.header,
+        keys,
     })
 }

@@ -490,12 +490,7 @@ impl<B: Backend> Messages for SqlStore<B> {
             sql = sql.bind(v::text(msg_id));
         }
         execute_in::<B::Dialect>(&mut tx, &sql).await?;
-        if fifo {
-            ordered::advance::<B::Dialect>(&mut tx, Some(vec![endpoint_id.to_owned()]), now)
-                .await?;
-        }
-        hold_if_unverified::<B::Dialect>(&mut tx, endpoint_id).await?;
-        <B::Dialect as Dialect>::notify_work(&mut tx).await?;
+        queued_by_hand::<B::Dialect>(&mut tx, endpoint_id, fifo, now).await?;
         tx.commit().await.map_err(internal)?;
         db.work.notify_one();
         Ok(())
@@ -560,12 +555,7 @@ impl<B: Backend> Messages for SqlStore<B> {
         }
         let recovered = execute_in::<B::Dialect>(&mut tx, &sql).await?;
         if recovered > 0 {
-            if fifo {
-                let endpoints = Some(vec![endpoint_id.to_owned()]);
-                ordered::advance::<B::Dialect>(&mut tx, endpoints, range.now).await?;
-            }
-            hold_if_unverified::<B::Dialect>(&mut tx, endpoint_id).await?;
-            <B::Dialect as Dialect>::notify_work(&mut tx).await?;
+            queued_by_hand::<B::Dialect>(&mut tx, endpoint_id, fifo, range.now).await?;
         }
         tx.commit().await.map_err(internal)?;
         if recovered > 0 {
@@ -582,39 +572,12 @@ impl<B: Backend> Messages for SqlStore<B> {
         let (since, until, now) = (range.since, range.until, range.now);
         let at_most = range.at_most.min(MAX_REPLAY);
         let db = &self.db;
-        // Candidates are read and filtered here, with the same filter publishing uses,
-        // rather than in SQL, where channel lists are stored differently per database.
-        // Payloads are read only when a payload filter needs them: a replay may look at
-        // tens of thousands of messages.
-        let payload = match endpoint.payload_filter {
-            Some(_) => "m.payload",
-            None => "CAST(NULL AS TEXT) AS payload",
-        };
-        let mut sql = Sql::new(format!(
-            "SELECT m.id, m.created_at, m.event_type, m.channels, {payload} FROM messages m \
-             WHERE m.app_id = ? AND m.created_at >= ?"
-        ))
-        .bind(v::text(&endpoint.app_id))
-        .bind(v::time(since));
-        if let Some(until) = until {
-            sql.push(" AND m.created_at < ").push_bind(v::time(until));
-        }
-        // Synchronous calls and verification challenges were questions to the endpoints
-        // asked then, not events to replay to others.
-        sql.push(
-            " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.msg_id = m.id \
-             AND s.trigger_type IN (3, 4)) \
-             AND NOT EXISTS (SELECT 1 FROM deliveries d \
-             WHERE d.msg_id = m.id AND d.endpoint_id = ",
-        )
-        .push_bind(v::text(&endpoint.id))
-        .push(") ORDER BY m.created_at, m.id LIMIT ")
-        .push_bind(v::int(CANDIDATES));
+        let candidates_sql = missing_candidates(endpoint, since, until);
         let mut tx = db.begin().await?;
         if endpoint.ordered && !range.dry_run {
             <B::Dialect as Dialect>::lock_ordering(&mut tx).await?;
         }
-        let candidates = <B::Dialect as Dialect>::fetch_all(&mut tx, &sql)
+        let candidates = <B::Dialect as Dialect>::fetch_all(&mut tx, &candidates_sql)
             .await
             .map_err(internal)?;
         let (status, place) = ordered::pending_by_hand::<B::Dialect>(endpoint.ordered, "?");
@@ -638,23 +601,7 @@ impl<B: Backend> Messages for SqlStore<B> {
                 replayed += 1;
                 continue;
             }
-            let msg_id = row.text("id")?;
-            let mut insert = Sql::new(format!(
-                "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, \
-                 attempt_count, next_attempt_at, trigger_type, updated_at, seq) \
-                 VALUES (?, ?, ?, ?, {status}, 0, ?, ?, ?, {place}) \
-                 ON CONFLICT (msg_id, endpoint_id) DO NOTHING"
-            ))
-            .bind(v::text(IdKind::Delivery.new_id()))
-            .bind(v::text(&msg_id))
-            .bind(v::text(&endpoint.id))
-            .bind(v::text(&endpoint.app_id))
-            .bind(v::time(now))
-            .bind(v::code(TriggerType::Manual as i16))
-            .bind(v::time(now));
-            if endpoint.ordered {
-                insert = insert.bind(v::text(&msg_id));
-            }
+            let insert = replay_insert(endpoint, &row.text("id")?, (status, &place), now);
             replayed += execute_in::<B::Dialect>(&mut tx, &insert).await?;
         }
         if resume_at.is_none() && candidates.len() as i64 == CANDIDATES {
@@ -665,12 +612,7 @@ impl<B: Backend> Messages for SqlStore<B> {
             resume_at = last.transpose()?.filter(|at| *at > since);
         }
         if replayed > 0 {
-            if endpoint.ordered {
-                let endpoints = Some(vec![endpoint.id.clone()]);
-                ordered::advance::<B::Dialect>(&mut tx, endpoints, now).await?;
-            }
-            hold_if_unverified::<B::Dialect>(&mut tx, &endpoint.id).await?;
-            <B::Dialect as Dialect>::notify_work(&mut tx).await?;
+            queued_by_hand::<B::Dialect>(&mut tx, &endpoint.id, endpoint.ordered, now).await?;
         }
         tx.commit().await.map_err(internal)?;
         if replayed > 0 {
@@ -785,6 +727,86 @@ async fn is_ordered<D: Dialect>(
         D::lock_ordering(tx).await?;
     }
     Ok(ordered)
+}
+
+/// The messages of `endpoint`'s application in the range that it has no delivery of, and
+/// that were not synchronous calls or verification challenges (questions asked then, not
+/// events to replay), oldest first, at most `CANDIDATES`.
+///
+/// They are filtered by the caller, with the same filter publishing uses, rather than in
+/// SQL, where channel lists are stored differently per database. Payloads are read only
+/// when a payload filter needs them: a replay may look at tens of thousands of messages.
+fn missing_candidates(
+    endpoint: &Endpoint,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> Sql {
+    let payload = match endpoint.payload_filter {
+        Some(_) => "m.payload",
+        None => "CAST(NULL AS TEXT) AS payload",
+    };
+    let mut sql = Sql::new(format!(
+        "SELECT m.id, m.created_at, m.event_type, m.channels, {payload} FROM messages m \
+         WHERE m.app_id = ? AND m.created_at >= ?"
+    ))
+    .bind(v::text(&endpoint.app_id))
+    .bind(v::time(since));
+    if let Some(until) = until {
+        sql.push(" AND m.created_at < ").push_bind(v::time(until));
+    }
+    sql.push(
+        " AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.msg_id = m.id \
+         AND s.trigger_type IN (3, 4)) \
+         AND NOT EXISTS (SELECT 1 FROM deliveries d \
+         WHERE d.msg_id = m.id AND d.endpoint_id = ",
+    )
+    .push_bind(v::text(&endpoint.id))
+    .push(") ORDER BY m.created_at, m.id LIMIT ")
+    .push_bind(v::int(CANDIDATES));
+    sql
+}
+
+/// A replayed message's delivery to `endpoint`, queued by hand, pending (or in its place in
+/// line, for an ordered endpoint); none if it has one already.
+fn replay_insert(
+    endpoint: &Endpoint,
+    msg_id: &str,
+    (status, place): (i16, &str),
+    now: DateTime<Utc>,
+) -> Sql {
+    let mut insert = Sql::new(format!(
+        "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, \
+         attempt_count, next_attempt_at, trigger_type, updated_at, seq) \
+         VALUES (?, ?, ?, ?, {status}, 0, ?, ?, ?, {place}) \
+         ON CONFLICT (msg_id, endpoint_id) DO NOTHING"
+    ))
+    .bind(v::text(IdKind::Delivery.new_id()))
+    .bind(v::text(msg_id))
+    .bind(v::text(&endpoint.id))
+    .bind(v::text(&endpoint.app_id))
+    .bind(v::time(now))
+    .bind(v::code(TriggerType::Manual as i16))
+    .bind(v::time(now));
+    if endpoint.ordered {
+        insert = insert.bind(v::text(msg_id));
+    }
+    insert
+}
+
+/// Within `tx`, after deliveries to one endpoint were queued again by hand (resend,
+/// recover, replay): an ordered endpoint's line moves on, an unverified endpoint's are held,
+/// and the dispatchers are told at commit.
+async fn queued_by_hand<D: Dialect>(
+    tx: &mut sqlx::Transaction<'static, D::DB>,
+    endpoint_id: &str,
+    ordered: bool,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    if ordered {
+        ordered::advance::<D>(tx, Some(vec![endpoint_id.to_owned()]), now).await?;
+    }
+    hold_if_unverified::<D>(tx, endpoint_id).await?;
+    D::notify_work(tx).await
 }
 
 /// Within `tx`, holds the endpoint's due deliveries again if it has not verified its
