@@ -62,18 +62,69 @@ async fn publish_in(
 ) -> StoreResult<Published> {
     let m = &new.message;
     if let Some(key) = &new.idempotency_key {
-        lock_idempotency_key(&mut *tx, &m.app_id, key).await?;
-        let existing =
-            sqlx::query("SELECT * FROM messages WHERE app_id = $1 AND idempotency_key = $2")
-                .bind(&m.app_id)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(internal)?;
-        if let Some(row) = existing {
-            return Ok(Published::Existing(rows::message(&row)?));
+        if let Some(existing) = published_with_key(tx, &m.app_id, key).await? {
+            return Ok(Published::Existing(existing));
         }
     }
+    insert_message(tx, new).await?;
+    let found = sqlx::query(
+        "SELECT * FROM endpoints WHERE app_id = $1 \
+         AND (NOT disabled AND NOT adhoc OR adhoc AND id = ANY($2))",
+    )
+    .bind(&m.app_id)
+    .bind(&new.adhoc_endpoints)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(internal)?;
+    let endpoints = found
+        .iter()
+        .map(|row| rows::endpoint(row, sealer))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let targets = recipients(new, &endpoints);
+    if !targets.is_empty() {
+        insert_deliveries(tx, new, &targets).await?;
+        let targeted = endpoints
+            .iter()
+            .filter(|e| targets.contains(&e.id.as_str()));
+        // In line first, then held (as in a batch).
+        let ordered = group_commit::ordered_of(targeted.clone());
+        if !ordered.is_empty() {
+            let accepted = Accepted {
+                new,
+                endpoint_ids: targets.clone(),
+            };
+            group_commit::line_up::<PostgresDialect>(tx, &[accepted], ordered).await?;
+        }
+        let holding = group_commit::holding(targeted);
+        group_commit::hold::<PostgresDialect>(tx, vec![m.id.clone()], holding).await?;
+    }
+    Ok(Published::Created {
+        message: m.clone(),
+        deliveries: targets.len(),
+    })
+}
+
+/// The message already published with this idempotency key, if any; from here until the
+/// transaction ends, other publishes with the key wait.
+async fn published_with_key(
+    tx: &mut PgConnection,
+    app_id: &str,
+    key: &str,
+) -> StoreResult<Option<herald_core::model::Message>> {
+    lock_idempotency_key(&mut *tx, app_id, key).await?;
+    let existing = sqlx::query("SELECT * FROM messages WHERE app_id = $1 AND idempotency_key = $2")
+        .bind(app_id)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(internal)?;
+    existing.map(|row| rows::message(&row)).transpose()
+}
+
+/// Inserts the message itself: a taken event id is a conflict, an application gone
+/// meanwhile not found.
+async fn insert_message(tx: &mut PgConnection, new: &NewMessage) -> StoreResult<()> {
+    let m = &new.message;
     sqlx::query(
         "INSERT INTO messages (id, app_id, event_type, event_id, channels, tags, payload, \
          idempotency_key, created_at, traceparent, expires_at) \
@@ -97,61 +148,36 @@ async fn publish_in(
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
         _ => internal(e),
     })?;
+    Ok(())
+}
 
-    let found = sqlx::query(
-        "SELECT * FROM endpoints WHERE app_id = $1 \
-         AND (NOT disabled AND NOT adhoc OR adhoc AND id = ANY($2))",
+/// Inserts the message's deliveries to `targets`, pending and due at its first due time.
+async fn insert_deliveries(
+    tx: &mut PgConnection,
+    new: &NewMessage,
+    targets: &[&str],
+) -> StoreResult<()> {
+    let m = &new.message;
+    let ids: Vec<String> = targets.iter().map(|_| IdKind::Delivery.new_id()).collect();
+    let triggers: Vec<i16> = targets
+        .iter()
+        .map(|id| new.trigger_for(id) as i16)
+        .collect();
+    sqlx::query(
+        "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
+         next_attempt_at, trigger_type, updated_at) \
+         SELECT id, $3, endpoint_id, $4, 1, 0, $7, trigger_type, $5 \
+         FROM UNNEST($1::text[], $2::text[], $6::smallint[]) AS t(id, endpoint_id, trigger_type)",
     )
+    .bind(&ids)
+    .bind(targets)
+    .bind(&m.id)
     .bind(&m.app_id)
-    .bind(&new.adhoc_endpoints)
-    .fetch_all(&mut *tx)
+    .bind(m.created_at)
+    .bind(&triggers)
+    .bind(new.first_due())
+    .execute(&mut *tx)
     .await
     .map_err(internal)?;
-    let endpoints = found
-        .iter()
-        .map(|row| rows::endpoint(row, sealer))
-        .collect::<StoreResult<Vec<_>>>()?;
-    let targets = recipients(new, &endpoints);
-    if !targets.is_empty() {
-        let ids: Vec<String> = targets.iter().map(|_| IdKind::Delivery.new_id()).collect();
-        sqlx::query(
-            "INSERT INTO deliveries (id, msg_id, endpoint_id, app_id, status, attempt_count, \
-             next_attempt_at, trigger_type, updated_at) \
-             SELECT id, $3, endpoint_id, $4, 1, 0, $7, trigger_type, $5 \
-             FROM UNNEST($1::text[], $2::text[], $6::smallint[]) AS t(id, endpoint_id, trigger_type)",
-        )
-        .bind(&ids)
-        .bind(&targets)
-        .bind(&m.id)
-        .bind(&m.app_id)
-        .bind(m.created_at)
-        .bind(
-            targets
-                .iter()
-                .map(|id| new.trigger_for(id) as i16)
-                .collect::<Vec<_>>(),
-        )
-        .bind(new.first_due())
-        .execute(&mut *tx)
-        .await
-        .map_err(internal)?;
-        let targeted = endpoints
-            .iter()
-            .filter(|e| targets.contains(&e.id.as_str()));
-        // In line first, then held (as in a batch).
-        let ordered = group_commit::ordered_of(targeted.clone());
-        if !ordered.is_empty() {
-            let accepted = Accepted {
-                new,
-                endpoint_ids: targets.clone(),
-            };
-            group_commit::line_up::<PostgresDialect>(tx, &[accepted], ordered).await?;
-        }
-        let holding = group_commit::holding(targeted);
-        group_commit::hold::<PostgresDialect>(tx, vec![m.id.clone()], holding).await?;
-    }
-    Ok(Published::Created {
-        message: m.clone(),
-        deliveries: targets.len(),
-    })
+    Ok(())
 }

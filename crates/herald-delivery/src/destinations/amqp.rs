@@ -141,26 +141,7 @@ impl AmqpDestination {
         key.set_query(None);
         let key = key.to_string();
         let link = self.links.get(&key, || self.connect(&url)).await?;
-        let mut headers = FieldTable::default();
-        for (name, value) in message_headers(req) {
-            headers.insert(
-                ShortString::from(name),
-                AMQPValue::LongString(LongString::from(value)),
-            );
-        }
-        let content_type = req
-            .rendered
-            .as_ref()
-            .and_then(|r| r.content_type.clone())
-            .unwrap_or_else(|| "application/json".to_owned());
-        let properties = BasicProperties::default()
-            .with_message_id(ShortString::from(req.msg_id.clone()))
-            .with_type(ShortString::from(req.event_type.clone()))
-            .with_content_type(ShortString::from(content_type))
-            .with_timestamp(u64::try_from(req.attempted_at.timestamp()).unwrap_or_default())
-            // Persistent: a durable queue keeps it across a broker restart.
-            .with_delivery_mode(2)
-            .with_headers(headers);
+        let properties = properties(req);
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()
@@ -194,36 +175,67 @@ impl AmqpDestination {
                 ));
             }
         };
-        let detail = |what: &str| {
-            format!(
-                "{what} (exchange `{}`, routing key `{routing_key}`)",
-                route.exchange
-            )
-        };
-        match confirmation {
-            Confirmation::Ack(None) => Ok(DeliveryOutcome {
-                body: serde_json::json!({
-                    "confirmed": true,
-                    "exchange": route.exchange,
-                    "routingKey": routing_key,
-                })
-                .to_string(),
-                status_code: Some(BROKER_ACCEPTED),
-                ..DeliveryOutcome::default()
-            }),
-            Confirmation::Ack(Some(_)) => Err(DeliveryError::new(
-                AttemptErrorKind::Rejected,
-                detail("no queue is bound to receive the message"),
-            )),
-            Confirmation::Nack(_) => Err(DeliveryError::new(
-                AttemptErrorKind::Rejected,
-                detail("the broker refused the message (nack)"),
-            )),
-            Confirmation::NotRequested => Err(DeliveryError::new(
-                AttemptErrorKind::Other,
-                "AMQP: the channel does not confirm publishes",
-            )),
-        }
+        answer(confirmation, &route.exchange, &routing_key)
+    }
+}
+
+/// The message's AMQP properties: its id, event type and content type, the signature
+/// headers, persistent delivery.
+fn properties(req: &DeliveryRequest) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    for (name, value) in message_headers(req) {
+        headers.insert(
+            ShortString::from(name),
+            AMQPValue::LongString(LongString::from(value)),
+        );
+    }
+    let content_type = req
+        .rendered
+        .as_ref()
+        .and_then(|r| r.content_type.clone())
+        .unwrap_or_else(|| "application/json".to_owned());
+    BasicProperties::default()
+        .with_message_id(ShortString::from(req.msg_id.clone()))
+        .with_type(ShortString::from(req.event_type.clone()))
+        .with_content_type(ShortString::from(content_type))
+        .with_timestamp(u64::try_from(req.attempted_at.timestamp()).unwrap_or_default())
+        // Persistent: a durable queue keeps it across a broker restart.
+        .with_delivery_mode(2)
+        .with_headers(headers)
+}
+
+/// What the broker's confirmation of a mandatory publish means for the attempt: a plain
+/// ack is delivered; an ack that returned the message (no queue bound) or a nack fails.
+fn answer(
+    confirmation: Confirmation,
+    exchange: &str,
+    routing_key: &str,
+) -> Result<DeliveryOutcome, DeliveryError> {
+    let detail =
+        |what: &str| format!("{what} (exchange `{exchange}`, routing key `{routing_key}`)");
+    match confirmation {
+        Confirmation::Ack(None) => Ok(DeliveryOutcome {
+            body: serde_json::json!({
+                "confirmed": true,
+                "exchange": exchange,
+                "routingKey": routing_key,
+            })
+            .to_string(),
+            status_code: Some(BROKER_ACCEPTED),
+            ..DeliveryOutcome::default()
+        }),
+        Confirmation::Ack(Some(_)) => Err(DeliveryError::new(
+            AttemptErrorKind::Rejected,
+            detail("no queue is bound to receive the message"),
+        )),
+        Confirmation::Nack(_) => Err(DeliveryError::new(
+            AttemptErrorKind::Rejected,
+            detail("the broker refused the message (nack)"),
+        )),
+        Confirmation::NotRequested => Err(DeliveryError::new(
+            AttemptErrorKind::Other,
+            "AMQP: the channel does not confirm publishes",
+        )),
     }
 }
 

@@ -102,11 +102,18 @@ async fn receive_one(
         let response = ([(header::CONTENT_TYPE, reply.content_type)], reply.body);
         return Ok(("handshake", response.into_response()));
     }
-    let event = event_of(&source.kind, &req);
-    let content_type = headers
+    publish(&state, &source, &req).await
+}
+
+/// Publishes a verified request as a message of the source's application; the provider's
+/// retry of an event already published gets the first one's id.
+async fn publish(state: &AppState, source: &Source, req: &Inbound<'_>) -> ApiResult<Received> {
+    let event = event_of(&source.kind, req);
+    let content_type = req
+        .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let payload = payload_of(content_type, &body);
+    let payload = payload_of(content_type, req.body);
     let message = Message {
         event_id: event.event_id,
         ..Message::new(

@@ -227,21 +227,7 @@ async fn app_stats_series(
         None => None,
     };
     let (since, until, default_step) = range_of(&query, state.clock.now())?;
-    let step = match &query.granularity {
-        Some(g) => parse_span(g).ok_or_else(|| {
-            ApiError::invalid(
-                "granularity",
-                "must be 1m, 5m, 15m, 30m, 1h, 3h, 6h, 12h or 1d",
-            )
-        })?,
-        None => default_step,
-    };
-    if (until - since).num_seconds() / step.num_seconds() > MAX_BUCKETS {
-        return Err(ApiError::invalid(
-            "granularity",
-            format!("too fine for the range: at most {MAX_BUCKETS} buckets"),
-        ));
-    }
+    let step = step_of(&query, default_step, since, until)?;
     let dimensions = comma_list("group_by", query.group_by.as_deref())?
         .unwrap_or_default()
         .iter()
@@ -267,25 +253,7 @@ async fn app_stats_series(
     let mut groups = BTreeMap::new();
     let thresholds = &state.config.health;
     for (dimension, series) in dimensions.into_iter().zip(grouped) {
-        let mut out: Vec<SeriesOut> = series
-            .groups()
-            .into_iter()
-            .map(|(key, buckets)| {
-                let totals = sum(&buckets);
-                SeriesOut {
-                    health: (dimension == Dimension::Endpoint).then(|| health(&totals, thresholds)),
-                    totals: MeasuresOut::of(&totals),
-                    points: PointsOut::of(&buckets),
-                    key,
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            b.totals
-                .attempts
-                .cmp(&a.totals.attempts)
-                .then(a.key.cmp(&b.key))
-        });
+        let out = series_out(dimension, &series, thresholds);
         groups.insert(dimension.name().to_owned(), out);
     }
     let total = whole.total();
@@ -303,6 +271,61 @@ async fn app_stats_series(
         },
         groups,
     }))
+}
+
+/// The width of a query's buckets: the one it asks for, or the range's default; never so
+/// fine that the range has more than `MAX_BUCKETS`.
+fn step_of(
+    query: &SeriesQuery,
+    default_step: TimeDelta,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> ApiResult<TimeDelta> {
+    let step = match &query.granularity {
+        Some(g) => parse_span(g).ok_or_else(|| {
+            ApiError::invalid(
+                "granularity",
+                "must be 1m, 5m, 15m, 30m, 1h, 3h, 6h, 12h or 1d",
+            )
+        })?,
+        None => default_step,
+    };
+    if (until - since).num_seconds() / step.num_seconds() > MAX_BUCKETS {
+        return Err(ApiError::invalid(
+            "granularity",
+            format!("too fine for the range: at most {MAX_BUCKETS} buckets"),
+        ));
+    }
+    Ok(step)
+}
+
+/// One series a group of `dimension`, most attempts first; with their health for
+/// endpoints.
+fn series_out(
+    dimension: Dimension,
+    series: &Series,
+    thresholds: &HealthThresholds,
+) -> Vec<SeriesOut> {
+    let mut out: Vec<SeriesOut> = series
+        .groups()
+        .into_iter()
+        .map(|(key, buckets)| {
+            let totals = sum(&buckets);
+            SeriesOut {
+                health: (dimension == Dimension::Endpoint).then(|| health(&totals, thresholds)),
+                totals: MeasuresOut::of(&totals),
+                points: PointsOut::of(&buckets),
+                key,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.totals
+            .attempts
+            .cmp(&a.totals.attempts)
+            .then(a.key.cmp(&b.key))
+    });
+    out
 }
 
 /// `since`, `until` and the default bucket width of a query.
