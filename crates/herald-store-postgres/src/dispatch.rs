@@ -56,10 +56,11 @@ pub async fn insert_attempts(
     conn: &mut PgConnection,
     batch: &[FinishedAttempt],
 ) -> StoreResult<()> {
-    let attempts: Vec<_> = batch.iter().map(|f| &f.attempt).collect();
+    // One array a column: UNNEST turns them back into rows.
     let column = |f: fn(&Attempt) -> Option<String>| -> Vec<Option<String>> {
-        attempts.iter().map(|a| f(a)).collect()
+        batch.iter().map(|b| f(&b.attempt)).collect()
     };
+    let each = || batch.iter().map(|b| &b.attempt);
     sqlx::query(
         "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
@@ -79,47 +80,21 @@ pub async fn insert_attempts(
     .bind(column(|a| Some(a.endpoint_id.clone())))
     .bind(column(|a| Some(a.app_id.clone())))
     .bind(column(|a| Some(a.url.clone())))
-    .bind(attempts.iter().map(|a| a.status as i16).collect::<Vec<_>>())
+    .bind(each().map(|a| a.status as i16).collect::<Vec<_>>())
+    .bind(each().map(|a| a.response_status_code).collect::<Vec<_>>())
     .bind(
-        attempts
-            .iter()
-            .map(|a| a.response_status_code)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .iter()
+        each()
             .map(|a| Json(&a.response_headers))
             .collect::<Vec<_>>(),
     )
     .bind(column(|a| Some(a.response.clone())))
-    .bind(
-        attempts
-            .iter()
-            .map(|a| a.response_duration_ms)
-            .collect::<Vec<_>>(),
-    )
+    .bind(each().map(|a| a.response_duration_ms).collect::<Vec<_>>())
     .bind(column(|a| a.error_kind.map(|k| k.as_str().to_owned())))
     .bind(column(|a| a.error_detail.clone()))
-    .bind(
-        attempts
-            .iter()
-            .map(|a| a.trigger as i16)
-            .collect::<Vec<_>>(),
-    )
-    .bind(attempts.iter().map(|a| a.created_at).collect::<Vec<_>>())
-    .bind(
-        attempts
-            .iter()
-            .map(|a| Json(&a.request_headers))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .iter()
-            .map(|a| a.response_truncated)
-            .collect::<Vec<_>>(),
-    )
+    .bind(each().map(|a| a.trigger as i16).collect::<Vec<_>>())
+    .bind(each().map(|a| a.created_at).collect::<Vec<_>>())
+    .bind(each().map(|a| Json(&a.request_headers)).collect::<Vec<_>>())
+    .bind(each().map(|a| a.response_truncated).collect::<Vec<_>>())
     .execute(conn)
     .await
     .map_err(internal)?;

@@ -505,19 +505,7 @@ impl<B: Backend> Messages for SqlStore<B> {
         let db = &self.db;
         let mut tx = db.begin().await?;
         let fifo = !range.dry_run && is_ordered::<B::Dialect>(&mut tx, app_id, endpoint_id).await?;
-        let mut sql = if range.dry_run {
-            Sql::new("SELECT COUNT(*) AS n FROM deliveries ")
-        } else {
-            let (status, place) = ordered::pending_by_hand::<B::Dialect>(fifo, "deliveries.msg_id");
-            Sql::new(format!(
-                "UPDATE deliveries SET status = {status}, attempt_count = 0, \
-                 next_attempt_at = ?, lease_token = NULL, trigger_type = ?, seq = {place}, \
-                 updated_at = ? "
-            ))
-            .bind(v::time(range.now))
-            .bind(v::code(TriggerType::Manual as i16))
-            .bind(v::time(range.now))
-        };
+        let mut sql = recover_head::<B::Dialect>(range, fifo);
         // A step queues at most `at_most`: the rows are chosen in a subquery, which both
         // databases allow a LIMIT in (an UPDATE itself takes none on PostgreSQL).
         if !range.dry_run {
@@ -727,6 +715,24 @@ async fn is_ordered<D: Dialect>(
         D::lock_ordering(tx).await?;
     }
     Ok(ordered)
+}
+
+/// How a recover step begins: counting, for a dry run, or setting the failed deliveries
+/// pending again, queued by hand (in line, for an ordered endpoint).
+fn recover_head<D: Dialect>(range: &BulkRange, fifo: bool) -> Sql {
+    if range.dry_run {
+        Sql::new("SELECT COUNT(*) AS n FROM deliveries ")
+    } else {
+        let (status, place) = ordered::pending_by_hand::<D>(fifo, "deliveries.msg_id");
+        Sql::new(format!(
+            "UPDATE deliveries SET status = {status}, attempt_count = 0, \
+             next_attempt_at = ?, lease_token = NULL, trigger_type = ?, seq = {place}, \
+             updated_at = ? "
+        ))
+        .bind(v::time(range.now))
+        .bind(v::code(TriggerType::Manual as i16))
+        .bind(v::time(range.now))
+    }
 }
 
 /// The messages of `endpoint`'s application in the range that it has no delivery of, and

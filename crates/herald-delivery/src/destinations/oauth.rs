@@ -163,21 +163,7 @@ async fn fetch(
         ))
     })?;
     let status = response.status();
-    let mut body = Vec::new();
-    while body.len() <= MAX_TOKEN_RESPONSE {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(e) => {
-                return Err(token_error(format!(
-                    "reading the token response failed: {e}"
-                )))
-            }
-        }
-    }
-    if body.len() > MAX_TOKEN_RESPONSE {
-        return Err(token_error("the token response is larger than 64 KiB"));
-    }
+    let body = read_limited(&mut response).await?;
     if !status.is_success() {
         let reason = match serde_json::from_slice::<TokenError>(&body) {
             Ok(e) => match e.error_description {
@@ -191,6 +177,23 @@ async fn fetch(
         )));
     }
     parse_token(&body)
+}
+
+/// A token response's body, refused beyond `MAX_TOKEN_RESPONSE`.
+async fn read_limited(response: &mut reqwest::Response) -> Result<Vec<u8>, DeliveryError> {
+    let mut body = Vec::new();
+    while body.len() <= MAX_TOKEN_RESPONSE {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(token_error(format!(
+                    "reading the token response failed: {e}"
+                )))
+            }
+        }
+    }
+    Err(token_error("the token response is larger than 64 KiB"))
 }
 
 /// The token and lifetime of a successful token response.

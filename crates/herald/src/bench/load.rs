@@ -302,6 +302,59 @@ impl Tally {
     }
 }
 
+/// Runs `one(0)`, `one(1)`, … `one(messages - 1)` on `concurrency` workers, each taking the
+/// next as soon as its last is answered.
+async fn saturate<F, Fut>(one: F, concurrency: u32, messages: u64)
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (next, one) = (next.clone(), one.clone());
+        workers.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= messages {
+                    break;
+                }
+                one(n).await;
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+}
+
+/// Starts `one(0)`, `one(1)`, … on a fixed schedule of `per_second`, whatever the answers
+/// take; a bound on requests in flight keeps a stalled server from piling up unbounded
+/// work in the bench itself.
+async fn at_rate<F, Fut>(one: F, per_second: u32, messages: u64)
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let in_flight = Arc::new(Semaphore::new(4096));
+    let mut ticker =
+        tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_second.max(1))));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..messages {
+        ticker.tick().await;
+        let permit = in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("never closed");
+        let one = one.clone();
+        tasks.spawn(async move {
+            one(n).await;
+            drop(permit);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
 /// Sends `messages` requests of the workload, numbered 0…, spread over the nodes.
 pub async fn publish(api: &Api, workload: &Workload, messages: u64, pace: Pace) -> Published {
     let tally = Arc::new(Tally::new(messages));
@@ -317,46 +370,8 @@ pub async fn publish(api: &Api, workload: &Workload, messages: u64, pace: Pace) 
         }
     };
     match pace {
-        Pace::Saturate { concurrency } => {
-            let next = Arc::new(AtomicU64::new(0));
-            let mut workers = tokio::task::JoinSet::new();
-            for _ in 0..concurrency.max(1) {
-                let (next, one) = (next.clone(), one.clone());
-                workers.spawn(async move {
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= messages {
-                            break;
-                        }
-                        one(n).await;
-                    }
-                });
-            }
-            while workers.join_next().await.is_some() {}
-        }
-        Pace::Rate { per_second } => {
-            // Publishes on a fixed schedule; a bound on requests in flight keeps a stalled
-            // server from piling up unbounded work in the bench itself.
-            let in_flight = Arc::new(Semaphore::new(4096));
-            let mut ticker =
-                tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_second.max(1))));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let mut tasks = tokio::task::JoinSet::new();
-            for n in 0..messages {
-                ticker.tick().await;
-                let permit = in_flight
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("never closed");
-                let one = one.clone();
-                tasks.spawn(async move {
-                    one(n).await;
-                    drop(permit);
-                });
-            }
-            while tasks.join_next().await.is_some() {}
-        }
+        Pace::Saturate { concurrency } => saturate(one, concurrency, messages).await,
+        Pace::Rate { per_second } => at_rate(one, per_second, messages).await,
     }
     let finished = Instant::now();
     let sent = (tally.sent.iter())

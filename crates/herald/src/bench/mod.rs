@@ -141,18 +141,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let idle = usage(&target.pids);
 
     let expected = args.messages * receiving_endpoints(&args);
-    let progress = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(expected)
-    };
-    progress.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {msg:>10} [{bar:40}] {pos}/{len} deliveries ({per_sec}, {elapsed})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let progress = progress_bar(args.json, expected);
     let pace = match args.rate {
         Some(per_second) => Pace::Rate { per_second },
         None => Pace::Saturate {
@@ -160,15 +149,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
     };
     let mut arrived = receivers.count();
-    let watcher = {
-        let progress = progress.clone();
-        let mut arrived = arrived.clone();
-        tokio::spawn(async move {
-            while arrived.changed().await.is_ok() {
-                progress.set_position(*arrived.borrow());
-            }
-        })
-    };
+    let watcher = tokio::spawn(follow(progress.clone(), arrived.clone()));
     progress.set_message("publishing");
     let published = load::publish(&api, &workload, args.messages, pace).await;
     progress.set_message("delivering");
@@ -179,17 +160,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     watcher.abort();
     let after = usage(&target.pids);
 
-    let baseline = if args.baseline {
-        Some(
+    let baseline = match args.baseline {
+        true => Some(
             baseline::measure(
                 &receivers.base,
                 args.concurrency,
                 args.database_url.as_deref(),
             )
             .await?,
-        )
-    } else {
-        None
+        ),
+        false => None,
     };
     let report = summarize(
         &args, &receivers, &published, accepted, idle, after, baseline,
@@ -201,6 +181,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     drop(target);
     Ok(())
+}
+
+/// Moves the bar as deliveries arrive.
+async fn follow(progress: ProgressBar, mut arrived: tokio::sync::watch::Receiver<u64>) {
+    while arrived.changed().await.is_ok() {
+        progress.set_position(*arrived.borrow());
+    }
+}
+
+/// The bar that shows deliveries arriving (hidden when the report is JSON).
+fn progress_bar(json: bool, expected: u64) -> ProgressBar {
+    let progress = match json {
+        true => ProgressBar::hidden(),
+        false => ProgressBar::new(expected),
+    };
+    progress.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg:>10} [{bar:40}] {pos}/{len} deliveries ({per_sec}, {elapsed})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    progress
 }
 
 fn summarize(

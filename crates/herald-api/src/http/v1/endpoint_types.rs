@@ -560,27 +560,32 @@ pub fn check_fields(e: &Endpoint) -> Validator {
         ));
     }
     if let Some(identity) = &e.client_identity {
-        v.check(validation::length(
-            "clientCertificate",
-            &identity.0,
-            1,
-            MAX_PEM_LEN,
-        ));
-        if identity.0.len() <= MAX_PEM_LEN
-            && !herald_delivery::destinations::http::is_client_identity(identity)
-        {
-            v.check(Err(FieldError::body(
-                "clientCertificate",
-                "must be a PEM certificate chain followed by its private key (PKCS#8, RSA or SEC1)",
-                "value_error",
-            )));
-        }
+        check_client_identity(&mut v, identity);
     }
     check_endpoint_auth(&mut v, e);
     if let Err(ApiError::Validation(errors)) = check_headers(&e.headers) {
         v.errors.extend(errors);
     }
     v
+}
+
+/// Checks an mTLS client identity: a PEM chain and its key, of a sane length.
+fn check_client_identity(v: &mut Validator, identity: &ClientIdentity) {
+    v.check(validation::length(
+        "clientCertificate",
+        &identity.0,
+        1,
+        MAX_PEM_LEN,
+    ));
+    if identity.0.len() <= MAX_PEM_LEN
+        && !herald_delivery::destinations::http::is_client_identity(identity)
+    {
+        v.check(Err(FieldError::body(
+            "clientCertificate",
+            "must be a PEM certificate chain followed by its private key (PKCS#8, RSA or SEC1)",
+            "value_error",
+        )));
+    }
 }
 
 /// Checks an endpoint's server CA, key pins and OAuth client, which only HTTP endpoints

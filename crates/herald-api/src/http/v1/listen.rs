@@ -18,7 +18,7 @@ use herald_core::listen::{
 use herald_core::model::{Application, Capability, Endpoint};
 use herald_core::store::ListenSessionAt;
 use herald_core::StoreError;
-use herald_delivery::destinations::listen::{ListenReply, Session};
+use herald_delivery::destinations::listen::{ListenDelivery, ListenReply, Session};
 use herald_delivery::operational;
 use serde::Deserialize;
 use tokio::sync::oneshot;
@@ -99,32 +99,9 @@ async fn listen(
         });
     }
     // Checked again while the session lasts: revoking the token ends it.
-    let token_hash = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .map(|(_, token)| hash_token(token.trim()))
-        .unwrap_or_default();
+    let token_hash = bearer_hash(&headers);
     let endpoint = session_endpoint(&state, &app, &query).await?;
-    let in_use = |detail: String| ApiError::ConflictWith {
-        code: "session_in_use",
-        detail,
-    };
-    let mut session = state
-        .listen_sessions
-        .attach(&endpoint.id, query.force)
-        .map_err(|e| in_use(e.to_string()))?;
-    // On a cluster, the name may be held on another node; dropping `session` detaches it
-    // here again.
-    if !hold(&state, &endpoint.id, query.force).await? {
-        return Err(in_use(
-            "another `herald listen` session is attached under this name, on another Herald \
-             node; stop it, or take it over with --force"
-                .into(),
-        ));
-    }
-    // Held: let go when it detaches, however it does (this request failing included).
-    session.on_detach(let_go(&state, &endpoint.id));
+    let session = attach(&state, &endpoint.id, query.force).await?;
     // Attached: what the CLI asked for is now this session's to set.
     let endpoint = bring_up_to_date(&state, &app, endpoint, &query).await?;
     let live = Live {
@@ -133,6 +110,42 @@ async fn listen(
         token_hash,
     };
     Ok(upgrade.on_upgrade(move |socket| serve(live, session, socket)))
+}
+
+/// The hash of the bearer token a request came with (empty without one).
+fn bearer_hash(headers: &HeaderMap) -> String {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .map(|(_, token)| hash_token(token.trim()))
+        .unwrap_or_default()
+}
+
+/// Attaches a session to `endpoint_id` on this node and holds it for the cluster: a
+/// `session_in_use` conflict if another session has it here or on another node (unless
+/// `force` takes it over).
+async fn attach(state: &AppState, endpoint_id: &str, force: bool) -> ApiResult<Session> {
+    let in_use = |detail: String| ApiError::ConflictWith {
+        code: "session_in_use",
+        detail,
+    };
+    let mut session = state
+        .listen_sessions
+        .attach(endpoint_id, force)
+        .map_err(|e| in_use(e.to_string()))?;
+    // On a cluster, the name may be held on another node; dropping `session` detaches it
+    // here again.
+    if !hold(state, endpoint_id, force).await? {
+        return Err(in_use(
+            "another `herald listen` session is attached under this name, on another Herald \
+             node; stop it, or take it over with --force"
+                .into(),
+        ));
+    }
+    // Held: let go when it detaches, however it does (this request failing included).
+    session.on_detach(let_go(state, endpoint_id));
+    Ok(session)
 }
 
 /// Tells the nodes sharing the store that this one holds the session of `endpoint_id`
@@ -259,22 +272,11 @@ impl Live {
 /// Runs one attached session until the CLI goes, falls silent, or is taken over.
 async fn serve(live: Live, mut session: Session, mut socket: WebSocket) {
     let (state, endpoint) = (&live.state, &live.endpoint);
-    let ready = ServerFrame::Ready {
-        endpoint_id: endpoint.id.clone(),
-        secret: endpoint.secret.verification_key(),
-        filter_types: endpoint.filter_types.clone(),
-    };
-    if send(&mut socket, &ready).await.is_err() {
+    if greet(state, endpoint, &mut socket).await.is_err() {
         return;
     }
-    // Retries that wait for a later slot are due now that someone listens again.
-    let now = state.clock.now();
-    if let Err(e) = state.store.retry_now(&endpoint.id, now).await {
-        tracing::warn!(endpoint = %endpoint.id, error = %e, "could not hasten a listen session's retries");
-    }
     tracing::info!(endpoint = %endpoint.id, "herald listen session attached");
-    let mut waiting: HashMap<u64, oneshot::Sender<ListenReply>> = HashMap::new();
-    let mut next_attempt = 0u64;
+    let mut waiting = Waiting::default();
     let mut ping = tokio::time::interval(PING_EVERY);
     let mut renew = tokio::time::interval(SESSION_RENEW_EVERY);
     let mut heard = tokio::time::Instant::now();
@@ -284,32 +286,14 @@ async fn serve(live: Live, mut session: Session, mut socket: WebSocket) {
                 let Some(delivery) = delivery else {
                     break "another session took this name over";
                 };
-                next_attempt += 1;
-                let frame = ServerFrame::Deliver {
-                    attempt_id: next_attempt,
-                    msg_id: delivery.msg_id,
-                    event_type: delivery.event_type,
-                    method: delivery.method,
-                    headers: delivery.headers,
-                    body: delivery.body,
-                    timeout_ms: delivery.timeout.as_millis() as u64,
-                };
-                if send(&mut socket, &frame).await.is_err() {
+                if waiting.forward(&mut socket, delivery).await.is_err() {
                     break "the connection failed";
                 }
-                waiting.insert(next_attempt, delivery.reply);
             }
             received = socket.recv() => {
                 heard = tokio::time::Instant::now();
                 match received {
-                    Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
-                        Ok(ClientFrame::Result { attempt_id, status, headers, body, error }) => {
-                            if let Some(reply) = waiting.remove(&attempt_id) {
-                                let _ = reply.send(ListenReply { status, headers, body, error });
-                            }
-                        }
-                        Err(e) => tracing::debug!(error = %e, "a listen session sent a frame Herald does not read"),
-                    },
+                    Some(Ok(Message::Text(text))) => waiting.answer(&text),
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break "the CLI disconnected",
                     Some(Ok(_)) => {} // pings, pongs
                 }
@@ -328,8 +312,7 @@ async fn serve(live: Live, mut session: Session, mut socket: WebSocket) {
                 if !live.token_holds().await {
                     break "its token was revoked or expired";
                 }
-                // Attempts that gave up waiting (their deadline passed) are forgotten.
-                waiting.retain(|_, reply| !reply.is_closed());
+                waiting.forget_given_up();
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     break "the connection failed";
                 }
@@ -344,6 +327,87 @@ async fn serve(live: Live, mut session: Session, mut socket: WebSocket) {
     let _ = socket.send(Message::Close(Some(close))).await;
     // Dropping `session` detaches it (and lets the other nodes know, unless another
     // session replaced it here); the attempts still waiting see it end.
+}
+
+/// Tells the CLI it is attached (with what it needs to check signatures), and makes the
+/// endpoint's retries that wait for a later slot due now that someone listens again.
+async fn greet(
+    state: &AppState,
+    endpoint: &Endpoint,
+    socket: &mut WebSocket,
+) -> Result<(), axum::Error> {
+    let ready = ServerFrame::Ready {
+        endpoint_id: endpoint.id.clone(),
+        secret: endpoint.secret.verification_key(),
+        filter_types: endpoint.filter_types.clone(),
+    };
+    send(socket, &ready).await?;
+    let now = state.clock.now();
+    if let Err(e) = state.store.retry_now(&endpoint.id, now).await {
+        tracing::warn!(endpoint = %endpoint.id, error = %e, "could not hasten a listen session's retries");
+    }
+    Ok(())
+}
+
+/// The attempts forwarded to the CLI that wait for its answer, by the number they were
+/// sent with.
+#[derive(Default)]
+struct Waiting {
+    replies: HashMap<u64, oneshot::Sender<ListenReply>>,
+    last: u64,
+}
+
+impl Waiting {
+    /// Sends an attempt to the CLI, numbered, and waits for its answer.
+    async fn forward(
+        &mut self,
+        socket: &mut WebSocket,
+        delivery: ListenDelivery,
+    ) -> Result<(), axum::Error> {
+        self.last += 1;
+        let frame = ServerFrame::Deliver {
+            attempt_id: self.last,
+            msg_id: delivery.msg_id,
+            event_type: delivery.event_type,
+            method: delivery.method,
+            headers: delivery.headers,
+            body: delivery.body,
+            timeout_ms: delivery.timeout.as_millis() as u64,
+        };
+        send(socket, &frame).await?;
+        self.replies.insert(self.last, delivery.reply);
+        Ok(())
+    }
+
+    /// Hands a result frame from the CLI to the attempt waiting for it.
+    fn answer(&mut self, text: &str) {
+        match serde_json::from_str(text) {
+            Ok(ClientFrame::Result {
+                attempt_id,
+                status,
+                headers,
+                body,
+                error,
+            }) => {
+                if let Some(reply) = self.replies.remove(&attempt_id) {
+                    let _ = reply.send(ListenReply {
+                        status,
+                        headers,
+                        body,
+                        error,
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "a listen session sent a frame Herald does not read")
+            }
+        }
+    }
+
+    /// Forgets the attempts that gave up waiting (their deadline passed).
+    fn forget_given_up(&mut self) {
+        self.replies.retain(|_, reply| !reply.is_closed());
+    }
 }
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {

@@ -123,16 +123,8 @@ async fn lease_poll(
         ));
     }
     let reader = format!("lease/{}/{consumer_id}", endpoint.id);
-    let mut consumer = match load(&state, &app.id, &reader).await? {
-        Some(consumer) => consumer,
-        None => LeaseConsumer {
-            committed: match query.starting_position.unwrap_or_default() {
-                StartingPosition::Earliest => None,
-                StartingPosition::Latest => Some(stream_types::from_now(&state)),
-            },
-            ..LeaseConsumer::default()
-        },
-    };
+    let start = query.starting_position.unwrap_or_default();
+    let mut consumer = load_or_start(&state, &app.id, &reader, start).await?;
     let now = state.clock.now();
     // A live lease: go on after what it holds. A lapsed one: give it all again.
     let mut given = match consumer.lease.take() {
@@ -177,6 +169,26 @@ async fn lease_poll(
         data,
         done: out.page.done,
     }))
+}
+
+/// The consumer's saved state, or a new consumer's: from the earliest message kept, or
+/// from now.
+async fn load_or_start(
+    state: &AppState,
+    app_id: &str,
+    reader: &str,
+    start: StartingPosition,
+) -> ApiResult<LeaseConsumer> {
+    Ok(match load(state, app_id, reader).await? {
+        Some(consumer) => consumer,
+        None => LeaseConsumer {
+            committed: match start {
+                StartingPosition::Earliest => None,
+                StartingPosition::Latest => Some(stream_types::from_now(state)),
+            },
+            ..LeaseConsumer::default()
+        },
+    })
 }
 
 /// Acknowledge the message at `offset` and every one given before it: the consumer's
