@@ -12,11 +12,12 @@ use herald_core::store::*;
 use herald_core::StoreError;
 
 use crate::db::Db;
+use crate::dialect::ReadRow as _;
 use crate::dialect::{Conn, Dialect};
 use crate::fresh::NewDelivery;
 use crate::group_commit::{self, PublishQueue, RecordQueue};
 use crate::publish_plan::{Accepted, Known};
-use crate::sql::Sql;
+use crate::sql::{v, Sql};
 
 /// What one database does its own way.
 #[async_trait]
@@ -251,6 +252,20 @@ impl<B: Backend> SqlStore<B> {
     pub fn db(&self) -> &Db<B::Dialect> {
         &self.db
     }
+}
+
+/// An endpoint's secret and URL as they are stored (sealed or not): what the check of
+/// sealing at rest reads beside the store's own answers
+/// (`conformance::secrets_are_sealed_at_rest`).
+pub async fn endpoint_at_rest<B: Backend>(
+    store: SqlStore<B>,
+    endpoint_id: String,
+) -> (String, String) {
+    let sql =
+        Sql::new("SELECT secret, url FROM endpoints WHERE id = ?").bind(v::text(&endpoint_id));
+    let row = store.db.read_one(&sql).await.expect("the endpoint's row");
+    let text = |column| row.text(column).expect("a text column");
+    (text("secret"), text("url"))
 }
 
 #[async_trait]

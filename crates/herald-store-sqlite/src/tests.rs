@@ -23,13 +23,7 @@ async fn secrets_are_sealed_at_rest() {
             store.with_sealer(std::sync::Arc::new(sealer))
         }
     };
-    let raw = |store: SqliteStore, id: String| async move {
-        sqlx::query_as::<_, (String, String)>("SELECT secret, url FROM endpoints WHERE id = ?")
-            .bind(id)
-            .fetch_one(&store.db().reader)
-            .await
-            .expect("stored secret and URL")
-    };
+    let raw = herald_store_sql::store::endpoint_at_rest;
     herald_core::conformance::secrets_are_sealed_at_rest(open, raw).await;
 }
 

@@ -12,6 +12,8 @@ mod breaker;
 mod hold;
 mod intake;
 mod lanes;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
