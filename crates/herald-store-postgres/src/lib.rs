@@ -41,7 +41,7 @@ pub struct PgBackend {
 /// lock while applying them, so nodes starting together do not race.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub(crate) use herald_store_sql::dialect::postgres::WORK_CHANNEL;
+pub(crate) use herald_store_sql::dialect::postgres::{NEWS_ONLY, WORK_CHANNEL};
 
 /// How long a statement waits for a connection by default (`database.acquire_timeout`).
 pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

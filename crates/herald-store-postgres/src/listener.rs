@@ -1,5 +1,7 @@
 //! `LISTEN herald_work` on a dedicated connection: each notification wakes this node's
-//! dispatcher and its long polls of the message stream. After a lost connection it
+//! dispatcher and its long polls of the message stream, or only the long polls when it
+//! says it brings news and no work (`NEWS_ONLY`: a publish whose deliveries all went to
+//! the publishing node's own dispatcher). After a lost connection it
 //! reconnects with a capped back-off and wakes them anyway, since notifications sent
 //! meanwhile were missed.
 
@@ -11,7 +13,7 @@ use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::WORK_CHANNEL;
+use crate::{NEWS_ONLY, WORK_CHANNEL};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long without a notification before the connection is checked.
@@ -43,6 +45,10 @@ pub struct Wake {
 impl Wake {
     fn all(&self) {
         self.work.notify_one();
+        self.news();
+    }
+
+    fn news(&self) {
         self.news.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
@@ -74,6 +80,7 @@ async fn listen(pool: PgPool, wake: Wake) {
 async fn wait_while_connected(listener: &mut PgListener, wake: &Wake) {
     loop {
         match tokio::time::timeout(QUIET_SPELL, listener.try_recv()).await {
+            Ok(Ok(Some(notification))) if notification.payload() == NEWS_ONLY => wake.news(),
             Ok(Ok(Some(_))) => wake.all(),
             Ok(_) => return,
             Err(_quiet) => {

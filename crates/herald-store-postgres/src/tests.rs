@@ -466,3 +466,73 @@ async fn an_endpoints_cap_is_counted_over_every_node() {
     assert_eq!(held, places.len(), "a place given twice: {turns:?}");
     assert!((1..=3).contains(&held), "{held} places of 3: {turns:?}");
 }
+
+/// A dispatcher that takes every fresh delivery and never attempts it.
+struct TakesEverything;
+
+struct Taken;
+
+impl herald_core::store::FreshIntake for TakesEverything {
+    fn lease_until(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::minutes(5)
+    }
+
+    fn reserve(
+        &self,
+        _: &herald_core::model::Endpoint,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Box<dyn herald_core::store::IntakeRoom>> {
+        Some(Box::new(Taken))
+    }
+}
+
+impl herald_core::store::IntakeRoom for Taken {
+    fn start(
+        self: Box<Self>,
+        _: herald_core::store::ClaimedDelivery,
+    ) -> Result<(), herald_core::store::IntakeStopped> {
+        Ok(())
+    }
+}
+
+/// A publish whose deliveries all went to its own node's dispatcher wakes the other nodes'
+/// long polls, not their dispatchers (there is nothing for them to claim); one that leaves
+/// a delivery for a claim wakes both.
+#[tokio::test]
+async fn other_nodes_dispatchers_are_woken_only_for_work_left_to_claim() {
+    use futures_util::FutureExt;
+    use herald_core::conformance::message;
+    use herald_core::store::{Messages, Queue};
+
+    let deadline = std::time::Duration::from_secs(10);
+    let Some((here, db, e)) = store_with_endpoint().await else {
+        return;
+    };
+    let there = connect(&db.url, 2).await.expect("a second node");
+    let (work, mut news) = (there.work_signal(), there.news());
+    // The second node's listener wakes everything once it has subscribed: from then on it
+    // hears every notification.
+    tokio::time::timeout(deadline, work.notified())
+        .await
+        .expect("the second node listens");
+    news.borrow_and_update();
+
+    here.hand_fresh_to(Some(std::sync::Arc::new(TakesEverything)));
+    here.create_message(&message(&e.app_id, "x")).await.unwrap();
+    tokio::time::timeout(deadline, news.changed())
+        .await
+        .expect("the second node hears of the message")
+        .unwrap();
+    // The dispatcher is woken in the same step as the news, before it: had it been, the
+    // wake-up would be waiting now.
+    assert!(
+        work.notified().now_or_never().is_none(),
+        "nothing to claim: the second node's dispatcher sleeps on"
+    );
+
+    here.hand_fresh_to(None);
+    here.create_message(&message(&e.app_id, "x")).await.unwrap();
+    tokio::time::timeout(deadline, work.notified())
+        .await
+        .expect("a delivery left to claim wakes the second node's dispatcher");
+}

@@ -90,6 +90,10 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     ) -> BoxFuture<'c, sqlx::Result<Vec<Self::Row>>>;
     /// Within a transaction, tells the other nodes that work may be due once it commits.
     fn notify_work(conn: &mut Conn<Self>) -> BoxFuture<'_, StoreResult<()>>;
+    /// Within a transaction, tells the other nodes that new messages will be in the stream
+    /// once it commits, but no work for their dispatchers (every delivery it made went to
+    /// this node's): it wakes their long polls only.
+    fn notify_news(conn: &mut Conn<Self>) -> BoxFuture<'_, StoreResult<()>>;
     /// Within a transaction, waits until no other transaction is letting queued deliveries
     /// of ordered endpoints go (see `ordered`), and keeps the others waiting until it ends;
     /// its next statements see what those committed.

@@ -162,10 +162,13 @@ async fn write_publishes<B: Backend>(
         let messages = messages.map(|a| a.new.message.id.clone()).collect();
         hold::<B::Dialect>(&mut tx, messages, holding).await?;
     }
-    // Other nodes hear of every new message: their dispatchers for the deliveries, their
-    // long polls of the stream even when the message has none.
-    if creates_messages(&results) {
+    // Other nodes hear of every new message: their long polls of the stream, and their
+    // dispatchers only if some delivery is left for a claim (those handed to this node's
+    // dispatcher are no work of theirs).
+    if fresh.left_to_claim() {
         B::Dialect::notify_work(&mut tx).await?;
+    } else if creates_messages(&results) {
+        B::Dialect::notify_news(&mut tx).await?;
     }
     tx.commit().await.map_err(internal)?;
     if fresh.left_to_claim() {

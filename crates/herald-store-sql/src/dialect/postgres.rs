@@ -27,6 +27,21 @@ pub struct PostgresDialect;
 
 /// The channel nodes notify each other on.
 pub const WORK_CHANNEL: &str = "herald_work";
+/// The payload of a notification that wakes only long polls (see `notify_news`); any
+/// other payload (`''`) wakes dispatchers too.
+pub const NEWS_ONLY: &str = "news";
+
+/// Within a transaction, notifies every node's listener, once it commits (PostgreSQL folds
+/// identical notifications of one transaction into one).
+async fn notify(conn: &mut PgConnection, payload: &str) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(WORK_CHANNEL)
+        .bind(payload)
+        .execute(conn)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
 
 fn raw_json(text: String) -> sqlx::Result<Json<Box<RawValue>>> {
     RawValue::from_string(text)
@@ -161,15 +176,10 @@ impl Dialect for PostgresDialect {
     }
 
     fn notify_work(conn: &mut PgConnection) -> BoxFuture<'_, StoreResult<()>> {
-        async move {
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(WORK_CHANNEL)
-                .execute(conn)
-                .await
-                .map_err(internal)?;
-            Ok(())
-        }
-        .boxed()
+        notify(conn, "").boxed()
+    }
+    fn notify_news(conn: &mut PgConnection) -> BoxFuture<'_, StoreResult<()>> {
+        notify(conn, NEWS_ONLY).boxed()
     }
     fn lock_ordering(conn: &mut PgConnection) -> BoxFuture<'_, StoreResult<()>> {
         async move {

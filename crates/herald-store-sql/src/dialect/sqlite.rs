@@ -151,6 +151,9 @@ impl Dialect for SqliteDialect {
         // One process owns the file: the caller's in-process signal is enough.
         futures_util::future::ready(Ok(())).boxed()
     }
+    fn notify_news(_: &mut SqliteConnection) -> BoxFuture<'_, StoreResult<()>> {
+        futures_util::future::ready(Ok(())).boxed()
+    }
     fn lock_ordering(_: &mut SqliteConnection) -> BoxFuture<'_, StoreResult<()>> {
         // Every write goes through the one writer connection, one transaction at a time.
         futures_util::future::ready(Ok(())).boxed()
