@@ -22,9 +22,46 @@ def is_test_path(root):
     return "tests" in parts or "benches" in parts
 
 
+def without_test_items(lines):
+    """The lines, with every item under `#[cfg(test)]` blanked out: an inline module (or
+    function) to its closing brace, a `mod tests;` declaration alone."""
+    lines = list(lines)
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() != "#[cfg(test)]":
+            i += 1
+            continue
+        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+        j = i + 1
+        while j < len(lines) and lines[j].strip().startswith(("#[", "//")):
+            j += 1
+        if j < len(lines) and lines[j].rstrip().endswith("{"):
+            while j < len(lines) and lines[j] != indent + "}":
+                lines[j] = ""
+                j += 1
+        if j < len(lines):
+            lines[j] = ""
+        i = j + 1
+    return lines
+
+
+def reason_above(lines, i):
+    """Whether the comments and attributes just above line `i` (up to the blank line or
+    the end of the item before) say why the function is long."""
+    k = i - 1
+    while k >= 0:
+        line = lines[k].strip()
+        if line == "" or line.endswith(("}", ";")) and not line.startswith(("//", "#")):
+            break
+        if "Long on purpose" in line:
+            return True
+        k -= 1
+    return False
+
+
 def long_functions(path):
-    lines = open(path, encoding="utf-8").read().split("\n")
-    end = next((i for i, l in enumerate(lines) if l.startswith("#[cfg(test)]")), len(lines))
+    lines = without_test_items(open(path, encoding="utf-8").read().split("\n"))
+    end = len(lines)
     found = []
     for i in range(end):
         m = FN.match(lines[i])
@@ -40,14 +77,7 @@ def long_functions(path):
         while j < end and lines[j] != indent + "}":
             j += 1
         length = j - i + 1
-        if length <= LIMIT:
-            continue
-        above = []
-        k = i - 1
-        while k >= 0 and lines[k].strip().startswith(("///", "//", "#[")):
-            above.append(lines[k])
-            k -= 1
-        if not any("Long on purpose" in l for l in above):
+        if length > LIMIT and not reason_above(lines, i):
             found.append((length, f"{path}:{i + 1}", name))
     return found
 

@@ -535,4 +535,8 @@ async fn other_nodes_dispatchers_are_woken_only_for_work_left_to_claim() {
     tokio::time::timeout(deadline, work.notified())
         .await
         .expect("a delivery left to claim wakes the second node's dispatcher");
+    tokio::time::timeout(deadline, news.changed())
+        .await
+        .expect("and its long polls")
+        .unwrap();
 }

@@ -256,7 +256,9 @@ impl<B: Backend> SqlStore<B> {
 
 /// An endpoint's secret and URL as they are stored (sealed or not): what the check of
 /// sealing at rest reads beside the store's own answers
-/// (`conformance::secrets_are_sealed_at_rest`).
+/// (`conformance::secrets_are_sealed_at_rest`). For tests only: it panics where the
+/// store would answer an error.
+#[doc(hidden)]
 pub async fn endpoint_at_rest<B: Backend>(
     store: SqlStore<B>,
     endpoint_id: String,

@@ -338,7 +338,7 @@ impl Dispatcher {
         self.caught_up.store(!behind, Ordering::Relaxed);
         Pass::Wait(Wait {
             constrained: room == 0 || !skip.is_empty(),
-            lanes_full: !skip.is_empty(),
+            skipped_any: !skip.is_empty(),
             wake_at,
             hold_at: state.hold.due_at(&self.ctx, now),
         })
@@ -370,7 +370,7 @@ impl Dispatcher {
                 _ = tokio::time::sleep_until(wait.hold_at.unwrap_or_else(tokio::time::Instant::now)),
                     if wait.hold_at.is_some() => {}
                 _ = tasks.join_next(), if constrained && !tasks.is_empty() => {}
-                _ = self.lanes.freed(), if wait.lanes_full => {}
+                _ = self.lanes.freed(), if wait.skipped_any => {}
                 _ = self.ctx.clock.sleep_until(wait.wake_at) => {}
                 _ = shutdown.cancelled() => return true,
             }
@@ -587,8 +587,9 @@ enum Pass {
 struct Wait {
     /// Room is short (no place in flight, or full lanes): a finishing task ends it.
     constrained: bool,
-    /// Some lanes were full: one freeing ends it.
-    lanes_full: bool,
+    /// Endpoints were left out of the claim (full lanes, open circuits): a lane freeing
+    /// ends it.
+    skipped_any: bool,
     /// The next due time, probe or sweep.
     wake_at: DateTime<Utc>,
     /// When held deliveries of an open circuit are next looked at.

@@ -205,7 +205,8 @@ async fn deliveries_handed_over_but_not_started_go_back_to_the_queue_at_shutdown
     assert_eq!(again.len(), 1, "pending again and due at once");
     assert_eq!(again[0].message.id, m.message.id);
     assert_eq!(f.dispatcher.in_flight.available_permits(), 10);
-    // And the intake is detached: the next publish leaves its delivery to a claim.
+    // And the stopped loop takes nothing more: the next publish leaves its delivery to a
+    // claim.
     f.store
         .create_message(&message(&e.app_id, "x"))
         .await
