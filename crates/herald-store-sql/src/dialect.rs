@@ -72,6 +72,10 @@ pub trait Dialect: Send + Sync + Sized + 'static {
     /// What a retention query appends to the rows it selects to change, so that nodes
     /// cleaning at once do not wait for each other.
     const SKIP_LOCKED: &str;
+    /// Whether each node adds its attempts to statistics rows of its own (a `shard`
+    /// column), so that nodes recording at once do not wait for each other's rows; one
+    /// writer (SQLite) has no one to wait for.
+    const SHARDED_STATS: bool;
 
     /// Runs a statement; the number of rows it changed.
     fn execute<'c>(conn: &'c mut Conn<Self>, sql: &'c Sql) -> BoxFuture<'c, sqlx::Result<u64>>;

@@ -643,7 +643,7 @@ impl<B: Backend> Messages for SqlStore<B> {
             execute_in::<B::Dialect>(&mut tx, &sql).await?;
         }
         if !call.attempts.is_empty() {
-            let rollups = crate::stats::add_attempts(&call.attempts);
+            let rollups = crate::stats::add_attempts::<B::Dialect>(&call.attempts);
             self.backend
                 .record_attempts(&mut tx, &call.attempts, &rollups)
                 .await?;

@@ -65,7 +65,7 @@ pub async fn finish_attempts<B: Backend>(
     let mut then: Vec<Sql> = end_failing_spells::<B::Dialect>(batch)
         .into_iter()
         .collect();
-    then.extend(crate::stats::add_attempts(batch));
+    then.extend(crate::stats::add_attempts::<B::Dialect>(batch));
     let mut tx = db.begin().await?;
     backend.record_attempts(&mut tx, batch, &then).await?;
     tx.commit().await.map_err(internal)?;

@@ -2,6 +2,7 @@
 //! to in the transaction that records a batch of attempts, read by statistics queries.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, DurationRound, Utc};
 use herald_core::model::DeliveryStatus;
@@ -38,7 +39,7 @@ struct Key<'a> {
 
 /// The statements that add a batch of finished attempts to every rollup: run in the
 /// transaction that records the batch, so a recorded attempt is counted exactly once.
-pub fn add_attempts(batch: &[FinishedAttempt]) -> Vec<Sql> {
+pub fn add_attempts<D: Dialect>(batch: &[FinishedAttempt]) -> Vec<Sql> {
     let mut statements = Vec::new();
     for resolution in Resolution::ALL {
         let span = resolution.span();
@@ -59,7 +60,7 @@ pub fn add_attempts(batch: &[FinishedAttempt]) -> Vec<Sql> {
         }
         let rows: Vec<_> = rows.into_iter().collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            statements.push(upsert(table(resolution), chunk));
+            statements.push(upsert::<D>(table(resolution), chunk));
         }
     }
     statements
@@ -69,12 +70,22 @@ fn latency_columns() -> impl Iterator<Item = String> {
     (0..LATENCY_BUCKETS).map(|i| format!("l{i}"))
 }
 
+/// This process's statistics rows, where the dialect shards them (`SHARDED_STATS`): drawn
+/// once, so that a node adds to its own rows only and never waits for another node's
+/// record transaction to commit. A restarted node starts rows of its own; reads sum them.
+fn stats_shard() -> i64 {
+    static SHARD: OnceLock<i64> = OnceLock::new();
+    *SHARD.get_or_init(|| rand::Rng::gen_range(&mut rand::thread_rng(), 0..=i64::from(i16::MAX)))
+}
+
 /// `INSERT … ON CONFLICT DO UPDATE` adding `rows` to what `table` holds.
-fn upsert(table: &str, rows: &[(Key, Counts)]) -> Sql {
+fn upsert<D: Dialect>(table: &str, rows: &[(Key, Counts)]) -> Sql {
     let latency: Vec<String> = latency_columns().collect();
+    let shard = D::SHARDED_STATS.then(stats_shard);
+    let shard_column = if shard.is_some() { ", shard" } else { "" };
     let mut sql = Sql::new(format!(
         "INSERT INTO {table} (app_id, bucket, endpoint_id, event_type, status_code, attempts, \
-         succeeded, duration_ms, {}) VALUES ",
+         succeeded, duration_ms, {}{shard_column}) VALUES ",
         latency.join(", ")
     ));
     for (i, (key, counts)) in rows.iter().enumerate() {
@@ -97,6 +108,9 @@ fn upsert(table: &str, rows: &[(Key, Counts)]) -> Sql {
         for n in counts.latency {
             sql.push(", ").push_bind(v::int(n as i64));
         }
+        if let Some(shard) = shard {
+            sql.push(&format!(", {shard}"));
+        }
         sql.push(")");
     }
     let added: Vec<String> = ["attempts", "succeeded", "duration_ms"]
@@ -105,7 +119,10 @@ fn upsert(table: &str, rows: &[(Key, Counts)]) -> Sql {
         .chain(latency)
         .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
         .collect();
-    sql.push(" ON CONFLICT (app_id, bucket, endpoint_id, event_type, status_code) DO UPDATE SET ");
+    sql.push(&format!(
+        " ON CONFLICT (app_id, bucket, endpoint_id, event_type, status_code{shard_column}) \
+         DO UPDATE SET "
+    ));
     sql.push(&added.join(", "));
     sql
 }

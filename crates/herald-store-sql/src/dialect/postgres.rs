@@ -139,6 +139,7 @@ impl Dialect for PostgresDialect {
             .push(")");
     }
     const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+    const SHARDED_STATS: bool = true;
 
     fn execute<'c>(conn: &'c mut PgConnection, sql: &'c Sql) -> BoxFuture<'c, sqlx::Result<u64>> {
         async move {

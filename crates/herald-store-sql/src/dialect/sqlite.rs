@@ -101,6 +101,7 @@ impl Dialect for SqliteDialect {
             .push_list(items.into_iter().map(|s| Value::Text(Some(s))));
     }
     const SKIP_LOCKED: &str = "";
+    const SHARDED_STATS: bool = false;
 
     fn execute<'c>(
         conn: &'c mut SqliteConnection,
