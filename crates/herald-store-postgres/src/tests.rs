@@ -540,3 +540,45 @@ async fn other_nodes_dispatchers_are_woken_only_for_work_left_to_claim() {
         .expect("and its long polls")
         .unwrap();
 }
+
+/// Statistics rows of other nodes (other shards) are summed with this node's: a bucket's
+/// counts are the same however many nodes recorded into it.
+#[tokio::test]
+async fn statistics_of_every_node_are_summed() {
+    use herald_core::stats::{Dimension, Resolution, StatsQuery};
+    use herald_core::store::Messages;
+
+    let Some((store, _db, e)) = store_with_endpoint().await else {
+        return;
+    };
+    let bucket = chrono::DateTime::from_timestamp(1_700_000_040, 0).unwrap();
+    // What three nodes would have written for the same key and minute.
+    for (shard, attempts, succeeded) in [(0, 2, 2), (17, 3, 1), (4242, 5, 5)] {
+        sqlx::query(
+            "INSERT INTO attempt_stats_minute (app_id, bucket, endpoint_id, event_type, \
+             status_code, attempts, succeeded, duration_ms, shard) \
+             VALUES ($1, $2, $3, 'x', 200, $4, $5, 10, $6)",
+        )
+        .bind(&e.app_id)
+        .bind(bucket)
+        .bind(&e.id)
+        .bind(attempts)
+        .bind(succeeded)
+        .bind(shard as i16)
+        .execute(&store.db().writer)
+        .await
+        .expect("a node's row");
+    }
+    let query = StatsQuery {
+        app_id: e.app_id.clone(),
+        endpoint_id: None,
+        since: bucket - chrono::Duration::minutes(1),
+        until: bucket + chrono::Duration::minutes(1),
+        group_by: Some(Dimension::Endpoint),
+        resolution: Resolution::Minute,
+    };
+    let rows = store.attempt_stats(&query).await.unwrap();
+    assert_eq!(rows.len(), 1, "one bucket, one endpoint: {rows:?}");
+    assert_eq!(rows[0].counts.attempts, 10);
+    assert_eq!(rows[0].counts.succeeded, 8);
+}
