@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use herald_store_sql::dialect::PostgresDialect;
 use herald_store_sql::Db;
 
-use crate::internal;
+use crate::{column, internal};
 
 /// A claim takes candidates among at most this many times its limit of due rows (each one
 /// locked), so that the per-endpoint cap has rows of several endpoints to choose from;
@@ -56,11 +56,8 @@ pub async fn insert_attempts(
     conn: &mut PgConnection,
     batch: &[FinishedAttempt],
 ) -> StoreResult<()> {
-    // One array a column: UNNEST turns them back into rows.
-    let column = |f: fn(&Attempt) -> Option<String>| -> Vec<Option<String>> {
-        batch.iter().map(|b| f(&b.attempt)).collect()
-    };
-    let each = || batch.iter().map(|b| &b.attempt);
+    let attempts: Vec<&Attempt> = batch.iter().map(|b| &b.attempt).collect();
+    let rows = attempts.as_slice();
     sqlx::query(
         "INSERT INTO attempts (id, delivery_id, msg_id, endpoint_id, app_id, url, status, \
          response_status_code, response_headers, response, response_duration_ms, error_kind, \
@@ -74,27 +71,23 @@ pub async fn insert_attempts(
          WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = v.msg_id) \
          AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = v.endpoint_id)",
     )
-    .bind(column(|a| Some(a.id.clone())))
-    .bind(column(|a| Some(a.delivery_id.clone())))
-    .bind(column(|a| Some(a.msg_id.clone())))
-    .bind(column(|a| Some(a.endpoint_id.clone())))
-    .bind(column(|a| Some(a.app_id.clone())))
-    .bind(column(|a| Some(a.url.clone())))
-    .bind(each().map(|a| a.status as i16).collect::<Vec<_>>())
-    .bind(each().map(|a| a.response_status_code).collect::<Vec<_>>())
-    .bind(
-        each()
-            .map(|a| Json(&a.response_headers))
-            .collect::<Vec<_>>(),
-    )
-    .bind(column(|a| Some(a.response.clone())))
-    .bind(each().map(|a| a.response_duration_ms).collect::<Vec<_>>())
-    .bind(column(|a| a.error_kind.map(|k| k.as_str().to_owned())))
-    .bind(column(|a| a.error_detail.clone()))
-    .bind(each().map(|a| a.trigger as i16).collect::<Vec<_>>())
-    .bind(each().map(|a| a.created_at).collect::<Vec<_>>())
-    .bind(each().map(|a| Json(&a.request_headers)).collect::<Vec<_>>())
-    .bind(each().map(|a| a.response_truncated).collect::<Vec<_>>())
+    .bind(column(rows, |a| a.id.as_str()))
+    .bind(column(rows, |a| a.delivery_id.as_str()))
+    .bind(column(rows, |a| a.msg_id.as_str()))
+    .bind(column(rows, |a| a.endpoint_id.as_str()))
+    .bind(column(rows, |a| a.app_id.as_str()))
+    .bind(column(rows, |a| a.url.as_str()))
+    .bind(column(rows, |a| a.status as i16))
+    .bind(column(rows, |a| a.response_status_code))
+    .bind(column(rows, |a| Json(&a.response_headers)))
+    .bind(column(rows, |a| a.response.as_str()))
+    .bind(column(rows, |a| a.response_duration_ms))
+    .bind(column(rows, |a| a.error_kind.map(|k| k.as_str())))
+    .bind(column(rows, |a| a.error_detail.as_deref()))
+    .bind(column(rows, |a| a.trigger as i16))
+    .bind(column(rows, |a| a.created_at))
+    .bind(column(rows, |a| Json(&a.request_headers)))
+    .bind(column(rows, |a| a.response_truncated))
     .execute(conn)
     .await
     .map_err(internal)?;

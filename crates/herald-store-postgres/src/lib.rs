@@ -251,6 +251,12 @@ impl Backend for PgBackend {
 
 pub(crate) use herald_store_sql::internal;
 
+/// One field of every row, as the array that `UNNEST` turns back into a column: how a batch
+/// is written in one statement whatever its size.
+pub(crate) fn column<'a, T, U>(rows: &'a [T], field: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(field).collect()
+}
+
 /// Tells every node (this one included, on commit) that work may be due.
 pub(crate) async fn notify_work(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
     PostgresDialect::notify_work(conn).await

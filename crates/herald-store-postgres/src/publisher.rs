@@ -11,7 +11,7 @@ use herald_store_sql::rows;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
 
-use crate::internal;
+use crate::{column, internal};
 
 /// Takes the locks of the batch's idempotency keys (those `lock_idempotency_key` takes)
 /// up front, in the order of the lock ids: two batches taking them in different orders
@@ -148,50 +148,15 @@ pub async fn insert_deliveries(
          $6::smallint[], $7::timestamptz[], $8::smallint[], $9::text[]) \
          AS d(id, msg_id, endpoint_id, app_id, at, trigger_type, due, status, lease_token)",
     )
-    .bind(deliveries.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())
-    .bind(
-        deliveries
-            .iter()
-            .map(|d| message(d).id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(deliveries.iter().map(|d| d.endpoint_id).collect::<Vec<_>>())
-    .bind(
-        deliveries
-            .iter()
-            .map(|d| message(d).app_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        deliveries
-            .iter()
-            .map(|d| message(d).created_at)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        deliveries
-            .iter()
-            .map(NewDelivery::trigger)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        deliveries
-            .iter()
-            .map(NewDelivery::next_attempt_at)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        deliveries
-            .iter()
-            .map(NewDelivery::status)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        deliveries
-            .iter()
-            .map(NewDelivery::lease_token)
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(deliveries, |d| d.id.as_str()))
+    .bind(column(deliveries, |d| message(d).id.as_str()))
+    .bind(column(deliveries, |d| d.endpoint_id))
+    .bind(column(deliveries, |d| message(d).app_id.as_str()))
+    .bind(column(deliveries, |d| message(d).created_at))
+    .bind(column(deliveries, NewDelivery::trigger))
+    .bind(column(deliveries, NewDelivery::next_attempt_at))
+    .bind(column(deliveries, NewDelivery::status))
+    .bind(column(deliveries, NewDelivery::lease_token))
     .execute(&mut *tx)
     .await
     .map_err(internal)?;
